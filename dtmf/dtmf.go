@@ -6,7 +6,10 @@
 // the media relay can run it on every packet of every call.
 package dtmf
 
-import "fmt"
+import (
+	"fmt"
+	"math"
+)
 
 // SampleRate is the only rate the detector and masker work at; callers
 // resample other audio before handing it in.
@@ -68,3 +71,10 @@ type Event struct {
 
 // Duration is the press length in samples.
 func (e Event) Duration() int64 { return e.End - e.Start }
+
+// ZeroDBm0Peak is the 16-bit linear peak amplitude of a 0 dBm0 sine: a
+// full-scale sine is +3.14 dBm0 in G.711 µ-law (ITU-T G.711 table 5).
+const ZeroDBm0Peak = 32767 / 1.4351 // 10^(3.14/20)
+
+// PeakForDBm0 converts a level in dBm0 to a sine's 16-bit peak amplitude.
+func PeakForDBm0(dbm0 float64) float64 { return ZeroDBm0Peak * math.Pow(10, dbm0/20) }
