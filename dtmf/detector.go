@@ -1,26 +1,458 @@
 package dtmf
 
+import (
+	"errors"
+	"math"
+	"math/cmplx"
+	"time"
+)
+
+// The detector analyses 12 ms windows (three 4 ms sub-blocks) every 4 ms.
+// Each sub-block runs eight Goertzel filters whose complex outputs are
+// combined into the window's DFT, so overlapping windows cost no more than
+// one filter pass per sample. Comparing a window's phase with the previous
+// window's gives each tone's frequency offset, which both corrects the
+// window's power loss for off-frequency tones and lets a press be rejected
+// at ±3.5 % deviation, which power alone cannot do for the low group.
+const (
+	subLen  = 32               // sub-block and hop, samples (4 ms)
+	winSubs = 3                // sub-blocks per window
+	winLen  = subLen * winSubs // window, samples (12 ms); DFT nulls every 83 Hz
+	hop     = subLen
+	maxRun  = 256 // windows kept per press for the duration estimate (~1 s)
+)
+
+var toneHz = [8]float64{697, 770, 852, 941, 1209, 1336, 1477, 1633}
+
+// keypad maps low-group row and high-group column to a digit.
+var keypad = [4][4]Digit{
+	{'1', '2', '3', 'A'},
+	{'4', '5', '6', 'B'},
+	{'7', '8', '9', 'C'},
+	{'*', '0', '#', 'D'},
+}
+
+// goertzel holds the per-frequency constants, computed once.
+var goertzel = func() (g struct {
+	coef  [8]float64    // 2cos(ω)
+	back  [8]complex128 // e^{-iω}
+	align [8]complex128 // e^{-iω(M-1)}: moves the Goertzel output to the sub-block start
+	rot   [8]complex128 // e^{-iωM}: one hop
+}) {
+	for k, f := range toneHz {
+		w := 2 * math.Pi * f / SampleRate
+		g.coef[k] = 2 * math.Cos(w)
+		g.back[k] = cmplx.Exp(complex(0, -w))
+		g.align[k] = cmplx.Exp(complex(0, -w*(subLen-1)))
+		g.rot[k] = cmplx.Exp(complex(0, -w*subLen))
+	}
+	return
+}()
+
 // DetectorConfig tunes the in-band detector. The zero value gives the
-// ITU-T Q.24 profile described in DESIGN.md.
-type DetectorConfig struct{}
+// ITU-T Q.24 profile of DESIGN.md; fields left zero take their default.
+type DetectorConfig struct {
+	// MinLevel is the weakest tone detected, dBm0 per tone (default -36:
+	// Q.24 asks for -25, the rest is margin for off-frequency and noisy tones).
+	MinLevel float64
+	// MinDuration is the shortest press reported (default 30 ms, between
+	// Q.24's reject at 23 ms and detect at 40 ms).
+	MinDuration time.Duration
+	// MaxDeviation is the largest frequency error accepted, percent
+	// (default 2.8: Q.24 detects at 1.5 and rejects at 3.5).
+	MaxDeviation float64
+	// TwistHigh and TwistLow bound how much louder, in dB, the high group
+	// may be than the low group and the low than the high (defaults 6 and
+	// 10: Q.24 asks for 4 and 8).
+	TwistHigh, TwistLow float64
+	// MinPurity is the share of the window's energy the two tones must hold
+	// (default 0.75).
+	MinPurity float64
+}
+
+func (c DetectorConfig) withDefaults() DetectorConfig {
+	def := func(v *float64, d float64) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	def(&c.MinLevel, -36)
+	def(&c.MaxDeviation, 2.8)
+	def(&c.TwistHigh, 6)
+	def(&c.TwistLow, 10)
+	def(&c.MinPurity, 0.75)
+	if c.MinDuration == 0 {
+		c.MinDuration = 30 * time.Millisecond
+	}
+	return c
+}
+
+// Validate reports settings that cannot work.
+func (c DetectorConfig) Validate() error {
+	c = c.withDefaults()
+	switch {
+	case c.MinLevel > 0 || c.MinLevel < -60:
+		return errors.New("dtmf: MinLevel must be between -60 and 0 dBm0")
+	case c.MinDuration < 10*time.Millisecond || c.MinDuration > time.Second:
+		return errors.New("dtmf: MinDuration must be between 10 ms and 1 s")
+	case c.MaxDeviation < 0.5 || c.MaxDeviation > 5:
+		return errors.New("dtmf: MaxDeviation must be between 0.5 and 5 percent")
+	case c.TwistHigh < 0 || c.TwistLow < 0 || c.TwistHigh > 20 || c.TwistLow > 20:
+		return errors.New("dtmf: twist limits must be between 0 and 20 dB")
+	case c.MinPurity < 0.3 || c.MinPurity > 1:
+		return errors.New("dtmf: MinPurity must be between 0.3 and 1")
+	}
+	return nil
+}
+
+// thresholds are the configuration turned into the squared amplitudes and
+// ratios compared per window, so the hot path has no logarithms.
+type thresholds struct {
+	minAmp2, suspectAmp2  float64
+	twistHi, twistLo      float64 // ratios of squared amplitudes
+	suspectHi, suspectLo  float64
+	purity, suspectPurity float64
+	dominance             float64
+	stable                float64 // Hz a suspect tone's offset may move per hop
+	suspectDominance      float64
+	maxDev                float64 // fraction
+	minWins               int     // windows a press must count
+}
+
+func dbRatio(db float64) float64 { return math.Pow(10, db/10) }
+
+func (c DetectorConfig) thresholds() thresholds {
+	a0 := ZeroDBm0Peak * ZeroDBm0Peak
+	return thresholds{
+		minAmp2:     a0 * dbRatio(c.MinLevel),
+		suspectAmp2: a0 * dbRatio(c.MinLevel-6),
+		twistHi:     dbRatio(c.TwistHigh),
+		twistLo:     dbRatio(c.TwistLow),
+		suspectHi:   dbRatio(c.TwistHigh + 6),
+		suspectLo:   dbRatio(c.TwistLow + 6),
+		purity:      c.MinPurity,
+		// Suspicion must fire on tones under speech and on windows a
+		// tone only partly fills. Tuned on the talk-off set: lower
+		// purity or dominance, or no stability check, masks 2-5 times
+		// more speech and music without covering more tones.
+		suspectPurity:    0.55,
+		dominance:        dbRatio(4.5),
+		suspectDominance: dbRatio(2),
+		maxDev:           c.MaxDeviation / 100,
+		stable:           10,
+		// A press of L samples fills about (L-winLen)/hop+1 windows
+		// with enough purity to count.
+		minWins: int(math.Ceil((c.MinDuration.Seconds()*SampleRate - (winLen - hop)) / hop)),
+	}
+}
+
+// window is the analysis of one 12 ms window.
+type window struct {
+	digit   Digit // 0 unless the window is a valid tone pair
+	suspect bool  // looks like a tone pair under relaxed limits
+	// dflo and dfhi are the tones' frequency offsets, Hz; a real tone's
+	// stay put from window to window, speech's wander.
+	dflo, dfhi float64
+	lo, hi     int // strongest tone in each group
+	power      float64
+	zlo        complex128 // phase progression of the two tones, for the press
+	zhi        complex128
+}
+
+// inbandPress is the press being followed.
+type inbandPress struct {
+	active   bool
+	digit    Digit
+	lo, hi   int
+	first    int64 // window index of the first valid window
+	n        int   // windows since first
+	gap      int   // invalid windows since the last valid one
+	pows     [maxRun]float32
+	pmax     float64
+	zlo, zhi complex128
+}
 
 // Detector finds key presses in 8 kHz linear PCM. It is streaming: feed any
 // frame size, state carries across calls, no allocation per call.
-type Detector struct{}
+type Detector struct {
+	cfg DetectorConfig
+	th  thresholds
 
-// NewDetector returns a detector with cfg's settings.
-func NewDetector(cfg DetectorConfig) *Detector { panic("TODO") }
+	s1, s2 [8]float64 // Goertzel state of the sub-block being filled
+	energy float64
+	fill   int
+
+	subX [winSubs][8]complex128 // last sub-blocks, ring by nsub
+	subE [winSubs]float64
+	nsub int64
+
+	prev     [8]complex128 // previous window's DFT
+	havePrev bool
+	last     window
+	cur      inbandPress
+	// suspectRun counts consecutive suspect windows of the same tone
+	// pair; one window alone is too easily speech.
+	suspectRun int
+}
+
+// NewDetector returns a detector with cfg's settings; invalid settings are
+// replaced by defaults (check them first with Validate).
+func NewDetector(cfg DetectorConfig) *Detector {
+	if cfg.Validate() != nil {
+		cfg = DetectorConfig{}
+	}
+	d := &Detector{cfg: cfg.withDefaults()}
+	d.th = d.cfg.thresholds()
+	return d
+}
+
+// Reset forgets all state, as for a new stream.
+func (d *Detector) Reset() {
+	*d = Detector{cfg: d.cfg, th: d.th}
+}
+
+// Suspect reports whether the latest analysis window looks like a tone pair
+// or continues a press; the masker acts on it before a digit is confirmed.
+func (d *Detector) Suspect() bool {
+	return d.suspectRun >= suspectWins || d.cur.active && d.cur.gap == 0
+}
+
+// suspectWins is how many consecutive windows must look like the same tone
+// pair before the masker acts.
+const suspectWins = 2
 
 // Process consumes pcm and appends every key press that ended inside it to
 // out, returning the extended slice.
-func (d *Detector) Process(pcm []int16, out []Event) []Event { panic("TODO") }
+func (d *Detector) Process(pcm []int16, out []Event) []Event {
+	for len(pcm) > 0 {
+		n := min(subLen-d.fill, len(pcm))
+		d.filter(pcm[:n])
+		pcm = pcm[n:]
+		if d.fill == subLen {
+			out = d.endSub(out)
+		}
+	}
+	return out
+}
 
-// Flush ends the stream: a tone still sounding is closed and reported.
-func (d *Detector) Flush(out []Event) []Event { panic("TODO") }
+// Flush ends the stream: a press still sounding is closed and reported.
+func (d *Detector) Flush(out []Event) []Event {
+	if d.cur.active {
+		out = d.finish(out)
+	}
+	return out
+}
 
-// Suspect reports whether the latest analysis window looks like the onset
-// of a tone; the masker acts on it before a digit is confirmed.
-func (d *Detector) Suspect() bool { panic("TODO") }
+// filter runs the eight Goertzel filters over samples of one sub-block.
+// The filter states live in locals so the compiler keeps them in registers.
+func (d *Detector) filter(pcm []int16) {
+	c := &goertzel.coef
+	a0, a1, a2, a3, a4, a5, a6, a7 := d.s1[0], d.s1[1], d.s1[2], d.s1[3], d.s1[4], d.s1[5], d.s1[6], d.s1[7]
+	b0, b1, b2, b3, b4, b5, b6, b7 := d.s2[0], d.s2[1], d.s2[2], d.s2[3], d.s2[4], d.s2[5], d.s2[6], d.s2[7]
+	e := d.energy
+	for _, v := range pcm {
+		x := float64(v)
+		e += x * x
+		a0, b0 = x+c[0]*a0-b0, a0
+		a1, b1 = x+c[1]*a1-b1, a1
+		a2, b2 = x+c[2]*a2-b2, a2
+		a3, b3 = x+c[3]*a3-b3, a3
+		a4, b4 = x+c[4]*a4-b4, a4
+		a5, b5 = x+c[5]*a5-b5, a5
+		a6, b6 = x+c[6]*a6-b6, a6
+		a7, b7 = x+c[7]*a7-b7, a7
+	}
+	d.s1 = [8]float64{a0, a1, a2, a3, a4, a5, a6, a7}
+	d.s2 = [8]float64{b0, b1, b2, b3, b4, b5, b6, b7}
+	d.energy = e
+	d.fill += len(pcm)
+}
 
-// Reset forgets all state, as for a new stream.
-func (d *Detector) Reset() { panic("TODO") }
+// endSub stores the finished sub-block's spectrum and, once three are
+// there, analyses the window they make.
+func (d *Detector) endSub(out []Event) []Event {
+	slot := d.nsub % winSubs
+	for k := range 8 {
+		y := complex(d.s1[k], 0) - goertzel.back[k]*complex(d.s2[k], 0)
+		d.subX[slot][k] = goertzel.align[k] * y
+	}
+	d.subE[slot] = d.energy
+	d.s1, d.s2, d.energy, d.fill = [8]float64{}, [8]float64{}, 0, 0
+	d.nsub++
+	if d.nsub < winSubs {
+		return out
+	}
+	w := d.analyse()
+	switch {
+	case !w.suspect:
+		d.suspectRun = 0
+	case d.suspectRun > 0 && (w.lo != d.last.lo || w.hi != d.last.hi ||
+		math.Abs(w.dflo-d.last.dflo) > d.th.stable || math.Abs(w.dfhi-d.last.dfhi) > d.th.stable):
+		d.suspectRun = 1
+	default:
+		d.suspectRun++
+	}
+	d.last = w
+	return d.track(w, out)
+}
+
+// analyse combines the last three sub-blocks into one window and judges it.
+func (d *Detector) analyse() window {
+	var X [8]complex128
+	var amp2 [8]float64
+	e := 0.0
+	for j := range int64(winSubs) {
+		slot := (d.nsub - winSubs + j) % winSubs
+		e += d.subE[slot]
+	}
+	for k := range 8 {
+		r := goertzel.rot[k]
+		o := d.subX[(d.nsub-3)%winSubs][k]
+		m := d.subX[(d.nsub-2)%winSubs][k]
+		n := d.subX[(d.nsub-1)%winSubs][k]
+		x := o + r*(m+r*n)
+		X[k] = x
+		amp2[k] = (real(x)*real(x) + imag(x)*imag(x)) * (4.0 / (winLen * winLen))
+	}
+	prev, havePrev := d.prev, d.havePrev
+	d.prev, d.havePrev = X, true
+
+	var w window
+	lo, lo2 := best(amp2[0:4])
+	hi, hi2 := best(amp2[4:8])
+	hi += 4
+	w.lo, w.hi = lo, hi
+	if !havePrev || e == 0 {
+		return w
+	}
+	th := &d.th
+	// Each tone's frequency offset from the phase advance over one hop.
+	zlo := X[lo] * cmplx.Conj(prev[lo]) * goertzel.rot[lo]
+	zhi := X[hi] * cmplx.Conj(prev[hi]) * goertzel.rot[hi]
+	w.dflo, w.dfhi = offsetHz(zlo), offsetHz(zhi)
+	alo := amp2[lo] / gain2(w.dflo)
+	ahi := amp2[hi] / gain2(w.dfhi)
+	purity := (alo + ahi) * (winLen / 2) / e
+	twistOK := func(hiMax, loMax float64) bool { return ahi <= alo*hiMax && alo <= ahi*loMax }
+
+	w.suspect = alo >= th.suspectAmp2 && ahi >= th.suspectAmp2 &&
+		purity >= th.suspectPurity && twistOK(th.suspectHi, th.suspectLo) &&
+		amp2[lo] >= th.suspectDominance*lo2 && amp2[hi] >= th.suspectDominance*hi2
+	if !w.suspect {
+		return w
+	}
+	if alo >= th.minAmp2 && ahi >= th.minAmp2 && purity >= th.purity &&
+		twistOK(th.twistHi, th.twistLo) &&
+		amp2[lo] >= th.dominance*lo2 && amp2[hi] >= th.dominance*hi2 &&
+		// Per window only gross errors: the press's average offset
+		// decides against the configured limit.
+		math.Abs(offsetHz(zlo)) <= 0.05*toneHz[lo] && math.Abs(offsetHz(zhi)) <= 0.05*toneHz[hi] {
+		w.digit = keypad[lo][hi-4]
+		w.power = alo + ahi
+		w.zlo, w.zhi = zlo, zhi
+	}
+	return w
+}
+
+// best returns the index of the largest value and the second largest value.
+func best(v []float64) (int, float64) {
+	bi, b, s := 0, v[0], 0.0
+	for i := 1; i < len(v); i++ {
+		switch {
+		case v[i] > b:
+			bi, b, s = i, v[i], b
+		case v[i] > s:
+			s = v[i]
+		}
+	}
+	return bi, s
+}
+
+// offsetHz turns a one-hop phase advance into a frequency offset.
+func offsetHz(z complex128) float64 {
+	return math.Atan2(imag(z), real(z)) * SampleRate / (2 * math.Pi * hop)
+}
+
+// gain2 is the window's power response to a tone df Hz off its bin,
+// floored so noise cannot inflate a weak bin by more than 10 dB.
+func gain2(df float64) float64 {
+	x := math.Pi * df * winLen / SampleRate
+	if math.Abs(x) < 1e-6 {
+		return 1
+	}
+	g := math.Sin(x) / x
+	return max(g*g, 0.1)
+}
+
+// track follows presses across windows: a press is a run of valid windows
+// of one digit, bridging gaps of up to six windows (a 10 ms drop-out
+// invalidates at most six; a 40 ms pause at least seven).
+func (d *Detector) track(w window, out []Event) []Event {
+	const maxGap = 6
+	idx := d.nsub - winSubs
+	p := &d.cur
+	if p.active && w.digit != 0 && w.digit != p.digit {
+		out = d.finish(out)
+	}
+	if !p.active {
+		if w.digit == 0 {
+			return out
+		}
+		*p = inbandPress{active: true, digit: w.digit, lo: w.lo, hi: w.hi, first: idx}
+	}
+	i := int(idx - p.first)
+	p.n = i + 1
+	if w.digit == 0 {
+		p.gap++
+		if p.gap > maxGap {
+			out = d.finish(out)
+		}
+		return out
+	}
+	p.gap = 0
+	if i < maxRun {
+		p.pows[i] = float32(w.power)
+	}
+	p.pmax = max(p.pmax, w.power)
+	p.zlo += w.zlo
+	p.zhi += w.zhi
+	return out
+}
+
+// finish closes the press and reports it if it was long enough and on
+// frequency. Only windows (nearly) filled with the tone pass the purity
+// test, so the press spans from the first such window's start to the last
+// one's end; windows weaker than a quarter of the peak (the edges of a
+// drop-out) do not count.
+func (d *Detector) finish(out []Event) []Event {
+	p := &d.cur
+	defer func() { p.active = false }()
+	if math.Abs(offsetHz(p.zlo)) > d.th.maxDev*toneHz[p.lo] || math.Abs(offsetHz(p.zhi)) > d.th.maxDev*toneHz[p.hi] {
+		return out
+	}
+	floor := float32(p.pmax / 4)
+	first, last, count := -1, -1, 0
+	valid := p.n - p.gap
+	for i := range valid {
+		if i >= maxRun {
+			// Beyond the kept powers the press is surely long enough;
+			// its last valid window ends it.
+			count += valid - maxRun
+			last = valid - 1
+			break
+		}
+		if p.pows[i] >= floor && p.pows[i] > 0 {
+			if first < 0 {
+				first = i
+			}
+			last = i
+			count++
+		}
+	}
+	if count < d.th.minWins || first < 0 {
+		return out
+	}
+	start := (p.first + int64(first)) * hop
+	end := (p.first+int64(last))*hop + winLen
+	return append(out, Event{Digit: p.digit, Start: start, End: end, Source: InBand})
+}

@@ -1,34 +1,103 @@
 package dtmf
 
-import "time"
+import (
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/zaf/g711"
+)
 
 // MaskMode chooses what replaces a tone.
 type MaskMode uint8
 
 const (
-	MaskTone    MaskMode = iota // one flat beep, identical for every key
-	MaskSilence                 // silence (optionally comfort noise)
+	// MaskTone replaces every press with one flat beep of the same pitch,
+	// so the agent hears that a key was pressed but not which.
+	MaskTone MaskMode = iota
+	// MaskSilence replaces every press with comfort-level noise.
+	MaskSilence
 )
 
-// MaskConfig tunes masking. The zero value masks with a tone and a 30 ms
-// look-ahead.
+func (m MaskMode) String() string {
+	switch m {
+	case MaskTone:
+		return "tone"
+	case MaskSilence:
+		return "silence"
+	}
+	return fmt.Sprintf("MaskMode(%d)", uint8(m))
+}
+
+// ParseMaskMode reads "tone" or "silence".
+func ParseMaskMode(s string) (MaskMode, error) {
+	switch s {
+	case "tone":
+		return MaskTone, nil
+	case "silence":
+		return MaskSilence, nil
+	}
+	return 0, fmt.Errorf("dtmf: unknown mask mode %q (want tone or silence)", s)
+}
+
+// Defaults of MaskConfig.
+const (
+	DefaultLookAhead = 30 * time.Millisecond
+	DefaultMaskHz    = 1850 // above the high group, far from the low group
+	DefaultMaskLevel = -20  // dBm0
+	// MinLookAhead is the detector's latency: a window, the hop that
+	// confirms it, and the pre-roll before the tone's first sample.
+	MinLookAhead = time.Duration((winLen+(suspectWins+1)*hop)*1e6/SampleRate) * time.Microsecond
+)
+
+// MaskConfig tunes masking. The zero value masks with a 1850 Hz beep at
+// -20 dBm0 and a 30 ms look-ahead.
 type MaskConfig struct {
 	Mode      MaskMode
-	LookAhead time.Duration
+	LookAhead time.Duration // default 30 ms, at least MinLookAhead (20 ms)
+	ToneHz    float64       // beep pitch for MaskTone (default 1850)
+	Level     float64       // beep or comfort noise level, dBm0 (default -20 for the beep, -65 for noise)
 	Detector  DetectorConfig
+}
+
+func (c MaskConfig) withDefaults() MaskConfig {
+	if c.LookAhead == 0 {
+		c.LookAhead = DefaultLookAhead
+	}
+	if c.ToneHz == 0 {
+		c.ToneHz = DefaultMaskHz
+	}
+	if c.Level == 0 {
+		c.Level = DefaultMaskLevel
+		if c.Mode == MaskSilence {
+			c.Level = -65
+		}
+	}
+	return c
+}
+
+// Validate reports settings that cannot work.
+func (c MaskConfig) Validate() error {
+	c = c.withDefaults()
+	if c.Mode != MaskTone && c.Mode != MaskSilence {
+		return fmt.Errorf("dtmf: unknown mask mode %d", c.Mode)
+	}
+	if c.LookAhead < MinLookAhead || c.LookAhead > 200*time.Millisecond {
+		return fmt.Errorf("dtmf: look-ahead %v out of range %v to 200ms", c.LookAhead, MinLookAhead)
+	}
+	// A beep inside or near the DTMF bands could itself read as a tone.
+	if c.Mode == MaskTone && (c.ToneHz < 300 || c.ToneHz > 3400 || (c.ToneHz > 600 && c.ToneHz < 1750)) {
+		return fmt.Errorf("dtmf: mask tone %.0f Hz must be 300-600 or 1750-3400 Hz, away from the DTMF groups", c.ToneHz)
+	}
+	if c.Level > -3 || c.Level < -90 {
+		return fmt.Errorf("dtmf: mask level %.1f dBm0 out of range -90 to -3", c.Level)
+	}
+	return c.Detector.Validate()
 }
 
 // Span is a stretch of samples [Start, End) on the 8 kHz clock.
 type Span struct{ Start, End int64 }
-
-// PlanMask runs the detector over a whole 8 kHz signal and returns the spans
-// the streaming masker would replace, for offline use (recordings).
-func PlanMask(pcm []int16, cfg MaskConfig) ([]Span, error) { panic("TODO") }
-
-// FillMask writes the mask signal for samples [from, from+len(buf)) of a
-// signal at rate Hz into buf. The phase depends only on the sample index,
-// so consecutive calls join without clicks.
-func FillMask(buf []int16, rate int, from int64, cfg MaskConfig) { panic("TODO") }
 
 // Codec is the encoding of the samples a Masker passes through.
 type Codec uint8
@@ -43,27 +112,266 @@ const (
 type MaskStats struct {
 	Samples int64 // samples passed through
 	Masked  int64 // of those, samples replaced
+	// Late counts presses whose first samples had already left when the
+	// detector saw them; with a look-ahead ≥ MinLookAhead it stays 0.
+	Late int64
 }
+
+// ringLen is the delay line's size: a power of two above the longest
+// look-ahead.
+const ringLen = 2048
 
 // Masker masks one direction of a call: audio in, the same audio out
 // delayed by the look-ahead, with every tone replaced from its first sample
-// to its last.
-type Masker struct{}
+// to its last. It does not allocate after construction.
+type Masker struct {
+	cfg   MaskConfig
+	codec Codec
+	det   *Detector
+	delay int64
+	pre   int64 // samples masked before the window that raised suspicion
+
+	lin [ringLen]int16 // delay line, decoded
+	raw [ringLen]byte  // delay line, G.711 as received
+	in  int64          // samples taken in
+
+	// The span being masked; spans closer together than the look-ahead
+	// merge, which is harmless because both sides are tone.
+	span    Span
+	spanSet bool
+
+	fill  func(buf []int16, rate int, from int64, cfg MaskConfig)
+	stats MaskStats
+	// onSpan, when set, sees each masked span once it is final (PlanMask).
+	onSpan func(Span)
+	tmp    [subLen]int16
+}
 
 // NewMasker returns a masker for audio in codec.
-func NewMasker(cfg MaskConfig, codec Codec) (*Masker, error) { panic("TODO") }
+func NewMasker(cfg MaskConfig, codec Codec) (*Masker, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if codec > PCMA {
+		return nil, fmt.Errorf("dtmf: unknown codec %d", codec)
+	}
+	cfg = cfg.withDefaults()
+	delay := int64(cfg.LookAhead.Seconds()*SampleRate + 0.5)
+	return &Masker{
+		cfg:   cfg,
+		codec: codec,
+		det:   NewDetector(cfg.Detector),
+		delay: delay,
+		pre:   2 * hop,
+		fill:  FillMask,
+	}, nil
+}
+
+// Delay is the look-ahead in samples.
+func (m *Masker) Delay() int { return int(m.delay) }
+
+// Stats reports the counts so far.
+func (m *Masker) Stats() MaskStats { return m.stats }
+
+// Suspect reports whether the detector currently suspects a tone.
+func (m *Masker) Suspect() bool { return m.det.Suspect() }
+
+var errCodec = errors.New("dtmf: masker codec does not match the call")
 
 // PCM masks linear samples (codec Linear16). out must be as long as in; it
 // receives the input delayed by Delay() samples. Digits confirmed on the
 // way are appended to events.
-func (m *Masker) PCM(in, out []int16, events []Event) []Event { panic("TODO") }
+func (m *Masker) PCM(in, out []int16, events []Event) []Event {
+	if m.codec != Linear16 || len(out) < len(in) {
+		panic(errCodec)
+	}
+	for len(in) > 0 {
+		n := min(subLen-m.det.fill, len(in))
+		for i, v := range in[:n] {
+			m.lin[(m.in+int64(i))&(ringLen-1)] = v
+		}
+		events = m.step(in[:n], events)
+		for i := range n {
+			t := m.in - int64(n) + int64(i) - m.delay
+			out[i] = m.outLinear(t)
+		}
+		in, out = in[n:], out[n:]
+	}
+	return events
+}
 
 // G711 masks G.711 bytes (codec PCMU or PCMA); unmasked bytes pass
 // bit-exact.
-func (m *Masker) G711(in, out []byte, events []Event) []Event { panic("TODO") }
+func (m *Masker) G711(in, out []byte, events []Event) []Event {
+	if (m.codec != PCMU && m.codec != PCMA) || len(out) < len(in) {
+		panic(errCodec)
+	}
+	table := &ulawTable
+	if m.codec == PCMA {
+		table = &alawTable
+	}
+	for len(in) > 0 {
+		n := min(subLen-m.det.fill, len(in))
+		pcm := m.tmp[:n]
+		for i, b := range in[:n] {
+			j := (m.in + int64(i)) & (ringLen - 1)
+			m.raw[j] = b
+			pcm[i] = table[b]
+		}
+		events = m.step(pcm, events)
+		for i := range n {
+			t := m.in - int64(n) + int64(i) - m.delay
+			switch {
+			case t < 0:
+				out[i] = m.encode(0)
+			case m.masked(t):
+				m.fill(m.tmp[:1], SampleRate, t, m.cfg)
+				out[i] = m.encode(m.tmp[0])
+			default:
+				out[i] = m.raw[t&(ringLen-1)]
+			}
+		}
+		in, out = in[n:], out[n:]
+	}
+	return events
+}
 
-// Delay is the look-ahead in samples.
-func (m *Masker) Delay() int { panic("TODO") }
+func (m *Masker) encode(v int16) byte {
+	if m.codec == PCMA {
+		return g711.EncodeAlawFrame(v)
+	}
+	return g711.EncodeUlawFrame(v)
+}
 
-// Stats reports the counts so far.
-func (m *Masker) Stats() MaskStats { panic("TODO") }
+func (m *Masker) outLinear(t int64) int16 {
+	if t < 0 {
+		return 0
+	}
+	if !m.masked(t) {
+		return m.lin[t&(ringLen-1)]
+	}
+	var v [1]int16
+	m.fill(v[:], SampleRate, t, m.cfg)
+	return v[0]
+}
+
+// step feeds samples (at most up to the next sub-block boundary) to the
+// detector and opens or extends the mask span on suspicion.
+func (m *Masker) step(pcm []int16, events []Event) []Event {
+	events = m.det.Process(pcm, events)
+	m.in += int64(len(pcm))
+	if m.det.fill != 0 || m.det.nsub < winSubs || !m.det.Suspect() {
+		return events
+	}
+	// The first suspect window of the run ended one hop before m.in. Mask
+	// from before its start (the tone may have begun in the window before)
+	// to the current window's end plus two hops for a tail too short to
+	// raise suspicion itself.
+	start := m.in - (suspectWins-1)*hop - winLen - m.pre
+	end := m.in + 2*hop
+	outPos := m.in - m.delay
+	if start < outPos {
+		if !m.spanSet || m.span.End < outPos {
+			m.stats.Late++
+		}
+		start = outPos
+	}
+	if m.spanSet && start <= m.span.End+m.delay {
+		m.span.End = max(m.span.End, end)
+		return events
+	}
+	if m.spanSet && m.onSpan != nil {
+		m.onSpan(m.span)
+	}
+	m.span, m.spanSet = Span{start, end}, true
+	return events
+}
+
+// masked reports whether output sample t is replaced, and counts it.
+func (m *Masker) masked(t int64) bool {
+	if t < 0 {
+		return false
+	}
+	m.stats.Samples++
+	if m.spanSet && t >= m.span.Start && t < m.span.End {
+		m.stats.Masked++
+		return true
+	}
+	return false
+}
+
+// PlanMask runs the streaming masker over a whole 8 kHz signal and returns
+// the spans it replaces, for offline use (recordings at any rate).
+func PlanMask(pcm []int16, cfg MaskConfig) ([]Span, error) {
+	m, err := NewMasker(cfg, Linear16)
+	if err != nil {
+		return nil, err
+	}
+	var spans []Span
+	m.onSpan = func(s Span) { spans = append(spans, s) }
+	m.fill = func([]int16, int, int64, MaskConfig) {}
+	out := make([]int16, 4096)
+	tail := make([]int16, m.delay+2*hop)
+	for len(pcm) > 0 {
+		n := min(len(pcm), len(out))
+		m.PCM(pcm[:n], out[:n], nil)
+		pcm = pcm[n:]
+	}
+	m.PCM(tail, out[:len(tail)], nil)
+	if m.spanSet {
+		spans = append(spans, m.span)
+	}
+	total := m.in - int64(len(tail))
+	kept := spans[:0]
+	for _, s := range spans {
+		s.End = min(s.End, total)
+		if s.End > s.Start {
+			kept = append(kept, s)
+		}
+	}
+	return kept, nil
+}
+
+// FillMask writes the mask signal for samples [from, from+len(buf)) of a
+// signal at rate Hz into buf. The phase depends only on the sample index,
+// so consecutive calls join without clicks.
+func FillMask(buf []int16, rate int, from int64, cfg MaskConfig) {
+	cfg = cfg.withDefaults()
+	peak := PeakForDBm0(cfg.Level)
+	if cfg.Mode == MaskTone {
+		w := 2 * math.Pi * cfg.ToneHz / float64(rate)
+		for i := range buf {
+			n := (from + int64(i)) % (int64(rate) * 100)
+			buf[i] = int16(peak * math.Sin(w*float64(n)))
+		}
+		return
+	}
+	for i := range buf {
+		// A hash of the index gives noise that is the same however the
+		// signal is cut into calls.
+		h := uint32(from+int64(i)) * 2654435761
+		h ^= h >> 15
+		h *= 2246822519
+		h ^= h >> 13
+		buf[i] = int16(peak * (float64(h)/float64(math.MaxUint32)*2 - 1))
+	}
+}
+
+var ulawTable, alawTable = func() (u, a [256]int16) {
+	for i := range 256 {
+		u[i] = g711.DecodeUlawFrame(uint8(i))
+		a[i] = g711.DecodeAlawFrame(uint8(i))
+	}
+	return
+}()
+
+// DecodeG711 decodes PCMU or PCMA bytes into dst, which must be as long.
+func DecodeG711(dst []int16, src []byte, codec Codec) {
+	table := &ulawTable
+	if codec == PCMA {
+		table = &alawTable
+	}
+	for i, b := range src {
+		dst[i] = table[b]
+	}
+}

@@ -1,0 +1,197 @@
+package dtmf
+
+import (
+	"math"
+	"math/rand/v2"
+	"strings"
+	"testing"
+)
+
+const ms = SampleRate / 1000
+
+// signal builds test audio: tones with per-press settings and silences.
+type signal struct {
+	pcm []int16
+}
+
+type toneSpec struct {
+	digit          Digit
+	onMs, offMs    int
+	lowDB, highDB  float64 // dBm0 per tone
+	devLo, devHi   float64 // frequency error, percent
+	dropAtMs, drop int     // a drop-out of drop ms starting dropAtMs into the tone
+}
+
+func (s *signal) silence(msec int) { s.pcm = append(s.pcm, make([]int16, msec*ms)...) }
+
+func (s *signal) tone(t toneSpec) {
+	lo, hi, _ := Frequencies(t.digit)
+	lo *= 1 + t.devLo/100
+	hi *= 1 + t.devHi/100
+	n := t.onMs * ms
+	start := len(s.pcm)
+	for i := range n {
+		if t.drop > 0 && i >= t.dropAtMs*ms && i < (t.dropAtMs+t.drop)*ms {
+			s.pcm = append(s.pcm, 0)
+			continue
+		}
+		x := float64(start + i)
+		v := PeakForDBm0(t.lowDB)*math.Sin(2*math.Pi*lo*x/SampleRate) +
+			PeakForDBm0(t.highDB)*math.Sin(2*math.Pi*hi*x/SampleRate)
+		s.pcm = append(s.pcm, saturate(v))
+	}
+	s.silence(t.offMs)
+}
+
+func (s *signal) noise(snrDB, toneDB float64, seed uint64) {
+	// SNR against one tone pair's total power at toneDB per tone.
+	p := 2 * math.Pow(PeakForDBm0(toneDB), 2) / 2
+	sigma := math.Sqrt(p / math.Pow(10, snrDB/10))
+	r := rand.New(rand.NewPCG(seed, 1))
+	for i := range s.pcm {
+		s.pcm[i] = saturate(float64(s.pcm[i]) + r.NormFloat64()*sigma)
+	}
+}
+
+func detectAll(cfg DetectorConfig, pcm []int16, chunk int) []Event {
+	d := NewDetector(cfg)
+	var evs []Event
+	for len(pcm) > 0 {
+		n := min(chunk, len(pcm))
+		evs = d.Process(pcm[:n], evs)
+		pcm = pcm[n:]
+	}
+	return d.Flush(evs)
+}
+
+func digitsOf(evs []Event) string {
+	var b strings.Builder
+	for _, e := range evs {
+		b.WriteByte(byte(e.Digit))
+	}
+	return b.String()
+}
+
+func TestDetectQ24(t *testing.T) {
+	type mod func(*toneSpec)
+	cases := []struct {
+		name string
+		mod  mod
+		want bool // all 16 digits found (true) or none (false)
+	}{
+		{"nominal -10 dBm0", func(*toneSpec) {}, true},
+		{"level 0 dBm0", func(s *toneSpec) { s.lowDB, s.highDB = 0, 0 }, true},
+		{"level -25 dBm0", func(s *toneSpec) { s.lowDB, s.highDB = -25, -25 }, true},
+		{"twist high +4 dB", func(s *toneSpec) { s.lowDB, s.highDB = -14, -10 }, true},
+		{"twist low +8 dB", func(s *toneSpec) { s.lowDB, s.highDB = -10, -18 }, true},
+		{"deviation +1.5%", func(s *toneSpec) { s.devLo, s.devHi = 1.5, 1.5 }, true},
+		{"deviation -1.5%", func(s *toneSpec) { s.devLo, s.devHi = -1.5, -1.5 }, true},
+		{"deviation +2.5% low -2.5% high", func(s *toneSpec) { s.devLo, s.devHi = 2.5, -2.5 }, true},
+		{"deviation +3.5%", func(s *toneSpec) { s.devLo, s.devHi = 3.5, 3.5 }, false},
+		{"deviation -3.5%", func(s *toneSpec) { s.devLo, s.devHi = -3.5, -3.5 }, false},
+		{"deviation low only +3.5%", func(s *toneSpec) { s.devLo = 3.5 }, false},
+		{"deviation high only -3.5%", func(s *toneSpec) { s.devHi = -3.5 }, false},
+		{"duration 40 ms", func(s *toneSpec) { s.onMs = 40 }, true},
+		{"duration 23 ms", func(s *toneSpec) { s.onMs = 23 }, false},
+		{"duration 20 ms", func(s *toneSpec) { s.onMs = 20 }, false},
+		{"drop-out 10 ms", func(s *toneSpec) { s.onMs, s.dropAtMs, s.drop = 70, 30, 10 }, true},
+		{"drop-out 10 ms at -25 dBm0", func(s *toneSpec) { s.onMs, s.dropAtMs, s.drop, s.lowDB, s.highDB = 70, 25, 10, -25, -25 }, true},
+		{"pause 40 ms", func(s *toneSpec) { s.offMs = 40 }, true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			for _, chunk := range []int{160, 1, 37, 4096} {
+				var s signal
+				s.silence(50)
+				for i := range len(Digits) {
+					ts := toneSpec{digit: Digit(Digits[i]), onMs: 60, offMs: 100, lowDB: -10, highDB: -10}
+					c.mod(&ts)
+					s.tone(ts)
+				}
+				got := digitsOf(detectAll(DetectorConfig{}, s.pcm, chunk))
+				want := ""
+				if c.want {
+					want = Digits
+				}
+				if got != want {
+					t.Fatalf("chunk %d: got %q, want %q", chunk, got, want)
+				}
+			}
+		})
+	}
+}
+
+func TestDetectSameDigitTwice(t *testing.T) {
+	var s signal
+	s.silence(30)
+	for range 3 {
+		s.tone(toneSpec{digit: '5', onMs: 45, offMs: 40, lowDB: -20, highDB: -20})
+	}
+	if got := digitsOf(detectAll(DetectorConfig{}, s.pcm, 160)); got != "555" {
+		t.Fatalf("got %q, want 555", got)
+	}
+}
+
+func TestDetectNoise(t *testing.T) {
+	var s signal
+	s.silence(40)
+	for i := range len(Digits) {
+		s.tone(toneSpec{digit: Digit(Digits[i]), onMs: 50, offMs: 60, lowDB: -20, highDB: -20})
+	}
+	s.noise(12, -20, 7)
+	if got := digitsOf(detectAll(DetectorConfig{}, s.pcm, 160)); got != Digits {
+		t.Fatalf("12 dB SNR: got %q, want %q", got, Digits)
+	}
+	var quiet signal
+	quiet.silence(3000)
+	quiet.noise(-10, -20, 9) // loud white noise alone
+	if got := digitsOf(detectAll(DetectorConfig{}, quiet.pcm, 160)); got != "" {
+		t.Fatalf("noise alone: got %q", got)
+	}
+}
+
+func TestDetectTiming(t *testing.T) {
+	var s signal
+	s.silence(100)
+	s.tone(toneSpec{digit: '7', onMs: 80, offMs: 100, lowDB: -10, highDB: -10})
+	evs := detectAll(DetectorConfig{}, s.pcm, 160)
+	if len(evs) != 1 {
+		t.Fatalf("got %v", evs)
+	}
+	e := evs[0]
+	if d := e.Start - 100*ms; d < -4*ms || d > 4*ms {
+		t.Errorf("start %d samples, want %d ±32", e.Start, 100*ms)
+	}
+	if d := e.Duration() - 80*ms; d < -4*ms || d > 4*ms {
+		t.Errorf("duration %d samples, want %d ±32", e.Duration(), 80*ms)
+	}
+	if e.Source != InBand {
+		t.Errorf("source %v", e.Source)
+	}
+}
+
+func TestDetectorConfigValidate(t *testing.T) {
+	if err := (DetectorConfig{}).Validate(); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []DetectorConfig{{MinLevel: 3}, {MaxDeviation: 9}, {MinPurity: 0.1}, {TwistHigh: -1}} {
+		if c.Validate() == nil {
+			t.Errorf("%+v: want error", c)
+		}
+	}
+}
+
+func TestDetectorNoAllocs(t *testing.T) {
+	var s signal
+	s.tone(toneSpec{digit: '9', onMs: 100, offMs: 60, lowDB: -10, highDB: -10})
+	d := NewDetector(DetectorConfig{})
+	evs := make([]Event, 0, 8)
+	allocs := testing.AllocsPerRun(100, func() {
+		for i := 0; i+160 <= len(s.pcm); i += 160 {
+			evs = d.Process(s.pcm[i:i+160], evs[:0])
+		}
+	})
+	if allocs != 0 {
+		t.Fatalf("%v allocations per run", allocs)
+	}
+}
