@@ -195,3 +195,26 @@ func TestDetectorNoAllocs(t *testing.T) {
 		t.Fatalf("%v allocations per run", allocs)
 	}
 }
+
+func TestFastMath(t *testing.T) {
+	for i := range 10000 {
+		a := float64(i)/10000*2*math.Pi - math.Pi
+		for _, r := range []float64{1e-3, 1, 1e6} {
+			y, x := r*math.Sin(a), r*math.Cos(a)
+			if d := math.Abs(atan2(y, x) - math.Atan2(y, x)); d > 2e-5 && d < 2*math.Pi-2e-5 {
+				t.Fatalf("atan2(%v, %v) off by %v", y, x, d)
+			}
+		}
+	}
+	for df := -120.0; df <= 120; df += 0.37 {
+		x := math.Pi * df * winLen / SampleRate
+		want := 1.0
+		if x != 0 {
+			want = math.Pow(math.Sin(x)/x, 2)
+		}
+		want = max(want, 0.1)
+		if d := math.Abs(gain2(df) - want); d > 0.01 {
+			t.Fatalf("gain2(%v) = %v, want %v", df, gain2(df), want)
+		}
+	}
+}

@@ -140,8 +140,11 @@ type Masker struct {
 	span    Span
 	spanSet bool
 
-	fill  func(buf []int16, rate int, from int64, cfg MaskConfig)
-	stats MaskStats
+	// The mask signal at 8 kHz repeats with a short period, so it is
+	// computed once: linear and encoded.
+	maskLin []int16
+	maskRaw []byte
+	stats   MaskStats
 	// onSpan, when set, sees each masked span once it is final (PlanMask).
 	onSpan func(Span)
 	tmp    [subLen]int16
@@ -157,14 +160,32 @@ func NewMasker(cfg MaskConfig, codec Codec) (*Masker, error) {
 	}
 	cfg = cfg.withDefaults()
 	delay := int64(cfg.LookAhead.Seconds()*SampleRate + 0.5)
-	return &Masker{
+	m := &Masker{
 		cfg:   cfg,
 		codec: codec,
 		det:   NewDetector(cfg.Detector),
 		delay: delay,
 		pre:   2 * hop,
-		fill:  FillMask,
-	}, nil
+	}
+	period := SampleRate // comfort noise: one second, repeated
+	if cfg.Mode == MaskTone {
+		period = SampleRate / gcd(int(math.Round(cfg.ToneHz)), SampleRate)
+		cfg.ToneHz = math.Round(cfg.ToneHz)
+	}
+	m.maskLin = make([]int16, period)
+	FillMask(m.maskLin, SampleRate, 0, cfg)
+	m.maskRaw = make([]byte, period)
+	for i, v := range m.maskLin {
+		m.maskRaw[i] = m.encode(v)
+	}
+	return m, nil
+}
+
+func gcd(a, b int) int {
+	for b != 0 {
+		a, b = b, a%b
+	}
+	return a
 }
 
 // Delay is the look-ahead in samples.
@@ -225,8 +246,7 @@ func (m *Masker) G711(in, out []byte, events []Event) []Event {
 			case t < 0:
 				out[i] = m.encode(0)
 			case m.masked(t):
-				m.fill(m.tmp[:1], SampleRate, t, m.cfg)
-				out[i] = m.encode(m.tmp[0])
+				out[i] = m.maskRaw[t%int64(len(m.maskRaw))]
 			default:
 				out[i] = m.raw[t&(ringLen-1)]
 			}
@@ -250,9 +270,7 @@ func (m *Masker) outLinear(t int64) int16 {
 	if !m.masked(t) {
 		return m.lin[t&(ringLen-1)]
 	}
-	var v [1]int16
-	m.fill(v[:], SampleRate, t, m.cfg)
-	return v[0]
+	return m.maskLin[t%int64(len(m.maskLin))]
 }
 
 // step feeds samples (at most up to the next sub-block boundary) to the
@@ -309,7 +327,6 @@ func PlanMask(pcm []int16, cfg MaskConfig) ([]Span, error) {
 	}
 	var spans []Span
 	m.onSpan = func(s Span) { spans = append(spans, s) }
-	m.fill = func([]int16, int, int64, MaskConfig) {}
 	out := make([]int16, 4096)
 	tail := make([]int16, m.delay+2*hop)
 	for len(pcm) > 0 {
@@ -348,8 +365,9 @@ func FillMask(buf []int16, rate int, from int64, cfg MaskConfig) {
 	}
 	for i := range buf {
 		// A hash of the index gives noise that is the same however the
-		// signal is cut into calls.
-		h := uint32(from+int64(i)) * 2654435761
+		// signal is cut into calls; it repeats every second, which no
+		// one hears in comfort noise and lets the masker use a table.
+		h := uint32((from+int64(i))%int64(rate)) * 2654435761
 		h ^= h >> 15
 		h *= 2246822519
 		h ^= h >> 13

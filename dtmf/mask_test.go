@@ -146,6 +146,9 @@ func TestMaskerStream(t *testing.T) {
 					src := n - D
 					inTone := src >= a && src < b
 					FillMask(mask, SampleRate, src, m.cfg)
+					if codec != Linear16 && mask[0] != m.maskLin[src%int64(len(m.maskLin))] {
+						t.Fatalf("mask table differs from FillMask at %d", src)
+					}
 					if codec == Linear16 {
 						got := outPCM[n]
 						if inTone && got != mask[0] {
