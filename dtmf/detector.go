@@ -257,12 +257,27 @@ func (d *Detector) filter(pcm []int16) {
 	d.fill += len(pcm)
 }
 
-func goertzel4(pcm []int16, s1, s2, c *[4]float64) {
+func goertzel4(pcm []int16, s1, s2 *[4]float64, c *[4]float64) {
 	c0, c1, c2, c3 := c[0], c[1], c[2], c[3]
 	a0, a1, a2, a3 := s1[0], s1[1], s1[2], s1[3]
 	b0, b1, b2, b3 := s2[0], s2[1], s2[2], s2[3]
-	for _, v := range pcm {
-		x := float64(v)
+	// Two samples per turn: b takes s[n], then a takes s[n+1], so the
+	// states never need shuffling between registers. x-b is computed off
+	// the critical path, leaving a multiply and an add per step.
+	i := 0
+	for ; i+1 < len(pcm); i += 2 {
+		x, y := float64(pcm[i]), float64(pcm[i+1])
+		b0 = c0*a0 + (x - b0)
+		b1 = c1*a1 + (x - b1)
+		b2 = c2*a2 + (x - b2)
+		b3 = c3*a3 + (x - b3)
+		a0 = c0*b0 + (y - a0)
+		a1 = c1*b1 + (y - a1)
+		a2 = c2*b2 + (y - a2)
+		a3 = c3*b3 + (y - a3)
+	}
+	if i < len(pcm) {
+		x := float64(pcm[i])
 		a0, b0 = x+c0*a0-b0, a0
 		a1, b1 = x+c1*a1-b1, a1
 		a2, b2 = x+c2*a2-b2, a2

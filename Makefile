@@ -1,0 +1,59 @@
+# ToneVault. `make run` and `make test` work on a fresh Debian machine with
+# Go: they install what they need (Debian packages, test tools) first.
+
+GO      ?= go
+BIN     := bin
+TONEVAULT := $(BIN)/tonevault
+SPANDSP_DTMF := $(BIN)/spandsp-dtmf
+FUZZTIME ?= 20s
+
+.PHONY: all build run test test-unit bench lint fuzz deps tools clean
+
+all: build
+
+build: $(TONEVAULT)
+
+# Always rebuilt: go build knows what changed.
+$(TONEVAULT): FORCE
+	$(GO) build -trimpath -o $@ ./cmd/tonevault
+
+# Until the SIP gateway lands, run demonstrates the DTMF engine end to end
+# on a generated call recording.
+run: build deps
+	scripts/demo.sh $(TONEVAULT)
+
+# Every test, with the reference detectors required rather than skipped.
+test: deps tools
+	$(GO) vet ./...
+	@test -z "$$(gofmt -l .)" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
+	TONEVAULT_REQUIRE_TOOLS=1 TONEVAULT_SPANDSP_DTMF=$(abspath $(SPANDSP_DTMF)) $(GO) test -count=1 -timeout 20m ./...
+
+# Package tests only: no Debian packages needed.
+test-unit:
+	$(GO) test ./dtmf/... ./cmd/...
+
+bench: build tools
+	$(GO) test -run '^$$' -bench . -benchmem ./dtmf/...
+
+lint:
+	@test -z "$$(gofmt -l .)" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
+	$(GO) vet ./...
+
+fuzz:
+	$(GO) test ./dtmf/wav -run '^$$' -fuzz FuzzRead -fuzztime $(FUZZTIME)
+	$(GO) test ./dtmf -run '^$$' -fuzz FuzzDecodeTelephoneEvent -fuzztime $(FUZZTIME)
+	$(GO) test ./dtmf -run '^$$' -fuzz FuzzAssembler -fuzztime $(FUZZTIME)
+
+deps:
+	scripts/install-deps.sh dtmf
+
+tools: $(SPANDSP_DTMF)
+
+$(SPANDSP_DTMF): test/tools/spandsp-dtmf/main.c
+	@mkdir -p $(BIN)
+	cc -O2 -Wall -o $@ $< $$(pkg-config --cflags --libs spandsp)
+
+clean:
+	rm -rf $(BIN)
+
+FORCE:
