@@ -56,7 +56,7 @@ const (
 type MaskConfig struct {
 	Mode      MaskMode
 	LookAhead time.Duration // default 30 ms, at least MinLookAhead (20 ms)
-	ToneHz    float64       // beep pitch for MaskTone (default 1850)
+	ToneHz    float64       // beep pitch for MaskTone, whole Hz (default 1850)
 	Level     float64       // beep or comfort noise level, dBm0 (default -20 for the beep, -65 for noise)
 	Detector  DetectorConfig
 }
@@ -68,6 +68,9 @@ func (c MaskConfig) withDefaults() MaskConfig {
 	if c.ToneHz == 0 {
 		c.ToneHz = DefaultMaskHz
 	}
+	// Whole hertz: the beep then repeats exactly every second at any rate,
+	// so FillMask and the masker's table agree and long files never jump.
+	c.ToneHz = math.Round(c.ToneHz)
 	if c.Level == 0 {
 		c.Level = DefaultMaskLevel
 		if c.Mode == MaskSilence {
@@ -169,8 +172,7 @@ func NewMasker(cfg MaskConfig, codec Codec) (*Masker, error) {
 	}
 	period := SampleRate // comfort noise: one second, repeated
 	if cfg.Mode == MaskTone {
-		period = SampleRate / gcd(int(math.Round(cfg.ToneHz)), SampleRate)
-		cfg.ToneHz = math.Round(cfg.ToneHz)
+		period = SampleRate / gcd(int(cfg.ToneHz), SampleRate)
 	}
 	m.maskLin = make([]int16, period)
 	FillMask(m.maskLin, SampleRate, 0, cfg)
