@@ -9,7 +9,8 @@ echo "== Making a call recording in $dir"
 espeak-ng -w "$dir/before.wav" "Hello, I would like to pay my bill. I will type my card number now."
 espeak-ng -w "$dir/after.wav" "Done. Thank you very much."
 # A test card number, typed as a customer would: 80 ms presses, 120 ms apart.
-"$tv" dtmf tones --on 80ms --off 120ms --level -12 "4111111111111111#" "$dir/keys.wav"
+rate=$(soxi -r "$dir/before.wav")
+"$tv" dtmf tones --rate "$rate" --on 80ms --off 120ms --level -12 "4111111111111111#" "$dir/keys.wav"
 sox "$dir/before.wav" "$dir/keys.wav" "$dir/after.wav" -r 8000 -c 1 -e u-law "$dir/call.wav"
 
 echo "== tonevault dtmf scan call.wav   (digits found: exit 1)"
