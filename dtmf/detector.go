@@ -181,10 +181,12 @@ type Detector struct {
 	th  thresholds
 
 	s1, s2 [8]float64 // Goertzel state of the sub-block being filled
+	fbuf   [subLen]float64
 	energy float64
 	fill   int
 
 	subX [winSubs][8]complex128 // last sub-blocks, ring by nsub
+	subP [winSubs][8]float64    // |subX|²
 	subE [winSubs]float64
 	nsub int64
 
@@ -248,42 +250,44 @@ func (d *Detector) Flush(out []Event) []Event {
 // filter runs the eight Goertzel filters over samples of one sub-block,
 // four at a time so that their states stay in the sixteen float registers.
 func (d *Detector) filter(pcm []int16) {
-	e := d.energy
-	for _, v := range pcm {
+	// Converted once, the samples feed the filters from memory operands;
+	// four filters a pass keep every state in a register.
+	buf := d.fbuf[:len(pcm)]
+	e := 0.0
+	for i, v := range pcm {
 		x := float64(v)
+		buf[i] = x
 		e += x * x
 	}
-	d.energy = e
-	goertzel4(pcm, (*[4]float64)(d.s1[0:4]), (*[4]float64)(d.s2[0:4]), (*[4]float64)(goertzel.coef[0:4]))
-	goertzel4(pcm, (*[4]float64)(d.s1[4:8]), (*[4]float64)(d.s2[4:8]), (*[4]float64)(goertzel.coef[4:8]))
+	d.energy += e
+	goertzel4(buf, (*[4]float64)(d.s1[0:4]), (*[4]float64)(d.s2[0:4]), (*[4]float64)(goertzel.coef[0:4]))
+	goertzel4(buf, (*[4]float64)(d.s1[4:8]), (*[4]float64)(d.s2[4:8]), (*[4]float64)(goertzel.coef[4:8]))
 	d.fill += len(pcm)
 }
 
-func goertzel4(pcm []int16, s1, s2 *[4]float64, c *[4]float64) {
+// goertzel4 runs four filters over x.
+func goertzel4(x []float64, s1, s2 *[4]float64, c *[4]float64) {
 	c0, c1, c2, c3 := c[0], c[1], c[2], c[3]
 	a0, a1, a2, a3 := s1[0], s1[1], s1[2], s1[3]
 	b0, b1, b2, b3 := s2[0], s2[1], s2[2], s2[3]
 	// Two samples per turn: b takes s[n], then a takes s[n+1], so the
-	// states never need shuffling between registers. x-b is computed off
-	// the critical path, leaving a multiply and an add per step.
+	// states never need shuffling between registers.
 	i := 0
-	for ; i+1 < len(pcm); i += 2 {
-		x, y := float64(pcm[i]), float64(pcm[i+1])
-		b0 = c0*a0 + (x - b0)
-		b1 = c1*a1 + (x - b1)
-		b2 = c2*a2 + (x - b2)
-		b3 = c3*a3 + (x - b3)
-		a0 = c0*b0 + (y - a0)
-		a1 = c1*b1 + (y - a1)
-		a2 = c2*b2 + (y - a2)
-		a3 = c3*b3 + (y - a3)
+	for ; i+1 < len(x); i += 2 {
+		b0 = c0*a0 - b0 + x[i]
+		b1 = c1*a1 - b1 + x[i]
+		b2 = c2*a2 - b2 + x[i]
+		b3 = c3*a3 - b3 + x[i]
+		a0 = c0*b0 - a0 + x[i+1]
+		a1 = c1*b1 - a1 + x[i+1]
+		a2 = c2*b2 - a2 + x[i+1]
+		a3 = c3*b3 - a3 + x[i+1]
 	}
-	if i < len(pcm) {
-		x := float64(pcm[i])
-		a0, b0 = x+c0*a0-b0, a0
-		a1, b1 = x+c1*a1-b1, a1
-		a2, b2 = x+c2*a2-b2, a2
-		a3, b3 = x+c3*a3-b3, a3
+	if i < len(x) {
+		a0, b0 = c0*a0-b0+x[i], a0
+		a1, b1 = c1*a1-b1+x[i], a1
+		a2, b2 = c2*a2-b2+x[i], a2
+		a3, b3 = c3*a3-b3+x[i], a3
 	}
 	*s1 = [4]float64{a0, a1, a2, a3}
 	*s2 = [4]float64{b0, b1, b2, b3}
@@ -295,7 +299,9 @@ func (d *Detector) endSub(out []Event) []Event {
 	slot := d.nsub % winSubs
 	for k := range 8 {
 		y := complex(d.s1[k], 0) - goertzel.back[k]*complex(d.s2[k], 0)
-		d.subX[slot][k] = goertzel.align[k] * y
+		x := goertzel.align[k] * y
+		d.subX[slot][k] = x
+		d.subP[slot][k] = real(x)*real(x) + imag(x)*imag(x)
 	}
 	d.subE[slot] = d.energy
 	d.s1, d.s2, d.energy, d.fill = [8]float64{}, [8]float64{}, 0, 0
@@ -327,16 +333,13 @@ func (d *Detector) analyse() window {
 	var X [8]complex128
 	var amp2 [8]float64
 	e := 0.0
-	for j := range int64(winSubs) {
-		slot := (d.nsub - winSubs + j) % winSubs
-		e += d.subE[slot]
-	}
+	s0 := int(d.nsub % winSubs) // the oldest sub-block's slot
+	s1, s2 := (s0+1)%winSubs, (s0+2)%winSubs
+	e = d.subE[0] + d.subE[1] + d.subE[2]
+	so, sm, sn := &d.subX[s0], &d.subX[s1], &d.subX[s2]
 	for k := range 8 {
 		r := goertzel.rot[k]
-		o := d.subX[(d.nsub-3)%winSubs][k]
-		m := d.subX[(d.nsub-2)%winSubs][k]
-		n := d.subX[(d.nsub-1)%winSubs][k]
-		x := o + r*(m+r*n)
+		x := so[k] + r*(sm[k]+r*sn[k])
 		X[k] = x
 		amp2[k] = (real(x)*real(x) + imag(x)*imag(x)) * (4.0 / (winLen * winLen))
 	}
@@ -393,11 +396,8 @@ func (d *Detector) analyse() window {
 func (d *Detector) suspect(w *window, X, prev *[8]complex128, amp2 *[8]float64, e float64) {
 	th := &d.th
 	var broad [8]float64
-	for j := range winSubs {
-		for k := range 8 {
-			x := d.subX[j][k]
-			broad[k] += real(x)*real(x) + imag(x)*imag(x)
-		}
+	for k := range 8 {
+		broad[k] = d.subP[0][k] + d.subP[1][k] + d.subP[2][k]
 	}
 	// Coherent recombination gives at most three times the broad power
 	// (Cauchy-Schwarz), less the sub-block's own loss off-bin.
@@ -444,14 +444,14 @@ var aliasTwist = dbRatio(-9)
 // from its phase advance between windows, and returns the bin whose tone
 // is stronger with its squared amplitude and frequency offset.
 func (d *Detector) recombine(X, prev *[8]complex128, amp2 *[8]float64, a, b int) (bin int, amp, df float64) {
-	s0 := (d.nsub - 3) % winSubs
+	s0 := int(d.nsub % winSubs)
 	s1, s2 := (s0+1)%winSubs, (s0+2)%winSubs
 	for i, k := range [2]int{a, b} {
 		if i == 1 && a == b {
 			break
 		}
 		z := X[k] * cmplx.Conj(prev[k]) * goertzel.rot[k]
-		az := math.Hypot(real(z), imag(z))
+		az := math.Sqrt(real(z)*real(z) + imag(z)*imag(z))
 		if az == 0 {
 			continue
 		}
@@ -461,13 +461,14 @@ func (d *Detector) recombine(X, prev *[8]complex128, amp2 *[8]float64, a, b int)
 		}
 		rc := goertzel.rot[k] * complex(real(z)/az, -imag(z)/az)
 		x := d.subX[s0][k] + rc*(d.subX[s1][k]+rc*d.subX[s2][k])
-		p := (real(x)*real(x) + imag(x)*imag(x)) * (4.0 / (winLen * winLen)) / subGain2(f)
+		r := response(f)
+		p := (real(x)*real(x) + imag(x)*imag(x)) * (4.0 / (winLen * winLen)) / r.sub
 		// The phase advance over one hop cannot tell f from f±250 Hz, so
 		// a tone 250 Hz away (a whistle in the other group, a harmonic)
 		// recombines as if it were here. The window's own bin tells them
 		// apart: a tone really at f shows there with the window's response
 		// to f, one 250 Hz away about 10 dB weaker.
-		if amp2[k] < 0.25*p*sinc2(f*winLen/SampleRate) {
+		if amp2[k] < 0.25*p*r.win {
 			continue
 		}
 		if p > amp {
@@ -475,20 +476,6 @@ func (d *Detector) recombine(X, prev *[8]complex128, amp2 *[8]float64, a, b int)
 		}
 	}
 	return
-}
-
-// subGain2 is a 4 ms sub-block's power response to a tone df Hz off its
-// bin (at most 1.6 dB of loss within ±125 Hz).
-func subGain2(df float64) float64 { return sinc2(df * subLen / SampleRate) }
-
-// sinc2 is (sin πx / πx)².
-func sinc2(x float64) float64 {
-	x *= math.Pi
-	if math.Abs(x) < 1e-6 {
-		return 1
-	}
-	g := math.Sin(x) / x
-	return g * g
 }
 
 // best returns the index of the largest value and the second largest value.
@@ -534,32 +521,40 @@ func atan2(y, x float64) float64 {
 }
 
 // gain2 is the window's power response to a tone df Hz off its bin,
-// floored so noise cannot inflate a weak bin by more than 10 dB. The
-// offsets a hop's phase can express span ±125 Hz; a table covers them.
-func gain2(df float64) float64 {
-	i := int(math.Round(df/gainStep)) + gainSteps/2
-	if i < 0 || i >= len(gainTable) {
-		return 0.1
-	}
-	return gainTable[i]
-}
+// floored so noise cannot inflate a weak bin by more than 10 dB.
+func gain2(df float64) float64 { return max(response(df).win, 0.1) }
 
+// resp is the power response (sin πx / πx)² of the 12 ms window and of a
+// 4 ms sub-block to a tone some hertz off their bin.
+type resp struct{ win, sub float64 }
+
+// The offsets a hop's phase can express span ±125 Hz; a table covers them,
+// as the windows run this twice to six times each.
 const (
 	gainSteps = 1024
 	gainStep  = 2.0 * SampleRate / (2 * hop) / gainSteps // Hz
 )
 
-var gainTable = func() (t [gainSteps + 1]float64) {
-	for i := range t {
-		x := math.Pi * float64(i-gainSteps/2) * gainStep * winLen / SampleRate
-		g := 1.0
-		if x != 0 {
-			g = math.Sin(x) / x
+var respTable = func() (t [gainSteps + 1]resp) {
+	sinc2 := func(x float64) float64 {
+		x *= math.Pi
+		if x == 0 {
+			return 1
 		}
-		t[i] = max(g*g, 0.1)
+		g := math.Sin(x) / x
+		return g * g
+	}
+	for i := range t {
+		df := float64(i-gainSteps/2) * gainStep
+		t[i] = resp{sinc2(df * winLen / SampleRate), sinc2(df * subLen / SampleRate)}
 	}
 	return
 }()
+
+func response(df float64) resp {
+	i := int(math.Round(df/gainStep)) + gainSteps/2
+	return respTable[min(max(i, 0), gainSteps)]
+}
 
 // track follows presses across windows: a press is a run of valid windows
 // of one digit, bridging gaps of up to six windows (a 10 ms drop-out

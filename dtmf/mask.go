@@ -214,9 +214,12 @@ func (m *Masker) PCM(in, out []int16, events []Event) []Event {
 			m.lin[(m.in+int64(i))&(ringLen-1)] = v
 		}
 		events = m.step(in[:n], events)
-		for i := range n {
-			t := m.in - int64(n) + int64(i) - m.delay
-			out[i] = m.outLinear(t)
+		if t0 := m.in - int64(n) - m.delay; m.clear(t0, n) {
+			ringCopy(out[:n], m.lin[:], t0)
+		} else {
+			for i := range n {
+				out[i] = m.outLinear(t0 + int64(i))
+			}
 		}
 		in, out = in[n:], out[n:]
 	}
@@ -242,15 +245,19 @@ func (m *Masker) G711(in, out []byte, events []Event) []Event {
 			pcm[i] = table[b]
 		}
 		events = m.step(pcm, events)
-		for i := range n {
-			t := m.in - int64(n) + int64(i) - m.delay
-			switch {
-			case t < 0:
-				out[i] = m.encode(0)
-			case m.masked(t):
-				out[i] = m.maskRaw[t%int64(len(m.maskRaw))]
-			default:
-				out[i] = m.raw[t&(ringLen-1)]
+		if t0 := m.in - int64(n) - m.delay; m.clear(t0, n) {
+			ringCopy(out[:n], m.raw[:], t0)
+		} else {
+			for i := range n {
+				t := t0 + int64(i)
+				switch {
+				case t < 0:
+					out[i] = m.encode(0)
+				case m.masked(t):
+					out[i] = m.maskRaw[t%int64(len(m.maskRaw))]
+				default:
+					out[i] = m.raw[t&(ringLen-1)]
+				}
 			}
 		}
 		in, out = in[n:], out[n:]
@@ -305,6 +312,24 @@ func (m *Masker) step(pcm []int16, events []Event) []Event {
 	}
 	m.span, m.spanSet = Span{start, end}, true
 	return events
+}
+
+// clear reports whether output samples [t0, t0+n) all pass unchanged, and
+// counts them if so: the common case, copied in bulk.
+func (m *Masker) clear(t0 int64, n int) bool {
+	if t0 < 0 || m.spanSet && t0 < m.span.End && t0+int64(n) > m.span.Start {
+		return false
+	}
+	m.stats.Samples += int64(n)
+	return true
+}
+
+// ringCopy copies len(dst) samples from ring, starting at index t.
+func ringCopy[T int16 | byte](dst, ring []T, t int64) {
+	j := int(t & int64(len(ring)-1))
+	if k := copy(dst, ring[j:]); k < len(dst) {
+		copy(dst[k:], ring)
+	}
 }
 
 // masked reports whether output sample t is replaced, and counts it.
