@@ -30,10 +30,10 @@ test: deps tools
 
 # Package tests only: no Debian packages needed.
 test-unit:
-	$(GO) test ./dtmf/... ./cmd/...
+	$(GO) test ./dtmf/... ./audit/... ./cmd/...
 
 bench: build tools
-	$(GO) test -run '^$$' -bench . -benchmem ./dtmf/...
+	$(GO) test -run '^$$' -bench . -benchmem ./dtmf/... ./audit/...
 
 lint:
 	@test -z "$$(gofmt -l .)" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
@@ -43,6 +43,7 @@ fuzz:
 	$(GO) test ./dtmf/wav -run '^$$' -fuzz FuzzRead -fuzztime $(FUZZTIME)
 	$(GO) test ./dtmf -run '^$$' -fuzz FuzzDecodeTelephoneEvent -fuzztime $(FUZZTIME)
 	$(GO) test ./dtmf -run '^$$' -fuzz FuzzAssembler -fuzztime $(FUZZTIME)
+	$(GO) test ./audit -run '^$$' -fuzz FuzzVerify -fuzztime $(FUZZTIME)
 
 deps:
 	scripts/install-deps.sh dtmf

@@ -1,0 +1,142 @@
+package audit
+
+// Event names what happened. The set is closed: a Writer refuses any other
+// name, so that every record can be read by a compliance user with this
+// list in hand. Names are "area.what"; the outcome says whether it worked.
+//
+// PCI DSS v4.0 10.2.1 sub-requirements each event serves are given in
+// brackets: .1 access to cardholder data, .2 administrative actions, .3
+// access to audit logs, .4 invalid access attempts, .5 changes to
+// credentials, .6 start, stop and pause of audit logging, .7 creation and
+// deletion of system-level objects.
+type Event string
+
+// The audit trail itself. Only the Writer writes these.
+const (
+	// EventAuditStarted: a Writer opened the file, new or continued
+	// (reason "created", "continued" or "continued after unclean stop").
+	// [10.2.1.6]
+	EventAuditStarted Event = "audit.started"
+	// EventAuditCheckpoint: a signed checkpoint (reason "interval" or
+	// "close"); the one with reason "close" marks the stop of logging.
+	// [10.2.1.6]
+	EventAuditCheckpoint Event = "audit.checkpoint"
+)
+
+// The gateway and its configuration.
+const (
+	// EventAuditAccessed: someone read or exported the audit trail through
+	// the gateway. [10.2.1.3]
+	EventAuditAccessed Event = "audit.accessed"
+	// EventServiceStarted and EventServiceStopped: the gateway process
+	// started or stopped. [10.2.1.6, 10.2.1.7]
+	EventServiceStarted Event = "service.started"
+	EventServiceStopped Event = "service.stopped"
+	// EventConfigLoaded: a configuration was loaded or reloaded (reason:
+	// file and digest, never a secret). [10.2.1.2, 10.2.1.5, 10.2.1.7]
+	EventConfigLoaded Event = "config.loaded"
+	// EventConfigRejected: a configuration (re)load was refused. [10.2.1.2]
+	EventConfigRejected Event = "config.rejected"
+)
+
+// Access from outside: the API, the agent widget, SIP peers.
+const (
+	// EventAPIAuthFailed: a request with a missing, unknown or expired API
+	// key or widget token. [10.2.1.4]
+	EventAPIAuthFailed Event = "api.auth_failed"
+	// EventAPITokenIssued: a short-lived widget token was minted for an API
+	// key. [10.2.1.5]
+	EventAPITokenIssued Event = "api.token_issued"
+	// EventSIPPeerRefused: a SIP request from a peer that is not allowed.
+	// [10.2.1.4]
+	EventSIPPeerRefused Event = "sip.peer_refused"
+	// EventSIPCallStarted and EventSIPCallEnded: a call entered or left
+	// the gateway; the call is the resource payments belong to.
+	EventSIPCallStarted Event = "sip.call_started"
+	EventSIPCallEnded   Event = "sip.call_ended"
+	// EventMaskingFailed: a stream could not be inspected during capture
+	// and that direction was muted (fail closed, DESIGN.md invariant 5).
+	EventMaskingFailed Event = "masking.failed"
+)
+
+// A payment session and its card data. [10.2.1.1 for all]
+const (
+	// EventSessionStarted: a payment session started on a call.
+	EventSessionStarted Event = "session.started"
+	// EventSessionRestarted: the agent restarted the session; every field
+	// is empty again.
+	EventSessionRestarted Event = "session.restarted"
+	// EventSessionEnded: the session reached a final state (reason:
+	// approved, declined, failed, cancelled, expired, call ended).
+	EventSessionEnded Event = "session.ended"
+	// EventFieldCompleted: a field (reason: its name) was entered and is
+	// valid; masked_pan may be set for the card number.
+	EventFieldCompleted Event = "field.completed"
+	// EventFieldReset: a field was cleared, by the customer ('*') or the
+	// agent.
+	EventFieldReset Event = "field.reset"
+	// EventFieldFailed: a field was invalid or timed out (reason says why,
+	// never the digits).
+	EventFieldFailed Event = "field.failed"
+	// EventCardDataWiped: the session's card data buffers were wiped; for
+	// the security code this records PCI DSS 3.3.1.
+	EventCardDataWiped Event = "card_data.wiped"
+	// EventTokenizationRequested and EventTokenizationResult: card data
+	// was sent to Vault to be tokenized, and what came back.
+	EventTokenizationRequested Event = "tokenization.requested"
+	EventTokenizationResult    Event = "tokenization.result"
+	// EventTokenizationDetokenized: a token was turned back into card
+	// data (for the PSP).
+	EventTokenizationDetokenized Event = "tokenization.detokenized"
+	// EventAuthorizationRequested, EventAuthorizationResult and
+	// EventAuthorizationReversed: the PSP authorization and its reversal.
+	EventAuthorizationRequested Event = "authorization.requested"
+	EventAuthorizationResult    Event = "authorization.result"
+	EventAuthorizationReversed  Event = "authorization.reversed"
+)
+
+// events is every Event, in the order of the documentation.
+var events = []Event{
+	EventAuditStarted, EventAuditCheckpoint, EventAuditAccessed,
+	EventServiceStarted, EventServiceStopped,
+	EventConfigLoaded, EventConfigRejected,
+	EventAPIAuthFailed, EventAPITokenIssued,
+	EventSIPPeerRefused, EventSIPCallStarted, EventSIPCallEnded,
+	EventMaskingFailed,
+	EventSessionStarted, EventSessionRestarted, EventSessionEnded,
+	EventFieldCompleted, EventFieldReset, EventFieldFailed,
+	EventCardDataWiped,
+	EventTokenizationRequested, EventTokenizationResult, EventTokenizationDetokenized,
+	EventAuthorizationRequested, EventAuthorizationResult, EventAuthorizationReversed,
+}
+
+var eventSet = func() map[Event]bool {
+	m := make(map[Event]bool, len(events))
+	for _, e := range events {
+		m[e] = true
+	}
+	return m
+}()
+
+// Events returns every known event name.
+func Events() []Event { return append([]Event(nil), events...) }
+
+// Known reports whether e is one of the events in Events.
+func (e Event) Known() bool { return eventSet[e] }
+
+// reserved reports whether only the Writer may write e.
+func (e Event) reserved() bool { return e == EventAuditStarted || e == EventAuditCheckpoint }
+
+// Outcome says how the event ended.
+type Outcome string
+
+const (
+	Success Outcome = "success"
+	Failure Outcome = "failure"
+	// Info is for events that neither succeed nor fail (a field reset, a
+	// checkpoint).
+	Info Outcome = "info"
+)
+
+// Known reports whether o is Success, Failure or Info.
+func (o Outcome) Known() bool { return o == Success || o == Failure || o == Info }

@@ -1,0 +1,276 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tonevault/tonevault/audit"
+)
+
+func auditCLI(args ...string) (code int, stdout, stderr string) {
+	var o, e bytes.Buffer
+	code = run(args, &o, &e)
+	return code, o.String(), e.String()
+}
+
+var auditTestKey = []byte("cmd-test-key-0123456789abcdefghij")
+
+// writeAuditTrail writes a trail of 8 records (two calls) with a checkpoint
+// every 4, and the key file; it returns their paths.
+func writeAuditTrail(t *testing.T) (trail, keyFile string) {
+	t.Helper()
+	dir := t.TempDir()
+	trail = filepath.Join(dir, "audit.jsonl")
+	keyFile = filepath.Join(dir, "audit.key")
+	if err := os.WriteFile(keyFile, auditTestKey, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	h, err := audit.NewHMAC(audit.HMACKey{ID: "k1", Key: auditTestKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2025, 11, 23, 10, 0, 0, 0, time.UTC)
+	clock := func() time.Time { now = now.Add(time.Minute); return now }
+	ctx := context.Background()
+	w, err := audit.Open(ctx, trail, audit.Options{Signer: h, CheckpointEvery: 4, Now: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []audit.Record{
+		{Actor: "crm", CallID: "c-1", PaymentID: "p-1", Event: audit.EventSessionStarted, Outcome: audit.Success},
+		{Actor: "customer", CallID: "c-1", PaymentID: "p-1", Event: audit.EventFieldCompleted, Outcome: audit.Success, Reason: "card_number", MaskedPAN: "411111******1111"},
+		{Actor: "customer", CallID: "c-1", PaymentID: "p-1", Event: audit.EventFieldFailed, Outcome: audit.Failure, Reason: "expiry, invalid month"},
+		{Actor: "system", CallID: "c-1", PaymentID: "p-1", Event: audit.EventSessionEnded, Outcome: audit.Failure, Reason: "cancelled"},
+		{Actor: "unknown", Origin: "192.0.2.1", Event: audit.EventAPIAuthFailed, Outcome: audit.Failure, Reason: "=cmd|' /C calc'!A0"},
+		{Actor: "crm", CallID: "c-2", PaymentID: "p-2", Event: audit.EventSessionStarted, Outcome: audit.Success},
+		{Actor: "customer", CallID: "c-2", PaymentID: "p-2", Event: audit.EventFieldCompleted, Outcome: audit.Success, Reason: "card_number", MaskedPAN: "555555******4444"},
+		{Actor: "system", CallID: "c-2", PaymentID: "p-2", Event: audit.EventSessionEnded, Outcome: audit.Success, Reason: "approved"},
+	} {
+		if _, err := w.Append(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// seq 1 audit.started, 2-4, checkpoint 5, 6-9, checkpoint 10, 11,
+	// checkpoint 12 (close).
+	return trail, keyFile
+}
+
+func editTrail(t *testing.T, path string, edit func(lines []string) []string) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
+	out := strings.Join(edit(lines), "\n") + "\n"
+	if err := os.WriteFile(path, []byte(out), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestAuditVerify(t *testing.T) {
+	trail, key := writeAuditTrail(t)
+	code, out, errOut := auditCLI("audit", "verify", "--hmac-key-file", key, "--key-id", "k1", trail)
+	if code != 0 || out != trail+`: OK: 12 records, 3 checkpoints, last seq 12, signatures verified (key id "k1")`+"\n" || errOut != "" {
+		t.Errorf("verify = %d\nstdout %q\nstderr %q", code, out, errOut)
+	}
+	// Options after the file work too.
+	if code, _, _ := auditCLI("audit", "verify", trail, "--key-id=k1", "--hmac-key-file="+key); code != 0 {
+		t.Errorf("verify with options last = %d", code)
+	}
+	code, out, errOut = auditCLI("audit", "verify", trail)
+	if code != 0 || !strings.Contains(out, "OK: 12 records, 3 checkpoints") || !strings.Contains(out, "NOT checked") || !strings.Contains(errOut, "warning") {
+		t.Errorf("verify without key = %d\nstdout %q\nstderr %q", code, out, errOut)
+	}
+}
+
+func TestAuditVerifyTampered(t *testing.T) {
+	otherKey := filepath.Join(t.TempDir(), "other.key")
+	os.WriteFile(otherKey, bytes.Repeat([]byte("o"), 32), 0o600)
+	for _, tc := range []struct {
+		name string
+		edit func(ls []string) []string
+		key  string // "" the right key, "-" none, else a key file
+		want string
+	}{
+		{"changed", func(ls []string) []string {
+			ls[2] = strings.Replace(ls[2], "card_number", "card_numbex", 1)
+			return ls
+		}, "", "line 3 (seq 3): record changed"},
+		{"deleted", func(ls []string) []string { return append(ls[:5:5], ls[6:]...) }, "", "line 6 (seq 7): record removed"},
+		{"swapped", func(ls []string) []string { ls[6], ls[7] = ls[7], ls[6]; return ls }, "", "line 7 (seq 8): record inserted or out of order"},
+		{"inserted copy", func(ls []string) []string { return append(ls[:8:8], append([]string{ls[1]}, ls[8:]...)...) }, "", "line 9 (seq 2): record inserted or out of order"},
+		{"cut", func(ls []string) []string { return ls[:11] }, "", "line 11 (seq 11): no checkpoint at end"},
+		{"cut mid-line", func(ls []string) []string { ls[11] = ls[11][:50]; return ls }, "", "line 12: malformed record"},
+		{"wrong key", func(ls []string) []string { return ls }, otherKey, "line 5 (seq 5): bad checkpoint signature"},
+		{"changed, no key", func(ls []string) []string {
+			ls[7] = strings.Replace(ls[7], "c-2", "c-3", 1)
+			return ls
+		}, "-", "line 8 (seq 8): record changed"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			trail, key := writeAuditTrail(t)
+			editTrail(t, trail, tc.edit)
+			args := []string{"audit", "verify", trail}
+			switch tc.key {
+			case "":
+				args = append(args, "--hmac-key-file", key, "--key-id", "k1")
+			case "-":
+			default:
+				args = append(args, "--hmac-key-file", tc.key, "--key-id", "k1")
+			}
+			code, out, _ := auditCLI(args...)
+			if code != 1 || !strings.HasPrefix(out, trail+": FAILED: "+tc.want) {
+				t.Errorf("verify = %d, %q; want 1, %q", code, out, tc.want)
+			}
+		})
+	}
+	// A file cut in the middle of its last line.
+	trail, key := writeAuditTrail(t)
+	b, _ := os.ReadFile(trail)
+	os.WriteFile(trail, b[:len(b)-10], 0o600)
+	code, out, _ := auditCLI("audit", "verify", "--hmac-key-file", key, "--key-id", "k1", trail)
+	if code != 1 || !strings.Contains(out, "FAILED: line 12: truncated line") {
+		t.Errorf("verify truncated = %d, %q", code, out)
+	}
+}
+
+func TestAuditVerifyUsage(t *testing.T) {
+	trail, key := writeAuditTrail(t)
+	short := filepath.Join(t.TempDir(), "short.key")
+	os.WriteFile(short, []byte("short"), 0o600)
+	for _, tc := range []struct {
+		args []string
+		code int
+		out  string // in stdout
+		err  string // in stderr
+	}{
+		{[]string{"audit", "verify", "--help"}, 0, "Usage: tonevault audit verify", ""},
+		{[]string{"audit", "verify", "-h"}, 0, "Exit status: 0 when the trail is intact", ""},
+		{[]string{"help", "audit"}, 0, "Usage: tonevault audit <command>", ""},
+		{[]string{"audit", "--help"}, 0, "verify", ""},
+		{[]string{"audit"}, 2, "", "Usage: tonevault audit <command>"},
+		{[]string{"audit", "verfy"}, 2, "", `unknown command "verfy"`},
+		{[]string{"audit", "verify"}, 2, "", "want one TRAIL, got 0"},
+		{[]string{"audit", "verify", trail, trail}, 2, "", "want one TRAIL, got 2"},
+		{[]string{"audit", "verify", "--bogus", trail}, 2, "", "flag provided but not defined: -bogus"},
+		{[]string{"audit", "verify", "--hmac-key-file", key, trail}, 2, "", "--hmac-key-file and --key-id go together"},
+		{[]string{"audit", "verify", "--key-id", "k1", trail}, 2, "", "--hmac-key-file and --key-id go together"},
+		{[]string{"audit", "verify", "--hmac-key-file", short, "--key-id", "k1", trail}, 2, "", "want at least 32"},
+		{[]string{"audit", "verify", "--hmac-key-file", "/nonexistent", "--key-id", "k1", trail}, 2, "", "no such file"},
+		{[]string{"audit", "verify", "--hmac-key-file", key, "--key-id", "has space", trail}, 2, "", "key id"},
+		{[]string{"audit", "verify", "/nonexistent/audit.jsonl"}, 2, "", "no such file"},
+		{[]string{"audit", "verify", t.TempDir()}, 2, "", "is a directory"},
+	} {
+		code, out, errOut := auditCLI(tc.args...)
+		if code != tc.code || !strings.Contains(out, tc.out) || !strings.Contains(errOut, tc.err) {
+			t.Errorf("%q = %d\nstdout %q\nstderr %q\nwant %d, %q, %q", tc.args, code, out, errOut, tc.code, tc.out, tc.err)
+		}
+		if tc.code == 0 && errOut != "" {
+			t.Errorf("%q wrote to stderr: %q", tc.args, errOut)
+		}
+	}
+}
+
+func TestAuditQuery(t *testing.T) {
+	trail, _ := writeAuditTrail(t)
+	seqs := func(out string) string {
+		var s []string
+		for l := range strings.SplitSeq(strings.TrimSuffix(out, "\n"), "\n") {
+			if l == "" {
+				continue
+			}
+			seq, _, _ := strings.Cut(strings.TrimPrefix(l, `{"seq":`), ",")
+			s = append(s, seq)
+		}
+		return strings.Join(s, " ")
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{nil, "1 2 3 4 5 6 7 8 9 10 11 12"},
+		{[]string{"--call", "c-1"}, "2 3 4 6"},
+		{[]string{"--payment", "p-2"}, "8 9 11"},
+		{[]string{"--event", "session.started"}, "2 8"},
+		{[]string{"--event", "session.started,session.ended"}, "2 6 8 11"},
+		{[]string{"--event", "field.*", "--event", "api.auth_failed"}, "3 4 7 9"},
+		{[]string{"--call", "c-2", "--event", "field.completed"}, "9"},
+		// The clock gives seq N the time 10:00 + N minutes.
+		{[]string{"--since", "2025-11-23T10:03:00Z", "--until", "2025-11-23T10:06:00Z"}, "3 4 5"},
+		{[]string{"--since", "2025-11-23T11:11:00+01:00"}, "11 12"},
+		{[]string{"--until", "2025-11-23T10:02:00.000000001Z"}, "1 2"},
+		{[]string{"--since", "2025-11-24"}, ""},
+		{[]string{"--until", "2025-11-23"}, ""},
+		{[]string{"--call", "nope"}, ""},
+	} {
+		args := append([]string{"audit", "query", trail}, tc.args...)
+		code, out, errOut := auditCLI(args...)
+		if code != 0 || errOut != "" || seqs(out) != tc.want {
+			t.Errorf("%q = %d, seqs %q, stderr %q; want seqs %q", tc.args, code, seqs(out), errOut, tc.want)
+		}
+	}
+	// JSON lines are the trail's lines, byte for byte.
+	all, _ := os.ReadFile(trail)
+	if _, out, _ := auditCLI("audit", "query", trail); out != string(all) {
+		t.Error("query without filters is not the file")
+	}
+}
+
+func TestAuditQueryCSV(t *testing.T) {
+	trail, _ := writeAuditTrail(t)
+	code, out, errOut := auditCLI("audit", "query", "--csv", "--event", "field.completed,api.auth_failed", trail)
+	if code != 0 || errOut != "" {
+		t.Fatalf("query --csv = %d, %q", code, errOut)
+	}
+	rows, err := csv.NewReader(strings.NewReader(out)).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 4 || strings.Join(rows[0], ",") != "seq,time,actor,origin,call_id,payment_id,event,outcome,reason,masked_pan,key_id,sig,prev" {
+		t.Fatalf("rows %q", rows)
+	}
+	if r := rows[1]; r[0] != "3" || r[1] != "2025-11-23T10:03:00.000000000Z" || r[6] != "field.completed" || r[9] != "411111******1111" || len(r[12]) != 64 {
+		t.Errorf("row %q", r)
+	}
+	if r := rows[2]; r[6] != "api.auth_failed" || r[8] != "'=cmd|' /C calc'!A0" {
+		t.Errorf("formula not neutralised: %q", r)
+	}
+}
+
+func TestAuditQueryErrors(t *testing.T) {
+	trail, _ := writeAuditTrail(t)
+	bad := filepath.Join(t.TempDir(), "bad.jsonl")
+	b, _ := os.ReadFile(trail)
+	lines := strings.SplitAfter(string(b), "\n")
+	os.WriteFile(bad, []byte(lines[0]+lines[1]+"garbage\n"+lines[2]), 0o600)
+	for _, tc := range []struct {
+		args []string
+		code int
+		out  string
+		err  string
+	}{
+		{[]string{"audit", "query", "--help"}, 0, "session.started", ""},
+		{[]string{"audit", "query", "--event", "card.read", trail}, 2, "", `unknown event "card.read"`},
+		{[]string{"audit", "query", "--event", "nope.*", trail}, 2, "", `no event in area "nope"`},
+		{[]string{"audit", "query", "--since", "yesterday", trail}, 2, "", "not an RFC 3339 time"},
+		{[]string{"audit", "query", "--since", "2025-11-24", "--until", "2025-11-23", trail}, 2, "", "--since must be before --until"},
+		{[]string{"audit", "query"}, 2, "", "want one TRAIL, got 0"},
+		{[]string{"audit", "query", "/nonexistent"}, 2, "", "no such file"},
+		{[]string{"audit", "query", bad}, 2, `"seq":2,`, "line 3: malformed record"},
+	} {
+		code, out, errOut := auditCLI(tc.args...)
+		if code != tc.code || !strings.Contains(out, tc.out) || !strings.Contains(errOut, tc.err) {
+			t.Errorf("%q = %d\nstdout %q\nstderr %q\nwant %d, %q, %q", tc.args, code, out, errOut, tc.code, tc.out, tc.err)
+		}
+	}
+}
