@@ -1,0 +1,65 @@
+package secret
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"strings"
+	"testing"
+)
+
+const pan = "4111111111111111"
+
+func TestNeverPrints(t *testing.T) {
+	s := New([]byte(pan))
+	defer s.Wipe()
+	var logBuf bytes.Buffer
+	slog.New(slog.NewJSONHandler(&logBuf, nil)).Info("card", "pan", s)
+	js, err := json.Marshal(struct{ PAN Secret }{s})
+	if err != nil {
+		t.Fatal(err)
+	}
+	outputs := map[string]string{
+		"%s":   fmt.Sprintf("%s", s),
+		"%v":   fmt.Sprintf("%v", s),
+		"%+v":  fmt.Sprintf("%+v", struct{ P Secret }{s}),
+		"%#v":  fmt.Sprintf("%#v", s),
+		"%x":   fmt.Sprintf("%x", s),
+		"%q":   fmt.Sprintf("%q", s),
+		"%d":   fmt.Sprintf("%d", s),
+		"json": string(js),
+		"slog": logBuf.String(),
+		"err":  fmt.Errorf("wrap: %v", s).Error(),
+	}
+	hexPAN := fmt.Sprintf("%x", []byte(pan))
+	for name, out := range outputs {
+		if strings.Contains(out, pan) || strings.Contains(out, hexPAN) || strings.Contains(out, "49, 49") {
+			t.Errorf("%s leaks the PAN: %s", name, out)
+		}
+		if !strings.Contains(out, Redacted) {
+			t.Errorf("%s = %q, want the placeholder", name, out)
+		}
+	}
+}
+
+func TestWipe(t *testing.T) {
+	src := []byte(pan)
+	s := New(src)
+	alias := s
+	if s.Wiped() {
+		t.Fatal("fresh secret reads as wiped")
+	}
+	s.Wipe()
+	if !alias.Wiped() || !s.Wiped() {
+		t.Fatalf("not wiped: %v", []byte(alias))
+	}
+	if string(src) != pan {
+		t.Fatal("New must copy, not alias, its input")
+	}
+	var empty Secret
+	empty.Wipe()
+	if !empty.Wiped() || empty.Len() != 0 {
+		t.Fatal("nil secret")
+	}
+}
