@@ -104,9 +104,18 @@ if ! "${as_root[@]}" apt-get update -q; then
 	echo "install-deps: apt-get update failed; cannot install: ${missing[*]}" >&2
 	exit 1
 fi
+# apt and dpkg hold locks, and a concurrent apt run (another test suite, an
+# unattended upgrade) can make one attempt fail: wait for the lock, then try
+# once more before giving up.
+apt_opts+=(-o DPkg::Lock::Timeout=120)
 if ! "${as_root[@]}" apt-get install "${apt_opts[@]}" "${missing[@]}"; then
-	echo "install-deps: apt-get install failed for: ${missing[*]}" >&2
-	exit 1
+	echo "install-deps: apt-get install failed; retrying once" >&2
+	sleep 5
+	"${as_root[@]}" dpkg --configure -a || true
+	if ! "${as_root[@]}" apt-get install "${apt_opts[@]}" "${missing[@]}"; then
+		echo "install-deps: apt-get install failed for: ${missing[*]}" >&2
+		exit 1
+	fi
 fi
 
 # Verify: a package name that apt resolved to something else, or a failed
