@@ -1,0 +1,112 @@
+package capture
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+)
+
+// Config is the "capture:" section of configs/tonevault.yaml. Zero values
+// take the defaults below; a negative duration disables that timeout.
+type Config struct {
+	InterDigitTimeout time.Duration `yaml:"inter_digit_timeout"` // default 10s
+	FieldTimeout      time.Duration `yaml:"field_timeout"`       // default 60s
+	SessionTimeout    time.Duration `yaml:"session_timeout"`     // default 10m, then the session is expired
+	MaxAttempts       int           `yaml:"max_attempts"`        // refused attempts per field before the session fails; default 3
+	AcceptedBrands    []Brand       `yaml:"accepted_brands"`     // default: every known brand
+	// MerchantBrands overrides AcceptedBrands for a PaymentRequest.Merchant.
+	MerchantBrands map[string][]Brand `yaml:"merchant_brands"`
+	MaskStyle      string             `yaml:"mask_style"` // "bin_last4" (default) or "last4"
+	ExtraFields    []ExtraField       `yaml:"extra_fields"`
+}
+
+// ExtraField is a configured digit field collected after the security
+// code, such as the digits of a postcode for AVS.
+type ExtraField struct {
+	Name      FieldName `yaml:"name"`
+	MinDigits int       `yaml:"min_digits"`
+	MaxDigits int       `yaml:"max_digits"`
+	Label     string    `yaml:"label"`
+}
+
+// Defaults.
+const (
+	DefaultInterDigitTimeout = 10 * time.Second
+	DefaultFieldTimeout      = 60 * time.Second
+	DefaultSessionTimeout    = 10 * time.Minute
+	DefaultMaxAttempts       = 3
+	MaskBINLast4             = "bin_last4"
+	MaskLast4                = "last4"
+	// maxExtraDigits bounds an extra field's buffer.
+	maxExtraDigits = 32
+)
+
+// withDefaults fills the zero values and checks the rest.
+func (c Config) withDefaults() (Config, error) {
+	if c.InterDigitTimeout == 0 {
+		c.InterDigitTimeout = DefaultInterDigitTimeout
+	}
+	if c.FieldTimeout == 0 {
+		c.FieldTimeout = DefaultFieldTimeout
+	}
+	if c.SessionTimeout == 0 {
+		c.SessionTimeout = DefaultSessionTimeout
+	}
+	if c.MaxAttempts == 0 {
+		c.MaxAttempts = DefaultMaxAttempts
+	}
+	if c.MaxAttempts < 0 {
+		return c, errors.New("capture: max_attempts must be positive")
+	}
+	if c.MaskStyle == "" {
+		c.MaskStyle = MaskBINLast4
+	}
+	if c.MaskStyle != MaskBINLast4 && c.MaskStyle != MaskLast4 {
+		return c, fmt.Errorf("capture: mask_style %q is not %q or %q", c.MaskStyle, MaskBINLast4, MaskLast4)
+	}
+	if len(c.AcceptedBrands) == 0 {
+		c.AcceptedBrands = Brands()
+	}
+	if err := checkBrands("accepted_brands", c.AcceptedBrands); err != nil {
+		return c, err
+	}
+	for m, bs := range c.MerchantBrands {
+		if err := checkBrands(fmt.Sprintf("merchant_brands[%q]", m), bs); err != nil {
+			return c, err
+		}
+	}
+	seen := map[FieldName]bool{FieldCardNumber: true, FieldExpiry: true, FieldSecurityCode: true}
+	c.ExtraFields = slices.Clone(c.ExtraFields)
+	for i := range c.ExtraFields {
+		f := &c.ExtraFields[i]
+		if f.Name == "" || seen[f.Name] {
+			return c, fmt.Errorf("capture: extra field %d: name %q is empty or used twice", i, f.Name)
+		}
+		seen[f.Name] = true
+		if f.MinDigits < 1 || f.MaxDigits < f.MinDigits || f.MaxDigits > maxExtraDigits {
+			return c, fmt.Errorf("capture: extra field %q: want 1 <= min_digits <= max_digits <= %d", f.Name, maxExtraDigits)
+		}
+		if f.Label == "" {
+			f.Label = string(f.Name)
+		}
+	}
+	return c, nil
+}
+
+func checkBrands(key string, bs []Brand) error {
+	for _, b := range bs {
+		if !slices.Contains(Brands(), b) {
+			return fmt.Errorf("capture: %s: unknown brand %q", key, b)
+		}
+	}
+	return nil
+}
+
+// accepted reports whether brand b may be used for merchant m.
+func (c *Config) accepted(m string, b Brand) bool {
+	if bs, ok := c.MerchantBrands[m]; ok && m != "" {
+		return slices.Contains(bs, b)
+	}
+	return slices.Contains(c.AcceptedBrands, b)
+}

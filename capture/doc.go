@@ -1,0 +1,61 @@
+// Package capture is the payment session: the customer types the card on
+// the phone keypad, digit by digit, and a Session collects, validates and
+// submits it, while the agent watches a View that never holds card data.
+//
+// # Fields
+//
+// card_number (12-19 digits), expiry (MMYY), security_code (3 digits, 4
+// for Amex), then the configured extra fields (Config.ExtraFields). '#'
+// ends a field; '*' clears the current one; A-D are ignored and counted
+// (View.IgnoredDigits). A field ends by itself at the largest length it can
+// have: the brand's maximum for the card number (16 for Mastercard, 15 for
+// Amex, 19 for Visa, Maestro and the rest), 4 for the expiry, the brand's
+// code length for the security code, MaxDigits for an extra. Shorter valid
+// lengths (a 16-digit Visa) end with '#' or with the inter-digit timeout:
+// when the customer stops typing, the field is validated as it stands, and
+// refused with reason "timeout" if it is not valid. A '#' on an empty field
+// is ignored (customers press it out of habit after a field that ended by
+// itself), as is '*' on an empty field.
+//
+// # Validation
+//
+// As digits arrive: the brand from the BIN ranges in brand.go, refused at
+// once when no brand can match ("unknown_brand") or the brand is not
+// accepted for the request's merchant ("brand_not_accepted"); the expiry
+// month after two digits ("month"). At the end of a field: the length for
+// the brand ("length"), Luhn ("luhn"), expiry not past ("expired"), the
+// security code length for the brand ("length"). BIN ranges that overlap
+// resolve to the more specific (longer) range: only Discover's
+// 622126-622925 lies inside another (UnionPay 62). Card expiry has no time
+// zone: a card is valid through the last day of its month in UTC.
+//
+// A refused field is wiped, counts one attempt and is current again; when
+// a field's attempts reach Config.MaxAttempts, the session fails with
+// reason "attempts_exhausted". Timeouts refuse a field the same way.
+//
+// # States and events
+//
+// created → collecting → complete → tokenized → submitting → approved |
+// declined | failed; cancelled and expired from any live state (see legal
+// in state.go). Every change is a new View (Version + 1) for subscribers,
+// and audit records (session.started, field.completed, field.reset,
+// field.failed, session.restarted, session.ended, card_data.wiped,
+// tokenization.requested/result, authorization.requested/result) go to
+// the AuditSink with the card number masked to at most first 6 + last 4.
+//
+// # Card data
+//
+// Digits live only in each field's secret.Secret, allocated once at the
+// field's largest size and wiped (the whole backing array) when the field
+// is refused or reset, on restart, cancel, expiry, call end, shutdown and
+// after authorization, whatever its outcome (PCI DSS 3.3.1). Submit lends
+// the buffers to the Processor; while it runs, nothing else touches them:
+// digits are ignored, agent actions get ErrInFlight, and a call end or
+// expiry is applied when the processor returns.
+//
+// # Time
+//
+// Timers run off Options.Now: Manager.Tick(now) checks every session, and
+// the Manager's goroutine calls it every Options.TickInterval (1s). Tests
+// set a negative interval and call Tick with their own clock.
+package capture

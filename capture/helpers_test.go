@@ -1,0 +1,261 @@
+package capture
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tonevault/tonevault/audit"
+	"github.com/tonevault/tonevault/dtmf"
+)
+
+// t0 is the test clock's start: mid-June 2026, UTC.
+var t0 = time.Date(2026, 6, 15, 12, 0, 0, 0, time.UTC)
+
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *fakeClock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *fakeClock) advance(d time.Duration) time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+	return c.t
+}
+
+// recSink records audit records; it refuses what an audit.Writer would
+// refuse for card data, so that a test sees such a record as an error.
+type recSink struct {
+	mu   sync.Mutex
+	recs []audit.Record
+}
+
+func (r *recSink) Append(_ context.Context, rec audit.Record) (uint64, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if rec.MaskedPAN != "" && !audit.ValidMaskedPAN(rec.MaskedPAN) {
+		return 0, audit.ErrCardData
+	}
+	r.recs = append(r.recs, rec)
+	return uint64(len(r.recs)), nil
+}
+
+func (r *recSink) events() []audit.Event {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]audit.Event, len(r.recs))
+	for i, rec := range r.recs {
+		out[i] = rec.Event
+	}
+	return out
+}
+
+func (r *recSink) records() []audit.Record {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]audit.Record(nil), r.recs...)
+}
+
+// fakeProc is a Processor whose answers the test sets. Errors are taken
+// from the queues in order, then nil.
+type fakeProc struct {
+	mu        sync.Mutex
+	tokErrs   []error
+	authErrs  []error
+	res       Result
+	token     string
+	tokCalls  int
+	authCalls int
+	// authGate, when set, is received from inside Authorize (after
+	// authEntered is signalled) so a test can act while it runs.
+	authGate    chan struct{}
+	authEntered chan struct{}
+	seen        func(c *Card)
+}
+
+func (p *fakeProc) Tokenize(_ context.Context, c *Card, _ PaymentRequest) (string, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.tokCalls++
+	if p.seen != nil {
+		p.seen(c)
+	}
+	if len(p.tokErrs) > 0 {
+		err := p.tokErrs[0]
+		p.tokErrs = p.tokErrs[1:]
+		if err != nil {
+			return "", err
+		}
+	}
+	if p.token == "" {
+		return "tok_test", nil
+	}
+	return p.token, nil
+}
+
+func (p *fakeProc) Authorize(_ context.Context, c *Card, token string, _ PaymentRequest) (Result, error) {
+	p.mu.Lock()
+	p.authCalls++
+	gate, entered := p.authGate, p.authEntered
+	var err error
+	if len(p.authErrs) > 0 {
+		err = p.authErrs[0]
+		p.authErrs = p.authErrs[1:]
+	}
+	res := p.res
+	p.mu.Unlock()
+	if entered != nil {
+		entered <- struct{}{}
+	}
+	if gate != nil {
+		<-gate
+	}
+	if c.PAN.Wiped() || c.CVV.Wiped() {
+		return Result{}, errors.New("fake: card data wiped under the processor")
+	}
+	if err != nil {
+		return Result{}, err
+	}
+	if token == "" {
+		return Result{}, errors.New("fake: no token")
+	}
+	if res.Outcome == "" {
+		res = Result{Outcome: OutcomeApproved, AuthCode: "A1B2C3", ResponseCode: "00"}
+	}
+	return res, nil
+}
+
+func (p *fakeProc) calls() (tok, auth int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.tokCalls, p.authCalls
+}
+
+type env struct {
+	t     testing.TB
+	m     *Manager
+	clk   *fakeClock
+	sink  *recSink
+	trans []transition
+	mu    sync.Mutex
+}
+
+type transition struct{ from, to State }
+
+// newEnv builds a Manager with a fake clock and no timer goroutine. proc
+// may be nil (no Processor).
+func newEnv(t testing.TB, cfg Config, proc *fakeProc) *env {
+	t.Helper()
+	e := &env{t: t, clk: &fakeClock{t: t0}, sink: &recSink{}}
+	opts := Options{Audit: e.sink, Now: e.clk.now, TickInterval: -1}
+	if proc != nil {
+		opts.Processor = proc
+	}
+	m, err := NewManager(cfg, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.transitionHook = func(from, to State) {
+		e.mu.Lock()
+		e.trans = append(e.trans, transition{from, to})
+		e.mu.Unlock()
+	}
+	e.m = m
+	t.Cleanup(m.Close)
+	return e
+}
+
+var testReq = PaymentRequest{Amount: 4250, Currency: "GBP", MerchantRef: "order-77", Merchant: "shop"}
+
+func (e *env) start(callID string) *Session {
+	e.t.Helper()
+	s, err := e.m.Start(callID, testReq, "agent:alice")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return s
+}
+
+// keys presses each key on the call, 100 ms apart.
+func (e *env) keys(callID, keys string) {
+	for i := 0; i < len(keys); i++ {
+		at := e.clk.advance(100 * time.Millisecond)
+		e.m.Digit(callID, dtmf.Digit(keys[i]), at)
+	}
+}
+
+func (e *env) transitions() []transition {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return append([]transition(nil), e.trans...)
+}
+
+// fieldView finds a field in a view.
+func fieldView(t testing.TB, v View, name FieldName) FieldView {
+	t.Helper()
+	for _, f := range v.Fields {
+		if f.Name == name {
+			return f
+		}
+	}
+	t.Fatalf("no field %s in view", name)
+	return FieldView{}
+}
+
+// assertWiped fails unless every byte of every field's backing array is
+// zero.
+func assertWiped(t testing.TB, s *Session) {
+	t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, f := range s.fields {
+		if b := f.buf[:cap(f.buf)]; !allZero(b) || len(f.buf) != 0 {
+			t.Errorf("field %s not wiped (len %d)", f.name, len(f.buf))
+		}
+	}
+}
+
+func allZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// genPAN returns a number of length n that starts with prefix and passes
+// Luhn, computing the check digit independently of luhn().
+func genPAN(prefix string, n int) string {
+	b := []byte(prefix)
+	for len(b) < n-1 {
+		b = append(b, '0')
+	}
+	for c := byte('0'); c <= '9'; c++ {
+		cand := append(append([]byte(nil), b...), c)
+		sum := 0
+		for i := range cand {
+			d := int(cand[len(cand)-1-i] - '0')
+			if i%2 == 1 {
+				d = d * 2 % 9
+				if d == 0 && cand[len(cand)-1-i] == '9' {
+					d = 9
+				}
+			}
+			sum += d
+		}
+		if sum%10 == 0 {
+			return string(cand)
+		}
+	}
+	panic("unreachable")
+}

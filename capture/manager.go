@@ -1,0 +1,346 @@
+package capture
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/tonevault/tonevault/audit"
+	"github.com/tonevault/tonevault/dtmf"
+)
+
+// Options are the Manager's collaborators.
+type Options struct {
+	Processor Processor        // nil: Submit fails sessions with not_configured
+	Audit     AuditSink        // nil: no audit records
+	Now       func() time.Time // the clock; default time.Now
+	Logger    *zap.Logger      // operational log; default none. Never given card data.
+	// TickInterval is how often the Manager's goroutine runs the timers
+	// (Tick); default 1s. Negative: no goroutine, the caller calls Tick
+	// (tests, with their own clock).
+	TickInterval time.Duration
+	// Retain is how long an ended session can still be found by Get;
+	// default 1h.
+	Retain time.Duration
+}
+
+// Manager owns the payment sessions of every call.
+//
+// Locking: mu is never taken while a session's lock is held (sessions
+// detach from their call after releasing theirs).
+type Manager struct {
+	cfg    Config
+	proc   Processor
+	sink   AuditSink
+	now    func() time.Time
+	log    *zap.Logger
+	retain time.Duration
+
+	mu     sync.RWMutex
+	byID   map[string]*Session
+	byCall map[string]*Session // the call's latest session
+	closed bool
+
+	stop        chan struct{}
+	done        chan struct{}
+	auditErrors atomic.Uint64
+
+	transitionHook func(from, to State) // tests: sees every transition attempted
+}
+
+// NewManager checks cfg (zero values take the defaults) and starts the
+// timer goroutine unless opts.TickInterval is negative.
+func NewManager(cfg Config, opts Options) (*Manager, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	m := &Manager{
+		cfg: cfg, proc: opts.Processor, sink: opts.Audit, now: opts.Now, log: opts.Logger,
+		retain: opts.Retain,
+		byID:   make(map[string]*Session), byCall: make(map[string]*Session),
+		stop: make(chan struct{}), done: make(chan struct{}),
+	}
+	if m.now == nil {
+		m.now = time.Now
+	}
+	if m.log == nil {
+		m.log = zap.NewNop()
+	}
+	if m.retain <= 0 {
+		m.retain = time.Hour
+	}
+	every := opts.TickInterval
+	if every == 0 {
+		every = time.Second
+	}
+	if every < 0 {
+		close(m.done)
+		return m, nil
+	}
+	go m.run(every)
+	return m, nil
+}
+
+func (m *Manager) run(every time.Duration) {
+	defer close(m.done)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-m.stop:
+			return
+		case <-t.C:
+			m.Tick(m.now())
+		}
+	}
+}
+
+// Config is the configuration in use, defaults filled in.
+func (m *Manager) Config() Config { return m.cfg }
+
+// Start opens a payment session on a call. Only digits pressed after this
+// moment go into it. ErrCallBusy if the call has a live session.
+func (m *Manager) Start(callID string, req PaymentRequest, actor string) (*Session, error) {
+	if err := checkRequest(callID, req); err != nil {
+		return nil, err
+	}
+	if actor == "" {
+		actor = actorSystem
+	}
+	id, err := newID()
+	if err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return nil, ErrClosed
+	}
+	if old := m.byCall[callID]; old != nil && old.live() {
+		m.mu.Unlock()
+		return nil, ErrCallBusy
+	}
+	s := m.newSession(id, callID, req)
+	// Locked before it is visible: nothing reaches it before it has
+	// begun, and its session.started record goes first.
+	s.lock()
+	m.byID[id] = s
+	m.byCall[callID] = s
+	m.mu.Unlock()
+	s.begin(actor, s.createdAt)
+	s.unlock()
+	return s, nil
+}
+
+func (m *Manager) newSession(id, callID string, req PaymentRequest) *Session {
+	now := m.now()
+	s := &Session{m: m, id: id, callID: callID, req: req, state: StateCreated,
+		createdAt: now, updatedAt: now, acceptFrom: now}
+	if m.cfg.SessionTimeout > 0 {
+		s.expiresAt = now.Add(m.cfg.SessionTimeout)
+	}
+	s.chk = check{cfg: &m.cfg, merchant: req.Merchant}
+	s.fields = []*field{
+		newField(FieldCardNumber, "Card number", kindPAN, minPANLen, maxPANLen),
+		newField(FieldExpiry, "Expiry (MMYY)", kindExpiry, 4, 4),
+		newField(FieldSecurityCode, "Security code", kindCVV, 3, 4),
+	}
+	for _, e := range m.cfg.ExtraFields {
+		s.fields = append(s.fields, newField(e.Name, e.Label, kindExtra, e.MinDigits, e.MaxDigits))
+	}
+	return s
+}
+
+func checkRequest(callID string, req PaymentRequest) error {
+	switch {
+	case callID == "" || len(callID) > audit.MaxFieldLen:
+		return fmt.Errorf("%w: call id empty or longer than %d bytes", ErrInvalidRequest, audit.MaxFieldLen)
+	case req.Amount <= 0:
+		return fmt.Errorf("%w: amount must be positive (minor units)", ErrInvalidRequest)
+	case !isCurrency(req.Currency):
+		return fmt.Errorf("%w: currency must be 3 upper-case letters (ISO 4217)", ErrInvalidRequest)
+	}
+	return nil
+}
+
+func isCurrency(c string) bool {
+	if len(c) != 3 {
+		return false
+	}
+	for i := 0; i < 3; i++ {
+		if c[i] < 'A' || c[i] > 'Z' {
+			return false
+		}
+	}
+	return true
+}
+
+// idAlphabet has no digits: a random id in hex can hold a run of 12 or
+// more digits that passes Luhn, which the audit trail then refuses as a
+// card number (and the redacting logger masks).
+const idAlphabet = "abcdefghijkmnopqrstuvwxyz" // 25 letters, no l
+
+// newID is "pay_" and 20 random letters (about 93 bits).
+func newID() (string, error) {
+	id := make([]byte, 0, 24)
+	id = append(id, "pay_"...)
+	var buf [32]byte
+	for len(id) < cap(id) {
+		if _, err := rand.Read(buf[:]); err != nil {
+			return "", fmt.Errorf("capture: session id: %w", err)
+		}
+		for _, c := range buf {
+			// 250 = 10*25: drop the top of the byte range so every letter is equally likely.
+			if c < 250 && len(id) < cap(id) {
+				id = append(id, idAlphabet[c%25])
+			}
+		}
+	}
+	return string(id), nil
+}
+
+func (s *Session) live() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.state.Live()
+}
+
+// Get finds a session by id, live or ended (ended ones for Options.Retain).
+func (m *Manager) Get(id string) (*Session, bool) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	s, ok := m.byID[id]
+	return s, ok
+}
+
+// Session is the call's live session, if any.
+func (m *Manager) Session(callID string) (*Session, bool) {
+	m.mu.RLock()
+	s := m.byCall[callID]
+	m.mu.RUnlock()
+	if s == nil || !s.live() {
+		return nil, false
+	}
+	return s, true
+}
+
+// Digit hands a key press on a call to its live session. It is ignored
+// when the call has none, or when the press (at) is not after the session
+// started (or was last restarted or reset).
+func (m *Manager) Digit(callID string, d dtmf.Digit, at time.Time) {
+	m.mu.RLock()
+	s := m.byCall[callID]
+	m.mu.RUnlock()
+	if s != nil {
+		s.digit(d, at)
+	}
+}
+
+// CallEnded cancels the call's live session (reason call_ended) and wipes
+// its card data. If the processor is running, that happens when it
+// returns, unless the payment reached an outcome.
+func (m *Manager) CallEnded(callID string) {
+	m.mu.RLock()
+	s := m.byCall[callID]
+	m.mu.RUnlock()
+	if s != nil {
+		s.lock()
+		s.abort(StateCancelled, ReasonCallEnded, m.now())
+		s.unlock()
+	}
+}
+
+// Active reports whether the call has a live payment session (the relay
+// masks digits while it does).
+func (m *Manager) Active(callID string) bool {
+	_, ok := m.Session(callID)
+	return ok
+}
+
+// detach forgets an ended session's call.
+func (m *Manager) detach(s *Session) {
+	m.mu.Lock()
+	if m.byCall[s.callID] == s {
+		delete(m.byCall, s.callID)
+	}
+	m.mu.Unlock()
+}
+
+func (m *Manager) sessions() []*Session {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	out := make([]*Session, 0, len(m.byID))
+	for _, s := range m.byID {
+		out = append(out, s)
+	}
+	return out
+}
+
+// Tick runs every session's timers at now (inter-digit, field and session
+// timeouts) and forgets sessions that ended more than Options.Retain ago.
+// The Manager's goroutine calls it every TickInterval.
+func (m *Manager) Tick(now time.Time) {
+	var old []*Session
+	for _, s := range m.sessions() {
+		s.tick(now)
+		s.mu.Lock()
+		if s.state.Final() && now.Sub(s.updatedAt) > m.retain {
+			old = append(old, s)
+		}
+		s.mu.Unlock()
+	}
+	if len(old) == 0 {
+		return
+	}
+	m.mu.Lock()
+	for _, s := range old {
+		delete(m.byID, s.id)
+		if m.byCall[s.callID] == s {
+			delete(m.byCall, s.callID)
+		}
+	}
+	m.mu.Unlock()
+}
+
+// AuditErrors counts audit records the sink refused or failed to write.
+func (m *Manager) AuditErrors() uint64 { return m.auditErrors.Load() }
+
+func (m *Manager) appendAudit(recs []audit.Record) {
+	for _, r := range recs {
+		if _, err := m.sink.Append(context.Background(), r); err != nil {
+			m.auditErrors.Add(1)
+			m.log.Error("capture: audit record not written",
+				zap.String("event", string(r.Event)), zap.String("payment_id", r.PaymentID), zap.Error(err))
+		}
+	}
+}
+
+// Close stops the timers and cancels every live session (reason
+// shutdown), wiping its card data. Start fails with ErrClosed afterwards.
+func (m *Manager) Close() {
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return
+	}
+	m.closed = true
+	m.mu.Unlock()
+	select {
+	case <-m.done:
+	default:
+		close(m.stop)
+		<-m.done
+	}
+	now := m.now()
+	for _, s := range m.sessions() {
+		s.lock()
+		s.abort(StateCancelled, ReasonShutdown, now)
+		s.unlock()
+	}
+}

@@ -1,0 +1,204 @@
+package capture
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/tonevault/tonevault/audit"
+	"github.com/tonevault/tonevault/internal/secret"
+)
+
+// Submit tokenizes the card and authorizes the payment.
+//
+// It is idempotent: once a Submit has reached a final outcome, every later
+// call returns the same view and error, and a Submit that finds another
+// running waits for it and returns its outcome. It returns ErrNotReady
+// before every field is valid, ErrFinal on a session that ended without
+// a submit, ErrNotConfigured (and the session fails with reason
+// not_configured) when the Manager has no Processor, and an error wrapping
+// ErrUnavailable when the processor failed for now (an error wrapping
+// ErrUnavailable, context.Canceled or context.DeadlineExceeded): the session
+// stays complete or tokenized with its card data so the agent can submit
+// again. Declined and failed payments are not errors: see View.Result.
+func (s *Session) Submit(ctx context.Context, actor string) (v View, err error) {
+	s.lock()
+	for s.inflight != nil {
+		done := s.inflight
+		s.unlock()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			return s.View(), ctx.Err()
+		}
+		s.lock()
+	}
+	defer s.unlock()
+	if s.submitted {
+		return s.viewLocked(), s.submitErr
+	}
+	switch {
+	case s.state.Final():
+		return s.viewLocked(), ErrFinal
+	case s.state != StateComplete && s.state != StateTokenized:
+		return s.viewLocked(), ErrNotReady
+	}
+	now := s.m.now()
+	if s.m.proc == nil {
+		s.submitted, s.submitErr = true, ErrNotConfigured
+		s.end(StateFailed, ReasonNotConfigured, actor,
+			&Result{Outcome: OutcomeFailed, Reason: ReasonNotConfigured}, now)
+		return s.viewLocked(), ErrNotConfigured
+	}
+	s.busy = true
+	s.inflight = make(chan struct{})
+	defer func() {
+		close(s.inflight)
+		s.inflight = nil
+		s.busy = false
+		if s.abortState != "" {
+			s.end(s.abortState, s.abortReason, actorSystem, nil, s.m.now())
+		}
+		v = s.viewLocked()
+	}()
+	err = s.tokenize(ctx, actor)
+	if err == nil && s.state == StateTokenized && s.abortState == "" {
+		err = s.authorize(ctx, actor)
+	}
+	return v, err
+}
+
+// card lends the session's buffers to the processor.
+func (s *Session) card() *Card {
+	c := &Card{PAN: s.fields[0].buf, Expiry: s.fields[1].buf, CVV: s.fields[2].buf, Brand: s.fields[0].brand}
+	if len(s.fields) > 3 {
+		c.Extra = make(map[FieldName]secret.Secret, len(s.fields)-3)
+		for _, f := range s.fields[3:] {
+			c.Extra[f.name] = f.buf
+		}
+	}
+	return c
+}
+
+// temporary reports whether a processor error leaves the card data for
+// another Submit.
+func temporary(err error) bool {
+	return errors.Is(err, ErrUnavailable) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
+}
+
+// call runs fn with the session unlocked (the processor may be slow) and
+// the card data lent; busy keeps every other path off the buffers.
+func (s *Session) call(fn func()) {
+	s.unlock()
+	defer s.lock()
+	fn()
+}
+
+func (s *Session) tokenize(ctx context.Context, actor string) error {
+	if s.state == StateTokenized {
+		return nil
+	}
+	s.audit(actor, audit.EventTokenizationRequested, audit.Info, "", s.fields[0].auditPAN)
+	c := s.card()
+	var tok string
+	var err error
+	s.call(func() { tok, err = s.m.proc.Tokenize(ctx, c, s.req) })
+	now := s.m.now()
+	switch {
+	case err != nil && temporary(err):
+		s.m.log.Warn("capture: tokenization unavailable", zap.String("payment_id", s.id), zap.Error(err))
+		s.audit(actor, audit.EventTokenizationResult, audit.Failure, "unavailable", "")
+		s.changed(now)
+		return fmt.Errorf("capture: tokenization: %w", ErrUnavailable)
+	case err != nil || tok == "":
+		if err != nil {
+			s.m.log.Error("capture: tokenization failed", zap.String("payment_id", s.id), zap.Error(err))
+		}
+		s.audit(actor, audit.EventTokenizationResult, audit.Failure, ReasonTokenization, "")
+		s.finish(StateFailed, &Result{Outcome: OutcomeFailed, Reason: ReasonTokenization}, actor, now)
+		return nil
+	}
+	s.token = tok
+	s.audit(actor, audit.EventTokenizationResult, audit.Success, "", "")
+	s.setState(StateTokenized)
+	s.changed(now)
+	return nil
+}
+
+func (s *Session) authorize(ctx context.Context, actor string) error {
+	s.setState(StateSubmitting)
+	s.audit(actor, audit.EventAuthorizationRequested, audit.Info,
+		fmt.Sprintf("amount %d %s", s.req.Amount, s.req.Currency), s.fields[0].auditPAN)
+	s.changed(s.m.now())
+	c, tok := s.card(), s.token
+	var res Result
+	var err error
+	s.call(func() { res, err = s.m.proc.Authorize(ctx, c, tok, s.req) })
+	now := s.m.now()
+	if err != nil && temporary(err) {
+		s.m.log.Warn("capture: authorization unavailable", zap.String("payment_id", s.id), zap.Error(err))
+		s.audit(actor, audit.EventAuthorizationResult, audit.Failure, "unavailable", "")
+		if s.abortState != "" { // ended meanwhile: Submit's deferred end goes from submitting
+			return fmt.Errorf("capture: authorization: %w", ErrUnavailable)
+		}
+		s.setState(StateTokenized)
+		s.changed(now)
+		return fmt.Errorf("capture: authorization: %w", ErrUnavailable)
+	}
+	if err != nil {
+		s.m.log.Error("capture: authorization failed", zap.String("payment_id", s.id), zap.Error(err))
+		res = Result{Outcome: OutcomeFailed, Reason: ReasonAuthorization}
+	}
+	to := map[string]State{OutcomeApproved: StateApproved, OutcomeDeclined: StateDeclined, OutcomeFailed: StateFailed}[res.Outcome]
+	if to == "" {
+		res = Result{Outcome: OutcomeFailed, Reason: ReasonInvalidResult}
+		to = StateFailed
+	}
+	res.Token = tok
+	out := audit.Failure
+	if to == StateApproved {
+		out = audit.Success
+	}
+	s.audit(actor, audit.EventAuthorizationResult, out, resultReason(res), "")
+	s.finish(to, &res, actor, now)
+	return nil
+}
+
+// finish ends a submitted session: its outcome is what every later Submit
+// returns. A call end or expiry that came meanwhile is dropped: the
+// outcome of a submitted payment is what happened.
+func (s *Session) finish(to State, res *Result, actor string, now time.Time) {
+	s.submitted = true
+	s.abortState, s.abortReason = "", ""
+	reason := res.Reason
+	if reason == "" {
+		reason = res.Outcome
+	}
+	s.end(to, reason, actor, res, now)
+}
+
+// resultReason is the audit reason of an authorization result: codes
+// only, never free text from the PSP.
+func resultReason(r Result) string {
+	s := r.Outcome
+	if r.ResponseCode != "" {
+		s += " response_code=" + safeCode(r.ResponseCode)
+	}
+	if r.Reason != "" {
+		s += " reason=" + safeCode(r.Reason)
+	}
+	return s
+}
+
+// safeCode bounds a code from the PSP; the audit Writer refuses a record
+// that would hold a card number whatever it is.
+func safeCode(c string) string {
+	if len(c) > 32 {
+		c = c[:32]
+	}
+	return c
+}
