@@ -1,0 +1,105 @@
+package media
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"github.com/tonevault/tonevault/dtmf"
+)
+
+// DefaultConfig is the relay's configuration from DESIGN.md: loopback,
+// ports 20000-29999, the dtmf package's look-ahead, a beep as mask, every
+// digit masked, a 60 s media timeout and no limit on call length.
+func DefaultConfig() Config {
+	return Config{
+		BindIP:       netip.AddrFrom4([4]byte{127, 0, 0, 1}),
+		PortMin:      20000,
+		PortMax:      29999,
+		LookAhead:    dtmf.DefaultLookAhead,
+		MaskMode:     dtmf.MaskTone,
+		Policy:       Always,
+		MediaTimeout: 60 * time.Second,
+	}
+}
+
+// Validate reports a setting that cannot work, naming the config key.
+//
+// PortMin = PortMax = 0 is accepted and means: let the kernel pick each
+// RTP port (still even, with RTCP on the next one). It is meant for tests,
+// which run beside other processes and cannot own a fixed range.
+func (c Config) Validate() error {
+	if !c.BindIP.IsValid() || c.BindIP.IsUnspecified() {
+		return fmt.Errorf("media: bind_ip %v must be one concrete address: it is the address the SDP advertises", c.BindIP)
+	}
+	if c.BindIP.Zone() != "" {
+		return fmt.Errorf("media: bind_ip %v: zoned addresses are not supported", c.BindIP)
+	}
+	if c.PortMin != 0 || c.PortMax != 0 {
+		switch {
+		case c.PortMin < 1 || c.PortMax > 65535:
+			return fmt.Errorf("media: port range %d-%d outside 1-65535", c.PortMin, c.PortMax)
+		case c.PortMin%2 != 0:
+			return fmt.Errorf("media: port_min %d must be even (RTP on even ports, RTCP on the next odd one)", c.PortMin)
+		case c.PortMax < c.PortMin+3:
+			return fmt.Errorf("media: port range %d-%d too small: a call needs two RTP/RTCP pairs (4 ports)", c.PortMin, c.PortMax)
+		}
+	}
+	if err := c.maskConfig().Validate(); err != nil {
+		return fmt.Errorf("media: %w", err)
+	}
+	if c.Policy != Always && c.Policy != CaptureOnly {
+		return fmt.Errorf("media: unknown policy %d (want always or capture-only)", c.Policy)
+	}
+	if c.MediaTimeout < 0 {
+		return fmt.Errorf("media: media_timeout %v is negative (0 disables it)", c.MediaTimeout)
+	}
+	if c.MaxDuration < 0 {
+		return fmt.Errorf("media: max_duration %v is negative (0: unlimited)", c.MaxDuration)
+	}
+	return nil
+}
+
+func (c Config) maskConfig() dtmf.MaskConfig {
+	return dtmf.MaskConfig{Mode: c.MaskMode, LookAhead: c.LookAhead}
+}
+
+// ParsePolicy reads "always" or "capture-only" (the YAML spelling).
+func ParsePolicy(s string) (Policy, error) {
+	switch s {
+	case "always", "":
+		return Always, nil
+	case "capture-only", "capture_only":
+		return CaptureOnly, nil
+	}
+	return 0, fmt.Errorf("media: unknown policy %q (want always or capture-only)", s)
+}
+
+func (p Policy) String() string {
+	switch p {
+	case Always:
+		return "always"
+	case CaptureOnly:
+		return "capture-only"
+	}
+	return fmt.Sprintf("Policy(%d)", uint8(p))
+}
+
+// Options are the relay's collaborators; every field may be left zero.
+type Options struct {
+	Logger     *zap.Logger           // nil: no logging
+	Registerer prometheus.Registerer // nil: metrics are kept but not exported
+	Digits     DigitSink             // nil: digits are dropped
+}
+
+// Errors a Session reports through Err, and Open's port error.
+var (
+	ErrMediaTimeout   = errors.New("media: no RTP from either leg within the media timeout")
+	ErrMaxDuration    = errors.New("media: call reached its maximum duration")
+	ErrPortsExhausted = errors.New("media: RTP port range exhausted")
+	ErrClosed         = errors.New("media: relay closed")
+)

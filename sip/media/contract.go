@@ -1,0 +1,84 @@
+package media
+
+import (
+	"net/netip"
+	"time"
+
+	"github.com/tonevault/tonevault/dtmf"
+)
+
+// Leg is one side of a call.
+type Leg uint8
+
+const (
+	Carrier  Leg = iota // the customer's side: its media is always inspected
+	Platform            // the contact-centre side: agent, PBX, recorder
+)
+
+// Codec is what the relay knows about a payload type.
+type Codec uint8
+
+const (
+	CodecUnknown   Codec = iota
+	PCMU                 // G.711 µ-law, 8000 Hz
+	PCMA                 // G.711 A-law, 8000 Hz
+	TelephoneEvent       // RFC 4733, 8000 Hz
+	ComfortNoise         // RFC 3389 CN
+)
+
+// PayloadType is one a=rtpmap of an m=audio line.
+type PayloadType struct {
+	PT    uint8
+	Codec Codec
+	Name  string // encoding name as signalled, e.g. "PCMU", "telephone-event"
+	Rate  int    // clock rate
+}
+
+// Stream is what a leg's latest SDP (offer or answer) says about where its
+// peer receives audio and in which formats.
+type Stream struct {
+	// Addr is the peer's RTP address from c=/m=. An unspecified address
+	// (0.0.0.0, RFC 2543 hold) or port 0 means: send nothing to it.
+	Addr netip.AddrPort
+	// RTCP is the peer's RTCP address (a=rtcp, else Addr's port + 1).
+	RTCP         netip.AddrPort
+	PayloadTypes []PayloadType
+	// Direction from the peer's point of view: "sendrecv" (default),
+	// "sendonly", "recvonly", "inactive".
+	Direction string
+	PTime     time.Duration // 0: 20 ms
+}
+
+// Policy decides when carrier digits are masked.
+type Policy uint8
+
+const (
+	// Always masks every customer digit for the whole call (the default).
+	Always Policy = iota
+	// CaptureOnly lets digits through outside a payment capture (IVRs).
+	CaptureOnly
+)
+
+// Digit is one customer key press, de-duplicated across transports.
+type Digit struct {
+	CallID string
+	Digit  dtmf.Digit
+	Source dtmf.Source // transport it was first seen on
+	At     time.Time   // wall-clock time of the press's start
+}
+
+// DigitSink receives every carrier digit of every call, once. It is called
+// from the relay's goroutines and must not block.
+type DigitSink interface{ Digit(Digit) }
+
+// Config is the relay's part of configs/tonevault.yaml ("media:").
+type Config struct {
+	BindIP       netip.Addr    // address RTP sockets bind to and SDP advertises
+	PortMin      int           // even; RTP on even ports, RTCP on the next odd one
+	PortMax      int           //
+	LookAhead    time.Duration // masker delay (dtmf.DefaultLookAhead)
+	MaskMode     dtmf.MaskMode // tone or silence
+	Policy       Policy
+	MediaTimeout time.Duration // no RTP from either leg this long → Session.Done
+	MaxDuration  time.Duration // 0: unlimited
+}

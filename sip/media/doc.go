@@ -1,0 +1,127 @@
+// Package media is ToneVault's RTP/RTCP relay: per call, an RTP/RTCP port
+// pair on each leg, symmetric-RTP latching, and on the carrier→platform
+// direction every packet through the dtmf masker so that no customer digit
+// reaches the platform (DESIGN.md invariants 1, 3 and 5).
+//
+// # Use (package sip)
+//
+//	r, _ := media.NewRelay(cfg, media.Options{Logger: l, Registerer: reg, Digits: sink})
+//	s, _ := r.Open(callID)              // both legs' ports, or ErrPortsExhausted
+//	s.Local(media.Carrier)              // goes into the SDP sent to the carrier (RTCP: port+1)
+//	s.SetRemote(media.Carrier, stream)  // after every offer/answer from that leg
+//	s.InfoDigit('5', 160*time.Millisecond)
+//	s.SetCapture(true)                  // CaptureOnly policy
+//	<-s.Done(); s.Err()                 // ErrMediaTimeout, ErrMaxDuration; nil after Close
+//	s.Close()                           // frees the ports; idempotent
+//
+// # Ports
+//
+// RTP on even ports, RTCP on the next one, from [PortMin, PortMax] on
+// BindIP. Freed pairs go to the back of a FIFO, so a port is reused as late
+// as possible; a pair another process holds is skipped. PortMin = PortMax
+// = 0 lets the kernel pick (still even/odd pairs): that is for tests.
+//
+// # Symmetric RTP
+//
+// A leg accepts RTP from its latched source. Until one is latched, the
+// first packet from the signalled IP (any port: NATs rewrite ports) is
+// latched; a packet from the exact signalled address:port always takes the
+// latch back; a new signalled address unlatches. Everything else is a
+// foreign source: dropped and counted. Packets toward a peer go from the
+// relay socket of its leg to the latched source, else the signalled
+// address. RTCP is accepted from the peer's IP, latched the same way, and
+// relayed unchanged and uninspected.
+//
+// # The carrier→platform direction
+//
+// Each packet is parsed with every length checked (version, CSRC count,
+// extension, padding, MaxPacket). An unparseable packet is dropped and
+// counted. Parseable ones, by payload type (both legs' SDP merged; a
+// number the legs map to different codecs is unknown):
+//
+//   - G.711 (PCMU/PCMA): through the masker. The packet keeps its header
+//     (sequence number, timestamp, marker, SSRC) and its payload becomes the
+//     masker's output, the audio that arrived Delay() samples earlier. The
+//     platform stream is exactly as continuous as the carrier's and the
+//     added latency is the look-ahead, nothing more. The first Delay()
+//     samples of a call are the masker's initial silence. In-band tones are
+//     masked whether or not telephone-event was negotiated.
+//   - telephone-event (RFC 4733): never forwarded while masking. The packet
+//     feeds the call's EventAssembler and its slot is filled with mask audio
+//     (beep or comfort noise, the masker's signal) in the carrier's audio
+//     format: same sequence number and SSRC, marker clear, timestamp
+//     start+duration-one packet (the audio the packet stands for), never
+//     older than the newest timestamp sent. End retransmissions repeat the
+//     duration, so they go out with the timestamp of the first End: equal
+//     timestamps are legal RTP and a jitter buffer keeps one; a strictly
+//     increasing invented timestamp would collide with the next audio of
+//     senders that resume at the event's end. The masker is fed mask audio
+//     for the slot, so what sat in the look-ahead when the event began (a
+//     tone's first milliseconds sent in-band before the sender switched to
+//     events) never leaves, and the look-ahead is mask when audio resumes.
+//   - comfort noise: relayed; while masking only its level byte (the
+//     spectral shape is audio the relay does not inspect).
+//   - anything else while masking: replaced by mask audio like an event
+//     (fail closed).
+//
+// Only the fixed RTP header goes to the platform: CSRC lists and header
+// extensions are carrier data the relay does not inspect.
+//
+// A new carrier SSRC (re-INVITE, transfer) reports the old stream's press
+// in progress, resets the assembler, and restarts the output timestamp
+// tracking. The masker is kept: the customer's audio continues across
+// the switch, so a tone that straddles it stays one tone to the detector
+// and stays masked, and the look-ahead's content leaves through the masker,
+// never around it. A codec change (PCMU↔PCMA) starts a new masker: the old
+// look-ahead is dropped, not sent.
+//
+// # Digits
+//
+// In-band presses (the masker's detector), RFC 4733 presses and SIP INFO
+// digits go through one dtmf.Deduper per call, on one clock: the carrier's
+// extended RTP timestamp, continued across SSRC changes by wall-clock time.
+// A SIP INFO digit is placed at the clock's position at its arrival. Each
+// press reaches the DigitSink once, with the transport it was first seen
+// on and the wall-clock time of its start, outside the session's lock.
+//
+// # Policy
+//
+// Always masks for the whole call. CaptureOnly masks between
+// SetCapture(true) and SetCapture(false); outside, carrier packets pass
+// unmasked and undelayed (digits still reported, RFC 4733 passed through).
+// The masker runs all the time, so at the moment capture starts its
+// look-ahead is already masked; the switch repeats (on) or skips (off) one
+// look-ahead of audio, never leaks.
+//
+// # Platform→carrier
+//
+// Relayed unchanged, only the address rewritten.
+//
+// # Media timeout and hold
+//
+// Once both legs are signalled (so not while the platform rings), and
+// while at least one peer's SDP says it sends (sendrecv or sendonly), no
+// RTP accepted from either leg for MediaTimeout closes Done with
+// ErrMediaTimeout. A customer on hold hears music (the platform, sendonly,
+// sends) and the timeout runs on that. When no peer sends (both inactive
+// or recvonly), silence is what the SDP asked for: the timeout is
+// suspended and SIP (session timers, BYE) decides; it restarts from zero on
+// resume. RTP toward a peer on hold (0.0.0.0, port 0, sendonly, inactive)
+// is dropped and counted; RTCP continues (RFC 3264 §5.1). MaxDuration
+// closes Done with ErrMaxDuration.
+//
+// # Metrics
+//
+// tonevault_rtp_packets_total{direction,action,reason} (action relayed,
+// replaced or dropped), tonevault_digits_total{transport},
+// tonevault_mask_delay_seconds (arrival of the packet that brought an
+// output packet's first sample to that packet leaving), and
+// tonevault_media_sessions. Registered on Options.Registerer only.
+//
+// # Concurrency and cost
+//
+// One goroutine per socket reads into a reused buffer. A session's state
+// is behind one mutex, taken once per packet and by the SIP-side methods.
+// The carrier path does not allocate per packet (except at a codec
+// change); its CPU is mostly the masker's detector.
+package media

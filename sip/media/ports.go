@@ -1,0 +1,121 @@
+package media
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"sync"
+)
+
+// portPool hands out RTP/RTCP port pairs (RTP even, RTCP = RTP+1) from the
+// configured range. Freed pairs go to the back of the queue, so a port is
+// reused as late as possible and stray packets of an ended call rarely
+// reach the next one.
+type portPool struct {
+	ip        netip.Addr
+	min, max  int
+	ephemeral bool
+
+	mu   sync.Mutex
+	free []int // RTP ports, FIFO
+	used int
+}
+
+func newPortPool(ip netip.Addr, min, max int) *portPool {
+	p := &portPool{ip: ip, min: min, max: max, ephemeral: min == 0 && max == 0}
+	if !p.ephemeral {
+		for port := min; port+1 <= max; port += 2 {
+			p.free = append(p.free, port)
+		}
+	}
+	return p
+}
+
+// pair is one bound RTP/RTCP socket pair.
+type pair struct {
+	rtp, rtcp *net.UDPConn
+	port      int
+}
+
+// get binds a free pair. Pairs that fail to bind (another process holds
+// one of the ports) go back to the end of the queue and the next is tried.
+func (p *portPool) get() (pair, error) {
+	if p.ephemeral {
+		return p.getEphemeral()
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var lastErr error
+	for tries := len(p.free); tries > 0; tries-- {
+		port := p.free[0]
+		p.free = p.free[1:]
+		pr, err := p.bind(port)
+		if err == nil {
+			p.used++
+			return pr, nil
+		}
+		lastErr = err
+		p.free = append(p.free, port)
+	}
+	if lastErr != nil {
+		return pair{}, fmt.Errorf("%w: %d-%d on %v: %d pairs in use, the others failed to bind: %v", ErrPortsExhausted, p.min, p.max, p.ip, p.used, lastErr)
+	}
+	return pair{}, fmt.Errorf("%w: %d-%d on %v: all %d pairs in use", ErrPortsExhausted, p.min, p.max, p.ip, p.used)
+}
+
+// getEphemeral lets the kernel pick the RTP port and retries until it is
+// even and the next one is free too.
+func (p *portPool) getEphemeral() (pair, error) {
+	var lastErr error
+	for range 64 {
+		rtp, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(p.ip, 0)))
+		if err != nil {
+			return pair{}, fmt.Errorf("media: bind %v: %w", p.ip, err)
+		}
+		port := int(rtp.LocalAddr().(*net.UDPAddr).Port)
+		if port%2 != 0 || port == 65535 {
+			rtp.Close()
+			continue
+		}
+		rtcp, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(p.ip, uint16(port+1))))
+		if err != nil {
+			rtp.Close()
+			lastErr = err
+			continue
+		}
+		p.mu.Lock()
+		p.used++
+		p.mu.Unlock()
+		return pair{rtp: rtp, rtcp: rtcp, port: port}, nil
+	}
+	return pair{}, fmt.Errorf("%w: no even ephemeral port with a free odd neighbour on %v: %v", ErrPortsExhausted, p.ip, lastErr)
+}
+
+func (p *portPool) bind(port int) (pair, error) {
+	rtp, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(p.ip, uint16(port))))
+	if err != nil {
+		return pair{}, err
+	}
+	rtcp, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(p.ip, uint16(port+1))))
+	if err != nil {
+		rtp.Close()
+		return pair{}, err
+	}
+	return pair{rtp: rtp, rtcp: rtcp, port: port}, nil
+}
+
+// put closes the pair's sockets and returns the port to the pool.
+func (p *portPool) put(pr pair) {
+	if pr.rtp != nil {
+		pr.rtp.Close()
+	}
+	if pr.rtcp != nil {
+		pr.rtcp.Close()
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.used--
+	if !p.ephemeral {
+		p.free = append(p.free, pr.port)
+	}
+}

@@ -1,0 +1,570 @@
+package media
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/tonevault/tonevault/dtmf"
+)
+
+// Session is one call's media: a port pair per leg, the goroutines that
+// relay them, and the carrier direction's masking and digit state.
+// Every method is safe for concurrent use.
+type Session struct {
+	r      *Relay
+	callID string
+	pairs  [2]pair
+	local  [2]netip.AddrPort
+	opened time.Time
+
+	mu      sync.Mutex
+	legs    [2]legState
+	ptmap   [128]Codec
+	fill    fillCodec // what replaced packets are made of, before carrier audio says
+	capture bool
+	c       carrier
+	dedup   dtmf.Deduper
+	counts  [2][numOutcomes]uint64
+	digits  int
+	armed   bool // both legs signalled: the media timeout runs
+	closed  bool
+
+	lastRTP atomic.Int64 // relay nanos of the last RTP accepted from either leg
+
+	done     chan struct{}
+	doneOnce sync.Once
+	err      atomic.Pointer[error]
+	maxTimer *time.Timer
+	wg       sync.WaitGroup
+
+	closeOnce sync.Once
+	stats     Stats
+}
+
+// legState is what SDP said about a leg's peer and where its packets
+// were seen coming from.
+type legState struct {
+	stream    Stream
+	signalled bool
+	latched   netip.AddrPort // RTP source (symmetric RTP)
+	rtcpSrc   netip.AddrPort // RTCP source
+}
+
+// fillCodec is a payload type the platform accepts and its codec.
+type fillCodec struct {
+	pt    uint8
+	codec Codec
+}
+
+// Stats is a session's account, returned by Close.
+type Stats struct {
+	Duration   time.Duration
+	ToPlatform DirStats // carrier → platform
+	ToCarrier  DirStats // platform → carrier
+	// Digits is the number of de-duplicated carrier key presses.
+	Digits int
+	// Mask is the carrier maskers' account (summed across codec changes).
+	Mask dtmf.MaskStats
+}
+
+// DirStats counts one direction's packets, RTCP included.
+type DirStats struct {
+	Relayed, Replaced, Dropped uint64
+}
+
+func newSession(r *Relay, callID string, cp, pp pair) *Session {
+	s := &Session{
+		r:      r,
+		callID: callID,
+		pairs:  [2]pair{cp, pp},
+		opened: time.Now(),
+		done:   make(chan struct{}),
+		fill:   fillCodec{pt: 0, codec: PCMU},
+	}
+	for l, p := range s.pairs {
+		s.local[l] = netip.AddrPortFrom(r.cfg.BindIP, uint16(p.port))
+	}
+	s.c.events = make([]dtmf.Event, 0, 16)
+	s.lastRTP.Store(r.nanos(s.opened))
+	return s
+}
+
+func (s *Session) start() {
+	s.wg.Add(4)
+	go s.carrierLoop()
+	go s.platformLoop()
+	go s.rtcpLoop(Carrier)
+	go s.rtcpLoop(Platform)
+	if d := s.r.cfg.MaxDuration; d > 0 {
+		s.maxTimer = time.AfterFunc(d, func() { s.finish(ErrMaxDuration) })
+	}
+}
+
+// CallID is the call this session belongs to.
+func (s *Session) CallID() string { return s.callID }
+
+// Local is where leg's peer must send RTP (RTCP: the next port); it goes
+// into the SDP sent to that leg.
+func (s *Session) Local(leg Leg) netip.AddrPort {
+	if leg > Platform {
+		return netip.AddrPort{}
+	}
+	return s.local[leg]
+}
+
+var directions = map[string]bool{"": true, "sendrecv": true, "sendonly": true, "recvonly": true, "inactive": true}
+
+// SetRemote takes what the latest SDP (offer or answer) from leg's peer
+// says: its address, payload types, direction and ptime. Call it after
+// every offer or answer (initial, re-INVITE, UPDATE, hold and resume,
+// codec change). A new address forgets the latched source: the peer
+// latches again on its next packet.
+func (s *Session) SetRemote(leg Leg, st Stream) error {
+	if leg > Platform {
+		return fmt.Errorf("media: SetRemote: unknown leg %d", leg)
+	}
+	if !directions[st.Direction] {
+		return fmt.Errorf("media: SetRemote %v: unknown direction %q", leg, st.Direction)
+	}
+	if st.Direction == "" {
+		st.Direction = "sendrecv"
+	}
+	st.Addr, st.RTCP = unmap(st.Addr), unmap(st.RTCP)
+	if a := st.Addr.Addr(); a.IsValid() && !a.IsUnspecified() && a.Is4() != s.r.cfg.BindIP.Is4() {
+		return fmt.Errorf("media: SetRemote %v: address %v is not in the family of bind_ip %v", leg, a, s.r.cfg.BindIP)
+	}
+	for _, p := range st.PayloadTypes {
+		if p.PT > 127 {
+			return fmt.Errorf("media: SetRemote %v: payload type %d out of range 0-127", leg, p.PT)
+		}
+	}
+	if st.PTime < 0 || st.PTime > time.Second {
+		return fmt.Errorf("media: SetRemote %v: ptime %v out of range", leg, st.PTime)
+	}
+	st.PayloadTypes = slices.Clone(st.PayloadTypes)
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	l := &s.legs[leg]
+	if !l.signalled || l.stream.Addr.Addr() != st.Addr.Addr() || l.stream.Addr.Port() != st.Addr.Port() && st.Addr.Port() != 0 {
+		l.latched, l.rtcpSrc = netip.AddrPort{}, netip.AddrPort{}
+	}
+	wasExpecting := s.armed && s.expectingRTP()
+	l.stream, l.signalled = st, true
+	s.rebuildPTMap()
+	s.armed = s.legs[Carrier].signalled && s.legs[Platform].signalled
+	if s.armed && s.expectingRTP() && !wasExpecting {
+		// Media just became expected (answer, resume): the timeout
+		// counts from now, not from the last packet before the hold.
+		s.lastRTP.Store(s.r.nanos(time.Now()))
+	}
+	return nil
+}
+
+// rebuildPTMap merges both legs' payload types: the carrier sends with the
+// numbers of the SDP it received, which is the platform's, rewritten. A
+// number the two legs map to different codecs is unknown (fail closed).
+func (s *Session) rebuildPTMap() {
+	var m [128]Codec
+	var seen, clash [128]bool
+	for _, leg := range []Leg{Carrier, Platform} {
+		for _, p := range s.legs[leg].stream.PayloadTypes {
+			c := codecOf(p)
+			switch {
+			case clash[p.PT]:
+			case seen[p.PT] && m[p.PT] != c:
+				m[p.PT], clash[p.PT] = CodecUnknown, true
+			default:
+				m[p.PT], seen[p.PT] = c, true
+			}
+		}
+	}
+	s.ptmap = m
+	// Replacement audio: the platform's first G.711 format, else the
+	// carrier's, else PCMU. Carrier audio, once seen, takes over.
+	s.fill = fillCodec{pt: 0, codec: PCMU}
+	for _, leg := range []Leg{Platform, Carrier} {
+		for _, p := range s.legs[leg].stream.PayloadTypes {
+			if c := m[p.PT]; c == PCMU || c == PCMA {
+				s.fill = fillCodec{pt: p.PT, codec: c}
+				return
+			}
+		}
+	}
+}
+
+// expectingRTP reports whether a signalled peer says it sends (sendrecv
+// or sendonly). Caller holds mu.
+func (s *Session) expectingRTP() bool {
+	for _, l := range s.legs {
+		if l.signalled && (l.stream.Direction == "sendrecv" || l.stream.Direction == "sendonly") {
+			return true
+		}
+	}
+	return false
+}
+
+// SetCapture turns masking on while a payment capture is active, under
+// the CaptureOnly policy; under Always masking never stops and this does
+// nothing. The masker runs all the time, so its look-ahead is already
+// masked at the moment capture starts.
+func (s *Session) SetCapture(active bool) {
+	s.mu.Lock()
+	s.capture = active
+	s.mu.Unlock()
+}
+
+// masking reports whether carrier audio is masked now. Caller holds mu.
+func (s *Session) masking() bool { return s.r.cfg.Policy == Always || s.capture }
+
+// InfoDigit adds a SIP INFO digit from the carrier to the call's digit
+// stream. It is placed on the carrier RTP clock at the time it arrives,
+// lasting dur (100 ms when not given), so that the same press seen as
+// RFC 4733 or in-band is reported once.
+func (s *Session) InfoDigit(d dtmf.Digit, dur time.Duration) {
+	if !d.Valid() {
+		return
+	}
+	if dur <= 0 {
+		dur = 100 * time.Millisecond
+	}
+	now := time.Now()
+	var out [1]Digit
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	pos := s.c.clockAt(now)
+	e := dtmf.Event{Digit: d, Start: pos, End: pos + int64(dur/(time.Second/dtmf.SampleRate)), Source: dtmf.SIPInfo}
+	got := s.addDigit(e, now, out[:0])
+	s.mu.Unlock()
+	s.deliver(got)
+}
+
+// addDigit de-duplicates a press and, if fresh, appends it to out.
+// Caller holds mu.
+func (s *Session) addDigit(e dtmf.Event, now time.Time, out []Digit) []Digit {
+	if !s.dedup.Add(e) {
+		return out
+	}
+	s.digits++
+	if int(e.Source) < len(s.r.m.digits) && s.r.m.digits[e.Source] != nil {
+		s.r.m.digits[e.Source].Inc()
+	}
+	return append(out, Digit{CallID: s.callID, Digit: e.Digit, Source: e.Source, At: s.c.wallAt(e.Start, now)})
+}
+
+// deliver hands digits to the sink outside the session lock, so a sink
+// that calls back into the session (SetCapture) cannot deadlock.
+func (s *Session) deliver(ds []Digit) {
+	if s.r.sink == nil {
+		return
+	}
+	for _, d := range ds {
+		s.r.sink.Digit(d)
+	}
+}
+
+// Done is closed on media timeout or max duration, and by Close (Err
+// stays nil then), so a goroutine waiting on it always ends.
+func (s *Session) Done() <-chan struct{} { return s.done }
+
+// Err says why Done was closed: ErrMediaTimeout, ErrMaxDuration, or nil
+// (not closed, or closed by Close).
+func (s *Session) Err() error {
+	if p := s.err.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+func (s *Session) finish(err error) {
+	s.doneOnce.Do(func() {
+		if err != nil {
+			s.err.Store(&err)
+			s.r.log.Info("media session ended", zap.String("call_id", s.callID), zap.Error(err))
+		}
+		close(s.done)
+	})
+}
+
+// checkTimeout is the media timeout rule: once both legs are signalled,
+// and while at least one peer says it sends (sendrecv or sendonly), no RTP
+// accepted from either leg for MediaTimeout ends the session. When no peer
+// sends (both sides on hold with inactive or recvonly), silence is what
+// SDP asked for and the timeout is suspended: SIP (session timers, BYE)
+// decides. A customer on hold (sendonly from the platform, music on hold)
+// keeps the call alive through the platform's RTP.
+func (s *Session) checkTimeout(now time.Time) {
+	s.mu.Lock()
+	active := s.armed && !s.closed && s.expectingRTP()
+	s.mu.Unlock()
+	if !active {
+		return
+	}
+	if idle := time.Duration(s.r.nanos(now) - s.lastRTP.Load()); idle > s.r.cfg.MediaTimeout {
+		s.finish(ErrMediaTimeout)
+	}
+}
+
+// Close stops relaying, frees the ports and returns the session's
+// account. A press still in progress is reported first. It is idempotent.
+func (s *Session) Close() Stats {
+	s.closeOnce.Do(func() {
+		s.mu.Lock()
+		s.closed = true
+		s.mu.Unlock()
+		if s.maxTimer != nil {
+			s.maxTimer.Stop()
+		}
+		for _, p := range s.pairs {
+			p.rtp.Close()
+			p.rtcp.Close()
+		}
+		s.wg.Wait()
+		var got []Digit
+		s.mu.Lock()
+		now := time.Now()
+		for _, e := range s.c.asm.Flush(s.c.events[:0]) {
+			got = s.addDigit(s.c.toCall(e), now, got)
+		}
+		s.stats = Stats{
+			Duration:   now.Sub(s.opened),
+			ToPlatform: s.dirStats(toPlatform),
+			ToCarrier:  s.dirStats(toCarrier),
+			Digits:     s.digits,
+			Mask:       s.c.maskStats(),
+		}
+		s.mu.Unlock()
+		s.deliver(got)
+		for _, p := range s.pairs {
+			s.r.ports.put(p)
+		}
+		s.r.forget(s)
+		s.finish(nil)
+	})
+	return s.stats
+}
+
+func (s *Session) dirStats(d direction) DirStats {
+	var st DirStats
+	for o := outcome(1); o < numOutcomes; o++ {
+		switch o.action() {
+		case "relayed":
+			st.Relayed += s.counts[d][o]
+		case "replaced":
+			st.Replaced += s.counts[d][o]
+		default:
+			st.Dropped += s.counts[d][o]
+		}
+	}
+	return st
+}
+
+// count records one packet's fate. Caller holds mu.
+func (s *Session) count(d direction, o outcome) {
+	s.counts[d][o]++
+	s.r.m.packets[d][o].Inc()
+}
+
+// acceptRTP is symmetric RTP latching. A packet is accepted from the
+// latched source; before latching, from any port of the signalled IP (a
+// NAT may rewrite the port), and that source is latched. A packet from the
+// exact signalled address:port always wins the latch back. Anything else
+// is a foreign source. On hold with 0.0.0.0 only the latched source is
+// accepted. Caller holds mu.
+func (l *legState) acceptRTP(from netip.AddrPort) bool {
+	if l.latched.IsValid() && from == l.latched {
+		return true
+	}
+	if !l.signalled {
+		return false
+	}
+	sig := l.stream.Addr
+	if !sig.Addr().IsValid() || sig.Addr().IsUnspecified() || from.Addr() != sig.Addr() {
+		return false
+	}
+	if !l.latched.IsValid() || from == sig {
+		l.latched = from
+		return true
+	}
+	return false
+}
+
+// rtpDest is where RTP for this leg's peer goes: nowhere on hold
+// (0.0.0.0, port 0, sendonly, inactive), else the latched source
+// (symmetric RTP), else the signalled address. Caller holds mu.
+func (l *legState) rtpDest() (netip.AddrPort, outcome) {
+	if !l.signalled {
+		return netip.AddrPort{}, dropNoRemote
+	}
+	sig := l.stream.Addr
+	if !sig.Addr().IsValid() || sig.Addr().IsUnspecified() || sig.Port() == 0 ||
+		l.stream.Direction == "sendonly" || l.stream.Direction == "inactive" {
+		return netip.AddrPort{}, dropHold
+	}
+	if l.latched.IsValid() {
+		return l.latched, outcomeNone
+	}
+	return sig, outcomeNone
+}
+
+// acceptRTCP takes RTCP from the peer's IP (RTP latched or signalled) and
+// latches its source. RTCP is never inspected. Caller holds mu.
+func (l *legState) acceptRTCP(from netip.AddrPort) bool {
+	if l.rtcpSrc.IsValid() && from == l.rtcpSrc {
+		return true
+	}
+	ip := l.latched.Addr()
+	if !ip.IsValid() {
+		ip = l.stream.Addr.Addr()
+	}
+	if !ip.IsValid() || ip.IsUnspecified() || from.Addr() != ip {
+		return false
+	}
+	l.rtcpSrc = from
+	return true
+}
+
+// rtcpDest is where RTCP for this leg's peer goes: RTCP continues on hold
+// (RFC 3264 §5.1), so only a missing address stops it.
+func (l *legState) rtcpDest() (netip.AddrPort, outcome) {
+	switch {
+	case !l.signalled:
+		return netip.AddrPort{}, dropNoRemote
+	case l.rtcpSrc.IsValid():
+		return l.rtcpSrc, outcomeNone
+	case l.stream.RTCP.Addr().IsValid() && !l.stream.RTCP.Addr().IsUnspecified() && l.stream.RTCP.Port() != 0:
+		return l.stream.RTCP, outcomeNone
+	case l.latched.IsValid():
+		return netip.AddrPortFrom(l.latched.Addr(), l.latched.Port()+1), outcomeNone
+	case l.stream.Addr.Addr().IsValid() && !l.stream.Addr.Addr().IsUnspecified() && l.stream.Addr.Port() != 0:
+		return netip.AddrPortFrom(l.stream.Addr.Addr(), l.stream.Addr.Port()+1), outcomeNone
+	}
+	return netip.AddrPort{}, dropHold
+}
+
+// recvBuf is larger than MaxPacket so that oversize datagrams are seen as
+// such rather than silently truncated to a valid-looking packet.
+const recvBuf = 2048
+
+func (s *Session) carrierLoop() {
+	defer s.wg.Done()
+	in := make([]byte, recvBuf)
+	out := make([]byte, MaxPacket)
+	digits := make([]Digit, 0, 8)
+	conn, send := s.pairs[Carrier].rtp, s.pairs[Platform].rtp
+	for {
+		n, from, err := conn.ReadFromUDPAddrPort(in)
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			continue
+		}
+		now := time.Now()
+		res := s.carrierPacket(in[:n], unmap(from), now, out, digits[:0])
+		if res.n > 0 {
+			send.WriteToUDPAddrPort(out[:res.n], res.dst)
+			if !res.arrived.IsZero() {
+				s.r.m.delay.Observe(time.Since(res.arrived).Seconds())
+			}
+		}
+		if len(res.digits) > 0 {
+			s.deliver(res.digits)
+		}
+	}
+}
+
+func (s *Session) platformLoop() {
+	defer s.wg.Done()
+	in := make([]byte, recvBuf)
+	conn, send := s.pairs[Platform].rtp, s.pairs[Carrier].rtp
+	for {
+		n, from, err := conn.ReadFromUDPAddrPort(in)
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			continue
+		}
+		if dst, ok := s.platformPacket(n, unmap(from)); ok {
+			send.WriteToUDPAddrPort(in[:n], dst)
+		}
+	}
+}
+
+// platformPacket decides the fate of platform RTP: relayed unchanged to
+// the carrier, only the address rewritten.
+func (s *Session) platformPacket(n int, from netip.AddrPort) (netip.AddrPort, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.legs[Platform].acceptRTP(from) {
+		s.count(toCarrier, dropForeign)
+		return netip.AddrPort{}, false
+	}
+	if n > MaxPacket {
+		s.count(toCarrier, dropOversize)
+		return netip.AddrPort{}, false
+	}
+	s.lastRTP.Store(s.r.nanos(time.Now()))
+	dst, o := s.legs[Carrier].rtpDest()
+	if o != outcomeNone {
+		s.count(toCarrier, o)
+		return dst, false
+	}
+	s.count(toCarrier, relayPassthru)
+	return dst, true
+}
+
+func (s *Session) rtcpLoop(leg Leg) {
+	defer s.wg.Done()
+	in := make([]byte, recvBuf)
+	other := 1 - leg
+	conn, send := s.pairs[leg].rtcp, s.pairs[other].rtcp
+	dir := toPlatform
+	if leg == Platform {
+		dir = toCarrier
+	}
+	for {
+		n, from, err := conn.ReadFromUDPAddrPort(in)
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			continue
+		}
+		if dst, ok := s.rtcpPacket(leg, other, dir, n, unmap(from)); ok {
+			send.WriteToUDPAddrPort(in[:n], dst)
+		}
+	}
+}
+
+func (s *Session) rtcpPacket(leg, other Leg, dir direction, n int, from netip.AddrPort) (netip.AddrPort, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.legs[leg].acceptRTCP(from) {
+		s.count(dir, dropForeign)
+		return netip.AddrPort{}, false
+	}
+	if n > MaxPacket {
+		s.count(dir, dropOversize)
+		return netip.AddrPort{}, false
+	}
+	dst, o := s.legs[other].rtcpDest()
+	if o != outcomeNone {
+		s.count(dir, o)
+		return dst, false
+	}
+	s.count(dir, relayRTCP)
+	return dst, true
+}
