@@ -1,0 +1,123 @@
+// Package psp authorizes card payments with the acquirer: the Connector
+// interface, the ISO 8583:1987 connector (ISO, built on moov-io/iso8583 and
+// moov-io/iso8583-connection), reversals, and in psp/sim the acquirer
+// simulator behind `tonevault psp-sim`.
+//
+// # Messages
+//
+// 0100/0110 authorization, 0200/0210 sale, 0400/0410 reversal (0401/0411
+// when repeated), 0800/0810 network management (field 70: 001 sign-on,
+// 301 echo). ASCII encoding, hex-ASCII bitmap, behind a length header:
+// 2-byte big-endian binary (default) or 4 ASCII digits (Config.Header).
+//
+// Fields of an 0100/0200:
+//
+//	 2  PAN (LL)                     card data
+//	 3  processing code 000000       purchase
+//	 4  amount, minor units, 12 digits
+//	 7  transmission date/time MMDDhhmmss, UTC
+//	11  STAN                         see below
+//	12  local time hhmmss, 13 local date MMDD (UTC: the gateway's clock)
+//	14  expiry YYMM                  card data; the keypad gives MMYY
+//	18  merchant category code       Config.MCC, default 5969
+//	22  POS entry mode 012           manual key entry, no PIN capability
+//	25  POS condition code 08        mail/telephone order
+//	37  RRN                          see below
+//	41  terminal id, 42 merchant id  Config.Terminal, Config.Merchant
+//	49  currency, ISO 4217 numeric   from Request.Currency (alpha-3)
+//	60  MOTO/ECI indicator (LLL)     per brand: Visa "01" (single MOTO,
+//	                                 ECI 1), others "08"; Config.MOTOIndicators
+//	126 CVV/CVV2/CID (LLL, private)  card data; only when given, only in
+//	                                 the request, never in a reply or log
+//
+// Replies carry 38 (auth code, when approved) and 39 (response code). The
+// connector ignores any card data a reply echoes, and wipes it.
+//
+// # Card data
+//
+// Fields 2, 14, 35, 45, 52 and 126 are *Sensitive, a moov-io field type
+// that keeps its value as bytes, packs without making a Go string,
+// prints and marshals to JSON only as "[redacted]", and is wiped (value
+// and packed form) after the message is sent or read. Filters masks them
+// in iso8583.Describe too. The connector packs and frames messages itself
+// (a MessageWriter/MessageReader for iso8583-connection) so the packed
+// bytes are wiped after the write and after unpacking. moov-io's own
+// pack and unpack errors, and its JSON, can quote field content: Pack and
+// Unpack replace them with PackError and UnpackError, which name a field
+// number only, and connection errors are logged by their SafeError text.
+//
+// What is not wiped: transient copies inside moov-io's message packer
+// (the append that grows the packed buffer) and the bufio buffer of
+// iso8583-connection's reader, which may hold a reply that echoes the
+// PAN. They become garbage and are not referenced after Authorize returns.
+//
+// # STAN and RRN
+//
+// The STAN is one counter for every message a connector sends,
+// 000001..999999 then wrapping. The file "stan" in Config.StateDir holds a
+// high-water mark reserved in blocks of 1000 (fsync'd before use), so a
+// restart skips ahead and never repeats one. The RRN is YDDDhh + STAN (last
+// digit of the year, day of year, hour, UTC): unique while the STAN is,
+// i.e. for 999,999 messages.
+//
+// # Reversals
+//
+// When an 0100/0200 gets no answer in time (Config.Timeout, or the ctx
+// deadline if sooner), the connection drops after it was handed to the
+// connection, or the answer is malformed, Authorize returns Outcome Error
+// (reason psp_timeout, psp_connection_lost, psp_bad_response) and queues a
+// reversal. A late answer that arrives afterwards is logged and does not
+// change that: the reversal stands.
+//
+// The queue is Config.StateDir/reversals, one JSON file per reversal
+// written through a fsync'd temporary file and rename, removed when the
+// acquirer answers 0410 with 00 or 25 (no such original: nothing to undo).
+// A worker sends them oldest first, retries with exponential backoff
+// (Config.ReversalBackoff up to MaxReversalBackoff) and starts by draining
+// what a previous run left. A queued reversal holds what an 0400 needs and
+// no card data: original MTI, STAN, RRN, transmission time, local date and
+// time, processing code, amount, currency, terminal and merchant ids. The
+// 0400 carries no field 2: the acquirer identifies the original by field
+// 90 (original MTI + STAN + transmission date/time + two zero institution
+// ids) with fields 37, 41 and 42. Acquirers that insist on field 2 in a
+// reversal cannot be served without storing the PAN, which ToneVault
+// refuses to do.
+//
+// # Connections
+//
+// iso8583-connection's Pool holds one connection per Config.Addrs entry
+// (repeat an address for more), each signed on with 0800/001 before the
+// pool hands it out, echoed (0800/301) after Config.EchoInterval idle and
+// closed when an echo fails; the pool redials closed connections with
+// backoff (ReconnectWait up to MaxReconnectWait). Config.CAFile turns on
+// TLS (CertFile and KeyFile add a client certificate).
+//
+// # Response codes
+//
+// 00 approved; declined with a reason: 05 do_not_honour, 14 invalid_card,
+// 51 insufficient_funds, 54 expired_card, 57 not_permitted_to_cardholder,
+// 62 restricted_card, and others in codes.go; 30, 91 and 96 are Outcome
+// Error (the network, not the issuer).
+//
+// # psp-sim test cards
+//
+// Rules, applied in this order to 0100 and 0200 (amounts in minor units):
+//
+//	card 4000000000000119, or amount 99999   never answered
+//	card 4000000000000127                    connection closed, no answer
+//	amount ending in 0202 (10202, ...)       answered after --slow-delay (default 3s)
+//	PAN not 12-19 digits or failing Luhn     14 invalid card
+//	card 4000000000000002                    05 do not honour
+//	card 4000000000000069, or expiry before
+//	  the current month                      54 expired card
+//	amount ending in 51, or above --limit
+//	  (default 1,000,000 = 10,000.00)        51 insufficient funds
+//	any other card (4111111111111111,
+//	  5555555555554444, 378282246310005, ...) 00, auth code T00001, T00002, ...
+//
+// 0800 gets 0810 00. 0400/0401 gets 0410/0411: 00 when the simulator saw
+// the original, 25 when not; with --ignore-reversals it answers none.
+// It logs one line per message with the PAN as first six and last four
+// digits and never the expiry or CVV, and with --state-file keeps its
+// counters (sim.Stats, including the original STANs reversed) as JSON.
+package psp

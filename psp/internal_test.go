@@ -1,0 +1,380 @@
+package psp
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/moov-io/iso8583"
+
+	"github.com/tonevault/tonevault/internal/secret"
+)
+
+const testPAN = "4111111111111111"
+
+// message builds a message of the given MTI with the fields ToneVault
+// sends for it.
+func message(t testing.TB, mti string) *iso8583.Message {
+	t.Helper()
+	m := iso8583.NewMessage(Spec)
+	m.MTI(mti)
+	set := func(id int, v string) {
+		if err := m.Field(id, v); err != nil {
+			t.Fatalf("field %d: %v", id, err)
+		}
+	}
+	common := func() {
+		set(fProcCode, "000000")
+		set(fAmount, "1234")
+		set(fTransmission, "1123194601")
+		set(fSTAN, "000042")
+		set(fLocalTime, "194601")
+		set(fLocalDate, "1123")
+		set(fRRN, "532719000042")
+		set(fTerminal, "TERM0001")
+		set(fMerchant, "MERCHANT0000001")
+		set(fCurrency, "978")
+	}
+	switch mti {
+	case "0100", "0200":
+		common()
+		set(fMCC, "5969")
+		set(fEntryMode, "012")
+		set(fCondition, "08")
+		set(fMOTO, "01")
+		if err := m.BinaryField(fPAN, []byte(testPAN)); err != nil {
+			t.Fatal(err)
+		}
+		if err := m.BinaryField(fExpiry, []byte("3012")); err != nil {
+			t.Fatal(err)
+		}
+		if err := m.BinaryField(fCVV, []byte("737")); err != nil {
+			t.Fatal(err)
+		}
+	case "0110", "0210":
+		common()
+		set(fAuthCode, "T00001")
+		set(fRespCode, "00")
+	case "0400", "0401":
+		common()
+		set(fOriginal, "0100"+"000041"+"1123194550"+"00000000000"+"00000000000")
+	case "0410":
+		common()
+		set(fRespCode, "00")
+		set(fOriginal, "0100"+"000041"+"1123194550"+"00000000000"+"00000000000")
+	case "0800":
+		set(fTransmission, "1123194601")
+		set(fSTAN, "000043")
+		set(fNetMgmt, "001")
+	case "0810":
+		set(fTransmission, "1123194601")
+		set(fSTAN, "000043")
+		set(fNetMgmt, "001")
+		set(fRespCode, "00")
+	default:
+		t.Fatalf("no template for %s", mti)
+	}
+	return m
+}
+
+// fieldBytes returns every set field's bytes, card data included.
+func fieldBytes(t *testing.T, m *iso8583.Message) map[int]string {
+	out := map[int]string{}
+	for id, f := range m.GetFields() {
+		if id == 1 {
+			continue
+		}
+		b, err := f.Bytes()
+		if err != nil {
+			t.Fatalf("field %d: %v", id, err)
+		}
+		out[id] = string(b)
+	}
+	return out
+}
+
+func TestPackUnpackRoundTrip(t *testing.T) {
+	for _, mti := range []string{"0100", "0110", "0200", "0210", "0400", "0401", "0410", "0800", "0810"} {
+		t.Run(mti, func(t *testing.T) {
+			m := message(t, mti)
+			want := fieldBytes(t, m)
+			packed, err := Pack(m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := Unpack(packed)
+			if err != nil {
+				t.Fatal(err)
+			}
+			have := fieldBytes(t, got)
+			if fmt.Sprint(have) != fmt.Sprint(want) {
+				t.Errorf("round trip:\n got %v\nwant %v", have, want)
+			}
+			// and the second pack is byte-identical
+			again, err := Pack(got)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(again, packed) {
+				t.Errorf("repacked differs:\n%q\n%q", again, packed)
+			}
+			for _, h := range []Header{Binary2, ASCII4} {
+				var buf bytes.Buffer
+				if err := h.WriteMessage(&buf, got); err != nil {
+					t.Fatal(err)
+				}
+				framed, err := h.ReadMessage(&buf)
+				if err != nil {
+					t.Fatalf("%v: %v", h, err)
+				}
+				if fmt.Sprint(fieldBytes(t, framed)) != fmt.Sprint(want) {
+					t.Errorf("%v framing changed the message", h)
+				}
+			}
+		})
+	}
+}
+
+func TestSensitiveFieldsNeverPrint(t *testing.T) {
+	m := message(t, "0100")
+	js, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var desc bytes.Buffer
+	if err := iso8583.Describe(m, &desc, Filters()...); err != nil {
+		t.Fatal(err)
+	}
+	var descNoFilter bytes.Buffer
+	if err := iso8583.Describe(m, &descNoFilter, iso8583.DoNotFilterFields()...); err != nil {
+		t.Fatal(err)
+	}
+	s2, _ := m.GetString(fPAN)
+	outs := map[string]string{
+		"json": string(js), "describe": desc.String(), "describe unfiltered": descNoFilter.String(),
+		"GetString": s2, "%v": fmt.Sprintf("%v %+v", m.GetFields(), m.GetField(fPAN)),
+	}
+	for name, out := range outs {
+		for _, bad := range []string{testPAN, "3012", "1230", "737"} {
+			if strings.Contains(out, bad) {
+				t.Errorf("%s shows card data %q:\n%s", name, bad, out)
+			}
+		}
+	}
+	if !strings.Contains(desc.String(), "1234") {
+		t.Errorf("describe lost the amount, so the test is not looking at the message:\n%s", desc.String())
+	}
+}
+
+func TestWipeClearsCardData(t *testing.T) {
+	m := message(t, "0100")
+	f := m.GetField(fPAN).(*Sensitive)
+	packed, err := f.Pack()
+	if err != nil {
+		t.Fatal(err)
+	}
+	Wipe(m)
+	if !secret.Secret(packed).Wiped() {
+		t.Errorf("packed PAN not wiped: %q", packed)
+	}
+	if b, _ := f.Bytes(); len(b) != 0 {
+		t.Errorf("PAN still %q", b)
+	}
+}
+
+func TestUnpackErrorsCarryNoCardData(t *testing.T) {
+	m := message(t, "0100")
+	packed, err := Pack(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	failures := 0
+	// Cut, shift and corrupt the message at every position.
+	for i := 0; i < len(packed); i++ {
+		variants := [][]byte{
+			packed[:i],
+			append(append([]byte{}, packed[:i]...), packed[i+1:]...),
+			append(append(append([]byte{}, packed[:i]...), 'X'), packed[i:]...),
+		}
+		c := append([]byte{}, packed...)
+		c[i] ^= 0x80
+		variants = append(variants, c)
+		for _, v := range variants {
+			_, err := Unpack(v)
+			if err == nil {
+				continue
+			}
+			failures++
+			msg := fmt.Sprintf("%v %+v %#v", err, err, err)
+			for _, bad := range []string{testPAN, "411111111", "737"} {
+				if strings.Contains(msg, bad) {
+					t.Fatalf("unpack error shows card data: %s", msg)
+				}
+			}
+		}
+	}
+	if failures == 0 {
+		t.Fatal("no variant failed to unpack: the test checked nothing")
+	}
+}
+
+func TestClassify(t *testing.T) {
+	for _, tc := range []struct {
+		code    string
+		outcome Outcome
+		reason  string
+	}{
+		{"00", Approved, "approved"},
+		{"05", Declined, "do_not_honour"},
+		{"14", Declined, "invalid_card"},
+		{"51", Declined, "insufficient_funds"},
+		{"54", Declined, "expired_card"},
+		{"57", Declined, "not_permitted_to_cardholder"},
+		{"62", Declined, "restricted_card"},
+		{"91", Error, "issuer_unavailable"},
+		{"96", Error, "system_malfunction"},
+		{"7Z", Declined, "declined_7Z"},
+		{"\x00<", Declined, "declined___"},
+	} {
+		o, r := Classify(tc.code)
+		if o != tc.outcome || r != tc.reason {
+			t.Errorf("Classify(%q) = %v %q, want %v %q", tc.code, o, r, tc.outcome, tc.reason)
+		}
+	}
+}
+
+func TestSTANNeverRepeatsAcrossRestarts(t *testing.T) {
+	dir := t.TempDir()
+	seen := map[string]bool{}
+	for run := 0; run < 3; run++ {
+		tr, err := openTracer(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i < 2500; i++ {
+			s, err := tr.nextSTAN()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(s) != 6 || seen[s] {
+				t.Fatalf("run %d: STAN %q repeated or malformed", run, s)
+			}
+			seen[s] = true
+		}
+	}
+}
+
+func TestSTANWraps(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "stan"), []byte("999998\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tr, err := openTracer(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for i := 0; i < 3; i++ {
+		s, err := tr.nextSTAN()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, s)
+	}
+	if fmt.Sprint(got) != "[999998 999999 000001]" {
+		t.Errorf("got %v", got)
+	}
+	// The reserve survives the wrap: a restart starts past it.
+	tr2, err := openTracer(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, _ := tr2.nextSTAN()
+	if s <= "000001" || s > "001000" {
+		t.Errorf("after restart %s, want in (000001, 001000]", s)
+	}
+	for _, bad := range []string{"0", "abc", "1000000"} {
+		os.WriteFile(filepath.Join(dir, "stan"), []byte(bad), 0o600)
+		if _, err := openTracer(dir); err == nil {
+			t.Errorf("counter %q accepted", bad)
+		}
+	}
+}
+
+func TestRRN(t *testing.T) {
+	got := rrn(time.Date(2025, 11, 23, 19, 46, 1, 0, time.UTC), "000042")
+	if got != "532719000042" {
+		t.Errorf("rrn = %q", got)
+	}
+}
+
+func TestQueuePersists(t *testing.T) {
+	dir := t.TempDir()
+	q, err := openQueue(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &Reversal{OrigMTI: "0100", STAN: "000001", Transmission: "1123194601", Created: time.Unix(10, 0)}
+	b := &Reversal{OrigMTI: "0200", STAN: "000002", Transmission: "1123194602", Created: time.Unix(5, 0)}
+	for _, r := range []*Reversal{a, b} {
+		if err := q.put(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	os.WriteFile(filepath.Join(dir, "reversals", "junk.json"), []byte("{"), 0o600)
+	q2, _ := openQueue(dir)
+	got, err := q2.list()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[0].STAN != "000002" || got[1].STAN != "000001" {
+		t.Fatalf("list = %+v", got)
+	}
+	if err := q2.remove(got[0]); err != nil {
+		t.Fatal(err)
+	}
+	got, _ = q2.list()
+	if len(got) != 1 || got[0].STAN != "000001" {
+		t.Fatalf("after remove: %+v", got)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "reversals", "junk.json.bad")); err != nil {
+		t.Errorf("bad file not set aside: %v", err)
+	}
+}
+
+func TestHeader(t *testing.T) {
+	for _, tc := range []struct {
+		h    Header
+		n    int
+		wire string
+	}{
+		{Binary2, 300, "\x01\x2c"},
+		{ASCII4, 300, "0300"},
+	} {
+		var buf bytes.Buffer
+		if _, err := tc.h.WriteLength(&buf, tc.n); err != nil {
+			t.Fatal(err)
+		}
+		if buf.String() != tc.wire {
+			t.Errorf("%v: wrote %q", tc.h, buf.String())
+		}
+		n, err := tc.h.ReadLength(&buf)
+		if err != nil || n != tc.n {
+			t.Errorf("%v: read %d, %v", tc.h, n, err)
+		}
+	}
+	if _, err := ASCII4.ReadLength(strings.NewReader("03a0")); err == nil {
+		t.Error("ascii4 accepted a letter")
+	}
+	if _, err := Binary2.ReadLength(strings.NewReader("\xff\xff")); err == nil {
+		t.Error("binary2 accepted 65535")
+	}
+	if _, err := ParseHeader("bcd"); err == nil {
+		t.Error("ParseHeader accepted bcd")
+	}
+}
