@@ -7,7 +7,7 @@ TONEVAULT := $(BIN)/tonevault
 SPANDSP_DTMF := $(BIN)/spandsp-dtmf
 FUZZTIME ?= 20s
 
-.PHONY: all build run test test-unit bench lint fuzz deps tools clean
+.PHONY: all build run test test-unit bench load lint fuzz deps tools clean
 
 all: build
 
@@ -30,10 +30,17 @@ test: deps tools
 
 # Package tests only: no Debian packages needed.
 test-unit:
-	$(GO) test ./dtmf/... ./audit/... ./cmd/...
+	$(GO) test ./dtmf/... ./audit/... ./capture/... ./psp/... ./sip/... ./cmd/...
 
 bench: build tools
-	$(GO) test -run '^$$' -bench . -benchmem ./dtmf/... ./audit/...
+	$(GO) test -run '^$$' -bench . -benchmem ./dtmf/... ./audit/... ./capture/... ./psp/... ./sip/...
+
+# The relay under load: N calls of G.711 both ways, in-process relay in a
+# child process; see BENCHMARKS.md.
+LOAD_CALLS ?= 500
+LOAD_DURATION ?= 10s
+load: build
+	$(TONEVAULT) load --calls $(LOAD_CALLS) --duration $(LOAD_DURATION)
 
 lint:
 	@test -z "$$(gofmt -l .)" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
@@ -44,6 +51,11 @@ fuzz:
 	$(GO) test ./dtmf -run '^$$' -fuzz FuzzDecodeTelephoneEvent -fuzztime $(FUZZTIME)
 	$(GO) test ./dtmf -run '^$$' -fuzz FuzzAssembler -fuzztime $(FUZZTIME)
 	$(GO) test ./audit -run '^$$' -fuzz FuzzVerify -fuzztime $(FUZZTIME)
+	$(GO) test ./capture -run '^$$' -fuzz FuzzDigits -fuzztime $(FUZZTIME)
+	$(GO) test ./psp -run '^$$' -fuzz FuzzUnpack -fuzztime $(FUZZTIME)
+	$(GO) test ./psp/sim -run '^$$' -fuzz FuzzHandle -fuzztime $(FUZZTIME)
+	$(GO) test ./sip/media -run '^$$' -fuzz FuzzCarrierPacket -fuzztime $(FUZZTIME)
+	$(GO) test ./sip/caller -run '^$$' -fuzz FuzzParseSDP -fuzztime $(FUZZTIME)
 
 deps:
 	scripts/install-deps.sh dtmf

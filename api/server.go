@@ -1,0 +1,363 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"net/http"
+	"os"
+	"path"
+	"strings"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/tonevault/tonevault/audit"
+)
+
+// AuditSink is where the API records failed authentication and minted
+// widget tokens; *audit.Writer satisfies it.
+type AuditSink interface {
+	Append(ctx context.Context, r audit.Record) (uint64, error)
+}
+
+// Deps are the API's collaborators.
+type Deps struct {
+	Payments Payments  // required: CaptureManager(m) in the gateway
+	Calls    Calls     // required: the SIP call registry
+	Audit    AuditSink // required in production; nil drops records (tests)
+	Logger   *zap.Logger
+	Now      func() time.Time
+	// HTTPClient posts webhooks (default: a client with
+	// Config.Webhook.Timeout).
+	HTTPClient *http.Client
+	// WidgetSecret and WebhookSecret override the files of Config (tests).
+	WidgetSecret, WebhookSecret []byte
+	// WebhookBackoff is the first retry delay (default 1s), doubled per
+	// attempt with jitter, capped at 5 minutes.
+	WebhookBackoff time.Duration
+}
+
+// Server is the handler New returns.
+type Server struct {
+	cfg      Config
+	deps     Deps
+	log      *zap.Logger
+	now      func() time.Time
+	keys     *keyring
+	tokens   *tokenSigner
+	limit    *limiter
+	failures *limiter // failed authentications per origin IP
+	idem     *idemStore
+	hooks    *webhooks // nil without a webhook URL
+	mux      *http.ServeMux
+	widget   http.Handler
+	routes   []route
+	ctx      context.Context
+	stop     context.CancelFunc
+	watchers sync.WaitGroup
+}
+
+// access says who may call a route.
+type access int
+
+const (
+	public access = iota
+	keyOnly
+	keyOrWidget
+	// keyOrWidgetQuery also takes a widget token from ?access_token=,
+	// because EventSource cannot set headers.
+	keyOrWidgetQuery
+)
+
+type route struct {
+	method, path string
+	access       access
+	h            http.HandlerFunc
+}
+
+// New builds the API handler. The result is a *Server: call Close at
+// shutdown.
+func New(cfg Config, deps Deps) (http.Handler, error) {
+	return NewServer(cfg, deps)
+}
+
+// NewServer is New with the concrete type.
+func NewServer(cfg Config, deps Deps) (*Server, error) {
+	cfg.applyDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	if deps.Payments == nil || deps.Calls == nil {
+		return nil, errors.New("api: Deps.Payments and Deps.Calls are required")
+	}
+	if deps.Logger == nil {
+		deps.Logger = zap.NewNop()
+	}
+	if deps.Now == nil {
+		deps.Now = time.Now
+	}
+	// Every View leaves through the guard.
+	deps.Payments = guardedPayments{deps.Payments, guard{last4: cfg.MaskStyle == "last4", log: deps.Logger.Named("api")}}
+	keys, err := newKeyring(cfg.Keys)
+	if err != nil {
+		return nil, err
+	}
+	widgetSecret := deps.WidgetSecret
+	if widgetSecret == nil && cfg.WidgetSecretFile != "" {
+		if widgetSecret, err = readSecretFile(cfg.WidgetSecretFile); err != nil {
+			return nil, err
+		}
+	}
+	if widgetSecret == nil {
+		if widgetSecret, err = newSecret(); err != nil {
+			return nil, err
+		}
+	}
+	if len(widgetSecret) < 32 {
+		return nil, errors.New("api: the widget token secret must be at least 32 bytes")
+	}
+	s := &Server{
+		cfg:    cfg,
+		deps:   deps,
+		log:    deps.Logger.Named("api"),
+		now:    deps.Now,
+		keys:   keys,
+		tokens: &tokenSigner{secret: widgetSecret, ttl: cfg.WidgetTokenTTL, now: deps.Now},
+		limit:  newLimiter(cfg.RateLimit, deps.Now),
+		// Every failed authentication is an audit record, written with
+		// fsync: an origin that keeps failing is slowed down first.
+		failures: newLimiter(RateLimit{PerSecond: 1, Burst: 30}, deps.Now),
+		idem:     newIdemStore(deps.Now),
+		mux:      http.NewServeMux(),
+	}
+	hookSecret := deps.WebhookSecret
+	if cfg.Webhook.URL != "" && hookSecret == nil {
+		if hookSecret, err = readSecretFile(cfg.Webhook.SecretFile); err != nil {
+			return nil, err
+		}
+	}
+	static, err := fs.Sub(widgetFS, "widget")
+	if err != nil {
+		return nil, err
+	}
+	s.widget = widgetHandler(static)
+	s.ctx, s.stop = context.WithCancel(context.Background())
+	if cfg.Webhook.URL != "" {
+		s.hooks = newWebhooks(s.ctx, cfg.Webhook, hookSecret, deps, s.log)
+	}
+	s.routes = s.routeTable()
+	for _, rt := range s.routes {
+		s.mux.Handle(rt.method+" "+rt.path, s.wrap(rt))
+	}
+	return s, nil
+}
+
+func (s *Server) routeTable() []route {
+	return []route{
+		{"GET", "/v1/openapi.yaml", public, s.openAPI},
+		{"GET", "/v1/calls", keyOnly, s.listCalls},
+		{"GET", "/v1/calls/{id}", keyOnly, s.getCall},
+		{"POST", "/v1/calls/{id}/payments", keyOrWidget, s.startPayment},
+		{"GET", "/v1/payments/{id}", keyOrWidget, s.getPayment},
+		{"GET", "/v1/payments/{id}/events", keyOrWidgetQuery, s.paymentEvents},
+		{"POST", "/v1/payments/{id}/reset", keyOrWidget, s.resetField},
+		{"POST", "/v1/payments/{id}/restart", keyOrWidget, s.restart},
+		{"POST", "/v1/payments/{id}/cancel", keyOrWidget, s.cancel},
+		{"POST", "/v1/payments/{id}/submit", keyOrWidget, s.submit},
+		{"POST", "/v1/widget-tokens", keyOnly, s.mintWidgetToken},
+	}
+}
+
+// Close stops webhook deliveries and waits for session watchers to
+// notice. Deliveries not yet made are dropped (and logged).
+func (s *Server) Close() error {
+	s.stop()
+	if s.hooks != nil {
+		s.hooks.wait()
+	}
+	s.watchers.Wait()
+	return nil
+}
+
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "no-referrer")
+	defer func() {
+		if v := recover(); v != nil {
+			if v == http.ErrAbortHandler {
+				panic(v)
+			}
+			// The panic value could hold anything; log its type only.
+			s.log.Error("handler panic", zap.String("path", r.URL.Path), zap.String("type", fmt.Sprintf("%T", v)))
+			writeProblem(w, r, http.StatusInternalServerError, "internal", "")
+		}
+	}()
+	if r.URL.Path == "/widget" {
+		http.Redirect(w, r, "/widget/", http.StatusMovedPermanently)
+		return
+	}
+	if strings.HasPrefix(r.URL.Path, "/widget/") {
+		s.widget.ServeHTTP(w, r)
+		return
+	}
+	if !cleanPath(r.URL.Path) {
+		// The mux would redirect to the clean path, and clients follow
+		// redirects with the credential: refuse instead.
+		writeProblem(w, r, http.StatusNotFound, "not-found", "no such path")
+		return
+	}
+	if hd, pattern := s.mux.Handler(r); pattern == "" {
+		// No route: let the mux decide between 404 and 405 (it knows the
+		// methods registered for the path), then answer with a problem.
+		rec := &statusRecorder{header: http.Header{}}
+		hd.ServeHTTP(rec, r)
+		if rec.status == http.StatusMethodNotAllowed {
+			h.Set("Allow", rec.header.Get("Allow"))
+			writeProblem(w, r, http.StatusMethodNotAllowed, "method-not-allowed", "this method is not allowed here; see Allow")
+			return
+		}
+		writeProblem(w, r, http.StatusNotFound, "not-found", "no such path")
+		return
+	}
+	s.mux.ServeHTTP(w, r)
+}
+
+// statusRecorder captures what the mux's fallback handlers write.
+type statusRecorder struct {
+	header http.Header
+	status int
+}
+
+func (r *statusRecorder) Header() http.Header { return r.header }
+func (r *statusRecorder) Write(b []byte) (int, error) {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	return len(b), nil
+}
+func (r *statusRecorder) WriteHeader(code int) {
+	if r.status == 0 {
+		r.status = code
+	}
+}
+
+// wrap adds authentication and rate limiting to a route.
+func (s *Server) wrap(rt route) http.Handler {
+	if rt.access == public {
+		return rt.h
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p, ok := s.authenticate(w, r, rt)
+		if !ok {
+			return
+		}
+		if ok, retry := s.limit.allow(p.actor() + "\x00" + p.callID); !ok {
+			w.Header().Set("Retry-After", fmt.Sprint(retry))
+			writeProblem(w, r, http.StatusTooManyRequests, "rate-limited", "slow down; see Retry-After")
+			return
+		}
+		rt.h(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, p)))
+	})
+}
+
+func (s *Server) authenticate(w http.ResponseWriter, r *http.Request, rt route) (principal, bool) {
+	a := rt.access
+	cred, ok := bearer(r)
+	fromQuery := false
+	if !ok && a == keyOrWidgetQuery {
+		if t := r.URL.Query().Get("access_token"); t != "" {
+			cred, ok, fromQuery = t, true, true
+		}
+	}
+	fail := func(why string) (principal, bool) {
+		if ok, retry := s.failures.allow(origin(r)); !ok {
+			// Not audited one by one: the flood would fill the trail. The
+			// operational log counts them.
+			s.log.Warn("authentication failures over the limit", zap.String("origin", origin(r)))
+			w.Header().Set("Retry-After", fmt.Sprint(retry))
+			writeProblem(w, r, http.StatusTooManyRequests, "rate-limited", "too many failed authentications from this address")
+			return principal{}, false
+		}
+		s.auditAuthFailed(r, rt, why)
+		w.Header().Set("WWW-Authenticate", `Bearer realm="tonevault"`)
+		writeProblem(w, r, http.StatusUnauthorized, "unauthorized", "a valid API key or widget token is required as a Bearer credential")
+		return principal{}, false
+	}
+	if !ok {
+		return fail("no credential")
+	}
+	if strings.HasPrefix(cred, widgetPrefix) {
+		if a == keyOnly {
+			s.auditAuthFailed(r, rt, "widget token used on a key-only endpoint")
+			writeProblem(w, r, http.StatusForbidden, "forbidden", "a widget token cannot be used here")
+			return principal{}, false
+		}
+		p, err := s.tokens.verify(cred)
+		if err != nil {
+			return fail(err.Error())
+		}
+		return p, true
+	}
+	if fromQuery {
+		// An API key in a URL would end up in access logs and histories.
+		return fail("API key in the query string")
+	}
+	name, ok := s.keys.lookup(cred)
+	if !ok {
+		return fail("unknown API key")
+	}
+	return principal{key: name}, true
+}
+
+// auditAuthFailed records a refused request. The presented credential is
+// never recorded, not even in part.
+// The route's pattern stands for the path, whose ids are the client's
+// text and could hold anything.
+func (s *Server) auditAuthFailed(r *http.Request, rt route, why string) {
+	s.audit(r.Context(), audit.Record{
+		Actor:   "anonymous",
+		Origin:  origin(r),
+		Event:   audit.EventAPIAuthFailed,
+		Outcome: audit.Failure,
+		Reason:  rt.method + " " + rt.path + ": " + why,
+	})
+}
+
+func (s *Server) audit(ctx context.Context, rec audit.Record) {
+	if s.deps.Audit == nil {
+		return
+	}
+	if _, err := s.deps.Audit.Append(context.WithoutCancel(ctx), rec); err != nil {
+		s.log.Error("audit append failed", zap.String("event", string(rec.Event)), zap.Error(err))
+	}
+}
+
+func origin(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+func readSecretFile(path string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("api: secret file: %w", err)
+	}
+	b = []byte(strings.TrimRight(string(b), "\r\n"))
+	if len(b) < 32 {
+		return nil, fmt.Errorf("api: secret file %s: at least 32 bytes needed", path)
+	}
+	return b, nil
+}
+
+func cleanPath(p string) bool {
+	c := path.Clean(p)
+	return p == c || p == c+"/"
+}

@@ -1,0 +1,85 @@
+package api
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+)
+
+// paymentEvents streams the session as Server-Sent Events: a snapshot at
+// connect, then one "payment" event per change, id = View.Version, and a
+// comment every Config.Heartbeat so proxies keep the stream open. The
+// stream ends after the final state. With Last-Event-ID, a snapshot the
+// client already has is not sent again.
+func (s *Server) paymentEvents(w http.ResponseWriter, r *http.Request) {
+	sess, _, ok := s.session(w, r)
+	if !ok {
+		return
+	}
+	rc := http.NewResponseController(w)
+	// The listener's write timeout is for ordinary requests; a stream
+	// lives as long as the session.
+	_ = rc.SetWriteDeadline(time.Time{})
+
+	// Subscribe before the snapshot so no change falls between them.
+	updates, cancel := sess.Subscribe()
+	defer cancel()
+
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+
+	var last uint64
+	if id, err := strconv.ParseUint(r.Header.Get("Last-Event-ID"), 10, 64); err == nil {
+		last = id
+	}
+	send := func(v View) bool {
+		if v.Version <= last && last != 0 {
+			return true
+		}
+		data, err := json.Marshal(v)
+		if err != nil {
+			return false
+		}
+		last = v.Version
+		// JSON from encoding/json has no raw newline, so one data line.
+		if _, err := fmt.Fprintf(w, "id: %d\nevent: payment\ndata: %s\n\n", v.Version, data); err != nil {
+			return false
+		}
+		return rc.Flush() == nil
+	}
+	// Tell EventSource how long to wait before reconnecting.
+	fmt.Fprint(w, "retry: 2000\n\n")
+	snap := sess.View()
+	if !send(snap) || snap.Final() || rc.Flush() != nil {
+		return
+	}
+
+	tick := time.NewTicker(s.cfg.Heartbeat)
+	defer tick.Stop()
+	for {
+		select {
+		case <-r.Context().Done():
+			return
+		case <-s.ctx.Done():
+			return
+		case <-tick.C:
+			if _, err := fmt.Fprint(w, ": heartbeat\n\n"); err != nil || rc.Flush() != nil {
+				return
+			}
+		case v, ok := <-updates:
+			if !ok {
+				// The session closed the feed: send where it ended.
+				send(sess.View())
+				return
+			}
+			if !send(v) || v.Final() {
+				return
+			}
+		}
+	}
+}

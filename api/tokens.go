@@ -1,0 +1,51 @@
+package api
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/tonevault/tonevault/audit"
+)
+
+// widgetTokenRequest is the body of POST /v1/widget-tokens.
+type widgetTokenRequest struct {
+	CallID string `json:"call_id"`
+}
+
+// widgetTokenResponse is its answer.
+type widgetTokenResponse struct {
+	Token     string    `json:"token"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// mintWidgetToken gives the CRM a short-lived token for the agent's
+// widget, scoped to one call, so the API key never reaches a browser.
+func (s *Server) mintWidgetToken(w http.ResponseWriter, r *http.Request) {
+	p, _ := principalFrom(r.Context())
+	var req widgetTokenRequest
+	if !s.decode(w, r, &req, false) {
+		return
+	}
+	if req.CallID == "" || len(req.CallID) > 256 {
+		writeProblem(w, r, http.StatusUnprocessableEntity, "validation", "call_id is required")
+		return
+	}
+	if _, ok := s.deps.Calls.Get(req.CallID); !ok {
+		writeProblem(w, r, http.StatusNotFound, "not-found", "no such call")
+		return
+	}
+	tok, exp, err := s.tokens.mint(p.key, req.CallID)
+	if err != nil {
+		writeProblem(w, r, http.StatusUnprocessableEntity, "validation", "call_id is too long")
+		return
+	}
+	s.audit(r.Context(), audit.Record{
+		Actor:   p.actor(),
+		Origin:  origin(r),
+		CallID:  req.CallID,
+		Event:   audit.EventAPITokenIssued,
+		Outcome: audit.Success,
+		Reason:  "widget token, expires " + exp.UTC().Format(time.RFC3339),
+	})
+	writeJSON(w, http.StatusCreated, widgetTokenResponse{Token: tok, ExpiresAt: exp.UTC()})
+}

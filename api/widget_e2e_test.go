@@ -1,0 +1,208 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/runtime"
+	"github.com/chromedp/chromedp"
+)
+
+const chromiumPath = "/usr/bin/chromium"
+
+// requireChromium skips without Debian's chromium, or fails when
+// TONEVAULT_REQUIRE_TOOLS=1 (make test).
+func requireChromium(t *testing.T) string {
+	t.Helper()
+	path := os.Getenv("TONEVAULT_CHROMIUM")
+	if path == "" {
+		path = chromiumPath
+	}
+	if _, err := exec.LookPath(path); err != nil {
+		msg := fmt.Sprintf("chromium not found at %s (install: scripts/install-deps.sh browser)", path)
+		if os.Getenv("TONEVAULT_REQUIRE_TOOLS") == "1" {
+			t.Fatal(msg)
+		}
+		t.Skip("skipping: " + msg + "; set TONEVAULT_REQUIRE_TOOLS=1 to make this a failure")
+	}
+	return path
+}
+
+// TestWidgetEndToEnd opens the agent widget in headless Chromium against
+// the API on a real capture.Manager: the agent takes a payment, the
+// customer's key presses fill the fields live, the agent submits, and the
+// outcome shows. Nothing on the page may hold card data.
+func TestWidgetEndToEnd(t *testing.T) {
+	browser := requireChromium(t)
+	re := newRealEnv(t, approver{})
+
+	resp := re.do(t, "POST", "/v1/widget-tokens", testKey, `{"call_id":"call-1"}`)
+	var tok widgetTokenResponse
+	if err := json.Unmarshal(readBody(t, resp), &tok); err != nil || resp.StatusCode != 201 {
+		t.Fatalf("widget token: %d %v", resp.StatusCode, err)
+	}
+
+	// Not t.TempDir: Chromium's helpers may still write to the profile
+	// for a moment after the browser exits, which fails its cleanup.
+	profile, err := os.MkdirTemp("", "tonevault-chromium-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		for i := 0; i < 20 && os.RemoveAll(profile) != nil; i++ {
+			time.Sleep(100 * time.Millisecond)
+		}
+	}()
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(browser),
+		chromedp.Flag("headless", true),
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.Flag("disable-quic", true),
+		chromedp.NoFirstRun,
+		chromedp.NoDefaultBrowserCheck,
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.UserDataDir(profile),
+		chromedp.WindowSize(360, 760),
+	}
+	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
+	defer cancelA()
+	ctx, cancelC := chromedp.NewContext(actx)
+	defer cancelC()
+	ctx, cancelT := context.WithTimeout(ctx, 90*time.Second)
+	defer cancelT()
+
+	var jsErrors []string
+	chromedp.ListenTarget(ctx, func(ev any) {
+		switch e := ev.(type) {
+		case *runtime.EventExceptionThrown:
+			jsErrors = append(jsErrors, e.ExceptionDetails.Error())
+		case *runtime.EventConsoleAPICalled:
+			if e.Type == runtime.APITypeError {
+				for _, a := range e.Args {
+					jsErrors = append(jsErrors, string(a.Value)+a.Description)
+				}
+			}
+		}
+	})
+
+	step := func(what string, actions ...chromedp.Action) {
+		t.Helper()
+		if err := chromedp.Run(ctx, actions...); err != nil {
+			shot(t, ctx, "widget-failed.png")
+			t.Fatalf("%s: %v (JS errors: %v)", what, err, jsErrors)
+		}
+	}
+	poll := func(what, js string) {
+		t.Helper()
+		step(what, chromedp.Poll(js, nil, chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(30*time.Second)))
+	}
+	text := func(sel string) string {
+		t.Helper()
+		var s string
+		step("read "+sel, chromedp.Text(sel, &s, chromedp.ByQuery))
+		return s
+	}
+
+	var search string
+	step("open the widget",
+		chromedp.EmulateViewport(360, 720),
+		chromedp.Navigate(re.ts.URL+"/widget/?call=call-1&token="+tok.Token),
+		chromedp.WaitVisible("#amount", chromedp.ByID),
+		chromedp.Evaluate(`location.search`, &search),
+	)
+	if strings.Contains(search, "token") || !strings.Contains(search, "call=call-1") {
+		t.Errorf("the token was not stripped from the URL: %q", search)
+	}
+
+	step("take payment",
+		chromedp.SetValue("#amount", "19.99", chromedp.ByID),
+		chromedp.Click("#take", chromedp.ByID),
+		chromedp.WaitVisible("#session", chromedp.ByID),
+	)
+	sess, ok := re.m.Session("call-1")
+	if !ok {
+		t.Fatal("no capture session on call-1")
+	}
+	if v := sess.View(); v.Amount != 1999 || v.Currency != "GBP" {
+		t.Errorf("session amount %d %s", v.Amount, v.Currency)
+	}
+	if got := text("#summary"); !strings.Contains(got, "19.99") {
+		t.Errorf("summary %q", got)
+	}
+
+	re.press("call-1", testPAN[:6])
+	poll("six dots", `document.querySelector('[data-field="card_number"] .masked').textContent === "••••••"`)
+	if got := text(`[data-field="card_number"] .brand`); !strings.EqualFold(got, "visa") {
+		t.Errorf("brand %q", got)
+	}
+	re.press("call-1", testPAN[6:]+"#")
+	poll("card number valid", `document.querySelector('[data-field="card_number"] .tick').textContent === "✓"`)
+	if got := text(`[data-field="card_number"] .masked`); !strings.HasPrefix(got, "411111") || !strings.HasSuffix(got, "1111") || len([]rune(got)) != 16 {
+		t.Errorf("masked card number %q", got)
+	}
+	// The agent resets the card number; the customer types it again.
+	step("reset the card number", chromedp.Click(`[data-field="card_number"] button`, chromedp.ByQuery))
+	poll("card number cleared", `document.querySelector('[data-field="card_number"] .tick').textContent === "" && document.querySelector('[data-field="card_number"] .masked').textContent === ""`)
+	re.press("call-1", testPAN+"#")
+	poll("card number valid again", `document.querySelector('[data-field="card_number"] .tick').textContent === "✓"`)
+	re.press("call-1", testExpiry)
+	poll("expiry valid", `document.querySelector('[data-field="expiry"] .tick').textContent === "✓"`)
+	re.press("call-1", testCVV[:2])
+	poll("two dots", `document.querySelector('[data-field="security_code"] .masked').textContent === "••"`)
+	if got := text("#status"); !strings.Contains(got, "2 digits") {
+		t.Errorf("aria-live status %q", got)
+	}
+	re.press("call-1", testCVV[2:])
+	poll("ready to submit", `!document.getElementById("submit").disabled`)
+	shot(t, ctx, "widget-complete.png")
+
+	var html string
+	step("submit",
+		chromedp.Click("#submit", chromedp.ByID),
+		chromedp.WaitVisible("#result", chromedp.ByID),
+		chromedp.OuterHTML("html", &html, chromedp.ByQuery),
+	)
+	if got := text("#result-title"); got != "Payment approved" {
+		t.Errorf("result %q", got)
+	}
+	if got := text("#result-detail"); !strings.Contains(got, "A1B2C3") {
+		t.Errorf("result detail %q", got)
+	}
+	shot(t, ctx, "widget.png")
+	if len(jsErrors) > 0 {
+		t.Errorf("JavaScript errors (CSP violations show here too): %v", jsErrors)
+	}
+	assertNoCardData(t, "the widget's page", html)
+}
+
+// shot saves a screenshot in test/artifacts (ignored by git).
+func shot(t *testing.T, ctx context.Context, name string) {
+	t.Helper()
+	var png []byte
+	if err := chromedp.Run(ctx, chromedp.CaptureScreenshot(&png)); err != nil {
+		t.Logf("screenshot %s: %v", name, err)
+		return
+	}
+	dir := filepath.Join("..", "test", "artifacts")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Logf("screenshot: %v", err)
+		return
+	}
+	path := filepath.Join(dir, name)
+	if err := os.WriteFile(path, png, 0o644); err != nil {
+		t.Logf("screenshot: %v", err)
+		return
+	}
+	t.Logf("screenshot: %s", path)
+}
