@@ -30,7 +30,7 @@ test: deps tools
 
 # Package tests only: no Debian packages needed.
 test-unit:
-	$(GO) test ./dtmf/... ./audit/... ./capture/... ./psp/... ./sip/... ./cmd/...
+	$(GO) test ./dtmf/... ./audit/... ./capture/... ./psp/... ./sip/... ./api/... ./cmd/...
 
 bench: build tools
 	$(GO) test -run '^$$' -bench . -benchmem ./dtmf/... ./audit/... ./capture/... ./psp/... ./sip/...
@@ -56,9 +56,13 @@ fuzz:
 	$(GO) test ./psp/sim -run '^$$' -fuzz FuzzHandle -fuzztime $(FUZZTIME)
 	$(GO) test ./sip/media -run '^$$' -fuzz FuzzCarrierPacket -fuzztime $(FUZZTIME)
 	$(GO) test ./sip/caller -run '^$$' -fuzz FuzzParseSDP -fuzztime $(FUZZTIME)
+	$(GO) test ./api -run '^$$' -fuzz '^FuzzDecodePaymentRequest$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./api -run '^$$' -fuzz '^FuzzDecodeResetRequest$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./api -run '^$$' -fuzz '^FuzzDecodeWidgetTokenRequest$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./api -run '^$$' -fuzz '^FuzzWidgetToken$$' -fuzztime $(FUZZTIME)
 
 deps:
-	scripts/install-deps.sh dtmf
+	scripts/install-deps.sh dtmf sip browser
 
 tools: $(SPANDSP_DTMF)
 

@@ -2,12 +2,14 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"net"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tonevault/tonevault/dtmf/wav"
 	"github.com/tonevault/tonevault/sip/caller/callertest"
@@ -125,11 +127,19 @@ func TestCallInfo(t *testing.T) {
 // end's BYE and exits 0 with a note.
 func TestCallRemoteHangup(t *testing.T) {
 	u := callertest.NewUAS(t, callertest.UASOptions{})
+	// The BYE runs beside the command and must finish before the test
+	// does: the UAS's cleanup would cancel its transaction, and a test
+	// may not fail from a goroutine after it returned.
+	byeErr := make(chan error, 1)
 	go func() {
-		u.Dialog(t)
-		u.Bye(t)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		byeErr <- u.Dialog(t).Bye(ctx)
 	}()
 	code, _, stderr := runCallCmd(t, "--hangup=false", "--wait", "0s", u.Target())
+	if err := <-byeErr; err != nil {
+		t.Errorf("UAS BYE: %v", err)
+	}
 	if code != 0 || !strings.Contains(stderr, "far end ended the call") {
 		t.Errorf("exit %d, stderr:\n%s", code, stderr)
 	}
