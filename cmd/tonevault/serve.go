@@ -1,0 +1,292 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"strings"
+	"syscall"
+	"time"
+
+	sipgosip "github.com/emiago/sipgo/sip"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/tonevault/tonevault/audit"
+	"github.com/tonevault/tonevault/audit/oplog"
+	"github.com/tonevault/tonevault/configs"
+	"github.com/tonevault/tonevault/dtmf"
+	"github.com/tonevault/tonevault/sip"
+	"github.com/tonevault/tonevault/sip/media"
+)
+
+func init() {
+	register(command{name: "serve", summary: "run the gateway: SIP B2BUA, media relay, HTTP", run: serve})
+}
+
+const serveUsage = `Usage: tonevault serve [--config FILE]
+
+Run the gateway: the SIP B2BUA on the carrier and platform trunks, the
+media relay that masks every customer digit, and the HTTP listener with
+/metrics, /healthz (200 while the process runs) and /readyz (200 while the
+SIP listeners are up). SIGINT or SIGTERM end every call with BYE and stop.
+
+Options:
+  --config FILE  configuration, read on top of the built-in default
+                 (configs/tonevault.yaml); without it, the default alone
+  --help         show this help
+
+On start one line per listener is printed on stdout, e.g.
+  sip carrier 127.0.0.1:5060 udp,tcp
+  http 127.0.0.1:8080
+The operational log (JSON lines, card numbers masked) goes to stderr.
+
+Exit status: 0 after a clean stop, 1 when the gateway fails, 2 on a usage
+or configuration error.
+`
+
+func serve(args []string, stdout, stderr io.Writer) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return serveContext(ctx, args, stdout, stderr)
+}
+
+// serveContext runs the gateway until ctx ends.
+func serveContext(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	cfgPath := fs.String("config", "", "")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			io.WriteString(stdout, serveUsage)
+			return 0
+		}
+		fmt.Fprintf(stderr, "tonevault serve: %v\nRun 'tonevault serve --help' for details.\n", err)
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "tonevault serve: unexpected argument %q\nRun 'tonevault serve --help' for details.\n", fs.Arg(0))
+		return 2
+	}
+	cfg, err := configs.Load(*cfgPath)
+	if err != nil {
+		fmt.Fprintf(stderr, "tonevault serve: %v\n", err)
+		return 2
+	}
+	sipCfg, mediaCfg, err := gatewayConfig(cfg)
+	if err != nil {
+		fmt.Fprintf(stderr, "tonevault serve: %v\n", err)
+		return 2
+	}
+
+	level, _ := zapcore.ParseLevel(cfg.Log.Level)
+	sipLevel, _ := zapcore.ParseLevel(cfg.Log.SIPLevel)
+	log := oplog.New(stderr, level)
+	defer log.Sync()
+	// sipgo logs through slog; route it through the same masking core at
+	// its own level. sipgo never sees bodies below debug.
+	sipLog := oplog.NewSlog(oplog.NewCore(stderr, sipLevel), "sipgo")
+	// A few sipgo paths log through its package default, not the logger
+	// given to the user agent.
+	sipgosip.SetDefaultLogger(sip.QuietLog(sipLog))
+
+	trail, err := openAudit(ctx, cfg.Audit, log)
+	if err != nil {
+		fmt.Fprintf(stderr, "tonevault serve: %v\n", err)
+		return 1
+	}
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := trail.Close(cctx); err != nil {
+			log.Error("audit close failed", zap.Error(err))
+		}
+	}()
+	appendAudit := func(r audit.Record) {
+		r.Actor = "system"
+		if _, err := trail.Append(context.Background(), r); err != nil {
+			log.Error("audit append failed", zap.Error(err))
+		}
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metrics, err := sip.NewMetrics(reg)
+	if err != nil {
+		fmt.Fprintf(stderr, "tonevault serve: %v\n", err)
+		return 1
+	}
+	calls := sip.NewRegistry(0)
+	relay, err := media.NewRelay(mediaCfg, media.Options{Logger: log.Named("media"), Registerer: reg, Digits: calls})
+	if err != nil {
+		fmt.Fprintf(stderr, "tonevault serve: %v\n", err)
+		return 2
+	}
+	defer relay.Close()
+	gw, err := sip.New(sipCfg, sip.Options{
+		Relay: sip.AdaptRelay(relay), Registry: calls, Audit: trail, Metrics: metrics,
+		Log: log.Named("sip"), SIPLog: sipLog,
+	})
+	if err != nil {
+		fmt.Fprintf(stderr, "tonevault serve: %v\n", err)
+		return 1
+	}
+	httpLn, err := net.Listen("tcp", cfg.HTTP.Listen)
+	if err != nil {
+		gw.Close(context.Background())
+		fmt.Fprintf(stderr, "tonevault serve: http: %v\n", err)
+		return 1
+	}
+	srv := &http.Server{Handler: httpMux(reg, gw), ReadHeaderTimeout: 10 * time.Second}
+	httpErr := make(chan error, 1)
+	go func() { httpErr <- srv.Serve(httpLn) }()
+	gw.Start()
+
+	for _, t := range []struct {
+		name string
+		tc   configs.Trunk
+	}{{"carrier", cfg.SIP.Trunks.Carrier}, {"platform", cfg.SIP.Trunks.Platform}} {
+		fmt.Fprintf(stdout, "sip %s %s %s\n", t.name, gw.Addr(t.name), strings.Join(t.tc.Transports, ","))
+	}
+	fmt.Fprintf(stdout, "http %s\n", httpLn.Addr())
+	log.Info("gateway started", zap.String("carrier", gw.Addr("carrier").String()), zap.String("platform", gw.Addr("platform").String()), zap.String("http", httpLn.Addr().String()))
+	appendAudit(audit.Record{Event: audit.EventServiceStarted, Outcome: audit.Success, Reason: "tonevault serve " + buildVersion()})
+
+	code := 0
+	select {
+	case <-ctx.Done():
+	case err := <-httpErr:
+		log.Error("http server stopped", zap.Error(err))
+		code = 1
+	}
+	log.Info("gateway stopping")
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := gw.Close(sctx); err != nil {
+		log.Warn("calls did not all end", zap.Error(err))
+	}
+	_ = srv.Shutdown(sctx)
+	appendAudit(audit.Record{Event: audit.EventServiceStopped, Outcome: audit.Success, Reason: "stopped"})
+	return code
+}
+
+// buildVersion is the module version the binary was built from.
+func buildVersion() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		return bi.Main.Version
+	}
+	return "(devel)"
+}
+
+// gatewayConfig maps the YAML onto the sip and media packages' configs.
+func gatewayConfig(cfg configs.Config) (sip.Config, media.Config, error) {
+	trunk := func(key string, t configs.Trunk) (sip.TrunkConfig, error) {
+		addr, err := t.ListenAddr()
+		if err != nil {
+			return sip.TrunkConfig{}, fmt.Errorf("%s.listen: %w", key, err)
+		}
+		allow, err := t.AllowPrefixes()
+		if err != nil {
+			return sip.TrunkConfig{}, fmt.Errorf("%s.allow: %w", key, err)
+		}
+		return sip.TrunkConfig{Listen: addr, Transports: t.Transports, Allow: allow, Target: t.Target}, nil
+	}
+	var (
+		sc  sip.Config
+		mc  media.Config
+		err error
+	)
+	if sc.Carrier, err = trunk("sip.trunks.carrier", cfg.SIP.Trunks.Carrier); err != nil {
+		return sc, mc, err
+	}
+	if sc.Platform, err = trunk("sip.trunks.platform", cfg.SIP.Trunks.Platform); err != nil {
+		return sc, mc, err
+	}
+	sc.RejectUninspectable = cfg.SIP.RejectUninspectable
+	sc.CorrelationHeaders = cfg.SIP.CorrelationHeaders
+	sc.RingTimeout = cfg.SIP.RingTimeout
+	sc.UserAgent = "ToneVault/" + buildVersion()
+
+	if mc.BindIP, err = netip.ParseAddr(cfg.Media.BindIP); err != nil {
+		return sc, mc, fmt.Errorf("media.bind_ip: %w", err)
+	}
+	mc.PortMin, mc.PortMax = cfg.Media.PortMin, cfg.Media.PortMax
+	mc.LookAhead = cfg.Media.LookAhead
+	if mc.MaskMode, err = dtmf.ParseMaskMode(cfg.Media.Mask); err != nil {
+		return sc, mc, fmt.Errorf("media.mask: %w", err)
+	}
+	if mc.Policy, err = media.ParsePolicy(cfg.Media.Policy); err != nil {
+		return sc, mc, fmt.Errorf("media.policy: %w", err)
+	}
+	mc.MediaTimeout, mc.MaxDuration = cfg.Media.MediaTimeout, cfg.Media.MaxDuration
+	if err := mc.Validate(); err != nil {
+		return sc, mc, err
+	}
+	return sc, mc, nil
+}
+
+// openAudit opens the trail with the configured HMAC key. Without one it
+// uses a development key kept beside the trail (PATH.devkey), so that the
+// trail can be continued and verified, and says loudly that it does.
+func openAudit(ctx context.Context, a configs.Audit, log *zap.Logger) (*audit.Writer, error) {
+	keyFile := a.KeyFile
+	if keyFile == "" {
+		keyFile = a.Path + ".devkey"
+		if _, err := os.Stat(keyFile); errors.Is(err, os.ErrNotExist) {
+			key := make([]byte, 32)
+			_, _ = rand.Read(key)
+			if err := os.WriteFile(keyFile, key, 0o600); err != nil {
+				return nil, fmt.Errorf("audit: write development key: %w", err)
+			}
+		}
+		log.Warn("AUDIT TRAIL SIGNED WITH A DEVELOPMENT KEY: set audit.key_file for production",
+			zap.String("key_file", keyFile))
+	}
+	key, err := audit.LoadHMACKey(keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("audit.key_file: %w", err)
+	}
+	keyID := a.KeyID
+	if keyID == "" {
+		keyID = "dev"
+	}
+	h, err := audit.NewHMAC(audit.HMACKey{ID: keyID, Key: key})
+	clear(key)
+	if err != nil {
+		return nil, fmt.Errorf("audit: %w", err)
+	}
+	w, err := audit.Open(ctx, a.Path, audit.Options{Signer: h})
+	if err != nil {
+		return nil, fmt.Errorf("audit: %w", err)
+	}
+	return w, nil
+}
+
+// httpMux serves /metrics, /healthz and /readyz.
+func httpMux(reg *prometheus.Registry, gw *sip.Gateway) *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		io.WriteString(w, "ok\n")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if !gw.Ready() {
+			http.Error(w, "sip listeners not up", http.StatusServiceUnavailable)
+			return
+		}
+		io.WriteString(w, "ready\n")
+	})
+	return mux
+}

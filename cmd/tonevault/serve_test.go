@@ -1,0 +1,202 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tonevault/tonevault/audit"
+)
+
+// syncBuffer is a bytes.Buffer safe for the gateway's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// testConfig is a configuration with every port chosen by the kernel.
+func testConfig(t *testing.T) (cfgPath, trail string) {
+	dir := t.TempDir()
+	trail = filepath.Join(dir, "audit.jsonl")
+	cfg := fmt.Sprintf(`sip:
+  trunks:
+    carrier:
+      listen: 127.0.0.1:0
+    platform:
+      listen: 127.0.0.1:0
+media:
+  port_min: 0
+  port_max: 0
+http:
+  listen: 127.0.0.1:0
+log:
+  level: warn
+audit:
+  path: %s
+`, trail)
+	cfgPath = filepath.Join(dir, "tonevault.yaml")
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return cfgPath, trail
+}
+
+// listeners waits for serve's listener lines and returns them by name.
+func listeners(t *testing.T, out *syncBuffer, done <-chan int) map[string]string {
+	t.Helper()
+	deadline := time.After(20 * time.Second)
+	for {
+		if s := out.String(); strings.Contains(s, "\nhttp ") {
+			m := map[string]string{}
+			for l := range strings.SplitSeq(strings.TrimSpace(s), "\n") {
+				f := strings.Fields(l)
+				switch {
+				case len(f) >= 3 && f[0] == "sip":
+					m[f[1]] = f[2]
+				case len(f) == 2 && f[0] == "http":
+					m["http"] = f[1]
+				}
+			}
+			return m
+		}
+		select {
+		case code := <-done:
+			t.Fatalf("serve exited with %d before listening; output:\n%s", code, out.String())
+		case <-deadline:
+			t.Fatalf("serve did not print its listeners; output:\n%s", out.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	res, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return res.StatusCode, string(b)
+}
+
+func TestServe(t *testing.T) {
+	cfgPath, trail := testConfig(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var stdout, stderr syncBuffer
+	done := make(chan int, 1)
+	go func() { done <- serveContext(ctx, []string{"--config", cfgPath}, &stdout, &stderr) }()
+	l := listeners(t, &stdout, done)
+	if l["carrier"] == "" || l["platform"] == "" || l["http"] == "" {
+		t.Fatalf("listeners %v", l)
+	}
+
+	for _, path := range []string{"/healthz", "/readyz"} {
+		if code, body := get(t, "http://"+l["http"]+path); code != 200 {
+			t.Errorf("%s = %d %s", path, code, body)
+		}
+	}
+	code, metrics := get(t, "http://"+l["http"]+"/metrics")
+	if code != 200 || !strings.Contains(metrics, "tonevault_sip_active_calls 0") {
+		t.Errorf("/metrics = %d, without tonevault_sip_active_calls 0", code)
+	}
+
+	// The carrier trunk answers OPTIONS.
+	c, err := net.Dial("udp", l["carrier"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	opt := fmt.Sprintf("OPTIONS sip:ping@%s SIP/2.0\r\nVia: SIP/2.0/UDP %s;branch=z9hG4bK-serve1\r\nFrom: <sip:t@test>;tag=1\r\nTo: <sip:ping@%s>\r\nCall-ID: serve-1\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n", l["carrier"], c.LocalAddr(), l["carrier"])
+	if _, err := c.Write([]byte(opt)); err != nil {
+		t.Fatal(err)
+	}
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	buf := make([]byte, 4096)
+	n, err := c.Read(buf)
+	if err != nil || !strings.HasPrefix(string(buf[:n]), "SIP/2.0 200") {
+		t.Errorf("OPTIONS answer: %v %q", err, buf[:n])
+	}
+
+	cancel()
+	if code := <-done; code != 0 {
+		t.Fatalf("serve exit %d; stderr:\n%s", code, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "DEVELOPMENT KEY") {
+		t.Error("no warning about the development audit key")
+	}
+	key, err := audit.LoadHMACKey(trail + ".devkey")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := audit.NewHMAC(audit.HMACKey{ID: "dev", Key: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(trail)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := audit.Verify(context.Background(), f, h); err != nil {
+		t.Errorf("audit trail does not verify: %v", err)
+	}
+	b, _ := os.ReadFile(trail)
+	for _, ev := range []audit.Event{audit.EventServiceStarted, audit.EventServiceStopped} {
+		if !strings.Contains(string(b), `"event":"`+string(ev)+`"`) {
+			t.Errorf("audit trail lacks %s; stderr:\n%s", ev, stderr.String())
+		}
+	}
+}
+
+func TestServeUsage(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.yaml")
+	os.WriteFile(bad, []byte("sip:\n  trunks:\n    carrier:\n      lissten: x\n"), 0o600)
+	tests := []struct {
+		name     string
+		args     []string
+		wantCode int
+		wantErr  string
+	}{
+		{"help", []string{"--help"}, 0, ""},
+		{"unknown flag", []string{"--nope"}, 2, "flag provided but not defined"},
+		{"extra argument", []string{"x"}, 2, "unexpected argument"},
+		{"missing file", []string{"--config", filepath.Join(dir, "none.yaml")}, 2, "no such file"},
+		{"unknown key", []string{"--config", bad}, 2, "line 4: field lissten not found"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var o, e bytes.Buffer
+			code := serveContext(context.Background(), tt.args, &o, &e)
+			if code != tt.wantCode || !strings.Contains(e.String(), tt.wantErr) {
+				t.Errorf("code %d stderr %q, want %d and %q", code, e.String(), tt.wantCode, tt.wantErr)
+			}
+			if tt.name == "help" && !strings.Contains(o.String(), "Usage: tonevault serve") {
+				t.Errorf("help = %q", o.String())
+			}
+		})
+	}
+}

@@ -1,0 +1,266 @@
+package sip
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+	"go.uber.org/zap"
+
+	"github.com/tonevault/tonevault/audit"
+	"github.com/tonevault/tonevault/sip/media"
+)
+
+// call is one call through the gateway: two dialogs and one media
+// session.
+type call struct {
+	g    *Gateway
+	id   string
+	in   media.Leg // the leg the call arrived on
+	legs [2]*dialog
+	sess MediaSession
+
+	// abort ends a call that is not answered yet; the INVITE loop reads
+	// it. Buffered so that hangup never blocks.
+	abort chan string
+	done  chan struct{} // closed by end
+
+	mu         sync.Mutex
+	origins    [2]Origin
+	lastSDP    [2][]byte
+	remote     [2]media.Stream
+	prevRemote [2]media.Stream
+	answered   bool
+	ended      bool
+	pending    bool                        // an offer/answer in flight
+	acks       [2]map[uint32]chan struct{} // 2xx waiting for their ACK, by CSeq
+}
+
+func otherLeg(l media.Leg) media.Leg {
+	if l == media.Carrier {
+		return media.Platform
+	}
+	return media.Carrier
+}
+
+func legName(l media.Leg) string {
+	if l == media.Carrier {
+		return "carrier"
+	}
+	return "platform"
+}
+
+// turn rewrites an SDP body received on leg from so it can be sent on leg
+// to, and tells the relay where from's peer wants its media.
+func (c *call) turn(from, to media.Leg, body []byte) ([]byte, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	opts := RewriteOptions{Local: c.sess.Local(to), Origin: c.origins[to], KeepUninspectable: !c.g.cfg.RejectUninspectable}
+	out, st, err := RewriteSDP(body, opts)
+	if err != nil {
+		return nil, err
+	}
+	if c.lastSDP[to] != nil && !bytes.Equal(out, c.lastSDP[to]) {
+		// A new description on this leg: RFC 3264 8 wants a new version.
+		c.origins[to].Version++
+		opts.Origin = c.origins[to]
+		if out, _, err = RewriteSDP(body, opts); err != nil {
+			return nil, err
+		}
+	}
+	if err := c.sess.SetRemote(from, st); err != nil {
+		return nil, err
+	}
+	c.lastSDP[to] = out
+	c.prevRemote[from], c.remote[from] = c.remote[from], st
+	return out, nil
+}
+
+// rollback restores leg's previous remote stream after a failed offer.
+func (c *call) rollback(leg media.Leg) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.prevRemote[leg].Addr.IsValid() {
+		c.remote[leg] = c.prevRemote[leg]
+		_ = c.sess.SetRemote(leg, c.remote[leg])
+	}
+}
+
+// expectAck registers a 2xx to an INVITE received on leg; the channel is
+// closed when its ACK comes.
+func (c *call) expectAck(leg media.Leg, seq uint32) chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.acks[leg] == nil {
+		c.acks[leg] = map[uint32]chan struct{}{}
+	}
+	ch := make(chan struct{})
+	c.acks[leg][seq] = ch
+	return ch
+}
+
+func (c *call) gotAck(leg media.Leg, seq uint32) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if ch, ok := c.acks[leg][seq]; ok {
+		close(ch)
+		delete(c.acks[leg], seq)
+	}
+}
+
+// retransmit resends a 2xx to an INVITE over UDP until its ACK comes
+// (RFC 3261 13.3.1.4): T1, doubling up to T2, for 64*T1. No ACK in that
+// time ends the call.
+func (c *call) retransmit(leg media.Leg, tx sip.ServerTransaction, res *sip.Response, ack chan struct{}) {
+	reliable := sip.IsReliable(c.legs[leg].transport)
+	interval := sip.T1
+	deadline := time.NewTimer(64 * sip.T1)
+	defer deadline.Stop()
+	for {
+		tick := time.NewTimer(interval)
+		select {
+		case <-ack:
+			tick.Stop()
+			return
+		case <-c.done:
+			tick.Stop()
+			return
+		case <-deadline.C:
+			tick.Stop()
+			c.g.log.Warn("no ACK for 2xx, ending call", zap.String("call", c.id), zap.String("leg", legName(leg)))
+			c.hangup("no_ack")
+			return
+		case <-tick.C:
+			if !reliable {
+				_ = tx.Respond(res)
+			}
+			interval = min(2*interval, sip.T2)
+		}
+	}
+}
+
+// watch ends the call when the relay says its media stopped.
+func (c *call) watch() {
+	select {
+	case <-c.sess.Done():
+		reason := "media_timeout"
+		if errors.Is(c.sess.Err(), media.ErrMaxDuration) {
+			reason = "max_duration"
+		}
+		c.g.log.Info("media ended, ending call", zap.String("call", c.id), zap.String("reason", reason))
+		c.hangup(reason)
+	case <-c.done:
+	}
+}
+
+// hangup ends the call from the gateway's side: BYE on both legs when it
+// was answered, CANCEL and an error response when not.
+func (c *call) hangup(reason string) {
+	c.mu.Lock()
+	ended, answered := c.ended, c.answered
+	c.mu.Unlock()
+	if ended {
+		return
+	}
+	if !answered {
+		select {
+		case c.abort <- reason:
+		default:
+		}
+		return
+	}
+	c.bye(-1)
+	c.end(reason, "ended by the gateway: "+reason)
+}
+
+// bye sends BYE on every confirmed leg except skip (-1: none) and waits
+// for the answers, a few seconds at most.
+func (c *call) bye(skip int) {
+	var wg sync.WaitGroup
+	for l, d := range c.legs {
+		if l == skip || d == nil || !d.confirmed() {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), 32*sip.T1)
+			defer cancel()
+			if res, err := d.do(ctx, d.request(sip.BYE, 0)); err != nil {
+				c.g.log.Info("BYE failed", zap.String("call", c.id), zap.String("leg", d.t.name), zap.Error(err))
+			} else if !res.IsSuccess() {
+				c.g.log.Info("BYE refused", zap.String("call", c.id), zap.String("leg", d.t.name), zap.Int("status", res.StatusCode))
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// end finishes the call once: frees the media, updates registry,
+// metrics and audit.
+func (c *call) end(outcome, reason string) {
+	c.mu.Lock()
+	if c.ended {
+		c.mu.Unlock()
+		return
+	}
+	c.ended = true
+	close(c.done)
+	c.mu.Unlock()
+
+	c.sess.Close()
+	g := c.g
+	g.mu.Lock()
+	for _, d := range c.legs {
+		if d != nil && g.calls[d.callID] == c {
+			delete(g.calls, d.callID)
+		}
+	}
+	g.mu.Unlock()
+	now := time.Now()
+	g.reg.update(c.id, func(ci *CallInfo) {
+		ci.State, ci.Outcome, ci.End = StateEnded, outcome, now
+	})
+	g.metrics.ended(outcome)
+	result := audit.Success
+	if outcome != "completed" {
+		result = audit.Info
+	}
+	g.record(audit.Record{CallID: c.id, Event: audit.EventSIPCallEnded, Outcome: result, Reason: outcome + ": " + reason})
+	g.log.Info("call ended", zap.String("call", c.id), zap.String("outcome", outcome), zap.String("reason", reason))
+	g.wg.Done()
+}
+
+// do sends a request on the dialog's trunk and returns its final
+// response.
+func (d *dialog) do(ctx context.Context, req *sip.Request) (*sip.Response, error) {
+	tx, err := d.t.cli.TransactionRequest(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Terminate()
+	for {
+		select {
+		case res := <-tx.Responses():
+			if res.IsProvisional() {
+				continue
+			}
+			return res, nil
+		case <-tx.Done():
+			// A final response and the end may come together.
+			select {
+			case res := <-tx.Responses():
+				if !res.IsProvisional() {
+					return res, nil
+				}
+			default:
+			}
+			return nil, tx.Err()
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}

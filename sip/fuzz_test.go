@@ -1,0 +1,143 @@
+package sip
+
+import (
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/emiago/sipgo/sip"
+)
+
+// FuzzRewriteSDP: any body either is refused with an error or comes out
+// as SDP that parses again and whose every address and port is the
+// relay's (or the hold address, or a rejected port 0), with nothing left
+// that could take media around the relay.
+func FuzzRewriteSDP(f *testing.F) {
+	for _, s := range [][]byte{sdpSIPp, sdpWebRTCish, sdpVideoFirst, sdpOpusOnly, sdpHold2543, sdpSAVP} {
+		f.Add(s, false)
+	}
+	local := netip.MustParseAddrPort("127.0.0.1:20000")
+	f.Fuzz(func(t *testing.T, in []byte, keep bool) {
+		out, st, err := RewriteSDP(in, RewriteOptions{Local: local, Origin: Origin{SessionID: 1, Version: 1}, KeepUninspectable: keep})
+		if err != nil {
+			if out != nil {
+				t.Fatal("output with an error")
+			}
+			return
+		}
+		if !st.Addr.IsValid() {
+			t.Fatalf("no remote address for %q", in)
+		}
+		for line := range strings.SplitSeq(string(out), "\r\n") {
+			k, v, _ := strings.Cut(line, "=")
+			switch k {
+			case "c":
+				if v != "IN IP4 127.0.0.1" && v != "IN IP4 0.0.0.0" && v != "IN IP6 ::" {
+					t.Fatalf("c= %q in output:\n%s", v, out)
+				}
+			case "m":
+				f := strings.Fields(v)
+				if len(f) < 2 || (f[1] != "20000" && f[1] != "0") {
+					t.Fatalf("m= %q in output:\n%s", v, out)
+				}
+			case "a":
+				name, _, _ := strings.Cut(v, ":")
+				if stripAttrs[name] {
+					t.Fatalf("a=%s kept:\n%s", name, out)
+				}
+			}
+		}
+		if _, _, err := RewriteSDP(out, RewriteOptions{Local: local, KeepUninspectable: true}); err != nil {
+			t.Fatalf("output does not parse again: %v\n%s", err, out)
+		}
+	})
+}
+
+// torture returns the RFC 4475 messages in testdata/rfc4475.
+func torture(tb testing.TB) map[string][]byte {
+	files, err := filepath.Glob(filepath.Join("testdata", "rfc4475", "*.sip"))
+	if err != nil || len(files) == 0 {
+		tb.Fatalf("no torture messages: %v", err)
+	}
+	out := map[string][]byte{}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		out[filepath.Base(f)] = b
+	}
+	return out
+}
+
+// handleParsed runs what the gateway does with a received message short
+// of the network: header reads, the INFO and SDP parsers, building the
+// dialog and the responses and requests on it.
+func handleParsed(m sip.Message) {
+	req, ok := m.(*sip.Request)
+	if !ok {
+		res := m.(*sip.Response)
+		optionTags(res, "Supported")
+		if hasSDP(res) {
+			RewriteSDP(res.Body(), RewriteOptions{Local: netip.MustParseAddrPort("127.0.0.1:20000")})
+		}
+		return
+	}
+	optionTags(req, "Require")
+	headerValue(req, "X-Interaction-ID")
+	if ct := contentType(req); isDTMFInfo(ct) {
+		parseDTMFInfo(ct, req.Body())
+	}
+	if hasSDP(req) {
+		RewriteSDP(req.Body(), RewriteOptions{Local: netip.MustParseAddrPort("127.0.0.1:20000")})
+	}
+	if !validRequest(req) {
+		return
+	}
+	tr := &trunk{name: "carrier", addr: netip.MustParseAddrPort("127.0.0.1:5060"), cfg: TrunkConfig{Target: "sip:{user}@127.0.0.1:5090"}}
+	tr.target(req)
+	d := uasDialog(tr, req)
+	d.acceptSeq(req)
+	_ = d.respond(req, 200, "OK", []byte("v=0\r\n"), "application/sdp").String()
+	_ = d.request(sip.BYE, 0).String()
+	out := sip.NewRequest(sip.INVITE, sip.Uri{Scheme: "sip", Host: "127.0.0.1"})
+	copyHeaders(req, out, passHeaders)
+	copyOptionTags(req, out)
+	_ = out.String()
+}
+
+// TestTorture feeds the RFC 4475 torture messages through sipgo's parser
+// and the gateway's handling: no panic, and the valid ones parse.
+func TestTorture(t *testing.T) {
+	valid := map[string]bool{"wsinv.sip": true, "esc01.sip": true, "escnull.sip": true, "lwsdisp.sip": true,
+		"semiuri.sip": true, "noreason.sip": true, "zeromf.sip": true, "cparam01.sip": true, "info-dtmf.sip": true}
+	for name, b := range torture(t) {
+		t.Run(name, func(t *testing.T) {
+			m, err := sip.ParseMessage(b)
+			if err != nil {
+				if valid[name] {
+					t.Errorf("valid message refused: %v", err)
+				}
+				return
+			}
+			handleParsed(m)
+		})
+	}
+}
+
+// FuzzSIPMessage: whatever arrives, parsing and handling it does not
+// panic.
+func FuzzSIPMessage(f *testing.F) {
+	for _, b := range torture(f) {
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		m, err := sip.ParseMessage(b)
+		if err != nil {
+			return
+		}
+		handleParsed(m)
+	})
+}

@@ -1,0 +1,291 @@
+package sip
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+	"go.uber.org/zap"
+
+	"github.com/tonevault/tonevault/audit"
+	"github.com/tonevault/tonevault/sip/media"
+)
+
+// Config is the B2BUA's part of configs/tonevault.yaml ("sip:").
+type Config struct {
+	Carrier  TrunkConfig
+	Platform TrunkConfig
+	// RejectUninspectable answers 488 to an offer with no codec the relay
+	// can inspect (the default, true). False forwards such offers and the
+	// relay mutes what it cannot read.
+	RejectUninspectable bool
+	// CorrelationHeaders are copied from a call's INVITE to the INVITE
+	// the gateway sends on, and kept in the registry
+	// (default X-Interaction-ID, User-to-User).
+	CorrelationHeaders []string
+	// RingTimeout ends a call not answered in this time with 408 (0: 3 min).
+	RingTimeout time.Duration
+	// UserAgent is the User-Agent and Server header ("ToneVault").
+	UserAgent string
+}
+
+// DefaultCorrelationHeaders are copied across when the config names none.
+var DefaultCorrelationHeaders = []string{"X-Interaction-ID", "User-to-User"}
+
+// AuditSink takes audit records; *audit.Writer is one.
+type AuditSink interface {
+	Append(ctx context.Context, r audit.Record) (uint64, error)
+}
+
+// Options are the gateway's collaborators.
+type Options struct {
+	Relay    MediaRelay
+	Registry *Registry    // nil: a new one
+	Audit    AuditSink    // nil: no audit (tests only)
+	Metrics  *Metrics     // nil: not measured
+	Log      *zap.Logger  // nil: no logging
+	SIPLog   *slog.Logger // sipgo's own logging, message contents withheld; nil: discarded
+}
+
+// Gateway is the B2BUA: two trunks, the calls between them.
+type Gateway struct {
+	cfg     Config
+	relay   MediaRelay
+	reg     *Registry
+	audit   AuditSink
+	metrics *Metrics
+	log     *zap.Logger
+
+	carrier, platform *trunk
+
+	mu      sync.Mutex
+	calls   map[string]*call // by the SIP Call-ID of either leg
+	closing bool
+	ready   atomic.Bool
+	wg      sync.WaitGroup
+
+	refusals refusals
+}
+
+// refusalWindow is how long after auditing a refused peer its further
+// refusals are answered but not audited again.
+const refusalWindow = 10 * time.Second
+
+// refusals remembers when each refused peer was last audited.
+type refusals struct {
+	mu   sync.Mutex
+	last map[netip.Addr]time.Time
+}
+
+// first reports whether a refusal of a at now should be audited.
+func (r *refusals) first(a netip.Addr, now time.Time) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if t, ok := r.last[a]; ok && now.Sub(t) < refusalWindow {
+		return false
+	}
+	if r.last == nil || len(r.last) > 10000 {
+		r.last = map[netip.Addr]time.Time{} // bounded: forget, audit again
+	}
+	r.last[a] = now
+	return true
+}
+
+// New binds both trunks' sockets and returns the gateway; Start serves
+// them.
+func New(cfg Config, opts Options) (*Gateway, error) {
+	if opts.Relay == nil {
+		return nil, errors.New("sip: no media relay")
+	}
+	if cfg.UserAgent == "" {
+		cfg.UserAgent = "ToneVault"
+	}
+	if cfg.RingTimeout <= 0 {
+		cfg.RingTimeout = 3 * time.Minute
+	}
+	if cfg.CorrelationHeaders == nil {
+		cfg.CorrelationHeaders = DefaultCorrelationHeaders
+	}
+	g := &Gateway{cfg: cfg, relay: opts.Relay, reg: opts.Registry, audit: opts.Audit, metrics: opts.Metrics, log: opts.Log, calls: map[string]*call{}}
+	if g.reg == nil {
+		g.reg = NewRegistry(0)
+	}
+	if g.log == nil {
+		g.log = zap.NewNop()
+	}
+	slogger := slog.New(slog.DiscardHandler)
+	if opts.SIPLog != nil {
+		slogger = QuietLog(opts.SIPLog)
+	}
+	var err error
+	if g.carrier, err = newTrunk("carrier", media.Carrier, cfg.Carrier, cfg.UserAgent, slogger); err != nil {
+		return nil, err
+	}
+	if g.platform, err = newTrunk("platform", media.Platform, cfg.Platform, cfg.UserAgent, slogger); err != nil {
+		g.carrier.close()
+		return nil, err
+	}
+	for _, t := range []*trunk{g.carrier, g.platform} {
+		g.handle(t)
+	}
+	return g, nil
+}
+
+// Start serves both trunks. Ready reports true from then on.
+func (g *Gateway) Start() {
+	g.carrier.serve()
+	g.platform.serve()
+	g.ready.Store(true)
+}
+
+// Ready reports whether the SIP listeners are up.
+func (g *Gateway) Ready() bool { return g.ready.Load() }
+
+// Registry is the gateway's call registry.
+func (g *Gateway) Registry() *Registry { return g.reg }
+
+// Addr is the bound SIP address of trunk "carrier" or "platform" (both
+// UDP and TCP, when enabled).
+func (g *Gateway) Addr(trunk string) netip.AddrPort {
+	switch trunk {
+	case "carrier":
+		return g.carrier.addr
+	case "platform":
+		return g.platform.addr
+	}
+	return netip.AddrPort{}
+}
+
+// Close ends every call (BYE on both legs, waiting up to ctx) and stops
+// the listeners.
+func (g *Gateway) Close(ctx context.Context) error {
+	g.ready.Store(false)
+	g.mu.Lock()
+	g.closing = true
+	seen := map[*call]bool{}
+	var calls []*call
+	for _, c := range g.calls {
+		if !seen[c] {
+			seen[c] = true
+			calls = append(calls, c)
+		}
+	}
+	g.mu.Unlock()
+	for _, c := range calls {
+		go c.hangup("shutdown") // g.wg waits for each call's end
+	}
+	done := make(chan struct{})
+	go func() { g.wg.Wait(); close(done) }()
+	var err error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = fmt.Errorf("sip: close: %w", ctx.Err())
+	}
+	g.carrier.close()
+	g.platform.close()
+	return err
+}
+
+func (g *Gateway) other(t *trunk) *trunk {
+	if t == g.carrier {
+		return g.platform
+	}
+	return g.carrier
+}
+
+func (g *Gateway) trunkFor(leg media.Leg) *trunk {
+	if leg == media.Carrier {
+		return g.carrier
+	}
+	return g.platform
+}
+
+func (g *Gateway) lookup(sipCallID string) *call {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.calls[sipCallID]
+}
+
+func (g *Gateway) record(r audit.Record) {
+	if g.audit == nil {
+		return
+	}
+	if r.Actor == "" {
+		r.Actor = "system"
+	}
+	if _, err := g.audit.Append(context.Background(), r); err != nil {
+		g.log.Error("audit append failed", zap.String("event", string(r.Event)), zap.Error(err))
+	}
+}
+
+// handle registers the trunk's request handlers.
+func (g *Gateway) handle(t *trunk) {
+	guard := func(h func(*trunk, *sip.Request, sip.ServerTransaction)) func(*sip.Request, sip.ServerTransaction) {
+		return func(req *sip.Request, tx sip.ServerTransaction) {
+			if a, ok := t.allowed(req.Source()); !ok {
+				g.refuse(t, a, req, tx)
+				return
+			}
+			h(t, req, tx)
+		}
+	}
+	t.srv.OnInvite(guard(g.onInvite))
+	t.srv.OnAck(guard(g.onAck))
+	t.srv.OnBye(guard(g.onInDialog))
+	t.srv.OnUpdate(guard(g.onInDialog))
+	t.srv.OnInfo(guard(g.onInDialog))
+	t.srv.OnMessage(guard(g.onInDialog))
+	t.srv.OnNotify(guard(g.onInDialog))
+	t.srv.OnRefer(guard(g.onInDialog))
+	t.srv.OnPrack(guard(g.onInDialog))
+	t.srv.OnCancel(guard(func(t *trunk, req *sip.Request, tx sip.ServerTransaction) {
+		// sipgo answers CANCELs that match a pending INVITE itself.
+		_ = tx.Respond(sip.NewResponseFromRequest(req, 481, "Call/Transaction Does Not Exist", nil))
+	}))
+	t.srv.OnOptions(guard(func(t *trunk, req *sip.Request, tx sip.ServerTransaction) {
+		res := sip.NewResponseFromRequest(req, 200, "OK", nil)
+		res.AppendHeader(sip.NewHeader("Allow", allowMethods))
+		res.AppendHeader(sip.NewHeader("Accept", acceptTypes))
+		res.AppendHeader(sip.NewHeader("Supported", "timer"))
+		_ = tx.Respond(res)
+	}))
+	t.srv.OnNoRoute(guard(func(t *trunk, req *sip.Request, tx sip.ServerTransaction) {
+		if req.IsAck() {
+			return
+		}
+		res := sip.NewResponseFromRequest(req, 405, "Method Not Allowed", nil)
+		res.AppendHeader(sip.NewHeader("Allow", allowMethods))
+		_ = tx.Respond(res)
+	}))
+}
+
+// refuse answers a request from a peer that is not allowed with 403 and
+// audits it. ACKs get no answer.
+func (g *Gateway) refuse(t *trunk, from netip.Addr, req *sip.Request, tx sip.ServerTransaction) {
+	g.metrics.refused(t.name)
+	if req.IsAck() {
+		return
+	}
+	if !g.refusals.first(from, time.Now()) {
+		// Audited already a moment ago: a scanner must not be able to
+		// flood the trail (each record is fsynced).
+		_ = tx.Respond(sip.NewResponseFromRequest(req, 403, "Forbidden", nil))
+		return
+	}
+	g.log.Warn("sip request from peer not allowed", zap.String("trunk", t.name), zap.String("source", req.Source()), zap.String("method", req.Method.String()))
+	g.record(audit.Record{
+		Actor:   "sip:" + from.String(),
+		Origin:  req.Source(),
+		Event:   audit.EventSIPPeerRefused,
+		Outcome: audit.Failure,
+		Reason:  fmt.Sprintf("%s on trunk %s from a peer not in its allow list", req.Method, t.name),
+	})
+	_ = tx.Respond(sip.NewResponseFromRequest(req, 403, "Forbidden", nil))
+}

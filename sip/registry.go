@@ -1,0 +1,253 @@
+package sip
+
+import (
+	"crypto/rand"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/tonevault/tonevault/sip/media"
+)
+
+// State is where a call is in its life.
+type State string
+
+const (
+	StateRinging  State = "ringing"  // INVITE sent on, no answer yet
+	StateEarly    State = "early"    // early media (18x with SDP)
+	StateAnswered State = "answered" // 2xx
+	StateEnded    State = "ended"
+)
+
+// LegInfo is one leg's SIP identity.
+type LegInfo struct {
+	Trunk     string // "carrier" or "platform"
+	CallID    string // SIP Call-ID of this leg
+	LocalTag  string // the gateway's tag on this leg
+	RemoteTag string // the peer's tag, empty until it answers
+}
+
+// CallInfo is a snapshot of one call, safe to keep and read.
+type CallInfo struct {
+	ID       string // the gateway's own id: "c-" and 16 hex digits
+	Carrier  LegInfo
+	Platform LegInfo
+	// Inbound is the trunk the call arrived on.
+	Inbound string
+	State   State
+	// Outcome is set when the call ends: "answered", "cancelled",
+	// "busy", "rejected", "failed", "media_timeout", "max_duration", ...
+	Outcome     string
+	Caller      string // user part of the caller's From
+	Callee      string // user part of the Request-URI the call arrived with
+	Correlation map[string]string
+	Start       time.Time
+	Answer      time.Time // zero until answered
+	End         time.Time // zero until ended
+}
+
+// Filter selects calls for Registry.List; zero fields match everything.
+type Filter struct {
+	Correlation string // any correlation header has this value
+	Caller      string
+	State       State
+}
+
+// Registry holds the gateway's calls: the live ones and, for a while, the
+// ended ones. It is safe for concurrent use.
+type Registry struct {
+	mu        sync.RWMutex
+	calls     map[string]*CallInfo
+	bySIP     map[string]string // SIP Call-ID of either leg → id
+	order     []string          // ids, oldest first, for expiry of ended calls
+	keepEnded int
+
+	subMu sync.RWMutex
+	subs  map[int]func(media.Digit)
+	next  int
+}
+
+// NewRegistry returns an empty registry that keeps the last keepEnded
+// ended calls for lookups (0: 1000).
+func NewRegistry(keepEnded int) *Registry {
+	if keepEnded <= 0 {
+		keepEnded = 1000
+	}
+	return &Registry{calls: map[string]*CallInfo{}, bySIP: map[string]string{}, keepEnded: keepEnded, subs: map[int]func(media.Digit){}}
+}
+
+// idAlphabet spells call ids with letters only: the audit trail refuses
+// fields with long digit runs that pass the Luhn check (they could be card
+// numbers), and a hex id would have one now and then.
+const idAlphabet = "abcdefghijkmnpqrstuvwxyz23456789"
+
+// newCallID returns a fresh gateway call id: "c-" and 16 characters (78
+// random bits), never more than a few digits in a row.
+func newCallID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	out := []byte("c-")
+	for i, x := range b {
+		c := idAlphabet[x%32]
+		if i%4 == 3 {
+			c = idAlphabet[x%24] // a letter at least every 4th: no 12-digit run
+		}
+		out = append(out, c)
+	}
+	return string(out)
+}
+
+func clone(c *CallInfo) CallInfo {
+	out := *c
+	if c.Correlation != nil {
+		out.Correlation = make(map[string]string, len(c.Correlation))
+		for k, v := range c.Correlation {
+			out.Correlation[k] = v
+		}
+	}
+	return out
+}
+
+// add registers a new call.
+func (r *Registry) add(c *CallInfo) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.calls[c.ID] = c
+	r.order = append(r.order, c.ID)
+	for _, id := range []string{c.Carrier.CallID, c.Platform.CallID} {
+		if id != "" {
+			r.bySIP[id] = c.ID
+		}
+	}
+}
+
+// update changes a call under the registry's lock.
+func (r *Registry) update(id string, f func(c *CallInfo)) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c, ok := r.calls[id]
+	if !ok {
+		return
+	}
+	f(c)
+	for _, sid := range []string{c.Carrier.CallID, c.Platform.CallID} {
+		if sid != "" {
+			r.bySIP[sid] = c.ID
+		}
+	}
+	if c.State == StateEnded {
+		r.expire()
+	}
+}
+
+// expire drops the oldest ended calls beyond keepEnded. Caller holds mu.
+func (r *Registry) expire() {
+	ended := 0
+	for _, id := range r.order {
+		if r.calls[id].State == StateEnded {
+			ended++
+		}
+	}
+	for i := 0; ended > r.keepEnded && i < len(r.order); {
+		c := r.calls[r.order[i]]
+		if c.State != StateEnded {
+			i++
+			continue
+		}
+		delete(r.calls, c.ID)
+		delete(r.bySIP, c.Carrier.CallID)
+		delete(r.bySIP, c.Platform.CallID)
+		r.order = slices.Delete(r.order, i, i+1)
+		ended--
+	}
+}
+
+// Get returns the call with the gateway id id.
+func (r *Registry) Get(id string) (CallInfo, bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	c, ok := r.calls[id]
+	if !ok {
+		return CallInfo{}, false
+	}
+	return clone(c), true
+}
+
+// BySIPCallID returns the call one of whose legs has SIP Call-ID sid.
+func (r *Registry) BySIPCallID(sid string) (CallInfo, bool) {
+	r.mu.RLock()
+	id, ok := r.bySIP[sid]
+	r.mu.RUnlock()
+	if !ok {
+		return CallInfo{}, false
+	}
+	return r.Get(id)
+}
+
+// ByCorrelation returns the newest live call, else the newest ended one,
+// that carries value in one of its correlation headers.
+func (r *Registry) ByCorrelation(value string) (CallInfo, bool) {
+	calls := r.List(Filter{Correlation: value})
+	for i := len(calls) - 1; i >= 0; i-- {
+		if calls[i].State != StateEnded {
+			return calls[i], true
+		}
+	}
+	if len(calls) > 0 {
+		return calls[len(calls)-1], true
+	}
+	return CallInfo{}, false
+}
+
+// List returns the calls that match f, oldest first.
+func (r *Registry) List(f Filter) []CallInfo {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	var out []CallInfo
+	for _, id := range r.order {
+		c := r.calls[id]
+		if f.State != "" && c.State != f.State {
+			continue
+		}
+		if f.Caller != "" && c.Caller != f.Caller {
+			continue
+		}
+		if f.Correlation != "" {
+			found := false
+			for _, v := range c.Correlation {
+				found = found || v == f.Correlation
+			}
+			if !found {
+				continue
+			}
+		}
+		out = append(out, clone(c))
+	}
+	return out
+}
+
+// Subscribe registers fn to receive every carrier digit of every call,
+// once, and returns a function that unsubscribes it. fn is called from
+// media goroutines and must not block.
+func (r *Registry) Subscribe(fn func(media.Digit)) (unsubscribe func()) {
+	r.subMu.Lock()
+	id := r.next
+	r.next++
+	r.subs[id] = fn
+	r.subMu.Unlock()
+	return func() {
+		r.subMu.Lock()
+		delete(r.subs, id)
+		r.subMu.Unlock()
+	}
+}
+
+// Digit implements media.DigitSink: it hands d to every subscriber. Give
+// the registry to media.NewRelay as its sink.
+func (r *Registry) Digit(d media.Digit) {
+	r.subMu.RLock()
+	defer r.subMu.RUnlock()
+	for _, fn := range r.subs {
+		fn(d)
+	}
+}

@@ -1,0 +1,51 @@
+package sip
+
+import (
+	"net/netip"
+	"time"
+
+	"github.com/tonevault/tonevault/dtmf"
+	"github.com/tonevault/tonevault/sip/media"
+)
+
+// MediaRelay is what the B2BUA needs from the RTP relay (sip/media). It is
+// an interface so that the signalling can be tested without sockets and
+// built while the relay is written; AdaptRelay wraps the real one.
+type MediaRelay interface {
+	// Open allocates both legs' ports for a call.
+	Open(callID string) (MediaSession, error)
+}
+
+// MediaSession is one call's media, as in sip/media's contract.
+type MediaSession interface {
+	// Local is where the peer of leg must send RTP (RTCP on port+1); it
+	// goes into every SDP sent on that leg.
+	Local(leg media.Leg) netip.AddrPort
+	// SetRemote is called after each offer or answer received on leg.
+	SetRemote(leg media.Leg, st media.Stream) error
+	// InfoDigit reports a SIP INFO digit from the carrier.
+	InfoDigit(d dtmf.Digit, dur time.Duration)
+	// Done is closed on media timeout or maximum duration; Err says which.
+	Done() <-chan struct{}
+	Err() error
+	// Close frees the ports; idempotent.
+	Close()
+}
+
+// AdaptRelay makes the real relay a MediaRelay.
+func AdaptRelay(r *media.Relay) MediaRelay { return relayAdapter{r} }
+
+type relayAdapter struct{ r *media.Relay }
+
+func (a relayAdapter) Open(callID string) (MediaSession, error) {
+	s, err := a.r.Open(callID)
+	if err != nil {
+		return nil, err
+	}
+	return sessionAdapter{s}, nil
+}
+
+// sessionAdapter drops Close's Stats, which the B2BUA does not use.
+type sessionAdapter struct{ *media.Session }
+
+func (s sessionAdapter) Close() { s.Session.Close() }

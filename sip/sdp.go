@@ -1,0 +1,364 @@
+package sip
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/pion/sdp/v3"
+
+	"github.com/tonevault/tonevault/sip/media"
+)
+
+// Errors of RewriteSDP. ErrUninspectable leads to 488 Not Acceptable Here.
+var (
+	ErrBadSDP        = errors.New("sdp: malformed")
+	ErrNoAudio       = errors.New("sdp: no usable audio stream")
+	ErrUninspectable = errors.New("sdp: no codec the gateway can inspect (PCMU, PCMA)")
+)
+
+// maxSDP bounds the bodies the gateway parses; real offers are < 2 KiB.
+const maxSDP = 16 << 10
+
+// Origin is the o= line the gateway puts in the SDP it sends on one leg.
+// RFC 3264 section 8 wants the same session id on a leg for the whole call
+// and the version raised by one each time the description changes.
+type Origin struct {
+	SessionID uint64
+	Version   uint64
+}
+
+// RewriteOptions say how one SDP body is turned around.
+type RewriteOptions struct {
+	// Local is the relay's address for the leg the SDP is sent on: it
+	// replaces every c= and the audio m= port, so the peer sends to the
+	// relay and never straight to the other side.
+	Local  netip.AddrPort
+	Origin Origin
+	// KeepUninspectable forwards codecs the relay cannot inspect instead
+	// of removing them (sip.reject_uninspectable: false). The relay then
+	// mutes what it cannot inspect (fail closed).
+	KeepUninspectable bool
+}
+
+// stripAttrs are attributes that would let media go around the relay
+// (ICE candidates, DTLS, SDES keys) or that the relay does not do (it
+// keeps RTP and RTCP on separate ports).
+var stripAttrs = map[string]bool{
+	"rtcp-mux": true, "rtcp-rsize": true,
+	"ice-ufrag": true, "ice-pwd": true, "ice-options": true, "ice-lite": true, "ice-mismatch": true,
+	"candidate": true, "remote-candidates": true, "end-of-candidates": true,
+	"crypto": true, "fingerprint": true, "setup": true, "connection": true, "tls-id": true,
+}
+
+// inspectable reports the relay codec for a payload type, as signalled.
+func codecOf(name string) media.Codec {
+	switch strings.ToUpper(name) {
+	case "PCMU":
+		return media.PCMU
+	case "PCMA":
+		return media.PCMA
+	case "TELEPHONE-EVENT":
+		return media.TelephoneEvent
+	case "CN":
+		return media.ComfortNoise
+	}
+	return media.CodecUnknown
+}
+
+// staticPT is RFC 3551's static audio payload types the relay knows, for
+// offers that leave out a=rtpmap.
+var staticPT = map[uint8]media.PayloadType{
+	0:  {PT: 0, Codec: media.PCMU, Name: "PCMU", Rate: 8000},
+	8:  {PT: 8, Codec: media.PCMA, Name: "PCMA", Rate: 8000},
+	13: {PT: 13, Codec: media.ComfortNoise, Name: "CN", Rate: 8000},
+}
+
+// RewriteSDP parses an offer or answer received on one leg and returns the
+// body to send on the other leg, and what the received SDP says about its
+// sender (for MediaSession.SetRemote on the receiving leg).
+//
+// The first audio m= line with RTP/AVP(F) is the call's stream; every
+// other m= line is rejected with port 0, as RFC 3264 allows. Its payload
+// types are cut down to those the relay can inspect (PCMU, PCMA,
+// telephone-event, CN) unless opts.KeepUninspectable; no PCMU or PCMA left
+// is ErrUninspectable. c= and the port point at opts.Local, a=rtcp at its
+// port+1, and ICE, DTLS, SDES and rtcp-mux attributes are removed. An
+// unspecified address (RFC 2543 hold) stays unspecified.
+func RewriteSDP(in []byte, opts RewriteOptions) (out []byte, remote media.Stream, err error) {
+	if len(in) > maxSDP {
+		return nil, remote, fmt.Errorf("%w: body of %d bytes", ErrBadSDP, len(in))
+	}
+	if !strings.HasPrefix(string(in), "v=") {
+		return nil, remote, fmt.Errorf("%w: does not start with v=", ErrBadSDP)
+	}
+	var sd sdp.SessionDescription
+	if err := sd.UnmarshalString(string(in)); err != nil {
+		return nil, remote, fmt.Errorf("%w: %v", ErrBadSDP, err)
+	}
+	sessAddr, err := connAddr(sd.ConnectionInformation)
+	if err != nil {
+		return nil, remote, err
+	}
+	sessDir := direction(sd.Attributes, "sendrecv")
+
+	chosen := -1
+	for i, md := range sd.MediaDescriptions {
+		if chosen < 0 && md.MediaName.Media == "audio" && md.MediaName.Port.Value != 0 && plainRTP(md.MediaName.Protos) {
+			chosen = i
+			continue
+		}
+		rejectMedia(md)
+	}
+	if chosen < 0 {
+		return nil, remote, ErrNoAudio
+	}
+	md := sd.MediaDescriptions[chosen]
+
+	addr := sessAddr
+	if md.ConnectionInformation != nil {
+		if addr, err = connAddr(md.ConnectionInformation); err != nil {
+			return nil, remote, err
+		}
+	}
+	if !addr.IsValid() {
+		return nil, remote, fmt.Errorf("%w: no c= line for the audio stream", ErrBadSDP)
+	}
+	port := md.MediaName.Port.Value
+	if port < 0 || port > 65535 {
+		return nil, remote, fmt.Errorf("%w: port %d", ErrBadSDP, port)
+	}
+	remote.Addr = netip.AddrPortFrom(addr, uint16(port))
+	remote.RTCP = netip.AddrPortFrom(addr, uint16(port+1))
+	if port == 65535 {
+		remote.RTCP = netip.AddrPortFrom(addr, 0)
+	}
+	remote.Direction = direction(md.Attributes, sessDir)
+
+	pts, kept, err := payloadTypes(md, opts.KeepUninspectable)
+	if err != nil {
+		return nil, remote, err
+	}
+	remote.PayloadTypes = pts
+
+	// Rebuild the attribute list: drop what would bypass the relay and
+	// what belongs to removed payload types, read ptime and rtcp.
+	attrs := md.Attributes[:0:0]
+	for _, a := range md.Attributes {
+		switch {
+		case stripAttrs[a.Key]:
+			continue
+		case a.Key == "rtpmap" || a.Key == "fmtp" || a.Key == "rtcp-fb":
+			pt, _, _ := strings.Cut(a.Value, " ")
+			if !kept[pt] && pt != "*" {
+				continue
+			}
+		case a.Key == "ptime":
+			if ms, err := strconv.Atoi(strings.TrimSpace(a.Value)); err == nil && ms > 0 && ms <= 1000 {
+				remote.PTime = time.Duration(ms) * time.Millisecond
+			}
+		case a.Key == "rtcp":
+			if p, ok := rtcpAttr(a.Value, addr); ok {
+				remote.RTCP = p
+			}
+			continue // written again below, pointing at the relay
+		}
+		attrs = append(attrs, a)
+	}
+	local := opts.Local
+	if addr.IsUnspecified() {
+		local = netip.AddrPortFrom(unspecifiedLike(local.Addr()), local.Port())
+	}
+	attrs = append(attrs, sdp.Attribute{Key: "rtcp", Value: strconv.Itoa(int(local.Port()) + 1)})
+	md.Attributes = attrs
+	formats := md.MediaName.Formats[:0:0]
+	for _, f := range md.MediaName.Formats {
+		if kept[f] {
+			formats = append(formats, f)
+		}
+	}
+	md.MediaName.Formats = formats
+	md.MediaName.Port = sdp.RangedPort{Value: int(local.Port())}
+	if md.ConnectionInformation != nil {
+		md.ConnectionInformation = connInfo(local.Addr())
+	}
+	md.EncryptionKey = nil
+
+	sd.ConnectionInformation = connInfo(local.Addr())
+	sess := sd.Attributes[:0:0]
+	for _, a := range sd.Attributes {
+		if !stripAttrs[a.Key] && a.Key != "group" {
+			sess = append(sess, a)
+		}
+	}
+	sd.Attributes = sess
+	sd.Origin = sdp.Origin{
+		Username:       "tonevault",
+		SessionID:      opts.Origin.SessionID,
+		SessionVersion: opts.Origin.Version,
+		NetworkType:    "IN",
+		AddressType:    addrType(opts.Local.Addr()),
+		UnicastAddress: opts.Local.Addr().String(),
+	}
+	b, err := sd.Marshal()
+	if err != nil {
+		return nil, remote, fmt.Errorf("%w: %v", ErrBadSDP, err)
+	}
+	return b, remote, nil
+}
+
+// plainRTP reports whether the m= protocol is unencrypted RTP that the
+// relay can read.
+func plainRTP(protos []string) bool {
+	p := strings.ToUpper(strings.Join(protos, "/"))
+	return p == "RTP/AVP" || p == "RTP/AVPF"
+}
+
+// rejectMedia turns an m= line into a rejected one (port 0) without the
+// attributes that would still offer a transport.
+func rejectMedia(md *sdp.MediaDescription) {
+	md.MediaName.Port = sdp.RangedPort{Value: 0}
+	attrs := md.Attributes[:0:0]
+	for _, a := range md.Attributes {
+		if !stripAttrs[a.Key] && a.Key != "rtcp" {
+			attrs = append(attrs, a)
+		}
+	}
+	md.Attributes = attrs
+	md.EncryptionKey = nil
+	if md.ConnectionInformation != nil {
+		md.ConnectionInformation = nil
+	}
+	if len(md.MediaName.Formats) == 0 {
+		md.MediaName.Formats = []string{"0"}
+	}
+}
+
+// payloadTypes lists the stream's payload types and which m= formats are
+// kept.
+func payloadTypes(md *sdp.MediaDescription, keepAll bool) ([]media.PayloadType, map[string]bool, error) {
+	rtpmaps := map[string]media.PayloadType{}
+	for _, a := range md.Attributes {
+		if a.Key != "rtpmap" {
+			continue
+		}
+		ptStr, enc, ok := strings.Cut(strings.TrimSpace(a.Value), " ")
+		pt, err := strconv.ParseUint(ptStr, 10, 7)
+		if !ok || err != nil {
+			continue
+		}
+		name, rest, _ := strings.Cut(strings.TrimSpace(enc), "/")
+		rateStr, _, _ := strings.Cut(rest, "/")
+		rate, _ := strconv.Atoi(rateStr)
+		rtpmaps[ptStr] = media.PayloadType{PT: uint8(pt), Codec: codecOf(name), Name: name, Rate: rate}
+	}
+	var (
+		pts     []media.PayloadType
+		kept    = map[string]bool{}
+		hasG711 bool
+	)
+	for _, f := range md.MediaName.Formats {
+		pt, err := strconv.ParseUint(f, 10, 7)
+		if err != nil {
+			if keepAll {
+				kept[f] = true
+			}
+			continue
+		}
+		p, ok := rtpmaps[f]
+		if !ok {
+			p, ok = staticPT[uint8(pt)]
+			if !ok {
+				p = media.PayloadType{PT: uint8(pt)}
+			}
+		}
+		// G.711 and events are only inspectable at 8000 Hz.
+		if p.Codec != media.CodecUnknown && p.Rate != 8000 {
+			p.Codec = media.CodecUnknown
+		}
+		if p.Codec == media.PCMU || p.Codec == media.PCMA {
+			hasG711 = true
+		}
+		if p.Codec == media.CodecUnknown && !keepAll {
+			continue
+		}
+		kept[f] = true
+		pts = append(pts, p)
+	}
+	if !hasG711 && !keepAll {
+		return nil, nil, ErrUninspectable
+	}
+	if len(kept) == 0 {
+		return nil, nil, ErrNoAudio
+	}
+	return pts, kept, nil
+}
+
+func connAddr(ci *sdp.ConnectionInformation) (netip.Addr, error) {
+	if ci == nil {
+		return netip.Addr{}, nil
+	}
+	if ci.Address == nil {
+		return netip.Addr{}, fmt.Errorf("%w: c= without address", ErrBadSDP)
+	}
+	// IPv4 multicast carries /ttl; unicast has no suffix.
+	host, _, _ := strings.Cut(ci.Address.Address, "/")
+	a, err := netip.ParseAddr(host)
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("%w: c= address is not an IP address", ErrBadSDP)
+	}
+	if a.IsMulticast() {
+		return netip.Addr{}, fmt.Errorf("%w: multicast c= address", ErrBadSDP)
+	}
+	return a.Unmap(), nil
+}
+
+func connInfo(a netip.Addr) *sdp.ConnectionInformation {
+	return &sdp.ConnectionInformation{NetworkType: "IN", AddressType: addrType(a), Address: &sdp.Address{Address: a.String()}}
+}
+
+func addrType(a netip.Addr) string {
+	if a.Is6() && !a.Is4In6() {
+		return "IP6"
+	}
+	return "IP4"
+}
+
+func unspecifiedLike(a netip.Addr) netip.Addr {
+	if a.Is6() && !a.Is4In6() {
+		return netip.IPv6Unspecified()
+	}
+	return netip.IPv4Unspecified()
+}
+
+// rtcpAttr parses RFC 3605 "a=rtcp:port [IN IP4 addr]".
+func rtcpAttr(v string, def netip.Addr) (netip.AddrPort, bool) {
+	f := strings.Fields(v)
+	if len(f) == 0 {
+		return netip.AddrPort{}, false
+	}
+	p, err := strconv.ParseUint(f[0], 10, 16)
+	if err != nil {
+		return netip.AddrPort{}, false
+	}
+	if len(f) == 4 {
+		if a, err := netip.ParseAddr(f[3]); err == nil {
+			def = a.Unmap()
+		}
+	}
+	return netip.AddrPortFrom(def, uint16(p)), true
+}
+
+// direction is the last direction attribute in attrs, or def.
+func direction(attrs []sdp.Attribute, def string) string {
+	for _, a := range attrs {
+		switch a.Key {
+		case "sendrecv", "sendonly", "recvonly", "inactive":
+			def = a.Key
+		}
+	}
+	return def
+}

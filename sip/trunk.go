@@ -1,0 +1,266 @@
+package sip
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/tonevault/tonevault/sip/media"
+)
+
+// TrunkConfig is one side of the gateway ("sip.trunks.carrier" and
+// "sip.trunks.platform" in the YAML).
+type TrunkConfig struct {
+	// Listen is the address SIP is received on and sent from, with each
+	// of Transports. Port 0 picks a free port (tests), the same for UDP
+	// and TCP.
+	Listen netip.AddrPort
+	// Transports: "udp", "tcp". Empty: both.
+	Transports []string
+	// Allow lists the networks that may send SIP to this trunk; requests
+	// from anywhere else get 403 and an audit record. Empty: nobody.
+	Allow []netip.Prefix
+	// Target is where calls that leave through this trunk go: a SIP URI.
+	// "{user}" in it is replaced by the user part of the Request-URI the
+	// call arrived with (routing by Request-URI), e.g.
+	// "sip:{user}@sbc.example.net:5060;transport=tcp".
+	Target string
+}
+
+// trunk is one side's SIP stack: its own sipgo user agent, so that its
+// requests leave from its own listening socket with its own Via and
+// Contact.
+type trunk struct {
+	name string
+	leg  media.Leg
+	cfg  TrunkConfig
+	ua   *sipgo.UserAgent
+	srv  *sipgo.Server
+	cli  *sipgo.Client
+	addr netip.AddrPort // bound address (port resolved)
+	udp  net.PacketConn
+	tcp  net.Listener
+}
+
+func newTrunk(name string, leg media.Leg, cfg TrunkConfig, userAgent string, log *slog.Logger) (*trunk, error) {
+	if !cfg.Listen.Addr().IsValid() {
+		return nil, fmt.Errorf("sip: trunk %s: no listen address", name)
+	}
+	if cfg.Listen.Addr().IsUnspecified() {
+		// Contact, Via and SDP need an address peers can reach.
+		return nil, fmt.Errorf("sip: trunk %s: listen address %s is unspecified; give the address peers reach", name, cfg.Listen.Addr())
+	}
+	if cfg.Target != "" {
+		var u sip.Uri
+		if err := sip.ParseUri(strings.ReplaceAll(cfg.Target, "{user}", "x"), &u); err != nil || u.Host == "" {
+			return nil, fmt.Errorf("sip: trunk %s: target %q is not a SIP URI", name, cfg.Target)
+		}
+	}
+	t := &trunk{name: name, leg: leg, cfg: cfg}
+	if err := t.bind(); err != nil {
+		return nil, err
+	}
+	host := t.addr.Addr().String()
+	ua, err := sipgo.NewUA(
+		sipgo.WithUserAgent(userAgent),
+		sipgo.WithUserAgentHostname(host),
+		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(log)),
+		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(log)),
+	)
+	if err != nil {
+		t.closeSockets()
+		return nil, err
+	}
+	t.ua = ua
+	if t.srv, err = sipgo.NewServer(ua, sipgo.WithServerLogger(log)); err != nil {
+		t.close()
+		return nil, err
+	}
+	if t.cli, err = sipgo.NewClient(ua, sipgo.WithClientLogger(log), sipgo.WithClientHostname(host), sipgo.WithClientPort(int(t.addr.Port()))); err != nil {
+		t.close()
+		return nil, err
+	}
+	return t, nil
+}
+
+func (t *trunk) hasTransport(tp string) bool {
+	if len(t.cfg.Transports) == 0 {
+		return true
+	}
+	for _, x := range t.cfg.Transports {
+		if strings.EqualFold(x, tp) {
+			return true
+		}
+	}
+	return false
+}
+
+// bind opens the trunk's sockets; with port 0, UDP and TCP get the same
+// port (tried a few times, since another process may take it between).
+func (t *trunk) bind() error {
+	udp, tcp := t.hasTransport("udp"), t.hasTransport("tcp")
+	if !udp && !tcp {
+		return fmt.Errorf("sip: trunk %s: no transport (want udp and/or tcp)", t.name)
+	}
+	for _, tp := range t.cfg.Transports {
+		if !strings.EqualFold(tp, "udp") && !strings.EqualFold(tp, "tcp") {
+			return fmt.Errorf("sip: trunk %s: transport %q not supported (udp, tcp)", t.name, tp)
+		}
+	}
+	var lastErr error
+	for range 10 {
+		port := t.cfg.Listen.Port()
+		if udp {
+			c, err := net.ListenPacket("udp", t.cfg.Listen.String())
+			if err != nil {
+				return fmt.Errorf("sip: trunk %s: %w", t.name, err)
+			}
+			t.udp = c
+			port = uint16(c.LocalAddr().(*net.UDPAddr).Port)
+		}
+		if tcp {
+			l, err := net.Listen("tcp", netip.AddrPortFrom(t.cfg.Listen.Addr(), port).String())
+			if err != nil {
+				t.closeSockets()
+				lastErr = fmt.Errorf("sip: trunk %s: %w", t.name, err)
+				if t.cfg.Listen.Port() == 0 && udp {
+					continue
+				}
+				return lastErr
+			}
+			t.tcp = l
+			port = uint16(l.Addr().(*net.TCPAddr).Port)
+		}
+		t.addr = netip.AddrPortFrom(t.cfg.Listen.Addr(), port)
+		return nil
+	}
+	return lastErr
+}
+
+// serve runs the listeners until they are closed.
+func (t *trunk) serve() {
+	if t.udp != nil {
+		go func() { _ = t.srv.ServeUDP(t.udp) }()
+	}
+	if t.tcp != nil {
+		go func() { _ = t.srv.ServeTCP(t.tcp) }()
+	}
+	// Requests leave from the UDP listener only once sipgo has put it in
+	// its connection pool; until then it would try to bind the port again.
+	if t.udp != nil {
+		pool := t.ua.TransportLayer().Pool("udp")
+		for i := 0; pool != nil && pool.Size() == 0 && i < 5000; i++ {
+			time.Sleep(time.Millisecond)
+		}
+	}
+}
+
+func (t *trunk) closeSockets() {
+	if t.udp != nil {
+		t.udp.Close()
+	}
+	if t.tcp != nil {
+		t.tcp.Close()
+	}
+}
+
+func (t *trunk) close() {
+	t.closeSockets()
+	if t.ua != nil {
+		t.ua.Close()
+	}
+}
+
+// allowed reports whether a request from src (host:port) may come in.
+func (t *trunk) allowed(src string) (netip.Addr, bool) {
+	ap, err := netip.ParseAddrPort(src)
+	if err != nil {
+		return netip.Addr{}, false
+	}
+	a := ap.Addr().Unmap()
+	for _, p := range t.cfg.Allow {
+		if p.Contains(a) {
+			return a, true
+		}
+	}
+	return a, false
+}
+
+// contact is the gateway's Contact on this trunk for a transport.
+func (t *trunk) contact(transport string) *sip.ContactHeader {
+	u := sip.Uri{Scheme: "sip", User: "tonevault", Host: t.addr.Addr().String(), Port: int(t.addr.Port())}
+	if strings.EqualFold(transport, "TCP") {
+		u.UriParams = sip.NewParams()
+		u.UriParams.Add("transport", "tcp")
+	}
+	return &sip.ContactHeader{Address: u}
+}
+
+// prepare makes a request leave from the trunk's socket: over UDP the
+// listening socket itself (so the peer sees the trunk's port), over TCP a
+// new or reused connection.
+func (t *trunk) prepare(req *sip.Request, transport string) {
+	if transport == "" {
+		transport = "UDP"
+	}
+	req.SetTransport(strings.ToUpper(transport))
+	if strings.EqualFold(transport, "UDP") {
+		req.Laddr = sip.Addr{IP: net.IP(t.addr.Addr().AsSlice()), Port: int(t.addr.Port()), Hostname: t.addr.Addr().String()}
+	}
+}
+
+// errNoTarget: a call would leave through a trunk with no target.
+var errNoTarget = errors.New("sip: no target configured for this trunk")
+
+// target is the Request-URI of a new call leaving through the trunk.
+func (t *trunk) target(in *sip.Request) (sip.Uri, error) {
+	if t.cfg.Target == "" {
+		return sip.Uri{}, errNoTarget
+	}
+	user := in.Recipient.User
+	if strings.Contains(t.cfg.Target, "{user}") && !safeUser(user) {
+		return sip.Uri{}, fmt.Errorf("sip: Request-URI user %q cannot be routed", user)
+	}
+	var u sip.Uri
+	s := strings.ReplaceAll(t.cfg.Target, "{user}", user)
+	if err := sip.ParseUri(s, &u); err != nil {
+		return sip.Uri{}, fmt.Errorf("sip: target %q: %w", s, err)
+	}
+	return u, nil
+}
+
+// transportFor is the transport of requests to u: its transport
+// parameter, else UDP.
+func transportFor(u sip.Uri) string {
+	if u.UriParams != nil {
+		if tp, ok := u.UriParams.Get("transport"); ok && tp != "" {
+			return strings.ToUpper(tp)
+		}
+	}
+	return "UDP"
+}
+
+// safeUser reports whether a Request-URI user part may be put into a
+// target URI: dial strings only, so that a caller cannot change the host
+// or add parameters.
+func safeUser(u string) bool {
+	if u == "" || len(u) > 64 {
+		return false
+	}
+	for _, r := range u {
+		switch {
+		case r >= '0' && r <= '9', r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z':
+		case strings.ContainsRune("+*#._-", r):
+		default:
+			return false
+		}
+	}
+	return true
+}
