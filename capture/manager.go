@@ -27,6 +27,12 @@ type Options struct {
 	// Retain is how long an ended session can still be found by Get;
 	// default 1h.
 	Retain time.Duration
+	// OnActive, when set, is told when a call's capture starts (before
+	// Start returns, so before any digit can count) and when it ends. The
+	// media relay's capture-only policy masks digits in between. It is
+	// called with the session locked: it must not block or call back into
+	// the Manager.
+	OnActive func(callID string, active bool)
 }
 
 // Manager owns the payment sessions of every call.
@@ -40,6 +46,7 @@ type Manager struct {
 	now    func() time.Time
 	log    *zap.Logger
 	retain time.Duration
+	active func(callID string, active bool)
 
 	mu     sync.RWMutex
 	byID   map[string]*Session
@@ -62,8 +69,8 @@ func NewManager(cfg Config, opts Options) (*Manager, error) {
 	}
 	m := &Manager{
 		cfg: cfg, proc: opts.Processor, sink: opts.Audit, now: opts.Now, log: opts.Logger,
-		retain: opts.Retain,
-		byID:   make(map[string]*Session), byCall: make(map[string]*Session),
+		retain: opts.Retain, active: opts.OnActive,
+		byID: make(map[string]*Session), byCall: make(map[string]*Session),
 		stop: make(chan struct{}), done: make(chan struct{}),
 	}
 	if m.now == nil {
@@ -133,6 +140,9 @@ func (m *Manager) Start(callID string, req PaymentRequest, actor string) (*Sessi
 	m.byID[id] = s
 	m.byCall[callID] = s
 	m.mu.Unlock()
+	if m.active != nil {
+		m.active(callID, true)
+	}
 	s.begin(actor, s.createdAt)
 	s.unlock()
 	return s, nil

@@ -369,6 +369,9 @@ func (s *Session) end(to State, reason, actor string, res *Result, now time.Time
 	}
 	s.audit(actor, audit.EventSessionEnded, out, string(to)+": "+reason, "")
 	s.ended = true
+	if s.m.active != nil {
+		s.m.active(s.callID, false)
+	}
 	s.changed(now)
 }
 

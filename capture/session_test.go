@@ -3,6 +3,7 @@ package capture
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"sync"
@@ -566,5 +567,39 @@ func TestNewID(t *testing.T) {
 			t.Fatalf("id %q", id)
 		}
 		seen[id] = true
+	}
+}
+
+// TestOnActive: the hook hears a capture start before Start returns and
+// its end once, whatever ends it, and a new capture on the same call again.
+func TestOnActive(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		end  func(e *env, s *Session)
+	}{
+		{"cancel", func(e *env, s *Session) { _ = s.Cancel("agent") }},
+		{"call ended", func(e *env, s *Session) { e.m.CallEnded("c-1") }},
+		{"expired", func(e *env, s *Session) { e.m.Tick(e.clk.advance(time.Hour)) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var got []string
+			clk := &fakeClock{t: t0}
+			m, err := NewManager(Config{}, Options{Now: clk.now, TickInterval: -1,
+				OnActive: func(call string, on bool) { got = append(got, fmt.Sprintf("%s %v", call, on)) }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer m.Close()
+			e := &env{t: t, m: m, clk: clk}
+			s := e.start("c-1")
+			if fmt.Sprint(got) != "[c-1 true]" {
+				t.Fatalf("after Start: %v", got)
+			}
+			tc.end(e, s)
+			_ = s.Cancel("agent") // already final: no second end
+			if fmt.Sprint(got) != "[c-1 true c-1 false]" {
+				t.Errorf("after end: %v", got)
+			}
+		})
 	}
 }

@@ -19,6 +19,9 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/tonevault/tonevault/api"
+	"github.com/tonevault/tonevault/capture"
 )
 
 // Default is the embedded tonevault.yaml.
@@ -33,6 +36,10 @@ type Config struct {
 	HTTP  HTTP  `yaml:"http"`
 	Log   Log   `yaml:"log"`
 	Audit Audit `yaml:"audit"`
+	// Capture is the payment session (package capture).
+	Capture capture.Config `yaml:"capture"`
+	// API is the CRM API and the agent widget (package api).
+	API api.Config `yaml:"api"`
 }
 
 // SIP is the B2BUA (package sip).

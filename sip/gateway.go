@@ -193,6 +193,26 @@ func (g *Gateway) Close(ctx context.Context) error {
 	return err
 }
 
+// SetCapture tells the media relay of the call with gateway id id that a
+// payment capture started (on) or ended. It reports false when the call is
+// not live. Under media policy "always" masking is on regardless; under
+// "capture-only" this is what turns it on.
+func (g *Gateway) SetCapture(id string, on bool) bool {
+	info, ok := g.reg.Get(id)
+	if !ok || info.State == StateEnded {
+		return false
+	}
+	c := g.lookup(info.Carrier.CallID)
+	if c == nil {
+		c = g.lookup(info.Platform.CallID)
+	}
+	if c == nil || c.id != id {
+		return false
+	}
+	c.sess.SetCapture(on)
+	return true
+}
+
 func (g *Gateway) other(t *trunk) *trunk {
 	if t == g.carrier {
 		return g.platform

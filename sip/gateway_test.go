@@ -54,10 +54,11 @@ type fakeSession struct {
 	done   chan struct{}
 	err    error
 
-	mu     sync.Mutex
-	remote [2][]media.Stream
-	digits []dtmf.Digit
-	closed bool
+	mu      sync.Mutex
+	remote  [2][]media.Stream
+	digits  []dtmf.Digit
+	capture bool
+	closed  bool
 }
 
 func (s *fakeSession) Local(l media.Leg) netip.AddrPort { return s.local[l] }
@@ -71,6 +72,11 @@ func (s *fakeSession) InfoDigit(d dtmf.Digit, _ time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.digits = append(s.digits, d)
+}
+func (s *fakeSession) SetCapture(on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.capture = on
 }
 func (s *fakeSession) Done() <-chan struct{} { return s.done }
 func (s *fakeSession) Err() error            { return s.err }

@@ -64,6 +64,7 @@ type Registry struct {
 
 	subMu sync.RWMutex
 	subs  map[int]func(media.Digit)
+	ends  map[int]func(CallInfo)
 	next  int
 }
 
@@ -73,7 +74,7 @@ func NewRegistry(keepEnded int) *Registry {
 	if keepEnded <= 0 {
 		keepEnded = 1000
 	}
-	return &Registry{calls: map[string]*CallInfo{}, bySIP: map[string]string{}, keepEnded: keepEnded, subs: map[int]func(media.Digit){}}
+	return &Registry{calls: map[string]*CallInfo{}, bySIP: map[string]string{}, keepEnded: keepEnded, subs: map[int]func(media.Digit){}, ends: map[int]func(CallInfo){}}
 }
 
 // idAlphabet spells call ids with letters only: the audit trail refuses
@@ -122,21 +123,37 @@ func (r *Registry) add(c *CallInfo) {
 }
 
 // update changes a call under the registry's lock.
+// A call that ends here is handed to the OnEnd subscribers, once, after
+// the lock is released.
 func (r *Registry) update(id string, f func(c *CallInfo)) {
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	c, ok := r.calls[id]
 	if !ok {
+		r.mu.Unlock()
 		return
 	}
+	wasEnded := c.State == StateEnded
 	f(c)
 	for _, sid := range []string{c.Carrier.CallID, c.Platform.CallID} {
 		if sid != "" {
 			r.bySIP[sid] = c.ID
 		}
 	}
+	var ended *CallInfo
 	if c.State == StateEnded {
+		if !wasEnded {
+			snap := clone(c)
+			ended = &snap
+		}
 		r.expire()
+	}
+	r.mu.Unlock()
+	if ended != nil {
+		r.subMu.RLock()
+		defer r.subMu.RUnlock()
+		for _, fn := range r.ends {
+			fn(*ended)
+		}
 	}
 }
 
@@ -238,6 +255,22 @@ func (r *Registry) Subscribe(fn func(media.Digit)) (unsubscribe func()) {
 	return func() {
 		r.subMu.Lock()
 		delete(r.subs, id)
+		r.subMu.Unlock()
+	}
+}
+
+// OnEnd registers fn to receive every call once, when it ends (payment
+// capture cancels the call's session and wipes its card data then), and
+// returns a function that unsubscribes it. fn must not block.
+func (r *Registry) OnEnd(fn func(CallInfo)) (unsubscribe func()) {
+	r.subMu.Lock()
+	id := r.next
+	r.next++
+	r.ends[id] = fn
+	r.subMu.Unlock()
+	return func() {
+		r.subMu.Lock()
+		delete(r.ends, id)
 		r.subMu.Unlock()
 	}
 }

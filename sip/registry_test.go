@@ -98,6 +98,25 @@ func TestRegistrySubscribe(t *testing.T) {
 	}
 }
 
+// TestRegistryOnEnd: each call is reported once, when it ends, with its
+// final state; updates after the end and other calls' updates are not.
+func TestRegistryOnEnd(t *testing.T) {
+	r := NewRegistry(0)
+	var ended []string
+	un := r.OnEnd(func(c CallInfo) { ended = append(ended, c.ID+":"+c.Outcome) })
+	r.add(&CallInfo{ID: "c-1", State: StateRinging})
+	r.add(&CallInfo{ID: "c-2", State: StateRinging})
+	r.update("c-1", func(c *CallInfo) { c.State = StateAnswered })
+	r.update("c-1", func(c *CallInfo) { c.State, c.Outcome = StateEnded, "answered" })
+	r.update("c-1", func(c *CallInfo) { c.Outcome = "again" })
+	r.update("missing", func(c *CallInfo) { c.State = StateEnded })
+	un()
+	r.update("c-2", func(c *CallInfo) { c.State = StateEnded })
+	if fmt.Sprint(ended) != "[c-1:answered]" {
+		t.Errorf("ended = %v, want [c-1:answered]", ended)
+	}
+}
+
 // TestRegistryConcurrent is for the race detector.
 func TestRegistryConcurrent(t *testing.T) {
 	r := NewRegistry(10)

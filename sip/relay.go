@@ -25,6 +25,9 @@ type MediaSession interface {
 	SetRemote(leg media.Leg, st media.Stream) error
 	// InfoDigit reports a SIP INFO digit from the carrier.
 	InfoDigit(d dtmf.Digit, dur time.Duration)
+	// SetCapture tells the relay a payment capture is running (policy
+	// capture-only masks only then; policy always ignores it).
+	SetCapture(active bool)
 	// Done is closed on media timeout or maximum duration; Err says which.
 	Done() <-chan struct{}
 	Err() error

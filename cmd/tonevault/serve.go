@@ -143,13 +143,24 @@ func serveContext(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		fmt.Fprintf(stderr, "tonevault serve: %v\n", err)
 		return 1
 	}
+	pay, err := startPayments(cfg, gw, trail, nil, log)
+	if err != nil {
+		gw.Close(context.Background())
+		fmt.Fprintf(stderr, "tonevault serve: %v\n", err)
+		return 2
+	}
+	defer pay.close()
 	httpLn, err := net.Listen("tcp", cfg.HTTP.Listen)
 	if err != nil {
 		gw.Close(context.Background())
 		fmt.Fprintf(stderr, "tonevault serve: http: %v\n", err)
 		return 1
 	}
-	srv := &http.Server{Handler: httpMux(reg, gw), ReadHeaderTimeout: 10 * time.Second}
+	mux := httpMux(reg, gw)
+	// The API routes its own paths (404/405 as problem+json).
+	mux.Handle("/v1/", pay.api)
+	mux.Handle("/widget/", pay.api)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	httpErr := make(chan error, 1)
 	go func() { httpErr <- srv.Serve(httpLn) }()
 	gw.Start()

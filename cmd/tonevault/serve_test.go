@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tonevault/tonevault/api"
 	"github.com/tonevault/tonevault/audit"
 )
 
@@ -35,6 +36,8 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
+const serveTestKey = "tvk_serve-test-key-not-secret"
+
 // testConfig is a configuration with every port chosen by the kernel.
 func testConfig(t *testing.T) (cfgPath, trail string) {
 	dir := t.TempDir()
@@ -54,7 +57,11 @@ log:
   level: warn
 audit:
   path: %s
-`, trail)
+api:
+  keys:
+    - name: crm-test
+      hash: %q
+`, trail, api.HashKey(serveTestKey))
 	cfgPath = filepath.Join(dir, "tonevault.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
@@ -121,6 +128,33 @@ func TestServe(t *testing.T) {
 	code, metrics := get(t, "http://"+l["http"]+"/metrics")
 	if code != 200 || !strings.Contains(metrics, "tonevault_sip_active_calls 0") {
 		t.Errorf("/metrics = %d, without tonevault_sip_active_calls 0", code)
+	}
+
+	// The API and the widget share the HTTP listener.
+	for _, tc := range []struct {
+		path, key string
+		code      int
+		want      string
+	}{
+		{"/v1/calls", serveTestKey, 200, "["},
+		{"/v1/calls", "wrong", 401, "application/problem+json"},
+		{"/v1/openapi.yaml", "", 200, "openapi: 3.1"},
+		{"/widget/", "", 200, "<!doctype html>"},
+	} {
+		req, _ := http.NewRequest("GET", "http://"+l["http"]+tc.path, nil)
+		if tc.key != "" {
+			req.Header.Set("Authorization", "Bearer "+tc.key)
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		got := res.Header.Get("Content-Type") + " " + strings.ToLower(string(b))
+		if res.StatusCode != tc.code || !strings.Contains(got, strings.ToLower(tc.want)) {
+			t.Errorf("GET %s (key %q) = %d %.200s; want %d with %q", tc.path, tc.key, res.StatusCode, got, tc.code, tc.want)
+		}
 	}
 
 	// The carrier trunk answers OPTIONS.

@@ -1,0 +1,120 @@
+package main
+
+import (
+	"maps"
+	"strings"
+
+	"go.uber.org/zap"
+
+	"github.com/tonevault/tonevault/api"
+	"github.com/tonevault/tonevault/audit"
+	"github.com/tonevault/tonevault/capture"
+	"github.com/tonevault/tonevault/configs"
+	"github.com/tonevault/tonevault/sip"
+	"github.com/tonevault/tonevault/sip/media"
+)
+
+// payments is payment capture and the API, wired onto the gateway's calls.
+type payments struct {
+	mgr   *capture.Manager
+	api   *api.Server
+	unsub []func()
+}
+
+// startPayments connects the call registry's digits and call ends to
+// capture, capture's start and end to the relay's capture-only masking,
+// and serves the API over both.
+func startPayments(cfg configs.Config, gw *sip.Gateway, trail *audit.Writer, proc capture.Processor, log *zap.Logger) (*payments, error) {
+	mgr, err := capture.NewManager(cfg.Capture, capture.Options{
+		Processor: proc,
+		Audit:     trail,
+		Logger:    log.Named("capture"),
+		OnActive:  func(callID string, on bool) { gw.SetCapture(callID, on) },
+	})
+	if err != nil {
+		return nil, err
+	}
+	reg := gw.Registry()
+	p := &payments{mgr: mgr}
+	p.unsub = append(p.unsub,
+		reg.Subscribe(func(d media.Digit) { mgr.Digit(d.CallID, d.Digit, d.At) }),
+		reg.OnEnd(func(c sip.CallInfo) { mgr.CallEnded(c.ID) }),
+	)
+	if len(cfg.API.Keys) == 0 {
+		log.Warn("no API keys configured (api.keys): every API request will be refused; create one with `tonevault api-key --name NAME`")
+	}
+	p.api, err = api.NewServer(cfg.API, api.Deps{
+		Payments: api.CaptureManager(mgr),
+		Calls:    callDirectory{reg},
+		Audit:    trail,
+		Logger:   log.Named("api"),
+	})
+	if err != nil {
+		p.close()
+		return nil, err
+	}
+	return p, nil
+}
+
+// close stops the API's streams and webhooks and ends every capture (their
+// card data is wiped).
+func (p *payments) close() {
+	for _, u := range p.unsub {
+		u()
+	}
+	if p.api != nil {
+		_ = p.api.Close()
+	}
+	p.mgr.Close()
+}
+
+// callDirectory shows the SIP registry to the API.
+type callDirectory struct{ reg *sip.Registry }
+
+func (d callDirectory) List(f api.CallFilter) []api.CallView {
+	var out []api.CallView
+	for _, c := range d.reg.List(sip.Filter{Caller: f.Caller, State: sip.State(f.State)}) {
+		if matchCorrelation(c.Correlation, f.Correlation) {
+			out = append(out, callView(c))
+		}
+	}
+	return out
+}
+
+func (d callDirectory) Get(id string) (api.CallView, bool) {
+	c, ok := d.reg.Get(id)
+	if !ok {
+		return api.CallView{}, false
+	}
+	return callView(c), true
+}
+
+// matchCorrelation: every wanted header is there with the wanted value
+// (header names are case-insensitive in SIP, as sip stores them canonical).
+func matchCorrelation(have, want map[string]string) bool {
+	for k, v := range want {
+		found := false
+		for hk, hv := range have {
+			if strings.EqualFold(hk, k) && hv == v {
+				found = true
+				break
+			}
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
+}
+
+func callView(c sip.CallInfo) api.CallView {
+	v := api.CallView{
+		ID: c.ID, State: string(c.State), Caller: c.Caller, Callee: c.Callee,
+		StartedAt: c.Start, Correlation: maps.Clone(c.Correlation),
+	}
+	if !c.Answer.IsZero() {
+		t := c.Answer
+		v.AnsweredAt = &t
+	}
+	return v
+}
