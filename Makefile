@@ -30,10 +30,10 @@ test: deps tools
 
 # Package tests only: no Debian packages needed.
 test-unit:
-	$(GO) test ./dtmf/... ./audit/... ./capture/... ./psp/... ./sip/... ./api/... ./cmd/...
+	$(GO) test ./dtmf/... ./audit/... ./capture/... ./psp/... ./sip/... ./api/... ./configs/... ./internal/... ./cmd/...
 
 bench: build tools
-	$(GO) test -run '^$$' -bench . -benchmem ./dtmf/... ./audit/... ./capture/... ./psp/... ./sip/...
+	$(GO) test -run '^$$' -bench . -benchmem ./dtmf/... ./audit/... ./capture/... ./psp/... ./sip/... ./api/... ./tokenize/...
 
 # The relay under load: N calls of G.711 both ways, in-process relay in a
 # child process; see BENCHMARKS.md.
@@ -64,7 +64,11 @@ fuzz:
 deps:
 	scripts/install-deps.sh dtmf sip browser
 
+# The reference SpanDSP detector, and Vault's server for the tokenization
+# tests (built from the Go module proxy once, then cached outside the tree:
+# see scripts/vault-server.sh).
 tools: $(SPANDSP_DTMF)
+	scripts/vault-server.sh build >/dev/null
 
 $(SPANDSP_DTMF): test/tools/spandsp-dtmf/main.c
 	@mkdir -p $(BIN)

@@ -22,6 +22,8 @@ import (
 
 	"github.com/tonevault/tonevault/api"
 	"github.com/tonevault/tonevault/capture"
+	"github.com/tonevault/tonevault/psp"
+	"github.com/tonevault/tonevault/tokenize"
 )
 
 // Default is the embedded tonevault.yaml.
@@ -40,6 +42,29 @@ type Config struct {
 	Capture capture.Config `yaml:"capture"`
 	// API is the CRM API and the agent widget (package api).
 	API api.Config `yaml:"api"`
+	// Vault is tokenization (package tokenize).
+	Vault tokenize.Config `yaml:"vault"`
+	// PSP is the acquirer connection (package psp).
+	PSP PSP `yaml:"psp"`
+}
+
+// PSP is the ISO 8583 connector (psp.Config). No addrs: submit ends in a
+// clear "not configured" failure.
+type PSP struct {
+	Addrs          []string          `yaml:"addrs"`
+	Kind           string            `yaml:"kind"`   // authorization (0100) or sale (0200)
+	Header         string            `yaml:"header"` // binary2 or ascii4
+	CAFile         string            `yaml:"ca_file"`
+	CertFile       string            `yaml:"cert_file"`
+	KeyFile        string            `yaml:"key_file"`
+	ConnectTimeout time.Duration     `yaml:"connect_timeout"`
+	Timeout        time.Duration     `yaml:"timeout"`
+	EchoInterval   time.Duration     `yaml:"echo_interval"`
+	TerminalID     string            `yaml:"terminal_id"`
+	MerchantID     string            `yaml:"merchant_id"`
+	MCC            string            `yaml:"mcc"`
+	MOTOIndicators map[string]string `yaml:"moto_indicators"`
+	StateDir       string            `yaml:"state_dir"`
 }
 
 // SIP is the B2BUA (package sip).
@@ -183,6 +208,20 @@ func (c Config) Validate() error {
 	}
 	if c.Audit.Path == "" {
 		return errors.New("audit.path: empty")
+	}
+	if err := c.Vault.Validate(); err != nil {
+		return err
+	}
+	if len(c.PSP.Addrs) > 0 {
+		if _, err := psp.ParseHeader(c.PSP.Header); err != nil {
+			return fmt.Errorf("psp.header: %w", err)
+		}
+		if c.PSP.Kind != "authorization" && c.PSP.Kind != "sale" {
+			return fmt.Errorf("psp.kind: %q: want authorization or sale", c.PSP.Kind)
+		}
+		if c.PSP.StateDir == "" {
+			return errors.New("psp.state_dir: empty (the reversal queue and the STAN counter live there)")
+		}
 	}
 	return nil
 }

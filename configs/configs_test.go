@@ -61,7 +61,7 @@ func TestParse(t *testing.T) {
 			}
 		}},
 		{name: "unknown key with line", yaml: "sip:\n  trunks:\n    carrier:\n      lisen: 1.2.3.4:5\n", wantErr: "line 4: field lisen not found"},
-		{name: "unknown section", yaml: "vault:\n  addr: x\n", wantErr: "line 1: field vault not found"},
+		{name: "unknown section", yaml: "vaults:\n  addr: x\n", wantErr: "line 1: field vaults not found"},
 		{name: "wrong type", yaml: "media:\n  port_min: lots\n", wantErr: "line 2"},
 		{name: "bad duration", yaml: "media:\n  media_timeout: soon\n", wantErr: "line 2"},
 		{name: "bad listen", yaml: "sip:\n  trunks:\n    platform:\n      listen: nowhere\n", wantErr: "sip.trunks.platform.listen"},
@@ -76,6 +76,14 @@ func TestParse(t *testing.T) {
 		{name: "two documents", yaml: "log:\n  level: info\n---\nlog:\n  level: debug\n", wantErr: "more than one"},
 		{name: "bad level", yaml: "log:\n  level: loud\n", wantErr: "log.level"},
 		{name: "not yaml", yaml: "sip: [\n", wantErr: "line"},
+		{name: "vault skip verify refused", yaml: "vault:\n  insecure: true\n", wantErr: "refused"},
+		{name: "psp kind", yaml: "psp:\n  kind: refund\n", wantErr: "psp.kind"},
+		{name: "psp without state dir", yaml: "psp:\n  state_dir: \"\"\n", wantErr: "psp.state_dir"},
+		{name: "no psp", yaml: "psp:\n  addrs: []\n  state_dir: \"\"\n", check: func(t *testing.T, c Config) {
+			if len(c.PSP.Addrs) != 0 {
+				t.Errorf("addrs %v", c.PSP.Addrs)
+			}
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -143,7 +143,14 @@ func serveContext(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		fmt.Fprintf(stderr, "tonevault serve: %v\n", err)
 		return 1
 	}
-	pay, err := startPayments(cfg, gw, trail, nil, log)
+	proc, closeProc, err := startProcessor(cfg, log)
+	if err != nil {
+		gw.Close(context.Background())
+		fmt.Fprintf(stderr, "tonevault serve: %v\n", err)
+		return 2
+	}
+	defer closeProc()
+	pay, err := startPayments(cfg, gw, trail, proc, log)
 	if err != nil {
 		gw.Close(context.Background())
 		fmt.Fprintf(stderr, "tonevault serve: %v\n", err)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"maps"
 	"strings"
 
@@ -10,9 +11,53 @@ import (
 	"github.com/tonevault/tonevault/audit"
 	"github.com/tonevault/tonevault/capture"
 	"github.com/tonevault/tonevault/configs"
+	"github.com/tonevault/tonevault/internal/processor"
+	"github.com/tonevault/tonevault/psp"
 	"github.com/tonevault/tonevault/sip"
 	"github.com/tonevault/tonevault/sip/media"
+	"github.com/tonevault/tonevault/tokenize"
 )
+
+// startProcessor connects what Submit needs: Vault (logging in in the
+// background, so the gateway masks calls while Vault is still down) and
+// the acquirer (the connector redials by itself). The returned function
+// closes both.
+func startProcessor(cfg configs.Config, log *zap.Logger) (*processor.Processor, func(), error) {
+	p := &processor.Processor{}
+	var conn *psp.ISO
+	if len(cfg.PSP.Addrs) > 0 {
+		hdr, err := psp.ParseHeader(cfg.PSP.Header)
+		if err != nil {
+			return nil, nil, fmt.Errorf("psp.header: %w", err)
+		}
+		p.Kind = psp.Authorization
+		if cfg.PSP.Kind == "sale" {
+			p.Kind = psp.Sale
+		}
+		conn, err = psp.NewISO(psp.Config{
+			Addrs: cfg.PSP.Addrs, Header: hdr,
+			CAFile: cfg.PSP.CAFile, CertFile: cfg.PSP.CertFile, KeyFile: cfg.PSP.KeyFile,
+			ConnectTimeout: cfg.PSP.ConnectTimeout, Timeout: cfg.PSP.Timeout, EchoInterval: cfg.PSP.EchoInterval,
+			Terminal: cfg.PSP.TerminalID, Merchant: cfg.PSP.MerchantID, MCC: cfg.PSP.MCC,
+			MOTOIndicators: cfg.PSP.MOTOIndicators, StateDir: cfg.PSP.StateDir,
+			Logger: log.Named("psp"),
+		})
+		if err != nil {
+			return nil, nil, fmt.Errorf("psp: %w", err)
+		}
+		p.PSP = conn
+	} else {
+		log.Warn("no PSP configured (psp.addrs): payments end in a not_configured failure at submit")
+	}
+	vault := processor.DialVault(cfg.Vault, tokenize.Options{Logger: log.Named("vault")}, log.Named("vault"))
+	p.Vault = vault
+	return p, func() {
+		_ = vault.Close()
+		if conn != nil {
+			_ = conn.Close()
+		}
+	}, nil
+}
 
 // payments is payment capture and the API, wired onto the gateway's calls.
 type payments struct {

@@ -61,7 +61,12 @@ api:
   keys:
     - name: crm-test
       hash: %q
-`, trail, api.HashKey(serveTestKey))
+vault:
+  address: http://127.0.0.1:1
+psp:
+  addrs: []
+  state_dir: %s
+`, trail, api.HashKey(serveTestKey), filepath.Join(dir, "psp"))
 	cfgPath = filepath.Join(dir, "tonevault.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)

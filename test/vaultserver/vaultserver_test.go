@@ -1,0 +1,45 @@
+package vaultserver
+
+import (
+	"testing"
+
+	"github.com/hashicorp/vault/api"
+)
+
+func TestDevServer(t *testing.T) {
+	s := Start(t)
+	if _, err := s.Client.Logical().Write("secret/data/x", map[string]any{"data": map[string]any{"k": "v"}}); err != nil {
+		t.Fatal(err)
+	}
+	h, err := s.Client.Sys().Health()
+	if err != nil || h.Sealed || !h.Initialized {
+		t.Fatalf("health %+v, %v", h, err)
+	}
+	s.Stop()
+	if _, err := s.Client.Sys().Health(); err == nil {
+		t.Fatal("server answers after Stop")
+	}
+	s.Restart()
+	// A dev server comes back empty with the same root token.
+	got, err := s.Client.Logical().Read("secret/data/x")
+	if err != nil || got != nil {
+		t.Fatalf("after restart: %v %v, want empty", got, err)
+	}
+}
+
+func TestPersistentServer(t *testing.T) {
+	s := StartWith(t, Options{Persistent: true})
+	if err := s.Client.Sys().Mount("kv", &apiMountKV); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Client.Logical().Write("kv/x", map[string]any{"k": "v"}); err != nil {
+		t.Fatal(err)
+	}
+	s.Restart()
+	got, err := s.Client.Logical().Read("kv/x")
+	if err != nil || got == nil || got.Data["k"] != "v" {
+		t.Fatalf("after restart: %v %v, want the data back", got, err)
+	}
+}
+
+var apiMountKV = api.MountInput{Type: "kv"}

@@ -1,0 +1,59 @@
+// Package tokenize turns card data into tokens with HashiCorp Vault, and
+// back for the PSP path only.
+//
+// Open-source Vault has no Transform engine, so tokens are built from
+// transit and KV v2:
+//
+//   - The card number and expiry are encrypted with a transit key
+//     (aes256-gcm96, not exportable, rotatable: old versions still
+//     decrypt, new encryptions use the latest; Rewrap moves a token's data
+//     to the latest version inside Vault).
+//   - The lookup key is the transit HMAC-SHA256 of the card number under a
+//     separate key at a pinned version, so the same card gets the same
+//     token. Index: <kv mount>/data/<prefix>/index/<format>/<hex hmac> →
+//     token.
+//   - The token record <kv mount>/data/<prefix>/tokens/<token> holds the two
+//     ciphertexts, brand, last four and creation time. Writes use KV
+//     check-and-set, so a generated token that collides with an existing
+//     one, or two concurrent tokenizations of one card, are detected.
+//   - Tokens: digits (same length as the card or 16-19, keeping the first 6
+//     and/or last 4 card digits, random middle from crypto/rand, and always
+//     failing the Luhn check so a token can never pass for a card number)
+//     or opaque ("tok_" + 26 base32 characters). Chosen per merchant.
+//   - Security codes are never stored, not even encrypted. When one must
+//     cross a process boundary before authorization it is response-wrapped
+//     by Vault (WrapCVV, TTL at most 5 minutes; UnwrapCVV works once).
+//
+// # Card data in memory
+//
+// Card data comes in and goes out as secret.Secret and is never made into a
+// Go string here. Requests carry it as []byte, which encoding/json writes
+// as base64, which is what transit expects. Two residuals cannot be
+// avoided with github.com/hashicorp/vault/api and are documented here
+// instead: the JSON request body (base64 of the plaintext) sits in a
+// buffer of the vault client until it is garbage-collected, and a decrypt
+// or unwrap answer is parsed by the client into a map whose plaintext is a
+// Go string (and the raw body a buffer) that also lives until collected.
+// The decoded bytes handed to the caller are a fresh Secret; intermediate
+// copies made here are wiped.
+//
+// # Failure
+//
+// Every call has a per-try timeout (Config.Timeout) and bounded retries
+// with exponential backoff (Config.Retries, Config.Backoff). Vault down,
+// sealed, answering 5xx or 429, or too slow gives an error for which
+// errors.Is(err, ErrUnavailable) holds: the API answers 503. Nothing is
+// ever written to disk as a fallback. Error texts name the operation and
+// Vault's status, never card data.
+//
+// # Authentication
+//
+// Token (dev: a token file or VAULT_TOKEN) or AppRole (production: role id
+// and a secret id read from a file at each login). The login is renewed
+// with a LifetimeWatcher and redone when renewal ends. TLS is verified
+// against Config.CAFile or the system roots; skipping verification
+// (vault.insecure, VAULT_SKIP_VERIFY) is refused.
+//
+// Setup prepares a dev or test Vault; production operators apply the
+// policy in configs/vault themselves.
+package tokenize

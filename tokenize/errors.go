@@ -1,0 +1,152 @@
+package tokenize
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/vault/api"
+)
+
+// Errors, wrapped by what the package returns: test with errors.Is. No error
+// text ever holds card data.
+var (
+	// ErrUnavailable: Vault is down, sealed, overloaded or too slow, after
+	// the configured retries. The API should answer 503.
+	ErrUnavailable = errors.New("tokenize: vault unavailable")
+	// ErrNotFound: no such token.
+	ErrNotFound = errors.New("tokenize: token not found")
+	// ErrInvalidInput: a card number, expiry, brand, token or security code
+	// that this package refuses (the error says which, never the value).
+	ErrInvalidInput = errors.New("tokenize: invalid input")
+	// ErrDenied: Vault refused the gateway's credentials (policy or login).
+	ErrDenied = errors.New("tokenize: vault permission denied")
+	// ErrVault: any other error answer from Vault.
+	ErrVault = errors.New("tokenize: vault error")
+	// ErrClosed: the Vault was closed.
+	ErrClosed = errors.New("tokenize: closed")
+)
+
+// retryPolicy runs Vault calls with a per-try timeout and bounded retries
+// with exponential backoff and jitter.
+type retryPolicy struct {
+	timeout time.Duration
+	retries int
+	backoff time.Duration
+}
+
+// do runs f until it succeeds, fails with an error that retrying cannot
+// fix, or the retries are spent. op names the call in errors.
+func (p retryPolicy) do(ctx context.Context, op string, f func(ctx context.Context) error) error {
+	wait := p.backoff
+	var err error
+	for try := 0; ; try++ {
+		tctx, cancel := context.WithTimeout(ctx, p.timeout)
+		err = f(tctx)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		err = classify(op, err)
+		if !errors.Is(err, ErrUnavailable) || try >= p.retries || ctx.Err() != nil {
+			return err
+		}
+		// Full jitter: concurrent calls that failed together do not retry
+		// together.
+		d := wait/2 + rand.N(wait/2+1)
+		select {
+		case <-time.After(d):
+		case <-ctx.Done():
+			return fmt.Errorf("%w (%v)", err, ctx.Err())
+		}
+		wait = min(wait*2, maxBackoff)
+	}
+}
+
+// vaultError is an error from a Vault call, in words safe to log: the
+// operation, the HTTP status and Vault's messages with long digit runs
+// removed. It keeps the cause for errors.Is/As (ErrUnavailable etc.), but
+// not the vault/api error, whose text holds the request URL.
+type vaultError struct {
+	kind   error
+	op     string
+	status int
+	msg    string
+}
+
+func (e *vaultError) Error() string {
+	var b strings.Builder
+	b.WriteString(e.kind.Error())
+	b.WriteString(": ")
+	b.WriteString(e.op)
+	if e.status != 0 {
+		fmt.Fprintf(&b, ": HTTP %d", e.status)
+	}
+	if e.msg != "" {
+		b.WriteString(": ")
+		b.WriteString(e.msg)
+	}
+	return b.String()
+}
+
+func (e *vaultError) Unwrap() error { return e.kind }
+
+// StatusCode is the HTTP status Vault answered, 0 if none.
+func (e *vaultError) StatusCode() int { return e.status }
+
+var digitRun = regexp.MustCompile(`[0-9][0-9 -]{10,}[0-9]`)
+
+// scrub keeps digit runs that could be card data out of error text; Vault
+// does not echo request data in its errors, this is defence in depth.
+func scrub(s string) string {
+	s = digitRun.ReplaceAllString(s, "[digits]")
+	if len(s) > 300 {
+		s = s[:300] + "..."
+	}
+	return s
+}
+
+// classify turns an error from the vault client into a *vaultError.
+// Transport errors, timeouts, 5xx and 429 are ErrUnavailable: retrying
+// later can fix them.
+func classify(op string, err error) error {
+	var ve *vaultError
+	if errors.As(err, &ve) {
+		return err
+	}
+	var re *api.ResponseError
+	if errors.As(err, &re) {
+		e := &vaultError{op: op, status: re.StatusCode, msg: scrub(strings.Join(re.Errors, "; "))}
+		switch {
+		case re.StatusCode >= 500 || re.StatusCode == http.StatusTooManyRequests:
+			e.kind = ErrUnavailable
+		case re.StatusCode == http.StatusForbidden || re.StatusCode == http.StatusUnauthorized:
+			e.kind = ErrDenied
+		case re.StatusCode == http.StatusNotFound:
+			e.kind = ErrNotFound
+		default:
+			e.kind = ErrVault
+		}
+		return e
+	}
+	if errors.Is(err, ErrInvalidInput) || errors.Is(err, ErrNotFound) || errors.Is(err, ErrClosed) {
+		return err
+	}
+	// Everything else is the transport: refused, reset, timed out, cut
+	// short. The vault/api text names the URL only; keep its gist.
+	msg := "no answer"
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		msg = "timed out"
+	case errors.Is(err, context.Canceled):
+		msg = "canceled"
+	case strings.Contains(err.Error(), "connection refused"):
+		msg = "connection refused"
+	}
+	return &vaultError{kind: ErrUnavailable, op: op, msg: msg}
+}

@@ -1,0 +1,142 @@
+package tokenize
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/vault/api"
+	"github.com/tonevault/tonevault/internal/secret"
+	"github.com/tonevault/tonevault/test/vaultserver"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+)
+
+// env is a real Vault with the gateway's objects set up, and a gateway
+// logged in with a token that has only the gateway's policy: every
+// functional test also proves that the policy is enough.
+type env struct {
+	srv  *vaultserver.Server
+	cfg  Config
+	v    *Vault
+	logs *syncBuffer
+	// errs collects the text of every error the test saw, for the leak
+	// check.
+	mu   sync.Mutex
+	errs []string
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func testCtx(t testing.TB) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// newEnv starts a dev server (or a persistent one) and a gateway on it.
+// mod adjusts the gateway config (formats, retries).
+func newEnv(t testing.TB, opts vaultserver.Options, mod func(*Config)) *env {
+	t.Helper()
+	srv := vaultserver.StartWith(t, opts)
+	e := &env{srv: srv, logs: &syncBuffer{}}
+	e.cfg = DefaultConfig()
+	e.cfg.Address = srv.Addr
+	if mod != nil {
+		mod(&e.cfg)
+	}
+	ctx := testCtx(t)
+	if _, err := Setup(ctx, srv.Client, e.cfg); err != nil {
+		t.Fatalf("Setup: %v", err)
+	}
+	e.cfg.Auth.TokenFile = e.policyTokenFile(t, 0)
+	e.v = e.gateway(t, e.cfg)
+	return e
+}
+
+// policyTokenFile creates a token with only the gateway policy (no default
+// policy) and writes it to a 0600 file.
+func (e *env) policyTokenFile(t testing.TB, ttl time.Duration) string {
+	t.Helper()
+	req := &api.TokenCreateRequest{Policies: []string{PolicyName}, NoDefaultPolicy: true}
+	if ttl > 0 {
+		req.TTL = ttl.String()
+	}
+	s, err := e.srv.Client.Auth().Token().Create(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "vault-token")
+	if err := os.WriteFile(path, []byte(s.Auth.ClientToken+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func (e *env) gateway(t testing.TB, cfg Config) *Vault {
+	t.Helper()
+	log := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()),
+		zapcore.AddSync(e.logs), zapcore.DebugLevel))
+	v, err := New(testCtx(t), cfg, Options{Logger: log})
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	t.Cleanup(func() { _ = v.Close() })
+	return v
+}
+
+// noteErr records err's text for the leak check and returns err.
+func (e *env) noteErr(err error) error {
+	if err != nil {
+		e.mu.Lock()
+		e.errs = append(e.errs, err.Error())
+		e.mu.Unlock()
+	}
+	return err
+}
+
+// checkNoLeak fails if any card data appears in the gateway's logs, in
+// Vault's server log or in any error the test saw. Register it with
+// t.Cleanup after the data is known.
+func (e *env) checkNoLeak(t testing.TB, data ...string) {
+	t.Helper()
+	e.mu.Lock()
+	errs := strings.Join(e.errs, "\n")
+	e.mu.Unlock()
+	outputs := map[string]string{"gateway log": e.logs.String(), "vault log": e.srv.Log(), "errors": errs}
+	for name, out := range outputs {
+		for _, d := range data {
+			// The data as digits (a whole word: a short security code
+			// must not match inside a timestamp) and as the base64 it
+			// travels to Vault in.
+			re := regexp.MustCompile(`\b` + regexp.QuoteMeta(d) + `\b|` + regexp.QuoteMeta(base64.StdEncoding.EncodeToString([]byte(d))))
+			if d != "" && re.MatchString(out) {
+				t.Errorf("%s holds card data", name)
+			}
+		}
+	}
+}
+
+func sec(s string) secret.Secret { return secret.New([]byte(s)) }

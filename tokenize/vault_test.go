@@ -1,0 +1,309 @@
+package tokenize
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/vault/api"
+	"github.com/tonevault/tonevault/test/vaultserver"
+)
+
+func TestTokenizeRoundTrip(t *testing.T) {
+	e := newEnv(t, vaultserver.Options{}, nil)
+	t.Cleanup(func() { e.checkNoLeak(t, testPANs...) })
+	ctx := testCtx(t)
+	tokens := map[string]string{}
+	for _, p := range testPANs {
+		tok, err := e.v.Tokenize(ctx, sec(p), sec("1230"), "testbrand", "m1")
+		if err != nil {
+			t.Fatalf("Tokenize: %v", e.noteErr(err))
+		}
+		if len(tok.Value) != len(p) || tok.Value[:6] != p[:6] || tok.Last4 != p[len(p)-4:] ||
+			tok.Value[len(p)-4:] != tok.Last4 || luhnValid([]byte(tok.Value)) || tok.Value == p {
+			t.Fatalf("token %q for a %d-digit card: want same length, first 6 and last 4 kept, Luhn failing", tok.Value, len(p))
+		}
+		if tok.Brand != "testbrand" || tok.Created.IsZero() {
+			t.Fatalf("token %+v", tok)
+		}
+		if other, dup := tokens[tok.Value]; dup {
+			t.Fatalf("two cards got token %q (%s)", tok.Value, other[:6])
+		}
+		tokens[tok.Value] = p
+	}
+	for tok, p := range tokens {
+		// Same card, same token.
+		again, err := e.v.Tokenize(ctx, sec(p), sec("1230"), "testbrand", "m1")
+		if err != nil {
+			t.Fatal(e.noteErr(err))
+		}
+		if again.Value != tok {
+			t.Fatalf("same card tokenized twice: %q then %q", tok, again.Value)
+		}
+		pan, exp, err := e.v.Detokenize(ctx, tok)
+		if err != nil {
+			t.Fatal(e.noteErr(err))
+		}
+		if string(pan) != p || string(exp) != "1230" {
+			t.Fatalf("Detokenize(%q) gave another card", tok)
+		}
+		pan.Wipe()
+		exp.Wipe()
+	}
+}
+
+func TestTokenizeUpdatesExpiry(t *testing.T) {
+	e := newEnv(t, vaultserver.Options{}, nil)
+	t.Cleanup(func() { e.checkNoLeak(t, "5555555555554444") })
+	ctx := testCtx(t)
+	a, err := e.v.Tokenize(ctx, sec("5555555555554444"), sec("0127"), "mastercard", "m1")
+	if err != nil {
+		t.Fatal(e.noteErr(err))
+	}
+	b, err := e.v.Tokenize(ctx, sec("5555555555554444"), sec("0931"), "mc", "m1")
+	if err != nil {
+		t.Fatal(e.noteErr(err))
+	}
+	if a.Value != b.Value || b.Brand != "mc" {
+		t.Fatalf("tokens %+v then %+v: want the same token with the new brand", a, b)
+	}
+	_, exp, err := e.v.Detokenize(ctx, a.Value)
+	if err != nil {
+		t.Fatal(e.noteErr(err))
+	}
+	if string(exp) != "0931" {
+		t.Fatal("expiry not updated")
+	}
+}
+
+func TestTokenizeMerchantFormats(t *testing.T) {
+	e := newEnv(t, vaultserver.Options{}, func(c *Config) {
+		c.MerchantFormats = map[string]Format{
+			"opaque-shop": {Kind: KindOpaque},
+			"last4-shop":  {Kind: KindDigits, KeepLast: 4, Length: 19},
+		}
+	})
+	t.Cleanup(func() { e.checkNoLeak(t, "4111111111111111") })
+	ctx := testCtx(t)
+	pan := "4111111111111111"
+	got := map[string]string{}
+	for _, m := range []string{"default-shop", "opaque-shop", "last4-shop"} {
+		tok, err := e.v.Tokenize(ctx, sec(pan), sec("1230"), "visa", m)
+		if err != nil {
+			t.Fatal(e.noteErr(err))
+		}
+		got[m] = tok.Value
+		back, _, err := e.v.Detokenize(ctx, tok.Value)
+		if err != nil || string(back) != pan {
+			t.Fatalf("%s: Detokenize: %v", m, e.noteErr(err))
+		}
+	}
+	if o := got["opaque-shop"]; !strings.HasPrefix(o, OpaquePrefix) || len(o) != opaqueLen {
+		t.Errorf("opaque-shop token %q", o)
+	}
+	if d := got["last4-shop"]; len(d) != 19 || !strings.HasSuffix(d, "1111") || strings.HasPrefix(d, "411111") && d[6:15] == "111111111" || luhnValid([]byte(d)) {
+		t.Errorf("last4-shop token %q: want 19 digits ending 1111, Luhn failing", d)
+	}
+	if got["default-shop"] == got["last4-shop"] || got["default-shop"] == got["opaque-shop"] {
+		t.Errorf("formats share tokens: %v", got)
+	}
+}
+
+func TestInvalidInput(t *testing.T) {
+	e := newEnv(t, vaultserver.Options{}, nil)
+	ctx := testCtx(t)
+	if _, err := e.v.Tokenize(ctx, sec("4111111111111112"), sec("1230"), "visa", "m"); !errors.Is(err, ErrInvalidInput) {
+		t.Errorf("bad Luhn: %v", err)
+	}
+	for _, tok := range []string{"4111111111111111", "../../sys/policy", "", "tok_x"} {
+		if _, _, err := e.v.Detokenize(ctx, tok); !errors.Is(err, ErrInvalidInput) {
+			t.Errorf("Detokenize(%q): %v, want ErrInvalidInput", tok, err)
+		}
+	}
+	if _, _, err := e.v.Detokenize(ctx, "4111110000001112"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("unknown token: %v, want ErrNotFound", err)
+	}
+	closed := e.gateway(t, e.cfg)
+	if err := closed.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := closed.Tokenize(ctx, sec("4111111111111111"), sec("1230"), "visa", "m"); !errors.Is(err, ErrClosed) {
+		t.Errorf("Tokenize after Close: %v, want ErrClosed", err)
+	}
+	if _, err := closed.WrapCVV(ctx, sec("123"), time.Minute); !errors.Is(err, ErrClosed) {
+		t.Errorf("WrapCVV after Close: %v, want ErrClosed", err)
+	}
+	if err := closed.Health(ctx); !errors.Is(err, ErrClosed) {
+		t.Errorf("Health after Close: %v, want ErrClosed", err)
+	}
+}
+
+// TestKeyRotationRewrap: after a rotation old tokens still detokenize, new
+// data uses the new version, and Rewrap moves old tokens to it, so the old
+// version can be retired.
+func TestKeyRotationRewrap(t *testing.T) {
+	e := newEnv(t, vaultserver.Options{}, nil)
+	t.Cleanup(func() { e.checkNoLeak(t, "4111111111111111", "378282246310005") })
+	ctx := testCtx(t)
+	root := e.srv.Client
+	old, err := e.v.Tokenize(ctx, sec("4111111111111111"), sec("1230"), "visa", "m")
+	if err != nil {
+		t.Fatal(e.noteErr(err))
+	}
+	if v := e.storedVersion(t, old.Value); v != "vault:v1:" {
+		t.Fatalf("stored ciphertext version %q, want vault:v1:", v)
+	}
+	if _, err := root.Logical().Write(e.cfg.Transit.Mount+"/keys/"+e.cfg.Transit.CardKey+"/rotate", nil); err != nil {
+		t.Fatal(err)
+	}
+	// The gateway itself may not rotate.
+	if _, err := e.v.client.Logical().Write(e.cfg.Transit.Mount+"/keys/"+e.cfg.Transit.CardKey+"/rotate", nil); !isStatus(err, 403) {
+		t.Fatalf("gateway rotate: %v, want 403", err)
+	}
+	pan, _, err := e.v.Detokenize(ctx, old.Value)
+	if err != nil || string(pan) != "4111111111111111" {
+		t.Fatalf("old token after rotation: %v", e.noteErr(err))
+	}
+	fresh, err := e.v.Tokenize(ctx, sec("378282246310005"), sec("1230"), "amex", "m")
+	if err != nil {
+		t.Fatal(e.noteErr(err))
+	}
+	if v := e.storedVersion(t, fresh.Value); v != "vault:v2:" {
+		t.Fatalf("new token stored with %q, want vault:v2:", v)
+	}
+	if err := e.v.Rewrap(ctx, old.Value); err != nil {
+		t.Fatal(e.noteErr(err))
+	}
+	if v := e.storedVersion(t, old.Value); v != "vault:v2:" {
+		t.Fatalf("after Rewrap: %q, want vault:v2:", v)
+	}
+	// Retire version 1: rewrapped data must still decrypt.
+	if _, err := root.Logical().Write(e.cfg.Transit.Mount+"/keys/"+e.cfg.Transit.CardKey+"/config",
+		map[string]any{"min_decryption_version": 2}); err != nil {
+		t.Fatal(err)
+	}
+	pan, exp, err := e.v.Detokenize(ctx, old.Value)
+	if err != nil || string(pan) != "4111111111111111" || string(exp) != "1230" {
+		t.Fatalf("rewrapped token after retiring v1: %v", e.noteErr(err))
+	}
+	// Same card still maps to the same token (the lookup key is pinned).
+	again, err := e.v.Tokenize(ctx, sec("4111111111111111"), sec("1230"), "visa", "m")
+	if err != nil || again.Value != old.Value {
+		t.Fatalf("same card after rotation: %q, %v; want %q", again.Value, e.noteErr(err), old.Value)
+	}
+}
+
+// storedVersion reads the token record as root and returns the
+// "vault:vN:" prefix of both ciphertexts (which must agree).
+func (e *env) storedVersion(t *testing.T, tok string) string {
+	t.Helper()
+	s, err := e.srv.Client.Logical().Read(e.cfg.KV.Mount + "/data/" + e.cfg.KV.Prefix + "/tokens/" + tok)
+	if err != nil || s == nil {
+		t.Fatalf("read record: %v", err)
+	}
+	d := s.Data["data"].(map[string]any)
+	pan, exp := d["pan"].(string), d["exp"].(string)
+	p := pan[:strings.LastIndexByte(pan, ':')+1]
+	if !strings.HasPrefix(exp, p) {
+		t.Fatalf("pan and expiry stored with different key versions")
+	}
+	return p
+}
+
+func isStatus(err error, code int) bool {
+	var re *api.ResponseError
+	return errors.As(err, &re) && re.StatusCode == code
+}
+
+func TestWrapCVV(t *testing.T) {
+	e := newEnv(t, vaultserver.Options{}, nil)
+	const cvv = "7391"
+	t.Cleanup(func() { e.checkNoLeak(t, cvv) })
+	ctx := testCtx(t)
+	wt, err := e.v.WrapCVV(ctx, sec(cvv), 2*time.Minute)
+	if err != nil {
+		t.Fatal(e.noteErr(err))
+	}
+	// Vault bounds the wrapping token's life to what was asked.
+	look, err := e.srv.Client.Logical().Write("sys/wrapping/lookup", map[string]any{"token": wt})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ttl, _ := look.Data["creation_ttl"].(interface{ Int64() (int64, error) }).Int64(); ttl != 120 {
+		t.Fatalf("creation_ttl %d, want 120", ttl)
+	}
+	got, err := e.v.UnwrapCVV(ctx, wt)
+	if err != nil || string(got) != cvv {
+		t.Fatalf("UnwrapCVV: %v", e.noteErr(err))
+	}
+	got.Wipe()
+	// Single use.
+	if _, err := e.v.UnwrapCVV(ctx, wt); !errors.Is(e.noteErr(err), ErrNotFound) {
+		t.Fatalf("second unwrap: %v, want ErrNotFound", err)
+	}
+	// TTL bounds.
+	for _, ttl := range []time.Duration{0, 500 * time.Millisecond, MaxWrapTTL + time.Second, time.Hour} {
+		if _, err := e.v.WrapCVV(ctx, sec(cvv), ttl); !errors.Is(e.noteErr(err), ErrInvalidInput) {
+			t.Errorf("WrapCVV ttl %v: %v, want ErrInvalidInput", ttl, err)
+		}
+	}
+	for _, bad := range []string{"12", "12345", "12a"} {
+		if _, err := e.v.WrapCVV(ctx, sec(bad), time.Minute); !errors.Is(err, ErrInvalidInput) {
+			t.Errorf("WrapCVV of %d chars: %v, want ErrInvalidInput", len(bad), err)
+		}
+	}
+	// Expiry: a 1 s wrap is gone after 3 s.
+	wt, err = e.v.WrapCVV(ctx, sec(cvv), time.Second)
+	if err != nil {
+		t.Fatal(e.noteErr(err))
+	}
+	time.Sleep(3 * time.Second)
+	if _, err := e.v.UnwrapCVV(ctx, wt); !errors.Is(e.noteErr(err), ErrNotFound) {
+		t.Fatalf("unwrap after TTL: %v, want ErrNotFound", err)
+	}
+	// The code was never written to KV: nothing under the gateway's prefix
+	// but what tokenization writes (here: nothing at all).
+	if s, err := e.srv.Client.Logical().List(e.cfg.KV.Mount + "/metadata/" + e.cfg.KV.Prefix); err != nil || s != nil {
+		t.Fatalf("KV holds something after wrapping: %v %v", s, err)
+	}
+}
+
+// TestTokenizeConcurrentSameCard: tokenizations of one new card racing
+// each other all get the same token (KV check-and-set on the index).
+func TestTokenizeConcurrentSameCard(t *testing.T) {
+	e := newEnv(t, vaultserver.Options{}, nil)
+	ctx := testCtx(t)
+	const n = 8
+	got := make(chan string, n)
+	errs := make(chan error, n)
+	for i := 0; i < n; i++ {
+		go func() {
+			tok, err := e.v.Tokenize(ctx, sec("3530111333300000"), sec("1230"), "jcb", "m")
+			got <- tok.Value
+			errs <- e.noteErr(err)
+		}()
+	}
+	first := ""
+	for i := 0; i < n; i++ {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+		v := <-got
+		if first == "" {
+			first = v
+		}
+		if v != first {
+			t.Fatalf("concurrent tokenizations of one card: %q and %q", first, v)
+		}
+	}
+	// Losers cleaned up their records: only the winner is stored.
+	s, err := e.srv.Client.Logical().List(e.cfg.KV.Mount + "/metadata/" + e.cfg.KV.Prefix + "/tokens")
+	if err != nil || s == nil {
+		t.Fatalf("list tokens: %v", err)
+	}
+	if keys, _ := s.Data["keys"].([]any); len(keys) != 1 {
+		t.Fatalf("%d token records stored, want 1: %v", len(keys), keys)
+	}
+	t.Cleanup(func() { e.checkNoLeak(t, "3530111333300000") })
+}
