@@ -7,7 +7,7 @@ TONEVAULT := $(BIN)/tonevault
 SPANDSP_DTMF := $(BIN)/spandsp-dtmf
 FUZZTIME ?= 20s
 
-.PHONY: all build run test test-unit bench load lint fuzz deps tools clean
+.PHONY: all build run demo test test-unit bench load lint fuzz deps tools clean
 
 all: build
 
@@ -17,9 +17,16 @@ build: $(TONEVAULT)
 $(TONEVAULT): FORCE
 	$(GO) build -trimpath -o $@ ./cmd/tonevault
 
-# Until the SIP gateway lands, run demonstrates the DTMF engine end to end
-# on a generated call recording.
-run: build deps
+# The whole gateway on loopback with its embedded defaults: Vault dev
+# server, acquirer simulator, a SIPp agent and tonevault serve; prints how
+# to place a test call and take a payment. Ctrl-C stops everything.
+run: build
+	scripts/install-deps.sh sip
+	scripts/run.sh $(TONEVAULT)
+
+# The DTMF engine on a generated call recording: scan, mask, scan again.
+demo: build
+	scripts/install-deps.sh dtmf
 	scripts/demo.sh $(TONEVAULT)
 
 # Every test, with the reference detectors required rather than skipped.

@@ -59,6 +59,16 @@ func (c *call) turn(from, to media.Leg, body []byte) ([]byte, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	opts := RewriteOptions{Local: c.sess.Local(to), Origin: c.origins[to], KeepUninspectable: !c.g.cfg.RejectUninspectable}
+	if to == media.Carrier {
+		// The customer may always send RFC 4733 to the relay, with the
+		// payload type it offered when it did.
+		opts.TelephoneEvent, opts.TelephoneEventPT = true, 101
+		for _, pt := range c.remote[media.Carrier].PayloadTypes {
+			if pt.Codec == media.TelephoneEvent && pt.Rate == 8000 {
+				opts.TelephoneEventPT = pt.PT
+			}
+		}
+	}
 	out, st, err := RewriteSDP(body, opts)
 	if err != nil {
 		return nil, err

@@ -42,6 +42,16 @@ type RewriteOptions struct {
 	// of removing them (sip.reject_uninspectable: false). The relay then
 	// mutes what it cannot inspect (fail closed).
 	KeepUninspectable bool
+	// TelephoneEvent, when set, makes sure the audio stream offers
+	// telephone-event/8000, adding it with payload type TelephoneEventPT
+	// (or the first free dynamic one, if that is taken) when the SDP has
+	// none. The gateway sets it on every SDP sent to the carrier: the
+	// relay takes the customer's RFC 4733 digits itself (they never reach
+	// the platform), so they must be possible even when the platform does
+	// not support telephone-event. Otherwise the customer's phone falls
+	// back to in-band tones or, worse, to SIP INFO only.
+	TelephoneEvent   bool
+	TelephoneEventPT uint8
 }
 
 // stripAttrs are attributes that would let media go around the relay
@@ -181,6 +191,13 @@ func RewriteSDP(in []byte, opts RewriteOptions) (out []byte, remote media.Stream
 		}
 	}
 	md.MediaName.Formats = formats
+	if opts.TelephoneEvent && !hasCodec(pts, media.TelephoneEvent) && remote.Direction != "inactive" {
+		pt := freePT(opts.TelephoneEventPT, formats)
+		md.MediaName.Formats = append(md.MediaName.Formats, pt)
+		md.Attributes = append(md.Attributes,
+			sdp.Attribute{Key: "rtpmap", Value: pt + " telephone-event/8000"},
+			sdp.Attribute{Key: "fmtp", Value: pt + " 0-16"})
+	}
 	md.MediaName.Port = sdp.RangedPort{Value: int(local.Port())}
 	if md.ConnectionInformation != nil {
 		md.ConnectionInformation = connInfo(local.Addr())
@@ -208,6 +225,36 @@ func RewriteSDP(in []byte, opts RewriteOptions) (out []byte, remote media.Stream
 		return nil, remote, fmt.Errorf("%w: %v", ErrBadSDP, err)
 	}
 	return b, remote, nil
+}
+
+func hasCodec(pts []media.PayloadType, c media.Codec) bool {
+	for _, p := range pts {
+		if p.Codec == c {
+			return true
+		}
+	}
+	return false
+}
+
+// freePT is want, or when a format already uses it (or it is not a
+// dynamic type), the first free one of 96-127 (101 when want is 0).
+func freePT(want uint8, formats []string) string {
+	used := map[string]bool{}
+	for _, f := range formats {
+		used[f] = true
+	}
+	if want < 96 || want > 127 {
+		want = 101
+	}
+	if !used[strconv.Itoa(int(want))] {
+		return strconv.Itoa(int(want))
+	}
+	for pt := 96; pt <= 127; pt++ {
+		if !used[strconv.Itoa(pt)] {
+			return strconv.Itoa(pt)
+		}
+	}
+	return strconv.Itoa(int(want)) // 32 formats in use: cannot happen with the kept codecs
 }
 
 // plainRTP reports whether the m= protocol is unencrypted RTP that the

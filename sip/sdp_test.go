@@ -246,3 +246,49 @@ func BenchmarkRewriteSDP(b *testing.B) {
 		})
 	}
 }
+
+// TestRewriteSDPTelephoneEvent: an SDP sent to the carrier always offers
+// telephone-event, with the carrier's payload type when free, never twice,
+// and the platform's stream (what the relay sends it) is left as it was.
+func TestRewriteSDPTelephoneEvent(t *testing.T) {
+	const head = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+	for _, tc := range []struct {
+		name, media string
+		want        int // payload type the telephone-event line must use, or -1 for none added
+		wantLines   []string
+	}{
+		{"answer without it", "m=audio 6000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n", 101,
+			[]string{"m=audio 20000 RTP/AVP 0 101", "a=rtpmap:101 telephone-event/8000", "a=fmtp:101 0-16"}},
+		{"carrier's number", "m=audio 6000 RTP/AVP 8\r\n", 96, []string{"m=audio 20000 RTP/AVP 8 96", "a=rtpmap:96 telephone-event/8000"}},
+		{"number taken", "m=audio 6000 RTP/AVP 0 96\r\na=rtpmap:96 PCMA/8000\r\n", 97, []string{"a=rtpmap:97 telephone-event/8000"}},
+		{"already there", "m=audio 6000 RTP/AVP 0 100\r\na=rtpmap:100 telephone-event/8000\r\n", -1, []string{"m=audio 20000 RTP/AVP 0 100"}},
+		{"inactive", "m=audio 6000 RTP/AVP 0\r\na=inactive\r\n", -1, []string{"m=audio 20000 RTP/AVP 0\r\n"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			pt := uint8(101)
+			if tc.name == "carrier's number" || tc.name == "number taken" {
+				pt = 96
+			}
+			out, st, err := RewriteSDP([]byte(head+tc.media), RewriteOptions{
+				Local: netip.MustParseAddrPort("127.0.0.1:20000"), TelephoneEvent: true, TelephoneEventPT: pt})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, l := range tc.wantLines {
+				if !strings.Contains(string(out), l) {
+					t.Errorf("output lacks %q:\n%s", l, out)
+				}
+			}
+			if n := strings.Count(string(out), "telephone-event"); n > 1 {
+				t.Errorf("telephone-event %d times:\n%s", n, out)
+			}
+			if tc.want >= 0 {
+				for _, p := range st.PayloadTypes {
+					if p.Codec == media.TelephoneEvent {
+						t.Errorf("the peer's stream gained telephone-event: %+v", st.PayloadTypes)
+					}
+				}
+			}
+		})
+	}
+}

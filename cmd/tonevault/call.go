@@ -54,6 +54,8 @@ Options (before or after URI):
   --gap D            fix every gap to D (default random 120-400ms; a
                      longer pause follows '#')
   --level DB,DB      in-band low,high tone levels, dBm0 (default -8,-6)
+  --delay D          wait D after the answer before typing, e.g. while the
+                     agent starts the payment (default 0)
   --wait D           stay in the call D after the digits (default 2s)
   --hangup           send BYE at the end (default true); with
                      --hangup=false, wait for the far end to hang up
@@ -76,6 +78,7 @@ type callFlags struct {
 	mode          caller.Mode
 	audio, record string
 	wait, answer  time.Duration
+	delay         time.Duration
 	hangup        bool
 }
 
@@ -146,6 +149,16 @@ func runCall(ctx context.Context, cf callFlags, digits []byte, stderr io.Writer)
 		return 1
 	}
 	status := 0
+	if len(digits) > 0 && cf.delay > 0 {
+		fmt.Fprintf(stderr, "tonevault call: waiting %v before typing\n", cf.delay)
+		t := time.NewTimer(cf.delay)
+		select {
+		case <-t.C:
+		case <-c.Done():
+		case <-ctx.Done():
+		}
+		t.Stop()
+	}
 	if len(digits) > 0 {
 		err := c.Type(ctx, digits, cf.mode)
 		switch {
@@ -216,6 +229,7 @@ func parseCallFlags(args []string, stdout, stderr io.Writer) (callFlags, int, bo
 	fs.DurationVar(&o.Timing.Gap, "gap", 0, "")
 	level := fs.String("level", "", "")
 	fs.DurationVar(&cf.wait, "wait", 2*time.Second, "")
+	fs.DurationVar(&cf.delay, "delay", 0, "")
 	fs.BoolVar(&cf.hangup, "hangup", true, "")
 	fs.DurationVar(&cf.answer, "answer-timeout", 30*time.Second, "")
 	fs.StringVar(&cf.record, "record", "", "")
@@ -262,8 +276,8 @@ func parseCallFlags(args []string, stdout, stderr io.Writer) (callFlags, int, bo
 			return fail("--level %q: want LOW,HIGH in dBm0, e.g. -8,-6", *level)
 		}
 	}
-	if cf.wait < 0 || cf.answer <= 0 {
-		return fail("--wait must not be negative and --answer-timeout must be positive")
+	if cf.wait < 0 || cf.delay < 0 || cf.answer <= 0 {
+		return fail("--wait and --delay must not be negative and --answer-timeout must be positive")
 	}
 	return cf, 0, true
 }

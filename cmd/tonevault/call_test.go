@@ -95,7 +95,7 @@ func TestCallInfo(t *testing.T) {
 	callStdin = strings.NewReader(callKeys + "\r\n")
 	defer func() { callStdin = old }()
 	code, _, stderr := runCallCmd(t, "--dtmf", "info", "--digits", "-", "--press", "40ms", "--gap", "40ms",
-		"--wait", "200ms", "--record", rec, "--to", u.Target())
+		"--delay", "300ms", "--wait", "200ms", "--record", rec, "--to", u.Target())
 	if code != 0 {
 		t.Fatalf("exit %d, stderr:\n%s", code, stderr)
 	}
@@ -105,7 +105,7 @@ func TestCallInfo(t *testing.T) {
 	if u.Byes() != 1 {
 		t.Errorf("UAS got %d BYEs", u.Byes())
 	}
-	for _, step := range []string{"dialing", "answered", "typing 26 digits", "hung up"} {
+	for _, step := range []string{"dialing", "answered", "waiting 300ms before typing", "typing 26 digits", "hung up"} {
 		if !strings.Contains(stderr, step) {
 			t.Errorf("stderr lacks %q:\n%s", step, stderr)
 		}
