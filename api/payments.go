@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
+	"github.com/tonevault/tonevault/internal/pan"
 	"net/http"
 	"unicode/utf8"
 
@@ -305,17 +306,4 @@ func containsCardNumber(s string) bool {
 	return check()
 }
 
-func luhn(d []byte) bool {
-	sum := 0
-	for i := range d {
-		n := int(d[len(d)-1-i] - '0')
-		if i%2 == 1 {
-			n *= 2
-			if n > 9 {
-				n -= 9
-			}
-		}
-		sum += n
-	}
-	return sum%10 == 0
-}
+func luhn(d []byte) bool { return pan.Luhn(d) }

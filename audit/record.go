@@ -10,7 +10,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/tonevault/tonevault/audit/internal/pan"
+	"github.com/tonevault/tonevault/internal/pan"
 )
 
 // Record is one line of the audit trail.

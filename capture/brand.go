@@ -1,5 +1,7 @@
 package capture
 
+import "github.com/tonevault/tonevault/internal/pan"
+
 // Brand is a card scheme, from the card number's leading digits (BIN).
 type Brand string
 
@@ -156,19 +158,4 @@ func pow10(n int) uint32 {
 }
 
 // luhn reports whether the digits pass the Luhn (mod 10) check.
-func luhn(d []byte) bool {
-	sum := 0
-	double := false
-	for i := len(d) - 1; i >= 0; i-- {
-		n := int(d[i] - '0')
-		if double {
-			n *= 2
-			if n > 9 {
-				n -= 9
-			}
-		}
-		sum += n
-		double = !double
-	}
-	return len(d) > 0 && sum%10 == 0
-}
+func luhn(d []byte) bool { return pan.Luhn(d) }

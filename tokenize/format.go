@@ -5,6 +5,7 @@ import (
 	"encoding/base32"
 	"errors"
 	"fmt"
+	"github.com/tonevault/tonevault/internal/pan"
 	"strconv"
 )
 
@@ -136,22 +137,7 @@ func randomDigits(b []byte) error {
 }
 
 // luhnValid reports whether the ASCII digits in b pass the Luhn check.
-func luhnValid(b []byte) bool {
-	sum := 0
-	double := false
-	for i := len(b) - 1; i >= 0; i-- {
-		d := int(b[i] - '0')
-		if double {
-			d *= 2
-			if d > 9 {
-				d -= 9
-			}
-		}
-		sum += d
-		double = !double
-	}
-	return sum%10 == 0
-}
+func luhnValid(b []byte) bool { return pan.Luhn(b) }
 
 func allDigits(b []byte) bool {
 	for _, c := range b {

@@ -35,7 +35,7 @@ import (
 	"go.uber.org/zap/exp/zapslog"
 	"go.uber.org/zap/zapcore"
 
-	"github.com/tonevault/tonevault/audit/internal/pan"
+	"github.com/tonevault/tonevault/internal/pan"
 )
 
 // EncoderConfig is ToneVault's log line: ts (RFC 3339 UTC, nanoseconds),

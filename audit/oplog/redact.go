@@ -8,7 +8,7 @@ import (
 	"go.uber.org/zap/buffer"
 	"go.uber.org/zap/zapcore"
 
-	"github.com/tonevault/tonevault/audit/internal/pan"
+	"github.com/tonevault/tonevault/internal/pan"
 )
 
 // Redacting wraps enc (zap's JSON or console encoder, or any other) so

@@ -2,6 +2,7 @@ package sim
 
 import (
 	"bytes"
+	"github.com/tonevault/tonevault/internal/pan"
 	"time"
 )
 
@@ -57,25 +58,7 @@ func decide(pan, yymm []byte, amount, limit int64, now time.Time) (v verdict, co
 	return vAnswer, "00", slow
 }
 
-func luhn(pan []byte) bool {
-	sum, double := 0, false
-	for i := len(pan) - 1; i >= 0; i-- {
-		c := pan[i]
-		if c < '0' || c > '9' {
-			return false
-		}
-		d := int(c - '0')
-		if double {
-			d *= 2
-			if d > 9 {
-				d -= 9
-			}
-		}
-		sum += d
-		double = !double
-	}
-	return sum%10 == 0
-}
+func luhn(d []byte) bool { return pan.Luhn(d) }
 
 // expired: a card is good through the end of its expiry month. A missing
 // or malformed expiry counts as expired.

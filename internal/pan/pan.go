@@ -4,7 +4,8 @@
 // ("4111 1111 1111 1111", "4111-1111-1111-1111").
 //
 // It is shared by the audit trail, which refuses records that contain a
-// card number, and by the operational logger, which masks them.
+// card number, the operational logger, which masks them, and every package
+// that checks a card number's Luhn digit (capture, api, tokenize, psp/sim).
 //
 // What counts as a card number:
 //   - A group is a maximal run of ASCII digits '0'-'9'. A group is never
