@@ -114,6 +114,9 @@ type Log struct {
 
 // Audit is the audit trail.
 type Audit struct {
+	// Signer signs checkpoints: "hmac" with KeyFile, or "vault" with the
+	// transit ed25519 key vault.transit.signing_key.
+	Signer  string `yaml:"signer"`
 	Path    string `yaml:"path"`
 	KeyFile string `yaml:"key_file"`
 	KeyID   string `yaml:"key_id"`
@@ -208,6 +211,9 @@ func (c Config) Validate() error {
 	}
 	if c.Audit.Path == "" {
 		return errors.New("audit.path: empty")
+	}
+	if c.Audit.Signer != "hmac" && c.Audit.Signer != "vault" {
+		return fmt.Errorf("audit.signer: %q: want hmac or vault", c.Audit.Signer)
 	}
 	if err := c.Vault.Validate(); err != nil {
 		return err

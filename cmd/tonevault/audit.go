@@ -11,7 +11,10 @@ import (
 	"strings"
 	"time"
 
+	vaultapi "github.com/hashicorp/vault/api"
+
 	"github.com/tonevault/tonevault/audit"
+	"github.com/tonevault/tonevault/tokenize"
 )
 
 func init() {
@@ -27,21 +30,28 @@ func init() {
 	})
 }
 
-const auditVerifyUsage = `Usage: tonevault audit verify [--hmac-key-file FILE --key-id ID] TRAIL
+const auditVerifyUsage = `Usage: tonevault audit verify [--hmac-key-file FILE --key-id ID | --vault] TRAIL
 
 Check that the audit trail TRAIL is intact: every line is a complete record
 exactly as the gateway wrote it, seq counts up from 1 with no gap, each
 record's prev is the SHA-256 of the line before it (so no line was changed,
 removed, inserted or moved), and the file ends with a checkpoint (so it was
 not cut short after its last checkpoint). With --hmac-key-file, every
-checkpoint's HMAC-SHA256 signature is checked too. Without it a warning is
-printed: whoever can write the file could then have rewritten it whole.
+checkpoint's HMAC-SHA256 signature is checked too; with --vault, every
+checkpoint's Vault transit (ed25519) signature, by Vault (audit.signer:
+vault). Without either a warning is printed: whoever can write the file
+could then have rewritten it whole.
 
 Options:
   --hmac-key-file FILE  the key the gateway signs checkpoints with: the
                         file's bytes exactly, at least 32
   --key-id ID           the id of that key, as in the checkpoints' key_id
                         (required with --hmac-key-file)
+  --vault               check signatures with Vault's transit/verify, at
+                        VAULT_ADDR with VAULT_TOKEN (a token allowed to
+                        verify with the key, e.g. the gateway's policy)
+  --vault-key MOUNT/KEY the transit signing key (default
+                        tonevault-transit/tonevault-audit)
   --help                show this help
 
 Output, one line on stdout:
@@ -135,6 +145,8 @@ func auditVerify(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("verify", flag.ContinueOnError)
 	keyFile := fs.String("hmac-key-file", "", "")
 	keyID := fs.String("key-id", "", "")
+	useVault := fs.Bool("vault", false, "")
+	vaultKey := fs.String("vault-key", "tonevault-transit/tonevault-audit", "")
 	ops, code, ok := auditFlags(fs, auditVerifyUsage, "verify", args, stdout, stderr)
 	if !ok {
 		return code
@@ -145,8 +157,19 @@ func auditVerify(args []string, stdout, stderr io.Writer) int {
 	if (*keyFile == "") != (*keyID == "") {
 		return auditUsageError(stderr, "verify", auditVerifyUsage, "--hmac-key-file and --key-id go together")
 	}
+	if *useVault && *keyFile != "" {
+		return auditUsageError(stderr, "verify", auditVerifyUsage, "--vault and --hmac-key-file exclude each other")
+	}
 	name := ops[0]
 	var v audit.Verifier
+	if *useVault {
+		ts, err := vaultVerifier(*vaultKey)
+		if err != nil {
+			fmt.Fprintf(stderr, "tonevault audit verify: %v\n", err)
+			return 2
+		}
+		v, *keyID = ts, ts.KeyID()
+	}
 	if *keyFile != "" {
 		key, err := audit.LoadHMACKey(*keyFile)
 		if err != nil {
@@ -176,11 +199,11 @@ func auditVerify(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "tonevault audit verify: %s: %v\n", name, err)
 		return 2
 	}
-	signed := "signatures NOT checked (no --hmac-key-file)"
+	signed := "signatures NOT checked (no --hmac-key-file or --vault)"
 	if v != nil {
 		signed = fmt.Sprintf("signatures verified (key id %q)", *keyID)
 	} else {
-		fmt.Fprintf(stderr, "tonevault audit verify: warning: %s: checkpoint signatures not checked; give --hmac-key-file and --key-id to check them\n", name)
+		fmt.Fprintf(stderr, "tonevault audit verify: warning: %s: checkpoint signatures not checked; give --hmac-key-file and --key-id, or --vault, to check them\n", name)
 	}
 	fmt.Fprintf(stdout, "%s: OK: %d records, %d checkpoints, last seq %d, %s\n", name, sum.Records, sum.Checkpoints, sum.LastSeq, signed)
 	return 0
@@ -253,4 +276,21 @@ func parseQueryTime(s string) (time.Time, error) {
 		return t, nil
 	}
 	return time.Time{}, fmt.Errorf("%q is not an RFC 3339 time (2025-11-23T19:46:01Z) or a date (2025-11-23)", s)
+}
+
+// vaultVerifier checks checkpoints with Vault's transit/verify, as the
+// standard VAULT_ADDR and VAULT_TOKEN say.
+func vaultVerifier(mountKey string) (*tokenize.TransitSigner, error) {
+	mount, key, ok := strings.Cut(mountKey, "/")
+	if !ok {
+		return nil, fmt.Errorf("--vault-key %q: want MOUNT/KEY", mountKey)
+	}
+	if os.Getenv("VAULT_TOKEN") == "" {
+		return nil, errors.New("--vault: VAULT_TOKEN is not set")
+	}
+	client, err := vaultapi.NewClient(vaultapi.DefaultConfig())
+	if err != nil {
+		return nil, fmt.Errorf("--vault: %w", err)
+	}
+	return tokenize.NewTransitSigner(client, mount, key)
 }

@@ -28,8 +28,10 @@ import (
 	"github.com/tonevault/tonevault/audit/oplog"
 	"github.com/tonevault/tonevault/configs"
 	"github.com/tonevault/tonevault/dtmf"
+	"github.com/tonevault/tonevault/internal/processor"
 	"github.com/tonevault/tonevault/sip"
 	"github.com/tonevault/tonevault/sip/media"
+	"github.com/tonevault/tonevault/tokenize"
 )
 
 func init() {
@@ -102,7 +104,16 @@ func serveContext(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	// given to the user agent.
 	sipgosip.SetDefaultLogger(sip.QuietLog(sipLog))
 
-	trail, err := openAudit(ctx, cfg.Audit, log)
+	// Vault and the acquirer first: with audit.signer vault, the trail's
+	// checkpoints are signed by Vault, and it is closed (with a signed
+	// final checkpoint) before they are.
+	proc, vault, closeProc, err := startProcessor(cfg, log)
+	if err != nil {
+		fmt.Fprintf(stderr, "tonevault serve: %v\n", err)
+		return 2
+	}
+	defer closeProc()
+	trail, err := openAudit(ctx, cfg, vault, log)
 	if err != nil {
 		fmt.Fprintf(stderr, "tonevault serve: %v\n", err)
 		return 1
@@ -143,13 +154,6 @@ func serveContext(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		fmt.Fprintf(stderr, "tonevault serve: %v\n", err)
 		return 1
 	}
-	proc, closeProc, err := startProcessor(cfg, log)
-	if err != nil {
-		gw.Close(context.Background())
-		fmt.Fprintf(stderr, "tonevault serve: %v\n", err)
-		return 2
-	}
-	defer closeProc()
 	pay, err := startPayments(cfg, gw, trail, proc, log)
 	if err != nil {
 		gw.Close(context.Background())
@@ -258,7 +262,11 @@ func gatewayConfig(cfg configs.Config) (sip.Config, media.Config, error) {
 // openAudit opens the trail with the configured HMAC key. Without one it
 // uses a development key kept beside the trail (PATH.devkey), so that the
 // trail can be continued and verified, and says loudly that it does.
-func openAudit(ctx context.Context, a configs.Audit, log *zap.Logger) (*audit.Writer, error) {
+func openAudit(ctx context.Context, cfg configs.Config, vault *processor.LazyVault, log *zap.Logger) (*audit.Writer, error) {
+	a := cfg.Audit
+	if a.Signer == "vault" {
+		return openVaultAudit(ctx, cfg, vault, log)
+	}
 	keyFile := a.KeyFile
 	if keyFile == "" {
 		keyFile = a.Path + ".devkey"
@@ -289,6 +297,32 @@ func openAudit(ctx context.Context, a configs.Audit, log *zap.Logger) (*audit.Wr
 	if err != nil {
 		return nil, fmt.Errorf("audit: %w", err)
 	}
+	return w, nil
+}
+
+// vaultWait is how long serve waits for Vault when the audit trail is
+// signed by it: without its signing key, nothing can be audited, so the
+// gateway does not start (fail closed).
+const vaultWait = 30 * time.Second
+
+// openVaultAudit opens the trail with checkpoints signed by the transit
+// ed25519 key (audit.signer: vault).
+func openVaultAudit(ctx context.Context, cfg configs.Config, vault *processor.LazyVault, log *zap.Logger) (*audit.Writer, error) {
+	wctx, cancel := context.WithTimeout(ctx, vaultWait)
+	defer cancel()
+	v, err := vault.Wait(wctx)
+	if err != nil {
+		return nil, fmt.Errorf("audit.signer vault: no Vault login within %v: %w", vaultWait, err)
+	}
+	signer, err := tokenize.NewTransitSigner(v.Client(), cfg.Vault.Transit.Mount, cfg.Vault.Transit.SigningKey)
+	if err != nil {
+		return nil, fmt.Errorf("audit.signer vault: %w", err)
+	}
+	w, err := audit.Open(ctx, cfg.Audit.Path, audit.Options{Signer: signer})
+	if err != nil {
+		return nil, fmt.Errorf("audit: %w", err)
+	}
+	log.Info("audit checkpoints signed by Vault", zap.String("key_id", signer.KeyID()))
 	return w, nil
 }
 

@@ -22,13 +22,13 @@ import (
 // background, so the gateway masks calls while Vault is still down) and
 // the acquirer (the connector redials by itself). The returned function
 // closes both.
-func startProcessor(cfg configs.Config, log *zap.Logger) (*processor.Processor, func(), error) {
+func startProcessor(cfg configs.Config, log *zap.Logger) (*processor.Processor, *processor.LazyVault, func(), error) {
 	p := &processor.Processor{}
 	var conn *psp.ISO
 	if len(cfg.PSP.Addrs) > 0 {
 		hdr, err := psp.ParseHeader(cfg.PSP.Header)
 		if err != nil {
-			return nil, nil, fmt.Errorf("psp.header: %w", err)
+			return nil, nil, nil, fmt.Errorf("psp.header: %w", err)
 		}
 		p.Kind = psp.Authorization
 		if cfg.PSP.Kind == "sale" {
@@ -43,7 +43,7 @@ func startProcessor(cfg configs.Config, log *zap.Logger) (*processor.Processor, 
 			Logger: log.Named("psp"),
 		})
 		if err != nil {
-			return nil, nil, fmt.Errorf("psp: %w", err)
+			return nil, nil, nil, fmt.Errorf("psp: %w", err)
 		}
 		p.PSP = conn
 	} else {
@@ -51,7 +51,7 @@ func startProcessor(cfg configs.Config, log *zap.Logger) (*processor.Processor, 
 	}
 	vault := processor.DialVault(cfg.Vault, tokenize.Options{Logger: log.Named("vault")}, log.Named("vault"))
 	p.Vault = vault
-	return p, func() {
+	return p, vault, func() {
 		_ = vault.Close()
 		if conn != nil {
 			_ = conn.Close()

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -57,5 +58,82 @@ func TestVaultSetup(t *testing.T) {
 	errb.Reset()
 	if code := run([]string{"vault", "setup", "--config", cfgPath}, &out, &errb); code != 2 || !strings.Contains(errb.String(), "VAULT_TOKEN") {
 		t.Errorf("without VAULT_TOKEN: exit %d %s", code, errb.String())
+	}
+}
+
+// TestServeAuditSignedByVault: with audit.signer vault the gateway signs
+// its checkpoints with the transit key it cannot export, and `audit verify
+// --vault` checks them through Vault; a changed line still fails.
+func TestServeAuditSignedByVault(t *testing.T) {
+	srv := vaultserver.Start(t)
+	dir := t.TempDir()
+	t.Setenv("VAULT_TOKEN", srv.RootToken)
+	var out, errb bytes.Buffer
+	base := filepath.Join(dir, "base.yaml")
+	if err := os.WriteFile(base, []byte("vault:\n  address: "+srv.Addr+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code := run([]string{"vault", "setup", "--config", base, "--out", dir}, &out, &errb); code != 0 {
+		t.Fatalf("vault setup: exit %d: %s", code, errb.String())
+	}
+	trail := filepath.Join(dir, "audit.jsonl")
+	cfg := out.String() + fmt.Sprintf(`sip:
+  trunks:
+    carrier:
+      listen: 127.0.0.1:0
+    platform:
+      listen: 127.0.0.1:0
+media:
+  port_min: 0
+  port_max: 0
+http:
+  listen: 127.0.0.1:0
+log:
+  level: warn
+audit:
+  signer: vault
+  path: %s
+psp:
+  addrs: []
+  state_dir: %s
+`, trail, filepath.Join(dir, "psp"))
+	cfgPath := filepath.Join(dir, "tv.yaml")
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// The gateway logs in with its AppRole, not the root token.
+	t.Setenv("VAULT_TOKEN", "")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var stdout, stderr syncBuffer
+	done := make(chan int, 1)
+	go func() { done <- serveContext(ctx, []string{"--config", cfgPath}, &stdout, &stderr) }()
+	listeners(t, &stdout, done)
+	cancel()
+	if code := <-done; code != 0 {
+		t.Fatalf("serve exit %d; stderr:\n%s", code, stderr.String())
+	}
+
+	t.Setenv("VAULT_ADDR", srv.Addr)
+	t.Setenv("VAULT_TOKEN", srv.RootToken)
+	out.Reset()
+	errb.Reset()
+	if code := run([]string{"audit", "verify", "--vault", trail}, &out, &errb); code != 0 || !strings.Contains(out.String(), "vault-transit:tonevault-transit/tonevault-audit") {
+		t.Fatalf("verify --vault: exit %d\n%s%s", code, out.String(), errb.String())
+	}
+	b, err := os.ReadFile(trail)
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged := strings.Replace(string(b), `"outcome":"success"`, `"outcome":"failure"`, 1)
+	if forged == string(b) {
+		t.Fatal("nothing to change in the trail")
+	}
+	if err := os.WriteFile(trail, []byte(forged), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	if code := run([]string{"audit", "verify", "--vault", trail}, &out, &errb); code != 1 || !strings.Contains(out.String(), "FAILED") {
+		t.Errorf("changed trail: exit %d\n%s", code, out.String())
 	}
 }

@@ -2,6 +2,7 @@ package processor
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -74,6 +75,27 @@ func (l *LazyVault) Vault() *tokenize.Vault {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
 	return l.v
+}
+
+// Wait returns the client once the login succeeded, or ctx's error.
+func (l *LazyVault) Wait(ctx context.Context) (*tokenize.Vault, error) {
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	for {
+		if v := l.Vault(); v != nil {
+			return v, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-l.done:
+			if v := l.Vault(); v != nil {
+				return v, nil
+			}
+			return nil, errors.New("processor: vault login stopped")
+		case <-t.C:
+		}
+	}
 }
 
 // Tokenize implements Tokenizer.
