@@ -44,6 +44,11 @@ type Config struct {
 	StateDir string
 	// Logger gets operational logs (never card data). Default: none.
 	Logger *zap.Logger
+	// OnReversal, when set, is told of every reversal the acquirer
+	// acknowledged (for the audit trail: PCI DSS 10.2 wants the reversal
+	// of an authorization recorded). It runs on the reversal worker and
+	// must not block for long. A Reversal holds no card data.
+	OnReversal func(Reversal)
 }
 
 // DefaultMOTOIndicator is field 60 for a brand without its own entry.

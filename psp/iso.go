@@ -291,6 +291,7 @@ func (x *ISO) Authorize(ctx context.Context, r *Request) (Response, error) {
 		Currency:     cur,
 		Terminal:     x.cfg.Terminal,
 		Merchant:     x.cfg.Merchant,
+		Reference:    r.MerchantRef,
 		Created:      now,
 	}
 	m, err := x.request(r, rev)

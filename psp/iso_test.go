@@ -91,8 +91,22 @@ func TestInvalidRequests(t *testing.T) {
 }
 
 func TestTimeoutSendsReversal(t *testing.T) {
-	e := newEnv(t, sim.Config{}, func(c *psp.Config) { c.Timeout = 300 * time.Millisecond })
+	var mu sync.Mutex
+	acked := map[string]psp.Reversal{}
+	e := newEnv(t, sim.Config{}, func(c *psp.Config) {
+		c.Timeout = 300 * time.Millisecond
+		c.OnReversal = func(r psp.Reversal) {
+			mu.Lock()
+			defer mu.Unlock()
+			if _, dup := acked[r.STAN]; dup {
+				t.Errorf("OnReversal twice for STAN %s", r.STAN)
+			}
+			acked[r.STAN] = r
+		}
+	})
+	var stans []string
 	for _, r := range []*psp.Request{request("4000000000000119", 1000), request("4111111111111111", 99999)} {
+		r.MerchantRef = "order-" + r.Currency
 		resp, err := e.authorize(r)
 		if err != nil {
 			t.Fatal(err)
@@ -101,7 +115,20 @@ func TestTimeoutSendsReversal(t *testing.T) {
 			t.Fatalf("got %+v", resp)
 		}
 		eventually(t, "reversal of STAN "+resp.STAN+" acknowledged", func() bool { return e.reversed(resp.STAN) })
+		stans = append(stans, resp.STAN)
 	}
+	eventually(t, "OnReversal for both", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(acked) == 2
+	})
+	mu.Lock()
+	for _, stan := range stans {
+		if r := acked[stan]; r.Reason != psp.ReasonTimeout || r.Reference == "" {
+			t.Errorf("OnReversal(%+v): want reason %s and the merchant reference", r, psp.ReasonTimeout)
+		}
+	}
+	mu.Unlock()
 	eventually(t, "queue empty", func() bool {
 		p, err := e.conn.PendingReversals()
 		return err == nil && len(p) == 0

@@ -29,8 +29,9 @@ type Reversal struct {
 	Currency     string    `json:"currency"` // numeric, field 49
 	Terminal     string    `json:"terminal"`
 	Merchant     string    `json:"merchant"`
-	Reason       string    `json:"reason"`   // why: psp_timeout, psp_connection_lost, late_response
-	RevSTAN      string    `json:"rev_stan"` // the 0400's own field 11, kept for its repeats
+	Reference    string    `json:"reference,omitempty"` // the request's MerchantRef: for the audit trail
+	Reason       string    `json:"reason"`              // why: psp_timeout, psp_connection_lost, late_response
+	RevSTAN      string    `json:"rev_stan"`            // the 0400's own field 11, kept for its repeats
 	Attempts     int       `json:"attempts"`
 	Created      time.Time `json:"created"`
 }

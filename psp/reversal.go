@@ -78,6 +78,9 @@ func (x *ISO) reversalLoop() {
 				x.log.Error("removing acknowledged reversal", zap.String("stan", r.STAN), zap.Error(err))
 			}
 			x.log.Info("reversal acknowledged", zap.String("stan", r.STAN), zap.String("rrn", r.RRN), zap.String("reason", r.Reason))
+			if x.cfg.OnReversal != nil {
+				x.cfg.OnReversal(*r)
+			}
 		}
 		var wait <-chan time.Time
 		if failed {

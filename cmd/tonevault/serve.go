@@ -107,7 +107,8 @@ func serveContext(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	// Vault and the acquirer first: with audit.signer vault, the trail's
 	// checkpoints are signed by Vault, and it is closed (with a signed
 	// final checkpoint) before they are.
-	proc, vault, closeProc, err := startProcessor(cfg, log)
+	revs := newReversalLog(log)
+	proc, vault, closeProc, err := startProcessor(cfg, revs, log)
 	if err != nil {
 		fmt.Fprintf(stderr, "tonevault serve: %v\n", err)
 		return 2
@@ -125,6 +126,9 @@ func serveContext(ctx context.Context, args []string, stdout, stderr io.Writer) 
 			log.Error("audit close failed", zap.Error(err))
 		}
 	}()
+	revCtx, stopRevs := context.WithCancel(context.Background())
+	defer stopRevs()
+	go revs.run(revCtx, trail)
 	appendAudit := func(r audit.Record) {
 		r.Actor = "system"
 		if _, err := trail.Append(context.Background(), r); err != nil {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"maps"
 	"strings"
@@ -22,7 +23,7 @@ import (
 // background, so the gateway masks calls while Vault is still down) and
 // the acquirer (the connector redials by itself). The returned function
 // closes both.
-func startProcessor(cfg configs.Config, log *zap.Logger) (*processor.Processor, *processor.LazyVault, func(), error) {
+func startProcessor(cfg configs.Config, revs *reversalLog, log *zap.Logger) (*processor.Processor, *processor.LazyVault, func(), error) {
 	p := &processor.Processor{}
 	var conn *psp.ISO
 	if len(cfg.PSP.Addrs) > 0 {
@@ -40,7 +41,7 @@ func startProcessor(cfg configs.Config, log *zap.Logger) (*processor.Processor, 
 			ConnectTimeout: cfg.PSP.ConnectTimeout, Timeout: cfg.PSP.Timeout, EchoInterval: cfg.PSP.EchoInterval,
 			Terminal: cfg.PSP.TerminalID, Merchant: cfg.PSP.MerchantID, MCC: cfg.PSP.MCC,
 			MOTOIndicators: cfg.PSP.MOTOIndicators, StateDir: cfg.PSP.StateDir,
-			Logger: log.Named("psp"),
+			Logger: log, OnReversal: revs.add,
 		})
 		if err != nil {
 			return nil, nil, nil, fmt.Errorf("psp: %w", err)
@@ -162,4 +163,45 @@ func callView(c sip.CallInfo) api.CallView {
 		v.AnsweredAt = &t
 	}
 	return v
+}
+
+// reversalLog carries acknowledged reversals to the audit trail. The
+// connector starts (and drains the reversals a previous run left) before
+// the trail is open, so they wait in a buffer until run starts.
+type reversalLog struct {
+	ch  chan psp.Reversal
+	log *zap.Logger
+}
+
+func newReversalLog(log *zap.Logger) *reversalLog {
+	return &reversalLog{ch: make(chan psp.Reversal, 1024), log: log}
+}
+
+func (l *reversalLog) add(r psp.Reversal) {
+	select {
+	case l.ch <- r:
+	default:
+		l.log.Error("reversal not audited: buffer full", zap.String("stan", r.STAN))
+	}
+}
+
+// run appends each reversal to the trail until ctx ends. The record names
+// the original by STAN only: an RRN is 12 digits, and the trail refuses
+// digit runs that could be card numbers.
+func (l *reversalLog) run(ctx context.Context, trail *audit.Writer) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case r := <-l.ch:
+			reason := fmt.Sprintf("%s: reversal of stan %s acknowledged by the acquirer", r.Reason, r.STAN)
+			if r.Reference != "" {
+				reason += "; merchant reference " + r.Reference
+			}
+			rec := audit.Record{Actor: "system", Event: audit.EventAuthorizationReversed, Outcome: audit.Success, Reason: reason}
+			if _, err := trail.Append(context.Background(), rec); err != nil {
+				l.log.Error("reversal not audited", zap.String("stan", r.STAN), zap.Error(err))
+			}
+		}
+	}
 }
