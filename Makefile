@@ -7,7 +7,7 @@ TONEVAULT := $(BIN)/tonevault
 SPANDSP_DTMF := $(BIN)/spandsp-dtmf
 FUZZTIME ?= 20s
 
-.PHONY: all build run demo test test-unit bench load lint fuzz deps tools clean
+.PHONY: all build run demo test e2e test-unit bench load lint fuzz deps tools clean
 
 all: build
 
@@ -34,6 +34,11 @@ test: deps tools
 	$(GO) vet ./...
 	@test -z "$$(gofmt -l .)" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
 	TONEVAULT_REQUIRE_TOOLS=1 TONEVAULT_SPANDSP_DTMF=$(abspath $(SPANDSP_DTMF)) $(GO) test -count=1 -timeout 20m ./...
+
+# The end-to-end payment tests alone (real Vault, psp-sim, SIP caller and
+# agent, Chromium); make test runs them too.
+e2e: deps tools
+	TONEVAULT_REQUIRE_TOOLS=1 TONEVAULT_SPANDSP_DTMF=$(abspath $(SPANDSP_DTMF)) $(GO) test -count=1 -v ./test/e2e ./test/sipe2e
 
 # Package tests only: no Debian packages needed.
 test-unit:

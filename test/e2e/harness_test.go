@@ -1,0 +1,337 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/tonevault/tonevault/api"
+	"github.com/tonevault/tonevault/psp/sim"
+	"github.com/tonevault/tonevault/sip/caller/callertest"
+	"github.com/tonevault/tonevault/test/vaultserver"
+)
+
+// apiKey is the CRM's key in every test gateway (not a secret).
+const apiKey = "tvk_e2e-test-key-not-secret"
+
+// syncBuffer is a bytes.Buffer safe for concurrent writers.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// recorder keeps everything a test captured, by source, for the leak
+// search: nothing the test saw may escape it.
+type recorder struct {
+	mu    sync.Mutex
+	names []string
+	bufs  map[string]*syncBuffer
+	files map[string]string // name → path read at scan time
+	// gateways counts gateway starts, to name their outputs.
+	gateways int
+}
+
+func newRecorder() *recorder {
+	return &recorder{bufs: map[string]*syncBuffer{}, files: map[string]string{}}
+}
+
+// writer returns the buffer for name, created on first use.
+func (r *recorder) writer(name string) *syncBuffer {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	b, ok := r.bufs[name]
+	if !ok {
+		b = &syncBuffer{}
+		r.bufs[name] = b
+		r.names = append(r.names, name)
+	}
+	return b
+}
+
+func (r *recorder) add(name string, p []byte) {
+	w := r.writer(name)
+	w.Write(p)
+	w.Write([]byte("\n"))
+}
+
+// file registers a file whose content at scan time is captured output.
+func (r *recorder) file(name, path string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, ok := r.files[name]; !ok {
+		r.names = append(r.names, name)
+	}
+	r.files[name] = path
+}
+
+// sources returns every source's content now.
+func (r *recorder) sources(t *testing.T) map[string]string {
+	t.Helper()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := map[string]string{}
+	for _, n := range r.names {
+		if b, ok := r.bufs[n]; ok {
+			out[n] = b.String()
+			continue
+		}
+		data, err := os.ReadFile(r.files[n])
+		if err != nil {
+			t.Errorf("captured file %s: %v", n, err)
+			continue
+		}
+		out[n] = string(data)
+	}
+	return out
+}
+
+// stackOptions vary the parts between tests.
+type stackOptions struct {
+	persistentVault bool
+	pspTimeout      time.Duration // default 2s
+	media           string        // extra keys under media: (indented YAML lines)
+}
+
+// stack is one complete deployment: Vault, acquirer, agent, gateway.
+type stack struct {
+	dir   string
+	rec   *recorder
+	vault *vaultserver.Server
+	sim   *sim.Server
+	agent *callertest.UAS
+	gw    *gateway
+	api   *apiClient
+	cfg   string
+}
+
+// newStack starts everything and stops it at the end of the test.
+func newStack(t *testing.T, o stackOptions) *stack {
+	t.Helper()
+	if o.pspTimeout == 0 {
+		o.pspTimeout = 2 * time.Second
+	}
+	s := &stack{dir: t.TempDir(), rec: newRecorder()}
+	s.vault = vaultserver.StartWith(t, vaultserver.Options{Persistent: o.persistentVault})
+	roleID, secretFile := vaultSetup(t, s)
+
+	var err error
+	s.sim, err = sim.Listen("127.0.0.1:0", sim.Config{Log: s.rec.writer("psp-sim log")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.sim.Close() })
+
+	s.agent = callertest.NewUAS(t, callertest.UASOptions{})
+	trail := filepath.Join(s.dir, "audit.jsonl")
+	s.cfg = filepath.Join(s.dir, "tonevault.yaml")
+	cfg := fmt.Sprintf(`sip:
+  trunks:
+    carrier:
+      listen: 127.0.0.1:0
+    platform:
+      listen: 127.0.0.1:0
+      target: %q
+  ring_timeout: 30s
+media:
+  port_min: 0
+  port_max: 0
+%s
+http:
+  listen: 127.0.0.1:0
+log:
+  level: debug
+audit:
+  path: %s
+api:
+  keys:
+    - name: e2e
+      hash: %q
+vault:
+  address: %s
+  auth:
+    method: approle
+    role_id: %s
+    secret_id_file: %s
+  timeout: 2s
+psp:
+  addrs: [%s]
+  timeout: %s
+  state_dir: %s
+`, s.agent.Target(), o.media, trail, api.HashKey(apiKey), s.vault.Addr, roleID, secretFile,
+		s.sim.Addr(), o.pspTimeout, filepath.Join(s.dir, "psp"))
+	if err := os.WriteFile(s.cfg, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s.rec.file("audit trail", trail)
+	s.gw = startGateway(t, s.cfg, trail, s.rec)
+	s.api = &apiClient{base: "http://" + s.gw.http, rec: s.rec}
+	return s
+}
+
+// vaultSetup runs `tonevault vault setup` with the root token, as an
+// operator would, and returns the AppRole credentials it wrote.
+func vaultSetup(t *testing.T, s *stack) (roleID, secretFile string) {
+	t.Helper()
+	cfg := filepath.Join(s.dir, "vault-setup.yaml")
+	if err := os.WriteFile(cfg, []byte("vault:\n  address: "+s.vault.Addr+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(s.dir, "approle")
+	cmd := exec.Command(tvBin, "vault", "setup", "--config", cfg, "--out", out)
+	cmd.Env = append(os.Environ(), "VAULT_TOKEN="+s.vault.RootToken)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("tonevault vault setup: %v\n%s%s", err, stdout.String(), stderr.String())
+	}
+	s.rec.add("vault setup output", append(stdout.Bytes(), stderr.Bytes()...))
+	id, err := os.ReadFile(filepath.Join(out, "role-id"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(id)), filepath.Join(out, "secret-id")
+}
+
+// gateway is `tonevault serve` running as a subprocess.
+type gateway struct {
+	cmd                     *exec.Cmd
+	stdout, stderr          *syncBuffer
+	done                    chan struct{}
+	carrier, platform, http string
+	trail                   string
+	stopped                 bool
+}
+
+// startGateway starts the binary with cfg, waits for its listener lines
+// and kills it, if still running, at the end of the test.
+func startGateway(t *testing.T, cfg, trail string, rec *recorder) *gateway {
+	t.Helper()
+	rec.mu.Lock()
+	rec.gateways++
+	n := rec.gateways
+	rec.mu.Unlock()
+	g := &gateway{
+		stdout: rec.writer(fmt.Sprintf("gateway stdout (run %d)", n)),
+		stderr: rec.writer(fmt.Sprintf("gateway stderr (run %d)", n)),
+		done:   make(chan struct{}), trail: trail,
+	}
+	g.cmd = exec.Command(tvBin, "serve", "--config", cfg)
+	g.cmd.Stdout, g.cmd.Stderr = g.stdout, g.stderr
+	if err := g.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { g.cmd.Wait(); close(g.done) }()
+	t.Cleanup(func() {
+		if !g.stopped {
+			g.cmd.Process.Kill()
+			<-g.done
+		}
+		if t.Failed() && os.Getenv(envDebug) == "1" {
+			t.Logf("gateway run %d stderr (tail):\n%s", n, tail(g.stderr.String(), 8000))
+		}
+	})
+	deadline := time.After(30 * time.Second)
+	for !strings.Contains(g.stdout.String(), "\nhttp ") {
+		select {
+		case <-g.done:
+			t.Fatalf("tonevault serve exited before listening: %v\nstderr:\n%s", g.cmd.ProcessState, g.stderr.String())
+		case <-deadline:
+			t.Fatalf("tonevault serve printed no listeners\nstdout:\n%s\nstderr:\n%s", g.stdout.String(), g.stderr.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	for l := range strings.SplitSeq(g.stdout.String(), "\n") {
+		f := strings.Fields(l)
+		switch {
+		case len(f) >= 3 && f[0] == "sip" && f[1] == "carrier":
+			g.carrier = f[2]
+		case len(f) >= 3 && f[0] == "sip" && f[1] == "platform":
+			g.platform = f[2]
+		case len(f) == 2 && f[0] == "http":
+			g.http = f[1]
+		}
+	}
+	if g.carrier == "" || g.http == "" {
+		t.Fatalf("listeners not understood:\n%s", g.stdout.String())
+	}
+	return g
+}
+
+// stop ends the gateway with SIGTERM, as an init system would, and
+// expects a clean exit.
+func (g *gateway) stop(t *testing.T) {
+	t.Helper()
+	if g.stopped {
+		return
+	}
+	g.stopped = true
+	g.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-g.done:
+	case <-time.After(30 * time.Second):
+		g.cmd.Process.Kill()
+		<-g.done
+		t.Fatalf("tonevault serve did not stop within 30s of SIGTERM\nstderr:\n%s", g.stderr.String())
+	}
+	if code := g.cmd.ProcessState.ExitCode(); code != 0 {
+		t.Errorf("tonevault serve exited %d after SIGTERM\nstderr (tail):\n%s", code, tail(g.stderr.String(), 4000))
+	}
+}
+
+// verifyAudit runs `tonevault audit verify` on the stopped gateway's
+// trail with its development key.
+func (g *gateway) verifyAudit(t *testing.T, rec *recorder) {
+	t.Helper()
+	cmd := exec.Command(tvBin, "audit", "verify", "--hmac-key-file", g.trail+".devkey", "--key-id", "dev", g.trail)
+	out, err := cmd.CombinedOutput()
+	rec.add("audit verify output", out)
+	if err != nil {
+		t.Errorf("tonevault audit verify: %v\n%s", err, out)
+	}
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
+}
+
+// waitFor polls cond every 50 ms until it holds or timeout passes.
+func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// ctxFor is a context that ends with the test.
+func ctxFor(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
