@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -144,7 +146,11 @@ func serveContext(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return 1
 	}
 	calls := sip.NewRegistry(0)
-	relay, err := media.NewRelay(mediaCfg, media.Options{Logger: log.Named("media"), Registerer: reg, Digits: calls})
+	relay, err := media.NewRelay(mediaCfg, media.Options{Logger: log.Named("media"), Registerer: reg, Digits: calls,
+		FailClosed: func(callID, reason string) {
+			appendAudit(audit.Record{CallID: callID, Event: audit.EventMaskingFailed, Outcome: audit.Failure,
+				Reason: "customer audio not inspectable (" + reason + "): replaced or dropped, never forwarded"})
+		}})
 	if err != nil {
 		fmt.Fprintf(stderr, "tonevault serve: %v\n", err)
 		return 2
@@ -189,6 +195,7 @@ func serveContext(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	fmt.Fprintf(stdout, "http %s\n", httpLn.Addr())
 	log.Info("gateway started", zap.String("carrier", gw.Addr("carrier").String()), zap.String("platform", gw.Addr("platform").String()), zap.String("http", httpLn.Addr().String()))
 	appendAudit(audit.Record{Event: audit.EventServiceStarted, Outcome: audit.Success, Reason: "tonevault serve " + buildVersion()})
+	appendAudit(audit.Record{Event: audit.EventConfigLoaded, Outcome: audit.Success, Reason: configSource(*cfgPath)})
 
 	code := 0
 	select {
@@ -206,6 +213,28 @@ func serveContext(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	_ = srv.Shutdown(sctx)
 	appendAudit(audit.Record{Event: audit.EventServiceStopped, Outcome: audit.Success, Reason: "stopped"})
 	return code
+}
+
+// configSource names the configuration for the audit trail: the file and
+// the SHA-256 of its bytes, so a later change to it shows.
+func configSource(path string) string {
+	const def = "embedded default configuration"
+	if path == "" {
+		return def
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return path + " on top of the " + def
+	}
+	sum := sha256.Sum256(b)
+	// Hex in groups of 8: the trail refuses any run of 12 or more digits
+	// that could be a card number, and plain hex has one now and then.
+	h := hex.EncodeToString(sum[:])
+	var grouped []string
+	for i := 0; i < len(h); i += 8 {
+		grouped = append(grouped, h[i:i+8])
+	}
+	return path + " (sha256 " + strings.Join(grouped, ":") + ") on top of the " + def
 }
 
 // buildVersion is the module version the binary was built from.

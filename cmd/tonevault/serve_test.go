@@ -203,7 +203,7 @@ func TestServe(t *testing.T) {
 		t.Errorf("audit trail does not verify: %v", err)
 	}
 	b, _ := os.ReadFile(trail)
-	for _, ev := range []audit.Event{audit.EventServiceStarted, audit.EventServiceStopped} {
+	for _, ev := range []audit.Event{audit.EventServiceStarted, audit.EventConfigLoaded, audit.EventServiceStopped} {
 		if !strings.Contains(string(b), `"event":"`+string(ev)+`"`) {
 			t.Errorf("audit trail lacks %s; stderr:\n%s", ev, stderr.String())
 		}

@@ -94,6 +94,12 @@ type Options struct {
 	Logger     *zap.Logger           // nil: no logging
 	Registerer prometheus.Registerer // nil: metrics are kept but not exported
 	Digits     DigitSink             // nil: digits are dropped
+	// FailClosed, when set, hears the first time in each call that carrier
+	// audio could not be inspected while masking was on and was replaced
+	// or dropped instead (DESIGN.md invariant 5: the audit trail says so).
+	// reason is the metric's reason label, e.g. "unknown_payload_type",
+	// "bad_version". It runs on its own goroutine.
+	FailClosed func(callID, reason string)
 }
 
 // Errors a Session reports through Err, and Open's port error.

@@ -63,6 +63,18 @@ type env struct {
 	sess     *Session
 	carrier  *net.UDPConn // the customer's phone / SBC
 	platform *net.UDPConn // the agent's phone / PBX
+
+	failMu sync.Mutex
+	fails  []string // Options.FailClosed calls, "call:reason"
+}
+
+// failClosed returns the FailClosed reports so far, sorted.
+func (e *env) failClosed() []string {
+	e.failMu.Lock()
+	defer e.failMu.Unlock()
+	out := append([]string(nil), e.fails...)
+	sort.Strings(out)
+	return out
 }
 
 // g711PTs is what both legs signal in most tests.
@@ -79,7 +91,11 @@ func newEnv(t *testing.T, mut func(*Config)) *env {
 		mut(&cfg)
 	}
 	e := &env{t: t, reg: prometheus.NewRegistry(), sink: &sink{}}
-	r, err := NewRelay(cfg, Options{Registerer: e.reg, Digits: e.sink})
+	r, err := NewRelay(cfg, Options{Registerer: e.reg, Digits: e.sink, FailClosed: func(call, reason string) {
+		e.failMu.Lock()
+		e.fails = append(e.fails, call+":"+reason)
+		e.failMu.Unlock()
+	}})
 	if err != nil {
 		t.Fatal(err)
 	}

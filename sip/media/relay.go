@@ -17,6 +17,7 @@ type Relay struct {
 	cfg   Config
 	log   *zap.Logger
 	sink  DigitSink
+	fail  func(callID, reason string)
 	m     *metrics
 	ports *portPool
 	// mask is one period of the mask signal, G.711-encoded, indexed by
@@ -53,6 +54,7 @@ func NewRelay(cfg Config, opts Options) (*Relay, error) {
 		cfg:      cfg,
 		log:      log,
 		sink:     opts.Digits,
+		fail:     opts.FailClosed,
 		m:        m,
 		ports:    newPortPool(cfg.BindIP, cfg.PortMin, cfg.PortMax),
 		delay:    probe.Delay(),

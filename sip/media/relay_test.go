@@ -3,6 +3,7 @@ package media
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"net"
 	"net/netip"
@@ -144,6 +145,16 @@ func TestMalformedDropped(t *testing.T) {
 	// The session still works.
 	if g := e.toPlatform(good); g.seq != 1 {
 		t.Fatal("relay stopped after malformed packets")
+	}
+	// Each kind of uninspectable packet is reported once for the call,
+	// however often it came.
+	want := "[call-1:bad_csrc_count call-1:bad_extension call-1:bad_padding call-1:bad_version call-1:oversize call-1:short_header]"
+	deadline := time.Now().Add(5 * time.Second)
+	for fmt.Sprint(e.failClosed()) != want && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := fmt.Sprint(e.failClosed()); got != want {
+		t.Errorf("FailClosed reports %s, want %s", got, want)
 	}
 }
 

@@ -374,6 +374,17 @@ func (s *Session) dirStats(d direction) DirStats {
 func (s *Session) count(d direction, o outcome) {
 	s.counts[d][o]++
 	s.r.m.packets[d][o].Inc()
+	if d == toPlatform && s.counts[d][o] == 1 && failClosed[o] && s.r.fail != nil {
+		go s.r.fail(s.callID, o.reason())
+	}
+}
+
+// failClosed are the outcomes of carrier packets that could not be
+// inspected, reported once per call to Options.FailClosed. Foreign sources
+// are spoofing, not a failure to inspect; they are only counted.
+var failClosed = [numOutcomes]bool{
+	replaceUnknown: true, dropOversize: true, dropShort: true, dropVersion: true,
+	dropCSRC: true, dropExtension: true, dropPadding: true,
 }
 
 // acceptRTP is symmetric RTP latching. A packet is accepted from the
