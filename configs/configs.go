@@ -104,6 +104,10 @@ type Media struct {
 // HTTP is the HTTP listener (metrics, health, API).
 type HTTP struct {
 	Listen string `yaml:"listen"`
+	// Pprof serves Go's profiler at /debug/pprof/ on this listener: for
+	// measuring, never on an address others can reach (profiles show
+	// memory, which may hold card data).
+	Pprof bool `yaml:"pprof"`
 }
 
 // Log is the operational log.
@@ -199,8 +203,12 @@ func (c Config) Validate() error {
 	if _, err := netip.ParseAddr(c.Media.BindIP); err != nil {
 		return fmt.Errorf("media.bind_ip: %w", err)
 	}
-	if _, err := netip.ParseAddrPort(c.HTTP.Listen); err != nil {
+	hl, err := netip.ParseAddrPort(c.HTTP.Listen)
+	if err != nil {
 		return fmt.Errorf("http.listen: %w", err)
+	}
+	if c.HTTP.Pprof && !hl.Addr().IsLoopback() {
+		return fmt.Errorf("http.pprof: only on a loopback http.listen, not %s", hl.Addr())
 	}
 	for _, l := range []struct{ key, v string }{{"log.level", c.Log.Level}, {"log.sip_level", c.Log.SIPLevel}} {
 		switch l.v {

@@ -78,6 +78,7 @@ func TestParse(t *testing.T) {
 		{name: "not yaml", yaml: "sip: [\n", wantErr: "line"},
 		{name: "vault skip verify refused", yaml: "vault:\n  insecure: true\n", wantErr: "refused"},
 		{name: "psp kind", yaml: "psp:\n  kind: refund\n", wantErr: "psp.kind"},
+		{name: "pprof off loopback", yaml: "http:\n  listen: 0.0.0.0:8080\n  pprof: true\n", wantErr: "http.pprof"},
 		{name: "psp without state dir", yaml: "psp:\n  state_dir: \"\"\n", wantErr: "psp.state_dir"},
 		{name: "no psp", yaml: "psp:\n  addrs: []\n  state_dir: \"\"\n", check: func(t *testing.T, c Config) {
 			if len(c.PSP.Addrs) != 0 {

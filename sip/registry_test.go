@@ -152,3 +152,30 @@ func TestNewCallID(t *testing.T) {
 		seen[id] = true
 	}
 }
+
+// TestRegistryManyEnded: with many more ended calls than it keeps, the
+// registry holds exactly the newest keepEnded ended calls plus the live
+// ones, and lists them in start order.
+func TestRegistryManyEnded(t *testing.T) {
+	r := NewRegistry(3)
+	for i := range 500 {
+		id := fmt.Sprintf("c-%d", i)
+		r.add(&CallInfo{ID: id, Carrier: LegInfo{CallID: "s" + id}, State: StateAnswered})
+		if i%100 != 0 { // every 100th stays live
+			r.update(id, func(c *CallInfo) { c.State = StateEnded })
+		}
+	}
+	var got []string
+	for _, c := range r.List(Filter{}) {
+		got = append(got, c.ID)
+	}
+	if want := "[c-0 c-100 c-200 c-300 c-400 c-497 c-498 c-499]"; fmt.Sprint(got) != want {
+		t.Errorf("kept %v, want %v", got, want)
+	}
+	if _, ok := r.BySIPCallID("sc-496"); ok {
+		t.Error("expired call still found by Call-ID")
+	}
+	if len(r.order) > 2*len(r.calls)+64 || len(r.ended)-r.endHead != 3 {
+		t.Errorf("bookkeeping grows: order %d, ended %d-%d, calls %d", len(r.order), len(r.ended), r.endHead, len(r.calls))
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"net/netip"
 	"os"
 	"os/signal"
@@ -181,6 +182,12 @@ func serveContext(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	// The API routes its own paths (404/405 as problem+json).
 	mux.Handle("/v1/", pay.api)
 	mux.Handle("/widget/", pay.api)
+	if cfg.HTTP.Pprof {
+		log.Warn("profiler on /debug/pprof/ (http.pprof): heap profiles can hold card data; loopback only")
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	httpErr := make(chan error, 1)
 	go func() { httpErr <- srv.Serve(httpLn) }()
