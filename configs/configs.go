@@ -9,6 +9,7 @@
 package configs
 
 import (
+	"crypto/tls"
 	_ "embed"
 	"errors"
 	"fmt"
@@ -108,6 +109,11 @@ type HTTP struct {
 	// measuring, never on an address others can reach (profiles show
 	// memory, which may hold card data).
 	Pprof bool `yaml:"pprof"`
+	// TLSCertFile and TLSKeyFile (PEM) serve the listener over HTTPS: the
+	// API carries bearer keys and the widget its tokens, so anything but
+	// loopback wants them.
+	TLSCertFile string `yaml:"tls_cert_file"`
+	TLSKeyFile  string `yaml:"tls_key_file"`
 }
 
 // Log is the operational log.
@@ -206,6 +212,14 @@ func (c Config) Validate() error {
 	hl, err := netip.ParseAddrPort(c.HTTP.Listen)
 	if err != nil {
 		return fmt.Errorf("http.listen: %w", err)
+	}
+	if (c.HTTP.TLSCertFile == "") != (c.HTTP.TLSKeyFile == "") {
+		return errors.New("http.tls_cert_file and http.tls_key_file go together")
+	}
+	if c.HTTP.TLSCertFile != "" {
+		if _, err := tls.LoadX509KeyPair(c.HTTP.TLSCertFile, c.HTTP.TLSKeyFile); err != nil {
+			return fmt.Errorf("http.tls_cert_file/tls_key_file: %w", err)
+		}
 	}
 	if c.HTTP.Pprof && !hl.Addr().IsLoopback() {
 		return fmt.Errorf("http.pprof: only on a loopback http.listen, not %s", hl.Addr())

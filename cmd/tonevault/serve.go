@@ -190,7 +190,13 @@ func serveContext(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	httpErr := make(chan error, 1)
-	go func() { httpErr <- srv.Serve(httpLn) }()
+	go func() {
+		if cfg.HTTP.TLSCertFile != "" {
+			httpErr <- srv.ServeTLS(httpLn, cfg.HTTP.TLSCertFile, cfg.HTTP.TLSKeyFile)
+			return
+		}
+		httpErr <- srv.Serve(httpLn)
+	}()
 	gw.Start()
 
 	for _, t := range []struct {
@@ -199,8 +205,10 @@ func serveContext(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	}{{"carrier", cfg.SIP.Trunks.Carrier}, {"platform", cfg.SIP.Trunks.Platform}} {
 		fmt.Fprintf(stdout, "sip %s %s %s\n", t.name, gw.Addr(t.name), strings.Join(t.tc.Transports, ","))
 	}
+	// One line per listener, the same with TLS (tools parse it); the log
+	// says which.
 	fmt.Fprintf(stdout, "http %s\n", httpLn.Addr())
-	log.Info("gateway started", zap.String("carrier", gw.Addr("carrier").String()), zap.String("platform", gw.Addr("platform").String()), zap.String("http", httpLn.Addr().String()))
+	log.Info("gateway started", zap.String("carrier", gw.Addr("carrier").String()), zap.String("platform", gw.Addr("platform").String()), zap.String("http", httpLn.Addr().String()), zap.Bool("tls", cfg.HTTP.TLSCertFile != ""))
 	appendAudit(audit.Record{Event: audit.EventServiceStarted, Outcome: audit.Success, Reason: "tonevault serve " + buildVersion()})
 	appendAudit(audit.Record{Event: audit.EventConfigLoaded, Outcome: audit.Success, Reason: configSource(*cfgPath)})
 
