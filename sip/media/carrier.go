@@ -49,6 +49,45 @@ type carrier struct {
 
 	scratch [MaxPacket]byte
 	events  []dtmf.Event
+
+	// Some senders (baresip, some SBCs) keep sending audio while they send
+	// an RFC 4733 event. Replacing each event packet as well would give the
+	// platform two packets per 20 ms: a recorder that plays them in
+	// sequence order would double the audio of every key press. So once
+	// audio has arrived between two packets of one event, that event's
+	// further packets are dropped, and the sequence numbers toward the
+	// platform close the gaps they leave.
+	eventTS         uint32 // the event timestamp of the newest event packet
+	haveEvent       bool
+	audioSinceEvent bool       // audio arrived after the newest event packet
+	withAudio       bool       // the current event came with the sender's audio
+	drops           [64]uint16 // sequence numbers dropped, oldest first
+	nDrops          int
+	settled         uint16 // drops older than those in drops
+}
+
+// outSeq is the sequence number toward the platform for the carrier's
+// seq: lower by the number of dropped packets before it, so the platform
+// sees no gap. A packet arriving more than 64 drops late is numbered as
+// if it came after them (reordering that deep does not happen on a call).
+func (c *carrier) outSeq(seq uint16) uint16 {
+	d := c.settled
+	for _, x := range c.drops[:c.nDrops] {
+		if int16(seq-x) > 0 {
+			d++
+		}
+	}
+	return seq - d
+}
+
+func (c *carrier) dropSeq(seq uint16) {
+	if c.nDrops == len(c.drops) {
+		c.settled++
+		copy(c.drops[:], c.drops[1:])
+		c.nDrops--
+	}
+	c.drops[c.nDrops] = seq
+	c.nDrops++
 }
 
 type arrival struct {
@@ -107,7 +146,7 @@ func (s *Session) carrierPacket(pkt []byte, from netip.AddrPort, now time.Time, 
 			payload = payload[:1]
 		}
 		n = rtpHeaderLen + copy(out[rtpHeaderLen:], payload)
-		putRTPHeader(out, p.marker, p.pt, p.seq, p.ts, p.ssrc)
+		putRTPHeader(out, p.marker, p.pt, c.outSeq(p.seq), p.ts, p.ssrc)
 		c.sent(p.ts)
 		o = relayCN
 	default:
@@ -116,7 +155,7 @@ func (s *Session) carrierPacket(pkt []byte, from netip.AddrPort, now time.Time, 
 			o = replaceUnknown
 		} else {
 			n = rtpHeaderLen + copy(out[rtpHeaderLen:], p.payload)
-			putRTPHeader(out, p.marker, p.pt, p.seq, p.ts, p.ssrc)
+			putRTPHeader(out, p.marker, p.pt, c.outSeq(p.seq), p.ts, p.ssrc)
 			res.digits = s.feedMask(c.frameSamples(s), at, now, res.digits)
 			c.sent(p.ts)
 			o = relayUninspect
@@ -152,7 +191,8 @@ func (s *Session) newSSRC(p rtpPacket, now time.Time, digits []Digit) []Digit {
 		c.epochOff = c.clock + max(int64(now.Sub(c.wall)/sampleDur), 0) - first
 	}
 	c.ssrc, c.haveSSRC = p.ssrc, true
-	c.haveOut = false // a new timestamp space toward the platform too
+	c.haveOut = false                                                                            // a new timestamp space toward the platform too
+	c.nDrops, c.settled, c.haveEvent, c.audioSinceEvent, c.withAudio = 0, 0, false, false, false // and a new sequence space
 	return digits
 }
 
@@ -169,7 +209,7 @@ func (s *Session) audio(p rtpPacket, codec Codec, at int64, masking bool, now ti
 	if !c.ensureMasker(codec, s.r.cfg) {
 		// Cannot happen with a validated config; fail closed anyway.
 		fillMask(dst, s.r.mask[codec], int(p.ts))
-		putRTPHeader(out, p.marker, p.pt, p.seq, p.ts, p.ssrc)
+		putRTPHeader(out, p.marker, p.pt, c.outSeq(p.seq), p.ts, p.ssrc)
 		return rtpHeaderLen + n, time.Time{}, digits
 	}
 	c.advanceClock(at+int64(n), now)
@@ -196,10 +236,11 @@ func (s *Session) audio(p rtpPacket, codec Codec, at int64, masking bool, now ti
 	} else {
 		copy(dst, p.payload)
 	}
-	putRTPHeader(out, p.marker, p.pt, p.seq, p.ts, p.ssrc)
+	putRTPHeader(out, p.marker, p.pt, c.outSeq(p.seq), p.ts, p.ssrc)
 	c.sent(p.ts)
 	if n > 0 {
 		c.audioPT, c.audioCodec, c.audioN, c.haveAudio = p.pt, codec, n, true
+		c.audioSinceEvent = true
 	}
 	return rtpHeaderLen + n, arrived, digits
 }
@@ -232,10 +273,21 @@ func (s *Session) event(p rtpPacket, at int64, masking bool, now time.Time, out 
 	slot := max(dur-frame, 0)
 	if !masking {
 		n := rtpHeaderLen + copy(out[rtpHeaderLen:], p.payload)
-		putRTPHeader(out, p.marker, p.pt, p.seq, p.ts, p.ssrc)
+		putRTPHeader(out, p.marker, p.pt, c.outSeq(p.seq), p.ts, p.ssrc)
 		digits = s.feedMask(int(frame), at+slot, now, digits)
 		c.sent(p.ts + uint32(slot))
 		return n, relayEvent, digits
+	}
+	if !c.haveEvent || c.eventTS != p.ts {
+		c.eventTS, c.haveEvent, c.withAudio = p.ts, true, false
+	} else if c.audioSinceEvent {
+		c.withAudio = true // and stays so for the rest of this event
+	}
+	c.audioSinceEvent = false
+	if c.withAudio {
+		// The sender's audio covers this slot (masked on its own path).
+		c.dropSeq(p.seq)
+		return 0, dropEventWithAudio, digits
 	}
 	n, digits := s.replace(p, p.ts+uint32(slot), at+slot, now, out, digits)
 	return n, replaceEvent, digits
@@ -259,7 +311,7 @@ func (s *Session) replace(p rtpPacket, ts uint32, at int64, now time.Time, out [
 		ts = c.outTS
 	}
 	fillMask(out[rtpHeaderLen:rtpHeaderLen+n], s.r.mask[fc.codec], int(ts%uint32(len(s.r.mask[fc.codec]))))
-	putRTPHeader(out, false, fc.pt, p.seq, ts, p.ssrc)
+	putRTPHeader(out, false, fc.pt, c.outSeq(p.seq), ts, p.ssrc)
 	c.sent(ts)
 	return rtpHeaderLen + n, s.feedMask(n, at, now, digits)
 }

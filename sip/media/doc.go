@@ -49,7 +49,7 @@
 //   - telephone-event (RFC 4733): never forwarded while masking. The packet
 //     feeds the call's EventAssembler and its slot is filled with mask audio
 //     (beep or comfort noise, the masker's signal) in the carrier's audio
-//     format: same sequence number and SSRC, marker clear, timestamp
+//     format: the packet's sequence number (see below) and SSRC, marker clear, timestamp
 //     start+duration-one packet (the audio the packet stands for), never
 //     older than the newest timestamp sent. End retransmissions repeat the
 //     duration, so they go out with the timestamp of the first End: equal
@@ -59,6 +59,12 @@
 //     for the slot, so what sat in the look-ahead when the event began (a
 //     tone's first milliseconds sent in-band before the sender switched to
 //     events) never leaves, and the look-ahead is mask when audio resumes.
+//     Senders that keep sending audio during an event (baresip, some SBCs)
+//     would so give the platform two packets per slot; once audio arrives
+//     between two packets of one event, the event's further packets are
+//     dropped (metric reason telephone_event_with_audio) and the sequence
+//     numbers toward the platform are lowered past each drop, so the
+//     platform sees no gap and at most the event's first slot doubled.
 //   - comfort noise: relayed; while masking only its level byte (the
 //     spectral shape is audio the relay does not inspect).
 //   - anything else while masking: replaced by mask audio like an event

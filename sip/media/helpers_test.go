@@ -175,6 +175,22 @@ func (e *env) exchange(from *net.UDPConn, leg Leg, pkt []byte) got {
 // toPlatform sends a carrier packet and returns what the platform got.
 func (e *env) toPlatform(pkt []byte) got { return e.exchange(e.carrier, Carrier, pkt) }
 
+// toPlatformMaybe sends a carrier packet that the relay may drop: it
+// returns what reached the platform, if anything within 150 ms.
+func (e *env) toPlatformMaybe(pkt []byte) (got, bool) {
+	e.t.Helper()
+	e.send(e.carrier, Carrier, pkt)
+	g, err := recv(e.platform, 150*time.Millisecond)
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return got{}, false
+	}
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return g, true
+}
+
 func (e *env) send(from *net.UDPConn, leg Leg, pkt []byte) {
 	e.t.Helper()
 	if _, err := from.WriteToUDPAddrPort(pkt, e.sess.Local(leg)); err != nil {

@@ -169,6 +169,7 @@ func TestOnePressManyTransports(t *testing.T) {
 	tone := encode(toneSignal("4", 0, 100, 100, -8), PCMU)
 	evTS := ts
 	var out []got
+	events := 0
 	for i := 0; i+160 <= len(tone); i += 160 {
 		out = append(out, e.toPlatform(rtpPkt(0, seq, ts, ssrc, false, tone[i:i+160])))
 		seq++
@@ -179,10 +180,19 @@ func TestOnePressManyTransports(t *testing.T) {
 				reps = 3 // the End, sent three times
 			}
 			for range reps {
-				out = append(out, e.toPlatform(rtpPkt(101, seq, evTS, ssrc, dur == 160, eventPayload('4', dur == 800, uint16(dur)))))
+				// The sender's audio goes on during the event: after
+				// the first, its packets are dropped, not replaced.
+				g, ok := e.toPlatformMaybe(rtpPkt(101, seq, evTS, ssrc, dur == 160, eventPayload('4', dur == 800, uint16(dur))))
+				if ok {
+					out = append(out, g)
+					events++
+				}
 				seq++
 			}
 		}
+	}
+	if events != 1 {
+		t.Errorf("%d event packets replaced while audio flowed, want only the first", events)
 	}
 	// SIP INFO 9, and the same press as RFC 4733 right after.
 	e.sess.InfoDigit('9', 100*time.Millisecond)
@@ -194,6 +204,20 @@ func TestOnePressManyTransports(t *testing.T) {
 	ts += 800
 	out = append(out, e.sendAudio(toneSignal("", 200, 0, 0, 0)[:1600], PCMU, 0, &seq, &ts, ssrc)...)
 
+	// No gap in the sequence numbers the platform sees, though packets
+	// were dropped, and at most one slot doubled (the event's first packet).
+	sameTS := 0
+	for i := 1; i < len(out); i++ {
+		if out[i].seq != out[i-1].seq+1 {
+			t.Fatalf("platform seq %d after %d", out[i].seq, out[i-1].seq)
+		}
+		if out[i].ts == out[i-1].ts && out[i].pt == 0 && out[i-1].pt == 0 {
+			sameTS++
+		}
+	}
+	if sameTS > 4 { // the first event slot, and the End retransmissions of the 9 (no audio: replaced, same slot)
+		t.Errorf("%d packets repeat the previous timestamp", sameTS)
+	}
 	for name, found := range detectAll(t, decode(payloads(out), PCMU)) {
 		if found != "" {
 			t.Errorf("%s detects %q on the platform leg", name, found)

@@ -12,46 +12,48 @@ type outcome uint8
 const (
 	outcomeNone outcome = iota
 
-	relayAudio     // carrier audio, inspected (masked when masking is on)
-	relayEvent     // telephone-event passed through (CaptureOnly, not capturing)
-	relayCN        // comfort noise: a level, no audio to hide
-	relayUninspect // unknown payload type passed through (CaptureOnly, not capturing)
-	relayPassthru  // platform→carrier RTP, unchanged
-	relayRTCP      // RTCP, unchanged
-	replaceEvent   // telephone-event replaced by mask audio
-	replaceUnknown // unknown payload type replaced by mask audio
-	dropOversize   // datagram over MaxPacket
-	dropShort      // shorter than an RTP header
-	dropVersion    // RTP version not 2
-	dropCSRC       // CSRC count beyond the datagram
-	dropExtension  // header extension beyond the datagram
-	dropPadding    // padding count 0 or beyond the payload
-	dropForeign    // source is not the signalled or latched peer
-	dropNoRemote   // the other leg has no address yet
-	dropHold       // the other leg is on hold (sendonly, inactive, 0.0.0.0, port 0)
-	dropRTCPShort  // RTCP shorter than its 8-byte header
+	relayAudio         // carrier audio, inspected (masked when masking is on)
+	relayEvent         // telephone-event passed through (CaptureOnly, not capturing)
+	relayCN            // comfort noise: a level, no audio to hide
+	relayUninspect     // unknown payload type passed through (CaptureOnly, not capturing)
+	relayPassthru      // platform→carrier RTP, unchanged
+	relayRTCP          // RTCP, unchanged
+	replaceEvent       // telephone-event replaced by mask audio
+	replaceUnknown     // unknown payload type replaced by mask audio
+	dropOversize       // datagram over MaxPacket
+	dropShort          // shorter than an RTP header
+	dropVersion        // RTP version not 2
+	dropCSRC           // CSRC count beyond the datagram
+	dropExtension      // header extension beyond the datagram
+	dropPadding        // padding count 0 or beyond the payload
+	dropForeign        // source is not the signalled or latched peer
+	dropNoRemote       // the other leg has no address yet
+	dropHold           // the other leg is on hold (sendonly, inactive, 0.0.0.0, port 0)
+	dropRTCPShort      // RTCP shorter than its 8-byte header
+	dropEventWithAudio // telephone-event whose slot the sender's own audio fills
 	numOutcomes
 )
 
 var outcomeLabels = [numOutcomes][2]string{
-	relayAudio:     {"relayed", "audio"},
-	relayEvent:     {"relayed", "telephone_event"},
-	relayCN:        {"relayed", "comfort_noise"},
-	relayUninspect: {"relayed", "unknown_payload_type"},
-	relayPassthru:  {"relayed", "passthrough"},
-	relayRTCP:      {"relayed", "rtcp"},
-	replaceEvent:   {"replaced", "telephone_event"},
-	replaceUnknown: {"replaced", "unknown_payload_type"},
-	dropOversize:   {"dropped", "oversize"},
-	dropShort:      {"dropped", "short_header"},
-	dropVersion:    {"dropped", "bad_version"},
-	dropCSRC:       {"dropped", "bad_csrc_count"},
-	dropExtension:  {"dropped", "bad_extension"},
-	dropPadding:    {"dropped", "bad_padding"},
-	dropForeign:    {"dropped", "foreign_source"},
-	dropNoRemote:   {"dropped", "no_remote"},
-	dropHold:       {"dropped", "hold"},
-	dropRTCPShort:  {"dropped", "short_rtcp"},
+	relayAudio:         {"relayed", "audio"},
+	relayEvent:         {"relayed", "telephone_event"},
+	relayCN:            {"relayed", "comfort_noise"},
+	relayUninspect:     {"relayed", "unknown_payload_type"},
+	relayPassthru:      {"relayed", "passthrough"},
+	relayRTCP:          {"relayed", "rtcp"},
+	replaceEvent:       {"replaced", "telephone_event"},
+	replaceUnknown:     {"replaced", "unknown_payload_type"},
+	dropOversize:       {"dropped", "oversize"},
+	dropShort:          {"dropped", "short_header"},
+	dropVersion:        {"dropped", "bad_version"},
+	dropCSRC:           {"dropped", "bad_csrc_count"},
+	dropExtension:      {"dropped", "bad_extension"},
+	dropPadding:        {"dropped", "bad_padding"},
+	dropForeign:        {"dropped", "foreign_source"},
+	dropNoRemote:       {"dropped", "no_remote"},
+	dropHold:           {"dropped", "hold"},
+	dropRTCPShort:      {"dropped", "short_rtcp"},
+	dropEventWithAudio: {"dropped", "telephone_event_with_audio"},
 }
 
 func (o outcome) action() string { return outcomeLabels[o][0] }
