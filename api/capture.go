@@ -49,8 +49,16 @@ func (c captureSession) Submit(ctx context.Context, actor string) (View, error) 
 
 // Subscribe converts capture's feed, keeping its latest-wins buffering.
 func (c captureSession) Subscribe() (<-chan View, func()) {
-	in, cancelIn := c.s.Subscribe()
-	out := make(chan View, 1)
+	in, cancel := c.s.Subscribe()
+	return mapLatest(in, cancel, fromCapture)
+}
+
+// mapLatest relays in through f to a one-slot channel that keeps only the
+// newest value (a slow SSE client skips snapshots, never blocks the
+// session), and closes it when in closes. The returned cancel stops the
+// relay and cancels in; it may be called more than once.
+func mapLatest[T, U any](in <-chan T, cancelIn func(), f func(T) U) (<-chan U, func()) {
+	out := make(chan U, 1)
 	done := make(chan struct{})
 	go func() {
 		defer close(out)
@@ -62,17 +70,17 @@ func (c captureSession) Subscribe() (<-chan View, func()) {
 				if !ok {
 					return
 				}
-				cv := fromCapture(v)
+				u := f(v)
 				select {
-				case out <- cv:
+				case out <- u:
 				default:
 					// Only this goroutine sends: after dropping the stale
-					// snapshot there is room.
+					// value there is room.
 					select {
 					case <-out:
 					default:
 					}
-					out <- cv
+					out <- u
 				}
 			}
 		}

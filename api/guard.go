@@ -3,7 +3,6 @@ package api
 import (
 	"context"
 	"strings"
-	"sync"
 
 	"go.uber.org/zap"
 )
@@ -117,25 +116,5 @@ func (gs guardedSession) Submit(ctx context.Context, actor string) (View, error)
 
 func (gs guardedSession) Subscribe() (<-chan View, func()) {
 	in, cancel := gs.Session.Subscribe()
-	out := make(chan View, 1)
-	done := make(chan struct{})
-	go func() {
-		defer close(out)
-		for {
-			select {
-			case <-done:
-				return
-			case v, ok := <-in:
-				if !ok {
-					return
-				}
-				select {
-				case out <- gs.g.view(v):
-				case <-done:
-					return
-				}
-			}
-		}
-	}()
-	return out, sync.OnceFunc(func() { close(done); cancel() })
+	return mapLatest(in, cancel, gs.g.view)
 }
