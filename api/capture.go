@@ -49,16 +49,8 @@ func (c captureSession) Submit(ctx context.Context, actor string) (View, error) 
 
 // Subscribe converts capture's feed, keeping its latest-wins buffering.
 func (c captureSession) Subscribe() (<-chan View, func()) {
-	in, cancel := c.s.Subscribe()
-	return mapLatest(in, cancel, fromCapture)
-}
-
-// mapLatest relays in through f to a one-slot channel that keeps only the
-// newest value (a slow SSE client skips snapshots, never blocks the
-// session), and closes it when in closes. The returned cancel stops the
-// relay and cancels in; it may be called more than once.
-func mapLatest[T, U any](in <-chan T, cancelIn func(), f func(T) U) (<-chan U, func()) {
-	out := make(chan U, 1)
+	in, cancelIn := c.s.Subscribe()
+	out := make(chan View, 1)
 	done := make(chan struct{})
 	go func() {
 		defer close(out)
@@ -70,17 +62,17 @@ func mapLatest[T, U any](in <-chan T, cancelIn func(), f func(T) U) (<-chan U, f
 				if !ok {
 					return
 				}
-				u := f(v)
+				cv := fromCapture(v)
 				select {
-				case out <- u:
+				case out <- cv:
 				default:
 					// Only this goroutine sends: after dropping the stale
-					// value there is room.
+					// snapshot there is room.
 					select {
 					case <-out:
 					default:
 					}
-					out <- u
+					out <- cv
 				}
 			}
 		}

@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"strings"
+	"sync"
 
 	"go.uber.org/zap"
 )
@@ -116,5 +117,25 @@ func (gs guardedSession) Submit(ctx context.Context, actor string) (View, error)
 
 func (gs guardedSession) Subscribe() (<-chan View, func()) {
 	in, cancel := gs.Session.Subscribe()
-	return mapLatest(in, cancel, gs.g.view)
+	out := make(chan View, 1)
+	done := make(chan struct{})
+	go func() {
+		defer close(out)
+		for {
+			select {
+			case <-done:
+				return
+			case v, ok := <-in:
+				if !ok {
+					return
+				}
+				select {
+				case out <- gs.g.view(v):
+				case <-done:
+					return
+				}
+			}
+		}
+	}()
+	return out, sync.OnceFunc(func() { close(done); cancel() })
 }
