@@ -181,3 +181,26 @@ func TestUnavailable(t *testing.T) {
 		t.Errorf("acquirer down: %v, want ErrUnavailable", err)
 	}
 }
+
+// TestLazyVaultDown: while Vault cannot be reached, tokenization is
+// retryable (ErrUnavailable) and Wait gives up with its context; Close
+// stops the login loop. The connected case runs against a real Vault in
+// cmd/tonevault's TestServeAuditSignedByVault.
+func TestLazyVaultDown(t *testing.T) {
+	cfg := tokenize.DefaultConfig()
+	cfg.Address = "http://127.0.0.1:1"
+	t.Setenv("VAULT_TOKEN", "not-a-token")
+	l := DialVault(cfg, tokenize.Options{}, nil)
+	c := card("4111111111111111", "1230", "737", capture.BrandVisa)
+	if _, err := l.Tokenize(context.Background(), c.PAN, c.Expiry, "visa", ""); !errors.Is(err, tokenize.ErrUnavailable) {
+		t.Errorf("Tokenize before login: %v, want ErrUnavailable", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	if v, err := l.Wait(ctx); v != nil || !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Wait = %v, %v", v, err)
+	}
+	if err := l.Close(); err != nil {
+		t.Error(err)
+	}
+}

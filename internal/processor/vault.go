@@ -21,6 +21,7 @@ import (
 type LazyVault struct {
 	mu     sync.RWMutex
 	v      *tokenize.Vault
+	ready  chan struct{} // closed once v is set
 	cancel context.CancelFunc
 	done   chan struct{}
 }
@@ -37,7 +38,7 @@ func DialVault(cfg tokenize.Config, opts tokenize.Options, log *zap.Logger) *Laz
 		log = zap.NewNop()
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	l := &LazyVault{cancel: cancel, done: make(chan struct{})}
+	l := &LazyVault{ready: make(chan struct{}), cancel: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(l.done)
 		wait := firstRetry
@@ -49,6 +50,7 @@ func DialVault(cfg tokenize.Config, opts tokenize.Options, log *zap.Logger) *Laz
 				l.mu.Lock()
 				l.v = v
 				l.mu.Unlock()
+				close(l.ready)
 				log.Info("vault connected", zap.String("address", cfg.Address), zap.Int("attempt", attempt))
 				return
 			}
@@ -79,21 +81,17 @@ func (l *LazyVault) Vault() *tokenize.Vault {
 
 // Wait returns the client once the login succeeded, or ctx's error.
 func (l *LazyVault) Wait(ctx context.Context) (*tokenize.Vault, error) {
-	t := time.NewTicker(100 * time.Millisecond)
-	defer t.Stop()
-	for {
-		if v := l.Vault(); v != nil {
-			return v, nil
-		}
+	select {
+	case <-l.ready:
+		return l.Vault(), nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-l.done:
 		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-l.done:
-			if v := l.Vault(); v != nil {
-				return v, nil
-			}
+		case <-l.ready:
+			return l.Vault(), nil
+		default:
 			return nil, errors.New("processor: vault login stopped")
-		case <-t.C:
 		}
 	}
 }
