@@ -46,11 +46,17 @@ func (s *syncBuffer) String() string {
 
 const serveTestKey = "tvk_serve-test-key-not-secret"
 
-// testConfig is a configuration with every port chosen by the kernel.
+// testConfig is a configuration with every port chosen by the kernel,
+// HMAC-signed audit and no reachable Vault or PSP.
 func testConfig(t *testing.T) (cfgPath, trail string) {
-	dir := t.TempDir()
+	return testConfigWith(t, t.TempDir(), "vault:\n  address: http://127.0.0.1:1\n", "hmac")
+}
+
+// testConfigWith writes it in dir with the given vault: section and
+// audit signer.
+func testConfigWith(t *testing.T, dir, vaultYAML, signer string) (cfgPath, trail string) {
 	trail = filepath.Join(dir, "audit.jsonl")
-	cfg := fmt.Sprintf(`sip:
+	cfg := vaultYAML + fmt.Sprintf(`sip:
   trunks:
     carrier:
       listen: 127.0.0.1:0
@@ -64,17 +70,16 @@ http:
 log:
   level: warn
 audit:
+  signer: %s
   path: %s
 api:
   keys:
     - name: crm-test
       hash: %q
-vault:
-  address: http://127.0.0.1:1
 psp:
   addrs: []
   state_dir: %s
-`, trail, api.HashKey(serveTestKey), filepath.Join(dir, "psp"))
+`, signer, trail, api.HashKey(serveTestKey), filepath.Join(dir, "psp"))
 	cfgPath = filepath.Join(dir, "tonevault.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -76,31 +75,7 @@ func TestServeAuditSignedByVault(t *testing.T) {
 	if code := run([]string{"vault", "setup", "--config", base, "--out", dir}, &out, &errb); code != 0 {
 		t.Fatalf("vault setup: exit %d: %s", code, errb.String())
 	}
-	trail := filepath.Join(dir, "audit.jsonl")
-	cfg := out.String() + fmt.Sprintf(`sip:
-  trunks:
-    carrier:
-      listen: 127.0.0.1:0
-    platform:
-      listen: 127.0.0.1:0
-media:
-  port_min: 0
-  port_max: 0
-http:
-  listen: 127.0.0.1:0
-log:
-  level: warn
-audit:
-  signer: vault
-  path: %s
-psp:
-  addrs: []
-  state_dir: %s
-`, trail, filepath.Join(dir, "psp"))
-	cfgPath := filepath.Join(dir, "tv.yaml")
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	cfgPath, trail := testConfigWith(t, dir, out.String(), "vault")
 	// The gateway logs in with its AppRole, not the root token.
 	t.Setenv("VAULT_TOKEN", "")
 	ctx, cancel := context.WithCancel(context.Background())
