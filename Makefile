@@ -47,12 +47,14 @@ test-unit:
 bench: build tools
 	$(GO) test -run '^$$' -bench . -benchmem ./dtmf/... ./audit/... ./capture/... ./psp/... ./sip/... ./api/... ./tokenize/... ./internal/...
 
-# The relay under load: N calls of G.711 both ways, in-process relay in a
-# child process; see BENCHMARKS.md.
+# The relay under load: N calls of G.711 both ways through the relay in a
+# child process; LOAD_RELAY=bare or batched measures the yardsticks (a bare
+# Go UDP relay, the batched-syscall floor). See BENCHMARKS.md.
 LOAD_CALLS ?= 500
 LOAD_DURATION ?= 10s
+LOAD_RELAY ?= tonevault
 load: build
-	$(TONEVAULT) load --calls $(LOAD_CALLS) --duration $(LOAD_DURATION)
+	$(TONEVAULT) load --relay $(LOAD_RELAY) --calls $(LOAD_CALLS) --duration $(LOAD_DURATION)
 
 lint:
 	@test -z "$$(gofmt -l .)" || { echo "gofmt needed:"; gofmt -l .; exit 1; }

@@ -2,26 +2,24 @@ package main
 
 import (
 	"bufio"
-	"encoding/binary"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/netip"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/zaf/g711"
+	"golang.org/x/net/ipv4"
 
 	"github.com/tonevault/tonevault/dtmf"
-	"github.com/tonevault/tonevault/sip/media"
 )
 
 func init() {
@@ -37,8 +35,12 @@ relay's CPU time per packet, loss and added latency.
 The relay runs in a child process (this binary, 'load --relay-only'), so
 its CPU time is read from /proc/PID/stat apart from the generator's. Each
 packet carries its index and send time in the payload; the receiver finds
-them again after the relay's look-ahead shifted the audio, so latency is
-measured on the wire, not from RTP timestamps.
+them again after the relay's look-ahead shifted the audio, and the kernel
+stamps the arrival (SO_TIMESTAMPNS), so latency is measured on the wire,
+not from RTP timestamps nor from when the generator got round to reading.
+Each call sends on its own 1 ms slot of the 20 ms interval; the generator
+plays all customers and agents from two sockets per side with sendmmsg and
+recvmmsg, to leave the relay as much of the machine as it can.
 
 Options:
   --calls N           concurrent calls (default 100)
@@ -46,6 +48,14 @@ Options:
   --digits-every D    every D, every tenth call presses a digit in-band
                       (default 5s; 0: none)
   --lookahead D       the masker's look-ahead (default 30ms)
+  --relay KIND        what to load (default tonevault):
+                        tonevault  the product's relay: per-call ports,
+                                   inspection and masking
+                        bare       a bare Go UDP relay with the same
+                                   per-call ports, no inspection
+                        batched    every call on one port per side,
+                                   recvmmsg/sendmmsg, no inspection: the
+                                   floor of what UDP costs on this machine
   --in-process        run the relay in this process (no CPU split)
   --help              show this help
 `
@@ -56,6 +66,7 @@ type loadOpts struct {
 	digitsEvery time.Duration
 	lookahead   time.Duration
 	inProcess   bool
+	relay       string
 }
 
 func loadCmd(args []string, stdout, stderr io.Writer) int {
@@ -67,6 +78,7 @@ func loadCmd(args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&o.digitsEvery, "digits-every", 5*time.Second, "")
 	fs.DurationVar(&o.lookahead, "lookahead", dtmf.DefaultLookAhead, "")
 	fs.BoolVar(&o.inProcess, "in-process", false, "")
+	fs.StringVar(&o.relay, "relay", relayTonevault, "")
 	relayOnly := fs.Bool("relay-only", false, "")
 	help := fs.Bool("help", false, "")
 	if err := fs.Parse(args); err != nil {
@@ -89,6 +101,10 @@ func loadCmd(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "tonevault load: --duration must be positive and --digits-every not negative")
 		return 2
 	}
+	if !slices.Contains(relayKinds, o.relay) {
+		fmt.Fprintf(stderr, "tonevault load: --relay %q: want one of %s\n", o.relay, strings.Join(relayKinds, ", "))
+		return 2
+	}
 	if *relayOnly {
 		if err := relayChild(o, os.Stdin, stdout); err != nil {
 			fmt.Fprintf(stderr, "tonevault load --relay-only: %v\n", err)
@@ -105,119 +121,20 @@ func loadCmd(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// relayConfig is the relay the load runs against: defaults, with
-// kernel-chosen ports so that a load run never collides with a gateway.
-func relayConfig(o loadOpts) media.Config {
-	cfg := media.DefaultConfig()
-	cfg.PortMin, cfg.PortMax = 0, 0
-	cfg.LookAhead = o.lookahead
-	cfg.MediaTimeout = 0
-	return cfg
-}
-
-// digitCount is the relay's DigitSink in a load run.
-type digitCount struct{ n atomic.Int64 }
-
-func (d *digitCount) Digit(media.Digit) { d.n.Add(1) }
-
-var loadPTs = []media.PayloadType{{PT: 0, Codec: media.PCMU, Name: "PCMU", Rate: 8000}, {PT: 101, Codec: media.TelephoneEvent, Name: "telephone-event", Rate: 8000}}
-
-// relayHost opens one session per line "carrierPeerPort platformPeerPort"
-// and answers "carrierLocalPort platformLocalPort".
-type relayHost struct {
-	r      *media.Relay
-	digits *digitCount
-	ss     []*media.Session
-}
-
-func newRelayHost(o loadOpts) (*relayHost, error) {
-	h := &relayHost{digits: &digitCount{}}
-	r, err := media.NewRelay(relayConfig(o), media.Options{Digits: h.digits})
-	if err != nil {
-		return nil, err
-	}
-	h.r = r
-	return h, nil
-}
-
-func (h *relayHost) open(cp, pp netip.AddrPort) (netip.AddrPort, netip.AddrPort, error) {
-	s, err := h.r.Open(fmt.Sprintf("load-%d", len(h.ss)))
-	if err != nil {
-		return netip.AddrPort{}, netip.AddrPort{}, err
-	}
-	h.ss = append(h.ss, s)
-	if err := s.SetRemote(media.Carrier, media.Stream{Addr: cp, PayloadTypes: loadPTs}); err != nil {
-		return netip.AddrPort{}, netip.AddrPort{}, err
-	}
-	if err := s.SetRemote(media.Platform, media.Stream{Addr: pp, PayloadTypes: loadPTs}); err != nil {
-		return netip.AddrPort{}, netip.AddrPort{}, err
-	}
-	return s.Local(media.Carrier), s.Local(media.Platform), nil
-}
-
-func (h *relayHost) close() int64 {
-	h.r.Close()
-	return h.digits.n.Load()
-}
-
-// relayChild is 'load --relay-only': the relay side of a load run.
-func relayChild(o loadOpts, in io.Reader, out io.Writer) error {
-	h, err := newRelayHost(o)
-	if err != nil {
-		return err
-	}
-	sc := bufio.NewScanner(in)
-	w := bufio.NewWriter(out)
-	lo := netip.MustParseAddr("127.0.0.1")
-	for sc.Scan() {
-		line := sc.Text()
-		if line == "run" {
-			break
-		}
-		var a, b uint16
-		if _, err := fmt.Sscan(line, &a, &b); err != nil {
-			return fmt.Errorf("bad line %q", line)
-		}
-		c, p, err := h.open(netip.AddrPortFrom(lo, a), netip.AddrPortFrom(lo, b))
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(w, "%d %d\n", c.Port(), p.Port())
-		w.Flush()
-	}
-	io.Copy(io.Discard, in) // until the generator closes stdin: the run is over
-	fmt.Fprintf(w, "digits %d\n", h.close())
-	return w.Flush()
-}
-
-// loadCall is one call's two peers: the customer and the agent side.
-type loadCall struct {
-	carrier, platform *net.UDPConn
-	toCarrier         netip.AddrPort // relay's carrier-leg socket
-	toPlatform        netip.AddrPort
-	seq               uint16
-	digits            bool // this call presses digits
-}
-
-// stamp is written into each payload: a magic byte, the packet index
-// (24 bits) and the send time in µs since the run started.
-const (
-	stampLen   = 8
-	stampMagic = 0xA5
-	ptime      = 160 // samples per packet
-)
-
 type loadResult struct {
-	sent, recv       [2]int64 // [0] carrier→platform, [1] platform→carrier
-	lat              [2]*latHist
+	sent, recv       [2]atomic.Int64 // [0] carrier→platform, [1] platform→carrier
+	lat              [2]*latHist // stamp: the audio's delay, look-ahead included
+	own              [2]*latHist // packet: the relay's own delay
 	expectedLat      time.Duration
 	relayCPU         time.Duration
 	genCPU           time.Duration
 	cpuWindowPackets int64
-	digitsSent       int64
+	digitsSent       atomic.Int64
 	digitsSeen       int64
 	wall             time.Duration
+	maxLag           time.Duration // how late the sender's worst slot went out
 	cpuOK            bool
+	kernelStamps     bool // latency from SO_TIMESTAMPNS, not the receiver's clock
 }
 
 // latHist is a lock-free latency histogram with 10 µs buckets up to 2 s.
@@ -247,39 +164,51 @@ func (h *latHist) quantile(q float64) (time.Duration, int64) {
 }
 
 func runLoad(o loadOpts, logw io.Writer) (*loadResult, error) {
-	res := &loadResult{lat: [2]*latHist{{}, {}}}
-	delay := int(o.lookahead.Seconds()*dtmf.SampleRate + 0.5)
+	if o.relay == "" {
+		o.relay = relayTonevault
+	}
+	res := &loadResult{lat: [2]*latHist{{}, {}}, own: [2]*latHist{{}, {}}}
+	g := &generator{o: o, res: res, tone: toneBytes()}
+	delay := 0
+	if o.relay == relayTonevault {
+		delay = int(o.lookahead.Seconds()*dtmf.SampleRate + 0.5)
+	}
 	// Stamp position q in the packet such that after the delay it still
 	// lies inside one packet: output offset (q+delay) mod 160.
-	q := 0
 	if delay%ptime > ptime-stampLen {
-		q = ptime - delay%ptime
+		g.q = ptime - delay%ptime
 	}
-	outOff := (q + delay) % ptime
-	res.expectedLat = time.Duration((q+delay)/ptime) * 20 * time.Millisecond
+	g.outOff = (g.q + delay) % ptime
+	res.expectedLat = time.Duration((g.q+delay)/ptime) * 20 * time.Millisecond
 
-	calls := make([]*loadCall, o.calls)
-	lo := netip.MustParseAddr("127.0.0.1")
-	for i := range calls {
-		c := &loadCall{digits: i%10 == 0}
-		var err error
-		if c.carrier, err = net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(lo, 0))); err != nil {
-			return nil, err
-		}
-		if c.platform, err = net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(lo, 0))); err != nil {
-			return nil, err
-		}
-		calls[i] = c
+	var err error
+	if g.carrier, err = newGenSide(); err != nil {
+		return nil, err
 	}
-	defer func() {
-		for _, c := range calls {
-			c.carrier.Close()
-			c.platform.Close()
+	defer g.carrier.close()
+	if g.platform, err = newGenSide(); err != nil {
+		return nil, err
+	}
+	defer g.platform.close()
+	res.kernelStamps = g.carrier.kts[0] && g.platform.kts[0]
+	g.calls = make([]*loadCall, o.calls)
+	for i := range g.calls {
+		g.calls[i] = newLoadCall(i)
+	}
+	peers := func(c *loadCall) (netip.AddrPort, netip.AddrPort) {
+		return localPort(g.carrier.conns[c.side]), localPort(g.platform.conns[c.side])
+	}
+	if o.relay == relayBatched {
+		// One peer per side for every call: see batchedHost.
+		peers = func(*loadCall) (netip.AddrPort, netip.AddrPort) {
+			return localPort(g.carrier.conns[0]), localPort(g.platform.conns[0])
 		}
-	}()
-	port := func(c *net.UDPConn) uint16 { return c.LocalAddr().(*net.UDPAddr).AddrPort().Port() }
+		for _, c := range g.calls {
+			c.side = 0
+		}
+	}
 
-	// Start the relay and open the sessions.
+	// Start the relay and open the calls.
 	var childPID int
 	var finish func() (int64, error)
 	if o.inProcess {
@@ -287,13 +216,13 @@ func runLoad(o loadOpts, logw io.Writer) (*loadResult, error) {
 		if err != nil {
 			return nil, err
 		}
-		for _, c := range calls {
-			cl, pl, err := h.open(netip.AddrPortFrom(lo, port(c.carrier)), netip.AddrPortFrom(lo, port(c.platform)))
+		for _, c := range g.calls {
+			cl, pl, err := h.open(peers(c))
 			if err != nil {
 				h.close()
 				return nil, err
 			}
-			c.toCarrier, c.toPlatform = cl, pl
+			c.setRelay(cl, pl)
 		}
 		finish = func() (int64, error) { return h.close(), nil }
 	} else {
@@ -301,7 +230,7 @@ func runLoad(o loadOpts, logw io.Writer) (*loadResult, error) {
 		if err != nil {
 			return nil, err
 		}
-		cmd := exec.Command(exe, "load", "--relay-only", "--calls", strconv.Itoa(o.calls), "--lookahead", o.lookahead.String())
+		cmd := exec.Command(exe, "load", "--relay-only", "--relay", o.relay, "--calls", strconv.Itoa(o.calls), "--lookahead", o.lookahead.String())
 		cmd.Stderr = logw
 		stdin, _ := cmd.StdinPipe()
 		stdoutP, _ := cmd.StdoutPipe()
@@ -309,22 +238,29 @@ func runLoad(o loadOpts, logw io.Writer) (*loadResult, error) {
 			return nil, err
 		}
 		childPID = cmd.Process.Pid
+		fail := func(err error) (*loadResult, error) {
+			cmd.Process.Kill()
+			cmd.Wait()
+			return nil, err
+		}
 		rd := bufio.NewReader(stdoutP)
-		for _, c := range calls {
-			fmt.Fprintf(stdin, "%d %d\n", port(c.carrier), port(c.platform))
+		for _, c := range g.calls {
+			cp, pp := peers(c)
+			fmt.Fprintf(stdin, "%v %v\n", cp, pp)
 			line, err := rd.ReadString('\n')
 			if err != nil {
-				cmd.Process.Kill()
-				cmd.Wait()
-				return nil, fmt.Errorf("relay child: %v", err)
+				return fail(fmt.Errorf("relay child: %v", err))
 			}
-			var a, b uint16
+			var a, b string
 			if _, err := fmt.Sscan(line, &a, &b); err != nil {
-				cmd.Process.Kill()
-				cmd.Wait()
-				return nil, fmt.Errorf("relay child said %q", strings.TrimSpace(line))
+				return fail(fmt.Errorf("relay child said %q", strings.TrimSpace(line)))
 			}
-			c.toCarrier, c.toPlatform = netip.AddrPortFrom(lo, a), netip.AddrPortFrom(lo, b)
+			cl, err1 := netip.ParseAddrPort(a)
+			pl, err2 := netip.ParseAddrPort(b)
+			if err := errors.Join(err1, err2); err != nil {
+				return fail(fmt.Errorf("relay child said %q: %v", strings.TrimSpace(line), err))
+			}
+			c.setRelay(cl, pl)
 		}
 		fmt.Fprintln(stdin, "run")
 		finish = func() (int64, error) {
@@ -340,143 +276,56 @@ func runLoad(o loadOpts, logw io.Writer) (*loadResult, error) {
 	}
 
 	start := time.Now()
-	var wg sync.WaitGroup
-	// Receivers: the platform peer gets masked carrier audio, the carrier
-	// peer gets platform audio unchanged.
-	for _, c := range calls {
-		wg.Add(2)
-		go func() { defer wg.Done(); receive(c.platform, outOff, start, &res.recv[0], res.lat[0]) }()
-		go func() { defer wg.Done(); receive(c.carrier, 0, start, &res.recv[1], res.lat[1]) }()
+	g.startNanos = start.UnixNano()
+	// Receivers: the platform side gets masked carrier audio, the carrier
+	// side gets platform audio unchanged.
+	for i := range genSockets {
+		g.wg.Add(2)
+		go g.receive(g.platform.pcs[i], g.platform.kts[i], g.outOff, &res.recv[0], res.lat[0], res.own[0])
+		go g.receive(g.carrier.pcs[i], g.carrier.kts[i], 0, &res.recv[1], res.lat[1], res.own[1])
 	}
 
-	// Senders: a few goroutines, each ticking every 20 ms for its share.
-	warm := time.Second
-	stopAt := start.Add(warm + o.duration)
-	var cpu0, cpu1 time.Duration
-	var gen0, gen1 time.Duration
-	var sentAtStart [2]int64
-	var mark sync.Once
-	nsend := 4
-	var swg sync.WaitGroup
-	tone := toneBytes()
-	for g := range nsend {
-		swg.Add(1)
-		go func() {
-			defer swg.Done()
-			buf := make([]byte, 12+ptime)
-			tick := time.NewTicker(20 * time.Millisecond)
-			defer tick.Stop()
-			for k := 0; ; k++ {
-				now := <-tick.C
-				if now.After(stopAt) {
-					return
-				}
-				if g == 0 && now.Sub(start) >= warm {
-					mark.Do(func() {
-						cpu0, res.cpuOK = procCPU(childPID)
-						gen0 = selfCPU()
-						sentAtStart = [2]int64{atomic.LoadInt64(&res.sent[0]), atomic.LoadInt64(&res.sent[1])}
-					})
-				}
-				// Digit: 100 ms of tone every digitsEvery in digit calls.
-				toneIdx := -1
-				if o.digitsEvery > 0 {
-					phase := now.Sub(start) % o.digitsEvery
-					// Presses start after the masker's initial fill and end
-					// well before the run does, so each can be reported.
-					if since := now.Sub(start); since > 500*time.Millisecond && phase < 100*time.Millisecond && now.Add(300*time.Millisecond-phase).Before(stopAt) {
-						toneIdx = int(phase / (20 * time.Millisecond))
-					}
-					if toneIdx == 0 && g == 0 {
-						for _, c := range calls {
-							if c.digits {
-								atomic.AddInt64(&res.digitsSent, 1)
-							}
-						}
-					}
-				}
-				for i := g; i < len(calls); i += nsend {
-					c := calls[i]
-					pay := buf[12:]
-					if c.digits && toneIdx >= 0 {
-						copy(pay, tone[toneIdx*ptime:])
-					} else {
-						for j := range pay {
-							pay[j] = 0xFE // µ-law near silence
-						}
-					}
-					us := uint32(time.Since(start) / time.Microsecond)
-					putLoadRTP(buf, c.seq, 0x1000+uint32(i))
-					if !(c.digits && toneIdx >= 0) {
-						// Not in a tone: a stamp would be a loud click in it.
-						putStamp(pay[q:], c.seq, us)
-					}
-					c.carrier.WriteToUDPAddrPort(buf, c.toCarrier)
-					putStamp(pay[0:], c.seq, us)
-					c.platform.WriteToUDPAddrPort(buf, c.toPlatform)
-					atomic.AddInt64(&res.sent[0], 1)
-					atomic.AddInt64(&res.sent[1], 1)
-					c.seq++
-				}
-			}
-		}()
+	// The sender: one goroutine on a 1 ms schedule. A late wake-up sends
+	// every slot that came due since, so the rate holds even when the
+	// scheduler is behind; how far behind it fell is reported.
+	const warm = time.Second
+	total := int((warm + o.duration) / time.Millisecond)
+	var cm, pm [genSockets][]ipv4.Message
+	for i := range genSockets {
+		cm[i] = make([]ipv4.Message, 0, o.calls/slots+1)
+		pm[i] = make([]ipv4.Message, 0, o.calls/slots+1)
 	}
-	swg.Wait()
-	cpu1, _ = procCPU(childPID)
-	gen1 = selfCPU()
-	sentInWindow := res.sent[0] + res.sent[1] - sentAtStart[0] - sentAtStart[1]
+	var cpu0, gen0 time.Duration
+	var sentAtStart int64
+	for k := 0; k < total; k++ {
+		due := start.Add(time.Duration(k) * time.Millisecond)
+		if wait := time.Until(due); wait > 0 {
+			time.Sleep(wait)
+		} else if -wait > res.maxLag {
+			res.maxLag = -wait
+		}
+		if k == int(warm/time.Millisecond) {
+			cpu0, res.cpuOK = procCPU(childPID)
+			gen0 = selfCPU()
+			sentAtStart = res.sent[0].Load() + res.sent[1].Load()
+		}
+		g.sendSlot(k, &cm, &pm)
+	}
+	cpu1, _ := procCPU(childPID)
+	gen1 := selfCPU()
+	res.cpuWindowPackets = res.sent[0].Load() + res.sent[1].Load() - sentAtStart
 	time.Sleep(500 * time.Millisecond) // let the last packets land
 	res.wall = time.Since(start)
-	res.relayCPU, res.genCPU, res.cpuWindowPackets = cpu1-cpu0, gen1-gen0, sentInWindow
-	for _, c := range calls {
-		c.carrier.Close()
-		c.platform.Close()
-	}
-	wg.Wait()
+	res.relayCPU, res.genCPU = cpu1-cpu0, gen1-gen0
+	g.carrier.close()
+	g.platform.close()
+	g.wg.Wait()
 	n, err := finish()
 	if err != nil {
 		return nil, err
 	}
 	res.digitsSeen = n
 	return res, nil
-}
-
-func putLoadRTP(b []byte, seq uint16, ssrc uint32) {
-	b[0], b[1] = 0x80, 0
-	binary.BigEndian.PutUint16(b[2:], seq)
-	binary.BigEndian.PutUint32(b[4:], uint32(seq)*ptime)
-	binary.BigEndian.PutUint32(b[8:], ssrc)
-}
-
-func putStamp(b []byte, seq uint16, us uint32) {
-	b[0] = stampMagic
-	b[1], b[2], b[3] = 0, byte(seq>>8), byte(seq)
-	binary.BigEndian.PutUint32(b[4:], us)
-}
-
-// receive counts packets on c and measures each stamp found at off.
-func receive(c *net.UDPConn, off int, start time.Time, count *int64, h *latHist) {
-	buf := make([]byte, 2048)
-	for {
-		n, _, err := c.ReadFromUDPAddrPort(buf)
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			continue
-		}
-		now := time.Since(start)
-		atomic.AddInt64(count, 1)
-		if n < 12+off+stampLen {
-			continue
-		}
-		s := buf[12+off:]
-		if s[0] != stampMagic || s[1] != 0 {
-			continue // masked or the initial fill
-		}
-		sent := time.Duration(binary.BigEndian.Uint32(s[4:])) * time.Microsecond
-		h.add(now - sent)
-	}
 }
 
 // toneBytes is 100 ms of the digit 5 at -10 dBm0 per tone, µ-law.
@@ -518,10 +367,20 @@ func selfCPU() time.Duration {
 }
 
 func (r *loadResult) print(w io.Writer, o loadOpts) {
-	fmt.Fprintf(w, "tonevault load: %d calls, %v (+1s warm-up), look-ahead %v, digits every %v in every 10th call\n\n", o.calls, o.duration, o.lookahead, o.digitsEvery)
+	relay := o.relay
+	if relay == "" {
+		relay = relayTonevault
+	}
+	fmt.Fprintf(w, "tonevault load: %s relay, %d calls, %v (+1s warm-up)", relay, o.calls, o.duration)
+	if relay == relayTonevault {
+		fmt.Fprintf(w, ", look-ahead %v, digits every %v in every 10th call", o.lookahead, o.digitsEvery)
+	}
+	fmt.Fprint(w, "\n\n")
 	tw := func(k, v string) { fmt.Fprintf(w, "  %-34s %s\n", k, v) }
+	sent := [2]int64{r.sent[0].Load(), r.sent[1].Load()}
+	recv := [2]int64{r.recv[0].Load(), r.recv[1].Load()}
 	rate := float64(r.cpuWindowPackets) / o.duration.Seconds()
-	tw("packets sent (both directions)", fmt.Sprintf("%d (%.0f/s in the window)", r.sent[0]+r.sent[1], rate))
+	tw("packets sent (both directions)", fmt.Sprintf("%d (%.0f/s in the window)", sent[0]+sent[1], rate))
 	if r.cpuOK && r.cpuWindowPackets > 0 {
 		tw("relay CPU per packet", fmt.Sprintf("%.2f µs (%v CPU for %d packets; %.0f%% of one core)",
 			float64(r.relayCPU.Microseconds())/float64(r.cpuWindowPackets), r.relayCPU.Round(time.Millisecond), r.cpuWindowPackets,
@@ -530,17 +389,34 @@ func (r *loadResult) print(w io.Writer, o loadOpts) {
 		tw("relay CPU per packet", "n/a (relay in process)")
 	}
 	tw("generator CPU per packet", fmt.Sprintf("%.2f µs", float64(r.genCPU.Microseconds())/float64(max(r.cpuWindowPackets, 1))))
+	tw("sender's worst lag", fmt.Sprintf("%v (how late its latest 1 ms slot went out)", r.maxLag.Round(10*time.Microsecond)))
 	names := [2]string{"carrier→platform (masked)", "platform→carrier"}
+	if relay != relayTonevault {
+		names[0] = "carrier→platform"
+	}
+	clock := "kernel receive stamps"
+	if !r.kernelStamps {
+		clock = "the receiver's clock"
+	}
 	for d := range 2 {
 		loss := 0.0
-		if r.sent[d] > 0 {
-			loss = 100 * (1 - float64(r.recv[d])/float64(r.sent[d]))
+		if sent[d] > 0 {
+			loss = 100 * (1 - float64(recv[d])/float64(sent[d]))
 		}
 		p50, n := r.lat[d].quantile(0.5)
 		p99, _ := r.lat[d].quantile(0.99)
-		tw(names[d]+" loss", fmt.Sprintf("%.3f%% (%d of %d received)", loss, r.recv[d], r.sent[d]))
-		tw(names[d]+" latency p50/p99", fmt.Sprintf("%v / %v (%d stamps)", p50, p99, n))
+		p999, _ := r.lat[d].quantile(0.999)
+		tw(names[d]+" loss", fmt.Sprintf("%.3f%% (%d of %d received)", loss, recv[d], sent[d]))
+		tw(names[d]+" latency p50/p99/p99.9", fmt.Sprintf("%v / %v / %v (%d stamps, %s)", p50, p99, p999, n, clock))
+		if relay == relayTonevault && d == 0 {
+			o50, _ := r.own[d].quantile(0.5)
+			o99, _ := r.own[d].quantile(0.99)
+			o999, on := r.own[d].quantile(0.999)
+			tw("  of which the relay's own", fmt.Sprintf("%v / %v / %v (%d packets: arrival of the packet that releases the audio to its departure)", o50, o99, o999, on))
+		}
 	}
-	tw("expected look-ahead quantisation", fmt.Sprintf("%v (whole packets the stamped sample waits; the relay's own cost is latency minus this)", r.expectedLat))
-	tw("digits pressed / reported", fmt.Sprintf("%d / %d", r.digitsSent, r.digitsSeen))
+	if relay == relayTonevault {
+		tw("expected look-ahead quantisation", fmt.Sprintf("%v (whole packets the stamped sample waits; the relay's own cost is latency minus this)", r.expectedLat))
+		tw("digits pressed / reported", fmt.Sprintf("%d / %d", r.digitsSent.Load(), r.digitsSeen))
+	}
 }
