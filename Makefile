@@ -7,7 +7,7 @@ TONEVAULT := $(BIN)/tonevault
 SPANDSP_DTMF := $(BIN)/spandsp-dtmf
 FUZZTIME ?= 20s
 
-.PHONY: all build run demo test e2e test-unit bench load lint fuzz deps tools clean
+.PHONY: all build run demo test e2e test-unit bench load cps lint fuzz deps tools clean
 
 all: build
 
@@ -55,6 +55,14 @@ LOAD_DURATION ?= 10s
 LOAD_RELAY ?= tonevault
 load: build
 	$(TONEVAULT) load --relay $(LOAD_RELAY) --calls $(LOAD_CALLS) --duration $(LOAD_DURATION)
+
+# SIP call rate: a SIPp customer places CPS_CALLS calls at CPS_RATE per
+# second through tonevault serve to a SIPp agent; see BENCHMARKS.md.
+CPS_RATE ?= 300
+CPS_CALLS ?= 18000
+cps: build
+	scripts/install-deps.sh sip
+	scripts/sipp-rate.sh $(TONEVAULT) $(CPS_RATE) $(CPS_CALLS)
 
 lint:
 	@test -z "$$(gofmt -l .)" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
