@@ -123,8 +123,8 @@ func loadCmd(args []string, stdout, stderr io.Writer) int {
 
 type loadResult struct {
 	sent, recv       [2]atomic.Int64 // [0] carrier→platform, [1] platform→carrier
-	lat              [2]*latHist // stamp: the audio's delay, look-ahead included
-	own              [2]*latHist // packet: the relay's own delay
+	lat              [2]*latHist     // stamp: the audio's delay, look-ahead included
+	own              [2]*latHist     // packet: the relay's own delay
 	expectedLat      time.Duration
 	relayCPU         time.Duration
 	genCPU           time.Duration
