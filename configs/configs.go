@@ -100,6 +100,7 @@ type Media struct {
 	Policy       string        `yaml:"policy"`
 	MediaTimeout time.Duration `yaml:"media_timeout"`
 	MaxDuration  time.Duration `yaml:"max_duration"`
+	IO           string        `yaml:"io"`
 }
 
 // HTTP is the HTTP listener (metrics, health, API).

@@ -20,6 +20,7 @@ import (
 	"golang.org/x/net/ipv4"
 
 	"github.com/tonevault/tonevault/dtmf"
+	"github.com/tonevault/tonevault/sip/media"
 )
 
 func init() {
@@ -56,6 +57,8 @@ Options:
                         batched    every call on one port per side,
                                    recvmmsg/sendmmsg, no inspection: the
                                    floor of what UDP costs on this machine
+  --io MODE           the tonevault relay's packet engine: auto (default),
+                      io_uring or goroutines (media.io in the config)
   --in-process        run the relay in this process (no CPU split)
   --help              show this help
 `
@@ -67,6 +70,7 @@ type loadOpts struct {
 	lookahead   time.Duration
 	inProcess   bool
 	relay       string
+	io          string
 }
 
 func loadCmd(args []string, stdout, stderr io.Writer) int {
@@ -79,6 +83,7 @@ func loadCmd(args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&o.lookahead, "lookahead", dtmf.DefaultLookAhead, "")
 	fs.BoolVar(&o.inProcess, "in-process", false, "")
 	fs.StringVar(&o.relay, "relay", relayTonevault, "")
+	fs.StringVar(&o.io, "io", media.IOAuto, "")
 	relayOnly := fs.Bool("relay-only", false, "")
 	help := fs.Bool("help", false, "")
 	if err := fs.Parse(args); err != nil {
@@ -134,7 +139,8 @@ type loadResult struct {
 	wall             time.Duration
 	maxLag           time.Duration // how late the sender's worst slot went out
 	cpuOK            bool
-	kernelStamps     bool // latency from SO_TIMESTAMPNS, not the receiver's clock
+	kernelStamps     bool   // latency from SO_TIMESTAMPNS, not the receiver's clock
+	io               string // the engine the relay ran on
 }
 
 // latHist is a lock-free latency histogram with 10 µs buckets up to 2 s.
@@ -224,13 +230,14 @@ func runLoad(o loadOpts, logw io.Writer) (*loadResult, error) {
 			}
 			c.setRelay(cl, pl)
 		}
+		res.io = h.io()
 		finish = func() (int64, error) { return h.close(), nil }
 	} else {
 		exe, err := os.Executable()
 		if err != nil {
 			return nil, err
 		}
-		cmd := exec.Command(exe, "load", "--relay-only", "--relay", o.relay, "--calls", strconv.Itoa(o.calls), "--lookahead", o.lookahead.String())
+		cmd := exec.Command(exe, "load", "--relay-only", "--relay", o.relay, "--io", o.io, "--calls", strconv.Itoa(o.calls), "--lookahead", o.lookahead.String())
 		cmd.Stderr = logw
 		stdin, _ := cmd.StdinPipe()
 		stdoutP, _ := cmd.StdoutPipe()
@@ -244,6 +251,11 @@ func runLoad(o loadOpts, logw io.Writer) (*loadResult, error) {
 			return nil, err
 		}
 		rd := bufio.NewReader(stdoutP)
+		line, err := rd.ReadString('\n')
+		if err != nil || !strings.HasPrefix(line, "io ") {
+			return fail(fmt.Errorf("relay child said %q: %v", strings.TrimSpace(line), err))
+		}
+		res.io = strings.TrimSpace(strings.TrimPrefix(line, "io "))
 		for _, c := range g.calls {
 			cp, pp := peers(c)
 			fmt.Fprintf(stdin, "%v %v\n", cp, pp)
@@ -373,7 +385,7 @@ func (r *loadResult) print(w io.Writer, o loadOpts) {
 	}
 	fmt.Fprintf(w, "tonevault load: %s relay, %d calls, %v (+1s warm-up)", relay, o.calls, o.duration)
 	if relay == relayTonevault {
-		fmt.Fprintf(w, ", look-ahead %v, digits every %v in every 10th call", o.lookahead, o.digitsEvery)
+		fmt.Fprintf(w, " on %s, look-ahead %v, digits every %v in every 10th call", r.io, o.lookahead, o.digitsEvery)
 	}
 	fmt.Fprint(w, "\n\n")
 	tw := func(k, v string) { fmt.Fprintf(w, "  %-34s %s\n", k, v) }

@@ -33,6 +33,8 @@ type relayHost interface {
 	open(carrierPeer, platformPeer netip.AddrPort) (toCarrier, toPlatform netip.AddrPort, err error)
 	// close stops relaying and says how many digits the relay reported.
 	close() int64
+	// io is the packet engine the relay runs on.
+	io() string
 }
 
 func newRelayHost(o loadOpts) (relayHost, error) {
@@ -54,6 +56,7 @@ func relayConfig(o loadOpts) media.Config {
 	cfg.PortMin, cfg.PortMax = 0, 0
 	cfg.LookAhead = o.lookahead
 	cfg.MediaTimeout = 0
+	cfg.IO = o.io
 	return cfg
 }
 
@@ -95,6 +98,10 @@ func (h *tonevaultHost) open(cp, pp netip.AddrPort) (netip.AddrPort, netip.AddrP
 	}
 	return s.Local(media.Carrier), s.Local(media.Platform), nil
 }
+
+func (h *tonevaultHost) io() string { return h.r.IO() }
+func (h *bareHost) io() string      { return "goroutines, no inspection" }
+func (h *batchedHost) io() string   { return "recvmmsg/sendmmsg, no inspection" }
 
 func (h *tonevaultHost) close() int64 {
 	h.r.Close()
@@ -239,7 +246,7 @@ func (h *batchedHost) close() int64 {
 }
 
 // relayChild is 'load --relay-only': the relay side of a load run. It
-// opens one call per line "carrierPeer platformPeer" (addresses) and
+// first says "io ENGINE", then opens one call per line "carrierPeer platformPeer" (addresses) and
 // answers "toCarrier toPlatform"; "run" ends the set-up, and the end of
 // its input ends the run, answered by "digits N".
 func relayChild(o loadOpts, in io.Reader, out io.Writer) error {
@@ -249,6 +256,8 @@ func relayChild(o loadOpts, in io.Reader, out io.Writer) error {
 	}
 	sc := bufio.NewScanner(in)
 	w := bufio.NewWriter(out)
+	fmt.Fprintf(w, "io %s\n", h.io())
+	w.Flush()
 	for sc.Scan() {
 		line := sc.Text()
 		if line == "run" {

@@ -157,6 +157,7 @@ func serveContext(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return 2
 	}
 	defer relay.Close()
+	log.Info("media relay ready", zap.String("io", relay.IO()), zap.Int("port_min", mediaCfg.PortMin), zap.Int("port_max", mediaCfg.PortMax))
 	gw, err := sip.New(sipCfg, sip.Options{
 		Relay: sip.AdaptRelay(relay), Registry: calls, Audit: trail, Metrics: metrics,
 		Log: log.Named("sip"), SIPLog: sipLog,
@@ -301,6 +302,7 @@ func gatewayConfig(cfg configs.Config) (sip.Config, media.Config, error) {
 		return sc, mc, fmt.Errorf("media.policy: %w", err)
 	}
 	mc.MediaTimeout, mc.MaxDuration = cfg.Media.MediaTimeout, cfg.Media.MaxDuration
+	mc.IO = cfg.Media.IO
 	if err := mc.Validate(); err != nil {
 		return sc, mc, err
 	}

@@ -24,6 +24,7 @@ func DefaultConfig() Config {
 		MaskMode:     dtmf.MaskTone,
 		Policy:       Always,
 		MediaTimeout: 60 * time.Second,
+		IO:           IOAuto,
 	}
 }
 
@@ -57,6 +58,11 @@ func (c Config) Validate() error {
 	}
 	if c.MediaTimeout < 0 {
 		return fmt.Errorf("media: media_timeout %v is negative (0 disables it)", c.MediaTimeout)
+	}
+	switch c.IO {
+	case "", IOAuto, IOUring, IOGoroutines:
+	default:
+		return fmt.Errorf("media: io %q: want %s, %s or %s", c.IO, IOAuto, IOUring, IOGoroutines)
 	}
 	if c.MaxDuration < 0 {
 		return fmt.Errorf("media: max_duration %v is negative (0: unlimited)", c.MaxDuration)

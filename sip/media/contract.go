@@ -81,4 +81,5 @@ type Config struct {
 	Policy       Policy
 	MediaTimeout time.Duration // no RTP from either leg this long → Session.Done
 	MaxDuration  time.Duration // 0: unlimited
+	IO           string        // IOAuto (""), IOUring or IOGoroutines
 }

@@ -47,13 +47,20 @@ func (s *sink) all() []Digit {
 	return append([]Digit(nil), s.ds...)
 }
 
-// testConfig is DefaultConfig with kernel-chosen ports and no timeout.
+// testConfig is DefaultConfig with kernel-chosen ports and no timeout,
+// relaying with the engine TONEVAULT_MEDIA_IO names (default auto);
+// TestGoroutineEngine runs the package's tests again with goroutines.
 func testConfig() Config {
 	c := DefaultConfig()
 	c.PortMin, c.PortMax = 0, 0
 	c.MediaTimeout = 0
+	if io := os.Getenv(envMediaIO); io != "" {
+		c.IO = io
+	}
 	return c
 }
+
+const envMediaIO = "TONEVAULT_MEDIA_IO"
 
 type env struct {
 	t        *testing.T

@@ -15,14 +15,15 @@ type portPool struct {
 	ip        netip.Addr
 	min, max  int
 	ephemeral bool
+	raw       bool // bare descriptors for the io_uring engine, else *net.UDPConn
 
 	mu   sync.Mutex
 	free []int // RTP ports, FIFO
 	used int
 }
 
-func newPortPool(ip netip.Addr, min, max int) *portPool {
-	p := &portPool{ip: ip, min: min, max: max, ephemeral: min == 0 && max == 0}
+func newPortPool(ip netip.Addr, min, max int, raw bool) *portPool {
+	p := &portPool{ip: ip, min: min, max: max, ephemeral: min == 0 && max == 0, raw: raw}
 	if !p.ephemeral {
 		for port := min; port+1 <= max; port += 2 {
 			p.free = append(p.free, port)
@@ -33,8 +34,45 @@ func newPortPool(ip netip.Addr, min, max int) *portPool {
 
 // pair is one bound RTP/RTCP socket pair.
 type pair struct {
-	rtp, rtcp *net.UDPConn
+	rtp, rtcp sock
 	port      int
+}
+
+// sock is one bound UDP socket: a *net.UDPConn, read by a goroutine
+// through Go's poller, or a bare non-blocking descriptor (raw) that the
+// io_uring engine reads and writes and Go's poller never sees.
+type sock struct {
+	conn *net.UDPConn
+	fd   int
+	raw  bool
+}
+
+// shut stops reads on a conn (its goroutine returns); a bare descriptor is
+// left to the engine, which must be done with it before close.
+func (s sock) shut() {
+	if s.conn != nil {
+		s.conn.Close()
+	}
+}
+
+func (s sock) close() {
+	if s.conn != nil {
+		s.conn.Close()
+	} else if s.raw {
+		closeFD(s.fd)
+	}
+}
+
+// listen binds ip:port (0: the kernel picks) and says which port it got.
+func (p *portPool) listen(port int) (sock, int, error) {
+	if p.raw {
+		return listenRaw(p.ip, port)
+	}
+	c, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(p.ip, uint16(port))))
+	if err != nil {
+		return sock{}, 0, err
+	}
+	return sock{conn: c}, c.LocalAddr().(*net.UDPAddr).Port, nil
 }
 
 // get binds a free pair. Pairs that fail to bind (another process holds
@@ -68,18 +106,17 @@ func (p *portPool) get() (pair, error) {
 func (p *portPool) getEphemeral() (pair, error) {
 	var lastErr error
 	for range 64 {
-		rtp, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(p.ip, 0)))
+		rtp, port, err := p.listen(0)
 		if err != nil {
 			return pair{}, fmt.Errorf("media: bind %v: %w", p.ip, err)
 		}
-		port := int(rtp.LocalAddr().(*net.UDPAddr).Port)
 		if port%2 != 0 || port == 65535 {
-			rtp.Close()
+			rtp.close()
 			continue
 		}
-		rtcp, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(p.ip, uint16(port+1))))
+		rtcp, _, err := p.listen(port + 1)
 		if err != nil {
-			rtp.Close()
+			rtp.close()
 			lastErr = err
 			continue
 		}
@@ -92,13 +129,13 @@ func (p *portPool) getEphemeral() (pair, error) {
 }
 
 func (p *portPool) bind(port int) (pair, error) {
-	rtp, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(p.ip, uint16(port))))
+	rtp, _, err := p.listen(port)
 	if err != nil {
 		return pair{}, err
 	}
-	rtcp, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(p.ip, uint16(port+1))))
+	rtcp, _, err := p.listen(port + 1)
 	if err != nil {
-		rtp.Close()
+		rtp.close()
 		return pair{}, err
 	}
 	return pair{rtp: rtp, rtcp: rtcp, port: port}, nil
@@ -106,12 +143,8 @@ func (p *portPool) bind(port int) (pair, error) {
 
 // put closes the pair's sockets and returns the port to the pool.
 func (p *portPool) put(pr pair) {
-	if pr.rtp != nil {
-		pr.rtp.Close()
-	}
-	if pr.rtcp != nil {
-		pr.rtcp.Close()
-	}
+	pr.rtp.close()
+	pr.rtcp.close()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.used--

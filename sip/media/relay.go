@@ -19,6 +19,7 @@ type Relay struct {
 	sink  DigitSink
 	fail  func(callID, reason string)
 	m     *metrics
+	io    ioEngine
 	ports *portPool
 	// mask is one period of the mask signal, G.711-encoded, indexed by
 	// Codec (PCMU, PCMA). Replaced packets take their payload from it.
@@ -50,13 +51,18 @@ func NewRelay(cfg Config, opts Options) (*Relay, error) {
 	if err != nil {
 		return nil, fmt.Errorf("media: %w", err)
 	}
+	io, err := newEngine(cfg.IO, log)
+	if err != nil {
+		return nil, err
+	}
 	r := &Relay{
 		cfg:      cfg,
 		log:      log,
 		sink:     opts.Digits,
 		fail:     opts.FailClosed,
 		m:        m,
-		ports:    newPortPool(cfg.BindIP, cfg.PortMin, cfg.PortMax),
+		io:       io,
+		ports:    newPortPool(cfg.BindIP, cfg.PortMin, cfg.PortMax, io.raw()),
 		delay:    probe.Delay(),
 		epoch:    time.Now(),
 		sessions: make(map[*Session]struct{}),
@@ -152,8 +158,12 @@ func (r *Relay) Close() error {
 		s.Close()
 	}
 	r.wg.Wait()
+	r.io.close()
 	return nil
 }
+
+// IO says how the relay moves packets: IOUring or IOGoroutines.
+func (r *Relay) IO() string { return r.io.name() }
 
 func (r *Relay) forget(s *Session) {
 	r.mu.Lock()

@@ -47,6 +47,8 @@ type Session struct {
 
 	closeOnce sync.Once
 	stats     Stats
+
+	ring any // the io_uring engine's ring for this session
 }
 
 // legState is what SDP said about a leg's peer and where its packets
@@ -98,11 +100,7 @@ func newSession(r *Relay, callID string, cp, pp pair) *Session {
 }
 
 func (s *Session) start() {
-	s.wg.Add(4)
-	go s.carrierLoop()
-	go s.platformLoop()
-	go s.rtcpLoop(Carrier)
-	go s.rtcpLoop(Platform)
+	s.r.io.start(s)
 	if d := s.r.cfg.MaxDuration; d > 0 {
 		s.maxTimer = time.AfterFunc(d, func() { s.finish(ErrMaxDuration) })
 	}
@@ -326,11 +324,7 @@ func (s *Session) Close() Stats {
 		if s.maxTimer != nil {
 			s.maxTimer.Stop()
 		}
-		for _, p := range s.pairs {
-			p.rtp.Close()
-			p.rtcp.Close()
-		}
-		s.wg.Wait()
+		s.r.io.stop(s)
 		var got []Digit
 		s.mu.Lock()
 		now := time.Now()
@@ -473,7 +467,7 @@ func (s *Session) carrierLoop() {
 	in := make([]byte, recvBuf)
 	out := make([]byte, MaxPacket)
 	digits := make([]Digit, 0, 8)
-	conn, send := s.pairs[Carrier].rtp, s.pairs[Platform].rtp
+	conn, send := s.pairs[Carrier].rtp.conn, s.pairs[Platform].rtp.conn
 	for {
 		n, from, err := conn.ReadFromUDPAddrPort(in)
 		if err != nil {
@@ -499,7 +493,7 @@ func (s *Session) carrierLoop() {
 func (s *Session) platformLoop() {
 	defer s.wg.Done()
 	in := make([]byte, recvBuf)
-	conn, send := s.pairs[Platform].rtp, s.pairs[Carrier].rtp
+	conn, send := s.pairs[Platform].rtp.conn, s.pairs[Carrier].rtp.conn
 	for {
 		n, from, err := conn.ReadFromUDPAddrPort(in)
 		if err != nil {
@@ -541,7 +535,7 @@ func (s *Session) rtcpLoop(leg Leg) {
 	defer s.wg.Done()
 	in := make([]byte, recvBuf)
 	other := 1 - leg
-	conn, send := s.pairs[leg].rtcp, s.pairs[other].rtcp
+	conn, send := s.pairs[leg].rtcp.conn, s.pairs[other].rtcp.conn
 	dir := toPlatform
 	if leg == Platform {
 		dir = toCarrier

@@ -1,0 +1,79 @@
+package media
+
+import (
+	"fmt"
+
+	"go.uber.org/zap"
+)
+
+// How the relay moves packets (Config.IO, media.io in the YAML).
+const (
+	// IOAuto is io_uring where the kernel allows it, else goroutines.
+	IOAuto = "auto"
+	// IOUring runs every socket through a few io_uring rings, one
+	// thread each: receives and sends are batched across calls, one
+	// syscall per batch instead of two or three per packet.
+	IOUring = "io_uring"
+	// IOGoroutines reads each socket in its own goroutine through Go's
+	// poller: portable, and 2–3 times the CPU per packet of io_uring
+	// (BENCHMARKS.md).
+	IOGoroutines = "goroutines"
+)
+
+// ioEngine moves packets between a session's sockets and its packet
+// functions (carrierPacket, platformPacket, rtcpPacket).
+type ioEngine interface {
+	name() string
+	// raw says whether the engine wants bare descriptors rather than
+	// *net.UDPConn (see sock).
+	raw() bool
+	start(s *Session)
+	// stop returns once no packet of s is being handled or will be; the
+	// caller closes the sockets afterwards.
+	stop(s *Session)
+	close()
+}
+
+func newEngine(mode string, log *zap.Logger) (ioEngine, error) {
+	switch mode {
+	case IOGoroutines:
+		return loopsEngine{}, nil
+	case IOUring:
+		return newUringEngine()
+	case "", IOAuto:
+		e, err := newUringEngine()
+		if err != nil {
+			// Seccomp (Docker's default profile), kernel.io_uring_disabled
+			// or an old kernel: the goroutines carry the same traffic at
+			// a higher CPU cost.
+			log.Info("media: io_uring unavailable, relaying with goroutines", zap.Error(err))
+			return loopsEngine{}, nil
+		}
+		return e, nil
+	}
+	return nil, fmt.Errorf("media: io %q: want %s, %s or %s", mode, IOAuto, IOUring, IOGoroutines)
+}
+
+// loopsEngine reads each of a session's four sockets in its own
+// goroutine.
+type loopsEngine struct{}
+
+func (loopsEngine) name() string { return IOGoroutines }
+func (loopsEngine) raw() bool    { return false }
+func (loopsEngine) close()       {}
+
+func (loopsEngine) start(s *Session) {
+	s.wg.Add(4)
+	go s.carrierLoop()
+	go s.platformLoop()
+	go s.rtcpLoop(Carrier)
+	go s.rtcpLoop(Platform)
+}
+
+func (loopsEngine) stop(s *Session) {
+	for _, p := range s.pairs {
+		p.rtp.shut()
+		p.rtcp.shut()
+	}
+	s.wg.Wait()
+}

@@ -1,0 +1,16 @@
+//go:build !linux
+
+package media
+
+import (
+	"errors"
+	"net/netip"
+)
+
+var errNoUring = errors.New("io_uring is Linux only")
+
+func newUringEngine() (ioEngine, error) { return nil, errNoUring }
+
+func listenRaw(netip.Addr, int) (sock, int, error) { return sock{}, 0, errNoUring }
+
+func closeFD(int) {}
