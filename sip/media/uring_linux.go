@@ -666,13 +666,16 @@ func sockaddrOf(dst netip.AddrPort) ([unix.SizeofSockaddrInet6]byte, uint32) {
 	return b, unix.SizeofSockaddrInet6
 }
 
-// listenRaw binds a non-blocking UDP socket that Go's poller never sees.
+// listenRaw binds a UDP socket that Go's poller never sees. It stays
+// blocking: io_uring waits for readiness itself (kernels before 6.x answer
+// EAGAIN on O_NONBLOCK files instead), and the one plain send passes
+// MSG_DONTWAIT.
 func listenRaw(ip netip.Addr, port int) (sock, int, error) {
 	family := unix.AF_INET6
 	if ip.Is4() {
 		family = unix.AF_INET
 	}
-	fd, err := unix.Socket(family, unix.SOCK_DGRAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, unix.IPPROTO_UDP)
+	fd, err := unix.Socket(family, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, unix.IPPROTO_UDP)
 	if err != nil {
 		return sock{}, 0, fmt.Errorf("socket: %w", err)
 	}
