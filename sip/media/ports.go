@@ -152,3 +152,10 @@ func (p *portPool) put(pr pair) {
 		p.free = append(p.free, pr.port)
 	}
 }
+
+// inUse is how many pairs are bound now.
+func (p *portPool) inUse() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.used
+}
