@@ -110,6 +110,11 @@ func loadCmd(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "tonevault load: --relay %q: want one of %s\n", o.relay, strings.Join(relayKinds, ", "))
 		return 2
 	}
+	// --io and --lookahead, as the relay will see them.
+	if err := relayConfig(o).Validate(); err != nil {
+		fmt.Fprintf(stderr, "tonevault load: %v\n", err)
+		return 2
+	}
 	if *relayOnly {
 		if err := relayChild(o, os.Stdin, stdout); err != nil {
 			fmt.Fprintf(stderr, "tonevault load --relay-only: %v\n", err)

@@ -18,6 +18,7 @@ func TestLoadFlags(t *testing.T) {
 		{"--bogus"},
 		{"extra"},
 		{"--relay", "kernel"},
+		{"--io", "epoll"},
 	} {
 		var out, errb bytes.Buffer
 		if code := run(append([]string{"load"}, args...), &out, &errb); code != 2 {
