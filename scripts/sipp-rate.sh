@@ -18,10 +18,15 @@ command -v sipp >/dev/null || { echo "sipp-rate: sipp not found (make deps insta
 
 dir=$(mktemp -d)
 pids=()
+keep=
 cleanup() {
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
 	wait 2>/dev/null || true
-	rm -rf "$dir"
+	if [ -n "$keep" ]; then
+		echo "sipp-rate: logs kept in $dir" >&2
+	else
+		rm -rf "$dir"
+	fi
 }
 trap cleanup EXIT
 
@@ -43,7 +48,14 @@ done
 curl -fs http://127.0.0.1:18080/readyz >/dev/null || { echo "sipp-rate: gateway not ready" >&2; cat "$dir/serve.log" >&2; exit 1; }
 
 sipp -sn uas -i 127.0.0.1 -p 5090 -mi 127.0.0.1 -nostdin >"$dir/uas.out" 2>&1 &
-pids+=($!)
+uas=$!
+pids+=("$uas")
+sleep 0.5
+if ! kill -0 "$uas" 2>/dev/null; then
+	echo "sipp-rate: the SIPp agent did not start (is 127.0.0.1:5090 in use?):" >&2
+	tail -5 "$dir/uas.out" >&2
+	exit 1
+fi
 
 echo "sipp-rate: $calls calls at $rate/s, each held $hold ms" >&2
 set +e
@@ -76,6 +88,7 @@ PY
 fi
 curl -fs http://127.0.0.1:18080/metrics | grep -E '^tonevault_sip_calls_total' || true
 if [ "$code" -ne 0 ]; then
+	keep=1
 	echo "sipp-rate: SIPp exited $code (some calls failed); its errors:" >&2
 	cat "$dir"/*_errors.log 2>/dev/null | tail -20 >&2 || true
 	exit 1
