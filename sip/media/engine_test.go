@@ -28,9 +28,11 @@ func TestEngine(t *testing.T) {
 	case runtime.GOOS != "linux":
 		want = IOGoroutines
 	default:
-		if _, err := newUringEngine(); err != nil {
+		e, err := newUringEngine()
+		if err != nil {
 			t.Skipf("io_uring unavailable here (%v): the tests run on goroutines", err)
 		}
+		e.close()
 		want = IOUring
 	}
 	if r.IO() != want {

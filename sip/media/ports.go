@@ -39,8 +39,8 @@ type pair struct {
 }
 
 // sock is one bound UDP socket: a *net.UDPConn, read by a goroutine
-// through Go's poller, or a bare non-blocking descriptor (raw) that the
-// io_uring engine reads and writes and Go's poller never sees.
+// through Go's poller, or a bare descriptor (raw) that the io_uring engine
+// reads and writes and Go's poller never sees.
 type sock struct {
 	conn *net.UDPConn
 	fd   int

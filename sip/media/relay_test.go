@@ -43,8 +43,12 @@ func TestConfigValidate(t *testing.T) {
 			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
 				t.Fatalf("error %v, want one mentioning %q", err, tc.want)
 			}
-			if _, err2 := NewRelay(c, Options{}); (err2 == nil) != (err == nil) {
+			r, err2 := NewRelay(c, Options{})
+			if (err2 == nil) != (err == nil) {
 				t.Fatalf("NewRelay disagrees with Validate: %v", err2)
+			}
+			if r != nil {
+				r.Close()
 			}
 		})
 	}
