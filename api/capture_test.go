@@ -1,7 +1,6 @@
 package api
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -11,7 +10,6 @@ import (
 	"reflect"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,6 +18,7 @@ import (
 
 	"github.com/tonevault/tonevault/capture"
 	"github.com/tonevault/tonevault/dtmf"
+	"github.com/tonevault/tonevault/internal/testutil"
 )
 
 // The card this file's tests type. Test card numbers only.
@@ -41,23 +40,7 @@ func (approver) Authorize(ctx context.Context, c *capture.Card, token string, re
 	return capture.Result{Outcome: capture.OutcomeApproved, Token: token, AuthCode: "A1B2C3", ResponseCode: "00"}, nil
 }
 
-// syncBuf collects what several goroutines write.
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+type syncBuf = testutil.SyncBuffer
 
 // realEnv runs the API on a real capture.Manager with a fixed clock (so
 // no timestamp can contain the test card's digits by chance).

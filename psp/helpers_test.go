@@ -1,13 +1,11 @@
 package psp_test
 
 import (
-	"bytes"
 	"context"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,6 +13,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/tonevault/tonevault/internal/secret"
+	"github.com/tonevault/tonevault/internal/testutil"
 	"github.com/tonevault/tonevault/psp"
 	"github.com/tonevault/tonevault/psp/sim"
 )
@@ -31,22 +30,7 @@ var (
 	timestamps = regexp.MustCompile(`[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]+(Z|[+-][0-9:]+)`)
 )
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+type syncBuffer = testutil.SyncBuffer
 
 // rawLogger logs JSON without ToneVault's masking encoder, so a leak shows.
 func rawLogger(w *syncBuffer) *zap.Logger {

@@ -1,7 +1,6 @@
 package tokenize
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
 	"os"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/hashicorp/vault/api"
 	"github.com/tonevault/tonevault/internal/secret"
+	"github.com/tonevault/tonevault/internal/testutil"
 	"github.com/tonevault/tonevault/test/vaultserver"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -33,22 +33,7 @@ type env struct {
 	errs []string
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+type syncBuffer = testutil.SyncBuffer
 
 func testCtx(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)

@@ -8,31 +8,16 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/tonevault/tonevault/internal/secret"
+	"github.com/tonevault/tonevault/internal/testutil"
 	"github.com/tonevault/tonevault/psp"
 	"github.com/tonevault/tonevault/psp/sim"
 )
 
-type lockedBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
+type lockedBuf = testutil.SyncBuffer
 
 func TestPSPSimHelp(t *testing.T) {
 	var out, errOut bytes.Buffer

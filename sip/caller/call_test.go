@@ -1,19 +1,18 @@
 package caller
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/pion/rtp"
 
+	"github.com/tonevault/tonevault/internal/testutil"
 	"github.com/tonevault/tonevault/sip/caller/callertest"
 )
 
@@ -29,23 +28,7 @@ const (
 // contain other digits).
 var cvvRE = regexp.MustCompile(`(^|[^0-9])` + testCVV + `([^0-9]|$)`)
 
-// syncBuffer collects progress lines written from several goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+type syncBuffer = testutil.SyncBuffer
 
 // checkNoCard fails when output shows the card.
 func checkNoCard(t *testing.T, output string) {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/tonevault/tonevault/api"
+	"github.com/tonevault/tonevault/internal/testutil"
 	"github.com/tonevault/tonevault/psp/sim"
 	"github.com/tonevault/tonevault/sip/caller/callertest"
 	"github.com/tonevault/tonevault/test/vaultserver"
@@ -22,23 +23,7 @@ import (
 // apiKey is the CRM's key in every test gateway (not a secret).
 const apiKey = "tvk_e2e-test-key-not-secret"
 
-// syncBuffer is a bytes.Buffer safe for concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+type syncBuffer = testutil.SyncBuffer
 
 // recorder keeps everything a test captured, by source, for the leak
 // search: nothing the test saw may escape it.
