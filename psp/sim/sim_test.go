@@ -7,12 +7,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/moov-io/iso8583"
 
+	"github.com/tonevault/tonevault/internal/testutil"
 	"github.com/tonevault/tonevault/psp"
 )
 
@@ -165,16 +165,7 @@ func TestStateFile(t *testing.T) {
 	}
 }
 
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
+type lockedBuffer = testutil.SyncBuffer
 
 // FuzzHandle feeds arbitrary messages to the simulator's logic: no panic,
 // replies unpack, and a PAN it was sent never appears in its log.
@@ -205,8 +196,8 @@ func FuzzHandle(f *testing.F) {
 		}
 		// Only a PAN that appears once in the input (so not also in, say,
 		// the RRN the log prints) must be absent from the log.
-		if len(pan) >= 12 && bytes.Count(raw, pan) == 1 && bytes.Contains(log.b.Bytes(), pan) {
-			t.Fatalf("log shows the PAN:\n%s", log.b.String())
+		if len(pan) >= 12 && bytes.Count(raw, pan) == 1 && bytes.Contains([]byte(log.String()), pan) {
+			t.Fatalf("log shows the PAN:\n%s", log.String())
 		}
 	})
 }
