@@ -64,10 +64,10 @@ func (loopsEngine) close()       {}
 
 func (loopsEngine) start(s *Session) {
 	s.wg.Add(4)
-	go s.carrierLoop()
-	go s.platformLoop()
-	go s.rtcpLoop(Carrier)
-	go s.rtcpLoop(Platform)
+	for _, leg := range []Leg{Carrier, Platform} {
+		go s.loop(leg, false)
+		go s.loop(leg, true)
+	}
 }
 
 func (loopsEngine) stop(s *Session) {

@@ -462,12 +462,18 @@ func (l *legState) rtcpDest() (netip.AddrPort, outcome) {
 // such rather than silently truncated to a valid-looking packet.
 const recvBuf = 2048
 
-func (s *Session) carrierLoop() {
+// loop reads one of the session's sockets (the goroutine engine): leg's
+// RTP or RTCP socket, sending what relay decides from the other leg's
+// socket of the same kind.
+func (s *Session) loop(leg Leg, rtcp bool) {
 	defer s.wg.Done()
+	conn, send := s.pairs[leg].rtp.conn, s.pairs[1-leg].rtp.conn
+	if rtcp {
+		conn, send = s.pairs[leg].rtcp.conn, s.pairs[1-leg].rtcp.conn
+	}
 	in := make([]byte, recvBuf)
 	out := make([]byte, MaxPacket)
 	digits := make([]Digit, 0, 8)
-	conn, send := s.pairs[Carrier].rtp.conn, s.pairs[Platform].rtp.conn
 	for {
 		n, from, err := conn.ReadFromUDPAddrPort(in)
 		if err != nil {
@@ -476,36 +482,48 @@ func (s *Session) carrierLoop() {
 			}
 			continue
 		}
-		now := time.Now()
-		res := s.carrierPacket(in[:n], unmap(from), now, out, digits[:0])
-		if res.n > 0 {
-			send.WriteToUDPAddrPort(out[:res.n], res.dst)
-			if !res.arrived.IsZero() {
-				s.r.m.delay.Observe(time.Since(res.arrived).Seconds())
-			}
-		}
-		if len(res.digits) > 0 {
-			s.deliver(res.digits)
+		var pkt []byte
+		var dst netip.AddrPort
+		if pkt, dst, digits = s.relay(leg, rtcp, in[:n], unmap(from), out, digits); pkt != nil {
+			send.WriteToUDPAddrPort(pkt, dst)
 		}
 	}
 }
 
-func (s *Session) platformLoop() {
-	defer s.wg.Done()
-	in := make([]byte, recvBuf)
-	conn, send := s.pairs[Platform].rtp.conn, s.pairs[Carrier].rtp.conn
-	for {
-		n, from, err := conn.ReadFromUDPAddrPort(in)
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			continue
+// relay is one received datagram's fate, the same for both engines: what
+// leaves by the other leg's socket of the same kind (nil: nothing) and
+// where to. Carrier RTP is inspected and rewritten into out (MaxPacket
+// bytes); everything else leaves as it came, so the result may alias in.
+// Digits the packet completes are delivered before relay returns; digits
+// is scratch space for them, handed back for reuse.
+func (s *Session) relay(leg Leg, rtcp bool, in []byte, from netip.AddrPort, out []byte, digits []Digit) ([]byte, netip.AddrPort, []Digit) {
+	switch {
+	case rtcp:
+		dir := toPlatform
+		if leg == Platform {
+			dir = toCarrier
 		}
-		if dst, ok := s.platformPacket(n, unmap(from)); ok {
-			send.WriteToUDPAddrPort(in[:n], dst)
+		if dst, ok := s.rtcpPacket(leg, 1-leg, dir, len(in), from); ok {
+			return in, dst, digits
 		}
+		return nil, netip.AddrPort{}, digits
+	case leg == Platform:
+		if dst, ok := s.platformPacket(len(in), from); ok {
+			return in, dst, digits
+		}
+		return nil, netip.AddrPort{}, digits
 	}
+	res := s.carrierPacket(in, from, time.Now(), out, digits[:0])
+	if len(res.digits) > 0 {
+		s.deliver(res.digits)
+	}
+	if res.n == 0 {
+		return nil, netip.AddrPort{}, res.digits[:0]
+	}
+	if !res.arrived.IsZero() {
+		s.r.m.delay.Observe(time.Since(res.arrived).Seconds())
+	}
+	return out[:res.n], res.dst, res.digits[:0]
 }
 
 // platformPacket decides the fate of platform RTP: relayed unchanged to
@@ -529,29 +547,6 @@ func (s *Session) platformPacket(n int, from netip.AddrPort) (netip.AddrPort, bo
 	}
 	s.count(toCarrier, relayPassthru)
 	return dst, true
-}
-
-func (s *Session) rtcpLoop(leg Leg) {
-	defer s.wg.Done()
-	in := make([]byte, recvBuf)
-	other := 1 - leg
-	conn, send := s.pairs[leg].rtcp.conn, s.pairs[other].rtcp.conn
-	dir := toPlatform
-	if leg == Platform {
-		dir = toCarrier
-	}
-	for {
-		n, from, err := conn.ReadFromUDPAddrPort(in)
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			continue
-		}
-		if dst, ok := s.rtcpPacket(leg, other, dir, n, unmap(from)); ok {
-			send.WriteToUDPAddrPort(in[:n], dst)
-		}
-	}
 }
 
 func (s *Session) rtcpPacket(leg, other Leg, dir direction, n int, from netip.AddrPort) (netip.AddrPort, bool) {

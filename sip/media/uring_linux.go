@@ -8,7 +8,6 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
-	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -562,11 +561,10 @@ func (r *ring) maybeStopped(s *Session) {
 	}
 }
 
-// packet relays what slot i received: the same decisions as the
-// goroutine loops (session.go), with the send queued on the ring.
+// packet relays what slot i received through the session's relay, with
+// the send queued on the ring.
 func (r *ring) packet(i, n int) {
 	u := r.slots[i]
-	s := u.s
 	from := u.fromAddr()
 	if !from.IsValid() {
 		return
@@ -578,55 +576,26 @@ func (r *ring) packet(i, n int) {
 		// (a full socket buffer): this one goes by a plain syscall.
 		buf = r.scratch[:]
 	}
+	var pkt []byte
 	var dst netip.AddrPort
-	var size int
-	switch {
-	case u.rtcp:
-		dir := toPlatform
-		if u.leg == Platform {
-			dir = toCarrier
-		}
-		d, ok := s.rtcpPacket(u.leg, 1-u.leg, dir, n, from)
-		if !ok {
-			return
-		}
-		dst, size = d, copy(buf, u.rbuf[:n])
-	case u.leg == Platform:
-		d, ok := s.platformPacket(n, from)
-		if !ok {
-			return
-		}
-		dst, size = d, copy(buf, u.rbuf[:n])
-	default:
-		if n > len(u.rbuf) {
-			n = len(u.rbuf)
-		}
-		res := s.carrierPacket(u.rbuf[:n], from, time.Now(), buf[:MaxPacket], r.digits[:0])
-		r.digits = res.digits[:0]
-		if res.n > 0 {
-			dst, size = res.dst, res.n
-			if !res.arrived.IsZero() {
-				s.r.m.delay.Observe(time.Since(res.arrived).Seconds())
-			}
-		}
-		if len(res.digits) > 0 {
-			s.deliver(res.digits)
-		}
-		if size == 0 {
-			return
-		}
+	pkt, dst, r.digits = u.s.relay(u.leg, u.rtcp, u.rbuf[:n], from, buf[:MaxPacket], r.digits)
+	if pkt == nil {
+		return
 	}
-	r.send(out, buf[:size], dst)
+	if &pkt[0] != &buf[0] {
+		// Relayed as it came: the receive buffer is armed again at once.
+		pkt = buf[:copy(buf, pkt)]
+	}
+	r.send(out, pkt, dst)
 }
 
 func (r *ring) send(out *usock, b []byte, dst netip.AddrPort) {
+	to, tl := sockaddrOf(dst)
 	if &b[0] != &out.sbuf[0] {
-		to, tl := sockaddrOf(dst)
 		unix.Syscall6(unix.SYS_SENDTO, uintptr(out.fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)),
 			unix.MSG_DONTWAIT, uintptr(unsafe.Pointer(&to[0])), uintptr(tl))
 		return
 	}
-	to, tl := sockaddrOf(dst)
 	out.to = to
 	out.smsg.Namelen = tl
 	out.siov.SetLen(len(b))
