@@ -11,7 +11,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,6 +18,7 @@ import (
 
 	"github.com/tonevault/tonevault/audit"
 	"github.com/tonevault/tonevault/dtmf"
+	"github.com/tonevault/tonevault/internal/testutil"
 	"github.com/tonevault/tonevault/sip"
 	"github.com/tonevault/tonevault/sip/caller/callertest"
 	"github.com/tonevault/tonevault/test/refdetect"
@@ -267,23 +267,14 @@ type baresip struct {
 		Write([]byte) (int, error)
 		Close() error
 	}
-	mu      sync.Mutex
-	out     bytes.Buffer
+	out     testutil.SyncBuffer
 	exited  chan struct{} // closed when the process has ended
 	exitErr error         // its Wait error, once exited is closed
 }
 
-func (b *baresip) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.out.Write(p)
-}
+func (b *baresip) Write(p []byte) (int, error) { return b.out.Write(p) }
 
-func (b *baresip) output() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.out.String()
-}
+func (b *baresip) output() string { return b.out.String() }
 
 // baresipConfig is a headless configuration: SIP and media on loopback
 // only, the microphone a WAV file, what it hears and its ring tones
