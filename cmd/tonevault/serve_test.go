@@ -23,7 +23,9 @@ import (
 
 	"github.com/tonevault/tonevault/api"
 	"github.com/tonevault/tonevault/audit"
+	"github.com/tonevault/tonevault/configs"
 	"github.com/tonevault/tonevault/internal/testutil"
+	"github.com/tonevault/tonevault/sip/media"
 )
 
 type syncBuffer = testutil.SyncBuffer
@@ -313,4 +315,31 @@ func selfSigned(t *testing.T) (certPEM, keyPEM []byte, pool *x509.CertPool) {
 	pool.AddCert(cert)
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
 		pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), pool
+}
+
+// TestGatewayConfigMediaIO: media.io reaches the relay's config, and a
+// value the relay does not know stops serve before anything listens.
+func TestGatewayConfigMediaIO(t *testing.T) {
+	for _, tc := range []struct {
+		yaml, want string
+		ok         bool
+	}{
+		{"", media.IOAuto, true},
+		{"media:\n  io: goroutines\n", media.IOGoroutines, true},
+		{"media:\n  io: io_uring\n", media.IOUring, true},
+		{"media:\n  io: epoll\n", "", false},
+	} {
+		cfg, err := configs.Parse([]byte(tc.yaml), "test.yaml")
+		if err != nil {
+			t.Fatalf("%q: %v", tc.yaml, err)
+		}
+		_, mc, err := gatewayConfig(cfg)
+		if (err == nil) != tc.ok {
+			t.Errorf("%q: error %v, want ok=%v", tc.yaml, err, tc.ok)
+			continue
+		}
+		if tc.ok && mc.IO != tc.want {
+			t.Errorf("%q: media io %q, want %q", tc.yaml, mc.IO, tc.want)
+		}
+	}
 }
