@@ -141,7 +141,6 @@ type loadResult struct {
 	cpuWindowPackets int64
 	digitsSent       atomic.Int64
 	digitsSeen       int64
-	wall             time.Duration
 	maxLag           time.Duration // how late the sender's worst slot went out
 	cpuOK            bool
 	kernelStamps     bool   // latency from SO_TIMESTAMPNS, not the receiver's clock
@@ -332,7 +331,6 @@ func runLoad(o loadOpts, logw io.Writer) (*loadResult, error) {
 	gen1 := selfCPU()
 	res.cpuWindowPackets = res.sent[0].Load() + res.sent[1].Load() - sentAtStart
 	time.Sleep(500 * time.Millisecond) // let the last packets land
-	res.wall = time.Since(start)
 	res.relayCPU, res.genCPU = cpu1-cpu0, gen1-gen0
 	g.carrier.close()
 	g.platform.close()

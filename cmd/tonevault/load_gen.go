@@ -37,12 +37,11 @@ const (
 // loadCall is one call: where the relay wants its packets, and its next
 // packets, built in place so that a slot's batch allocates nothing.
 type loadCall struct {
-	toCarrier, toPlatform netip.AddrPort // the relay's sockets for this call
-	side                  int            // which generator socket of each side
-	seq                   uint16
-	ssrc                  uint32
-	digits                bool // this call presses digits
-	cmsg, pmsg            ipv4.Message
+	side       int // which generator socket of each side
+	seq        uint16
+	ssrc       uint32
+	digits     bool         // this call presses digits
+	cmsg, pmsg ipv4.Message // addressed to the relay's sockets for this call
 	// sentAt is when each recent sequence number went out (Unix ns), so
 	// that the receiver can tell the relay's own delay from the
 	// look-ahead: a masked packet leaves when a later one arrives.
@@ -59,7 +58,6 @@ func newLoadCall(i int) *loadCall {
 }
 
 func (c *loadCall) setRelay(toCarrier, toPlatform netip.AddrPort) {
-	c.toCarrier, c.toPlatform = toCarrier, toPlatform
 	c.cmsg.Addr, c.pmsg.Addr = net.UDPAddrFromAddrPort(toCarrier), net.UDPAddrFromAddrPort(toPlatform)
 }
 
