@@ -76,7 +76,7 @@ fuzz:
 	$(GO) test ./capture -run '^$$' -fuzz FuzzDigits -fuzztime $(FUZZTIME)
 	$(GO) test ./psp -run '^$$' -fuzz FuzzUnpack -fuzztime $(FUZZTIME)
 	$(GO) test ./psp/sim -run '^$$' -fuzz FuzzHandle -fuzztime $(FUZZTIME)
-	$(GO) test ./sip/media -run '^$$' -fuzz FuzzCarrierPacket -fuzztime $(FUZZTIME)
+	$(GO) test ./media -run '^$$' -fuzz FuzzCarrierPacket -fuzztime $(FUZZTIME)
 	$(GO) test ./sip/caller -run '^$$' -fuzz FuzzParseSDP -fuzztime $(FUZZTIME)
 	$(GO) test ./api -run '^$$' -fuzz '^FuzzDecodePaymentRequest$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./api -run '^$$' -fuzz '^FuzzDecodeResetRequest$$' -fuzztime $(FUZZTIME)

@@ -11,7 +11,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/tonevault/tonevault/audit"
-	"github.com/tonevault/tonevault/sip/media"
+	"github.com/tonevault/tonevault/media"
 )
 
 // call is one call through the gateway: two dialogs and one media

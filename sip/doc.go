@@ -2,7 +2,7 @@
 // sipgo: it sits between the carrier (the customer) and the contact-centre
 // platform (agent, PBX, recorder), terminates every call's dialog on each
 // side and makes its own on the other, so that all media goes through the
-// relay in sip/media and no SIP INFO key press reaches the platform.
+// relay in package media and no SIP INFO key press reaches the platform.
 //
 // # Trunks and calls
 //

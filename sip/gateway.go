@@ -14,7 +14,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/tonevault/tonevault/audit"
-	"github.com/tonevault/tonevault/sip/media"
+	"github.com/tonevault/tonevault/media"
 )
 
 // Config is the B2BUA's part of configs/tonevault.yaml ("sip:").

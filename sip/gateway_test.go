@@ -18,7 +18,7 @@ import (
 
 	"github.com/tonevault/tonevault/audit"
 	"github.com/tonevault/tonevault/dtmf"
-	"github.com/tonevault/tonevault/sip/media"
+	"github.com/tonevault/tonevault/media"
 )
 
 // fakeRelay hands out sessions with fixed local addresses and records

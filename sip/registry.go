@@ -5,7 +5,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/tonevault/tonevault/sip/media"
+	"github.com/tonevault/tonevault/media"
 )
 
 // State is where a call is in its life.

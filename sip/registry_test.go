@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tonevault/tonevault/sip/media"
+	"github.com/tonevault/tonevault/media"
 )
 
 func TestRegistryLookups(t *testing.T) {

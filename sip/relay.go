@@ -5,10 +5,10 @@ import (
 	"time"
 
 	"github.com/tonevault/tonevault/dtmf"
-	"github.com/tonevault/tonevault/sip/media"
+	"github.com/tonevault/tonevault/media"
 )
 
-// MediaRelay is what the B2BUA needs from the RTP relay (sip/media). It is
+// MediaRelay is what the B2BUA needs from the RTP relay (package media). It is
 // an interface so that the signalling can be tested without sockets and
 // built while the relay is written; AdaptRelay wraps the real one.
 type MediaRelay interface {
@@ -16,7 +16,7 @@ type MediaRelay interface {
 	Open(callID string) (MediaSession, error)
 }
 
-// MediaSession is one call's media, as in sip/media's contract.
+// MediaSession is one call's media, as in package media's contract.
 type MediaSession interface {
 	// Local is where the peer of leg must send RTP (RTCP on port+1); it
 	// goes into every SDP sent on that leg.

@@ -10,7 +10,7 @@ import (
 
 	"github.com/pion/sdp/v3"
 
-	"github.com/tonevault/tonevault/sip/media"
+	"github.com/tonevault/tonevault/media"
 )
 
 // Errors of RewriteSDP. ErrUninspectable leads to 488 Not Acceptable Here.

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tonevault/tonevault/sip/media"
+	"github.com/tonevault/tonevault/media"
 )
 
 // crlf turns a readable SDP into one with CRLF line ends.

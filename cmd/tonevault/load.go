@@ -20,7 +20,7 @@ import (
 	"golang.org/x/net/ipv4"
 
 	"github.com/tonevault/tonevault/dtmf"
-	"github.com/tonevault/tonevault/sip/media"
+	"github.com/tonevault/tonevault/media"
 )
 
 func init() {

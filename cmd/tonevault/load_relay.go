@@ -12,7 +12,7 @@ import (
 
 	"golang.org/x/net/ipv4"
 
-	"github.com/tonevault/tonevault/sip/media"
+	"github.com/tonevault/tonevault/media"
 )
 
 // The relays a load run can measure. Only "tonevault" is the product; the

@@ -28,12 +28,11 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/tonevault/tonevault/audit"
-	"github.com/tonevault/tonevault/audit/oplog"
 	"github.com/tonevault/tonevault/configs"
 	"github.com/tonevault/tonevault/dtmf"
-	"github.com/tonevault/tonevault/internal/processor"
+	"github.com/tonevault/tonevault/internal/oplog"
+	"github.com/tonevault/tonevault/media"
 	"github.com/tonevault/tonevault/sip"
-	"github.com/tonevault/tonevault/sip/media"
 	"github.com/tonevault/tonevault/tokenize"
 )
 
@@ -312,7 +311,7 @@ func gatewayConfig(cfg configs.Config) (sip.Config, media.Config, error) {
 // openAudit opens the trail with the configured HMAC key. Without one it
 // uses a development key kept beside the trail (PATH.devkey), so that the
 // trail can be continued and verified, and says loudly that it does.
-func openAudit(ctx context.Context, cfg configs.Config, vault *processor.LazyVault, log *zap.Logger) (*audit.Writer, error) {
+func openAudit(ctx context.Context, cfg configs.Config, vault *tokenize.LazyVault, log *zap.Logger) (*audit.Writer, error) {
 	a := cfg.Audit
 	if a.Signer == "vault" {
 		return openVaultAudit(ctx, cfg, vault, log)
@@ -357,7 +356,7 @@ const vaultWait = 30 * time.Second
 
 // openVaultAudit opens the trail with checkpoints signed by the transit
 // ed25519 key (audit.signer: vault).
-func openVaultAudit(ctx context.Context, cfg configs.Config, vault *processor.LazyVault, log *zap.Logger) (*audit.Writer, error) {
+func openVaultAudit(ctx context.Context, cfg configs.Config, vault *tokenize.LazyVault, log *zap.Logger) (*audit.Writer, error) {
 	wctx, cancel := context.WithTimeout(ctx, vaultWait)
 	defer cancel()
 	v, err := vault.Wait(wctx)

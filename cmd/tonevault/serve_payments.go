@@ -12,10 +12,10 @@ import (
 	"github.com/tonevault/tonevault/audit"
 	"github.com/tonevault/tonevault/capture"
 	"github.com/tonevault/tonevault/configs"
-	"github.com/tonevault/tonevault/internal/processor"
+	"github.com/tonevault/tonevault/media"
+	"github.com/tonevault/tonevault/payment"
 	"github.com/tonevault/tonevault/psp"
 	"github.com/tonevault/tonevault/sip"
-	"github.com/tonevault/tonevault/sip/media"
 	"github.com/tonevault/tonevault/tokenize"
 )
 
@@ -23,8 +23,8 @@ import (
 // background, so the gateway masks calls while Vault is still down) and
 // the acquirer (the connector redials by itself). The returned function
 // closes both.
-func startProcessor(cfg configs.Config, revs *reversalLog, log *zap.Logger) (*processor.Processor, *processor.LazyVault, func(), error) {
-	p := &processor.Processor{}
+func startProcessor(cfg configs.Config, revs *reversalLog, log *zap.Logger) (*payment.Service, *tokenize.LazyVault, func(), error) {
+	p := &payment.Service{}
 	var conn *psp.ISO
 	if len(cfg.PSP.Addrs) > 0 {
 		hdr, err := psp.ParseHeader(cfg.PSP.Header)
@@ -50,7 +50,7 @@ func startProcessor(cfg configs.Config, revs *reversalLog, log *zap.Logger) (*pr
 	} else {
 		log.Warn("no PSP configured (psp.addrs): payments end in a not_configured failure at submit")
 	}
-	vault := processor.DialVault(cfg.Vault, tokenize.Options{Logger: log.Named("vault")}, log.Named("vault"))
+	vault := tokenize.Dial(cfg.Vault, tokenize.Options{Logger: log.Named("vault")})
 	p.Vault = vault
 	return p, vault, func() {
 		_ = vault.Close()

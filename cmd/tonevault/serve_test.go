@@ -25,7 +25,7 @@ import (
 	"github.com/tonevault/tonevault/audit"
 	"github.com/tonevault/tonevault/configs"
 	"github.com/tonevault/tonevault/internal/testutil"
-	"github.com/tonevault/tonevault/sip/media"
+	"github.com/tonevault/tonevault/media"
 )
 
 type syncBuffer = testutil.SyncBuffer

@@ -25,8 +25,8 @@ import (
 
 	"github.com/tonevault/tonevault/audit"
 	"github.com/tonevault/tonevault/dtmf"
+	"github.com/tonevault/tonevault/media"
 	"github.com/tonevault/tonevault/sip"
-	"github.com/tonevault/tonevault/sip/media"
 )
 
 const envRequireTools = "TONEVAULT_REQUIRE_TOOLS"

@@ -1,4 +1,4 @@
-package processor
+package payment
 
 import (
 	"context"
@@ -58,7 +58,7 @@ func BenchmarkSubmit(b *testing.B) {
 	if err := conn.WaitReady(ctx); err != nil {
 		b.Fatal(err)
 	}
-	p := &Processor{Vault: v, PSP: conn}
+	p := &Service{Vault: v, PSP: conn}
 	req := capture.PaymentRequest{Amount: 1999, Currency: "GBP", MerchantRef: "bench"}
 
 	var seq atomic.Int64

@@ -1,11 +1,4 @@
-// Package processor is what a payment session's Submit runs: the card
-// becomes a token in Vault (package tokenize) and an authorization at the
-// acquirer (package psp). It implements capture.Processor, so capture stays
-// free of Vault and ISO 8583, and tokenize and psp stay free of sessions.
-//
-// Card data is only lent: the Card's buffers belong to the session, which
-// wipes them after Authorize, whatever the outcome (PCI DSS 3.3.1).
-package processor
+package payment
 
 import (
 	"context"
@@ -18,13 +11,13 @@ import (
 	"github.com/tonevault/tonevault/tokenize"
 )
 
-// Tokenizer is the part of *tokenize.Vault the processor uses.
+// Tokenizer is the part of *tokenize.Vault Service uses.
 type Tokenizer interface {
 	Tokenize(ctx context.Context, pan, expiry secret.Secret, brand, merchant string) (tokenize.Token, error)
 }
 
-// Processor implements capture.Processor.
-type Processor struct {
+// Service implements capture.Processor: Tokenize, then Authorize.
+type Service struct {
 	Vault Tokenizer
 	PSP   psp.Connector
 	// Kind is the message sent at submit: psp.Authorization (0100, the
@@ -32,21 +25,21 @@ type Processor struct {
 	Kind psp.Kind
 }
 
-var _ capture.Processor = (*Processor)(nil)
+var _ capture.Processor = (*Service)(nil)
 
 // Tokenize stores the card in Vault and returns its token. Vault down,
 // sealed or slow is capture.ErrUnavailable: the session keeps the card so
 // the agent can submit again.
-func (p *Processor) Tokenize(ctx context.Context, c *capture.Card, req capture.PaymentRequest) (string, error) {
+func (p *Service) Tokenize(ctx context.Context, c *capture.Card, req capture.PaymentRequest) (string, error) {
 	if p.Vault == nil {
-		return "", fmt.Errorf("processor: tokenization: %w", capture.ErrNotConfigured)
+		return "", fmt.Errorf("payment: tokenization: %w", capture.ErrNotConfigured)
 	}
 	tok, err := p.Vault.Tokenize(ctx, c.PAN, c.Expiry, string(c.Brand), req.Merchant)
 	if err != nil {
 		if errors.Is(err, tokenize.ErrUnavailable) {
-			return "", fmt.Errorf("processor: vault: %w: %w", capture.ErrUnavailable, err)
+			return "", fmt.Errorf("payment: vault: %w: %w", capture.ErrUnavailable, err)
 		}
-		return "", fmt.Errorf("processor: vault: %w", err)
+		return "", fmt.Errorf("payment: vault: %w", err)
 	}
 	return tok.Value, nil
 }
@@ -55,9 +48,9 @@ func (p *Processor) Tokenize(ctx context.Context, c *capture.Card, req capture.P
 // (nothing was sent) is capture.ErrUnavailable; every answer, and every
 // failure after the request left (timeouts, which the connector reverses),
 // is a final Result.
-func (p *Processor) Authorize(ctx context.Context, c *capture.Card, token string, req capture.PaymentRequest) (capture.Result, error) {
+func (p *Service) Authorize(ctx context.Context, c *capture.Card, token string, req capture.PaymentRequest) (capture.Result, error) {
 	if p.PSP == nil {
-		return capture.Result{}, fmt.Errorf("processor: authorization: %w", capture.ErrNotConfigured)
+		return capture.Result{}, fmt.Errorf("payment: authorization: %w", capture.ErrNotConfigured)
 	}
 	kind := p.Kind
 	if kind == 0 {
@@ -70,7 +63,7 @@ func (p *Processor) Authorize(ctx context.Context, c *capture.Card, token string
 	resp, err := p.PSP.Authorize(ctx, r)
 	if err != nil {
 		if errors.Is(err, psp.ErrUnavailable) {
-			return capture.Result{}, fmt.Errorf("processor: psp: %w: %w", capture.ErrUnavailable, err)
+			return capture.Result{}, fmt.Errorf("payment: psp: %w: %w", capture.ErrUnavailable, err)
 		}
 		return capture.Result{Outcome: capture.OutcomeFailed, Token: token, Reason: reasonOf(resp, "psp_error")}, nil
 	}

@@ -1,4 +1,4 @@
-package processor
+package payment
 
 import (
 	"bytes"
@@ -37,7 +37,7 @@ func card(pan, exp, cvv string, brand capture.Brand) *capture.Card {
 	return &capture.Card{PAN: secret.New([]byte(pan)), Expiry: secret.New([]byte(exp)), CVV: secret.New([]byte(cvv)), Brand: brand}
 }
 
-// TestAuthorizeAgainstSim runs the processor against the real ISO 8583
+// TestAuthorizeAgainstSim runs Service against the real ISO 8583
 // connector and the acquirer simulator: every outcome the capture session
 // can show.
 func TestAuthorizeAgainstSim(t *testing.T) {
@@ -61,7 +61,7 @@ func TestAuthorizeAgainstSim(t *testing.T) {
 	if err := conn.WaitReady(ctx); err != nil {
 		t.Fatal(err)
 	}
-	p := &Processor{Vault: &fakeVault{}, PSP: conn}
+	p := &Service{Vault: &fakeVault{}, PSP: conn}
 	req := capture.PaymentRequest{Amount: 1999, Currency: "GBP", MerchantRef: "order-1"}
 
 	for _, tc := range []struct {
@@ -154,18 +154,18 @@ func TestUnavailable(t *testing.T) {
 	c := card("4111111111111111", "1230", "737", capture.BrandVisa)
 	req := capture.PaymentRequest{Amount: 100, Currency: "EUR"}
 
-	_, err := (&Processor{Vault: &fakeVault{err: tokenize.ErrUnavailable}}).Tokenize(ctx, c, req)
+	_, err := (&Service{Vault: &fakeVault{err: tokenize.ErrUnavailable}}).Tokenize(ctx, c, req)
 	if !errors.Is(err, capture.ErrUnavailable) {
 		t.Errorf("vault down: %v, want ErrUnavailable", err)
 	}
-	_, err = (&Processor{Vault: &fakeVault{err: errors.New("permission denied")}}).Tokenize(ctx, c, req)
+	_, err = (&Service{Vault: &fakeVault{err: errors.New("permission denied")}}).Tokenize(ctx, c, req)
 	if err == nil || errors.Is(err, capture.ErrUnavailable) {
 		t.Errorf("vault refusal: %v, want a final error", err)
 	}
-	if _, err := (&Processor{}).Tokenize(ctx, c, req); !errors.Is(err, capture.ErrNotConfigured) {
+	if _, err := (&Service{}).Tokenize(ctx, c, req); !errors.Is(err, capture.ErrNotConfigured) {
 		t.Errorf("no vault: %v", err)
 	}
-	if _, err := (&Processor{}).Authorize(ctx, c, "tok", req); !errors.Is(err, capture.ErrNotConfigured) {
+	if _, err := (&Service{}).Authorize(ctx, c, "tok", req); !errors.Is(err, capture.ErrNotConfigured) {
 		t.Errorf("no psp: %v", err)
 	}
 
@@ -176,31 +176,8 @@ func TestUnavailable(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	_, err = (&Processor{Vault: &fakeVault{}, PSP: conn}).Authorize(ctx, c, "tok", req)
+	_, err = (&Service{Vault: &fakeVault{}, PSP: conn}).Authorize(ctx, c, "tok", req)
 	if !errors.Is(err, capture.ErrUnavailable) {
 		t.Errorf("acquirer down: %v, want ErrUnavailable", err)
-	}
-}
-
-// TestLazyVaultDown: while Vault cannot be reached, tokenization is
-// retryable (ErrUnavailable) and Wait gives up with its context; Close
-// stops the login loop. The connected case runs against a real Vault in
-// cmd/tonevault's TestServeAuditSignedByVault.
-func TestLazyVaultDown(t *testing.T) {
-	cfg := tokenize.DefaultConfig()
-	cfg.Address = "http://127.0.0.1:1"
-	t.Setenv("VAULT_TOKEN", "not-a-token")
-	l := DialVault(cfg, tokenize.Options{}, nil)
-	c := card("4111111111111111", "1230", "737", capture.BrandVisa)
-	if _, err := l.Tokenize(context.Background(), c.PAN, c.Expiry, "visa", ""); !errors.Is(err, tokenize.ErrUnavailable) {
-		t.Errorf("Tokenize before login: %v, want ErrUnavailable", err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
-	defer cancel()
-	if v, err := l.Wait(ctx); v != nil || !errors.Is(err, context.DeadlineExceeded) {
-		t.Errorf("Wait = %v, %v", v, err)
-	}
-	if err := l.Close(); err != nil {
-		t.Error(err)
 	}
 }
