@@ -1,4 +1,4 @@
-package main
+package loadtest
 
 import (
 	"encoding/binary"
@@ -153,14 +153,14 @@ func cmsgAlign(n int) int { return (n + 7) &^ 7 }
 // generator is one load run's traffic: it sends both directions of every
 // call and receives what the relay forwards.
 type generator struct {
-	o          loadOpts
+	o          Options
 	calls      []*loadCall
 	carrier    *genSide // customers: send to the relay's carrier leg
 	platform   *genSide // agents: send to the relay's platform leg
 	startNanos int64    // Unix nanoseconds at the start: stamps count from here
 	q, outOff  int      // stamp offsets in carrier packets, before and after the look-ahead
 	tone       []byte
-	res        *loadResult
+	res        *Result
 	wg         sync.WaitGroup
 }
 
@@ -267,11 +267,11 @@ func (g *generator) sendSlot(k int, cm, pm *[genSockets][]ipv4.Message) {
 // presses start after the masker's first fill and end well before the run
 // does, so that each can be reported.
 func (g *generator) toneAt(since time.Duration) int {
-	if g.o.digitsEvery <= 0 || since < 500*time.Millisecond {
+	if g.o.DigitsEvery <= 0 || since < 500*time.Millisecond {
 		return -1
 	}
-	phase := since % g.o.digitsEvery
-	if phase >= 100*time.Millisecond || since-phase+300*time.Millisecond > time.Second+g.o.duration {
+	phase := since % g.o.DigitsEvery
+	if phase >= 100*time.Millisecond || since-phase+300*time.Millisecond > time.Second+g.o.Duration {
 		return -1
 	}
 	return int(phase / (20 * time.Millisecond))

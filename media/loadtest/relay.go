@@ -1,4 +1,4 @@
-package main
+package loadtest
 
 import (
 	"bufio"
@@ -20,12 +20,12 @@ import (
 // machine, so that the product's figures can be read against what the
 // kernel alone costs here.
 const (
-	relayTonevault = "tonevault" // media.Relay: per-call ports, inspection, masking
-	relayBare      = "bare"      // per-call ports, one goroutine per socket, no inspection
-	relayBatched   = "batched"   // one port per side for every call, recvmmsg/sendmmsg, no inspection
+	RelayTonevault = "tonevault" // media.Relay: per-call ports, inspection, masking
+	RelayBare      = "bare"      // per-call ports, one goroutine per socket, no inspection
+	RelayBatched   = "batched"   // one port per side for every call, recvmmsg/sendmmsg, no inspection
 )
 
-var relayKinds = []string{relayTonevault, relayBare, relayBatched}
+var RelayKinds = []string{RelayTonevault, RelayBare, RelayBatched}
 
 // relayHost is the relay under load: open gets the generator's two peer
 // addresses of one call and answers where that call's packets go.
@@ -37,26 +37,26 @@ type relayHost interface {
 	io() string
 }
 
-func newRelayHost(o loadOpts) (relayHost, error) {
-	switch o.relay {
-	case relayTonevault:
+func newRelayHost(o Options) (relayHost, error) {
+	switch o.Relay {
+	case RelayTonevault:
 		return newTonevaultHost(o)
-	case relayBare:
+	case RelayBare:
 		return &bareHost{}, nil
-	case relayBatched:
+	case RelayBatched:
 		return &batchedHost{}, nil
 	}
-	return nil, fmt.Errorf("unknown relay %q", o.relay)
+	return nil, fmt.Errorf("unknown relay %q", o.Relay)
 }
 
 // relayConfig is the relay the load runs against: defaults, with
 // kernel-chosen ports so that a load run never collides with a gateway.
-func relayConfig(o loadOpts) media.Config {
+func relayConfig(o Options) media.Config {
 	cfg := media.DefaultConfig()
 	cfg.PortMin, cfg.PortMax = 0, 0
-	cfg.LookAhead = o.lookahead
+	cfg.LookAhead = o.LookAhead
 	cfg.MediaTimeout = 0
-	cfg.IO = o.io
+	cfg.IO = o.IO
 	return cfg
 }
 
@@ -74,7 +74,7 @@ type tonevaultHost struct {
 	n      int
 }
 
-func newTonevaultHost(o loadOpts) (*tonevaultHost, error) {
+func newTonevaultHost(o Options) (*tonevaultHost, error) {
 	h := &tonevaultHost{digits: &digitCount{}}
 	r, err := media.NewRelay(relayConfig(o), media.Options{Digits: h.digits})
 	if err != nil {
@@ -245,11 +245,11 @@ func (h *batchedHost) close() int64 {
 	return 0
 }
 
-// relayChild is 'load --relay-only': the relay side of a load run. It
+// ServeRelay is 'load --relay-only': the relay side of a load run. It
 // first says "io ENGINE", then opens one call per line "carrierPeer platformPeer" (addresses) and
 // answers "toCarrier toPlatform"; "run" ends the set-up, and the end of
 // its input ends the run, answered by "digits N".
-func relayChild(o loadOpts, in io.Reader, out io.Writer) error {
+func ServeRelay(o Options, in io.Reader, out io.Writer) error {
 	h, err := newRelayHost(o)
 	if err != nil {
 		return err
