@@ -1,6 +1,7 @@
 package api
 
 import (
+	"errors"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -90,32 +91,47 @@ func (c *Config) applyDefaults() {
 	}
 }
 
-func (c *Config) validate() error {
+// DefaultConfig is the "api:" section of the embedded default
+// configuration: no keys (every request refused until one is added), 20
+// requests/s per key with bursts of 40, no webhooks.
+func DefaultConfig() Config {
+	return Config{
+		RateLimit:      RateLimit{PerSecond: 20, Burst: 40},
+		MaxBodyBytes:   defaultMaxBody,
+		WidgetTokenTTL: defaultWidgetTTL,
+		MaskStyle:      "bin_last4",
+		Heartbeat:      defaultHeartbeat,
+		Webhook:        WebhookConfig{MaxAttempts: defaultWebhookTries, Timeout: defaultWebhookTimeout},
+	}
+}
+
+// Validate reports a setting that cannot work, naming its key.
+func (c Config) Validate() error {
 	names := map[string]bool{}
 	for i, k := range c.Keys {
 		if k.Name == "" || strings.ContainsAny(k.Name, " \t\r\n:") {
-			return fmt.Errorf("api: keys[%d]: name must be non-empty without spaces or ':'", i)
+			return fmt.Errorf("api.keys[%d].name: must be non-empty without spaces or ':'", i)
 		}
 		if names[k.Name] {
-			return fmt.Errorf("api: keys[%d]: duplicate name %q", i, k.Name)
+			return fmt.Errorf("api.keys[%d].name: duplicate name %q", i, k.Name)
 		}
 		names[k.Name] = true
 		if _, err := parseHash(k.Hash); err != nil {
-			return fmt.Errorf("api: keys[%d] (%s): %w", i, k.Name, err)
+			return fmt.Errorf("api.keys[%d].hash (%s): %w", i, k.Name, err)
 		}
 	}
 	switch c.MaskStyle {
 	case "", "bin_last4", "last4":
 	default:
-		return fmt.Errorf("api: mask_style must be bin_last4 or last4")
+		return fmt.Errorf("api.mask_style: %q: want bin_last4 or last4", c.MaskStyle)
 	}
 	if c.Webhook.URL != "" {
 		u, err := url.Parse(c.Webhook.URL)
 		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-			return fmt.Errorf("api: webhook.url must be an http(s) URL")
+			return errors.New("api.webhook.url: must be an http(s) URL")
 		}
 		if c.Webhook.SecretFile == "" {
-			return fmt.Errorf("api: webhook.secret_file is required with webhook.url")
+			return errors.New("api.webhook.secret_file: required with api.webhook.url")
 		}
 	}
 	return nil

@@ -85,7 +85,7 @@ sse_heartbeat: 20s
 		c.MaskStyle != "last4" || c.Heartbeat != 20*time.Second || c.WidgetSecretFile == "" || c.Webhook.SecretFile == "" {
 		t.Errorf("decoded %+v", c)
 	}
-	if err := c.validate(); err != nil {
+	if err := c.Validate(); err != nil {
 		t.Error(err)
 	}
 }

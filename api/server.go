@@ -88,7 +88,7 @@ func New(cfg Config, deps Deps) (http.Handler, error) {
 // NewServer is New with the concrete type.
 func NewServer(cfg Config, deps Deps) (*Server, error) {
 	cfg.applyDefaults()
-	if err := cfg.validate(); err != nil {
+	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	if deps.Payments == nil || deps.Calls == nil {

@@ -42,6 +42,24 @@ const (
 	maxExtraDigits = 32
 )
 
+// DefaultConfig is the "capture:" section of the embedded default
+// configuration.
+func DefaultConfig() Config {
+	return Config{
+		InterDigitTimeout: DefaultInterDigitTimeout,
+		FieldTimeout:      DefaultFieldTimeout,
+		SessionTimeout:    DefaultSessionTimeout,
+		MaxAttempts:       DefaultMaxAttempts,
+		MaskStyle:         MaskBINLast4,
+	}
+}
+
+// Validate reports a setting that cannot work, naming its key.
+func (c Config) Validate() error {
+	_, err := c.withDefaults()
+	return err
+}
+
 // withDefaults fills the zero values and checks the rest.
 func (c Config) withDefaults() (Config, error) {
 	if c.InterDigitTimeout == 0 {
@@ -57,22 +75,22 @@ func (c Config) withDefaults() (Config, error) {
 		c.MaxAttempts = DefaultMaxAttempts
 	}
 	if c.MaxAttempts < 0 {
-		return c, errors.New("capture: max_attempts must be positive")
+		return c, errors.New("capture.max_attempts: must be positive")
 	}
 	if c.MaskStyle == "" {
 		c.MaskStyle = MaskBINLast4
 	}
 	if c.MaskStyle != MaskBINLast4 && c.MaskStyle != MaskLast4 {
-		return c, fmt.Errorf("capture: mask_style %q is not %q or %q", c.MaskStyle, MaskBINLast4, MaskLast4)
+		return c, fmt.Errorf("capture.mask_style: %q is not %q or %q", c.MaskStyle, MaskBINLast4, MaskLast4)
 	}
 	if len(c.AcceptedBrands) == 0 {
 		c.AcceptedBrands = Brands()
 	}
-	if err := checkBrands("accepted_brands", c.AcceptedBrands); err != nil {
+	if err := checkBrands("capture.accepted_brands", c.AcceptedBrands); err != nil {
 		return c, err
 	}
 	for m, bs := range c.MerchantBrands {
-		if err := checkBrands(fmt.Sprintf("merchant_brands[%q]", m), bs); err != nil {
+		if err := checkBrands(fmt.Sprintf("capture.merchant_brands[%q]", m), bs); err != nil {
 			return c, err
 		}
 	}
@@ -81,11 +99,11 @@ func (c Config) withDefaults() (Config, error) {
 	for i := range c.ExtraFields {
 		f := &c.ExtraFields[i]
 		if f.Name == "" || seen[f.Name] {
-			return c, fmt.Errorf("capture: extra field %d: name %q is empty or used twice", i, f.Name)
+			return c, fmt.Errorf("capture.extra_fields[%d].name: %q is empty or used twice", i, f.Name)
 		}
 		seen[f.Name] = true
 		if f.MinDigits < 1 || f.MaxDigits < f.MinDigits || f.MaxDigits > maxExtraDigits {
-			return c, fmt.Errorf("capture: extra field %q: want 1 <= min_digits <= max_digits <= %d", f.Name, maxExtraDigits)
+			return c, fmt.Errorf("capture.extra_fields[%d] (%s): want 1 <= min_digits <= max_digits <= %d", i, f.Name, maxExtraDigits)
 		}
 		if f.Label == "" {
 			f.Label = string(f.Name)
@@ -97,7 +115,7 @@ func (c Config) withDefaults() (Config, error) {
 func checkBrands(key string, bs []Brand) error {
 	for _, b := range bs {
 		if !slices.Contains(Brands(), b) {
-			return fmt.Errorf("capture: %s: unknown brand %q", key, b)
+			return fmt.Errorf("%s: unknown brand %q", key, b)
 		}
 	}
 	return nil

@@ -1,29 +1,30 @@
 // Package configs holds ToneVault's default configuration (tonevault.yaml,
 // embedded) and reads configuration files.
 //
-// A file is read on top of the default, so it only needs the keys it
-// changes; lists replace the default's list whole. Decoding is strict: an
-// unknown key, a second YAML document or a value of the wrong type is an
-// error naming the file and line. Each top-level section is one field of
-// Config, so a new section is a new field and a new block in the YAML.
+// Each section of the file belongs to the package that uses it: that
+// package declares the section's Config type with its YAML keys, its
+// defaults (DefaultConfig) and a Validate method whose errors name the
+// keys. This package only composes them: Config has one field per
+// section, and Load reads a file on top of the embedded default.
+//
+// A file only needs the keys it changes; a list or map it gives replaces
+// the default's whole. Decoding is strict: an unknown key, a key given
+// twice, a second YAML document or a value of the wrong type is an error
+// naming the file, the key and the line.
 package configs
 
 import (
-	"crypto/tls"
 	_ "embed"
-	"errors"
 	"fmt"
-	"io"
-	"net/netip"
 	"os"
-	"strings"
-	"time"
-
-	"go.yaml.in/yaml/v3"
 
 	"github.com/tonevault/tonevault/api"
+	"github.com/tonevault/tonevault/audit"
 	"github.com/tonevault/tonevault/capture"
+	"github.com/tonevault/tonevault/internal/oplog"
+	"github.com/tonevault/tonevault/media"
 	"github.com/tonevault/tonevault/psp"
+	"github.com/tonevault/tonevault/sip"
 	"github.com/tonevault/tonevault/tokenize"
 )
 
@@ -32,105 +33,33 @@ import (
 //go:embed tonevault.yaml
 var Default []byte
 
-// Config is the whole configuration file.
+// Config is the whole configuration file, one field per section.
 type Config struct {
-	SIP   SIP   `yaml:"sip"`
-	Media Media `yaml:"media"`
-	HTTP  HTTP  `yaml:"http"`
-	Log   Log   `yaml:"log"`
-	Audit Audit `yaml:"audit"`
-	// Capture is the payment session (package capture).
-	Capture capture.Config `yaml:"capture"`
-	// API is the CRM API and the agent widget (package api).
-	API api.Config `yaml:"api"`
-	// Vault is tokenization (package tokenize).
-	Vault tokenize.Config `yaml:"vault"`
-	// PSP is the acquirer connection (package psp).
-	PSP PSP `yaml:"psp"`
+	SIP     sip.Config      `yaml:"sip"`     // the B2BUA
+	Media   media.Config    `yaml:"media"`   // the RTP relay and masking
+	HTTP    api.HTTPConfig  `yaml:"http"`    // the HTTP listener
+	Log     oplog.Config    `yaml:"log"`     // the operational log
+	Audit   audit.Config    `yaml:"audit"`   // the audit trail
+	Capture capture.Config  `yaml:"capture"` // the payment session
+	API     api.Config      `yaml:"api"`     // the CRM API and the agent widget
+	Vault   tokenize.Config `yaml:"vault"`   // tokenization
+	PSP     psp.Config      `yaml:"psp"`     // the acquirer connection
 }
 
-// PSP is the ISO 8583 connector (psp.Config). No addrs: submit ends in a
-// clear "not configured" failure.
-type PSP struct {
-	Addrs          []string          `yaml:"addrs"`
-	Kind           string            `yaml:"kind"`   // authorization (0100) or sale (0200)
-	Header         string            `yaml:"header"` // binary2 or ascii4
-	CAFile         string            `yaml:"ca_file"`
-	CertFile       string            `yaml:"cert_file"`
-	KeyFile        string            `yaml:"key_file"`
-	ConnectTimeout time.Duration     `yaml:"connect_timeout"`
-	Timeout        time.Duration     `yaml:"timeout"`
-	EchoInterval   time.Duration     `yaml:"echo_interval"`
-	TerminalID     string            `yaml:"terminal_id"`
-	MerchantID     string            `yaml:"merchant_id"`
-	MCC            string            `yaml:"mcc"`
-	MOTOIndicators map[string]string `yaml:"moto_indicators"`
-	StateDir       string            `yaml:"state_dir"`
-}
-
-// SIP is the B2BUA (package sip).
-type SIP struct {
-	Trunks              Trunks        `yaml:"trunks"`
-	RejectUninspectable bool          `yaml:"reject_uninspectable"`
-	CorrelationHeaders  []string      `yaml:"correlation_headers"`
-	RingTimeout         time.Duration `yaml:"ring_timeout"`
-}
-
-// Trunks are the two sides of the gateway.
-type Trunks struct {
-	Carrier  Trunk `yaml:"carrier"`
-	Platform Trunk `yaml:"platform"`
-}
-
-// Trunk is one side's SIP listener and routing.
-type Trunk struct {
-	Listen     string   `yaml:"listen"`
-	Transports []string `yaml:"transports"`
-	Allow      []string `yaml:"allow"`
-	Target     string   `yaml:"target"`
-}
-
-// Media is the RTP relay (package sip/media, media.Config).
-type Media struct {
-	BindIP       string        `yaml:"bind_ip"`
-	PortMin      int           `yaml:"port_min"`
-	PortMax      int           `yaml:"port_max"`
-	LookAhead    time.Duration `yaml:"look_ahead"`
-	Mask         string        `yaml:"mask"`
-	Policy       string        `yaml:"policy"`
-	MediaTimeout time.Duration `yaml:"media_timeout"`
-	MaxDuration  time.Duration `yaml:"max_duration"`
-	IO           string        `yaml:"io"`
-}
-
-// HTTP is the HTTP listener (metrics, health, API).
-type HTTP struct {
-	Listen string `yaml:"listen"`
-	// Pprof serves Go's profiler at /debug/pprof/ on this listener: for
-	// measuring, never on an address others can reach (profiles show
-	// memory, which may hold card data).
-	Pprof bool `yaml:"pprof"`
-	// TLSCertFile and TLSKeyFile (PEM) serve the listener over HTTPS: the
-	// API carries bearer keys and the widget its tokens, so anything but
-	// loopback wants them.
-	TLSCertFile string `yaml:"tls_cert_file"`
-	TLSKeyFile  string `yaml:"tls_key_file"`
-}
-
-// Log is the operational log.
-type Log struct {
-	Level    string `yaml:"level"`
-	SIPLevel string `yaml:"sip_level"`
-}
-
-// Audit is the audit trail.
-type Audit struct {
-	// Signer signs checkpoints: "hmac" with KeyFile, or "vault" with the
-	// transit ed25519 key vault.transit.signing_key.
-	Signer  string `yaml:"signer"`
-	Path    string `yaml:"path"`
-	KeyFile string `yaml:"key_file"`
-	KeyID   string `yaml:"key_id"`
+// Defaults is every package's DefaultConfig: what the embedded
+// tonevault.yaml says too (a test keeps them equal).
+func Defaults() Config {
+	return Config{
+		SIP:     sip.DefaultConfig(),
+		Media:   media.DefaultConfig(),
+		HTTP:    api.DefaultHTTPConfig(),
+		Log:     oplog.DefaultConfig(),
+		Audit:   audit.DefaultConfig(),
+		Capture: capture.DefaultConfig(),
+		API:     api.DefaultConfig(),
+		Vault:   tokenize.DefaultConfig(),
+		PSP:     psp.DefaultConfig(),
+	}
 }
 
 // Load reads the file at path on top of the default; path "" is the
@@ -149,7 +78,7 @@ func Load(path string) (Config, error) {
 // Parse reads data (named name in errors) on top of the default and
 // checks the result.
 func Parse(data []byte, name string) (Config, error) {
-	var c Config
+	c := Defaults()
 	if err := decode(Default, &c); err != nil {
 		return Config{}, fmt.Errorf("configs: embedded default: %w", err)
 	}
@@ -167,116 +96,18 @@ func Parse(data []byte, name string) (Config, error) {
 	return c, nil
 }
 
-func decode(data []byte, c *Config) error {
-	dec := yaml.NewDecoder(strings.NewReader(string(data)))
-	dec.KnownFields(true)
-	if err := dec.Decode(c); err != nil {
-		if errors.Is(err, io.EOF) {
-			return nil // empty file: nothing changed
-		}
-		return err
-	}
-	var extra any
-	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
-		return errors.New("more than one YAML document")
-	}
-	return nil
-}
-
-// Validate checks values that decode but cannot work, naming their keys.
+// Validate checks every section, then what sections must agree on.
 func (c Config) Validate() error {
-	for _, t := range []struct {
-		key string
-		t   Trunk
-	}{{"sip.trunks.carrier", c.SIP.Trunks.Carrier}, {"sip.trunks.platform", c.SIP.Trunks.Platform}} {
-		if _, err := t.t.ListenAddr(); err != nil {
-			return fmt.Errorf("%s.listen: %w", t.key, err)
-		}
-		if _, err := t.t.AllowPrefixes(); err != nil {
-			return fmt.Errorf("%s.allow: %w", t.key, err)
-		}
-		for _, tp := range t.t.Transports {
-			if tp != "udp" && tp != "tcp" {
-				return fmt.Errorf("%s.transports: %q: want udp or tcp", t.key, tp)
-			}
-		}
-		if t.t.Target != "" && !strings.HasPrefix(t.t.Target, "sip:") {
-			return fmt.Errorf("%s.target: %q is not a sip: URI", t.key, t.t.Target)
+	for _, v := range []interface{ Validate() error }{c.SIP, c.Media, c.HTTP, c.Log, c.Audit, c.Capture, c.API, c.Vault, c.PSP} {
+		if err := v.Validate(); err != nil {
+			return err
 		}
 	}
-	if c.SIP.RingTimeout < 0 {
-		return errors.New("sip.ring_timeout: negative")
-	}
-	if _, err := netip.ParseAddr(c.Media.BindIP); err != nil {
-		return fmt.Errorf("media.bind_ip: %w", err)
-	}
-	hl, err := netip.ParseAddrPort(c.HTTP.Listen)
-	if err != nil {
-		return fmt.Errorf("http.listen: %w", err)
-	}
-	if (c.HTTP.TLSCertFile == "") != (c.HTTP.TLSKeyFile == "") {
-		return errors.New("http.tls_cert_file and http.tls_key_file go together")
-	}
-	if c.HTTP.TLSCertFile != "" {
-		if _, err := tls.LoadX509KeyPair(c.HTTP.TLSCertFile, c.HTTP.TLSKeyFile); err != nil {
-			return fmt.Errorf("http.tls_cert_file/tls_key_file: %w", err)
-		}
-	}
-	if c.HTTP.Pprof && !hl.Addr().IsLoopback() {
-		return fmt.Errorf("http.pprof: only on a loopback http.listen, not %s", hl.Addr())
-	}
-	for _, l := range []struct{ key, v string }{{"log.level", c.Log.Level}, {"log.sip_level", c.Log.SIPLevel}} {
-		switch l.v {
-		case "debug", "info", "warn", "error":
-		default:
-			return fmt.Errorf("%s: %q: want debug, info, warn or error", l.key, l.v)
-		}
-	}
-	if c.Audit.Path == "" {
-		return errors.New("audit.path: empty")
-	}
-	if c.Audit.Signer != "hmac" && c.Audit.Signer != "vault" {
-		return fmt.Errorf("audit.signer: %q: want hmac or vault", c.Audit.Signer)
-	}
-	if err := c.Vault.Validate(); err != nil {
-		return err
-	}
-	if len(c.PSP.Addrs) > 0 {
-		if _, err := psp.ParseHeader(c.PSP.Header); err != nil {
-			return fmt.Errorf("psp.header: %w", err)
-		}
-		if c.PSP.Kind != "authorization" && c.PSP.Kind != "sale" {
-			return fmt.Errorf("psp.kind: %q: want authorization or sale", c.PSP.Kind)
-		}
-		if c.PSP.StateDir == "" {
-			return errors.New("psp.state_dir: empty (the reversal queue and the STAN counter live there)")
-		}
+	// The API refuses to let out a masked number that shows more than its
+	// mask_style allows: a stricter API than capture would refuse every
+	// valid card.
+	if c.API.MaskStyle != "" && c.Capture.MaskStyle != "" && c.API.MaskStyle != c.Capture.MaskStyle {
+		return fmt.Errorf("api.mask_style %q and capture.mask_style %q differ: set both to the same style", c.API.MaskStyle, c.Capture.MaskStyle)
 	}
 	return nil
-}
-
-// ListenAddr is the trunk's listen address.
-func (t Trunk) ListenAddr() (netip.AddrPort, error) {
-	return netip.ParseAddrPort(t.Listen)
-}
-
-// AllowPrefixes parses the allow list; a bare address is one host.
-func (t Trunk) AllowPrefixes() ([]netip.Prefix, error) {
-	var out []netip.Prefix
-	for _, s := range t.Allow {
-		if !strings.Contains(s, "/") {
-			a, err := netip.ParseAddr(s)
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, netip.PrefixFrom(a, a.BitLen()))
-			continue
-		}
-		p, err := netip.ParsePrefix(s)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, p.Masked())
-	}
-	return out, nil
 }

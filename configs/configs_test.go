@@ -1,8 +1,10 @@
 package configs
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -14,11 +16,16 @@ func TestDefault(t *testing.T) {
 		t.Fatal(err)
 	}
 	checks := []struct{ name, got, want string }{
-		{"carrier listen", c.SIP.Trunks.Carrier.Listen, "127.0.0.1:5060"},
-		{"platform listen", c.SIP.Trunks.Platform.Listen, "127.0.0.1:5070"},
+		{"carrier listen", c.SIP.Trunks.Carrier.Listen.String(), "127.0.0.1:5060"},
+		{"platform listen", c.SIP.Trunks.Platform.Listen.String(), "127.0.0.1:5070"},
 		{"platform target", c.SIP.Trunks.Platform.Target, "sip:agent@127.0.0.1:5090"},
-		{"http", c.HTTP.Listen, "127.0.0.1:8080"},
-		{"media bind", c.Media.BindIP, "127.0.0.1"},
+		{"http", c.HTTP.Listen.String(), "127.0.0.1:8080"},
+		{"media bind", c.Media.BindIP.String(), "127.0.0.1"},
+		{"media mask", c.Media.MaskMode.String(), "tone"},
+		{"media policy", c.Media.Policy.String(), "always"},
+		{"log level", c.Log.Level.String(), "info"},
+		{"psp kind", c.PSP.Kind.String(), "authorization"},
+		{"psp header", c.PSP.Header.String(), "binary2"},
 		{"audit path", c.Audit.Path, "tonevault-audit.jsonl"},
 	}
 	for _, ch := range checks {
@@ -48,28 +55,51 @@ func TestParse(t *testing.T) {
 		check   func(t *testing.T, c Config)
 	}{
 		{name: "empty is default", yaml: "", check: func(t *testing.T, c Config) {
-			if c.SIP.Trunks.Carrier.Listen != "127.0.0.1:5060" {
+			if c.SIP.Trunks.Carrier.Listen.String() != "127.0.0.1:5060" {
 				t.Error(c.SIP.Trunks.Carrier.Listen)
 			}
 		}},
 		{name: "override one key", yaml: "sip:\n  trunks:\n    carrier:\n      listen: 127.0.0.1:0\n", check: func(t *testing.T, c Config) {
-			if c.SIP.Trunks.Carrier.Listen != "127.0.0.1:0" || c.SIP.Trunks.Platform.Listen != "127.0.0.1:5070" {
+			if c.SIP.Trunks.Carrier.Listen.String() != "127.0.0.1:0" || c.SIP.Trunks.Platform.Listen.String() != "127.0.0.1:5070" {
 				t.Errorf("%+v", c.SIP.Trunks)
 			}
 			if len(c.SIP.Trunks.Carrier.Allow) != 2 {
 				t.Errorf("allow lost: %v", c.SIP.Trunks.Carrier.Allow)
 			}
 		}},
-		{name: "unknown key with line", yaml: "sip:\n  trunks:\n    carrier:\n      lisen: 1.2.3.4:5\n", wantErr: "line 4: field lisen not found"},
-		{name: "unknown section", yaml: "vaults:\n  addr: x\n", wantErr: "line 1: field vaults not found"},
-		{name: "wrong type", yaml: "media:\n  port_min: lots\n", wantErr: "line 2"},
-		{name: "bad duration", yaml: "media:\n  media_timeout: soon\n", wantErr: "line 2"},
+		{name: "unknown key with line", yaml: "sip:\n  trunks:\n    carrier:\n      lisen: 1.2.3.4:5\n", wantErr: "sip.trunks.carrier.lisen (line 4): unknown key"},
+		{name: "unknown section", yaml: "vaults:\n  addr: x\n", wantErr: "vaults (line 1): unknown key"},
+		{name: "unknown key in a list", yaml: "capture:\n  extra_fields: [{name: postcode, min_digits: 3, max_digit: 8}]\n", wantErr: "capture.extra_fields[0].max_digit (line 2): unknown key"},
+		{name: "unknown key in a map", yaml: "vault:\n  merchant_formats:\n    m1: {kind: opaque, lenght: 20}\n", wantErr: `vault.merchant_formats["m1"].lenght (line 3): unknown key`},
+		{name: "key given twice", yaml: "log:\n  level: info\n  level: debug\n", wantErr: "log.level"},
+		{name: "wrong type", yaml: "media:\n  port_min: lots\n", wantErr: "media.port_min (line 2)"},
+		{name: "bad duration", yaml: "media:\n  media_timeout: soon\n", wantErr: "media.media_timeout (line 2)"},
+		{name: "bad mask", yaml: "media:\n  mask: hush\n", wantErr: "media.mask (line 2)"},
+		{name: "bad policy", yaml: "media:\n  policy: sometimes\n", wantErr: "media.policy (line 2)"},
+		{name: "bad bind ip", yaml: "media:\n  bind_ip: 0.0.0.0\n", wantErr: "media.bind_ip"},
+		{name: "bad psp header", yaml: "psp:\n  header: ascii2\n", wantErr: "psp.header (line 2)"},
+		{name: "bad psp addr", yaml: "psp:\n  addrs: [localhost]\n", wantErr: "psp.addrs[0]"},
+		{name: "list in place of a map", yaml: "sip:\n  trunks: [a, b]\n", wantErr: "sip.trunks (line 2): want a mapping"},
+		{name: "scalar in place of a list", yaml: "sip:\n  correlation_headers: X-Call\n", wantErr: "sip.correlation_headers (line 2): want a list"},
+		{name: "wiring is not a key", yaml: "sip:\n  useragent: me\n", wantErr: "unknown key"},
+		{name: "mask styles differ", yaml: "api:\n  mask_style: last4\n", wantErr: "mask_style"},
+		{name: "both mask styles", yaml: "api:\n  mask_style: last4\ncapture:\n  mask_style: last4\n", check: func(t *testing.T, c Config) {
+			if c.API.MaskStyle != "last4" || c.Capture.MaskStyle != "last4" {
+				t.Errorf("%q %q", c.API.MaskStyle, c.Capture.MaskStyle)
+			}
+		}},
+		{name: "anchors and aliases", yaml: "x: &lo 127.0.0.1:7000\n", wantErr: "x (line 1): unknown key"},
+		{name: "alias value", yaml: "sip:\n  trunks:\n    carrier:\n      allow: &nets [10.0.0.0/8]\n    platform:\n      allow: *nets\n", check: func(t *testing.T, c Config) {
+			if got := c.SIP.Trunks.Platform.Allow; len(got) != 1 || got[0].String() != "10.0.0.0/8" {
+				t.Errorf("platform allow %v", got)
+			}
+		}},
 		{name: "bad listen", yaml: "sip:\n  trunks:\n    platform:\n      listen: nowhere\n", wantErr: "sip.trunks.platform.listen"},
 		{name: "bad cidr", yaml: "sip:\n  trunks:\n    carrier:\n      allow: [10.0.0.0/99]\n", wantErr: "sip.trunks.carrier.allow"},
 		{name: "bare ip allowed", yaml: "sip:\n  trunks:\n    carrier:\n      allow: [10.0.0.7]\n", check: func(t *testing.T, c Config) {
-			p, err := c.SIP.Trunks.Carrier.AllowPrefixes()
-			if err != nil || len(p) != 1 || p[0].String() != "10.0.0.7/32" {
-				t.Errorf("%v %v", p, err)
+			p := c.SIP.Trunks.Carrier.Allow
+			if len(p) != 1 || p[0].String() != "10.0.0.7/32" {
+				t.Errorf("%v", p)
 			}
 		}},
 		{name: "bad transport", yaml: "sip:\n  trunks:\n    carrier:\n      transports: [tls]\n", wantErr: "transports"},
@@ -112,10 +142,57 @@ func TestLoadFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.HTTP.Listen != "127.0.0.1:0" {
+	if c.HTTP.Listen.String() != "127.0.0.1:0" {
 		t.Errorf("http.listen = %s", c.HTTP.Listen)
 	}
 	if _, err := Load(filepath.Join(t.TempDir(), "missing.yaml")); err == nil {
 		t.Error("missing file loaded")
 	}
+}
+
+// TestEmbeddedIsDefaults: the embedded tonevault.yaml, which documents the
+// defaults for operators, says what the packages' DefaultConfig say: one
+// default per setting, wherever it is read.
+func TestEmbeddedIsDefaults(t *testing.T) {
+	var fromYAML Config
+	if err := decode(Default, &fromYAML); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range differences(reflect.ValueOf(fromYAML), reflect.ValueOf(Defaults()), "") {
+		t.Errorf("tonevault.yaml and DefaultConfig differ at %s", d)
+	}
+	// The check can fail: a changed default is found and named.
+	changed := Defaults()
+	changed.Media.LookAhead++
+	if d := differences(reflect.ValueOf(fromYAML), reflect.ValueOf(changed), ""); len(d) != 1 || !strings.HasPrefix(d[0], "Media.LookAhead") {
+		t.Errorf("a changed default gives %v", d)
+	}
+}
+
+// differences lists the paths at which a and b differ; an empty list or
+// map equals a missing one (YAML's [] and {} against a nil default).
+func differences(a, b reflect.Value, path string) []string {
+	switch a.Kind() {
+	case reflect.Struct:
+		var out []string
+		for i := range a.NumField() {
+			if !a.Type().Field(i).IsExported() {
+				continue
+			}
+			out = append(out, differences(a.Field(i), b.Field(i), path+"."+a.Type().Field(i).Name)...)
+		}
+		return out
+	case reflect.Slice, reflect.Map:
+		if a.Len() == 0 && b.Len() == 0 {
+			return nil
+		}
+	case reflect.Func:
+		if a.IsNil() && b.IsNil() {
+			return nil
+		}
+	}
+	if !reflect.DeepEqual(a.Interface(), b.Interface()) {
+		return []string{fmt.Sprintf("%s: %v against %v", strings.TrimPrefix(path, "."), a, b)}
+	}
+	return nil
 }

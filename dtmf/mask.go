@@ -30,6 +30,19 @@ func (m MaskMode) String() string {
 	return fmt.Sprintf("MaskMode(%d)", uint8(m))
 }
 
+// UnmarshalText reads "tone" or "silence" (configuration files).
+func (m *MaskMode) UnmarshalText(b []byte) error {
+	v, err := ParseMaskMode(string(b))
+	if err != nil {
+		return err
+	}
+	*m = v
+	return nil
+}
+
+// MarshalText writes the spelling ParseMaskMode reads.
+func (m MaskMode) MarshalText() ([]byte, error) { return []byte(m.String()), nil }
+
 // ParseMaskMode reads "tone" or "silence".
 func ParseMaskMode(s string) (MaskMode, error) {
 	switch s {

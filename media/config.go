@@ -35,37 +35,37 @@ func DefaultConfig() Config {
 // which run beside other processes and cannot own a fixed range.
 func (c Config) Validate() error {
 	if !c.BindIP.IsValid() || c.BindIP.IsUnspecified() {
-		return fmt.Errorf("media: bind_ip %v must be one concrete address: it is the address the SDP advertises", c.BindIP)
+		return fmt.Errorf("media.bind_ip: %v must be one concrete address: it is the address the SDP advertises", c.BindIP)
 	}
 	if c.BindIP.Zone() != "" {
-		return fmt.Errorf("media: bind_ip %v: zoned addresses are not supported", c.BindIP)
+		return fmt.Errorf("media.bind_ip: %v: zoned addresses are not supported", c.BindIP)
 	}
 	if c.PortMin != 0 || c.PortMax != 0 {
 		switch {
 		case c.PortMin < 1 || c.PortMax > 65535:
-			return fmt.Errorf("media: port range %d-%d outside 1-65535", c.PortMin, c.PortMax)
+			return fmt.Errorf("media.port_min, media.port_max: %d-%d outside 1-65535", c.PortMin, c.PortMax)
 		case c.PortMin%2 != 0:
-			return fmt.Errorf("media: port_min %d must be even (RTP on even ports, RTCP on the next odd one)", c.PortMin)
+			return fmt.Errorf("media.port_min: %d must be even (RTP on even ports, RTCP on the next odd one)", c.PortMin)
 		case c.PortMax < c.PortMin+3:
-			return fmt.Errorf("media: port range %d-%d too small: a call needs two RTP/RTCP pairs (4 ports)", c.PortMin, c.PortMax)
+			return fmt.Errorf("media.port_min, media.port_max: %d-%d too small: a call needs two RTP/RTCP pairs (4 ports)", c.PortMin, c.PortMax)
 		}
 	}
 	if err := c.maskConfig().Validate(); err != nil {
-		return fmt.Errorf("media: %w", err)
+		return fmt.Errorf("media.look_ahead, media.mask: %w", err)
 	}
 	if c.Policy != Always && c.Policy != CaptureOnly {
-		return fmt.Errorf("media: unknown policy %d (want always or capture-only)", c.Policy)
+		return fmt.Errorf("media.policy: unknown policy %d (want always or capture-only)", c.Policy)
 	}
 	if c.MediaTimeout < 0 {
-		return fmt.Errorf("media: media_timeout %v is negative (0 disables it)", c.MediaTimeout)
+		return fmt.Errorf("media.media_timeout: %v is negative (0 disables it)", c.MediaTimeout)
 	}
 	switch c.IO {
 	case "", IOAuto, IOUring, IOGoroutines:
 	default:
-		return fmt.Errorf("media: io %q: want %s, %s or %s", c.IO, IOAuto, IOUring, IOGoroutines)
+		return fmt.Errorf("media.io: %q: want %s, %s or %s", c.IO, IOAuto, IOUring, IOGoroutines)
 	}
 	if c.MaxDuration < 0 {
-		return fmt.Errorf("media: max_duration %v is negative (0: unlimited)", c.MaxDuration)
+		return fmt.Errorf("media.max_duration: %v is negative (0: unlimited)", c.MaxDuration)
 	}
 	return nil
 }
@@ -84,6 +84,19 @@ func ParsePolicy(s string) (Policy, error) {
 	}
 	return 0, fmt.Errorf("media: unknown policy %q (want always or capture-only)", s)
 }
+
+// UnmarshalText reads a policy as ParsePolicy does (configuration files).
+func (p *Policy) UnmarshalText(b []byte) error {
+	v, err := ParsePolicy(string(b))
+	if err != nil {
+		return err
+	}
+	*p = v
+	return nil
+}
+
+// MarshalText writes the spelling ParsePolicy reads.
+func (p Policy) MarshalText() ([]byte, error) { return []byte(p.String()), nil }
 
 func (p Policy) String() string {
 	switch p {

@@ -73,13 +73,13 @@ type DigitSink interface{ Digit(Digit) }
 
 // Config is the relay's part of configs/tonevault.yaml ("media:").
 type Config struct {
-	BindIP       netip.Addr    // address RTP sockets bind to and SDP advertises
-	PortMin      int           // even; RTP on even ports, RTCP on the next odd one
-	PortMax      int           //
-	LookAhead    time.Duration // masker delay (dtmf.DefaultLookAhead)
-	MaskMode     dtmf.MaskMode // tone or silence
-	Policy       Policy
-	MediaTimeout time.Duration // no RTP from either leg this long → Session.Done
-	MaxDuration  time.Duration // 0: unlimited
-	IO           string        // IOAuto (""), IOUring or IOGoroutines
+	BindIP       netip.Addr    `yaml:"bind_ip"`       // address RTP sockets bind to and SDP advertises
+	PortMin      int           `yaml:"port_min"`      // even; RTP on even ports, RTCP on the next odd one
+	PortMax      int           `yaml:"port_max"`      //
+	LookAhead    time.Duration `yaml:"look_ahead"`    // masker delay (dtmf.DefaultLookAhead)
+	MaskMode     dtmf.MaskMode `yaml:"mask"`          // tone or silence
+	Policy       Policy        `yaml:"policy"`        // always or capture-only
+	MediaTimeout time.Duration `yaml:"media_timeout"` // no RTP from either leg this long → Session.Done
+	MaxDuration  time.Duration `yaml:"max_duration"`  // 0: unlimited
+	IO           string        `yaml:"io"`            // IOAuto (""), IOUring or IOGoroutines
 }

@@ -3,52 +3,137 @@ package psp
 import (
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"time"
 
 	"go.uber.org/zap"
 )
 
-// Config configures the ISO 8583 connector.
+// Config configures the ISO 8583 connector: the "psp:" section of the
+// configuration. With no Addrs there is no acquirer, and a payment's
+// submit ends in a clear "not configured" failure.
 type Config struct {
 	// Addrs are the acquirer's host:port. The pool keeps one connection
 	// per entry: list an address twice for two connections to it.
-	Addrs []string
+	Addrs []string `yaml:"addrs"`
+	// Kind is the message a payment's submit sends: Authorization (0100,
+	// the default) or Sale (0200).
+	Kind Kind `yaml:"kind"`
 	// Header is the length header: Binary2 (default) or ASCII4.
-	Header Header
+	Header Header `yaml:"header"`
 	// CAFile turns on TLS, trusting the PEM CAs in it. CertFile and
 	// KeyFile add a client certificate (mutual TLS).
-	CAFile, CertFile, KeyFile string
+	CAFile   string `yaml:"ca_file"`
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
 	// ConnectTimeout bounds a TCP (and TLS) connect; default 5s.
-	ConnectTimeout time.Duration
+	ConnectTimeout time.Duration `yaml:"connect_timeout"`
 	// Timeout is how long to wait for a response before reversing;
 	// default 20s. A shorter deadline on Authorize's ctx wins.
-	Timeout time.Duration
+	Timeout time.Duration `yaml:"timeout"`
 	// EchoInterval sends an 0800 echo when a connection was idle this
 	// long; default 30s.
-	EchoInterval time.Duration
+	EchoInterval time.Duration `yaml:"echo_interval"`
 	// ReconnectWait and MaxReconnectWait: the pool's redial backoff;
 	// defaults 1s and 30s.
-	ReconnectWait, MaxReconnectWait time.Duration
+	ReconnectWait    time.Duration `yaml:"reconnect_wait"`
+	MaxReconnectWait time.Duration `yaml:"max_reconnect_wait"`
 	// ReversalBackoff and MaxReversalBackoff: retry backoff of an
 	// unacknowledged reversal; defaults 1s and 60s.
-	ReversalBackoff, MaxReversalBackoff time.Duration
+	ReversalBackoff    time.Duration `yaml:"reversal_backoff"`
+	MaxReversalBackoff time.Duration `yaml:"max_reversal_backoff"`
 	// Terminal (field 41, up to 8) and Merchant (field 42, up to 15).
-	Terminal, Merchant string
+	Terminal string `yaml:"terminal_id"`
+	Merchant string `yaml:"merchant_id"`
 	// MCC is the merchant category code (field 18); default "5969".
-	MCC string
+	MCC string `yaml:"mcc"`
 	// MOTOIndicators maps a lower-case brand to field 60's value;
 	// brands not listed get DefaultMOTOIndicator.
-	MOTOIndicators map[string]string
+	MOTOIndicators map[string]string `yaml:"moto_indicators"`
 	// StateDir holds the STAN counter and the reversal queue. Required.
-	StateDir string
+	StateDir string `yaml:"state_dir"`
 	// Logger gets operational logs (never card data). Default: none.
-	Logger *zap.Logger
+	Logger *zap.Logger `yaml:"-"`
 	// OnReversal, when set, is told of every reversal the acquirer
 	// acknowledged (for the audit trail: PCI DSS 10.2 wants the reversal
 	// of an authorization recorded). It runs on the reversal worker and
 	// must not block for long. A Reversal holds no card data.
-	OnReversal func(Reversal)
+	OnReversal func(Reversal) `yaml:"-"`
+}
+
+// DefaultConfig is the development default: psp-sim on 127.0.0.1:8583,
+// authorizations (0100), the development terminal and merchant.
+func DefaultConfig() Config {
+	return Config{
+		Addrs:              []string{"127.0.0.1:8583"},
+		Kind:               Authorization,
+		Header:             Binary2,
+		ConnectTimeout:     5 * time.Second,
+		Timeout:            20 * time.Second,
+		EchoInterval:       30 * time.Second,
+		ReconnectWait:      time.Second,
+		MaxReconnectWait:   30 * time.Second,
+		ReversalBackoff:    time.Second,
+		MaxReversalBackoff: time.Minute,
+		Terminal:           "TVDEV001",
+		Merchant:           "TONEVAULTDEV01",
+		MCC:                "5969",
+		MOTOIndicators:     map[string]string{},
+		StateDir:           "tonevault-psp",
+	}
+}
+
+// Validate reports a setting that cannot work, naming its key. No Addrs
+// is valid: the gateway then runs without an acquirer.
+func (c Config) Validate() error {
+	if len(c.Addrs) == 0 {
+		return nil
+	}
+	for i, a := range c.Addrs {
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			return fmt.Errorf("psp.addrs[%d]: %q: want host:port", i, a)
+		}
+	}
+	if c.Kind != Authorization && c.Kind != Sale {
+		return fmt.Errorf("psp.kind: %v: want authorization or sale", c.Kind)
+	}
+	if c.Header != Binary2 && c.Header != ASCII4 {
+		return fmt.Errorf("psp.header: %v: want binary2 or ascii4", c.Header)
+	}
+	if (c.CertFile == "") != (c.KeyFile == "") {
+		return errors.New("psp.cert_file and psp.key_file go together (a client certificate needs both)")
+	}
+	for _, d := range []struct {
+		key string
+		v   time.Duration
+	}{
+		{"psp.connect_timeout", c.ConnectTimeout}, {"psp.timeout", c.Timeout}, {"psp.echo_interval", c.EchoInterval},
+		{"psp.reconnect_wait", c.ReconnectWait}, {"psp.max_reconnect_wait", c.MaxReconnectWait},
+		{"psp.reversal_backoff", c.ReversalBackoff}, {"psp.max_reversal_backoff", c.MaxReversalBackoff},
+	} {
+		if d.v < 0 {
+			return fmt.Errorf("%s: %v is negative (0: the default)", d.key, d.v)
+		}
+	}
+	if c.Terminal == "" || len(c.Terminal) > 8 || !printable(c.Terminal) {
+		return fmt.Errorf("psp.terminal_id: %q: want 1 to 8 printable characters", c.Terminal)
+	}
+	if c.Merchant == "" || len(c.Merchant) > 15 || !printable(c.Merchant) {
+		return fmt.Errorf("psp.merchant_id: %q: want 1 to 15 printable characters", c.Merchant)
+	}
+	if c.MCC != "" && (len(c.MCC) != 4 || !digits(c.MCC)) {
+		return fmt.Errorf("psp.mcc: %q: want 4 digits", c.MCC)
+	}
+	for b, v := range c.MOTOIndicators {
+		if v == "" || len(v) > 999 || !printable(v) {
+			return fmt.Errorf("psp.moto_indicators[%q]: %q: want the printable value of field 60, such as 01 or 08", b, v)
+		}
+	}
+	if c.StateDir == "" {
+		return errors.New("psp.state_dir: empty (the reversal queue and the STAN counter live there)")
+	}
+	return nil
 }
 
 // DefaultMOTOIndicator is field 60 for a brand without its own entry.

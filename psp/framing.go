@@ -34,6 +34,19 @@ func ParseHeader(s string) (Header, error) {
 	return 0, fmt.Errorf("psp: length header %q: want binary2 or ascii4", s)
 }
 
+// UnmarshalText reads a header as ParseHeader does (configuration files).
+func (h *Header) UnmarshalText(b []byte) error {
+	v, err := ParseHeader(string(b))
+	if err != nil {
+		return err
+	}
+	*h = v
+	return nil
+}
+
+// MarshalText writes the spelling ParseHeader reads.
+func (h Header) MarshalText() ([]byte, error) { return []byte(h.String()), nil }
+
 func (h Header) String() string {
 	if h == ASCII4 {
 		return "ascii4"

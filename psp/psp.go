@@ -3,6 +3,7 @@ package psp
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"github.com/tonevault/tonevault/internal/secret"
 )
@@ -15,6 +16,30 @@ const (
 	Authorization Kind = iota + 1 // 0100/0110
 	Sale                          // 0200/0210
 )
+
+// ParseKind reads "authorization" or "sale".
+func ParseKind(s string) (Kind, error) {
+	switch s {
+	case "authorization":
+		return Authorization, nil
+	case "sale":
+		return Sale, nil
+	}
+	return 0, fmt.Errorf("psp: kind %q: want authorization or sale", s)
+}
+
+// UnmarshalText reads a kind as ParseKind does (configuration files).
+func (k *Kind) UnmarshalText(b []byte) error {
+	v, err := ParseKind(string(b))
+	if err != nil {
+		return err
+	}
+	*k = v
+	return nil
+}
+
+// MarshalText writes the spelling ParseKind reads.
+func (k Kind) MarshalText() ([]byte, error) { return []byte(k.String()), nil }
 
 func (k Kind) String() string {
 	switch k {

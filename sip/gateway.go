@@ -17,27 +17,6 @@ import (
 	"github.com/tonevault/tonevault/media"
 )
 
-// Config is the B2BUA's part of configs/tonevault.yaml ("sip:").
-type Config struct {
-	Carrier  TrunkConfig
-	Platform TrunkConfig
-	// RejectUninspectable answers 488 to an offer with no codec the relay
-	// can inspect (the default, true). False forwards such offers and the
-	// relay mutes what it cannot read.
-	RejectUninspectable bool
-	// CorrelationHeaders are copied from a call's INVITE to the INVITE
-	// the gateway sends on, and kept in the registry
-	// (default X-Interaction-ID, User-to-User).
-	CorrelationHeaders []string
-	// RingTimeout ends a call not answered in this time with 408 (0: 3 min).
-	RingTimeout time.Duration
-	// UserAgent is the User-Agent and Server header ("ToneVault").
-	UserAgent string
-}
-
-// DefaultCorrelationHeaders are copied across when the config names none.
-var DefaultCorrelationHeaders = []string{"X-Interaction-ID", "User-to-User"}
-
 // AuditSink takes audit records; *audit.Writer is one.
 type AuditSink interface {
 	Append(ctx context.Context, r audit.Record) (uint64, error)
@@ -107,7 +86,7 @@ func New(cfg Config, opts Options) (*Gateway, error) {
 		cfg.UserAgent = "ToneVault"
 	}
 	if cfg.RingTimeout <= 0 {
-		cfg.RingTimeout = 3 * time.Minute
+		cfg.RingTimeout = DefaultRingTimeout
 	}
 	if cfg.CorrelationHeaders == nil {
 		cfg.CorrelationHeaders = DefaultCorrelationHeaders
@@ -124,10 +103,10 @@ func New(cfg Config, opts Options) (*Gateway, error) {
 		slogger = QuietLog(opts.SIPLog)
 	}
 	var err error
-	if g.carrier, err = newTrunk("carrier", media.Carrier, cfg.Carrier, cfg.UserAgent, slogger); err != nil {
+	if g.carrier, err = newTrunk("carrier", media.Carrier, cfg.Trunks.Carrier, cfg.UserAgent, slogger); err != nil {
 		return nil, err
 	}
-	if g.platform, err = newTrunk("platform", media.Platform, cfg.Platform, cfg.UserAgent, slogger); err != nil {
+	if g.platform, err = newTrunk("platform", media.Platform, cfg.Trunks.Platform, cfg.UserAgent, slogger); err != nil {
 		g.carrier.close()
 		return nil, err
 	}

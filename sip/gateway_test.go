@@ -217,10 +217,12 @@ func startTestGW(t *testing.T, allow string, agent string) *testGW {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pfx := []netip.Prefix{netip.MustParsePrefix(allow)}
+	pfx := []Network{MustParseNetwork(allow)}
 	tg.g, err = New(Config{
-		Carrier:             TrunkConfig{Listen: netip.MustParseAddrPort("127.0.0.1:0"), Transports: []string{"udp"}, Allow: pfx, Target: "sip:{user}@127.0.0.1:9"},
-		Platform:            TrunkConfig{Listen: netip.MustParseAddrPort("127.0.0.1:0"), Transports: []string{"udp"}, Allow: pfx, Target: "sip:agent@" + agent},
+		Trunks: Trunks{
+			Carrier:  TrunkConfig{Listen: netip.MustParseAddrPort("127.0.0.1:0"), Transports: []string{"udp"}, Allow: pfx, Target: "sip:{user}@127.0.0.1:9"},
+			Platform: TrunkConfig{Listen: netip.MustParseAddrPort("127.0.0.1:0"), Transports: []string{"udp"}, Allow: pfx, Target: "sip:agent@" + agent},
+		},
 		RejectUninspectable: true,
 	}, Options{Relay: tg.relay, Audit: tg.audit, Metrics: tg.metrics, Log: zaptest.NewLogger(t)})
 	if err != nil {

@@ -15,25 +15,6 @@ import (
 	"github.com/tonevault/tonevault/media"
 )
 
-// TrunkConfig is one side of the gateway ("sip.trunks.carrier" and
-// "sip.trunks.platform" in the YAML).
-type TrunkConfig struct {
-	// Listen is the address SIP is received on and sent from, with each
-	// of Transports. Port 0 picks a free port (tests), the same for UDP
-	// and TCP.
-	Listen netip.AddrPort
-	// Transports: "udp", "tcp". Empty: both.
-	Transports []string
-	// Allow lists the networks that may send SIP to this trunk; requests
-	// from anywhere else get 403 and an audit record. Empty: nobody.
-	Allow []netip.Prefix
-	// Target is where calls that leave through this trunk go: a SIP URI.
-	// "{user}" in it is replaced by the user part of the Request-URI the
-	// call arrived with (routing by Request-URI), e.g.
-	// "sip:{user}@sbc.example.net:5060;transport=tcp".
-	Target string
-}
-
 // trunk is one side's SIP stack: its own sipgo user agent, so that its
 // requests leave from its own listening socket with its own Via and
 // Contact.
@@ -50,18 +31,8 @@ type trunk struct {
 }
 
 func newTrunk(name string, leg media.Leg, cfg TrunkConfig, userAgent string, log *slog.Logger) (*trunk, error) {
-	if !cfg.Listen.Addr().IsValid() {
-		return nil, fmt.Errorf("sip: trunk %s: no listen address", name)
-	}
-	if cfg.Listen.Addr().IsUnspecified() {
-		// Contact, Via and SDP need an address peers can reach.
-		return nil, fmt.Errorf("sip: trunk %s: listen address %s is unspecified; give the address peers reach", name, cfg.Listen.Addr())
-	}
-	if cfg.Target != "" {
-		var u sip.Uri
-		if err := sip.ParseUri(strings.ReplaceAll(cfg.Target, "{user}", "x"), &u); err != nil || u.Host == "" {
-			return nil, fmt.Errorf("sip: trunk %s: target %q is not a SIP URI", name, cfg.Target)
-		}
+	if err := cfg.validate("sip.trunks." + name); err != nil {
+		return nil, fmt.Errorf("sip: %w", err)
 	}
 	t := &trunk{name: name, leg: leg, cfg: cfg}
 	if err := t.bind(); err != nil {

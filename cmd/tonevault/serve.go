@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -12,7 +11,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
-	"net/netip"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -25,11 +23,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
 
 	"github.com/tonevault/tonevault/audit"
 	"github.com/tonevault/tonevault/configs"
-	"github.com/tonevault/tonevault/dtmf"
 	"github.com/tonevault/tonevault/internal/oplog"
 	"github.com/tonevault/tonevault/media"
 	"github.com/tonevault/tonevault/sip"
@@ -89,19 +85,13 @@ func serveContext(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		fmt.Fprintf(stderr, "tonevault serve: %v\n", err)
 		return 2
 	}
-	sipCfg, mediaCfg, err := gatewayConfig(cfg)
-	if err != nil {
-		fmt.Fprintf(stderr, "tonevault serve: %v\n", err)
-		return 2
-	}
+	cfg.SIP.UserAgent = "ToneVault/" + buildVersion()
 
-	level, _ := zapcore.ParseLevel(cfg.Log.Level)
-	sipLevel, _ := zapcore.ParseLevel(cfg.Log.SIPLevel)
-	log := oplog.New(stderr, level)
+	log := oplog.New(stderr, cfg.Log.Level)
 	defer log.Sync()
 	// sipgo logs through slog; route it through the same masking core at
 	// its own level. sipgo never sees bodies below debug.
-	sipLog := oplog.NewSlog(oplog.NewCore(stderr, sipLevel), "sipgo")
+	sipLog := oplog.NewSlog(oplog.NewCore(stderr, cfg.Log.SIPLevel), "sipgo")
 	// A few sipgo paths log through its package default, not the logger
 	// given to the user agent.
 	sipgosip.SetDefaultLogger(sip.QuietLog(sipLog))
@@ -146,7 +136,7 @@ func serveContext(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return 1
 	}
 	calls := sip.NewRegistry(0)
-	relay, err := media.NewRelay(mediaCfg, media.Options{Logger: log.Named("media"), Registerer: reg, Digits: calls,
+	relay, err := media.NewRelay(cfg.Media, media.Options{Logger: log.Named("media"), Registerer: reg, Digits: calls,
 		FailClosed: func(callID, reason string) {
 			appendAudit(audit.Record{CallID: callID, Event: audit.EventMaskingFailed, Outcome: audit.Failure,
 				Reason: "customer audio not inspectable (" + reason + "): replaced or dropped, never forwarded"})
@@ -156,8 +146,8 @@ func serveContext(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return 2
 	}
 	defer relay.Close()
-	log.Info("media relay ready", zap.String("io", relay.IO()), zap.Int("port_min", mediaCfg.PortMin), zap.Int("port_max", mediaCfg.PortMax))
-	gw, err := sip.New(sipCfg, sip.Options{
+	log.Info("media relay ready", zap.String("io", relay.IO()), zap.Int("port_min", cfg.Media.PortMin), zap.Int("port_max", cfg.Media.PortMax))
+	gw, err := sip.New(cfg.SIP, sip.Options{
 		Relay: sip.AdaptRelay(relay), Registry: calls, Audit: trail, Metrics: metrics,
 		Log: log.Named("sip"), SIPLog: sipLog,
 	})
@@ -172,7 +162,7 @@ func serveContext(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return 2
 	}
 	defer pay.close()
-	httpLn, err := net.Listen("tcp", cfg.HTTP.Listen)
+	httpLn, err := net.Listen("tcp", cfg.HTTP.Listen.String())
 	if err != nil {
 		gw.Close(context.Background())
 		fmt.Fprintf(stderr, "tonevault serve: http: %v\n", err)
@@ -191,7 +181,7 @@ func serveContext(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	httpErr := make(chan error, 1)
 	go func() {
-		if cfg.HTTP.TLSCertFile != "" {
+		if cfg.HTTP.TLS() {
 			httpErr <- srv.ServeTLS(httpLn, cfg.HTTP.TLSCertFile, cfg.HTTP.TLSKeyFile)
 			return
 		}
@@ -201,14 +191,14 @@ func serveContext(ctx context.Context, args []string, stdout, stderr io.Writer) 
 
 	for _, t := range []struct {
 		name string
-		tc   configs.Trunk
+		tc   sip.TrunkConfig
 	}{{"carrier", cfg.SIP.Trunks.Carrier}, {"platform", cfg.SIP.Trunks.Platform}} {
 		fmt.Fprintf(stdout, "sip %s %s %s\n", t.name, gw.Addr(t.name), strings.Join(t.tc.Transports, ","))
 	}
 	// One line per listener, the same with TLS (tools parse it); the log
 	// says which.
 	fmt.Fprintf(stdout, "http %s\n", httpLn.Addr())
-	log.Info("gateway started", zap.String("carrier", gw.Addr("carrier").String()), zap.String("platform", gw.Addr("platform").String()), zap.String("http", httpLn.Addr().String()), zap.Bool("tls", cfg.HTTP.TLSCertFile != ""))
+	log.Info("gateway started", zap.String("carrier", gw.Addr("carrier").String()), zap.String("platform", gw.Addr("platform").String()), zap.String("http", httpLn.Addr().String()), zap.Bool("tls", cfg.HTTP.TLS()))
 	appendAudit(audit.Record{Event: audit.EventServiceStarted, Outcome: audit.Success, Reason: "tonevault serve " + buildVersion()})
 	appendAudit(audit.Record{Event: audit.EventConfigLoaded, Outcome: audit.Success, Reason: configSource(*cfgPath)})
 
@@ -260,89 +250,22 @@ func buildVersion() string {
 	return "(devel)"
 }
 
-// gatewayConfig maps the YAML onto the sip and media packages' configs.
-func gatewayConfig(cfg configs.Config) (sip.Config, media.Config, error) {
-	trunk := func(key string, t configs.Trunk) (sip.TrunkConfig, error) {
-		addr, err := t.ListenAddr()
-		if err != nil {
-			return sip.TrunkConfig{}, fmt.Errorf("%s.listen: %w", key, err)
-		}
-		allow, err := t.AllowPrefixes()
-		if err != nil {
-			return sip.TrunkConfig{}, fmt.Errorf("%s.allow: %w", key, err)
-		}
-		return sip.TrunkConfig{Listen: addr, Transports: t.Transports, Allow: allow, Target: t.Target}, nil
-	}
-	var (
-		sc  sip.Config
-		mc  media.Config
-		err error
-	)
-	if sc.Carrier, err = trunk("sip.trunks.carrier", cfg.SIP.Trunks.Carrier); err != nil {
-		return sc, mc, err
-	}
-	if sc.Platform, err = trunk("sip.trunks.platform", cfg.SIP.Trunks.Platform); err != nil {
-		return sc, mc, err
-	}
-	sc.RejectUninspectable = cfg.SIP.RejectUninspectable
-	sc.CorrelationHeaders = cfg.SIP.CorrelationHeaders
-	sc.RingTimeout = cfg.SIP.RingTimeout
-	sc.UserAgent = "ToneVault/" + buildVersion()
-
-	if mc.BindIP, err = netip.ParseAddr(cfg.Media.BindIP); err != nil {
-		return sc, mc, fmt.Errorf("media.bind_ip: %w", err)
-	}
-	mc.PortMin, mc.PortMax = cfg.Media.PortMin, cfg.Media.PortMax
-	mc.LookAhead = cfg.Media.LookAhead
-	if mc.MaskMode, err = dtmf.ParseMaskMode(cfg.Media.Mask); err != nil {
-		return sc, mc, fmt.Errorf("media.mask: %w", err)
-	}
-	if mc.Policy, err = media.ParsePolicy(cfg.Media.Policy); err != nil {
-		return sc, mc, fmt.Errorf("media.policy: %w", err)
-	}
-	mc.MediaTimeout, mc.MaxDuration = cfg.Media.MediaTimeout, cfg.Media.MaxDuration
-	mc.IO = cfg.Media.IO
-	if err := mc.Validate(); err != nil {
-		return sc, mc, err
-	}
-	return sc, mc, nil
-}
-
 // openAudit opens the trail with the configured HMAC key. Without one it
 // uses a development key kept beside the trail (PATH.devkey), so that the
 // trail can be continued and verified, and says loudly that it does.
 func openAudit(ctx context.Context, cfg configs.Config, vault *tokenize.LazyVault, log *zap.Logger) (*audit.Writer, error) {
-	a := cfg.Audit
-	if a.Signer == "vault" {
+	if cfg.Audit.Signer == audit.SignerVault {
 		return openVaultAudit(ctx, cfg, vault, log)
 	}
-	keyFile := a.KeyFile
-	if keyFile == "" {
-		keyFile = a.Path + ".devkey"
-		if _, err := os.Stat(keyFile); errors.Is(err, os.ErrNotExist) {
-			key := make([]byte, 32)
-			_, _ = rand.Read(key)
-			if err := os.WriteFile(keyFile, key, 0o600); err != nil {
-				return nil, fmt.Errorf("audit: write development key: %w", err)
-			}
-		}
+	h, devKey, err := cfg.Audit.HMACSigner()
+	if err != nil {
+		return nil, err
+	}
+	if devKey != "" {
 		log.Warn("AUDIT TRAIL SIGNED WITH A DEVELOPMENT KEY: set audit.key_file for production",
-			zap.String("key_file", keyFile))
+			zap.String("key_file", devKey))
 	}
-	key, err := audit.LoadHMACKey(keyFile)
-	if err != nil {
-		return nil, fmt.Errorf("audit.key_file: %w", err)
-	}
-	keyID := a.KeyID
-	if keyID == "" {
-		keyID = "dev"
-	}
-	h, err := audit.NewHMAC(audit.HMACKey{ID: keyID, Key: key})
-	clear(key)
-	if err != nil {
-		return nil, fmt.Errorf("audit: %w", err)
-	}
-	w, err := audit.Open(ctx, a.Path, audit.Options{Signer: h})
+	w, err := audit.Open(ctx, cfg.Audit.Path, audit.Options{Signer: h})
 	if err != nil {
 		return nil, fmt.Errorf("audit: %w", err)
 	}

@@ -24,26 +24,13 @@ import (
 // the acquirer (the connector redials by itself). The returned function
 // closes both.
 func startProcessor(cfg configs.Config, revs *reversalLog, log *zap.Logger) (*payment.Service, *tokenize.LazyVault, func(), error) {
-	p := &payment.Service{}
+	p := &payment.Service{Kind: cfg.PSP.Kind}
 	var conn *psp.ISO
 	if len(cfg.PSP.Addrs) > 0 {
-		hdr, err := psp.ParseHeader(cfg.PSP.Header)
-		if err != nil {
-			return nil, nil, nil, fmt.Errorf("psp.header: %w", err)
-		}
-		p.Kind = psp.Authorization
-		if cfg.PSP.Kind == "sale" {
-			p.Kind = psp.Sale
-		}
-		conn, err = psp.NewISO(psp.Config{
-			Addrs: cfg.PSP.Addrs, Header: hdr,
-			CAFile: cfg.PSP.CAFile, CertFile: cfg.PSP.CertFile, KeyFile: cfg.PSP.KeyFile,
-			ConnectTimeout: cfg.PSP.ConnectTimeout, Timeout: cfg.PSP.Timeout, EchoInterval: cfg.PSP.EchoInterval,
-			Terminal: cfg.PSP.TerminalID, Merchant: cfg.PSP.MerchantID, MCC: cfg.PSP.MCC,
-			MOTOIndicators: cfg.PSP.MOTOIndicators, StateDir: cfg.PSP.StateDir,
-			Logger: log, OnReversal: revs.add,
-		})
-		if err != nil {
+		pc := cfg.PSP
+		pc.Logger, pc.OnReversal = log, revs.add
+		var err error
+		if conn, err = psp.NewISO(pc); err != nil {
 			return nil, nil, nil, fmt.Errorf("psp: %w", err)
 		}
 		p.PSP = conn

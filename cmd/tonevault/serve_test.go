@@ -23,9 +23,7 @@ import (
 
 	"github.com/tonevault/tonevault/api"
 	"github.com/tonevault/tonevault/audit"
-	"github.com/tonevault/tonevault/configs"
 	"github.com/tonevault/tonevault/internal/testutil"
-	"github.com/tonevault/tonevault/media"
 )
 
 type syncBuffer = testutil.SyncBuffer
@@ -213,6 +211,8 @@ func TestServeUsage(t *testing.T) {
 	dir := t.TempDir()
 	bad := filepath.Join(dir, "bad.yaml")
 	os.WriteFile(bad, []byte("sip:\n  trunks:\n    carrier:\n      lissten: x\n"), 0o600)
+	badIO := filepath.Join(dir, "bad-io.yaml")
+	os.WriteFile(badIO, []byte("media:\n  io: epoll\n"), 0o600)
 	tests := []struct {
 		name     string
 		args     []string
@@ -223,7 +223,8 @@ func TestServeUsage(t *testing.T) {
 		{"unknown flag", []string{"--nope"}, 2, "flag provided but not defined"},
 		{"extra argument", []string{"x"}, 2, "unexpected argument"},
 		{"missing file", []string{"--config", filepath.Join(dir, "none.yaml")}, 2, "no such file"},
-		{"unknown key", []string{"--config", bad}, 2, "line 4: field lissten not found"},
+		{"unknown key", []string{"--config", bad}, 2, "sip.trunks.carrier.lissten (line 4): unknown key"},
+		{"unknown relay engine", []string{"--config", badIO}, 2, "media.io"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -317,29 +318,30 @@ func selfSigned(t *testing.T) (certPEM, keyPEM []byte, pool *x509.CertPool) {
 		pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), pool
 }
 
-// TestGatewayConfigMediaIO: media.io reaches the relay's config, and a
-// value the relay does not know stops serve before anything listens.
-func TestGatewayConfigMediaIO(t *testing.T) {
-	for _, tc := range []struct {
-		yaml, want string
-		ok         bool
-	}{
-		{"", media.IOAuto, true},
-		{"media:\n  io: goroutines\n", media.IOGoroutines, true},
-		{"media:\n  io: io_uring\n", media.IOUring, true},
-		{"media:\n  io: epoll\n", "", false},
-	} {
-		cfg, err := configs.Parse([]byte(tc.yaml), "test.yaml")
-		if err != nil {
-			t.Fatalf("%q: %v", tc.yaml, err)
-		}
-		_, mc, err := gatewayConfig(cfg)
-		if (err == nil) != tc.ok {
-			t.Errorf("%q: error %v, want ok=%v", tc.yaml, err, tc.ok)
-			continue
-		}
-		if tc.ok && mc.IO != tc.want {
-			t.Errorf("%q: media io %q, want %q", tc.yaml, mc.IO, tc.want)
-		}
+// TestServeMediaIO: media.io reaches the relay (the log says which engine
+// it runs on).
+func TestServeMediaIO(t *testing.T) {
+	cfgPath, _ := testConfig(t)
+	b, err := os.ReadFile(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b = bytes.Replace(b, []byte("  level: warn\n"), []byte("  level: info\n"), 1)
+	b = bytes.Replace(b, []byte("media:\n"), []byte("media:\n  io: goroutines\n"), 1)
+	if err := os.WriteFile(cfgPath, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var stdout, stderr syncBuffer
+	done := make(chan int, 1)
+	go func() { done <- serveContext(ctx, []string{"--config", cfgPath}, &stdout, &stderr) }()
+	listeners(t, &stdout, done)
+	cancel()
+	if code := <-done; code != 0 {
+		t.Fatalf("serve exit %d; stderr:\n%s", code, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), `"msg":"media relay ready","io":"goroutines"`) {
+		t.Errorf("the relay did not run on goroutines; stderr:\n%s", stderr.String())
 	}
 }

@@ -161,7 +161,7 @@ func startGatewayWith(t *testing.T, agentPort int, agentTransport string, revers
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { relay.Close() })
-	loop := []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
+	loop := []sip.Network{sip.MustParseNetwork("127.0.0.0/8")}
 	agent := fmt.Sprintf("sip:agent@127.0.0.1:%d", agentPort)
 	if agentTransport != "" {
 		agent += ";transport=" + agentTransport
@@ -171,8 +171,10 @@ func startGatewayWith(t *testing.T, agentPort int, agentTransport string, revers
 		carrierTarget, platformTarget = strings.Replace(agent, "agent@", "{user}@", 1), "sip:agent@127.0.0.1:9"
 	}
 	gw.g, err = sip.New(sip.Config{
-		Carrier:             sip.TrunkConfig{Listen: netip.MustParseAddrPort("127.0.0.1:0"), Allow: loop, Target: carrierTarget},
-		Platform:            sip.TrunkConfig{Listen: netip.MustParseAddrPort("127.0.0.1:0"), Allow: loop, Target: platformTarget},
+		Trunks: sip.Trunks{
+			Carrier:  sip.TrunkConfig{Listen: netip.MustParseAddrPort("127.0.0.1:0"), Allow: loop, Target: carrierTarget},
+			Platform: sip.TrunkConfig{Listen: netip.MustParseAddrPort("127.0.0.1:0"), Allow: loop, Target: platformTarget},
+		},
 		RejectUninspectable: true,
 		RingTimeout:         20 * time.Second,
 	}, sip.Options{Relay: sip.AdaptRelay(relay), Registry: gw.reg, Audit: gw.audit, Log: log.Named("sip")})

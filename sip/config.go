@@ -1,0 +1,166 @@
+package sip
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+)
+
+// Config is the B2BUA's part of the configuration, the "sip:" section of
+// configs/tonevault.yaml.
+type Config struct {
+	Trunks Trunks `yaml:"trunks"`
+	// RejectUninspectable answers 488 to an offer with no codec the relay
+	// can inspect (the default, true). False forwards such offers and the
+	// relay mutes what it cannot read.
+	RejectUninspectable bool `yaml:"reject_uninspectable"`
+	// CorrelationHeaders are copied from a call's INVITE to the INVITE
+	// the gateway sends on, and kept in the registry
+	// (default X-Interaction-ID, User-to-User).
+	CorrelationHeaders []string `yaml:"correlation_headers"`
+	// RingTimeout ends a call not answered in this time with 408 (0: 3 min).
+	RingTimeout time.Duration `yaml:"ring_timeout"`
+	// UserAgent is the User-Agent and Server header ("ToneVault"); the
+	// binary sets it to its name and version.
+	UserAgent string `yaml:"-"`
+}
+
+// Trunks are the two sides of the gateway.
+type Trunks struct {
+	// Carrier is the customer side. Its media is always the inspected one.
+	Carrier TrunkConfig `yaml:"carrier"`
+	// Platform is the contact-centre side: agent, PBX, recorder.
+	Platform TrunkConfig `yaml:"platform"`
+}
+
+// TrunkConfig is one side of the gateway ("sip.trunks.carrier" and
+// "sip.trunks.platform").
+type TrunkConfig struct {
+	// Listen is the address SIP is received on and sent from, with each
+	// of Transports. Port 0 picks a free port (tests), the same for UDP
+	// and TCP.
+	Listen netip.AddrPort `yaml:"listen"`
+	// Transports: "udp", "tcp". Empty: both.
+	Transports []string `yaml:"transports"`
+	// Allow lists the networks that may send SIP to this trunk; requests
+	// from anywhere else get 403 and an audit record. Empty: nobody.
+	Allow []Network `yaml:"allow"`
+	// Target is where calls that leave through this trunk go: a SIP URI.
+	// "{user}" in it is replaced by the user part of the Request-URI the
+	// call arrived with (routing by Request-URI), e.g.
+	// "sip:{user}@sbc.example.net:5060;transport=tcp".
+	Target string `yaml:"target"`
+}
+
+// Network is one entry of an allow list: a network in CIDR notation
+// ("10.0.0.0/8") or a single address ("10.0.0.7", a /32 or /128).
+type Network struct{ netip.Prefix }
+
+// ParseNetwork reads a Network.
+func ParseNetwork(s string) (Network, error) {
+	if !strings.Contains(s, "/") {
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			return Network{}, err
+		}
+		return Network{netip.PrefixFrom(a, a.BitLen())}, nil
+	}
+	p, err := netip.ParsePrefix(s)
+	if err != nil {
+		return Network{}, err
+	}
+	return Network{p.Masked()}, nil
+}
+
+// MustParseNetwork is ParseNetwork for constants; it panics on error.
+func MustParseNetwork(s string) Network {
+	n, err := ParseNetwork(s)
+	if err != nil {
+		panic(err)
+	}
+	return n
+}
+
+// UnmarshalText reads a Network from the configuration.
+func (n *Network) UnmarshalText(b []byte) error {
+	v, err := ParseNetwork(string(b))
+	if err != nil {
+		return err
+	}
+	*n = v
+	return nil
+}
+
+// DefaultCorrelationHeaders are copied across when the config names none.
+var DefaultCorrelationHeaders = []string{"X-Interaction-ID", "User-to-User"}
+
+// DefaultRingTimeout is how long a call may ring when the config says 0.
+const DefaultRingTimeout = 3 * time.Minute
+
+// DefaultConfig is the default configuration of DESIGN.md: the carrier
+// side on 127.0.0.1:5060, the platform side on 127.0.0.1:5070 sending new
+// calls to sip:agent@127.0.0.1:5090, both open to loopback only.
+func DefaultConfig() Config {
+	loopback := []Network{MustParseNetwork("127.0.0.0/8"), MustParseNetwork("::1/128")}
+	return Config{
+		Trunks: Trunks{
+			Carrier: TrunkConfig{Listen: netip.MustParseAddrPort("127.0.0.1:5060"), Transports: []string{"udp", "tcp"},
+				Allow: loopback, Target: "sip:{user}@127.0.0.1:5080"},
+			Platform: TrunkConfig{Listen: netip.MustParseAddrPort("127.0.0.1:5070"), Transports: []string{"udp", "tcp"},
+				Allow: loopback, Target: "sip:agent@127.0.0.1:5090"},
+		},
+		RejectUninspectable: true,
+		CorrelationHeaders:  DefaultCorrelationHeaders,
+		RingTimeout:         DefaultRingTimeout,
+	}
+}
+
+// Validate reports a setting that cannot work, naming its key.
+func (c Config) Validate() error {
+	for _, t := range []struct {
+		key string
+		t   TrunkConfig
+	}{{"sip.trunks.carrier", c.Trunks.Carrier}, {"sip.trunks.platform", c.Trunks.Platform}} {
+		if err := t.t.validate(t.key); err != nil {
+			return err
+		}
+	}
+	if c.RingTimeout < 0 {
+		return errors.New("sip.ring_timeout: negative")
+	}
+	for i, h := range c.CorrelationHeaders {
+		if h == "" || strings.ContainsAny(h, " \t\r\n:") {
+			return fmt.Errorf("sip.correlation_headers[%d]: %q is not a header name", i, h)
+		}
+	}
+	return nil
+}
+
+func (t TrunkConfig) validate(key string) error {
+	if !t.Listen.Addr().IsValid() {
+		return fmt.Errorf("%s.listen: no address", key)
+	}
+	if t.Listen.Addr().IsUnspecified() {
+		// Contact, Via and SDP need an address peers can reach.
+		return fmt.Errorf("%s.listen: %s is unspecified; give the address peers reach", key, t.Listen.Addr())
+	}
+	for _, tp := range t.Transports {
+		if tp != "udp" && tp != "tcp" {
+			return fmt.Errorf("%s.transports: %q: want udp or tcp", key, tp)
+		}
+	}
+	if t.Target != "" {
+		var u sip.Uri
+		if !strings.HasPrefix(t.Target, "sip:") {
+			return fmt.Errorf("%s.target: %q is not a sip: URI", key, t.Target)
+		}
+		if err := sip.ParseUri(strings.ReplaceAll(t.Target, "{user}", "x"), &u); err != nil || u.Host == "" {
+			return fmt.Errorf("%s.target: %q is not a SIP URI", key, t.Target)
+		}
+	}
+	return nil
+}
