@@ -122,6 +122,8 @@ func TestStrictJSON(t *testing.T) {
 		{"no content type", good, "-", "a2", 415, "unsupported-media-type"},
 		{"latin1", good, "application/json; charset=latin1", "a3", 415, "unsupported-media-type"},
 		{"unknown field", `{"amount":100,"currency":"GBP","pan":"4111111111111111"}`, "", "a4", 400, "bad-request"},
+		// merchant picks brands and the token format: the gateway's, not the client's.
+		{"merchant", `{"amount":100,"currency":"GBP","merchant":"M1"}`, "", "a4c", 400, "bad-request"},
 		{"card number as a key", `{"4111111111111111":1}`, "", "a4b", 400, "bad-request"},
 		{"two values", good + good, "", "a5", 400, "bad-request"},
 		{"trailing garbage", good + "x", "", "a6", 400, "bad-request"},

@@ -106,7 +106,7 @@ func TestOpenAPISchemas(t *testing.T) {
 		"CallList":           {reflect.TypeFor[callList](), false},
 		"WidgetToken":        {reflect.TypeFor[widgetTokenResponse](), false},
 		"WebhookEvent":       {reflect.TypeFor[WebhookEvent](), false},
-		"PaymentRequest":     {reflect.TypeFor[startRequest](), true},
+		"PaymentRequest":     {reflect.TypeFor[capture.PaymentRequest](), true},
 		"ResetRequest":       {reflect.TypeFor[resetRequest](), true},
 		"WidgetTokenRequest": {reflect.TypeFor[widgetTokenRequest](), true},
 	}

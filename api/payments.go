@@ -14,14 +14,6 @@ import (
 	"github.com/tonevault/tonevault/internal/pan"
 )
 
-// startRequest is the body of POST /v1/calls/{id}/payments.
-type startRequest struct {
-	Amount      int64  `json:"amount"`
-	Currency    string `json:"currency"`
-	MerchantRef string `json:"merchant_reference"`
-	Description string `json:"description"`
-}
-
 // resetRequest is the body of POST /v1/payments/{id}/reset.
 type resetRequest struct {
 	Field string `json:"field"`
@@ -33,7 +25,10 @@ type emptyRequest struct{}
 // maxAmount is the largest amount ISO 8583 field 4 (12 digits) carries.
 const maxAmount = 999_999_999_999
 
-func (q *startRequest) validate() error {
+// validatePayment checks the body of POST /v1/calls/{id}/payments beyond
+// what capture checks: the API's limits, and no card number in the free
+// text.
+func validatePayment(q *capture.PaymentRequest) error {
 	switch {
 	case q.Amount <= 0:
 		return errors.New("amount must be a positive integer in the currency's minor unit")
@@ -74,11 +69,11 @@ func (s *Server) startPayment(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, http.StatusBadRequest, "idempotency-required", "send an Idempotency-Key header of 1 to 255 visible ASCII characters")
 		return
 	}
-	var req startRequest
+	var req capture.PaymentRequest
 	if !s.decode(w, r, &req, false) {
 		return
 	}
-	if err := req.validate(); err != nil {
+	if err := validatePayment(&req); err != nil {
 		writeProblem(w, r, http.StatusUnprocessableEntity, "validation", err.Error())
 		return
 	}
@@ -103,9 +98,7 @@ func (s *Server) startPayment(w http.ResponseWriter, r *http.Request) {
 		writeRaw(w, e.status, e.body)
 		return
 	}
-	sess, err := s.deps.Payments.Start(callID, capture.PaymentRequest{
-		Amount: req.Amount, Currency: req.Currency, MerchantRef: req.MerchantRef, Description: req.Description,
-	}, p.actor())
+	sess, err := s.deps.Payments.Start(callID, req, p.actor())
 	if err != nil {
 		s.idem.abandon(scope)
 		s.sessionError(w, r, err)
