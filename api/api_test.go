@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tonevault/tonevault/audit"
+	"github.com/tonevault/tonevault/capture"
 )
 
 func TestAuthFailures(t *testing.T) {
@@ -121,6 +122,8 @@ func TestStrictJSON(t *testing.T) {
 		{"no content type", good, "-", "a2", 415, "unsupported-media-type"},
 		{"latin1", good, "application/json; charset=latin1", "a3", 415, "unsupported-media-type"},
 		{"unknown field", `{"amount":100,"currency":"GBP","pan":"4111111111111111"}`, "", "a4", 400, "bad-request"},
+		// merchant picks brands and the token format: the gateway's, not the client's.
+		{"merchant", `{"amount":100,"currency":"GBP","merchant":"M1"}`, "", "a4c", 400, "bad-request"},
 		{"card number as a key", `{"4111111111111111":1}`, "", "a4b", 400, "bad-request"},
 		{"two values", good + good, "", "a5", 400, "bad-request"},
 		{"trailing garbage", good + "x", "", "a6", 400, "bad-request"},
@@ -277,13 +280,13 @@ func TestSubmitErrors(t *testing.T) {
 	e := newEnv(t, testConfig(), Deps{})
 	v := e.startPayment(t, testKey, "call-1")
 	e.pay.sessions[v.ID].complete()
-	e.pay.submitErr = errors.Join(ErrUnavailable, errors.New("vault down"))
+	e.pay.submitErr = errors.Join(capture.ErrUnavailable, errors.New("vault down"))
 	resp := e.do(t, "POST", "/v1/payments/"+v.ID+"/submit", testKey, nil)
 	p := problem(t, resp, 503)
 	if resp.Header.Get("Retry-After") == "" || p.Type != problemBase+"unavailable" || strings.Contains(p.Detail, "vault down") {
 		t.Errorf("503: %+v Retry-After %q", p, resp.Header.Get("Retry-After"))
 	}
-	e.pay.submitErr = ErrNotConfigured
+	e.pay.submitErr = capture.ErrNotConfigured
 	resp = e.do(t, "POST", "/v1/payments/"+v.ID+"/submit", testKey, nil)
 	b := readBody(t, resp)
 	if got := decodeView(t, b); resp.StatusCode != 200 || got.State != "failed" || got.Reason != "not_configured" || got.Result != nil && got.Result.Outcome == "approved" {

@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"go.uber.org/zap"
+
+	"github.com/tonevault/tonevault/capture"
 )
 
 func BenchmarkKeyLookup(b *testing.B) {
@@ -36,9 +38,9 @@ func BenchmarkWidgetTokenVerify(b *testing.B) {
 
 func BenchmarkGuardView(b *testing.B) {
 	g := guard{log: zap.NewNop()}
-	v := View{Fields: []FieldView{
+	v := capture.View{Fields: []capture.FieldView{
 		{Name: "card_number", Masked: "411111••••••1111"}, {Name: "expiry", Masked: "••••"}, {Name: "security_code", Masked: "•••"},
-	}, MerchantRef: "ORD-1234", Description: "order 42", Result: &Result{Token: "tok_1", AuthCode: "A1B2C3"}}
+	}, MerchantRef: "ORD-1234", Description: "order 42", Result: &capture.Result{Token: "tok_1", AuthCode: "A1B2C3"}}
 	b.ReportAllocs()
 	for b.Loop() {
 		g.view(v)
@@ -56,7 +58,7 @@ func BenchmarkGetPayment(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer srv.Close()
-	s, _ := pay.Start("call-1", PaymentRequest{Amount: 1, Currency: "GBP"}, "crm")
+	s, _ := pay.Start("call-1", capture.PaymentRequest{Amount: 1, Currency: "GBP"}, "crm")
 	req := httptest.NewRequest("GET", "/v1/payments/"+s.View().ID, nil)
 	req.Header.Set("Authorization", "Bearer "+testKey)
 	b.ReportAllocs()

@@ -4,10 +4,11 @@
 // short-lived widget tokens, the OpenAPI document, and the agent widget
 // served from /widget/.
 //
-// Nothing this package writes ever holds card data: it only handles View,
-// the masked snapshot of a payment session (DESIGN.md invariant 4), and
-// tests prove it by grepping every response, event and webhook body of a
-// real capture session for the card number, expiry and security code.
+// Nothing this package writes ever holds card data: it only handles
+// capture.View, the masked snapshot of a payment session (DESIGN.md
+// invariant 4), and passes it through a guard before it leaves; tests
+// prove it by grepping every response, event and webhook body of a real
+// capture session for the card number, expiry and security code.
 //
 // Errors are RFC 9457 problem documents (application/problem+json).
 // Request bodies are strict JSON: one object, no unknown fields, at most

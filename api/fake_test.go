@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/tonevault/tonevault/capture"
 )
 
 // fakePayments is a tiny stand-in for capture at the Payments boundary,
@@ -21,20 +23,20 @@ type fakePayments struct {
 
 func newFakePayments() *fakePayments { return &fakePayments{sessions: map[string]*fakeSession{}} }
 
-func (f *fakePayments) Start(callID string, req PaymentRequest, actor string) (Session, error) {
+func (f *fakePayments) Start(callID string, req capture.PaymentRequest, actor string) (Session, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for _, s := range f.sessions {
-		if s.View().CallID == callID && !s.View().Final() {
-			return nil, ErrCallBusy
+		if s.View().CallID == callID && !s.View().State.Final() {
+			return nil, capture.ErrCallBusy
 		}
 	}
 	f.n++
 	f.starts++
 	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-	s := &fakeSession{f: f, v: View{
+	s := &fakeSession{f: f, v: capture.View{
 		ID: fmt.Sprintf("pay_%d", f.n), CallID: callID, State: "collecting",
-		Fields: []FieldView{
+		Fields: []capture.FieldView{
 			{Name: "card_number", Label: "Card number", Status: "collecting", MaxAttempts: 3},
 			{Name: "expiry", Label: "Expiry", Status: "pending", MaxAttempts: 3},
 			{Name: "security_code", Label: "Security code", Status: "pending", MaxAttempts: 3},
@@ -59,28 +61,28 @@ func (f *fakePayments) Get(id string) (Session, bool) {
 type fakeSession struct {
 	f    *fakePayments
 	mu   sync.Mutex
-	v    View
-	subs map[chan View]bool
+	v    capture.View
+	subs map[chan capture.View]bool
 }
 
-func (s *fakeSession) View() View {
+func (s *fakeSession) View() capture.View {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.copyLocked()
 }
 
-func (s *fakeSession) copyLocked() View {
+func (s *fakeSession) copyLocked() capture.View {
 	v := s.v
-	v.Fields = append([]FieldView(nil), s.v.Fields...)
+	v.Fields = append([]capture.FieldView(nil), s.v.Fields...)
 	return v
 }
 
-func (s *fakeSession) Subscribe() (<-chan View, func()) {
+func (s *fakeSession) Subscribe() (<-chan capture.View, func()) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	ch := make(chan View, 1)
+	ch := make(chan capture.View, 1)
 	if s.subs == nil {
-		s.subs = map[chan View]bool{}
+		s.subs = map[chan capture.View]bool{}
 	}
 	s.subs[ch] = true
 	return ch, func() {
@@ -91,7 +93,7 @@ func (s *fakeSession) Subscribe() (<-chan View, func()) {
 }
 
 // change applies fn and tells the subscribers, latest wins.
-func (s *fakeSession) change(fn func(v *View)) {
+func (s *fakeSession) change(fn func(v *capture.View)) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	fn(&s.v)
@@ -111,30 +113,30 @@ func (s *fakeSession) change(fn func(v *View)) {
 }
 
 func (s *fakeSession) live() error {
-	if s.View().Final() {
-		return ErrFinal
+	if s.View().State.Final() {
+		return capture.ErrFinal
 	}
 	return nil
 }
 
-func (s *fakeSession) Reset(field, actor string) error {
+func (s *fakeSession) Reset(field capture.FieldName, actor string) error {
 	if err := s.live(); err != nil {
 		return err
 	}
 	for i, f := range s.View().Fields {
 		if f.Name == field {
-			s.change(func(v *View) { v.Fields[i].Entered, v.Fields[i].Masked, v.Fields[i].Valid = 0, "", false })
+			s.change(func(v *capture.View) { v.Fields[i].Entered, v.Fields[i].Masked, v.Fields[i].Valid = 0, "", false })
 			return nil
 		}
 	}
-	return ErrNotFound
+	return capture.ErrNotFound
 }
 
 func (s *fakeSession) Restart(actor string) error {
 	if err := s.live(); err != nil {
 		return err
 	}
-	s.change(func(v *View) {
+	s.change(func(v *capture.View) {
 		for i := range v.Fields {
 			v.Fields[i].Entered, v.Fields[i].Masked, v.Fields[i].Valid = 0, "", false
 		}
@@ -146,38 +148,38 @@ func (s *fakeSession) Cancel(actor string) error {
 	if err := s.live(); err != nil {
 		return err
 	}
-	s.change(func(v *View) { v.State, v.Reason = "cancelled", "cancelled" })
+	s.change(func(v *capture.View) { v.State, v.Reason = "cancelled", "cancelled" })
 	return nil
 }
 
-func (s *fakeSession) Submit(ctx context.Context, actor string) (View, error) {
+func (s *fakeSession) Submit(ctx context.Context, actor string) (capture.View, error) {
 	v := s.View()
 	if v.State == "approved" || v.State == "failed" {
 		return v, nil
 	}
 	if v.State != "complete" {
-		return View{}, ErrNotReady
+		return capture.View{}, capture.ErrNotReady
 	}
 	s.f.mu.Lock()
 	err := s.f.submitErr
 	s.f.mu.Unlock()
 	switch err {
 	case nil:
-		s.change(func(v *View) {
-			v.State, v.Result = "approved", &Result{Outcome: "approved", Token: "tok_1", AuthCode: "A1B2C3"}
+		s.change(func(v *capture.View) {
+			v.State, v.Result = "approved", &capture.Result{Outcome: "approved", Token: "tok_1", AuthCode: "A1B2C3"}
 		})
-	case ErrNotConfigured:
-		s.change(func(v *View) { v.State, v.Reason = "failed", "not_configured" })
-		return View{}, err
+	case capture.ErrNotConfigured:
+		s.change(func(v *capture.View) { v.State, v.Reason = "failed", "not_configured" })
+		return capture.View{}, err
 	default:
-		return View{}, err
+		return capture.View{}, err
 	}
 	return s.View(), nil
 }
 
 // complete pretends the customer typed every field.
 func (s *fakeSession) complete() {
-	s.change(func(v *View) {
+	s.change(func(v *capture.View) {
 		v.State = "complete"
 		for i := range v.Fields {
 			v.Fields[i].Status, v.Fields[i].Valid, v.Fields[i].Entered = "valid", true, 4

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/tonevault/tonevault/capture"
 )
 
 // fuzzDecode checks what every body decoder must do: return a clear
@@ -48,8 +50,8 @@ func FuzzDecodePaymentRequest(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		fuzzDecode(t, body, func(q *startRequest) error {
-			err := q.validate()
+		fuzzDecode(t, body, func(q *capture.PaymentRequest) error {
+			err := validatePayment(q)
 			if err == nil && (q.Amount <= 0 || q.Amount > maxAmount || !validCurrency(q.Currency) || containsCardNumber(q.Description) || containsCardNumber(q.MerchantRef)) {
 				t.Fatalf("accepted %+v", q)
 			}

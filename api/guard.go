@@ -6,6 +6,8 @@ import (
 	"sync"
 
 	"go.uber.org/zap"
+
+	"github.com/tonevault/tonevault/capture"
 )
 
 // guard is the last check before a View leaves the process: capture
@@ -21,7 +23,7 @@ type guard struct {
 
 const redacted = "[redacted]"
 
-func (g guard) view(v View) View {
+func (g guard) view(v capture.View) capture.View {
 	changed := false
 	fields := v.Fields
 	for i, f := range v.Fields {
@@ -29,11 +31,11 @@ func (g guard) view(v View) View {
 			continue
 		}
 		if !changed {
-			fields = append([]FieldView(nil), v.Fields...)
+			fields = append([]capture.FieldView(nil), v.Fields...)
 			changed = true
 		}
 		fields[i].Masked = strings.Repeat("•", max(0, min(f.Entered, 32)))
-		g.log.Error("masked value with too many digits replaced", zap.String("payment_id", v.ID), zap.String("field", f.Name))
+		g.log.Error("masked value with too many digits replaced", zap.String("payment_id", v.ID), zap.String("field", string(f.Name)))
 	}
 	v.Fields = fields
 	for _, s := range []*string{&v.MerchantRef, &v.Description, &v.Reason} {
@@ -54,7 +56,7 @@ func (g guard) view(v View) View {
 	return v
 }
 
-func (g guard) maskedOK(f FieldView) bool {
+func (g guard) maskedOK(f capture.FieldView) bool {
 	digits := 0
 	for _, c := range f.Masked {
 		if c >= '0' && c <= '9' {
@@ -64,7 +66,7 @@ func (g guard) maskedOK(f FieldView) bool {
 	if digits == 0 {
 		return true
 	}
-	if f.Name != "card_number" {
+	if f.Name != capture.FieldCardNumber {
 		return false
 	}
 	r := []rune(f.Masked)
@@ -87,7 +89,7 @@ type guardedPayments struct {
 	g guard
 }
 
-func (gp guardedPayments) Start(callID string, req PaymentRequest, actor string) (Session, error) {
+func (gp guardedPayments) Start(callID string, req capture.PaymentRequest, actor string) (Session, error) {
 	s, err := gp.p.Start(callID, req, actor)
 	if err != nil {
 		return nil, err
@@ -108,16 +110,16 @@ type guardedSession struct {
 	g guard
 }
 
-func (gs guardedSession) View() View { return gs.g.view(gs.Session.View()) }
+func (gs guardedSession) View() capture.View { return gs.g.view(gs.Session.View()) }
 
-func (gs guardedSession) Submit(ctx context.Context, actor string) (View, error) {
+func (gs guardedSession) Submit(ctx context.Context, actor string) (capture.View, error) {
 	v, err := gs.Session.Submit(ctx, actor)
 	return gs.g.view(v), err
 }
 
-func (gs guardedSession) Subscribe() (<-chan View, func()) {
+func (gs guardedSession) Subscribe() (<-chan capture.View, func()) {
 	in, cancel := gs.Session.Subscribe()
-	out := make(chan View, 1)
+	out := make(chan capture.View, 1)
 	done := make(chan struct{})
 	go func() {
 		defer close(out)

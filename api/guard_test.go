@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	"go.uber.org/zap"
+
+	"github.com/tonevault/tonevault/capture"
 )
 
 func TestGuard(t *testing.T) {
@@ -26,7 +28,7 @@ func TestGuard(t *testing.T) {
 	for _, tc := range tests {
 		g := guard{last4: tc.last4, log: zap.NewNop()}
 		n := len([]rune(tc.masked))
-		v := g.view(View{Fields: []FieldView{{Name: tc.field, Masked: tc.masked, Entered: n}}})
+		v := g.view(capture.View{Fields: []capture.FieldView{{Name: capture.FieldName(tc.field), Masked: tc.masked, Entered: n}}})
 		want := tc.want
 		if want == "" {
 			want = tc.masked
@@ -35,7 +37,7 @@ func TestGuard(t *testing.T) {
 			t.Errorf("%s: %q, want %q", tc.name, got, want)
 		}
 	}
-	v := guard{log: zap.NewNop()}.view(View{Description: "card 4111 1111 1111 1111", Result: &Result{Token: "4111111111111111", AuthCode: "A1"}})
+	v := guard{log: zap.NewNop()}.view(capture.View{Description: "card 4111 1111 1111 1111", Result: &capture.Result{Token: "4111111111111111", AuthCode: "A1"}})
 	if v.Description != redacted || v.Result.Token != redacted || v.Result.AuthCode != "A1" {
 		t.Errorf("free text: %+v %+v", v, v.Result)
 	}

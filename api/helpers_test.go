@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/tonevault/tonevault/audit"
+	"github.com/tonevault/tonevault/capture"
 )
 
 const (
@@ -140,9 +141,9 @@ func problem(t *testing.T, resp *http.Response, status int) Problem {
 	return p
 }
 
-func decodeView(t *testing.T, b []byte) View {
+func decodeView(t *testing.T, b []byte) capture.View {
 	t.Helper()
-	var v View
+	var v capture.View
 	if err := json.Unmarshal(b, &v); err != nil {
 		t.Fatalf("view %s: %v", b, err)
 	}
@@ -150,7 +151,7 @@ func decodeView(t *testing.T, b []byte) View {
 }
 
 // startPayment starts a payment on call as cred and returns its View.
-func (e *testEnv) startPayment(t *testing.T, cred, call string) View {
+func (e *testEnv) startPayment(t *testing.T, cred, call string) capture.View {
 	t.Helper()
 	resp := e.do(t, "POST", "/v1/calls/"+call+"/payments", cred, `{"amount":1999,"currency":"GBP","merchant_reference":"ORD-1","description":"order"}`, "Idempotency-Key", "k-"+call+"-"+time.Now().Format("150405.000000000"))
 	b := readBody(t, resp)

@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/tonevault/tonevault/capture"
 )
 
 // jsonNames lists the JSON member names of struct type t.
@@ -96,15 +98,15 @@ func TestOpenAPISchemas(t *testing.T) {
 		t       reflect.Type
 		request bool // decoded strictly: additionalProperties must be false
 	}{
-		"View":               {reflect.TypeFor[View](), false},
-		"FieldView":          {reflect.TypeFor[FieldView](), false},
-		"Result":             {reflect.TypeFor[Result](), false},
+		"View":               {reflect.TypeFor[capture.View](), false},
+		"FieldView":          {reflect.TypeFor[capture.FieldView](), false},
+		"Result":             {reflect.TypeFor[capture.Result](), false},
 		"Problem":            {reflect.TypeFor[Problem](), false},
 		"Call":               {reflect.TypeFor[CallView](), false},
 		"CallList":           {reflect.TypeFor[callList](), false},
 		"WidgetToken":        {reflect.TypeFor[widgetTokenResponse](), false},
 		"WebhookEvent":       {reflect.TypeFor[WebhookEvent](), false},
-		"PaymentRequest":     {reflect.TypeFor[startRequest](), true},
+		"PaymentRequest":     {reflect.TypeFor[capture.PaymentRequest](), true},
 		"ResetRequest":       {reflect.TypeFor[resetRequest](), true},
 		"WidgetTokenRequest": {reflect.TypeFor[widgetTokenRequest](), true},
 	}

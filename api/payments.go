@@ -5,20 +5,14 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
-	"github.com/tonevault/tonevault/internal/pan"
 	"net/http"
 	"unicode/utf8"
 
 	"go.uber.org/zap"
-)
 
-// startRequest is the body of POST /v1/calls/{id}/payments.
-type startRequest struct {
-	Amount      int64  `json:"amount"`
-	Currency    string `json:"currency"`
-	MerchantRef string `json:"merchant_reference"`
-	Description string `json:"description"`
-}
+	"github.com/tonevault/tonevault/capture"
+	"github.com/tonevault/tonevault/internal/pan"
+)
 
 // resetRequest is the body of POST /v1/payments/{id}/reset.
 type resetRequest struct {
@@ -31,7 +25,10 @@ type emptyRequest struct{}
 // maxAmount is the largest amount ISO 8583 field 4 (12 digits) carries.
 const maxAmount = 999_999_999_999
 
-func (q *startRequest) validate() error {
+// validatePayment checks the body of POST /v1/calls/{id}/payments beyond
+// what capture checks: the API's limits, and no card number in the free
+// text.
+func validatePayment(q *capture.PaymentRequest) error {
 	switch {
 	case q.Amount <= 0:
 		return errors.New("amount must be a positive integer in the currency's minor unit")
@@ -72,11 +69,11 @@ func (s *Server) startPayment(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, http.StatusBadRequest, "idempotency-required", "send an Idempotency-Key header of 1 to 255 visible ASCII characters")
 		return
 	}
-	var req startRequest
+	var req capture.PaymentRequest
 	if !s.decode(w, r, &req, false) {
 		return
 	}
-	if err := req.validate(); err != nil {
+	if err := validatePayment(&req); err != nil {
 		writeProblem(w, r, http.StatusUnprocessableEntity, "validation", err.Error())
 		return
 	}
@@ -101,9 +98,7 @@ func (s *Server) startPayment(w http.ResponseWriter, r *http.Request) {
 		writeRaw(w, e.status, e.body)
 		return
 	}
-	sess, err := s.deps.Payments.Start(callID, PaymentRequest{
-		Amount: req.Amount, Currency: req.Currency, MerchantRef: req.MerchantRef, Description: req.Description,
-	}, p.actor())
+	sess, err := s.deps.Payments.Start(callID, req, p.actor())
 	if err != nil {
 		s.idem.abandon(scope)
 		s.sessionError(w, r, err)
@@ -161,7 +156,7 @@ func (s *Server) resetField(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, http.StatusUnprocessableEntity, "validation", err.Error())
 		return
 	}
-	s.action(w, r, sess, sess.Reset(req.Field, p.actor()))
+	s.action(w, r, sess, sess.Reset(capture.FieldName(req.Field), p.actor()))
 }
 
 func (s *Server) restart(w http.ResponseWriter, r *http.Request) {
@@ -180,7 +175,7 @@ func (s *Server) cancel(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	err := sess.Cancel(p.actor())
-	if errors.Is(err, ErrFinal) && sess.View().State == "cancelled" {
+	if errors.Is(err, capture.ErrFinal) && sess.View().State == capture.StateCancelled {
 		err = nil
 	}
 	s.action(w, r, sess, err)
@@ -199,7 +194,7 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case err == nil:
 		writeJSON(w, http.StatusOK, v)
-	case errors.Is(err, ErrNotConfigured):
+	case errors.Is(err, capture.ErrNotConfigured):
 		// The session ended failed with reason not_configured: say so with
 		// the session itself, which is final. There is no fake approval.
 		writeJSON(w, http.StatusOK, sess.View())
@@ -220,24 +215,24 @@ func (s *Server) action(w http.ResponseWriter, r *http.Request, sess Session, er
 // text is capture's own fixed message, never card data.
 func (s *Server) sessionError(w http.ResponseWriter, r *http.Request, err error) {
 	switch {
-	case errors.Is(err, ErrNotFound):
+	case errors.Is(err, capture.ErrNotFound):
 		writeProblem(w, r, http.StatusNotFound, "not-found", "no such payment or field")
-	case errors.Is(err, ErrCallBusy):
+	case errors.Is(err, capture.ErrCallBusy):
 		writeProblem(w, r, http.StatusConflict, "conflict", "a payment session is already live on this call")
-	case errors.Is(err, ErrNotReady):
+	case errors.Is(err, capture.ErrNotReady):
 		writeProblem(w, r, http.StatusConflict, "conflict", "the session is not complete: every field must be valid first")
-	case errors.Is(err, ErrFinal):
+	case errors.Is(err, capture.ErrFinal):
 		writeProblem(w, r, http.StatusConflict, "conflict", "the session has ended")
-	case errors.Is(err, ErrInFlight):
+	case errors.Is(err, capture.ErrInFlight):
 		w.Header().Set("Retry-After", "2")
 		writeProblem(w, r, http.StatusConflict, "conflict", "a submission is in progress")
-	case errors.Is(err, ErrUnavailable):
+	case errors.Is(err, capture.ErrUnavailable):
 		w.Header().Set("Retry-After", "5")
 		writeProblem(w, r, http.StatusServiceUnavailable, "unavailable", "the payment processor is temporarily unavailable; the card data is kept, submit again")
-	case errors.Is(err, ErrClosed):
+	case errors.Is(err, capture.ErrClosed):
 		w.Header().Set("Retry-After", "5")
 		writeProblem(w, r, http.StatusServiceUnavailable, "unavailable", "the payment service is shutting down")
-	case errors.Is(err, ErrInvalid):
+	case errors.Is(err, capture.ErrInvalidRequest):
 		writeProblem(w, r, http.StatusUnprocessableEntity, "validation", "the payment request was refused")
 	default:
 		s.log.Error("payment action failed", zap.Error(err))

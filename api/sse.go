@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+
+	"github.com/tonevault/tonevault/capture"
 )
 
 // paymentEvents streams the session as Server-Sent Events: a snapshot at
@@ -37,7 +39,7 @@ func (s *Server) paymentEvents(w http.ResponseWriter, r *http.Request) {
 	if id, err := strconv.ParseUint(r.Header.Get("Last-Event-ID"), 10, 64); err == nil {
 		last = id
 	}
-	send := func(v View) bool {
+	send := func(v capture.View) bool {
 		if v.Version <= last && last != 0 {
 			return true
 		}
@@ -55,7 +57,7 @@ func (s *Server) paymentEvents(w http.ResponseWriter, r *http.Request) {
 	// Tell EventSource how long to wait before reconnecting.
 	fmt.Fprint(w, "retry: 2000\n\n")
 	snap := sess.View()
-	if !send(snap) || snap.Final() || rc.Flush() != nil {
+	if !send(snap) || snap.State.Final() || rc.Flush() != nil {
 		return
 	}
 
@@ -77,7 +79,7 @@ func (s *Server) paymentEvents(w http.ResponseWriter, r *http.Request) {
 				send(sess.View())
 				return
 			}
-			if !send(v) || v.Final() {
+			if !send(v) || v.State.Final() {
 				return
 			}
 		}

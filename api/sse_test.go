@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tonevault/tonevault/capture"
 )
 
 func TestSSEStream(t *testing.T) {
@@ -57,7 +59,7 @@ func TestSSEStream(t *testing.T) {
 			t.Fatal("no heartbeat")
 		}
 	}
-	sess.change(func(v *View) { v.Fields[0].Entered = 3; v.Fields[0].Masked = "•••" })
+	sess.change(func(v *capture.View) { v.Fields[0].Entered = 3; v.Fields[0].Masked = "•••" })
 	if ev := next(); ev.id != "2" || decodeView(t, []byte(ev.data)).Fields[0].Entered != 3 {
 		t.Fatalf("change %+v", ev)
 	}
@@ -78,7 +80,7 @@ func TestSSEFinalAndLastEventID(t *testing.T) {
 	e := newEnv(t, testConfig(), Deps{})
 	v := e.startPayment(t, testKey, "call-1")
 	sess := e.pay.sessions[v.ID]
-	sess.change(func(v *View) { v.Fields[0].Entered = 1 })
+	sess.change(func(v *capture.View) { v.Fields[0].Entered = 1 })
 	// Resuming at the current version: no snapshot repeated; then the
 	// next change arrives.
 	resp := e.do(t, "GET", "/v1/payments/"+v.ID+"/events", testKey, nil, "Last-Event-ID", "2")
@@ -86,7 +88,7 @@ func TestSSEFinalAndLastEventID(t *testing.T) {
 	events := readEvents(resp.Body)
 	go func() {
 		time.Sleep(50 * time.Millisecond)
-		sess.change(func(v *View) { v.Fields[0].Entered = 2 })
+		sess.change(func(v *capture.View) { v.Fields[0].Entered = 2 })
 		sess.Cancel("t")
 	}()
 	var ids []string

@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/tonevault/tonevault/capture"
 )
 
 // WebhookEvent is the body posted to the webhook URL when a payment
@@ -25,10 +27,10 @@ import (
 type WebhookEvent struct {
 	// ID is unique per event and the same on every retry: receivers use
 	// it to drop duplicates.
-	ID        string    `json:"id"`
-	Type      string    `json:"type"` // "payment." + the final state
-	CreatedAt time.Time `json:"created_at"`
-	Payment   View      `json:"payment"`
+	ID        string       `json:"id"`
+	Type      string       `json:"type"` // "payment." + the final state
+	CreatedAt time.Time    `json:"created_at"`
+	Payment   capture.View `json:"payment"`
 }
 
 // Webhook headers.
@@ -121,10 +123,10 @@ func newWebhooks(ctx context.Context, cfg WebhookConfig, secret []byte, deps Dep
 func (h *webhooks) wait() { h.wg.Wait() }
 
 // send delivers the event for final view v.
-func (h *webhooks) send(v View) {
+func (h *webhooks) send(v capture.View) {
 	ev := WebhookEvent{
 		ID:        fmt.Sprintf("evt_%s_%d", v.ID, v.Version),
-		Type:      "payment." + v.State,
+		Type:      "payment." + string(v.State),
 		CreatedAt: h.now().UTC(),
 		Payment:   v,
 	}
@@ -208,7 +210,7 @@ func (s *Server) watch(sess Session) {
 		defer s.watchers.Done()
 		updates, cancel := sess.Subscribe()
 		defer cancel()
-		if v := sess.View(); v.Final() {
+		if v := sess.View(); v.State.Final() {
 			s.hooks.send(v)
 			return
 		}
@@ -220,7 +222,7 @@ func (s *Server) watch(sess Session) {
 				if !ok {
 					v = sess.View()
 				}
-				if v.Final() {
+				if v.State.Final() {
 					s.hooks.send(v)
 					return
 				}

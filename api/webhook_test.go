@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/tonevault/tonevault/capture"
 )
 
 func TestVerifyWebhook(t *testing.T) {
@@ -113,7 +115,7 @@ func TestWebhookGivesUp(t *testing.T) {
 		}))
 		h := newWebhooks(t.Context(), WebhookConfig{URL: receiver.URL, MaxAttempts: tc.tries, Timeout: 5 * time.Second},
 			[]byte(strings.Repeat("s", 32)), Deps{Now: time.Now, WebhookBackoff: time.Millisecond}, nopLogger())
-		h.send(View{ID: "pay_1", State: "declined", Version: 4})
+		h.send(capture.View{ID: "pay_1", State: capture.StateDeclined, Version: 4})
 		h.wait()
 		receiver.Close()
 		if n := calls.Load(); n != tc.want {

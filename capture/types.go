@@ -76,17 +76,22 @@ const (
 )
 
 // PaymentRequest is what the agent's CRM asks to be paid. Amount is in the
-// currency's minor unit.
+// currency's minor unit. Its JSON form is the body of the API's
+// POST /v1/calls/{id}/payments (api/openapi.yaml, PaymentRequest).
 type PaymentRequest struct {
 	Amount      int64  `json:"amount"`
 	Currency    string `json:"currency"`
-	MerchantRef string `json:"merchant_ref,omitempty"`
+	MerchantRef string `json:"merchant_reference,omitempty"`
 	Description string `json:"description,omitempty"`
-	Merchant    string `json:"merchant,omitempty"`
+	// Merchant picks the accepted brands (Config.MerchantBrands) and the
+	// token format. It is not on the wire: which merchant's policy applies
+	// is the gateway's to decide, not the API client's.
+	Merchant string `json:"-"`
 }
 
 // View is a snapshot of a session as the API returns it and the widget
-// shows it. It never holds card data: see FieldView.Masked.
+// shows it; its JSON form is the API's (api/openapi.yaml, View). It never
+// holds card data: see FieldView.Masked.
 type View struct {
 	ID           string      `json:"id"`
 	CallID       string      `json:"call_id"`
@@ -96,9 +101,9 @@ type View struct {
 	Fields       []FieldView `json:"fields"`
 	Amount       int64       `json:"amount"`
 	Currency     string      `json:"currency"`
-	MerchantRef  string      `json:"merchant_ref,omitempty"`
-	Description  string      `json:"description,omitempty"`
-	Merchant     string      `json:"merchant,omitempty"`
+	MerchantRef  string      `json:"merchant_reference"`
+	Description  string      `json:"description"`
+	Merchant     string      `json:"-"`                // see PaymentRequest.Merchant
 	Result       *Result     `json:"result,omitempty"` // when final
 	// IgnoredDigits counts A, B, C, D key presses (never part of a field).
 	IgnoredDigits int       `json:"ignored_digits"`
