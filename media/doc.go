@@ -143,4 +143,14 @@
 // A session's state is behind one mutex, taken once per packet and by the
 // SIP-side methods. The carrier path does not allocate per packet (except
 // at a codec change); its CPU is mostly the masker's detector.
+//
+// # What it must not do
+//
+// It does not parse SIP: package sip owns signalling and the SDP
+// offer/answer and hands the relay addresses and payload types. It blocks
+// on nothing but its own sockets. It never forwards carrier audio it
+// could not inspect while masking (fail closed, DESIGN.md invariant 5),
+// and it knows of card data only "a digit happened on call X": digits
+// leave through the DigitSink and nowhere else. Its load generator lives
+// apart, in media/loadtest.
 package media

@@ -54,6 +54,11 @@
 // against Config.CAFile or the system roots; skipping verification
 // (vault.insecure, VAULT_SKIP_VERIFY) is refused.
 //
+// A gateway must start, and mask calls, while Vault is down or sealed:
+// Dial returns a LazyVault at once and logs in in the background, backing
+// off from 1 s to 30 s between tries, and answers ErrUnavailable until it
+// is in.
+//
 // Setup prepares a dev or test Vault; production operators apply the
 // policy in configs/vault themselves.
 package tokenize
