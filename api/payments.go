@@ -101,9 +101,7 @@ func (s *Server) startPayment(w http.ResponseWriter, r *http.Request) {
 		writeRaw(w, e.status, e.body)
 		return
 	}
-	sess, err := s.deps.Payments.Start(callID, PaymentRequest{
-		Amount: req.Amount, Currency: req.Currency, MerchantRef: req.MerchantRef, Description: req.Description,
-	}, p.actor())
+	sess, err := s.deps.Payments.Start(callID, PaymentRequest(req), p.actor())
 	if err != nil {
 		s.idem.abandon(scope)
 		s.sessionError(w, r, err)

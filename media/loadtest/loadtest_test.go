@@ -2,10 +2,10 @@ package loadtest
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 	"os"
 	"os/exec"
-	"encoding/binary"
 	"strings"
 	"testing"
 	"time"
