@@ -340,6 +340,41 @@ func TestLimiterRefills(t *testing.T) {
 	}
 }
 
+// TestLimiterRetryAfter: Retry-After is the whole seconds until the next
+// token, and refused requests do not spend tokens of their own.
+func TestLimiterRetryAfter(t *testing.T) {
+	tests := []struct {
+		rate  float64
+		after time.Duration // since the burst was spent
+		want  int
+	}{
+		{0.25, 0, 4},
+		{0.25, 1500 * time.Millisecond, 3},
+		{0.25, 3999 * time.Millisecond, 1},
+		{0.001, 0, 1000},
+		{10, 0, 1},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprint(tt.rate, "/", tt.after), func(t *testing.T) {
+			now := time.Unix(1000, 0)
+			l := newLimiter(RateLimit{PerSecond: tt.rate, Burst: 1}, func() time.Time { return now })
+			if ok, _ := l.allow("a"); !ok {
+				t.Fatal("first request refused")
+			}
+			now = now.Add(tt.after)
+			for range 3 {
+				if ok, retry := l.allow("a"); ok || retry != tt.want {
+					t.Fatalf("allow = %v, Retry-After %d; want refused, %d", ok, retry, tt.want)
+				}
+			}
+			now = now.Add(time.Duration(tt.want) * time.Second)
+			if ok, _ := l.allow("a"); !ok {
+				t.Errorf("refused after waiting the Retry-After")
+			}
+		})
+	}
+}
+
 func TestLimiterPrunesFullBuckets(t *testing.T) {
 	now := time.Unix(1000, 0)
 	l := newLimiter(RateLimit{PerSecond: 1, Burst: 2}, func() time.Time { return now })

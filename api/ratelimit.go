@@ -4,6 +4,8 @@ import (
 	"math"
 	"sync"
 	"time"
+
+	"golang.org/x/time/rate"
 )
 
 // limiter is a token bucket per principal: per API key, and per widget
@@ -11,20 +13,17 @@ import (
 // that have refilled are forgotten when the map grows, since a full bucket
 // is what a new one starts as.
 type limiter struct {
+	// mu covers the map and, held across a whole allow, keeps a prune from
+	// replacing a bucket that a concurrent request is taking from.
 	mu      sync.Mutex
-	rate    float64 // tokens per second
-	burst   float64
+	rate    rate.Limit
+	burst   int
 	now     func() time.Time
-	buckets map[string]*bucket
-}
-
-type bucket struct {
-	tokens float64
-	last   time.Time
+	buckets map[string]*rate.Limiter
 }
 
 func newLimiter(rl RateLimit, now func() time.Time) *limiter {
-	return &limiter{rate: rl.PerSecond, burst: float64(rl.Burst), now: now, buckets: map[string]*bucket{}}
+	return &limiter{rate: rate.Limit(rl.PerSecond), burst: rl.Burst, now: now, buckets: map[string]*rate.Limiter{}}
 }
 
 // allow takes a token for who. When none is left it reports how long
@@ -38,18 +37,13 @@ func (l *limiter) allow(who string) (bool, int) {
 		if len(l.buckets) >= pruneBuckets {
 			l.prune(now)
 		}
-		b = &bucket{tokens: l.burst, last: now}
+		b = rate.NewLimiter(l.rate, l.burst)
 		l.buckets[who] = b
 	}
-	if el := now.Sub(b.last).Seconds(); el > 0 {
-		b.tokens = math.Min(l.burst, b.tokens+el*l.rate)
-		b.last = now
-	}
-	if b.tokens >= 1 {
-		b.tokens--
+	if b.AllowN(now, 1) {
 		return true, 0
 	}
-	wait := (1 - b.tokens) / l.rate
+	wait := (1 - b.TokensAt(now)) / float64(l.rate)
 	return false, max(1, int(math.Ceil(wait)))
 }
 
@@ -57,7 +51,7 @@ const pruneBuckets = 4096
 
 func (l *limiter) prune(now time.Time) {
 	for k, b := range l.buckets {
-		if b.tokens+now.Sub(b.last).Seconds()*l.rate >= l.burst {
+		if b.TokensAt(now) >= float64(l.burst) {
 			delete(l.buckets, k)
 		}
 	}

@@ -527,9 +527,9 @@ func TestEventAssemblerImpairments(t *testing.T) {
 func TestEventAssemblerReportTime(t *testing.T) {
 	// Lost End: reported at the first packet of the newer press.
 	s, pk := rfcTwoPresses(2)
-	e0, e1 := rfcEventPkts(pk, 0), rfcEventPkts(pk, 1)
+	e0 := rfcEventPkts(pk, 0)
 	pk = rfcDropIdx(pk, e0[4], e0[5], e0[6])
-	e1 = rfcEventPkts(pk, 1)
+	e1 := rfcEventPkts(pk, 1)
 	var a EventAssembler
 	got, at := feedRFC(t, &a, pk)
 	if len(got) != 2 || at[0] != e1[0] {
@@ -866,7 +866,7 @@ func TestEventAssemblerEventChangesSameTimestamp(t *testing.T) {
 	// An older sequence number with another code at the same timestamp is
 	// a straggler, not a press.
 	a.Reset()
-	got, _ = feedRFC(t, &a, p2)
+	feedRFC(t, &a, p2)
 	got, _ = feedRFC(t, &a, p1[:3])
 	if len(got) != 0 {
 		t.Fatalf("straggler reported %v", got)

@@ -378,3 +378,32 @@ func TestHeader(t *testing.T) {
 		t.Error("ParseHeader accepted bcd")
 	}
 }
+
+func TestReversalSchedule(t *testing.T) {
+	ms, sec := time.Millisecond, time.Second
+	tests := []struct {
+		first, max time.Duration
+		want       []time.Duration
+	}{
+		{50 * ms, 200 * ms, []time.Duration{50 * ms, 100 * ms, 200 * ms, 200 * ms, 200 * ms}},
+		{sec, time.Minute, []time.Duration{sec, 2 * sec, 4 * sec, 8 * sec, 16 * sec, 32 * sec, 60 * sec, 60 * sec}},
+		{sec, sec, []time.Duration{sec, sec, sec}},
+		{sec, 500 * ms, []time.Duration{sec, 500 * ms, 500 * ms}},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprint(tt.first, "-", tt.max), func(t *testing.T) {
+			b := reversalSchedule(Config{ReversalBackoff: tt.first, MaxReversalBackoff: tt.max})
+			// Twice: a drained queue (Reset) starts over.
+			for range 2 {
+				b.Reset()
+				var got []time.Duration
+				for range tt.want {
+					got = append(got, b.NextBackOff())
+				}
+				if fmt.Sprint(got) != fmt.Sprint(tt.want) {
+					t.Fatalf("waits %v, want %v", got, tt.want)
+				}
+			}
+		})
+	}
+}

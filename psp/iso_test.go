@@ -2,6 +2,7 @@ package psp_test
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -176,6 +177,39 @@ func TestReversalSurvivesRestart(t *testing.T) {
 	r2, err := e.authorize(request("4111111111111111", 1000))
 	if err != nil || r2.Outcome != psp.Approved || r2.STAN <= resp.STAN {
 		t.Errorf("after restart: %+v %v (first STAN %s)", r2, err, resp.STAN)
+	}
+}
+
+// TestReversalRetriedUntilAcknowledged: the same connector sends an
+// unanswered reversal again, as 0401, with the wait doubling up to
+// MaxReversalBackoff, until the acquirer acknowledges it.
+func TestReversalRetriedUntilAcknowledged(t *testing.T) {
+	e := newEnv(t, sim.Config{}, func(c *psp.Config) { c.Timeout = 300 * time.Millisecond })
+	e.sim.SetIgnoreReversals(true)
+	resp, err := e.authorize(request("4000000000000119", 1000))
+	if err != nil || resp.Reason != psp.ReasonTimeout {
+		t.Fatalf("%+v %v", resp, err)
+	}
+	eventually(t, "four unanswered reversal attempts", func() bool { return e.sim.Stats().Reversals >= 4 })
+	e.sim.SetIgnoreReversals(false)
+	eventually(t, "reversal acknowledged", func() bool { return e.reversed(resp.STAN) })
+	eventually(t, "queue empty", func() bool {
+		p, err := e.conn.PendingReversals()
+		return err == nil && len(p) == 0
+	})
+	if !strings.Contains(e.simLog.String(), "recv 0401") {
+		t.Errorf("no repeated reversal (0401) in the sim log:\n%s", e.simLog.String())
+	}
+	// helpers_test.go's config: 50ms doubling to 200ms.
+	var waits []string
+	for _, line := range strings.Split(e.log.String(), "\n") {
+		var rec struct{ Backoff string }
+		if strings.Contains(line, "will retry") && json.Unmarshal([]byte(line), &rec) == nil {
+			waits = append(waits, rec.Backoff)
+		}
+	}
+	if len(waits) < 4 || strings.Join(waits[:4], " ") != "50ms 100ms 200ms 200ms" {
+		t.Errorf("waits between attempts %v, want 50ms 100ms 200ms 200ms first", waits)
 	}
 }
 

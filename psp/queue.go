@@ -71,14 +71,6 @@ func (q *queue) put(r *Reversal) error {
 	return nil
 }
 
-// has reports whether a reversal for this original is pending.
-func (q *queue) has(r *Reversal) bool {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	_, err := os.Stat(q.path(r))
-	return err == nil
-}
-
 func (q *queue) remove(r *Reversal) error {
 	q.mu.Lock()
 	defer q.mu.Unlock()

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/cenkalti/backoff/v4"
 	"github.com/moov-io/iso8583"
 	"go.uber.org/zap"
 )
@@ -47,48 +48,23 @@ func (x *ISO) PendingReversals() ([]Reversal, error) {
 }
 
 // reversalLoop sends every queued reversal until the acquirer acknowledges
-// it, oldest first, backing off exponentially while it cannot.
+// it, oldest first, backing off exponentially while it cannot. A kick (a
+// new reversal, a sign-on) ends a wait early but does not reset the
+// backoff: only a round in which the queue drained does.
 func (x *ISO) reversalLoop() {
 	defer x.wg.Done()
-	backoff := x.cfg.ReversalBackoff
+	b := reversalSchedule(x.cfg)
 	for {
-		failed := false
-		pending, err := x.q.list()
-		if err != nil {
-			x.log.Error("reading reversal queue", zap.Error(err))
-			failed = true
-		}
-		for _, r := range pending {
-			select {
-			case <-x.done:
-				return
-			default:
-			}
-			if err := x.sendReversal(r); err != nil {
-				failed = true
-				r.Attempts++
-				if perr := x.q.put(r); perr != nil {
-					x.log.Error("updating reversal", zap.String("stan", r.STAN), zap.Error(perr))
-				}
-				x.log.Warn("reversal not acknowledged, will retry", zap.String("stan", r.STAN), zap.String("rrn", r.RRN),
-					zap.Int("attempts", r.Attempts), zap.Duration("backoff", backoff), zap.String("error", err.Error()))
-				break
-			}
-			if err := x.q.remove(r); err != nil {
-				x.log.Error("removing acknowledged reversal", zap.String("stan", r.STAN), zap.Error(err))
-			}
-			x.log.Info("reversal acknowledged", zap.String("stan", r.STAN), zap.String("rrn", r.RRN), zap.String("reason", r.Reason))
-			if x.cfg.OnReversal != nil {
-				x.cfg.OnReversal(*r)
-			}
-		}
 		var wait <-chan time.Time
-		if failed {
-			t := time.NewTimer(backoff)
-			wait = t.C
-			backoff = min(backoff*2, x.cfg.MaxReversalBackoff)
+		if r, err := x.sendPendingReversals(); err != nil {
+			d := b.NextBackOff()
+			if r != nil {
+				x.log.Warn("reversal not acknowledged, will retry", zap.String("stan", r.STAN), zap.String("rrn", r.RRN),
+					zap.Int("attempts", r.Attempts), zap.Duration("backoff", d), zap.String("error", err.Error()))
+			}
+			wait = time.After(d)
 		} else {
-			backoff = x.cfg.ReversalBackoff
+			b.Reset()
 		}
 		select {
 		case <-x.done:
@@ -97,6 +73,53 @@ func (x *ISO) reversalLoop() {
 		case <-wait:
 		}
 	}
+}
+
+// reversalSchedule is the waits between rounds that left a reversal
+// unacknowledged: ReversalBackoff doubling up to MaxReversalBackoff, for
+// as long as it takes. No jitter: there is one worker per gateway, and an
+// operator reads MaxReversalBackoff as the longest a reversal waits.
+func reversalSchedule(cfg Config) *backoff.ExponentialBackOff {
+	return backoff.NewExponentialBackOff(
+		backoff.WithInitialInterval(cfg.ReversalBackoff),
+		backoff.WithMultiplier(2),
+		backoff.WithRandomizationFactor(0),
+		backoff.WithMaxInterval(cfg.MaxReversalBackoff),
+		backoff.WithMaxElapsedTime(0),
+	)
+}
+
+// sendPendingReversals sends what the queue holds, oldest first, up to the
+// first the acquirer does not acknowledge, which it returns with the
+// error. A nil reversal with an error: the queue could not be read.
+func (x *ISO) sendPendingReversals() (*Reversal, error) {
+	pending, err := x.q.list()
+	if err != nil {
+		x.log.Error("reading reversal queue", zap.Error(err))
+		return nil, err
+	}
+	for _, r := range pending {
+		select {
+		case <-x.done:
+			return nil, nil
+		default:
+		}
+		if err := x.sendReversal(r); err != nil {
+			r.Attempts++
+			if perr := x.q.put(r); perr != nil {
+				x.log.Error("updating reversal", zap.String("stan", r.STAN), zap.Error(perr))
+			}
+			return r, err
+		}
+		if err := x.q.remove(r); err != nil {
+			x.log.Error("removing acknowledged reversal", zap.String("stan", r.STAN), zap.Error(err))
+		}
+		x.log.Info("reversal acknowledged", zap.String("stan", r.STAN), zap.String("rrn", r.RRN), zap.String("reason", r.Reason))
+		if x.cfg.OnReversal != nil {
+			x.cfg.OnReversal(*r)
+		}
+	}
+	return nil, nil
 }
 
 var errNotAcknowledged = errors.New("reversal not acknowledged")

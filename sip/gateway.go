@@ -199,13 +199,6 @@ func (g *Gateway) other(t *trunk) *trunk {
 	return g.carrier
 }
 
-func (g *Gateway) trunkFor(leg media.Leg) *trunk {
-	if leg == media.Carrier {
-		return g.carrier
-	}
-	return g.platform
-}
-
 func (g *Gateway) lookup(sipCallID string) *call {
 	g.mu.Lock()
 	defer g.mu.Unlock()

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -101,12 +100,6 @@ func (m *memAudit) Append(_ context.Context, r audit.Record) (uint64, error) {
 	defer m.mu.Unlock()
 	m.recs = append(m.recs, r)
 	return uint64(len(m.recs)), nil
-}
-
-func (m *memAudit) has(e audit.Event) bool {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return slices.ContainsFunc(m.recs, func(r audit.Record) bool { return r.Event == e })
 }
 
 // peer is a raw UDP SIP endpoint of the test.

@@ -4,12 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net/http"
 	"regexp"
 	"strings"
 	"time"
 
+	"github.com/cenkalti/backoff/v4"
 	"github.com/hashicorp/vault/api"
 )
 
@@ -43,29 +43,44 @@ type retryPolicy struct {
 // do runs f until it succeeds, fails with an error that retrying cannot
 // fix, or the retries are spent. op names the call in errors.
 func (p retryPolicy) do(ctx context.Context, op string, f func(ctx context.Context) error) error {
-	wait := p.backoff
-	var err error
-	for try := 0; ; try++ {
+	var last error
+	try := func() error {
 		tctx, cancel := context.WithTimeout(ctx, p.timeout)
-		err = f(tctx)
+		err := f(tctx)
 		cancel()
 		if err == nil {
 			return nil
 		}
-		err = classify(op, err)
-		if !errors.Is(err, ErrUnavailable) || try >= p.retries || ctx.Err() != nil {
-			return err
+		last = classify(op, err)
+		if !errors.Is(last, ErrUnavailable) || ctx.Err() != nil {
+			return backoff.Permanent(last)
 		}
-		// Full jitter: concurrent calls that failed together do not retry
-		// together.
-		d := wait/2 + rand.N(wait/2+1)
-		select {
-		case <-time.After(d):
-		case <-ctx.Done():
-			return fmt.Errorf("%w (%v)", err, ctx.Err())
-		}
-		wait = min(wait*2, maxBackoff)
+		return last
 	}
+	err := backoff.Retry(try, backoff.WithContext(p.schedule(), ctx))
+	// The caller gave up while we waited: the library answers ctx's error
+	// alone, but callers test for ErrUnavailable.
+	if cerr := ctx.Err(); cerr != nil && err == cerr && last != nil {
+		return fmt.Errorf("%w (%v)", last, cerr)
+	}
+	return err
+}
+
+// schedule is the waits between tries: the n-th (from 0) is drawn from
+// [backoff·2ⁿ/2, backoff·2ⁿ] and never exceeds maxBackoff, so that calls
+// that failed together do not retry together, and a caller waiting on a
+// dead Vault hears so within Retries × maxBackoff.
+func (p retryPolicy) schedule() backoff.BackOff {
+	// The library draws from centre ± factor·centre: a centre of 3/4 of
+	// the nominal wait with factor 1/3 is the range [1/2, 1] of it.
+	b := backoff.NewExponentialBackOff(
+		backoff.WithInitialInterval(p.backoff*3/4),
+		backoff.WithRandomizationFactor(1.0/3),
+		backoff.WithMultiplier(2),
+		backoff.WithMaxInterval(maxBackoff*3/4),
+		backoff.WithMaxElapsedTime(0), // Retries bounds it, and ctx
+	)
+	return backoff.WithMaxRetries(b, uint64(max(p.retries, 0)))
 }
 
 // vaultError is an error from a Vault call, in words safe to log: the

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -371,5 +372,21 @@ vault:
 	want.MerchantFormats = map[string]Format{"shop-7": {Kind: KindOpaque}}
 	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("decoded\n%+v\nwant\n%+v", c, want)
+	}
+}
+
+// TestClientWrapsNothingByDefault: WrapCVV's TTL header is the only thing
+// that asks Vault to wrap; the vault/api default would override it with 5m
+// and wrap every answer when VAULT_WRAP_TTL is set.
+func TestClientWrapsNothingByDefault(t *testing.T) {
+	t.Setenv("VAULT_WRAP_TTL", "1m")
+	c, err := newClient(DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{"/v1/sys/wrapping/wrap", "/v1/tonevault-kv/data/x", "/v1/sys/wrapping/unwrap"} {
+		if r := c.NewRequest(http.MethodPut, path); r.WrapTTL != "" {
+			t.Errorf("PUT %s: wrap TTL %q, want none", path, r.WrapTTL)
+		}
 	}
 }

@@ -11,6 +11,9 @@ import (
 	"github.com/tonevault/tonevault/internal/secret"
 )
 
+// wrapTTLHeader asks Vault to wrap the answer of one request.
+const wrapTTLHeader = "X-Vault-Wrap-TTL"
+
 // MaxWrapTTL is the longest a wrapped security code may live. The code is
 // sensitive authentication data: it only has to survive until the
 // authorization, and is never stored (PCI DSS 3.3.1).
@@ -34,23 +37,12 @@ func (v *Vault) WrapCVV(ctx context.Context, cvv secret.Secret, ttl time.Duratio
 	const op = "wrap"
 	var tok string
 	err := v.retry.do(ctx, op, func(ctx context.Context) error {
-		// A request built by hand: the wrap TTL is per request, and
-		// SetWrappingLookupFunc would change it for every caller of the
-		// shared client.
-		r := v.client.NewRequest(http.MethodPost, "/v1/sys/wrapping/wrap")
-		r.WrapTTL = strconv.Itoa(int(ttl/time.Second)) + "s"
-		if err := r.SetJSONBody(map[string]any{"cvv": cvv.Bytes()}); err != nil { // []byte: JSON base64
-			return err
-		}
-		//nolint:staticcheck // RawRequestWithContext is the one call that takes a Request with WrapTTL.
-		resp, err := v.client.RawRequestWithContext(ctx, r)
-		if resp != nil {
-			defer resp.Body.Close()
-		}
-		if err != nil {
-			return err
-		}
-		s, err := api.ParseSecret(resp.Body)
+		// The wrap TTL as a header of this request: SetWrappingLookupFunc
+		// would change it for every caller of the shared client.
+		req := api.NewLogicalWriteRequest("sys/wrapping/wrap",
+			map[string]any{"cvv": cvv.Bytes()}, // []byte: JSON base64
+			http.Header{wrapTTLHeader: {strconv.Itoa(int(ttl/time.Second)) + "s"}})
+		s, err := v.client.Logical().WriteWithRequest(ctx, req)
 		if err != nil {
 			return err
 		}
@@ -76,20 +68,13 @@ func (v *Vault) UnwrapCVV(ctx context.Context, wrapToken string) (secret.Secret,
 	// gone, and a retry could only fail.
 	ctx, cancel := context.WithTimeout(ctx, v.cfg.Timeout)
 	defer cancel()
-	// By hand rather than Logical().Unwrap, which makes the wrapping token
-	// the shared client's own token when that is empty (after Close).
+	// A write to the unwrap endpoint rather than Logical().Unwrap, which
+	// makes the wrapping token the shared client's own token when that is
+	// empty (after Close).
 	if v.closed.Load() || v.client.Token() == "" {
 		return nil, ErrClosed
 	}
-	r := v.client.NewRequest(http.MethodPut, "/v1/sys/wrapping/unwrap")
-	if err := r.SetJSONBody(map[string]any{"token": wrapToken}); err != nil {
-		return nil, err
-	}
-	//nolint:staticcheck // see WrapCVV
-	resp, err := v.client.RawRequestWithContext(ctx, r)
-	if resp != nil {
-		defer resp.Body.Close()
-	}
+	s, err := v.client.Logical().WriteWithContext(ctx, "sys/wrapping/unwrap", map[string]any{"token": wrapToken})
 	if err != nil {
 		err = classify(op, err)
 		if isUnwrapGone(err) {
@@ -97,8 +82,7 @@ func (v *Vault) UnwrapCVV(ctx context.Context, wrapToken string) (secret.Secret,
 		}
 		return nil, err
 	}
-	s, err := api.ParseSecret(resp.Body)
-	if err != nil || s == nil {
+	if s == nil {
 		return nil, &vaultError{kind: ErrVault, op: op, msg: "unreadable answer"}
 	}
 	b64, _ := s.Data["cvv"].(string)
