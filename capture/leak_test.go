@@ -137,7 +137,8 @@ func TestNoCardDataInOutput(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		records = append(records, strings.Join([]string{rec.Actor, rec.Origin, rec.CallID, rec.Reason, rec.MaskedPAN, string(rec.Event)}, "|"))
+		records = append(records, strings.Join([]string{rec.Actor, rec.Origin, rec.CallID, string(rec.Reason), rec.MaskedPAN, string(rec.Event),
+			rec.Field, rec.State, rec.ResponseCode, rec.STAN}, "|"))
 	}
 	if len(records) < 100 {
 		t.Fatalf("only %d audit records", len(records))

@@ -66,14 +66,25 @@ func TestHappyPath(t *testing.T) {
 		audit.EventFieldCompleted, audit.EventFieldCompleted, audit.EventFieldCompleted,
 		audit.EventTokenizationRequested, audit.EventTokenizationResult,
 		audit.EventAuthorizationRequested, audit.EventAuthorizationResult,
-		audit.EventCardDataWiped, audit.EventSessionEnded,
+		audit.EventCardDataWiped, audit.EventCardDataWiped, audit.EventCardDataWiped, audit.EventSessionEnded,
 	}
 	if ev := e.sink.events(); !slices.Equal(ev, want) {
 		t.Errorf("audit events\n got %v\nwant %v", ev, want)
 	}
 	recs := e.sink.records()
-	if recs[1].MaskedPAN != "411111******1111" || recs[1].PaymentID != s.ID() || recs[1].CallID != "call-1" {
+	if recs[1].MaskedPAN != "411111******1111" || recs[1].Field != "card_number" || recs[1].PaymentID != s.ID() || recs[1].CallID != "call-1" {
 		t.Errorf("field.completed record %+v", recs[1])
+	}
+	if recs[2].Field != "expiry" || recs[3].Field != "security_code" || recs[2].MaskedPAN != "" {
+		t.Errorf("field.completed records %+v %+v", recs[2], recs[3])
+	}
+	for i, f := range []string{"card_number", "expiry", "security_code"} {
+		if r := recs[8+i]; r.Field != f || r.Reason != audit.ReasonSessionEnded {
+			t.Errorf("card_data.wiped record %+v, want field %s", r, f)
+		}
+	}
+	if r := recs[11]; r.State != "approved" || r.Reason != audit.ReasonApproved || r.Outcome != audit.Success {
+		t.Errorf("session.ended record %+v", r)
 	}
 	if e.m.Active("call-1") {
 		t.Error("call still active after the payment")
