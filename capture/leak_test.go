@@ -144,7 +144,7 @@ func TestNoCardDataInOutput(t *testing.T) {
 		t.Fatalf("only %d audit records", len(records))
 	}
 	all := strings.Join(views, "\n") + "\n" + strings.Join(records, "\n") + "\n" + logBuf.String()
-	for _, id := range ids { // random hex
+	for _, id := range ids { // random base32
 		all = strings.ReplaceAll(all, id, "pay_")
 	}
 	for _, c := range cards {

@@ -66,7 +66,7 @@ type Session struct {
 	ended   bool // became final in this critical section: detach from the call
 }
 
-// ID is the session's id ("pay_" and 20 lower-case letters, no digits).
+// ID is the session's id: "pay_" and 24 characters of lowercase base32.
 func (s *Session) ID() string { return s.id }
 
 // CallID is the call the session belongs to.

@@ -569,15 +569,22 @@ func TestConcurrentUse(t *testing.T) {
 
 func TestNewID(t *testing.T) {
 	seen := map[string]bool{}
+	digits := 0
 	for range 1000 {
 		id, err := newID()
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(id) != 24 || id[:4] != "pay_" || strings.ContainsAny(id, "0123456789") || seen[id] {
+		body, ok := strings.CutPrefix(id, "pay_")
+		if !ok || len(body) != 24 || strings.Trim(body, "abcdefghijklmnopqrstuvwxyz234567") != "" || !audit.ValidID(id) || seen[id] {
 			t.Fatalf("id %q", id)
 		}
 		seen[id] = true
+		digits += strings.IndexAny(body, "234567") + 1
+	}
+	// Standard base32: its digits turn up (no alphabet without them).
+	if digits == 0 {
+		t.Error("no digit in 1000 ids")
 	}
 }
 
