@@ -171,8 +171,10 @@ func (m *Manager) newSession(id, callID string, req PaymentRequest) *Session {
 
 func checkRequest(callID string, req PaymentRequest) error {
 	switch {
-	case callID == "" || len(callID) > audit.MaxFieldLen:
-		return fmt.Errorf("%w: call id empty or longer than %d bytes", ErrInvalidRequest, audit.MaxFieldLen)
+	case !audit.ValidID(callID):
+		// Every record of the session names the call: one the trail would
+		// refuse would leave the payment unaudited.
+		return fmt.Errorf("%w: call id is not an id the audit trail takes (audit.ValidID)", ErrInvalidRequest)
 	case req.Amount <= 0:
 		return fmt.Errorf("%w: amount must be positive (minor units)", ErrInvalidRequest)
 	case !isCurrency(req.Currency):

@@ -437,6 +437,9 @@ func TestStart(t *testing.T) {
 		req  PaymentRequest
 	}{
 		{"", testReq},
+		{"Call-1", testReq},
+		{"c-" + visa, testReq},
+		{"c" + strings.Repeat("x", audit.MaxIDLen), testReq},
 		{"d", PaymentRequest{Amount: 0, Currency: "GBP"}},
 		{"d", PaymentRequest{Amount: 1, Currency: "gbp"}},
 		{"d", PaymentRequest{Amount: 1, Currency: "GB"}},
