@@ -424,3 +424,14 @@ func TestActionBodies(t *testing.T) {
 		t.Errorf("a refused request changed the session: %s", st)
 	}
 }
+
+// TestRoutesAreAuditRoutes: a refused request is audited with its route's
+// pattern, which the trail takes only in its route syntax.
+func TestRoutesAreAuditRoutes(t *testing.T) {
+	e := newEnv(t, testConfig(), Deps{})
+	for _, rt := range e.srv.routes {
+		if !audit.ValidRoute(rt.method + " " + rt.path) {
+			t.Errorf("route %s %s is not an audit route", rt.method, rt.path)
+		}
+	}
+}
