@@ -27,16 +27,18 @@ func TestAuthFailures(t *testing.T) {
 	tests := []struct {
 		name, method, path, auth string
 		status                   int
+		reason                   audit.Reason
+		route                    string
 	}{
-		{"no credential", "GET", "/v1/calls", "", 401},
-		{"unknown key", "GET", "/v1/calls", "Bearer tvk_wrong", 401},
-		{"basic scheme", "GET", "/v1/calls", "Basic " + testKey, 401},
-		{"empty bearer", "GET", "/v1/calls", "Bearer ", 401},
-		{"expired widget token", "GET", "/v1/payments/" + pay.ID, "Bearer " + oldTok, 401},
-		{"forged widget token", "GET", "/v1/payments/" + pay.ID, "Bearer " + forgedTok, 401},
-		{"truncated widget token", "GET", "/v1/payments/" + pay.ID, "Bearer " + forgedTok[:20], 401},
-		{"api key in query", "GET", "/v1/payments/" + pay.ID + "/events?access_token=" + testKey, "", 401},
-		{"widget token in query off events", "GET", "/v1/payments/" + pay.ID + "?access_token=" + forgedTok, "", 401},
+		{"no credential", "GET", "/v1/calls", "", 401, audit.ReasonMissingCredentials, "GET /v1/calls"},
+		{"unknown key", "GET", "/v1/calls", "Bearer tvk_wrong", 401, audit.ReasonUnknownKey, "GET /v1/calls"},
+		{"basic scheme", "GET", "/v1/calls", "Basic " + testKey, 401, audit.ReasonMissingCredentials, "GET /v1/calls"},
+		{"empty bearer", "GET", "/v1/calls", "Bearer ", 401, audit.ReasonMissingCredentials, "GET /v1/calls"},
+		{"expired widget token", "GET", "/v1/payments/" + pay.ID, "Bearer " + oldTok, 401, audit.ReasonExpiredToken, "GET /v1/payments/{id}"},
+		{"forged widget token", "GET", "/v1/payments/" + pay.ID, "Bearer " + forgedTok, 401, audit.ReasonInvalidToken, "GET /v1/payments/{id}"},
+		{"truncated widget token", "GET", "/v1/payments/" + pay.ID, "Bearer " + forgedTok[:20], 401, audit.ReasonInvalidToken, "GET /v1/payments/{id}"},
+		{"api key in query", "GET", "/v1/payments/" + pay.ID + "/events?access_token=" + testKey, "", 401, audit.ReasonKeyInQuery, "GET /v1/payments/{id}/events"},
+		{"widget token in query off events", "GET", "/v1/payments/" + pay.ID + "?access_token=" + forgedTok, "", 401, audit.ReasonMissingCredentials, "GET /v1/payments/{id}"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -58,11 +60,12 @@ func TestAuthFailures(t *testing.T) {
 				t.Fatalf("%d audit records, want 1", len(recs)-before)
 			}
 			r := recs[len(recs)-1]
-			if r.Event != audit.EventAPIAuthFailed || r.Outcome != audit.Failure || r.Origin != "127.0.0.1" {
-				t.Errorf("audit record %+v", r)
+			if r.Event != audit.EventAPIAuthFailed || r.Outcome != audit.Failure || r.Origin != "127.0.0.1" || r.Reason != tc.reason || r.Route != tc.route {
+				t.Errorf("audit record %+v, want reason %s route %q", r, tc.reason, tc.route)
 			}
-			for _, secret := range []string{testKey, "tvk_wrong", oldTok, forgedTok[:20]} {
-				if strings.Contains(r.Reason, secret) || strings.Contains(r.Actor, secret) {
+			line, _ := r.MarshalJSON()
+			for _, secret := range []string{testKey, "tvk_wrong", oldTok, forgedTok[:20], pay.ID} {
+				if strings.Contains(string(line), secret) {
 					t.Errorf("audit record holds the presented credential: %+v", r)
 				}
 			}
@@ -457,5 +460,16 @@ func TestActionBodies(t *testing.T) {
 	problem(t, e.do(t, "POST", "/v1/payments/"+v.ID+"/reset", testKey, nil), 400)
 	if st := e.pay.sessions[v.ID].View().State; st != "collecting" {
 		t.Errorf("a refused request changed the session: %s", st)
+	}
+}
+
+// TestRoutesAreAuditRoutes: a refused request is audited with its route's
+// pattern, which the trail takes only in its route syntax.
+func TestRoutesAreAuditRoutes(t *testing.T) {
+	e := newEnv(t, testConfig(), Deps{})
+	for _, rt := range e.srv.routes {
+		if !audit.ValidRoute(rt.method + " " + rt.path) {
+			t.Errorf("route %s %s is not an audit route", rt.method, rt.path)
+		}
 	}
 }

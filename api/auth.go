@@ -115,7 +115,10 @@ func (s *tokenSigner) mac(body string) []byte {
 	return m.Sum(nil)
 }
 
-var errTokenInvalid = errors.New("invalid widget token")
+var (
+	errTokenInvalid = errors.New("invalid widget token")
+	errTokenExpired = fmt.Errorf("%w: expired", errTokenInvalid)
+)
 
 // verify returns the token's principal if its signature is good and it
 // has not expired.
@@ -142,7 +145,7 @@ func (s *tokenSigner) verify(tok string) (principal, error) {
 		return principal{}, errTokenInvalid
 	}
 	if !s.now().Before(exp) {
-		return principal{}, fmt.Errorf("%w: expired", errTokenInvalid)
+		return principal{}, errTokenExpired
 	}
 	return principal{key: string(payload[9 : 9+n]), callID: string(payload[9+n:])}, nil
 }

@@ -59,7 +59,7 @@ func newRealEnv(t *testing.T, proc capture.Processor) *realEnv {
 	re := &realEnv{clock: time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC), logs: &syncBuf{}, hooks: make(chan []byte, 16), secret: []byte(strings.Repeat("w", 32))}
 	logger := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(re.logs), zap.DebugLevel))
 	now := func() time.Time { return re.clock }
-	capAudit := &recAudit{}
+	capAudit := newRecAudit(t)
 	re.capAudit = capAudit
 	m, err := capture.NewManager(capture.Config{}, capture.Options{Processor: proc, Audit: capAudit, Now: now, Logger: logger, TickInterval: -1})
 	if err != nil {

@@ -5,9 +5,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -22,14 +25,46 @@ const (
 	otherKey = "tvk_test_other_00000000000000000000000000"
 )
 
+// recAudit keeps the records, and writes each to a real audit.Writer
+// first, so that a record the Writer would refuse fails the test.
 type recAudit struct {
-	mu   sync.Mutex
-	recs []audit.Record
+	w       *audit.Writer
+	mu      sync.Mutex
+	recs    []audit.Record
+	refused []error
 }
 
-func (a *recAudit) Append(_ context.Context, r audit.Record) (uint64, error) {
+func newRecAudit(t *testing.T) *recAudit {
+	t.Helper()
+	h, err := audit.NewHMAC(audit.HMACKey{ID: "test", Key: []byte("api-test-key-0123456789abcdef0123")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := audit.Open(context.Background(), filepath.Join(t.TempDir(), "audit.jsonl"), audit.Options{Signer: h, Sync: audit.SyncOnCheckpoint})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &recAudit{w: w}
+	t.Cleanup(func() {
+		w.Close(context.Background())
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		for _, err := range a.refused {
+			t.Errorf("audit record refused: %v", err)
+		}
+	})
+	return a
+}
+
+func (a *recAudit) Append(ctx context.Context, r audit.Record) (uint64, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	if _, err := a.w.Append(ctx, r); err != nil {
+		if !errors.Is(err, audit.ErrClosed) { // not a request that outlived its test
+			a.refused = append(a.refused, fmt.Errorf("%s: %w", r.Event, err))
+		}
+		return 0, err
+	}
 	a.recs = append(a.recs, r)
 	return uint64(len(a.recs)), nil
 }
@@ -53,7 +88,7 @@ func testConfig() Config {
 
 func newEnv(t *testing.T, cfg Config, deps Deps) *testEnv {
 	t.Helper()
-	e := &testEnv{audit: &recAudit{}}
+	e := &testEnv{audit: newRecAudit(t)}
 	if deps.Payments == nil {
 		e.pay = newFakePayments()
 		deps.Payments = e.pay

@@ -274,7 +274,7 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request, rt route) 
 			cred, ok, fromQuery = t, true, true
 		}
 	}
-	fail := func(why string) (principal, bool) {
+	fail := func(why audit.Reason) (principal, bool) {
 		if ok, retry := s.failures.allow(origin(r)); !ok {
 			// Not audited one by one: the flood would fill the trail. The
 			// operational log counts them.
@@ -289,27 +289,30 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request, rt route) 
 		return principal{}, false
 	}
 	if !ok {
-		return fail("no credential")
+		return fail(audit.ReasonMissingCredentials)
 	}
 	if strings.HasPrefix(cred, widgetPrefix) {
 		if a == keyOnly {
-			s.auditAuthFailed(r, rt, "widget token used on a key-only endpoint")
+			s.auditAuthFailed(r, rt, audit.ReasonTokenNotAllowed)
 			writeProblem(w, r, http.StatusForbidden, "forbidden", "a widget token cannot be used here")
 			return principal{}, false
 		}
 		p, err := s.tokens.verify(cred)
+		if errors.Is(err, errTokenExpired) {
+			return fail(audit.ReasonExpiredToken)
+		}
 		if err != nil {
-			return fail(err.Error())
+			return fail(audit.ReasonInvalidToken)
 		}
 		return p, true
 	}
 	if fromQuery {
 		// An API key in a URL would end up in access logs and histories.
-		return fail("API key in the query string")
+		return fail(audit.ReasonKeyInQuery)
 	}
 	name, ok := s.keys.lookup(cred)
 	if !ok {
-		return fail("unknown API key")
+		return fail(audit.ReasonUnknownKey)
 	}
 	return principal{key: name}, true
 }
@@ -318,13 +321,14 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request, rt route) 
 // never recorded, not even in part.
 // The route's pattern stands for the path, whose ids are the client's
 // text and could hold anything.
-func (s *Server) auditAuthFailed(r *http.Request, rt route, why string) {
+func (s *Server) auditAuthFailed(r *http.Request, rt route, why audit.Reason) {
 	s.audit(r.Context(), audit.Record{
 		Actor:   "anonymous",
 		Origin:  origin(r),
 		Event:   audit.EventAPIAuthFailed,
 		Outcome: audit.Failure,
-		Reason:  rt.method + " " + rt.path + ": " + why,
+		Reason:  why,
+		Route:   rt.method + " " + rt.path,
 	})
 }
 

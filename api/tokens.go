@@ -40,12 +40,12 @@ func (s *Server) mintWidgetToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.audit(r.Context(), audit.Record{
-		Actor:   p.actor(),
-		Origin:  origin(r),
-		CallID:  req.CallID,
-		Event:   audit.EventAPITokenIssued,
-		Outcome: audit.Success,
-		Reason:  "widget token, expires " + exp.UTC().Format(time.RFC3339),
+		Actor:     p.actor(),
+		Origin:    origin(r),
+		CallID:    req.CallID,
+		Event:     audit.EventAPITokenIssued,
+		Outcome:   audit.Success,
+		ExpiresAt: exp,
 	})
 	writeJSON(w, http.StatusCreated, widgetTokenResponse{Token: tok, ExpiresAt: exp.UTC()})
 }

@@ -10,7 +10,7 @@ import (
 	"github.com/tonevault/tonevault/audit"
 )
 
-func mintToken(t *testing.T, e *testEnv, call string) string {
+func mintToken(t *testing.T, e *testEnv, call string) (string, time.Time) {
 	t.Helper()
 	resp := e.do(t, "POST", "/v1/widget-tokens", testKey, `{"call_id":"`+call+`"}`)
 	b := readBody(t, resp)
@@ -21,15 +21,17 @@ func mintToken(t *testing.T, e *testEnv, call string) string {
 	if !strings.HasPrefix(tok.Token, widgetPrefix) || tok.ExpiresAt.Before(time.Now().Add(14*time.Minute)) {
 		t.Fatalf("token %+v", tok)
 	}
-	return tok.Token
+	return tok.Token, tok.ExpiresAt
 }
 
 func TestWidgetTokenScope(t *testing.T) {
 	e := newEnv(t, testConfig(), Deps{})
-	tok := mintToken(t, e, "call-1")
+	tok, exp := mintToken(t, e, "call-1")
 	recs := e.audit.records()
-	if r := recs[len(recs)-1]; r.Event != audit.EventAPITokenIssued || r.Actor != "crm" || r.CallID != "call-1" || strings.Contains(r.Reason, tok) {
-		t.Errorf("audit %+v", r)
+	if r := recs[len(recs)-1]; r.Event != audit.EventAPITokenIssued || r.Actor != "crm" || r.CallID != "call-1" || !r.ExpiresAt.Equal(exp) {
+		t.Errorf("audit %+v, want expiry %v", r, exp)
+	} else if line, _ := r.MarshalJSON(); strings.Contains(string(line), tok) || strings.Contains(string(line), tok[len(widgetPrefix):len(widgetPrefix)+12]) {
+		t.Errorf("audit record holds the token: %s", line)
 	}
 	problem(t, e.do(t, "POST", "/v1/widget-tokens", testKey, `{"call_id":"nope"}`), 404)
 	problem(t, e.do(t, "POST", "/v1/widget-tokens", testKey, `{}`), 422)
@@ -72,6 +74,15 @@ func TestWidgetTokenScope(t *testing.T) {
 	}
 	if st := e.pay.sessions[theirs.ID].View().State; st != "collecting" {
 		t.Errorf("the token changed another call's payment: %s", st)
+	}
+	var refusedRoutes []string
+	for _, r := range e.audit.records() {
+		if r.Event == audit.EventAPIAuthFailed && r.Reason == audit.ReasonTokenNotAllowed {
+			refusedRoutes = append(refusedRoutes, r.Route)
+		}
+	}
+	if got := strings.Join(refusedRoutes, ", "); got != "GET /v1/calls, GET /v1/calls/{id}, POST /v1/widget-tokens" {
+		t.Errorf("token_not_allowed records for %s", got)
 	}
 	// Actions by the widget are recorded as the widget's.
 	if p := (principal{key: "crm", callID: "call-1"}); p.actor() != "widget:crm" {

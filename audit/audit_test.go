@@ -52,7 +52,8 @@ func openTest(t testing.TB, path string, every int) *Writer {
 	return w
 }
 
-// sample is the i-th sample record (i from 0).
+// sample is the i-th sample record (i from 0). Its STAN is i, a mark
+// that tells the samples apart.
 func sample(i int) Record {
 	evs := []Event{EventSessionStarted, EventFieldCompleted, EventFieldFailed, EventFieldReset, EventAuthorizationRequested, EventAuthorizationResult, EventSessionEnded}
 	r := Record{
@@ -62,15 +63,16 @@ func sample(i int) Record {
 		PaymentID: fmt.Sprintf("p-%03d", i/7),
 		Event:     evs[i%len(evs)],
 		Outcome:   Success,
-		Reason:    fmt.Sprintf("step %d", i),
+		STAN:      fmt.Sprintf("%06d", i),
 	}
 	if r.Event == EventFieldCompleted {
 		r.MaskedPAN = "411111******1111"
-		r.Reason = "card_number"
+		r.Field = "card_number"
 	}
 	if r.Event == EventFieldFailed {
 		r.Outcome = Failure
-		r.Reason = "luhn check failed"
+		r.Field = "card_number"
+		r.Reason = ReasonLuhn
 	}
 	return r
 }
@@ -137,11 +139,11 @@ func TestWriteAndVerify(t *testing.T) {
 		if err != nil {
 			t.Fatalf("line %d: %v", i+1, err)
 		}
-		got = append(got, string(r.Event)+"/"+r.Reason)
+		got = append(got, strings.Join([]string{string(r.Event), string(r.Reason), r.Field, r.STAN}, "/"))
 	}
-	want := "audit.started/created session.started/step 0 field.completed/card_number field.failed/luhn check failed audit.checkpoint/interval " +
-		"field.reset/step 3 authorization.requested/step 4 authorization.result/step 5 session.ended/step 6 audit.checkpoint/interval " +
-		"session.started/step 7 field.completed/card_number audit.checkpoint/close"
+	want := "audit.started/created// session.started///000000 field.completed//card_number/000001 field.failed/luhn/card_number/000002 audit.checkpoint/interval// " +
+		"field.reset///000003 authorization.requested///000004 authorization.result///000005 session.ended///000006 audit.checkpoint/interval// " +
+		"session.started///000007 field.completed//card_number/000008 audit.checkpoint/close//"
 	if g := strings.Join(got, " "); g != want {
 		t.Errorf("events:\n got %s\nwant %s", g, want)
 	}
@@ -159,14 +161,14 @@ func TestExampleLine(t *testing.T) {
 	r := Record{
 		Seq: 2, Time: time.Date(2025, 11, 23, 19, 46, 1, 123456789, time.UTC),
 		Actor: "crm-prod", Origin: "10.0.0.7", CallID: "c-7f3a", PaymentID: "p-91c2",
-		Event: EventFieldCompleted, Outcome: Success, Reason: "card_number", MaskedPAN: "411111******1111",
+		Event: EventFieldCompleted, Outcome: Success, MaskedPAN: "411111******1111", Field: "card_number",
 		Prev: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
 	}
 	b, err := r.MarshalJSON()
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := `{"seq":2,"time":"2025-11-23T19:46:01.123456789Z","actor":"crm-prod","origin":"10.0.0.7","call_id":"c-7f3a","payment_id":"p-91c2","event":"field.completed","outcome":"success","reason":"card_number","masked_pan":"411111******1111","prev":"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"}`
+	want := `{"seq":2,"time":"2025-11-23T19:46:01.123456789Z","actor":"crm-prod","origin":"10.0.0.7","call_id":"c-7f3a","payment_id":"p-91c2","event":"field.completed","outcome":"success","masked_pan":"411111******1111","field":"card_number","prev":"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"}`
 	if string(b) != want {
 		t.Errorf("got  %s\nwant %s", b, want)
 	}
@@ -179,6 +181,44 @@ func TestExampleLine(t *testing.T) {
 	b, _ = r.MarshalJSON()
 	if !bytes.Contains(b, []byte(`"time":"2025-11-23T18:46:01.000000000Z"`)) {
 		t.Errorf("time not in UTC with 9 digits: %s", b)
+	}
+}
+
+// TestTypedFieldsOnTheLine: every typed field, in its place on the line,
+// and back.
+func TestTypedFieldsOnTheLine(t *testing.T) {
+	r := Record{
+		Seq: 7, Time: time.Date(2025, 11, 23, 19, 46, 1, 5, time.UTC), Actor: "system",
+		Event: EventSessionEnded, Outcome: Failure, Reason: ReasonDoNotHonour,
+		Field: "expiry", State: "declined", Trunk: "carrier", Method: "INVITE", Status: 486,
+		Route: "GET /v1/payments/{id}", Digest: strings.Repeat("ab", 32), Version: "v1.4.0",
+		STAN: "000123", ResponseCode: "05", ExpiresAt: time.Date(2025, 11, 23, 20, 1, 2, 0, time.FixedZone("x", 3600)),
+		Prev: GenesisPrev,
+	}
+	b, err := r.MarshalJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"seq":7,"time":"2025-11-23T19:46:01.000000005Z","actor":"system","event":"session.ended","outcome":"failure","reason":"do_not_honour",` +
+		`"field":"expiry","state":"declined","trunk":"carrier","method":"INVITE","status":486,"route":"GET /v1/payments/{id}",` +
+		`"digest":"` + strings.Repeat("ab", 32) + `","version":"v1.4.0","stan":"000123","response_code":"05",` +
+		`"expires_at":"2025-11-23T19:01:02.000000000Z","prev":"` + GenesisPrev + `"}`
+	if string(b) != want {
+		t.Errorf("got  %s\nwant %s", b, want)
+	}
+	back, err := parseLine(b)
+	if err != nil || !back.ExpiresAt.Equal(r.ExpiresAt) {
+		t.Fatalf("parse back: %+v, %v", back, err)
+	}
+	back.ExpiresAt = r.ExpiresAt
+	if back != r {
+		t.Errorf("parse back: %+v", back)
+	}
+	for _, bad := range []string{`"expires_at":"tomorrow"`, `"expires_at":"2025-11-23T19:01:02Z"`} {
+		l := bytes.Replace(b, []byte(`"expires_at":"2025-11-23T19:01:02.000000000Z"`), []byte(bad), 1)
+		if _, err := parseLine(l); err == nil {
+			t.Errorf("parseLine accepted %s", bad)
+		}
 	}
 }
 
@@ -232,8 +272,8 @@ func TestVerifyTamper(t *testing.T) {
 			ls[2] = replaceIn(t, ls[2], `"actor":"agent-b"`, `"actor":"agent-c"`)
 			return ls
 		}, kind: ErrChanged, line: 3, seq: 3},
-		{name: "change one byte of reason", edit: func(t *testing.T, ls [][]byte) [][]byte {
-			ls[6] = replaceIn(t, ls[6], `step 4`, `step 5`)
+		{name: "change one byte of a typed field", edit: func(t *testing.T, ls [][]byte) [][]byte {
+			ls[6] = replaceIn(t, ls[6], `"stan":"000004"`, `"stan":"000005"`)
 			return ls
 		}, kind: ErrChanged, line: 7, seq: 7},
 		{name: "change outcome before a checkpoint", edit: func(t *testing.T, ls [][]byte) [][]byte {
@@ -338,7 +378,7 @@ func TestVerifyTamper(t *testing.T) {
 			return ls
 		}, kind: ErrBadSignature, line: 13, seq: 13},
 		{name: "change a record and rechain", edit: func(t *testing.T, ls [][]byte) [][]byte {
-			ls[6] = replaceIn(t, ls[6], `step 4`, `step 9`)
+			ls[6] = replaceIn(t, ls[6], `"stan":"000004"`, `"stan":"000009"`)
 			return rechain(ls, 7)
 		}, kind: ErrBadSignature, line: 10, seq: 10},
 		{name: "checkpoint signed with another key", edit: func(t *testing.T, ls [][]byte) [][]byte {
@@ -353,7 +393,7 @@ func TestVerifyTamper(t *testing.T) {
 		{name: "unknown key id", edit: func(t *testing.T, ls [][]byte) [][]byte { return ls },
 			v: otherID, kind: ErrUnknownKey, line: 5, seq: 5},
 		{name: "change before checkpoint, no key", edit: func(t *testing.T, ls [][]byte) [][]byte {
-			ls[8] = replaceIn(t, ls[8], `step 6`, `step 7`)
+			ls[8] = replaceIn(t, ls[8], `"stan":"000006"`, `"stan":"000007"`)
 			return ls
 		}, noKey: true, kind: ErrChanged, line: 9, seq: 9},
 		{name: "forged checkpoint, no key", edit: func(t *testing.T, ls [][]byte) [][]byte {
@@ -493,7 +533,7 @@ func TestReopenAndContinue(t *testing.T) {
 			t.Fatal(err)
 		}
 		if r.Event == EventAuditStarted {
-			reasons = append(reasons, r.Reason)
+			reasons = append(reasons, string(r.Reason))
 		}
 	}
 	if strings.Join(reasons, ",") != "created,continued" {
@@ -555,7 +595,7 @@ func TestReopenAfterCrash(t *testing.T) {
 				t.Errorf("summary %+v, want %d records", sum, want)
 			}
 			b, _ := os.ReadFile(path)
-			if !bytes.Contains(b, []byte(`"reason":"continued after unclean stop"`)) {
+			if !bytes.Contains(b, []byte(`"reason":"continued_after_unclean_stop"`)) {
 				t.Error("no audit.started record saying the stop was unclean")
 			}
 		})
@@ -573,11 +613,11 @@ func TestReopenRefusesBadTail(t *testing.T) {
 		{"truncated", func(b []byte) []byte { return b[:len(b)-5] }, Options{}, ErrTruncated},
 		{"changed record before the last line", func(b []byte) []byte {
 			ls := splitLines(b)
-			ls[len(ls)-2] = bytes.Replace(ls[len(ls)-2], []byte("step 4"), []byte("step 7"), 1)
+			ls[len(ls)-2] = bytes.Replace(ls[len(ls)-2], []byte(`"stan":"000004"`), []byte(`"stan":"000007"`), 1)
 			return joinLines(ls)
 		}, Options{}, ErrChanged},
 		{"changed last record", func(b []byte) []byte {
-			return bytes.Replace(b, []byte(`"reason":"step 5"`), []byte(`"reason": "step 5"`), 1)
+			return bytes.Replace(b, []byte(`"stan":"000005"`), []byte(`"stan": "000005"`), 1)
 		}, Options{}, ErrChanged},
 		{"removed record", func(b []byte) []byte {
 			ls := splitLines(b)
@@ -698,9 +738,23 @@ func TestRefuseCardData(t *testing.T) {
 		add("actor "+p, func(r *Record) { r.Actor = "agent " + p })
 		add("origin "+p, func(r *Record) { r.Origin = p })
 		add("call "+p, func(r *Record) { r.CallID = "c" + p })
+		add("call with prefix "+p, func(r *Record) { r.CallID = "c-" + p })
+		add("call of digits "+p, func(r *Record) { r.CallID = p })
 		add("payment "+p, func(r *Record) { r.PaymentID = p + "@x" })
-		add("reason "+p, func(r *Record) { r.Reason = "customer said " + p + " twice" })
+		add("reason "+p, func(r *Record) { r.Reason = Reason("customer said " + p + " twice") })
+		add("reason code "+p, func(r *Record) { r.Reason = Reason(p) })
 		add("masked "+p, func(r *Record) { r.MaskedPAN = p })
+		add("field "+p, func(r *Record) { r.Field = p })
+		add("state "+p, func(r *Record) { r.State = "x" + p })
+		add("trunk "+p, func(r *Record) { r.Trunk = p })
+		add("method "+p, func(r *Record) { r.Method = "GET" + p })
+		add("route "+p, func(r *Record) { r.Route = "GET /v1/payments/" + p })
+		add("version "+p, func(r *Record) { r.Version = "v" + p })
+		add("version pre-release "+p, func(r *Record) { r.Version = "v1.0.0-" + p })
+		add("version build "+p, func(r *Record) { r.Version = "v1.0.0+" + p })
+		add("stan "+p, func(r *Record) { r.STAN = p })
+		add("response code "+p, func(r *Record) { r.ResponseCode = p })
+		add("event "+p, func(r *Record) { r.Event = Event(p) })
 	}
 	for _, m := range []string{"41111111****1111", "4111111111******", "411111******11111", "411111*****1111x", "411111-*****-1111", "4111111111111112", "****", "411111 ****** 1111"} {
 		add("masked "+m, func(r *Record) { r.MaskedPAN = m })
@@ -725,7 +779,7 @@ func TestRefuseCardData(t *testing.T) {
 		{Actor: "a", Event: EventFieldCompleted, Outcome: Success, MaskedPAN: "************4444"},
 		{Actor: "a", Event: EventFieldCompleted, Outcome: Success, MaskedPAN: "378282*****0005"},
 		{Actor: "a", Event: EventFieldCompleted, Outcome: Success, MaskedPAN: "5555**********"},
-		{Actor: "a", Event: EventSessionStarted, Outcome: Success, Reason: "caller +44 20 7946 0958, order 2024-000123-4567, ref 4111111111111112"},
+		{Actor: "caller +44 20 7946 0958, order 2024-000123-4567, ref 4111111111111112", Event: EventSessionStarted, Outcome: Success},
 	} {
 		if _, err := w.Append(ctx, r); err != nil {
 			t.Errorf("Append(%+v) = %v", r, err)
@@ -763,23 +817,40 @@ func TestAppendRefusesBadRecords(t *testing.T) {
 		"seq set":         {Seq: 9, Actor: "a", Event: EventFieldReset, Outcome: Info},
 		"time set":        {Time: time.Now(), Actor: "a", Event: EventFieldReset, Outcome: Info},
 		"sig set":         {Sig: "x", Actor: "a", Event: EventFieldReset, Outcome: Info},
-		"long reason":     {Actor: "a", Event: EventFieldReset, Outcome: Info, Reason: strings.Repeat("x", MaxReasonLen+1)},
+		"unknown reason":  {Actor: "a", Event: EventFieldReset, Outcome: Info, Reason: "because"},
+		"free reason":     {Actor: "a", Event: EventFieldFailed, Outcome: Failure, Reason: "expiry: in the past"},
 		"long actor":      {Actor: strings.Repeat("a", MaxFieldLen+1), Event: EventFieldReset, Outcome: Info},
 		"bad utf-8":       {Actor: "a\xff", Event: EventFieldReset, Outcome: Info},
 		"empty event":     {Actor: "a", Outcome: Info},
 		"empty outcome":   {Actor: "a", Event: EventFieldReset},
-		"long payment id": {Actor: "a", Event: EventFieldReset, Outcome: Info, PaymentID: strings.Repeat("p", 300)},
+		"long payment id": {Actor: "a", Event: EventFieldReset, Outcome: Info, PaymentID: strings.Repeat("p", MaxIDLen+1)},
+		"bad call id":     {Actor: "a", Event: EventFieldReset, Outcome: Info, CallID: "C-1"},
+		"bad field":       {Actor: "a", Event: EventFieldReset, Outcome: Info, Field: "Card number"},
+		"bad state":       {Actor: "a", Event: EventSessionEnded, Outcome: Info, State: "ended!"},
+		"bad trunk":       {Actor: "a", Event: EventSIPCallStarted, Outcome: Info, Trunk: "pbx"},
+		"bad method":      {Actor: "a", Event: EventSIPPeerRefused, Outcome: Info, Method: "invite"},
+		"bad status":      {Actor: "a", Event: EventSIPCallEnded, Outcome: Info, Status: 99},
+		"bad route":       {Actor: "a", Event: EventAPIAuthFailed, Outcome: Info, Route: "/v1/payments/p-1"},
+		"bad digest":      {Actor: "a", Event: EventConfigLoaded, Outcome: Info, Digest: strings.Repeat("AB", 32)},
+		"bad version":     {Actor: "a", Event: EventServiceStarted, Outcome: Info, Version: "1.4.0"},
+		"bad stan":        {Actor: "a", Event: EventAuthorizationReversed, Outcome: Info, STAN: "12345"},
+		"bad code":        {Actor: "a", Event: EventAuthorizationResult, Outcome: Info, ResponseCode: "5"},
 	} {
 		if _, err := w.Append(ctx, r); err == nil {
 			t.Errorf("%s: Append accepted %+v", name, r)
+		} else {
+			t.Logf("%s: %v", name, err)
 		}
 	}
 	// Longest fields everywhere still fit on a line.
 	long := Record{
 		Actor: strings.Repeat("\u00e9", MaxFieldLen/2), Origin: strings.Repeat("<", MaxFieldLen),
-		CallID: strings.Repeat("c", MaxFieldLen), PaymentID: strings.Repeat("p", MaxFieldLen),
-		Event: EventFieldFailed, Outcome: Failure, Reason: strings.Repeat("&", MaxReasonLen),
+		CallID: "c" + strings.Repeat("-", MaxIDLen-1), PaymentID: "p" + strings.Repeat("_", MaxIDLen-1),
+		Event: EventFieldFailed, Outcome: Failure, Reason: ReasonContinuedUnclean,
 		MaskedPAN: "411111*********1111",
+		Field:     strings.Repeat("f", 32), State: strings.Repeat("s", 32), Trunk: "platform", Method: strings.Repeat("M", 32),
+		Status: 699, Route: "DELETE /" + strings.Repeat("a", 120), Digest: strings.Repeat("f", 64),
+		Version: "v1.0.0-" + strings.Repeat("x", 121), STAN: "999999", ResponseCode: "ZZ", ExpiresAt: time.Now(),
 	}
 	if _, err := w.Append(ctx, long); err != nil {
 		t.Errorf("longest record: %v", err)

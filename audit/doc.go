@@ -9,25 +9,42 @@
 // below, empty optional fields left out, no spaces), so any byte added,
 // removed or changed makes the line fail to verify:
 //
-//	{"seq":2,"time":"2025-11-23T19:46:01.123456789Z","actor":"crm-prod","origin":"10.0.0.7",
-//	 "call_id":"c-7f3a","payment_id":"p-91c2","event":"field.completed","outcome":"success",
-//	 "reason":"card_number","masked_pan":"411111******1111","prev":"<64 hex digits>"}
+//	{"seq":6,"time":"2025-11-23T19:46:01.123456789Z","actor":"customer",
+//	 "call_id":"c-7f3a6ek2qzm4tbw5","payment_id":"pay_k5bqx2m7rt3vhn4wzc6yd2ja",
+//	 "event":"field.failed","outcome":"failure","reason":"expired","field":"expiry",
+//	 "prev":"<64 hex digits>"}
 //
-// (shown on three lines here; one line in the file). Fields:
+// (shown on four lines here; one line in the file). Fields:
 //
-//	seq         1 for the first record of the file, then +1 with no gaps
-//	time        when the Writer wrote it: RFC 3339, UTC, 9 fractional digits (TimeLayout)
-//	actor       who (API key name, "system", "sip:<peer>", ...)
-//	origin      from where (IP, host:port); optional
-//	call_id     optional
-//	payment_id  optional
-//	event       one of Events()
-//	outcome     success, failure or info
-//	reason      optional free text, never card data
-//	masked_pan  optional; at most the first 6 and last 4 digits, the rest '*'
-//	key_id, sig checkpoints only
-//	prev        lowercase hex SHA-256 of the previous line's bytes (without
-//	            its "\n"); for seq 1, GenesisPrev (64 zeros)
+//	seq           1 for the first record of the file, then +1 with no gaps
+//	time          when the Writer wrote it: RFC 3339, UTC, 9 fractional digits (TimeLayout)
+//	actor         who (API key name, "system", "customer", "sip:<peer>", ...)
+//	origin        from where (IP, host:port); optional
+//	call_id       the gateway's call id; optional
+//	payment_id    the payment session's id; optional
+//	event         one of Events()
+//	outcome       success, failure or info
+//	reason        optional: a code from Reasons(), listed below
+//	masked_pan    optional; at most the first 6 and last 4 digits, the rest '*'
+//	field         optional: a payment session's field (card_number, expiry, security_code, an extra field)
+//	state         optional: a payment session's final state (approved, declined, failed, cancelled, expired)
+//	trunk         optional: a SIP trunk, carrier or platform
+//	method        optional: a SIP or HTTP method (INVITE, OPTIONS, GET)
+//	status        optional: a SIP or HTTP status code, 100 to 699 (a number)
+//	route         optional: an API route pattern ("GET /v1/payments/{id}"), never a client's path
+//	digest        optional: a SHA-256 in lowercase hex (of the configuration file)
+//	version       optional: the gateway's Go module version ("v1.4.0", "(devel)")
+//	stan          optional: an ISO 8583 system trace audit number, 6 digits
+//	response_code optional: an ISO 8583 response code, 2 characters ("05", "N7")
+//	expires_at    optional: when what the event issued expires, written like time
+//	key_id, sig   checkpoints only
+//	prev          lowercase hex SHA-256 of the previous line's bytes (without
+//	              its "\n"); for seq 1, GenesisPrev (64 zeros)
+//
+// Fields from field to expires_at were added after the first version of
+// the format, as was the closed set of reason codes: lines written before
+// have none of them and may hold free text in reason. Such lines are in
+// canonical form still, and verify; Verify checks integrity, not codes.
 //
 // The first record a Writer writes, on a new file or each time it continues
 // one, is audit.started. Every Options.CheckpointEvery records, on
@@ -41,6 +58,47 @@
 // checkpoint. A file that was closed ends with a checkpoint whose reason is
 // "close".
 //
+// # Events, reasons and fields
+//
+// Which event carries which reason codes and fields (see the Reason
+// constants for when each code is used):
+//
+//	audit.started            created, continued, continued_after_unclean_stop
+//	audit.checkpoint         interval, requested, close
+//	service.started          version
+//	service.stopped          stop_requested, http_failed
+//	config.loaded            default, file; digest for a file
+//	api.auth_failed          missing_credentials, unknown_key, key_in_query, invalid_token,
+//	                         expired_token, token_not_allowed; route
+//	api.token_issued         call_id, expires_at
+//	sip.peer_refused         peer_not_allowed; trunk, method
+//	sip.call_started         call_id, trunk (the call came in on it, and leaves on the other)
+//	sip.call_ended           the call's outcome: completed, busy, declined, cancelled, not_found,
+//	                         no_answer, not_acceptable, rejected, failed, media_timeout,
+//	                         max_duration, no_ack, shutdown, bye; trunk, method, status when known
+//	masking.failed           unknown_payload_type, oversize, short_header, bad_version,
+//	                         bad_csrc_count, bad_extension, bad_padding
+//	session.started          (ids, actor)
+//	field.completed          field; masked_pan for the card number
+//	field.failed             luhn, length, brand_not_accepted, unknown_brand, month, expired, timeout; field
+//	field.reset              field
+//	card_data.wiped          field_refused, field_reset, session_restarted, session_ended; field
+//	tokenization.requested   masked_pan
+//	tokenization.result      unavailable, tokenization_failed on failure
+//	authorization.requested  masked_pan
+//	authorization.result     approved, declined, one code per ISO 8583 response code
+//	                         (do_not_honour, insufficient_funds, ...), psp_timeout,
+//	                         psp_connection_lost, psp_bad_response, psp_unavailable,
+//	                         invalid_request, psp_error, unavailable, authorization_failed,
+//	                         invalid_result; response_code
+//	authorization.reversed   psp_timeout, psp_connection_lost, psp_bad_response; stan
+//	session.ended            state, and the reason: approved, an authorization result's code,
+//	                         attempts_exhausted, not_configured, cancelled, call_ended,
+//	                         session_timeout, shutdown, tokenization_failed
+//
+// Any event may carry unlisted: a code from outside ToneVault (a payment
+// processor, an acquirer) that the list does not name.
+//
 // # What verification proves, and what not
 //
 // Verify detects a changed, removed, inserted or reordered line anywhere,
@@ -52,9 +110,15 @@
 //
 // # Card data
 //
-// Writer.Append refuses (ErrCardData) a record in which any field holds 12
-// to 19 digits that pass the Luhn check, whole or in groups separated by
-// spaces or dashes, or a masked_pan that shows more than the first 6 and
-// the last 4 digits. Note that this refuses an all-digit call or payment id
-// of 12 to 19 digits one time in ten: ids should not be all digits.
+// No field holds free text but actor and origin, which name people and
+// places. Writer.Append refuses (ErrCardData) a record whose actor or
+// origin holds 12 to 19 digits that pass the Luhn check, whole or in
+// groups separated by spaces or dashes, or a masked_pan that shows more
+// than the first 6 and the last 4 digits. Every other field is checked by
+// its syntax (ValidID, ValidField, ValidRoute, ValidVersion, ...), and a
+// value out of its syntax is refused: ids, routes and versions never hold
+// 12 digits in a row, reasons are codes, the rest are letters or a few
+// digits. The exceptions are machine words, whose digits are random and
+// not searched: the digest, and a pseudo-version's timestamp (a date) and
+// revision (12 hex digits).
 package audit

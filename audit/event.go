@@ -14,11 +14,12 @@ type Event string
 // The audit trail itself. Only the Writer writes these.
 const (
 	// EventAuditStarted: a Writer opened the file, new or continued
-	// (reason "created", "continued" or "continued after unclean stop").
+	// (reason created, continued or continued_after_unclean_stop).
 	// [10.2.1.6]
 	EventAuditStarted Event = "audit.started"
-	// EventAuditCheckpoint: a signed checkpoint (reason "interval" or
-	// "close"); the one with reason "close" marks the stop of logging.
+	// EventAuditCheckpoint: a signed checkpoint (reason interval,
+	// requested or close); the one with reason close marks the stop of
+	// logging.
 	// [10.2.1.6]
 	EventAuditCheckpoint Event = "audit.checkpoint"
 )
@@ -29,11 +30,13 @@ const (
 	// the gateway. [10.2.1.3]
 	EventAuditAccessed Event = "audit.accessed"
 	// EventServiceStarted and EventServiceStopped: the gateway process
-	// started or stopped. [10.2.1.6, 10.2.1.7]
+	// started (version: the binary's) or stopped (reason: why).
+	// [10.2.1.6, 10.2.1.7]
 	EventServiceStarted Event = "service.started"
 	EventServiceStopped Event = "service.stopped"
 	// EventConfigLoaded: a configuration was loaded or reloaded (reason:
-	// file and digest, never a secret). [10.2.1.2, 10.2.1.5, 10.2.1.7]
+	// default or file; digest: the file's SHA-256). [10.2.1.2, 10.2.1.5,
+	// 10.2.1.7]
 	EventConfigLoaded Event = "config.loaded"
 	// EventConfigRejected: a configuration (re)load was refused. [10.2.1.2]
 	EventConfigRejected Event = "config.rejected"
@@ -42,20 +45,23 @@ const (
 // Access from outside: the API, the agent widget, SIP peers.
 const (
 	// EventAPIAuthFailed: a request with a missing, unknown or expired API
-	// key or widget token. [10.2.1.4]
+	// key or widget token (reason: which; route: the API route).
+	// [10.2.1.4]
 	EventAPIAuthFailed Event = "api.auth_failed"
 	// EventAPITokenIssued: a short-lived widget token was minted for an API
-	// key. [10.2.1.5]
+	// key (call_id: its call; expires_at: its expiry). [10.2.1.5]
 	EventAPITokenIssued Event = "api.token_issued"
-	// EventSIPPeerRefused: a SIP request from a peer that is not allowed.
-	// [10.2.1.4]
+	// EventSIPPeerRefused: a SIP request from a peer that is not allowed
+	// (trunk and method: the request). [10.2.1.4]
 	EventSIPPeerRefused Event = "sip.peer_refused"
 	// EventSIPCallStarted and EventSIPCallEnded: a call entered or left
-	// the gateway; the call is the resource payments belong to.
+	// the gateway (trunk: the one it came in on; reason: the outcome); the
+	// call is the resource payments belong to.
 	EventSIPCallStarted Event = "sip.call_started"
 	EventSIPCallEnded   Event = "sip.call_ended"
 	// EventMaskingFailed: a stream could not be inspected during capture
-	// and that direction was muted (fail closed, DESIGN.md invariant 5).
+	// and that direction was muted (fail closed, DESIGN.md invariant 5);
+	// reason says what could not be inspected.
 	EventMaskingFailed Event = "masking.failed"
 )
 
@@ -66,20 +72,21 @@ const (
 	// EventSessionRestarted: the agent restarted the session; every field
 	// is empty again.
 	EventSessionRestarted Event = "session.restarted"
-	// EventSessionEnded: the session reached a final state (reason:
-	// approved, declined, failed, cancelled, expired, call ended).
+	// EventSessionEnded: the session reached a final state (state:
+	// approved, declined, failed, cancelled or expired; reason: why).
 	EventSessionEnded Event = "session.ended"
-	// EventFieldCompleted: a field (reason: its name) was entered and is
+	// EventFieldCompleted: a field (field: its name) was entered and is
 	// valid; masked_pan may be set for the card number.
 	EventFieldCompleted Event = "field.completed"
 	// EventFieldReset: a field was cleared, by the customer ('*') or the
 	// agent.
 	EventFieldReset Event = "field.reset"
-	// EventFieldFailed: a field was invalid or timed out (reason says why,
-	// never the digits).
+	// EventFieldFailed: a field was invalid or timed out (reason: a code
+	// saying why, never the digits).
 	EventFieldFailed Event = "field.failed"
-	// EventCardDataWiped: the session's card data buffers were wiped; for
-	// the security code this records PCI DSS 3.3.1.
+	// EventCardDataWiped: a field's card data buffer was wiped (field:
+	// which; reason: when), one record per field; for the security code
+	// this records PCI DSS 3.3.1.
 	EventCardDataWiped Event = "card_data.wiped"
 	// EventTokenizationRequested and EventTokenizationResult: card data
 	// was sent to Vault to be tokenized, and what came back.

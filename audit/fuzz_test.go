@@ -13,8 +13,9 @@ import (
 
 // FuzzVerify: whatever the bytes, Verify, Records and Query return an
 // answer and never panic; a trail that verifies can be continued.
-// Seeds: testdata/fuzz/FuzzVerify (the example trail, and broken copies
-// of it), written by 'go test ./audit -run TestExampleFile -update'.
+// Seeds: testdata/fuzz/FuzzVerify (the example trail, broken copies of
+// it, and the example as versions before reason codes wrote it), written
+// by 'go test ./audit -run TestExampleFile -update'.
 func FuzzVerify(f *testing.F) {
 	f.Add([]byte{})
 	f.Add([]byte("\n"))
@@ -84,7 +85,13 @@ func writeFuzzSeeds(t *testing.T, example []byte) {
 	swapped := splitLines(example)
 	swapped[3], swapped[4] = swapped[4], swapped[3]
 	changed := bytes.Replace(example, []byte("expiry"), []byte("expirx"), 1)
+	old, err := os.ReadFile(oldExample)
+	if err != nil {
+		t.Fatal(err)
+	}
 	seeds := map[string][]byte{
+		"v0-intact":   old,
+		"v0-changed":  bytes.Replace(old, []byte("in the past"), []byte("in the futur"), 1),
 		"intact":      example,
 		"truncated":   example[:len(example)-30],
 		"swapped":     joinLines(swapped),

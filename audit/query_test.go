@@ -20,26 +20,32 @@ var update = flag.Bool("update", false, "rewrite testdata/example.jsonl and the 
 // that is in the repository and so protects nothing.
 var exampleKey = HMACKey{ID: "example", Key: []byte("tonevault-example-key-not-secret")}
 
+// exampleCall and examplePayment are ids as the gateway makes them.
+const (
+	exampleCall    = "c-7f3a6ek2qzm4tbw5"
+	examplePayment = "pay_k5bqx2m7rt3vhn4wzc6yd2ja"
+)
+
 func exampleRecords() []Record {
-	call, pay := "c-7f3a9e", "p-91c2d4"
+	call, pay := exampleCall, examplePayment
 	crm := "crm-prod"
 	return []Record{
-		{Actor: "system", Event: EventServiceStarted, Outcome: Success, Reason: "tonevault dev"},
-		{Actor: "system", Event: EventConfigLoaded, Outcome: Success, Reason: "configs/tonevault.yaml sha256:5d41402abc4b2a76"},
-		{Actor: "sip:carrier-1", Origin: "127.0.0.1:5060", CallID: call, Event: EventSIPCallStarted, Outcome: Success},
-		{Actor: crm, Origin: "10.0.0.7", CallID: call, PaymentID: pay, Event: EventSessionStarted, Outcome: Success, Reason: "amount 1250 GBP"},
-		{Actor: "customer", CallID: call, PaymentID: pay, Event: EventFieldCompleted, Outcome: Success, Reason: "card_number", MaskedPAN: "411111******1111"},
-		{Actor: "customer", CallID: call, PaymentID: pay, Event: EventFieldFailed, Outcome: Failure, Reason: "expiry: in the past"},
-		{Actor: "customer", CallID: call, PaymentID: pay, Event: EventFieldCompleted, Outcome: Success, Reason: "expiry"},
-		{Actor: "customer", CallID: call, PaymentID: pay, Event: EventFieldCompleted, Outcome: Success, Reason: "security_code"},
-		{Actor: crm, Origin: "10.0.0.7", CallID: call, PaymentID: pay, Event: EventAuthorizationRequested, Outcome: Info},
-		{Actor: "system", CallID: call, PaymentID: pay, Event: EventAuthorizationResult, Outcome: Failure, Reason: "psp not configured"},
-		{Actor: "system", CallID: call, PaymentID: pay, Event: EventCardDataWiped, Outcome: Success, Reason: "card_number, expiry, security_code"},
-		{Actor: "system", CallID: call, PaymentID: pay, Event: EventSessionEnded, Outcome: Failure, Reason: "failed"},
-		{Actor: "unknown", Origin: "192.0.2.10", Event: EventAPIAuthFailed, Outcome: Failure, Reason: "unknown API key"},
-		{Actor: "sip:192.0.2.66", Origin: "192.0.2.66:5060", Event: EventSIPPeerRefused, Outcome: Failure, Reason: "not in allowed peers"},
-		{Actor: "sip:carrier-1", Origin: "127.0.0.1:5060", CallID: call, Event: EventSIPCallEnded, Outcome: Success, Reason: "BYE from customer"},
-		{Actor: "system", Event: EventServiceStopped, Outcome: Success, Reason: "SIGTERM"},
+		{Actor: "system", Event: EventServiceStarted, Outcome: Success, Version: "v1.4.0"},
+		{Actor: "system", Event: EventConfigLoaded, Outcome: Success, Reason: ReasonConfigFile, Digest: "5d41402abc4b2a76b9719d911017c592e3b0c44298fc1c149afbf4c8996fb924"},
+		{Actor: "sip:192.0.2.1", Origin: "192.0.2.1:5060", CallID: call, Event: EventSIPCallStarted, Outcome: Success, Trunk: "carrier"},
+		{Actor: crm, Origin: "10.0.0.7", CallID: call, PaymentID: pay, Event: EventSessionStarted, Outcome: Success},
+		{Actor: "customer", CallID: call, PaymentID: pay, Event: EventFieldCompleted, Outcome: Success, Field: "card_number", MaskedPAN: "411111******1111"},
+		{Actor: "customer", CallID: call, PaymentID: pay, Event: EventFieldFailed, Outcome: Failure, Reason: ReasonExpired, Field: "expiry"},
+		{Actor: "customer", CallID: call, PaymentID: pay, Event: EventFieldCompleted, Outcome: Success, Field: "expiry"},
+		{Actor: "customer", CallID: call, PaymentID: pay, Event: EventFieldCompleted, Outcome: Success, Field: "security_code"},
+		{Actor: crm, Origin: "10.0.0.7", CallID: call, PaymentID: pay, Event: EventAuthorizationRequested, Outcome: Info, MaskedPAN: "411111******1111"},
+		{Actor: crm, Origin: "10.0.0.7", CallID: call, PaymentID: pay, Event: EventAuthorizationResult, Outcome: Failure, Reason: ReasonDoNotHonour, ResponseCode: "05"},
+		{Actor: crm, Origin: "10.0.0.7", CallID: call, PaymentID: pay, Event: EventCardDataWiped, Outcome: Success, Reason: ReasonSessionEnded, Field: "security_code"},
+		{Actor: crm, Origin: "10.0.0.7", CallID: call, PaymentID: pay, Event: EventSessionEnded, Outcome: Failure, Reason: ReasonDoNotHonour, State: "declined"},
+		{Actor: "anonymous", Origin: "192.0.2.10", Event: EventAPIAuthFailed, Outcome: Failure, Reason: ReasonUnknownKey, Route: "POST /v1/calls/{id}/payments"},
+		{Actor: "sip:192.0.2.66", Origin: "192.0.2.66:5060", Event: EventSIPPeerRefused, Outcome: Failure, Reason: ReasonPeerNotAllowed, Trunk: "carrier", Method: "INVITE"},
+		{Actor: "sip:192.0.2.1", Origin: "192.0.2.1:5060", CallID: call, Event: EventSIPCallEnded, Outcome: Success, Reason: ReasonCompleted, Trunk: "carrier"},
+		{Actor: "system", Event: EventServiceStopped, Outcome: Success, Reason: ReasonStopRequested},
 	}
 }
 
@@ -101,8 +107,8 @@ func TestQuery(t *testing.T) {
 		seqs []int
 	}{
 		{"all", Filter{}, []int{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20}},
-		{"payment", Filter{PaymentID: "p-91c2d4"}, []int{5, 6, 7, 8, 10, 11, 12, 13, 14}},
-		{"call and event", Filter{CallID: "c-7f3a9e", Events: []string{"sip.*", "session.started"}}, []int{4, 5, 17}},
+		{"payment", Filter{PaymentID: examplePayment}, []int{5, 6, 7, 8, 10, 11, 12, 13, 14}},
+		{"call and event", Filter{CallID: exampleCall, Events: []string{"sip.*", "session.started"}}, []int{4, 5, 17}},
 		{"field area", Filter{Events: []string{"field.*"}}, []int{6, 7, 8, 10}},
 		{"failures by name", Filter{Events: []string{"api.auth_failed", "sip.peer_refused"}}, []int{15, 16}},
 		{"since until", Filter{Since: at(5), Until: at(7)}, []int{5, 6}},
@@ -137,7 +143,8 @@ func TestQuery(t *testing.T) {
 			for i, s := range tc.seqs {
 				rec, _ := parseLine(all[s-1])
 				if rows[i+1][0] != strconv.Itoa(s) || rows[i+1][1] != rec.Time.Format(TimeLayout) ||
-					rows[i+1][6] != string(rec.Event) || rows[i+1][12] != rec.Prev || rows[i+1][8] != rec.Reason {
+					rows[i+1][6] != string(rec.Event) || rows[i+1][12] != rec.Prev || rows[i+1][8] != string(rec.Reason) ||
+					rows[i+1][13] != rec.Field || rows[i+1][22] != rec.ResponseCode {
 					t.Errorf("CSV row %q for line %s", rows[i+1], all[s-1])
 				}
 			}
@@ -149,7 +156,7 @@ func TestQueryCSVInjection(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "audit.jsonl")
 	w := openTest(t, path, 100)
-	w.Append(ctx, Record{Actor: "=HYPERLINK(\"http://x\")", Event: EventAPIAuthFailed, Outcome: Failure, Reason: "-1+2, \"quoted\"\nnew line"})
+	w.Append(ctx, Record{Actor: "=HYPERLINK(\"http://x\")", Origin: "-1+2, \"quoted\"\nnew line", Event: EventAPIAuthFailed, Outcome: Failure})
 	w.Close(ctx)
 	f, _ := os.Open(path)
 	defer f.Close()
@@ -161,7 +168,7 @@ func TestQueryCSVInjection(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rows[1][2] != `'=HYPERLINK("http://x")` || rows[1][8] != "'-1+2, \"quoted\"\nnew line" {
+	if rows[1][2] != `'=HYPERLINK("http://x")` || rows[1][3] != "'-1+2, \"quoted\"\nnew line" {
 		t.Errorf("row %q", rows[1])
 	}
 }

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"time"
-	"unicode/utf8"
 
 	"github.com/tonevault/tonevault/internal/pan"
 )
@@ -16,22 +15,39 @@ import (
 // Record is one line of the audit trail.
 //
 // A caller of Writer.Append fills Actor, Origin, CallID, PaymentID, Event,
-// Outcome, Reason and MaskedPAN; the Writer sets Seq, Time and Prev, and
-// KeyID and Sig on the checkpoints it writes.
+// Outcome, Reason, MaskedPAN and the typed fields that fit the event; the
+// Writer sets Seq, Time and Prev, and KeyID and Sig on the checkpoints it
+// writes. Apart from Actor and Origin, no field holds free text: each has
+// a syntax (see the Valid functions) that Append checks, so that nothing a
+// field may hold can be a card number.
 type Record struct {
 	Seq       uint64    // 1 for the first record of a file, then +1, no gaps
 	Time      time.Time // when the Writer wrote it, UTC
 	Actor     string    // who: an API key's name, "system", "sip:<peer>", "widget:<key name>", ...
 	Origin    string    // from where: an IP address or host:port; may be empty for "system"
-	CallID    string    // the call the event belongs to, if any
-	PaymentID string    // the payment session, if any
+	CallID    string    // the call the event belongs to, if any (ValidID)
+	PaymentID string    // the payment session, if any (ValidID)
 	Event     Event
 	Outcome   Outcome
-	Reason    string // free text for humans; never card data
+	Reason    Reason // why, or how it ended: a code from Reasons()
 	MaskedPAN string // at most the first 6 and last 4 digits, the rest '*': "411111******1111"
-	KeyID     string // checkpoints only: the signing key
-	Sig       string // checkpoints only: the signature
-	Prev      string // lowercase hex SHA-256 of the previous line; GenesisPrev for Seq 1
+
+	// Typed fields; each is left out of the line when zero.
+	Field        string    // a payment session's field: "card_number", "expiry", ... (ValidField)
+	State        string    // a payment session's final state: "approved", "declined", ... (ValidState)
+	Trunk        string    // a SIP trunk: "carrier" or "platform" (ValidTrunk)
+	Method       string    // a SIP or HTTP method: "INVITE", "GET" (ValidMethod)
+	Status       int       // a SIP or HTTP status code, 100 to 699
+	Route        string    // an API route pattern: "GET /v1/payments/{id}" (ValidRoute)
+	Digest       string    // lowercase hex SHA-256, of a configuration file (ValidDigest)
+	Version      string    // the binary's Go module version: "v1.4.0", "(devel)" (ValidVersion)
+	STAN         string    // an ISO 8583 system trace audit number: 6 digits (ValidSTAN)
+	ResponseCode string    // an ISO 8583 response code (field 39): "05", "N7" (ValidResponseCode)
+	ExpiresAt    time.Time // when what the event issued expires (a widget token); written like Time
+
+	KeyID string // checkpoints only: the signing key
+	Sig   string // checkpoints only: the signature
+	Prev  string // lowercase hex SHA-256 of the previous line; GenesisPrev for Seq 1
 }
 
 // GenesisPrev is the Prev of a file's first record: 64 zeros.
@@ -43,9 +59,9 @@ const TimeLayout = "2006-01-02T15:04:05.000000000Z"
 
 // Limits on what a record may hold, in bytes.
 const (
-	MaxFieldLen  = 256   // Actor, Origin, CallID, PaymentID
-	MaxReasonLen = 1024  // Reason
-	MaxLineLen   = 16384 // a whole line, room for every field at its limit with every byte JSON-escaped; longer lines are malformed
+	MaxFieldLen = 256   // Actor, Origin
+	MaxIDLen    = 64    // CallID, PaymentID
+	MaxLineLen  = 16384 // a whole line; room for every field at its limit with every byte JSON-escaped, and for the free-text reasons of trails written before reason codes; longer lines are malformed
 )
 
 // ErrCardData is returned (wrapped, naming the field but never its value)
@@ -55,30 +71,49 @@ const (
 var ErrCardData = errors.New("audit: record holds card data")
 
 // wire is a record as written: the field order here is the order on the
-// line, and a line must be exactly json.Marshal of its wire form.
+// line, and a line must be exactly json.Marshal of its wire form. Fields
+// added later go after masked_pan and are omitted when empty, so that the
+// lines of older trails keep their canonical form.
 type wire struct {
-	Seq       uint64  `json:"seq"`
-	Time      string  `json:"time"`
-	Actor     string  `json:"actor"`
-	Origin    string  `json:"origin,omitempty"`
-	CallID    string  `json:"call_id,omitempty"`
-	PaymentID string  `json:"payment_id,omitempty"`
-	Event     Event   `json:"event"`
-	Outcome   Outcome `json:"outcome"`
-	Reason    string  `json:"reason,omitempty"`
-	MaskedPAN string  `json:"masked_pan,omitempty"`
-	KeyID     string  `json:"key_id,omitempty"`
-	Sig       string  `json:"sig,omitempty"`
-	Prev      string  `json:"prev"`
+	Seq          uint64  `json:"seq"`
+	Time         string  `json:"time"`
+	Actor        string  `json:"actor"`
+	Origin       string  `json:"origin,omitempty"`
+	CallID       string  `json:"call_id,omitempty"`
+	PaymentID    string  `json:"payment_id,omitempty"`
+	Event        Event   `json:"event"`
+	Outcome      Outcome `json:"outcome"`
+	Reason       Reason  `json:"reason,omitempty"`
+	MaskedPAN    string  `json:"masked_pan,omitempty"`
+	Field        string  `json:"field,omitempty"`
+	State        string  `json:"state,omitempty"`
+	Trunk        string  `json:"trunk,omitempty"`
+	Method       string  `json:"method,omitempty"`
+	Status       int     `json:"status,omitempty"`
+	Route        string  `json:"route,omitempty"`
+	Digest       string  `json:"digest,omitempty"`
+	Version      string  `json:"version,omitempty"`
+	STAN         string  `json:"stan,omitempty"`
+	ResponseCode string  `json:"response_code,omitempty"`
+	ExpiresAt    string  `json:"expires_at,omitempty"`
+	KeyID        string  `json:"key_id,omitempty"`
+	Sig          string  `json:"sig,omitempty"`
+	Prev         string  `json:"prev"`
 }
 
 func (r *Record) wire() wire {
-	return wire{
+	w := wire{
 		Seq: r.Seq, Time: r.Time.UTC().Format(TimeLayout),
 		Actor: r.Actor, Origin: r.Origin, CallID: r.CallID, PaymentID: r.PaymentID,
 		Event: r.Event, Outcome: r.Outcome, Reason: r.Reason, MaskedPAN: r.MaskedPAN,
+		Field: r.Field, State: r.State, Trunk: r.Trunk, Method: r.Method, Status: r.Status,
+		Route: r.Route, Digest: r.Digest, Version: r.Version, STAN: r.STAN, ResponseCode: r.ResponseCode,
 		KeyID: r.KeyID, Sig: r.Sig, Prev: r.Prev,
 	}
+	if !r.ExpiresAt.IsZero() {
+		w.ExpiresAt = r.ExpiresAt.UTC().Format(TimeLayout)
+	}
+	return w
 }
 
 func (w *wire) record() (Record, error) {
@@ -86,11 +121,20 @@ func (w *wire) record() (Record, error) {
 	if err != nil {
 		return Record{}, fmt.Errorf("time %q is not %s", w.Time, TimeLayout)
 	}
+	var exp time.Time
+	if w.ExpiresAt != "" {
+		if exp, err = time.Parse(TimeLayout, w.ExpiresAt); err != nil {
+			return Record{}, fmt.Errorf("expires_at %q is not %s", w.ExpiresAt, TimeLayout)
+		}
+	}
 	return Record{
 		Seq: w.Seq, Time: t,
 		Actor: w.Actor, Origin: w.Origin, CallID: w.CallID, PaymentID: w.PaymentID,
 		Event: w.Event, Outcome: w.Outcome, Reason: w.Reason, MaskedPAN: w.MaskedPAN,
-		KeyID: w.KeyID, Sig: w.Sig, Prev: w.Prev,
+		Field: w.Field, State: w.State, Trunk: w.Trunk, Method: w.Method, Status: w.Status,
+		Route: w.Route, Digest: w.Digest, Version: w.Version, STAN: w.STAN, ResponseCode: w.ResponseCode,
+		ExpiresAt: exp,
+		KeyID:     w.KeyID, Sig: w.Sig, Prev: w.Prev,
 	}, nil
 }
 
@@ -193,83 +237,3 @@ func isHash(s string) bool {
 func hashLine(line []byte) [32]byte { return sha256.Sum256(line) }
 
 func hexHash(h [32]byte) string { return hex.EncodeToString(h[:]) }
-
-// checkNew checks a record given to Writer.Append.
-func (r *Record) checkNew() error {
-	if r.Seq != 0 || !r.Time.IsZero() || r.Prev != "" || r.KeyID != "" || r.Sig != "" {
-		return errors.New("audit: Seq, Time, Prev, KeyID and Sig are set by the Writer")
-	}
-	if !r.Event.Known() {
-		return fmt.Errorf("audit: unknown event %q", r.Event)
-	}
-	if r.Event.reserved() {
-		return fmt.Errorf("audit: event %q is written by the Writer only", r.Event)
-	}
-	if !r.Outcome.Known() {
-		return fmt.Errorf("audit: outcome %q is not success, failure or info", r.Outcome)
-	}
-	if r.Actor == "" {
-		return errors.New("audit: no actor")
-	}
-	return r.checkFields()
-}
-
-// checkFields checks the free-text fields of any record, the Writer's own
-// included: length, UTF-8, and no card data.
-func (r *Record) checkFields() error {
-	for _, f := range []struct {
-		name, v string
-		max     int
-	}{
-		{"actor", r.Actor, MaxFieldLen},
-		{"origin", r.Origin, MaxFieldLen},
-		{"call_id", r.CallID, MaxFieldLen},
-		{"payment_id", r.PaymentID, MaxFieldLen},
-		{"event", string(r.Event), MaxFieldLen},
-		{"reason", r.Reason, MaxReasonLen},
-		{"masked_pan", r.MaskedPAN, MaxFieldLen},
-	} {
-		if len(f.v) > f.max {
-			return fmt.Errorf("audit: %s is longer than %d bytes", f.name, f.max)
-		}
-		if !utf8.ValidString(f.v) {
-			return fmt.Errorf("audit: %s is not valid UTF-8", f.name)
-		}
-		if pan.Contains(f.v) {
-			return fmt.Errorf("%w: %s holds a card number; record refused", ErrCardData, f.name)
-		}
-	}
-	if r.MaskedPAN != "" && !ValidMaskedPAN(r.MaskedPAN) {
-		return fmt.Errorf("%w: masked_pan is not at most the first 6 and last 4 digits with the rest '*'; record refused", ErrCardData)
-	}
-	return nil
-}
-
-// ValidMaskedPAN reports whether s is a masked card number that shows at
-// most the first 6 and the last 4 digits: 12 to 19 characters, 0 to 6
-// digits, then one or more '*', then 0 to 4 digits ("411111******1111",
-// "************1111", "378282*****0005").
-func ValidMaskedPAN(s string) bool {
-	if len(s) < 12 || len(s) > 19 {
-		return false
-	}
-	i := 0
-	for i < len(s) && i < 6 && isDigit(s[i]) {
-		i++
-	}
-	j := len(s)
-	for j > i && len(s)-j < 4 && isDigit(s[j-1]) {
-		j--
-	}
-	if j <= i {
-		return false
-	}
-	for k := i; k < j; k++ {
-		if s[k] != '*' {
-			return false
-		}
-	}
-	return true
-}
-
-func isDigit(c byte) bool { return '0' <= c && c <= '9' }

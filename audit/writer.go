@@ -59,13 +59,6 @@ var (
 	ErrCheckpoint = errors.New("audit: checkpoint failed")
 )
 
-// Checkpoint reasons.
-const (
-	reasonInterval  = "interval"
-	reasonClose     = "close"
-	reasonRequested = "requested"
-)
-
 // Writer appends records to an audit trail file. It is safe for concurrent
 // use. It never logs: every failure is returned to the caller.
 //
@@ -163,7 +156,7 @@ func Open(ctx context.Context, path string, opts Options) (*Writer, error) {
 	w.f = f
 	w.size = fi.Size()
 
-	reason := "created"
+	reason := ReasonCreated
 	if w.size > 0 {
 		st, err := readTail(ctx, f, w.size, ver)
 		if err != nil {
@@ -171,9 +164,9 @@ func Open(ctx context.Context, path string, opts Options) (*Writer, error) {
 		}
 		w.next, w.prev, w.since = st.next, st.prev, st.since
 		w.written, w.synced = st.next-1, st.next-1
-		reason = "continued"
+		reason = ReasonContinued
 		if !st.clean {
-			reason = "continued after unclean stop"
+			reason = ReasonContinuedUnclean
 		}
 	}
 	if created {
@@ -189,9 +182,9 @@ func Open(ctx context.Context, path string, opts Options) (*Writer, error) {
 
 // Append writes r as the next record and returns its seq. See Record for
 // the fields the caller sets. A record that holds card data is refused
-// with an error wrapping ErrCardData, as is one with an unknown event or
-// outcome, an empty actor, or a field over its length limit; nothing is
-// written then.
+// with an error wrapping ErrCardData; one with an unknown event, outcome
+// or reason code, an empty actor, a field over its length limit or a
+// typed field not in its syntax is refused too. Nothing is written then.
 //
 // When a checkpoint is due after r, Append writes it too. With
 // SyncEveryRecord, Append returns after r (and the checkpoint) are on disk.
@@ -217,7 +210,7 @@ func (w *Writer) append(ctx context.Context, r Record) (uint64, error) {
 	durable := seq
 	var cpErr error
 	if w.since >= w.every {
-		cp, err := w.checkpointLocked(ctx, reasonInterval)
+		cp, err := w.checkpointLocked(ctx, ReasonInterval)
 		if err != nil {
 			cpErr = fmt.Errorf("%w: %w", ErrCheckpoint, err)
 		} else {
@@ -242,7 +235,7 @@ func (w *Writer) Checkpoint(ctx context.Context) error {
 		w.mu.Unlock()
 		return err
 	}
-	seq, err := w.checkpointLocked(ctx, reasonRequested)
+	seq, err := w.checkpointLocked(ctx, ReasonRequested)
 	w.mu.Unlock()
 	if err != nil {
 		return err
@@ -252,7 +245,7 @@ func (w *Writer) Checkpoint(ctx context.Context) error {
 
 // Close writes a final checkpoint (reason "close"), syncs and closes the
 // file. The file is closed even when the checkpoint fails; it then ends
-// without one, and the next Open reports "continued after unclean stop".
+// without one, and the next Open reports continued_after_unclean_stop.
 // A second Close returns ErrClosed.
 func (w *Writer) Close(ctx context.Context) error {
 	w.mu.Lock()
@@ -262,7 +255,7 @@ func (w *Writer) Close(ctx context.Context) error {
 	}
 	err := w.err
 	if err == nil {
-		_, err = w.checkpointLocked(ctx, reasonClose)
+		_, err = w.checkpointLocked(ctx, ReasonClose)
 	}
 	w.closed = true
 	written := w.written
@@ -288,7 +281,7 @@ func (w *Writer) usable() error {
 	return w.err
 }
 
-func (w *Writer) checkpointLocked(ctx context.Context, reason string) (uint64, error) {
+func (w *Writer) checkpointLocked(ctx context.Context, reason Reason) (uint64, error) {
 	return w.writeLocked(ctx, Record{Actor: "system", Event: EventAuditCheckpoint, Outcome: Info, Reason: reason})
 }
 
@@ -464,6 +457,6 @@ func (c *chain) tailRun(lr *lineReader) (tailState, error) {
 		return tailState{}, err
 	}
 	st := tailState{next: c.next, prev: c.prevHash, since: c.since}
-	st.clean = c.last.Event == EventAuditCheckpoint && c.last.Reason == reasonClose
+	st.clean = c.last.Event == EventAuditCheckpoint && c.last.Reason == ReasonClose
 	return st, nil
 }

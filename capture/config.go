@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"slices"
 	"time"
+
+	"github.com/tonevault/tonevault/audit"
 )
 
 // Config is the "capture:" section of configs/tonevault.yaml. Zero values
@@ -100,6 +102,10 @@ func (c Config) withDefaults() (Config, error) {
 		f := &c.ExtraFields[i]
 		if f.Name == "" || seen[f.Name] {
 			return c, fmt.Errorf("capture.extra_fields[%d].name: %q is empty or used twice", i, f.Name)
+		}
+		if !audit.ValidField(string(f.Name)) {
+			// The name is the field of the field's audit records.
+			return c, fmt.Errorf("capture: extra field %d: name must be 1 to 32 lowercase letters and '_', starting with a letter", i)
 		}
 		seen[f.Name] = true
 		if f.MinDigits < 1 || f.MaxDigits < f.MinDigits || f.MaxDigits > maxExtraDigits {

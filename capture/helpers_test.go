@@ -3,6 +3,7 @@ package capture
 import (
 	"context"
 	"errors"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -32,18 +33,47 @@ func (c *fakeClock) advance(d time.Duration) time.Time {
 	return c.t
 }
 
-// recSink records audit records; it refuses what an audit.Writer would
-// refuse for card data, so that a test sees such a record as an error.
+// recSink records audit records, and writes each to a real audit.Writer
+// first: a record the Writer refuses (card data, a field out of its
+// syntax, an unknown reason code) is an error to the session, as in
+// production, and fails the test (see newEnv).
 type recSink struct {
-	mu   sync.Mutex
-	recs []audit.Record
+	w       *audit.Writer
+	mu      sync.Mutex
+	recs    []audit.Record
+	refused []error
 }
 
-func (r *recSink) Append(_ context.Context, rec audit.Record) (uint64, error) {
+func newRecSink(t testing.TB) *recSink {
+	t.Helper()
+	h, err := audit.NewHMAC(audit.HMACKey{ID: "test", Key: []byte("capture-test-key-0123456789abcdef")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := audit.Open(context.Background(), filepath.Join(t.TempDir(), "audit.jsonl"), audit.Options{Signer: h, Sync: audit.SyncOnCheckpoint})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &recSink{w: w}
+	t.Cleanup(func() {
+		w.Close(context.Background())
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		for _, err := range r.refused {
+			t.Errorf("audit record refused: %v", err)
+		}
+	})
+	return r
+}
+
+func (r *recSink) Append(ctx context.Context, rec audit.Record) (uint64, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if rec.MaskedPAN != "" && !audit.ValidMaskedPAN(rec.MaskedPAN) {
-		return 0, audit.ErrCardData
+	if _, err := r.w.Append(ctx, rec); err != nil {
+		if !errors.Is(err, audit.ErrClosed) { // not a goroutine that outlived its test
+			r.refused = append(r.refused, err)
+		}
+		return 0, err
 	}
 	r.recs = append(r.recs, rec)
 	return uint64(len(r.recs)), nil
@@ -155,7 +185,7 @@ type transition struct{ from, to State }
 // may be nil (no Processor).
 func newEnv(t testing.TB, cfg Config, proc *fakeProc) *env {
 	t.Helper()
-	e := &env{t: t, clk: &fakeClock{t: t0}, sink: &recSink{}}
+	e := &env{t: t, clk: &fakeClock{t: t0}, sink: newRecSink(t)}
 	opts := Options{Audit: e.sink, Now: e.clk.now, TickInterval: -1}
 	if proc != nil {
 		opts.Processor = proc

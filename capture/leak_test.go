@@ -137,13 +137,14 @@ func TestNoCardDataInOutput(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		records = append(records, strings.Join([]string{rec.Actor, rec.Origin, rec.CallID, rec.Reason, rec.MaskedPAN, string(rec.Event)}, "|"))
+		records = append(records, strings.Join([]string{rec.Actor, rec.Origin, rec.CallID, string(rec.Reason), rec.MaskedPAN, string(rec.Event),
+			rec.Field, rec.State, rec.ResponseCode, rec.STAN}, "|"))
 	}
 	if len(records) < 100 {
 		t.Fatalf("only %d audit records", len(records))
 	}
 	all := strings.Join(views, "\n") + "\n" + strings.Join(records, "\n") + "\n" + logBuf.String()
-	for _, id := range ids { // random hex
+	for _, id := range ids { // random base32
 		all = strings.ReplaceAll(all, id, "pay_")
 	}
 	for _, c := range cards {

@@ -66,7 +66,7 @@ type Session struct {
 	ended   bool // became final in this critical section: detach from the call
 }
 
-// ID is the session's id ("pay_" and 20 lower-case letters, no digits).
+// ID is the session's id: "pay_" and 24 characters of lowercase base32.
 func (s *Session) ID() string { return s.id }
 
 // CallID is the call the session belongs to.
@@ -90,17 +90,31 @@ func (s *Session) unlock() {
 	}
 }
 
-func (s *Session) audit(actor string, ev audit.Event, out audit.Outcome, reason, maskedPAN string) {
+// audit gathers r with the session's actor and ids filled in.
+func (s *Session) audit(actor string, r audit.Record) {
 	if s.m.sink == nil {
 		return
 	}
 	if actor == "" {
 		actor = actorSystem
 	}
-	s.pending = append(s.pending, audit.Record{
-		Actor: actor, CallID: s.callID, PaymentID: s.id,
-		Event: ev, Outcome: out, Reason: reason, MaskedPAN: maskedPAN,
-	})
+	r.Actor, r.CallID, r.PaymentID = actor, s.callID, s.id
+	s.pending = append(s.pending, r)
+}
+
+// auditReason is the audit code for a reason the session holds: its own
+// codes and the processor's are audit codes already; a declined result
+// the list does not name ("declined_<code>", whose response code the
+// record carries) is declined, anything else unlisted.
+func auditReason(reason string) audit.Reason {
+	r := audit.Reason(reason)
+	switch {
+	case r.Known():
+		return r
+	case strings.HasPrefix(reason, OutcomeDeclined+"_"):
+		return audit.ReasonDeclined
+	}
+	return audit.ReasonUnlisted
 }
 
 // setState moves the state machine; an illegal move is a bug, refused and
@@ -215,8 +229,7 @@ func (s *Session) Subscribe() (<-chan View, func()) {
 
 // begin starts collecting the first field.
 func (s *Session) begin(actor string, now time.Time) {
-	s.audit(actor, audit.EventSessionStarted, audit.Success,
-		fmt.Sprintf("amount %d %s", s.req.Amount, s.req.Currency), "")
+	s.audit(actor, audit.Record{Event: audit.EventSessionStarted, Outcome: audit.Success})
 	s.changed(now)
 	s.setState(StateCollecting)
 	s.enterField(0, now)
@@ -285,7 +298,7 @@ func (s *Session) apply(f *field, v verdict, override string, now time.Time) {
 		return
 	}
 	f.status, f.err = FieldValid, ""
-	s.audit(actorCustomer, audit.EventFieldCompleted, audit.Success, string(f.name), f.auditPAN)
+	s.audit(actorCustomer, audit.Record{Event: audit.EventFieldCompleted, Outcome: audit.Success, Field: string(f.name), MaskedPAN: f.auditPAN})
 	s.next(now)
 	s.changed(now)
 }
@@ -306,12 +319,10 @@ func (s *Session) next(now time.Time) {
 // refuse counts a failed attempt at f; the session fails when the
 // attempts are exhausted.
 func (s *Session) refuse(f *field, reason, actor string, now time.Time) {
-	if f.wipe() {
-		s.audit(actor, audit.EventCardDataWiped, audit.Success, string(f.name)+" refused", "")
-	}
+	s.wipe(f, actor, audit.ReasonFieldRefused)
 	f.attempts++
 	f.err = reason
-	s.audit(actor, audit.EventFieldFailed, audit.Failure, string(f.name)+": "+reason, "")
+	s.audit(actor, audit.Record{Event: audit.EventFieldFailed, Outcome: audit.Failure, Field: string(f.name), Reason: auditReason(reason)})
 	if f.attempts >= s.m.cfg.MaxAttempts {
 		f.status = FieldFailed
 		s.end(StateFailed, ReasonAttemptsExhausted, actorSystem, nil, now)
@@ -325,28 +336,28 @@ func (s *Session) refuse(f *field, reason, actor string, now time.Time) {
 
 // clearField empties f for a new entry; no attempt is counted.
 func (s *Session) clearField(f *field, actor string, now time.Time) {
-	if f.wipe() {
-		s.audit(actor, audit.EventCardDataWiped, audit.Success, string(f.name)+" reset", "")
-	}
+	s.wipe(f, actor, audit.ReasonFieldReset)
 	f.err = ""
 	f.status = FieldPending
 	if s.state == StateCollecting && s.fields[s.cur] == f {
 		f.status = FieldCollecting
 	}
 	s.lastDigit = time.Time{}
-	s.audit(actor, audit.EventFieldReset, audit.Info, string(f.name), "")
+	s.audit(actor, audit.Record{Event: audit.EventFieldReset, Outcome: audit.Info, Field: string(f.name)})
 }
 
-// wipeAll wipes every field and records what held data.
-func (s *Session) wipeAll(actor, why string) {
-	var wiped []string
-	for _, f := range s.fields {
-		if f.wipe() {
-			wiped = append(wiped, string(f.name))
-		}
+// wipe wipes f and, if it held data, records it: one record per field, so
+// that the wipe of the security code (PCI DSS 3.3.1) is a record of its own.
+func (s *Session) wipe(f *field, actor string, why audit.Reason) {
+	if f.wipe() {
+		s.audit(actor, audit.Record{Event: audit.EventCardDataWiped, Outcome: audit.Success, Field: string(f.name), Reason: why})
 	}
-	if len(wiped) > 0 {
-		s.audit(actor, audit.EventCardDataWiped, audit.Success, strings.Join(wiped, ",")+" "+why, "")
+}
+
+// wipeAll wipes every field and records those that held data.
+func (s *Session) wipeAll(actor string, why audit.Reason) {
+	for _, f := range s.fields {
+		s.wipe(f, actor, why)
 	}
 }
 
@@ -359,7 +370,7 @@ func (s *Session) end(to State, reason, actor string, res *Result, now time.Time
 	s.reason = reason
 	s.result = res
 	s.busy = false
-	s.wipeAll(actor, "at "+string(to))
+	s.wipeAll(actor, audit.ReasonSessionEnded)
 	out := audit.Failure
 	switch to {
 	case StateApproved:
@@ -367,7 +378,7 @@ func (s *Session) end(to State, reason, actor string, res *Result, now time.Time
 	case StateCancelled:
 		out = audit.Info
 	}
-	s.audit(actor, audit.EventSessionEnded, out, string(to)+": "+reason, "")
+	s.audit(actor, audit.Record{Event: audit.EventSessionEnded, Outcome: out, State: string(to), Reason: auditReason(reason)})
 	s.ended = true
 	if s.m.active != nil {
 		s.m.active(s.callID, false)
@@ -409,9 +420,7 @@ func (s *Session) Reset(name FieldName, actor string) error {
 	// to the reset field.
 	for _, g := range s.fields {
 		if g.status == FieldCollecting || g.status == FieldInvalid {
-			if g.wipe() {
-				s.audit(actor, audit.EventCardDataWiped, audit.Success, string(g.name)+" reset", "")
-			}
+			s.wipe(g, actor, audit.ReasonFieldReset)
 			g.status = FieldPending
 		}
 	}
@@ -432,11 +441,11 @@ func (s *Session) Restart(actor string) error {
 	now := s.m.now()
 	s.acceptFrom = now
 	s.token = ""
-	s.wipeAll(actor, "at restart")
+	s.wipeAll(actor, audit.ReasonSessionRestarted)
 	for _, f := range s.fields {
 		f.status, f.err, f.attempts = FieldPending, "", 0
 	}
-	s.audit(actor, audit.EventSessionRestarted, audit.Info, "", "")
+	s.audit(actor, audit.Record{Event: audit.EventSessionRestarted, Outcome: audit.Info})
 	s.next(now)
 	s.changed(now)
 	return nil

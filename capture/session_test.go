@@ -66,14 +66,25 @@ func TestHappyPath(t *testing.T) {
 		audit.EventFieldCompleted, audit.EventFieldCompleted, audit.EventFieldCompleted,
 		audit.EventTokenizationRequested, audit.EventTokenizationResult,
 		audit.EventAuthorizationRequested, audit.EventAuthorizationResult,
-		audit.EventCardDataWiped, audit.EventSessionEnded,
+		audit.EventCardDataWiped, audit.EventCardDataWiped, audit.EventCardDataWiped, audit.EventSessionEnded,
 	}
 	if ev := e.sink.events(); !slices.Equal(ev, want) {
 		t.Errorf("audit events\n got %v\nwant %v", ev, want)
 	}
 	recs := e.sink.records()
-	if recs[1].MaskedPAN != "411111******1111" || recs[1].PaymentID != s.ID() || recs[1].CallID != "call-1" {
+	if recs[1].MaskedPAN != "411111******1111" || recs[1].Field != "card_number" || recs[1].PaymentID != s.ID() || recs[1].CallID != "call-1" {
 		t.Errorf("field.completed record %+v", recs[1])
+	}
+	if recs[2].Field != "expiry" || recs[3].Field != "security_code" || recs[2].MaskedPAN != "" {
+		t.Errorf("field.completed records %+v %+v", recs[2], recs[3])
+	}
+	for i, f := range []string{"card_number", "expiry", "security_code"} {
+		if r := recs[8+i]; r.Field != f || r.Reason != audit.ReasonSessionEnded {
+			t.Errorf("card_data.wiped record %+v, want field %s", r, f)
+		}
+	}
+	if r := recs[11]; r.State != "approved" || r.Reason != audit.ReasonApproved || r.Outcome != audit.Success {
+		t.Errorf("session.ended record %+v", r)
 	}
 	if e.m.Active("call-1") {
 		t.Error("call still active after the payment")
@@ -426,6 +437,9 @@ func TestStart(t *testing.T) {
 		req  PaymentRequest
 	}{
 		{"", testReq},
+		{"Call-1", testReq},
+		{"c-" + visa, testReq},
+		{"c" + strings.Repeat("x", audit.MaxIDLen), testReq},
 		{"d", PaymentRequest{Amount: 0, Currency: "GBP"}},
 		{"d", PaymentRequest{Amount: 1, Currency: "gbp"}},
 		{"d", PaymentRequest{Amount: 1, Currency: "GB"}},
@@ -558,15 +572,22 @@ func TestConcurrentUse(t *testing.T) {
 
 func TestNewID(t *testing.T) {
 	seen := map[string]bool{}
+	digits := 0
 	for range 1000 {
 		id, err := newID()
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(id) != 24 || id[:4] != "pay_" || strings.ContainsAny(id, "0123456789") || seen[id] {
+		body, ok := strings.CutPrefix(id, "pay_")
+		if !ok || len(body) != 24 || strings.Trim(body, "abcdefghijklmnopqrstuvwxyz234567") != "" || !audit.ValidID(id) || seen[id] {
 			t.Fatalf("id %q", id)
 		}
 		seen[id] = true
+		digits += strings.IndexAny(body, "234567") + 1
+	}
+	// Standard base32: its digits turn up (no alphabet without them).
+	if digits == 0 {
+		t.Error("no digit in 1000 ids")
 	}
 }
 

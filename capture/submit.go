@@ -102,7 +102,7 @@ func (s *Session) tokenize(ctx context.Context, actor string) error {
 	if s.state == StateTokenized {
 		return nil
 	}
-	s.audit(actor, audit.EventTokenizationRequested, audit.Info, "", s.fields[0].auditPAN)
+	s.audit(actor, audit.Record{Event: audit.EventTokenizationRequested, Outcome: audit.Info, MaskedPAN: s.fields[0].auditPAN})
 	c := s.card()
 	var tok string
 	var err error
@@ -111,19 +111,19 @@ func (s *Session) tokenize(ctx context.Context, actor string) error {
 	switch {
 	case err != nil && temporary(err):
 		s.m.log.Warn("capture: tokenization unavailable", zap.String("payment_id", s.id), zap.Error(err))
-		s.audit(actor, audit.EventTokenizationResult, audit.Failure, "unavailable", "")
+		s.audit(actor, audit.Record{Event: audit.EventTokenizationResult, Outcome: audit.Failure, Reason: audit.ReasonUnavailable})
 		s.changed(now)
 		return fmt.Errorf("capture: tokenization: %w", ErrUnavailable)
 	case err != nil || tok == "":
 		if err != nil {
 			s.m.log.Error("capture: tokenization failed", zap.String("payment_id", s.id), zap.Error(err))
 		}
-		s.audit(actor, audit.EventTokenizationResult, audit.Failure, ReasonTokenization, "")
+		s.audit(actor, audit.Record{Event: audit.EventTokenizationResult, Outcome: audit.Failure, Reason: audit.ReasonTokenizationFailed})
 		s.finish(StateFailed, &Result{Outcome: OutcomeFailed, Reason: ReasonTokenization}, actor, now)
 		return nil
 	}
 	s.token = tok
-	s.audit(actor, audit.EventTokenizationResult, audit.Success, "", "")
+	s.audit(actor, audit.Record{Event: audit.EventTokenizationResult, Outcome: audit.Success})
 	s.setState(StateTokenized)
 	s.changed(now)
 	return nil
@@ -131,8 +131,7 @@ func (s *Session) tokenize(ctx context.Context, actor string) error {
 
 func (s *Session) authorize(ctx context.Context, actor string) error {
 	s.setState(StateSubmitting)
-	s.audit(actor, audit.EventAuthorizationRequested, audit.Info,
-		fmt.Sprintf("amount %d %s", s.req.Amount, s.req.Currency), s.fields[0].auditPAN)
+	s.audit(actor, audit.Record{Event: audit.EventAuthorizationRequested, Outcome: audit.Info, MaskedPAN: s.fields[0].auditPAN})
 	s.changed(s.m.now())
 	c, tok := s.card(), s.token
 	var res Result
@@ -141,7 +140,7 @@ func (s *Session) authorize(ctx context.Context, actor string) error {
 	now := s.m.now()
 	if err != nil && temporary(err) {
 		s.m.log.Warn("capture: authorization unavailable", zap.String("payment_id", s.id), zap.Error(err))
-		s.audit(actor, audit.EventAuthorizationResult, audit.Failure, "unavailable", "")
+		s.audit(actor, audit.Record{Event: audit.EventAuthorizationResult, Outcome: audit.Failure, Reason: audit.ReasonUnavailable})
 		if s.abortState != "" { // ended meanwhile: Submit's deferred end goes from submitting
 			return fmt.Errorf("capture: authorization: %w", ErrUnavailable)
 		}
@@ -163,7 +162,7 @@ func (s *Session) authorize(ctx context.Context, actor string) error {
 	if to == StateApproved {
 		out = audit.Success
 	}
-	s.audit(actor, audit.EventAuthorizationResult, out, resultReason(res), "")
+	s.audit(actor, resultRecord(out, res))
 	s.finish(to, &res, actor, now)
 	return nil
 }
@@ -181,24 +180,17 @@ func (s *Session) finish(to State, res *Result, actor string, now time.Time) {
 	s.end(to, reason, actor, res, now)
 }
 
-// resultReason is the audit reason of an authorization result: codes
-// only, never free text from the PSP.
-func resultReason(r Result) string {
-	s := r.Outcome
-	if r.ResponseCode != "" {
-		s += " response_code=" + safeCode(r.ResponseCode)
+// resultRecord is the authorization.result record of r: its reason as a
+// code (the outcome when it has none) and the acquirer's response code
+// when it is one; nothing else the processor returned.
+func resultRecord(out audit.Outcome, r Result) audit.Record {
+	reason := r.Reason
+	if reason == "" {
+		reason = r.Outcome
 	}
-	if r.Reason != "" {
-		s += " reason=" + safeCode(r.Reason)
+	rec := audit.Record{Event: audit.EventAuthorizationResult, Outcome: out, Reason: auditReason(reason)}
+	if audit.ValidResponseCode(r.ResponseCode) {
+		rec.ResponseCode = r.ResponseCode
 	}
-	return s
-}
-
-// safeCode bounds a code from the PSP; the audit Writer refuses a record
-// that would hold a card number whatever it is.
-func safeCode(c string) string {
-	if len(c) > 32 {
-		c = c[:32]
-	}
-	return c
+	return rec
 }

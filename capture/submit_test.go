@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+
+	"github.com/tonevault/tonevault/audit"
 )
 
 func TestSubmitNotConfigured(t *testing.T) {
@@ -42,13 +44,21 @@ func TestSubmitOutcomes(t *testing.T) {
 		proc   *fakeProc
 		state  State
 		reason string
+		// The session.ended and authorization.result records (no result
+		// record when tokenization failed).
+		auditReason audit.Reason
+		code        string
 	}{
-		{"approved", &fakeProc{}, StateApproved, OutcomeApproved},
-		{"declined", &fakeProc{res: Result{Outcome: OutcomeDeclined, ResponseCode: "05", Reason: "do_not_honour"}}, StateDeclined, "do_not_honour"},
-		{"failed result", &fakeProc{res: Result{Outcome: OutcomeFailed, Reason: "format_error"}}, StateFailed, "format_error"},
-		{"bogus outcome", &fakeProc{res: Result{Outcome: "maybe"}}, StateFailed, ReasonInvalidResult},
-		{"authorize error", &fakeProc{authErrs: []error{errors.New("iso8583: bad field 39")}}, StateFailed, ReasonAuthorization},
-		{"tokenize error", &fakeProc{tokErrs: []error{errors.New("vault: permission denied")}}, StateFailed, ReasonTokenization},
+		{"approved", &fakeProc{}, StateApproved, OutcomeApproved, audit.ReasonApproved, "00"},
+		{"declined", &fakeProc{res: Result{Outcome: OutcomeDeclined, ResponseCode: "05", Reason: "do_not_honour"}}, StateDeclined, "do_not_honour", audit.ReasonDoNotHonour, "05"},
+		{"declined, code not listed", &fakeProc{res: Result{Outcome: OutcomeDeclined, ResponseCode: "Q1", Reason: "declined_Q1"}}, StateDeclined, "declined_Q1", audit.ReasonDeclined, "Q1"},
+		{"declined without a reason", &fakeProc{res: Result{Outcome: OutcomeDeclined}}, StateDeclined, OutcomeDeclined, audit.ReasonDeclined, ""},
+		{"reason from elsewhere, odd code", &fakeProc{res: Result{Outcome: OutcomeDeclined, ResponseCode: "4111111111111111", Reason: "issuer says 4111111111111111"}},
+			StateDeclined, "issuer says 4111111111111111", audit.ReasonUnlisted, ""},
+		{"failed result", &fakeProc{res: Result{Outcome: OutcomeFailed, Reason: "format_error"}}, StateFailed, "format_error", audit.ReasonFormatError, ""},
+		{"bogus outcome", &fakeProc{res: Result{Outcome: "maybe"}}, StateFailed, ReasonInvalidResult, audit.ReasonInvalidResult, ""},
+		{"authorize error", &fakeProc{authErrs: []error{errors.New("iso8583: bad field 39")}}, StateFailed, ReasonAuthorization, audit.ReasonAuthorizationFailed, ""},
+		{"tokenize error", &fakeProc{tokErrs: []error{errors.New("vault: permission denied")}}, StateFailed, ReasonTokenization, audit.ReasonTokenizationFailed, ""},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -65,6 +75,22 @@ func TestSubmitOutcomes(t *testing.T) {
 			tok2, auth2 := c.proc.calls()
 			if err2 != nil || v2.Version != v.Version || tok2 != tok || auth2 != auth {
 				t.Fatalf("not idempotent: %v, calls %d/%d → %d/%d", err2, tok, auth, tok2, auth2)
+			}
+			var ended, result *audit.Record
+			for _, r := range e.sink.records() {
+				switch r.Event {
+				case audit.EventSessionEnded:
+					ended = &r
+				case audit.EventAuthorizationResult:
+					result = &r
+				}
+			}
+			if ended == nil || ended.State != string(c.state) || ended.Reason != c.auditReason {
+				t.Errorf("session.ended %+v, want state %s reason %s", ended, c.state, c.auditReason)
+			}
+			if c.auditReason != audit.ReasonTokenizationFailed &&
+				(result == nil || result.Reason != c.auditReason || result.ResponseCode != c.code) {
+				t.Errorf("authorization.result %+v, want reason %s code %q", result, c.auditReason, c.code)
 			}
 		})
 	}

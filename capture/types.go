@@ -48,24 +48,26 @@ const (
 )
 
 // Reason codes of an invalid field (FieldView.Error) and of a session
-// (View.Reason). They never hold digits.
+// (View.Reason). They are the audit trail's codes, so that what the API
+// shows and what the trail records are the same words; they never hold
+// digits.
 const (
-	ReasonLuhn              = "luhn"
-	ReasonLength            = "length"
-	ReasonBrandNotAccepted  = "brand_not_accepted"
-	ReasonUnknownBrand      = "unknown_brand"
-	ReasonMonth             = "month"
-	ReasonExpired           = "expired"
-	ReasonTimeout           = "timeout"
-	ReasonAttemptsExhausted = "attempts_exhausted"
-	ReasonNotConfigured     = "not_configured"
-	ReasonCancelled         = "cancelled"
-	ReasonCallEnded         = "call_ended"
-	ReasonSessionTimeout    = "session_timeout"
-	ReasonShutdown          = "shutdown"
-	ReasonTokenization      = "tokenization_failed"
-	ReasonAuthorization     = "authorization_failed"
-	ReasonInvalidResult     = "invalid_result"
+	ReasonLuhn              = string(audit.ReasonLuhn)
+	ReasonLength            = string(audit.ReasonLength)
+	ReasonBrandNotAccepted  = string(audit.ReasonBrandNotAccepted)
+	ReasonUnknownBrand      = string(audit.ReasonUnknownBrand)
+	ReasonMonth             = string(audit.ReasonMonth)
+	ReasonExpired           = string(audit.ReasonExpired)
+	ReasonTimeout           = string(audit.ReasonTimeout)
+	ReasonAttemptsExhausted = string(audit.ReasonAttemptsExhausted)
+	ReasonNotConfigured     = string(audit.ReasonNotConfigured)
+	ReasonCancelled         = string(audit.ReasonCancelled)
+	ReasonCallEnded         = string(audit.ReasonCallEnded)
+	ReasonSessionTimeout    = string(audit.ReasonSessionTimeout)
+	ReasonShutdown          = string(audit.ReasonShutdown)
+	ReasonTokenization      = string(audit.ReasonTokenizationFailed)
+	ReasonAuthorization     = string(audit.ReasonAuthorizationFailed)
+	ReasonInvalidResult     = string(audit.ReasonInvalidResult)
 )
 
 // Outcomes of a Result.

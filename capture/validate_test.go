@@ -344,6 +344,9 @@ func TestConfig(t *testing.T) {
 		{ExtraFields: []ExtraField{{Name: "pc", MinDigits: 3, MaxDigits: 2}}},
 		{ExtraFields: []ExtraField{{Name: "pc", MinDigits: 1, MaxDigits: 33}}},
 		{ExtraFields: []ExtraField{{Name: "pc", MinDigits: 1, MaxDigits: 3}, {Name: "pc", MinDigits: 1, MaxDigits: 3}}},
+		{ExtraFields: []ExtraField{{Name: "Postcode", MinDigits: 1, MaxDigits: 3}}},
+		{ExtraFields: []ExtraField{{Name: "post code", MinDigits: 1, MaxDigits: 3}}},
+		{ExtraFields: []ExtraField{{Name: "pc2", MinDigits: 1, MaxDigits: 3}}},
 	}
 	for i, c := range bad {
 		if _, err := NewManager(c, Options{TickInterval: -1}); err == nil {

@@ -25,7 +25,7 @@ type call struct {
 
 	// abort ends a call that is not answered yet; the INVITE loop reads
 	// it. Buffered so that hangup never blocks.
-	abort chan string
+	abort chan audit.Reason
 	done  chan struct{} // closed by end
 
 	mu         sync.Mutex
@@ -141,7 +141,7 @@ func (c *call) retransmit(leg media.Leg, tx sip.ServerTransaction, res *sip.Resp
 		case <-deadline.C:
 			tick.Stop()
 			c.g.log.Warn("no ACK for 2xx, ending call", zap.String("call", c.id), zap.String("leg", legName(leg)))
-			c.hangup("no_ack")
+			c.hangup(audit.ReasonNoACK)
 			return
 		case <-tick.C:
 			if !reliable {
@@ -156,11 +156,11 @@ func (c *call) retransmit(leg media.Leg, tx sip.ServerTransaction, res *sip.Resp
 func (c *call) watch() {
 	select {
 	case <-c.sess.Done():
-		reason := "media_timeout"
+		reason := audit.ReasonMediaTimeout
 		if errors.Is(c.sess.Err(), media.ErrMaxDuration) {
-			reason = "max_duration"
+			reason = audit.ReasonMaxDuration
 		}
-		c.g.log.Info("media ended, ending call", zap.String("call", c.id), zap.String("reason", reason))
+		c.g.log.Info("media ended, ending call", zap.String("call", c.id), zap.String("reason", string(reason)))
 		c.hangup(reason)
 	case <-c.done:
 	}
@@ -168,7 +168,7 @@ func (c *call) watch() {
 
 // hangup ends the call from the gateway's side: BYE on both legs when it
 // was answered, CANCEL and an error response when not.
-func (c *call) hangup(reason string) {
+func (c *call) hangup(reason audit.Reason) {
 	c.mu.Lock()
 	ended, answered := c.ended, c.answered
 	c.mu.Unlock()
@@ -183,7 +183,7 @@ func (c *call) hangup(reason string) {
 		return
 	}
 	c.bye(-1)
-	c.end(reason, "ended by the gateway: "+reason)
+	c.end(ending{outcome: reason})
 }
 
 // bye sends BYE on every confirmed leg except skip (-1: none) and waits
@@ -209,9 +209,29 @@ func (c *call) bye(skip int) {
 	wg.Wait()
 }
 
+// ending is how a call ended, for the registry, the metric and the audit
+// record.
+type ending struct {
+	outcome audit.Reason // the metric's outcome label and the record's reason
+	trunk   string       // the side that ended or failed the call, when known
+	method  string       // the request whose answer ended it, when not the INVITE
+	status  int          // the SIP status that decided it, when one did
+}
+
+// auditMethod is m for an audit record; a peer may send any token as a
+// method, and one that is not upper-case letters stays out of the record
+// (the log has it).
+func auditMethod(m sip.RequestMethod) string {
+	if audit.ValidMethod(string(m)) {
+		return string(m)
+	}
+	return ""
+}
+
 // end finishes the call once: frees the media, updates registry,
 // metrics and audit.
-func (c *call) end(outcome, reason string) {
+func (c *call) end(e ending) {
+	outcome := string(e.outcome)
 	c.mu.Lock()
 	if c.ended {
 		c.mu.Unlock()
@@ -236,11 +256,11 @@ func (c *call) end(outcome, reason string) {
 	})
 	g.metrics.ended(outcome)
 	result := audit.Success
-	if outcome != "completed" {
+	if e.outcome != audit.ReasonCompleted {
 		result = audit.Info
 	}
-	g.record(audit.Record{CallID: c.id, Event: audit.EventSIPCallEnded, Outcome: result, Reason: outcome + ": " + reason})
-	g.log.Info("call ended", zap.String("call", c.id), zap.String("outcome", outcome), zap.String("reason", reason))
+	g.record(audit.Record{CallID: c.id, Event: audit.EventSIPCallEnded, Outcome: result, Reason: e.outcome, Trunk: e.trunk, Method: e.method, Status: e.status})
+	g.log.Info("call ended", zap.String("call", c.id), zap.String("outcome", outcome), zap.String("trunk", e.trunk), zap.String("method", e.method), zap.Int("status", e.status))
 	g.wg.Done()
 }
 

@@ -157,7 +157,7 @@ func (g *Gateway) Close(ctx context.Context) error {
 	}
 	g.mu.Unlock()
 	for _, c := range calls {
-		go c.hangup("shutdown") // g.wg waits for each call's end
+		go c.hangup(audit.ReasonShutdown) // g.wg waits for each call's end
 	}
 	done := make(chan struct{})
 	go func() { g.wg.Wait(); close(done) }()
@@ -272,12 +272,15 @@ func (g *Gateway) refuse(t *trunk, from netip.Addr, req *sip.Request, tx sip.Ser
 		return
 	}
 	g.log.Warn("sip request from peer not allowed", zap.String("trunk", t.name), zap.String("source", req.Source()), zap.String("method", req.Method.String()))
-	g.record(audit.Record{
+	rec := audit.Record{
 		Actor:   "sip:" + from.String(),
 		Origin:  req.Source(),
 		Event:   audit.EventSIPPeerRefused,
 		Outcome: audit.Failure,
-		Reason:  fmt.Sprintf("%s on trunk %s from a peer not in its allow list", req.Method, t.name),
-	})
+		Reason:  audit.ReasonPeerNotAllowed,
+		Trunk:   t.name,
+		Method:  auditMethod(req.Method),
+	}
+	g.record(rec)
 	_ = tx.Respond(sip.NewResponseFromRequest(req, 403, "Forbidden", nil))
 }

@@ -2,9 +2,11 @@ package sip
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -90,16 +92,61 @@ func (s *fakeSession) isClosed() bool {
 	return s.closed
 }
 
+// memAudit keeps the records, and writes each to a real audit.Writer
+// first, so that a record the Writer would refuse fails the test.
 type memAudit struct {
-	mu   sync.Mutex
-	recs []audit.Record
+	w       *audit.Writer
+	mu      sync.Mutex
+	recs    []audit.Record
+	refused []error
 }
 
-func (m *memAudit) Append(_ context.Context, r audit.Record) (uint64, error) {
+func newMemAudit(t *testing.T) *memAudit {
+	t.Helper()
+	h, err := audit.NewHMAC(audit.HMACKey{ID: "test", Key: []byte("sip-test-key-0123456789abcdef0123")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := audit.Open(context.Background(), filepath.Join(t.TempDir(), "audit.jsonl"), audit.Options{Signer: h, Sync: audit.SyncOnCheckpoint})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &memAudit{w: w}
+	t.Cleanup(func() {
+		w.Close(context.Background())
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		for _, err := range m.refused {
+			t.Errorf("audit record refused: %v", err)
+		}
+	})
+	return m
+}
+
+func (m *memAudit) Append(ctx context.Context, r audit.Record) (uint64, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if _, err := m.w.Append(ctx, r); err != nil {
+		if !errors.Is(err, audit.ErrClosed) { // not a call that outlived its test
+			m.refused = append(m.refused, fmt.Errorf("%s: %w", r.Event, err))
+		}
+		return 0, err
+	}
 	m.recs = append(m.recs, r)
 	return uint64(len(m.recs)), nil
+}
+
+// find returns the records of event e.
+func (m *memAudit) find(e audit.Event) []audit.Record {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []audit.Record
+	for _, r := range m.recs {
+		if r.Event == e {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 // peer is a raw UDP SIP endpoint of the test.
@@ -204,7 +251,7 @@ type testGW struct {
 
 func startTestGW(t *testing.T, allow string, agent string) *testGW {
 	t.Helper()
-	tg := &testGW{relay: &fakeRelay{}, audit: &memAudit{}}
+	tg := &testGW{relay: &fakeRelay{}, audit: newMemAudit(t)}
 	var err error
 	tg.metrics, err = NewMetrics(prometheus.NewRegistry())
 	if err != nil {
@@ -291,7 +338,7 @@ Content-Length: 0
 	for _, r := range tg.audit.recs {
 		if r.Event == audit.EventSIPPeerRefused {
 			n++
-			if r.Outcome != audit.Failure || r.Actor != "sip:127.0.0.1" {
+			if r.Outcome != audit.Failure || r.Actor != "sip:127.0.0.1" || r.Reason != audit.ReasonPeerNotAllowed || r.Trunk != "carrier" || r.Method != "OPTIONS" {
 				t.Errorf("record %+v", r)
 			}
 		}
@@ -506,6 +553,13 @@ func TestCallThrough(t *testing.T) {
 	if !ok2 || c.State != StateEnded || c.Outcome != "completed" {
 		t.Errorf("registry: %+v", c)
 	}
+	started, ended := tg.audit.find(audit.EventSIPCallStarted), tg.audit.find(audit.EventSIPCallEnded)
+	if len(started) != 1 || started[0].CallID != c.ID || started[0].Trunk != "carrier" {
+		t.Errorf("sip.call_started records %+v", started)
+	}
+	if len(ended) != 1 || ended[0].CallID != c.ID || ended[0].Reason != audit.ReasonCompleted || ended[0].Trunk != "carrier" || ended[0].Outcome != audit.Success {
+		t.Errorf("sip.call_ended records %+v, want completed by a BYE from the carrier", ended)
+	}
 }
 
 // metricValue reads a gauge or counter.
@@ -569,6 +623,9 @@ func TestGatewayHangsUp(t *testing.T) {
 				if len(calls) == 1 {
 					if calls[0].Outcome != tt.wantOutcome {
 						t.Errorf("outcome %q, want %q", calls[0].Outcome, tt.wantOutcome)
+					}
+					if recs := tg.audit.find(audit.EventSIPCallEnded); len(recs) != 1 || string(recs[0].Reason) != tt.wantOutcome || recs[0].Trunk != "" {
+						t.Errorf("sip.call_ended records %+v, want reason %s", recs, tt.wantOutcome)
 					}
 					break
 				}

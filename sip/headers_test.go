@@ -132,7 +132,7 @@ func TestFailureMapping(t *testing.T) {
 		if code != tt.out {
 			t.Errorf("mapFailure(%d) = %d, want %d", tt.in, code, tt.out)
 		}
-		if got := failureOutcome(tt.in); got != tt.outcome {
+		if got := failureOutcome(tt.in); string(got) != tt.outcome {
 			t.Errorf("failureOutcome(%d) = %s, want %s", tt.in, got, tt.outcome)
 		}
 	}

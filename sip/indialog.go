@@ -7,6 +7,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 	"go.uber.org/zap"
 
+	"github.com/tonevault/tonevault/audit"
 	"github.com/tonevault/tonevault/media"
 )
 
@@ -114,13 +115,13 @@ func (c *call) byeFrom(leg media.Leg) {
 	c.mu.Unlock()
 	if !answered {
 		select {
-		case c.abort <- "bye":
+		case c.abort <- audit.ReasonBye:
 		default:
 		}
 		return
 	}
 	c.bye(int(leg))
-	c.end("completed", "BYE from "+legName(leg))
+	c.end(ending{outcome: audit.ReasonCompleted, trunk: legName(leg)})
 }
 
 // reoffer carries a re-INVITE or UPDATE from leg to the other leg, its
@@ -204,7 +205,7 @@ func (c *call) reoffer(leg media.Leg, req *sip.Request, tx sip.ServerTransaction
 		if res.StatusCode == 481 || res.StatusCode == 408 {
 			// RFC 5057: the other dialog is gone; so is the call.
 			c.bye(int(otherLeg(leg)))
-			c.end("failed", "other leg's dialog gone")
+			c.end(ending{outcome: audit.ReasonFailed, trunk: legName(otherLeg(leg)), method: auditMethod(req.Method), status: res.StatusCode})
 		}
 		return
 	}

@@ -45,24 +45,24 @@ func newSIPCallID(host string) string {
 
 // failureOutcome names the outcome of a call that got final response
 // code.
-func failureOutcome(code int) string {
+func failureOutcome(code int) audit.Reason {
 	switch {
 	case code == 486 || code == 600:
-		return "busy"
+		return audit.ReasonBusy
 	case code == 603:
-		return "declined"
+		return audit.ReasonDeclined
 	case code == 487:
-		return "cancelled"
+		return audit.ReasonCancelled
 	case code == 404 || code == 484 || code == 604:
-		return "not_found"
+		return audit.ReasonNotFound
 	case code == 408 || code == 480:
-		return "no_answer"
+		return audit.ReasonNoAnswer
 	case code == 488 || code == 606:
-		return "not_acceptable"
+		return audit.ReasonNotAcceptable
 	case code < 500:
-		return "rejected"
+		return audit.ReasonRejected
 	}
-	return "failed"
+	return audit.ReasonFailed
 }
 
 // mapFailure is the response sent to the caller for a failure from the
@@ -122,7 +122,7 @@ func (g *Gateway) newCall(in *trunk, req *sip.Request, tx sip.ServerTransaction)
 	}
 	_ = tx.Respond(sip.NewResponseFromRequest(req, 100, "Trying", nil))
 
-	c := &call{g: g, id: newCallID(), in: in.leg, abort: make(chan string, 1), done: make(chan struct{})}
+	c := &call{g: g, id: newCallID(), in: in.leg, abort: make(chan audit.Reason, 1), done: make(chan struct{})}
 	for i := range c.origins {
 		c.origins[i] = Origin{SessionID: uint64(time.Now().UnixNano()&0x7fff_ffff) + uint64(i), Version: 1}
 	}
@@ -190,8 +190,9 @@ func (g *Gateway) newCall(in *trunk, req *sip.Request, tx sip.ServerTransaction)
 	g.mu.Unlock()
 	g.reg.add(info)
 	g.metrics.started()
+	// The trunk the call came in on; it leaves on the other.
 	g.record(audit.Record{Actor: "sip:" + hostOf(req.Source()), Origin: req.Source(), CallID: c.id, Event: audit.EventSIPCallStarted, Outcome: audit.Success,
-		Reason: "call in on trunk " + in.name + ", out on trunk " + out.name})
+		Trunk: in.name})
 	g.log.Info("call started", zap.String("call", c.id), zap.String("in", in.name), zap.String("out", out.name))
 	go c.watch()
 	c.runInvite(req, tx, outReq)
@@ -213,7 +214,7 @@ func (c *call) runInvite(inReq *sip.Request, inTx sip.ServerTransaction, outReq 
 	if err != nil {
 		g.log.Info("INVITE could not be sent", zap.String("call", c.id), zap.Error(err))
 		_ = inTx.Respond(ind.respond(inReq, 503, "Service Unavailable", nil, ""))
-		c.end("failed", "INVITE could not be sent")
+		c.end(ending{outcome: audit.ReasonFailed, trunk: outd.t.name})
 		return
 	}
 	keep := false // a 2xx: the transaction ends by itself (Timer M)
@@ -233,9 +234,9 @@ func (c *call) runInvite(inReq *sip.Request, inTx sip.ServerTransaction, outReq 
 
 	var (
 		gotProvisional bool
-		stopping       bool   // CANCEL sent or to be sent
-		stopOutcome    string // outcome when the call is stopped by us
-		stopCode       int    // response for the caller then (0: sipgo sent 487)
+		stopping       bool         // CANCEL sent or to be sent
+		stopOutcome    audit.Reason // outcome when the call is stopped by us
+		stopCode       int          // response for the caller then (0: sipgo sent 487)
 		cancelSent     bool
 	)
 	sendCancel := func() {
@@ -251,7 +252,7 @@ func (c *call) runInvite(inReq *sip.Request, inTx sip.ServerTransaction, outReq 
 			_, _ = outd.do(ctx, creq)
 		}()
 	}
-	stop := func(outcome string, code int) {
+	stop := func(outcome audit.Reason, code int) {
 		if stopping {
 			return
 		}
@@ -292,7 +293,7 @@ func (c *call) runInvite(inReq *sip.Request, inTx sip.ServerTransaction, outReq 
 				}
 				code, reason := mapFailure(res.StatusCode, res.Reason)
 				_ = inTx.Respond(ind.respond(inReq, code, reason, nil, ""))
-				c.end(failureOutcome(res.StatusCode), "callee answered "+itoa(res.StatusCode))
+				c.end(ending{outcome: failureOutcome(res.StatusCode), trunk: outd.t.name, status: res.StatusCode})
 				return
 			}
 		case <-done:
@@ -305,26 +306,26 @@ func (c *call) runInvite(inReq *sip.Request, inTx sip.ServerTransaction, outReq 
 				code, reason = 408, "Request Timeout"
 			}
 			_ = inTx.Respond(ind.respond(inReq, code, reason, nil, ""))
-			c.end(failureOutcome(code), "no final response from callee")
+			c.end(ending{outcome: failureOutcome(code), trunk: outd.t.name})
 			return
 		case <-cancelled:
 			cancelled = nil
-			stop("cancelled", 0) // sipgo has answered 487 to the caller
+			stop(audit.ReasonCancelled, 0) // sipgo has answered 487 to the caller
 		case reason := <-c.abort:
 			code := 503
-			if reason == "bye" {
+			if reason == audit.ReasonBye {
 				code = 487
 			}
 			stop(reason, code)
 		case <-ring.C:
-			stop("no_answer", 408)
+			stop(audit.ReasonNoAnswer, 408)
 		}
 	}
 }
 
 // finishStopped ends a call the gateway or the caller stopped before it
 // was answered.
-func (c *call) finishStopped(inReq *sip.Request, inTx sip.ServerTransaction, outcome string, code int) {
+func (c *call) finishStopped(inReq *sip.Request, inTx sip.ServerTransaction, outcome audit.Reason, code int) {
 	if code != 0 {
 		reason := "Service Unavailable"
 		switch code {
@@ -335,7 +336,7 @@ func (c *call) finishStopped(inReq *sip.Request, inTx sip.ServerTransaction, out
 		}
 		_ = inTx.Respond(c.legs[c.in].respond(inReq, code, reason, nil, ""))
 	}
-	c.end(outcome, "stopped before answer")
+	c.end(ending{outcome: outcome})
 }
 
 // cancelFor builds the CANCEL of a sent INVITE (RFC 3261 9.1).
@@ -420,7 +421,7 @@ func (c *call) answer(inReq *sip.Request, inTx sip.ServerTransaction, tx sip.Cli
 			g.log.Info("answer SDP refused", zap.String("call", c.id), zap.Error(err))
 			c.bye(int(c.in))
 			_ = inTx.Respond(ind.respond(inReq, 488, "Not Acceptable Here", nil, ""))
-			c.end("not_acceptable", "callee's answer could not be inspected")
+			c.end(ending{outcome: audit.ReasonNotAcceptable, trunk: outd.t.name, status: res.StatusCode})
 			return
 		}
 		body = b
@@ -433,7 +434,7 @@ func (c *call) answer(inReq *sip.Request, inTx sip.ServerTransaction, tx sip.Cli
 		if body == nil {
 			c.bye(int(c.in))
 			_ = inTx.Respond(ind.respond(inReq, 502, "Bad Gateway", nil, ""))
-			c.end("failed", "callee answered without SDP")
+			c.end(ending{outcome: audit.ReasonFailed, trunk: outd.t.name, status: res.StatusCode})
 			return
 		}
 	}
@@ -448,7 +449,7 @@ func (c *call) answer(inReq *sip.Request, inTx sip.ServerTransaction, tx sip.Cli
 		// The caller cancelled as the callee answered.
 		g.log.Info("2xx to caller failed", zap.String("call", c.id), zap.Error(err))
 		c.bye(int(c.in))
-		c.end("cancelled", "caller gone as callee answered")
+		c.end(ending{outcome: audit.ReasonCancelled, trunk: ind.t.name})
 		return
 	}
 	now := time.Now()
@@ -458,12 +459,4 @@ func (c *call) answer(inReq *sip.Request, inTx sip.ServerTransaction, tx sip.Cli
 	})
 	g.log.Info("call answered", zap.String("call", c.id))
 	c.retransmit(c.in, inTx, out, ackCh)
-}
-
-func itoa(n int) string {
-	const digits = "0123456789"
-	if n < 0 || n > 999 {
-		return "?"
-	}
-	return string([]byte{digits[n/100], digits[n/10%10], digits[n%10]})
 }

@@ -2,9 +2,12 @@ package sip
 
 import (
 	"crypto/rand"
+	"encoding/base32"
+	"strings"
 	"sync"
 	"time"
 
+	"github.com/tonevault/tonevault/audit"
 	"github.com/tonevault/tonevault/media"
 )
 
@@ -78,25 +81,26 @@ func NewRegistry(keepEnded int) *Registry {
 	return &Registry{calls: map[string]*CallInfo{}, bySIP: map[string]string{}, keepEnded: keepEnded, subs: map[int]func(media.Digit){}, ends: map[int]func(CallInfo){}}
 }
 
-// idAlphabet spells call ids with letters only: the audit trail refuses
-// fields with long digit runs that pass the Luhn check (they could be card
-// numbers), and a hex id would have one now and then.
-const idAlphabet = "abcdefghijkmnpqrstuvwxyz23456789"
+// idEncoding is base32 (RFC 4648) in lowercase, without padding.
+var idEncoding = base32.StdEncoding.WithPadding(base32.NoPadding)
 
-// newCallID returns a fresh gateway call id: "c-" and 16 characters (78
-// random bits), never more than a few digits in a row.
+// newCallID returns a fresh gateway call id: "c-" and 80 random bits in
+// lowercase base32 (16 characters).
+//
+// An id is an audit.ValidID, which never holds 12 digits in a row; base32
+// spells one with 12 of its digits 2-7 in a row about once in 10^8 ids
+// (8e-9), and that draw is made again. So the operational log's redactor,
+// which masks runs of 12 to 19 digits that pass the Luhn check, never
+// masks a call id logged as a field (without the redraw it would, about
+// once in 10^9 ids).
 func newCallID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	out := []byte("c-")
-	for i, x := range b {
-		c := idAlphabet[x%32]
-		if i%4 == 3 {
-			c = idAlphabet[x%24] // a letter at least every 4th: no 12-digit run
+	for {
+		var b [10]byte
+		_, _ = rand.Read(b[:])
+		if id := "c-" + strings.ToLower(idEncoding.EncodeToString(b[:])); audit.ValidID(id) {
+			return id
 		}
-		out = append(out, c)
 	}
-	return string(out)
 }
 
 func clone(c *CallInfo) CallInfo {

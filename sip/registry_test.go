@@ -2,10 +2,12 @@ package sip
 
 import (
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/tonevault/tonevault/audit"
 	"github.com/tonevault/tonevault/media"
 )
 
@@ -144,12 +146,23 @@ func TestRegistryConcurrent(t *testing.T) {
 
 func TestNewCallID(t *testing.T) {
 	seen := map[string]bool{}
+	digitRun := 0
 	for range 1000 {
 		id := newCallID()
-		if len(id) != 18 || id[:2] != "c-" || seen[id] {
+		body, ok := strings.CutPrefix(id, "c-")
+		if !ok || len(body) != 16 || strings.Trim(body, "abcdefghijklmnopqrstuvwxyz234567") != "" || !audit.ValidID(id) || seen[id] {
 			t.Fatalf("bad or repeated id %q", id)
 		}
 		seen[id] = true
+		// Standard base32: digits come in runs of any length, rarely long.
+		for i := 0; i+4 <= len(body); i++ {
+			if strings.Trim(body[i:i+4], "234567") == "" {
+				digitRun++
+			}
+		}
+	}
+	if digitRun == 0 {
+		t.Error("no run of 4 digits in 1000 ids: not standard base32")
 	}
 }
 

@@ -82,7 +82,10 @@ Options (before or after TRAIL; "--" ends them):
   --event E      records of event E, or of a whole area with "area.*"
                  (field.*); repeat it or separate with commas for several
   --csv          CSV (RFC 4180) with a header row:
-                 ` + strings.Join(audit.CSVHeader, ",") + `
+                 ` + strings.Join(audit.CSVHeader[:13], ",") + `,
+                 ` + strings.Join(audit.CSVHeader[13:], ",") + `
+                 (the typed fields after prev; a cell is empty when the
+                 record has no such field)
                  A cell that starts with = + - @ gets a leading ' so that a
                  spreadsheet shows it rather than running it.
   --help         show this help
@@ -293,4 +296,15 @@ func vaultVerifier(mountKey string) (*tokenize.TransitSigner, error) {
 		return nil, fmt.Errorf("--vault: %w", err)
 	}
 	return tokenize.NewTransitSigner(client, mount, key)
+}
+
+// auditCode is the audit reason code for a code from another package (a
+// metric label of media, a reversal reason of psp): the code itself when
+// the audit trail knows it, unlisted otherwise, so that the record is
+// written rather than refused.
+func auditCode(s string) audit.Reason {
+	if r := audit.Reason(s); r.Known() {
+		return r
+	}
+	return audit.ReasonUnlisted
 }

@@ -44,13 +44,13 @@ func writeAuditTrail(t *testing.T) (trail, keyFile string) {
 	}
 	for _, r := range []audit.Record{
 		{Actor: "crm", CallID: "c-1", PaymentID: "p-1", Event: audit.EventSessionStarted, Outcome: audit.Success},
-		{Actor: "customer", CallID: "c-1", PaymentID: "p-1", Event: audit.EventFieldCompleted, Outcome: audit.Success, Reason: "card_number", MaskedPAN: "411111******1111"},
-		{Actor: "customer", CallID: "c-1", PaymentID: "p-1", Event: audit.EventFieldFailed, Outcome: audit.Failure, Reason: "expiry, invalid month"},
-		{Actor: "system", CallID: "c-1", PaymentID: "p-1", Event: audit.EventSessionEnded, Outcome: audit.Failure, Reason: "cancelled"},
-		{Actor: "unknown", Origin: "192.0.2.1", Event: audit.EventAPIAuthFailed, Outcome: audit.Failure, Reason: "=cmd|' /C calc'!A0"},
+		{Actor: "customer", CallID: "c-1", PaymentID: "p-1", Event: audit.EventFieldCompleted, Outcome: audit.Success, Field: "card_number", MaskedPAN: "411111******1111"},
+		{Actor: "customer", CallID: "c-1", PaymentID: "p-1", Event: audit.EventFieldFailed, Outcome: audit.Failure, Reason: audit.ReasonMonth, Field: "expiry"},
+		{Actor: "system", CallID: "c-1", PaymentID: "p-1", Event: audit.EventSessionEnded, Outcome: audit.Info, Reason: audit.ReasonCancelled, State: "cancelled"},
+		{Actor: "=cmd|' /C calc'!A0", Origin: "192.0.2.1", Event: audit.EventAPIAuthFailed, Outcome: audit.Failure, Reason: audit.ReasonUnknownKey, Route: "GET /v1/calls"},
 		{Actor: "crm", CallID: "c-2", PaymentID: "p-2", Event: audit.EventSessionStarted, Outcome: audit.Success},
-		{Actor: "customer", CallID: "c-2", PaymentID: "p-2", Event: audit.EventFieldCompleted, Outcome: audit.Success, Reason: "card_number", MaskedPAN: "555555******4444"},
-		{Actor: "system", CallID: "c-2", PaymentID: "p-2", Event: audit.EventSessionEnded, Outcome: audit.Success, Reason: "approved"},
+		{Actor: "customer", CallID: "c-2", PaymentID: "p-2", Event: audit.EventFieldCompleted, Outcome: audit.Success, Field: "card_number", MaskedPAN: "555555******4444"},
+		{Actor: "system", CallID: "c-2", PaymentID: "p-2", Event: audit.EventSessionEnded, Outcome: audit.Success, Reason: audit.ReasonApproved, State: "approved"},
 	} {
 		if _, err := w.Append(ctx, r); err != nil {
 			t.Fatal(err)
@@ -236,14 +236,16 @@ func TestAuditQueryCSV(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(rows) != 4 || strings.Join(rows[0], ",") != "seq,time,actor,origin,call_id,payment_id,event,outcome,reason,masked_pan,key_id,sig,prev" {
+	header := "seq,time,actor,origin,call_id,payment_id,event,outcome,reason,masked_pan,key_id,sig,prev," +
+		"field,state,trunk,method,status,route,digest,version,stan,response_code,expires_at"
+	if len(rows) != 4 || strings.Join(rows[0], ",") != header {
 		t.Fatalf("rows %q", rows)
 	}
-	if r := rows[1]; r[0] != "3" || r[1] != "2025-11-23T10:03:00.000000000Z" || r[6] != "field.completed" || r[9] != "411111******1111" || len(r[12]) != 64 {
+	if r := rows[1]; r[0] != "3" || r[1] != "2025-11-23T10:03:00.000000000Z" || r[6] != "field.completed" || r[9] != "411111******1111" || len(r[12]) != 64 || r[13] != "card_number" {
 		t.Errorf("row %q", r)
 	}
-	if r := rows[2]; r[6] != "api.auth_failed" || r[8] != "'=cmd|' /C calc'!A0" {
-		t.Errorf("formula not neutralised: %q", r)
+	if r := rows[2]; r[6] != "api.auth_failed" || r[2] != "'=cmd|' /C calc'!A0" || r[8] != "unknown_key" || r[18] != "GET /v1/calls" {
+		t.Errorf("formula not neutralised, or fields missing: %q", r)
 	}
 }
 
@@ -272,5 +274,32 @@ func TestAuditQueryErrors(t *testing.T) {
 		if code != tc.code || !strings.Contains(out, tc.out) || !strings.Contains(errOut, tc.err) {
 			t.Errorf("%q = %d\nstdout %q\nstderr %q\nwant %d, %q, %q", tc.args, code, out, errOut, tc.code, tc.out, tc.err)
 		}
+	}
+}
+
+// TestAuditOldTrail: a trail written before reason codes and typed fields
+// (free text in "reason") still verifies, and query shows it as it is.
+func TestAuditOldTrail(t *testing.T) {
+	old, err := os.ReadFile(filepath.Join("..", "..", "audit", "testdata", "example-v0.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	trail, key := filepath.Join(dir, "old.jsonl"), filepath.Join(dir, "example.key")
+	os.WriteFile(trail, old, 0o600)
+	os.WriteFile(key, []byte("tonevault-example-key-not-secret"), 0o600)
+	code, out, errOut := auditCLI("audit", "verify", "--hmac-key-file", key, "--key-id", "example", trail)
+	if code != 0 || !strings.Contains(out, "OK: 20 records, 3 checkpoints") || errOut != "" {
+		t.Errorf("verify old trail = %d\nstdout %q\nstderr %q", code, out, errOut)
+	}
+	code, out, errOut = auditCLI("audit", "query", "--csv", "--event", "sip.call_ended", trail)
+	rows, _ := csv.NewReader(strings.NewReader(out)).ReadAll()
+	if code != 0 || errOut != "" || len(rows) != 2 || rows[1][8] != "BYE from customer" {
+		t.Errorf("query old trail = %d, %q, %q", code, rows, errOut)
+	}
+	// One byte changed in an old line is still found.
+	os.WriteFile(trail, bytes.Replace(old, []byte("BYE from customer"), []byte("BYE from customex"), 1), 0o600)
+	if code, out, _ := auditCLI("audit", "verify", "--hmac-key-file", key, "--key-id", "example", trail); code != 1 || !strings.Contains(out, "line 17 (seq 17): record changed") {
+		t.Errorf("verify changed old trail = %d, %q", code, out)
 	}
 }

@@ -138,8 +138,9 @@ func serveContext(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	calls := sip.NewRegistry(0)
 	relay, err := media.NewRelay(cfg.Media, media.Options{Logger: log.Named("media"), Registerer: reg, Digits: calls,
 		FailClosed: func(callID, reason string) {
-			appendAudit(audit.Record{CallID: callID, Event: audit.EventMaskingFailed, Outcome: audit.Failure,
-				Reason: "customer audio not inspectable (" + reason + "): replaced or dropped, never forwarded"})
+			// The audio was replaced or dropped, never forwarded; reason is
+			// the metric label, which names an audit code.
+			appendAudit(audit.Record{CallID: callID, Event: audit.EventMaskingFailed, Outcome: audit.Failure, Reason: auditCode(reason)})
 		}})
 	if err != nil {
 		fmt.Fprintf(stderr, "tonevault serve: %v\n", err)
@@ -199,8 +200,13 @@ func serveContext(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	// says which.
 	fmt.Fprintf(stdout, "http %s\n", httpLn.Addr())
 	log.Info("gateway started", zap.String("carrier", gw.Addr("carrier").String()), zap.String("platform", gw.Addr("platform").String()), zap.String("http", httpLn.Addr().String()), zap.Bool("tls", cfg.HTTP.TLS()))
-	appendAudit(audit.Record{Event: audit.EventServiceStarted, Outcome: audit.Success, Reason: "tonevault serve " + buildVersion()})
-	appendAudit(audit.Record{Event: audit.EventConfigLoaded, Outcome: audit.Success, Reason: configSource(*cfgPath)})
+	started := audit.Record{Event: audit.EventServiceStarted, Outcome: audit.Success}
+	if v := buildVersion(); audit.ValidVersion(v) {
+		started.Version = v
+	}
+	appendAudit(started)
+	cfgReason, cfgDigest := configSource(*cfgPath)
+	appendAudit(audit.Record{Event: audit.EventConfigLoaded, Outcome: audit.Success, Reason: cfgReason, Digest: cfgDigest})
 
 	code := 0
 	select {
@@ -216,30 +222,29 @@ func serveContext(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		log.Warn("calls did not all end", zap.Error(err))
 	}
 	_ = srv.Shutdown(sctx)
-	appendAudit(audit.Record{Event: audit.EventServiceStopped, Outcome: audit.Success, Reason: "stopped"})
+	stopped := audit.Record{Event: audit.EventServiceStopped, Outcome: audit.Success, Reason: audit.ReasonStopRequested}
+	if code != 0 {
+		stopped.Outcome, stopped.Reason = audit.Failure, audit.ReasonHTTPFailed
+	}
+	appendAudit(stopped)
 	return code
 }
 
-// configSource names the configuration for the audit trail: the file and
-// the SHA-256 of its bytes, so a later change to it shows.
-func configSource(path string) string {
-	const def = "embedded default configuration"
+// configSource says what configuration was loaded, for the audit trail:
+// the embedded default, or a file on top of it and the SHA-256 of the
+// file's bytes in hex, so that a later change to it shows. The path stays
+// out: it is the operator's free text. The digest is empty when the file
+// cannot be read again.
+func configSource(path string) (reason audit.Reason, digest string) {
 	if path == "" {
-		return def
+		return audit.ReasonConfigDefault, ""
 	}
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return path + " on top of the " + def
+		return audit.ReasonConfigFile, ""
 	}
 	sum := sha256.Sum256(b)
-	// Hex in groups of 8: the trail refuses any run of 12 or more digits
-	// that could be a card number, and plain hex has one now and then.
-	h := hex.EncodeToString(sum[:])
-	var grouped []string
-	for i := 0; i < len(h); i += 8 {
-		grouped = append(grouped, h[i:i+8])
-	}
-	return path + " (sha256 " + strings.Join(grouped, ":") + ") on top of the " + def
+	return audit.ReasonConfigFile, hex.EncodeToString(sum[:])
 }
 
 // buildVersion is the module version the binary was built from.

@@ -173,19 +173,19 @@ func (l *reversalLog) add(r psp.Reversal) {
 }
 
 // run appends each reversal to the trail until ctx ends. The record names
-// the original by STAN only: an RRN is 12 digits, and the trail refuses
-// digit runs that could be card numbers.
+// the original by its STAN: an RRN is 12 digits, which no audit field
+// takes since it could not be told from a card number; and the merchant
+// reference is the CRM's free text.
 func (l *reversalLog) run(ctx context.Context, trail *audit.Writer) {
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case r := <-l.ch:
-			reason := fmt.Sprintf("%s: reversal of stan %s acknowledged by the acquirer", r.Reason, r.STAN)
-			if r.Reference != "" {
-				reason += "; merchant reference " + r.Reference
+			rec := audit.Record{Actor: "system", Event: audit.EventAuthorizationReversed, Outcome: audit.Success, Reason: auditCode(r.Reason)}
+			if audit.ValidSTAN(r.STAN) {
+				rec.STAN = r.STAN
 			}
-			rec := audit.Record{Actor: "system", Event: audit.EventAuthorizationReversed, Outcome: audit.Success, Reason: reason}
 			if _, err := trail.Append(context.Background(), rec); err != nil {
 				l.log.Error("reversal not audited", zap.String("stan", r.STAN), zap.Error(err))
 			}

@@ -47,34 +47,18 @@ func (f finding) String() string { return fmt.Sprintf("%s at byte %d: %s", f.sou
 var (
 	word     = regexp.MustCompile(`[0-9A-Za-z]+`)
 	digitRun = regexp.MustCompile(`[0-9]+`)
-	// groupedHex is a hash printed in groups of 8 hex digits, as the
-	// config.loaded audit record shows the config file's sha256 (grouped
-	// because the trail refuses 12 digits in a row): one machine word.
-	groupedHex = regexp.MustCompile(`\b[0-9a-f]{8}(:[0-9a-f]{8}){3,}\b`)
 )
 
 // digitRuns returns the positions of text's maximal digit runs, except
 // inside machine words: an alphanumeric word of 16 or more characters
-// with a letter (a hash, a signature, an id, base64), a digit run of 32
-// or more (the all-zero hash that starts the audit chain), or a hash in
-// groups (groupedHex). Their digits are random, so any short number turns
-// up in them by chance; card data encoded that way is searched for
-// separately.
+// with a letter (a hash such as the config.loaded record's digest, a
+// signature, an id, base64), or a digit run of 32 or more (the all-zero
+// hash that starts the audit chain). Their digits are random, so any short
+// number turns up in them by chance; card data encoded that way is
+// searched for separately.
 func digitRuns(text string) [][2]int {
 	var out [][2]int
-	hashes := groupedHex.FindAllStringIndex(text, -1)
-	inHash := func(w []int) bool {
-		for _, h := range hashes {
-			if w[0] >= h[0] && w[1] <= h[1] {
-				return true
-			}
-		}
-		return false
-	}
 	for _, w := range word.FindAllStringIndex(text, -1) {
-		if inHash(w) {
-			continue
-		}
 		s := text[w[0]:w[1]]
 		hasLetter := strings.Trim(s, "0123456789") != ""
 		if len(s) >= 16 && hasLetter || len(s) >= 32 && !hasLetter {
@@ -229,8 +213,10 @@ func TestFindLeaks(t *testing.T) {
 		want       []string // kinds, in order
 	}{
 		{"clean log line", `{"ts":1764000000.737123,"msg":"field completed","masked":"411111******1111","elapsed":0.737}`, nil, nil},
-		{"a grouped config hash holds the CVV digits", `c.yaml (sha256 ff88800b:e9a737bd:9380bd62:b85b4bd5:210bb579:151fc5a9:01fe06e9:fed3be3d) on top`, nil, nil},
-		{"a CVV beside a grouped hash", `sha256 ff88800b:e9a7a7bd:9380bd62:b85b4bd5 cvv 737`, nil, []string{"the security code"}},
+		{"a config digest holds the CVV digits", `"reason":"file","digest":"ff88800be9a737bd9380bd62b85b4bd5210bb579151fc5a901fe06e9fed3be3d","prev"`, nil, nil},
+		{"a config digest holds the expiry and long digit runs", `"digest":"41230a901234567890123e9a7a7bd9380bd62b85b4bd5210bb579151fc5a90"`, nil, nil},
+		{"a CVV beside a digest", `"digest":"ff88800be9a7a7bd9380bd62b85b4bd5210bb579151fc5a901fe06e9fed3be3d" cvv 737`, nil, []string{"the security code"}},
+		{"ids as the gateway makes them", `"call_id":"c-7f3a6ek2qzm4tbw5","payment_id":"pay_k5bq737m7rt3vhn4wzc6yd2j"`, nil, nil},
 		{"timestamps hold expiry and CVV digits", `2026-12-30T12:30:07.737Z took 737.5ms seq=17371230 t=1230.25`, nil, nil},
 		{"masked card number", `card 411111******1111 and 4111 11** **** 1111`, nil, nil},
 		{"token allowed", `token 4111118402931111`, []string{"4111118402931111"}, nil},
