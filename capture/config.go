@@ -105,7 +105,7 @@ func (c Config) withDefaults() (Config, error) {
 		}
 		if !audit.ValidField(string(f.Name)) {
 			// The name is the field of the field's audit records.
-			return c, fmt.Errorf("capture: extra field %d: name must be 1 to 32 lowercase letters and '_', starting with a letter", i)
+			return c, fmt.Errorf("capture.extra_fields[%d].name: must be 1 to 32 lowercase letters and '_', starting with a letter", i)
 		}
 		seen[f.Name] = true
 		if f.MinDigits < 1 || f.MaxDigits < f.MinDigits || f.MaxDigits > maxExtraDigits {
