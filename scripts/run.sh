@@ -24,9 +24,17 @@ fail() {
 	exit 1
 }
 
+# Each process runs in its own session (bg), out of the terminal's reach:
+# Ctrl-C reaches this script alone, which stops them in order. Were they
+# to get it too, the SIPp agent would be gone before serve's BYE to it,
+# and serve would wait out its shutdown timeout.
 pids=()
+bg() { # command... (started in the background; its pid joins pids)
+	setsid "$@" &
+	pids+=($!)
+}
 cleanup() {
-	trap - INT TERM EXIT
+	trap - INT TERM HUP EXIT
 	if ((${#pids[@]})); then
 		echo
 		echo "run: stopping ${#pids[@]} processes"
@@ -38,7 +46,7 @@ cleanup() {
 		done
 	fi
 }
-trap 'cleanup; exit 130' INT TERM
+trap 'cleanup; exit 130' INT TERM HUP
 trap cleanup EXIT
 
 # Everything on the default ports must be free: a second `make run`, or a
@@ -70,8 +78,7 @@ else
 fi
 "$root/scripts/vault-server.sh" build >/dev/null
 export TONEVAULT_DEV_ROOT_TOKEN=tonevault-dev-root
-"$root/scripts/vault-server.sh" dev 127.0.0.1:8200 >logs/vault.log 2>&1 &
-pids+=($!)
+bg "$root/scripts/vault-server.sh" dev 127.0.0.1:8200 >logs/vault.log 2>&1
 wait_port 127.0.0.1 8200 "Vault" logs/vault.log
 for _ in $(seq 1 50); do
 	curl -fsS http://127.0.0.1:8200/v1/sys/health >/dev/null 2>&1 && break
@@ -83,14 +90,12 @@ step "Vault: mounts, keys, least-privilege policy and the gateway's AppRole logi
 VAULT_TOKEN=$TONEVAULT_DEV_ROOT_TOKEN "$tv" vault setup --out "$state/vault" >"$state/vault.yaml"
 
 step "Acquirer simulator (ISO 8583) on 127.0.0.1:8583"
-"$tv" psp-sim --listen 127.0.0.1:8583 >logs/psp-sim.log 2>&1 &
-pids+=($!)
+bg "$tv" psp-sim --listen 127.0.0.1:8583 >logs/psp-sim.log 2>&1
 wait_port 127.0.0.1 8583 "psp-sim" logs/psp-sim.log
 
 step "Agent: SIPp answering calls on sip:agent@127.0.0.1:5090 (echoes the audio it gets)"
 command -v sipp >/dev/null || fail "sipp not found: run scripts/install-deps.sh sip"
-sipp -sn uas -i 127.0.0.1 -p 5090 -mi 127.0.0.1 -rtp_echo -nostdin >logs/agent-sipp.log 2>&1 &
-pids+=($!)
+bg sipp -sn uas -i 127.0.0.1 -p 5090 -mi 127.0.0.1 -rtp_echo -nostdin >logs/agent-sipp.log 2>&1
 
 step "Webhook receiver: tonevault webhook-echo on http://127.0.0.1:8099/ (the events print here)"
 # serve signs the webhooks with this secret and webhook-echo checks them
@@ -98,9 +103,9 @@ step "Webhook receiver: tonevault webhook-echo on http://127.0.0.1:8099/ (the ev
 if [[ ! -s webhook.secret ]]; then
 	(umask 077 && head -c 32 /dev/urandom | base64 -w0 >webhook.secret)
 fi
-"$tv" webhook-echo --listen 127.0.0.1:8099 --secret-file "$state/webhook.secret" \
-	> >(tee -a logs/webhook-echo.log) 2>&1 &
-pids+=($!)
+# tee -i: Ctrl-C must not end the pipe before webhook-echo's last line.
+bg "$tv" webhook-echo --listen 127.0.0.1:8099 --secret-file "$state/webhook.secret" \
+	> >(tee -i -a logs/webhook-echo.log) 2>&1
 wait_port 127.0.0.1 8099 "webhook-echo" logs/webhook-echo.log
 
 step "An API key for this run"
@@ -126,8 +131,7 @@ psp:
 EOF
 
 step "Gateway: tonevault serve"
-"$tv" serve --config tonevault.yaml >logs/serve.out 2>logs/serve.log &
-pids+=($!)
+bg "$tv" serve --config tonevault.yaml >logs/serve.out 2>logs/serve.log
 wait_port 127.0.0.1 8080 "tonevault serve" logs/serve.log
 
 # The demo customer's keypad: `tonevault call --keypad` types each line
