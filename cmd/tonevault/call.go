@@ -342,11 +342,11 @@ func runCall(ctx context.Context, cf callFlags, digits []byte, keypad *os.File, 
 		case <-ctx.Done():
 		}
 		t.Stop()
-		if !cf.hangup && ctx.Err() == nil {
-			select {
-			case <-c.Done():
-			case <-ctx.Done():
-			}
+	}
+	if status == 0 && !cf.hangup && ctx.Err() == nil {
+		select {
+		case <-c.Done():
+		case <-ctx.Done():
 		}
 	}
 	hctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
