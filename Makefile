@@ -21,8 +21,9 @@ $(TONEVAULT): FORCE
 	$(GO) build -trimpath -o $@ ./cmd/tonevault
 
 # The whole gateway on loopback with its embedded defaults: Vault dev
-# server, acquirer simulator, a SIPp agent and tonevault serve; prints how
-# to place a test call and take a payment. Ctrl-C stops everything.
+# server, acquirer simulator, a SIPp agent, a webhook receiver and
+# tonevault serve; prints, as commands to paste, how to place a test call
+# and take a payment. Ctrl-C stops everything.
 run: build
 	scripts/install-deps.sh sip
 	scripts/run.sh $(TONEVAULT)

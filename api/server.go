@@ -108,7 +108,7 @@ func NewServer(cfg Config, deps Deps) (*Server, error) {
 	}
 	widgetSecret := deps.WidgetSecret
 	if widgetSecret == nil && cfg.WidgetSecretFile != "" {
-		if widgetSecret, err = readSecretFile(cfg.WidgetSecretFile); err != nil {
+		if widgetSecret, err = ReadSecretFile(cfg.WidgetSecretFile); err != nil {
 			return nil, err
 		}
 	}
@@ -136,7 +136,7 @@ func NewServer(cfg Config, deps Deps) (*Server, error) {
 	}
 	hookSecret := deps.WebhookSecret
 	if cfg.Webhook.URL != "" && hookSecret == nil {
-		if hookSecret, err = readSecretFile(cfg.Webhook.SecretFile); err != nil {
+		if hookSecret, err = ReadSecretFile(cfg.Webhook.SecretFile); err != nil {
 			return nil, err
 		}
 	}
@@ -349,7 +349,11 @@ func origin(r *http.Request) string {
 	return host
 }
 
-func readSecretFile(path string) ([]byte, error) {
+// ReadSecretFile reads a widget or webhook secret as the API does: the
+// file's bytes without a trailing newline, at least 32 of them. A webhook
+// receiver that reads the same file this way checks signatures with the
+// very key the gateway signs with.
+func ReadSecretFile(path string) ([]byte, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("api: secret file: %w", err)

@@ -3,16 +3,20 @@ package api
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
+
+	"github.com/tonevault/tonevault/capture"
 )
 
 const chromiumPath = "/usr/bin/chromium"
@@ -41,7 +45,24 @@ func requireChromium(t *testing.T) string {
 // outcome shows. Nothing on the page may hold card data.
 func TestWidgetEndToEnd(t *testing.T) {
 	browser := requireChromium(t)
-	re := newRealEnv(t, approver{})
+	// The first payment is approved, then one is declined per case of
+	// declines below.
+	declines := []struct {
+		res   capture.Result
+		title string
+		words string
+	}{
+		{capture.Result{Outcome: capture.OutcomeDeclined, Reason: "do_not_honour", ResponseCode: "05"}, "Payment declined", "The bank declined the payment."},
+		{capture.Result{Outcome: capture.OutcomeFailed, Reason: "psp_timeout"}, "Payment failed", "The bank did not answer in time. The payment did not go through."},
+		{capture.Result{Outcome: capture.OutcomeDeclined, Reason: "insufficient_funds", ResponseCode: "51"}, "Payment declined", "There are not enough funds on the card."},
+		// An acquirer code the page has no words for.
+		{capture.Result{Outcome: capture.OutcomeDeclined, Reason: "declined_Q9", ResponseCode: "Q9"}, "Payment declined", "The bank declined the payment (code Q9)."},
+	}
+	proc := &scripted{results: []capture.Result{{Outcome: capture.OutcomeApproved, AuthCode: "A1B2C3", ResponseCode: "00"}}}
+	for _, d := range declines {
+		proc.results = append(proc.results, d.res)
+	}
+	re := newRealEnv(t, proc)
 
 	resp := re.do(t, "POST", "/v1/widget-tokens", testKey, `{"call_id":"call-1"}`)
 	var tok widgetTokenResponse
@@ -176,14 +197,78 @@ func TestWidgetEndToEnd(t *testing.T) {
 	if got := text("#result-title"); got != "Payment approved" {
 		t.Errorf("result %q", got)
 	}
-	if got := text("#result-detail"); !strings.Contains(got, "A1B2C3") {
+	const masked = "411111••••••1111"
+	if got := text("#result-detail"); !strings.Contains(got, "A1B2C3") || !strings.Contains(got, "Card Visa "+masked) {
 		t.Errorf("result detail %q", got)
 	}
+	// The digits are wiped at the outcome; the masked number stays for
+	// the agent to read back.
+	if got := text(`[data-field="card_number"] .masked`); got != masked {
+		t.Errorf("masked card number after the outcome %q, want %q", got, masked)
+	}
 	shot(t, ctx, "widget.png")
+	assertNoCardData(t, "the widget's page", html)
+
+	// Declines and failures are worded for the agent to read out, never
+	// shown as the raw code.
+	for i, d := range declines {
+		step("new payment "+d.res.Reason,
+			chromedp.Click("#again", chromedp.ByID),
+			chromedp.WaitVisible("#amount", chromedp.ByID),
+			chromedp.SetValue("#amount", "5.00", chromedp.ByID),
+			chromedp.Click("#take", chromedp.ByID),
+			chromedp.WaitVisible("#session", chromedp.ByID),
+		)
+		poll("payment started", `document.querySelector('[data-field="card_number"]').classList.contains("current") && document.querySelector('[data-field="card_number"] .masked').textContent === ""`)
+		re.press("call-1", testPAN+"#"+testExpiry+testCVV)
+		poll("ready to submit", `!document.getElementById("submit").disabled`)
+		step("submit "+d.res.Reason, chromedp.Click("#submit", chromedp.ByID))
+		poll("outcome shown", fmt.Sprintf(`!document.getElementById("result").hidden && document.getElementById("result-title").textContent === %q`, d.title))
+		detail := text("#result-detail")
+		if !strings.Contains(detail, d.words) || strings.Contains(detail, d.res.Reason) {
+			t.Errorf("%s: result detail %q, want the words %q and not the code", d.res.Reason, detail, d.words)
+		}
+		if !strings.Contains(detail, masked) {
+			t.Errorf("%s: result detail %q without the masked card number", d.res.Reason, detail)
+		}
+		if got := text(`[data-field="card_number"] .masked`); got != masked {
+			t.Errorf("%s: masked card number after the outcome %q", d.res.Reason, got)
+		}
+		if got := text("#status"); !strings.Contains(got, d.words) {
+			t.Errorf("%s: status for screen readers %q", d.res.Reason, got)
+		}
+		step("page", chromedp.OuterHTML("html", &html, chromedp.ByQuery))
+		assertNoCardData(t, "the widget's page", html)
+		if i == 0 {
+			shot(t, ctx, "widget-declined.png")
+		}
+	}
 	if len(jsErrors) > 0 {
 		t.Errorf("JavaScript errors (CSP violations show here too): %v", jsErrors)
 	}
-	assertNoCardData(t, "the widget's page", html)
+}
+
+// scripted approves or declines each authorization with the next of its
+// results; it keeps nothing of the card data it is lent.
+type scripted struct {
+	mu      sync.Mutex
+	results []capture.Result
+}
+
+func (p *scripted) Tokenize(ctx context.Context, c *capture.Card, req capture.PaymentRequest) (string, error) {
+	return "tok_4f2a9c", nil
+}
+
+func (p *scripted) Authorize(ctx context.Context, c *capture.Card, token string, req capture.PaymentRequest) (capture.Result, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.results) == 0 {
+		return capture.Result{}, errors.New("scripted: no result left")
+	}
+	r := p.results[0]
+	p.results = p.results[1:]
+	r.Token = token
+	return r, nil
 }
 
 // shot saves a screenshot in test/artifacts (ignored by git).

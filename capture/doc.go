@@ -31,7 +31,11 @@
 //
 // A refused field is wiped, counts one attempt and is current again; when
 // a field's attempts reach Config.MaxAttempts, the session fails with
-// reason "attempts_exhausted". Timeouts refuse a field the same way.
+// reason "attempts_exhausted". Timeouts refuse a field the same way. An
+// entry refused before it is complete (month 13, an unknown brand) drops
+// the rest of what the customer types for it, up to the field's largest
+// length, until '#', '*' or a pause of the inter-digit timeout: one
+// mistake costs one attempt, not two.
 //
 // # States and events
 //
@@ -48,7 +52,9 @@
 // Digits live only in each field's secret.Secret, allocated once at the
 // field's largest size and wiped (the whole backing array) when the field
 // is refused or reset, on restart, cancel, expiry, call end, shutdown and
-// after authorization, whatever its outcome (PCI DSS 3.3.1). Submit lends
+// after authorization, whatever its outcome (PCI DSS 3.3.1); a valid card
+// number's mask (first 6 and last 4 at most) stays in the View after the
+// session ends, for the agent to read back. Submit lends
 // the buffers to the Processor; while it runs, nothing else touches them:
 // digits are ignored, agent actions get ErrInFlight, and a call end or
 // expiry is applied when the processor returns.

@@ -60,11 +60,21 @@ type check struct {
 type verdict struct {
 	done   bool   // the field ended: valid when reason is ""
 	reason string // why the field is invalid
+	// rest: the field was refused before the entry could be complete
+	// (month 13 is refused at its second digit); the customer may still
+	// type this many digits of that same entry.
+	rest int
 }
 
 var more = verdict{}
 
 func invalid(reason string) verdict { return verdict{done: true, reason: reason} }
+
+// early refuses an entry that is not complete yet: up to rest more digits
+// may follow that belong to it.
+func early(reason string, rest int) verdict {
+	return verdict{done: true, reason: reason, rest: max(rest, 0)}
+}
 
 // add appends one digit ('0'-'9') and checks what can be checked so far;
 // it ends the field by itself at the largest length the field can have.
@@ -79,11 +89,11 @@ func (f *field) add(d byte, c *check) verdict {
 		b, st := detectBrand(f.buf)
 		switch st {
 		case brandNone:
-			return invalid(ReasonUnknownBrand)
+			return early(ReasonUnknownBrand, maxPANLen-n)
 		case brandKnown:
 			f.brand = b
 			if !c.cfg.accepted(c.merchant, b) {
-				return invalid(ReasonBrandNotAccepted)
+				return early(ReasonBrandNotAccepted, maxLen(b)-n)
 			}
 			if n >= maxLen(b) {
 				return f.end(c)
@@ -94,7 +104,7 @@ func (f *field) add(d byte, c *check) verdict {
 		}
 	case kindExpiry:
 		if n == 2 && !validMonth(f.buf) {
-			return invalid(ReasonMonth)
+			return early(ReasonMonth, 4-n)
 		}
 		if n == 4 {
 			return f.end(c)

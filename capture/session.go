@@ -45,10 +45,17 @@ type Session struct {
 	expiresAt  time.Time
 	acceptFrom time.Time // digits pressed before this belong to no entry
 	fieldStart time.Time // when the current attempt at the current field began
-	lastDigit  time.Time // the current field's last digit; zero when empty
+	lastDigit  time.Time // the current field's last digit, or the last one swallowed; zero when empty
 	version    uint64
 	token      string
 	result     *Result
+
+	// swallow: digits still to drop as the rest of an entry refused before
+	// it was complete. A customer who typed month 13 goes on typing the
+	// year; were those digits a new attempt, one mistake would cost two.
+	// '#', '*', a pause of the inter-digit timeout, or the entry's largest
+	// length ends it.
+	swallow int
 
 	// busy: the Processor holds the card data; nothing may touch the
 	// buffers. A call end or expiry meanwhile is applied when it returns.
@@ -241,6 +248,7 @@ func (s *Session) enterField(i int, now time.Time) {
 	s.fields[i].status = FieldCollecting
 	s.fieldStart = now
 	s.lastDigit = time.Time{}
+	s.swallow = 0
 }
 
 // digit handles one key press from the call.
@@ -252,6 +260,18 @@ func (s *Session) digit(d dtmf.Digit, at time.Time) {
 	}
 	now := s.m.now()
 	f := s.fields[s.cur]
+	if s.swallow > 0 {
+		switch {
+		case d >= '0' && d <= '9':
+			s.swallow--
+			s.lastDigit = now
+			return
+		case d == '#' || d == '*':
+			s.swallow = 0
+			s.lastDigit = time.Time{}
+			return
+		}
+	}
 	switch {
 	case d >= 'A' && d <= 'D':
 		s.ignored++
@@ -295,6 +315,10 @@ func (s *Session) apply(f *field, v verdict, override string, now time.Time) {
 			v.reason = override
 		}
 		s.refuse(f, v.reason, actorCustomer, now)
+		if v.rest > 0 && s.state == StateCollecting {
+			s.swallow = v.rest
+			s.lastDigit = now
+		}
 		return
 	}
 	f.status, f.err = FieldValid, ""
@@ -370,7 +394,15 @@ func (s *Session) end(to State, reason, actor string, res *Result, now time.Time
 	s.reason = reason
 	s.result = res
 	s.busy = false
+	// The masked card number (first 6 and last 4 at most, which PCI DSS
+	// 3.4.1 lets be shown) outlives the digits: the agent reads it back
+	// to the customer with the outcome.
+	pan := s.fields[0]
+	masked, brand := pan.masked, pan.brand
 	s.wipeAll(actor, audit.ReasonSessionEnded)
+	if pan.status == FieldValid {
+		pan.masked, pan.brand = masked, brand
+	}
 	out := audit.Failure
 	switch to {
 	case StateApproved:
@@ -506,6 +538,11 @@ func (s *Session) tick(now time.Time) {
 	}
 	cfg := &s.m.cfg
 	f := s.fields[s.cur]
+	if s.swallow > 0 && cfg.InterDigitTimeout > 0 && !now.Before(s.lastDigit.Add(cfg.InterDigitTimeout)) {
+		// The customer paused: what comes next is a new attempt.
+		s.swallow = 0
+		s.lastDigit = time.Time{}
+	}
 	switch {
 	case cfg.InterDigitTimeout > 0 && len(f.buf) > 0 && !now.Before(s.lastDigit.Add(cfg.InterDigitTimeout)):
 		// The customer stopped typing: that ends the field like '#'

@@ -61,6 +61,13 @@ func TestHappyPath(t *testing.T) {
 	clear(got.cvv)
 	clear(got.exp)
 	assertWiped(t, s)
+	// The digits are gone; the masked number stays for the agent.
+	if card := fieldView(t, v, FieldCardNumber); card.Masked != "411111••••••1111" || card.Brand != BrandVisa || card.Entered != 0 {
+		t.Errorf("card view after the outcome %+v", card)
+	}
+	if ex := fieldView(t, v, FieldExpiry); ex.Masked != "" {
+		t.Errorf("expiry view after the outcome %+v", ex)
+	}
 	want := []audit.Event{
 		audit.EventSessionStarted,
 		audit.EventFieldCompleted, audit.EventFieldCompleted, audit.EventFieldCompleted,
@@ -171,10 +178,60 @@ func TestAttempts(t *testing.T) {
 	}
 }
 
+// TestRefusedEntrySwallowed: an entry refused before it is complete
+// (month 13 at its second digit, an unknown or refused brand at its first
+// digits) takes the rest of what the customer types for it, so that one
+// mistake costs one attempt. In keys, 'p' is a pause as long as the
+// inter-digit timeout.
+func TestRefusedEntrySwallowed(t *testing.T) {
+	cases := []struct {
+		name     string
+		cfg      Config
+		keys     string
+		field    FieldName // the field checked
+		attempts int
+		status   FieldStatus
+		state    State
+	}{
+		{"month 13, then the year, then the expiry again", Config{}, visa + "#1330" + expiry, FieldExpiry, 1, FieldValid, StateCollecting},
+		{"month 13, the year and #", Config{}, visa + "#1330#" + expiry, FieldExpiry, 1, FieldValid, StateCollecting},
+		{"month 13 and # at once", Config{}, visa + "#13#" + expiry, FieldExpiry, 1, FieldValid, StateCollecting},
+		{"month 13 and * to start again", Config{}, visa + "#13*" + expiry, FieldExpiry, 1, FieldValid, StateCollecting},
+		{"month 13, a pause, the expiry", Config{}, visa + "#13p" + expiry, FieldExpiry, 1, FieldValid, StateCollecting},
+		{"month 13, the year, a reflex #", Config{}, visa + "#1330p#" + expiry, FieldExpiry, 1, FieldValid, StateCollecting},
+		// The rest is at most what the field can hold: beyond it is a
+		// new entry, refused on its own (month 28).
+		{"only the rest of the entry", Config{}, visa + "#13" + expiry, FieldExpiry, 2, FieldInvalid, StateCollecting},
+		{"refused while swallowing: still one attempt", Config{}, visa + "#1330p", FieldExpiry, 1, FieldInvalid, StateCollecting},
+		{"every real attempt counts", Config{}, visa + "#13#13#13#", FieldExpiry, 3, FieldFailed, StateFailed},
+		{"unknown brand: the rest of the number", Config{}, "9111111111111111#" + visa + "#", FieldCardNumber, 1, FieldValid, StateCollecting},
+		{"unknown brand without #, then a pause", Config{}, "9111111111111111p" + visa + "#", FieldCardNumber, 1, FieldValid, StateCollecting},
+		{"brand not accepted", Config{AcceptedBrands: []Brand{BrandVisa}}, "5555555555554444" + visa + "#", FieldCardNumber, 1, FieldValid, StateCollecting},
+		{"A-D while swallowing are ignored as ever", Config{}, visa + "#13A30#" + expiry, FieldExpiry, 1, FieldValid, StateCollecting},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			cfg := c.cfg
+			cfg.InterDigitTimeout = 5 * time.Second
+			e := newEnv(t, cfg, nil)
+			s := e.start("c")
+			for _, k := range strings.Split(c.keys, "p") {
+				e.keys("c", k)
+				e.m.Tick(e.clk.advance(5 * time.Second))
+			}
+			v := s.View()
+			f := fieldView(t, v, c.field)
+			if f.Attempts != c.attempts || f.Status != c.status || v.State != c.state {
+				t.Fatalf("%s: attempts %d status %s, session %s; want %d %s %s", c.field, f.Attempts, f.Status, v.State, c.attempts, c.status, c.state)
+			}
+		})
+	}
+}
+
 func TestAttemptsArePerField(t *testing.T) {
 	e := newEnv(t, Config{MaxAttempts: 2}, nil)
 	s := e.start("c")
-	e.keys("c", "4111111111111112#"+visa+"#"+"13"+expiry+cvv)
+	e.keys("c", "4111111111111112#"+visa+"#"+"13#"+expiry+cvv)
 	v := s.View()
 	if v.State != StateComplete {
 		t.Fatalf("state %s", v.State)

@@ -7,7 +7,8 @@
 # Groups:
 #   dtmf     reference DTMF detectors and the talk-off corpus
 #            (multimon-ng, SpanDSP, sox, espeak-ng, Asterisk sounds, a C compiler)
-#   sip      SIP peers and captures (SIPp, baresip, tshark)
+#   sip      SIP peers and captures (SIPp, baresip, tshark), and curl and
+#            jq for the commands make run prints
 #   browser  headless Chromium for the agent widget's end-to-end tests
 #   all      every group
 #
@@ -20,7 +21,7 @@ set -euo pipefail
 group_packages() {
 	case "$1" in
 	dtmf) echo "multimon-ng libspandsp-dev sox espeak-ng asterisk-moh-opsound-wav asterisk-core-sounds-en-wav gcc pkg-config" ;;
-	sip) echo "sip-tester baresip tshark" ;;
+	sip) echo "sip-tester baresip tshark curl jq" ;;
 	browser) echo "chromium" ;;
 	all) echo "$(group_packages dtmf) $(group_packages sip) $(group_packages browser)" ;;
 	*)
@@ -36,7 +37,7 @@ for arg in "$@"; do
 	case "$arg" in
 	--list) list_only=1 ;;
 	-h | --help)
-		sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'
+		sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'
 		exit 0
 		;;
 	*) groups+=("$arg") ;;

@@ -22,13 +22,72 @@
     status: $("status"), error: $("error"),
   };
   const finalStates = ["approved", "declined", "failed", "cancelled", "expired"];
+  // Why a field was refused: short phrases after the field's label.
   const reasons = {
     luhn: "not a valid card number", length: "wrong number of digits", brand_not_accepted: "card type not accepted",
     unknown_brand: "unknown card type", month: "month must be 01 to 12", expired: "the card has expired",
-    timeout: "timed out", attempts_exhausted: "too many attempts", not_configured: "no payment processor is configured",
-    cancelled: "cancelled", call_ended: "the call ended", session_timeout: "the session timed out",
-    tokenization_failed: "tokenization failed", authorization_failed: "authorization failed",
+    timeout: "timed out",
   };
+  // Why a payment ended: sentences the agent can read out to the customer.
+  // Lost, stolen and suspected fraud are worded as a plain decline, as card
+  // schemes ask: the agent must not accuse the caller.
+  const outcomes = {
+    attempts_exhausted: "Too many attempts at one of the card details.",
+    not_configured: "Card payments are not set up on this system.",
+    cancelled: "The payment was cancelled.",
+    call_ended: "The call ended before the payment was finished.",
+    session_timeout: "The payment took too long and timed out.",
+    shutdown: "The payment system was restarting. Please try again.",
+    tokenization_failed: "The card could not be stored securely. Please try again.",
+    authorization_failed: "The bank could not be asked for this payment. Please try again.",
+    invalid_result: "The bank's answer could not be used. The payment did not go through.",
+    declined: "The bank declined the payment.",
+    failed: "The payment did not go through.",
+    refer_to_issuer: "The bank declined the payment and asks the cardholder to contact them.",
+    invalid_merchant: "The bank does not accept payments for this merchant.",
+    pick_up_card: "The bank declined this card.",
+    do_not_honour: "The bank declined the payment.",
+    invalid_transaction: "The bank does not allow this kind of payment on this card.",
+    invalid_amount: "The bank did not accept the amount.",
+    invalid_card: "The bank does not recognise this card number.",
+    format_error: "The bank could not read the payment. Please try again.",
+    lost_card: "The bank declined this card.",
+    stolen_card: "The bank declined this card.",
+    insufficient_funds: "There are not enough funds on the card.",
+    expired_card: "The bank says the card has expired.",
+    incorrect_pin: "The bank declined the payment.",
+    not_permitted_to_cardholder: "This card cannot be used for this kind of payment.",
+    not_permitted_to_terminal: "The bank does not allow this kind of payment from us.",
+    suspected_fraud: "The bank declined the payment.",
+    exceeds_withdrawal_limit: "The payment is over the card's spending limit.",
+    restricted_card: "This card cannot be used for this payment.",
+    exceeds_frequency_limit: "The card has been used too often; the bank declined the payment.",
+    issuer_unavailable: "The cardholder's bank could not be reached. Please try again in a moment.",
+    system_malfunction: "The bank had a technical problem. Please try again in a moment.",
+    cvv_mismatch: "The security code does not match the card.",
+    psp_timeout: "The bank did not answer in time. The payment did not go through.",
+    psp_connection_lost: "The connection to the bank was lost. The payment did not go through.",
+    psp_unavailable: "The bank cannot be reached right now. Please try again in a moment.",
+    psp_bad_response: "The bank's answer could not be read. The payment did not go through.",
+    psp_error: "The payment did not go through.",
+    invalid_request: "The payment request was not valid.",
+  };
+
+  const brands = {
+    visa: "Visa", mastercard: "Mastercard", amex: "American Express", discover: "Discover", jcb: "JCB",
+    diners: "Diners Club", unionpay: "UnionPay", maestro: "Maestro",
+  };
+
+  // outcomeWords turns a reason code into a sentence, with a fallback for
+  // codes this page does not know (a new acquirer code: "declined_Q9").
+  function outcomeWords(code, state) {
+    if (Object.prototype.hasOwnProperty.call(outcomes, code)) return outcomes[code];
+    const m = /^declined_([0-9A-Za-z_]{1,2})$/.exec(code);
+    if (m) return "The bank declined the payment (code " + m[1] + ").";
+    if (state === "declined") return "The bank declined the payment.";
+    return "The payment did not go through.";
+  }
+
   let payment = null; // the latest View
   let source = null;
   let lastAnnounced = "";
@@ -185,7 +244,7 @@
       tick.textContent = f.valid ? "✓" : "";
       tick.setAttribute("aria-label", f.valid ? "valid" : "");
       const meta = [];
-      if (f.error) meta.push(reasons[f.error] || f.error);
+      if (f.error) meta.push(reasons[f.error] || "not accepted");
       if (f.attempts > 0) meta.push("attempt " + Math.min(f.attempts + 1, f.max_attempts) + " of " + f.max_attempts);
       if (f.status === "failed") meta.push("no attempts left");
       li.querySelector(".meta").textContent = meta.join(" · ");
@@ -235,12 +294,14 @@
     el.resultTitle.className = "outcome-" + v.state;
     const parts = [];
     const r = v.result || {};
-    if (r.auth_code) parts.push("Authorisation code " + r.auth_code);
+    if (r.auth_code) parts.push("Authorisation code " + r.auth_code + ".");
     const why = r.reason || v.reason;
-    if (why && v.state !== "approved") parts.push(reasons[why] || why);
-    el.resultDetail.textContent = parts.join(". ");
+    if (v.state !== "approved" && (why || v.state === "declined" || v.state === "failed")) parts.push(outcomeWords(why || "", v.state));
+    const card = v.fields.find((f) => f.name === "card_number" && f.valid && f.masked);
+    if (card) parts.push("Card " + (brands[card.brand] ? brands[card.brand] + " " : "") + card.masked + ".");
+    el.resultDetail.textContent = parts.join(" ");
     el.result.hidden = false;
-    say(el.resultTitle.textContent + (parts.length ? ": " + parts.join(". ") : "."));
+    say(el.resultTitle.textContent + ". " + parts.join(" "));
     el.result.focus();
   }
 })();

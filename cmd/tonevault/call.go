@@ -43,6 +43,13 @@ Options (before or after URI):
   --digits KEYS      keys to type: 0-9 * # A-D, at most 64, e.g.
                      1234#; "-" reads them from stdin,
                      which keeps them out of the process list and history
+  --keypad PATH      type the keys of each line written to the named pipe
+                     PATH (created if absent), e.g. echo '1234#' > PATH,
+                     for as long as the call lasts: a customer who types
+                     when the agent asks. Not with --digits
+  --header 'N: V'    add a header to the INVITE, e.g.
+                     'X-Interaction-ID: demo-1' (a CRM finds the call by
+                     it); repeatable
   --dtmf MODE        inband (tones in the audio, default), rfc4733
                      (telephone-event packets) or info (SIP INFO
                      application/dtmf-relay)
@@ -56,7 +63,9 @@ Options (before or after URI):
   --level DB,DB      in-band low,high tone levels, dBm0 (default -8,-6)
   --delay D          wait D after the answer before typing, e.g. while the
                      agent starts the payment (default 0)
-  --wait D           stay in the call D after the digits (default 2s)
+  --wait D           stay in the call D after the digits (default 2s;
+                     with --keypad, D after the last keys typed, default
+                     10m)
   --hangup           send BYE at the end (default true); with
                      --hangup=false, wait for the far end to hang up
   --answer-timeout D give up (CANCEL) when not answered within D
@@ -75,11 +84,31 @@ is printed) or typing failed, 2 on a usage error.
 type callFlags struct {
 	opts          caller.Options
 	digits        string
+	keypad        string
 	mode          caller.Mode
 	audio, record string
 	wait, answer  time.Duration
 	delay         time.Duration
 	hangup        bool
+}
+
+// keypadWait is how long a --keypad call stays up after the last keys
+// typed, unless --wait says: long enough for an agent to start a payment
+// by hand, submit it and read the outcome.
+const keypadWait = 10 * time.Minute
+
+// headerFlags collects repeated --header values.
+type headerFlags struct{ h *[]caller.Header }
+
+func (f headerFlags) String() string { return "" }
+
+func (f headerFlags) Set(s string) error {
+	h, err := caller.ParseHeader(s)
+	if err != nil {
+		return err
+	}
+	*f.h = append(*f.h, h)
+	return nil
 }
 
 func call(args []string, stdout, stderr io.Writer) int {
@@ -112,27 +141,159 @@ func call(args []string, stdout, stderr io.Writer) int {
 		digits = []byte(cf.digits)
 	}
 	defer secret.Wipe(digits)
-	for i, b := range digits {
-		if !dtmf.Digit(b).Valid() {
-			return usageErr("--digits: key %d of %d is not 0-9 * # A-D", i+1, len(digits))
-		}
-	}
-	if len(digits) > caller.MaxDigits {
-		return usageErr("--digits: %d keys, at most %d", len(digits), caller.MaxDigits)
+	if err := checkKeys(digits); err != nil {
+		return usageErr("--digits: %v", err)
 	}
 	cf.opts.Progress = stderr
 	if err := cf.opts.Validate(); err != nil {
 		return usageErr("%v", err)
+	}
+	var keypad *os.File
+	if cf.keypad != "" {
+		var err error
+		if keypad, err = openKeypad(cf.keypad); err != nil {
+			return usageErr("--keypad %s: %v", cf.keypad, err)
+		}
+		defer keypad.Close()
 	}
 	// sipgo sends a few messages to its global logger; this process is ours.
 	sip.SetDefaultLogger(slog.New(slog.DiscardHandler))
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	return runCall(ctx, cf, digits, stderr)
+	return runCall(ctx, cf, digits, keypad, stderr)
 }
 
-func runCall(ctx context.Context, cf callFlags, digits []byte, stderr io.Writer) int {
+// checkKeys reports the first key that is not 0-9 * # A-D by its
+// position, never its value, or too many keys.
+func checkKeys(keys []byte) error {
+	for i, b := range keys {
+		if !dtmf.Digit(b).Valid() {
+			return fmt.Errorf("key %d of %d is not 0-9 * # A-D", i+1, len(keys))
+		}
+	}
+	if len(keys) > caller.MaxDigits {
+		return fmt.Errorf("%d keys, at most %d", len(keys), caller.MaxDigits)
+	}
+	return nil
+}
+
+// openKeypad opens the named pipe at path, making it if absent. Anything
+// else there is refused: keys written to a regular file would be card data
+// left on disk. Opened for reading and writing, it never blocks nor ends
+// between two writers.
+func openKeypad(path string) (*os.File, error) {
+	fi, err := os.Lstat(path)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		if err := syscall.Mkfifo(path, 0o600); err != nil {
+			return nil, fmt.Errorf("cannot make a named pipe: %w", err)
+		}
+	case err != nil:
+		return nil, err
+	case fi.Mode()&os.ModeNamedPipe == 0:
+		return nil, errors.New("exists and is not a named pipe (keys written to a file stay on disk): remove it or choose another path")
+	}
+	return os.OpenFile(path, os.O_RDWR, 0)
+}
+
+// keyLines reads r line by line into lines until r fails or done closes.
+// Each line is its own buffer, read byte by byte (a buffered reader would
+// keep copies no one wipes); the receiver wipes it. A line longer than a
+// call can type is sent as nil.
+func keyLines(r io.Reader, lines chan<- []byte, done <-chan struct{}) {
+	defer close(lines)
+	var one [1]byte
+	defer func() { one[0] = 0 }()
+	for {
+		line := make([]byte, 0, caller.MaxDigits+1)
+		long := false
+		for {
+			n, err := r.Read(one[:])
+			if err != nil {
+				secret.Wipe(line)
+				return
+			}
+			if n == 0 {
+				continue
+			}
+			if one[0] == '\n' {
+				break
+			}
+			if len(line) == cap(line) {
+				long = true
+				continue
+			}
+			line = append(line, one[0])
+		}
+		if n := len(line); n > 0 && line[n-1] == '\r' {
+			line[n-1] = 0
+			line = line[:n-1]
+		}
+		if long || len(line) > caller.MaxDigits {
+			secret.Wipe(line)
+			line = nil
+		} else if len(line) == 0 {
+			continue
+		}
+		select {
+		case lines <- line:
+		case <-done:
+			secret.Wipe(line)
+			return
+		}
+	}
+}
+
+// typeKeypad types each line from the keypad pipe until the far end hangs
+// up, ctx ends, or wait passes without keys. It returns the exit status.
+func typeKeypad(ctx context.Context, c *caller.Call, keypad *os.File, cf callFlags, stderr io.Writer) int {
+	lines := make(chan []byte)
+	done := make(chan struct{})
+	defer close(done)
+	go keyLines(keypad, lines, done)
+	fmt.Fprintf(stderr, "tonevault call: keypad: type keys with: echo 'KEYS' > %s (the call stays up %v after the last keys; Ctrl-C hangs up)\n", cf.keypad, cf.wait)
+	idle := time.NewTimer(cf.wait)
+	defer idle.Stop()
+	for n := 1; ; n++ {
+		select {
+		case <-idle.C:
+			fmt.Fprintf(stderr, "tonevault call: keypad: no keys for %v\n", cf.wait)
+			return 0
+		case <-c.Done():
+			return 0
+		case <-ctx.Done():
+			return 0 // runCall reports the interruption
+		case line, ok := <-lines:
+			if !ok {
+				fmt.Fprintf(stderr, "tonevault call: keypad %s: cannot read it any more\n", cf.keypad)
+				return 1
+			}
+			err := errors.New("longer than a call types")
+			if line != nil {
+				err = checkKeys(line)
+			}
+			if err != nil {
+				secret.Wipe(line)
+				fmt.Fprintf(stderr, "tonevault call: keypad line %d not typed: %v\n", n, err)
+				continue
+			}
+			err = c.Type(ctx, line, cf.mode)
+			secret.Wipe(line)
+			switch {
+			case err == nil:
+			case errors.Is(err, caller.ErrHungUp), ctx.Err() != nil:
+				return 0
+			default:
+				fmt.Fprintf(stderr, "tonevault call: typing failed: %v\n", err)
+				return 1
+			}
+			idle.Reset(cf.wait)
+		}
+	}
+}
+
+func runCall(ctx context.Context, cf callFlags, digits []byte, keypad *os.File, stderr io.Writer) int {
 	dctx, cancel := context.WithTimeout(ctx, cf.answer)
 	c, err := caller.Dial(dctx, cf.opts)
 	cancel()
@@ -149,7 +310,7 @@ func runCall(ctx context.Context, cf callFlags, digits []byte, stderr io.Writer)
 		return 1
 	}
 	status := 0
-	if len(digits) > 0 && cf.delay > 0 {
+	if (len(digits) > 0 || keypad != nil) && cf.delay > 0 {
 		fmt.Fprintf(stderr, "tonevault call: waiting %v before typing\n", cf.delay)
 		t := time.NewTimer(cf.delay)
 		select {
@@ -171,7 +332,9 @@ func runCall(ctx context.Context, cf callFlags, digits []byte, stderr io.Writer)
 			status = 1
 		}
 	}
-	if status == 0 {
+	if keypad != nil {
+		status = typeKeypad(ctx, c, keypad, cf, stderr)
+	} else if status == 0 {
 		t := time.NewTimer(cf.wait)
 		select {
 		case <-t.C:
@@ -179,11 +342,11 @@ func runCall(ctx context.Context, cf callFlags, digits []byte, stderr io.Writer)
 		case <-ctx.Done():
 		}
 		t.Stop()
-		if !cf.hangup && ctx.Err() == nil {
-			select {
-			case <-c.Done():
-			case <-ctx.Done():
-			}
+	}
+	if status == 0 && !cf.hangup && ctx.Err() == nil {
+		select {
+		case <-c.Done():
+		case <-ctx.Done():
 		}
 	}
 	hctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -222,6 +385,8 @@ func parseCallFlags(args []string, stdout, stderr io.Writer) (callFlags, int, bo
 	fs.StringVar(&o.Local, "local", caller.DefaultLocal, "")
 	fs.StringVar(&o.Transport, "transport", "udp", "")
 	fs.StringVar(&cf.digits, "digits", "", "")
+	fs.StringVar(&cf.keypad, "keypad", "", "")
+	fs.Var(headerFlags{&o.Headers}, "header", "")
 	mode := fs.String("dtmf", "inband", "")
 	fs.StringVar(&cf.audio, "audio", "", "")
 	fs.Uint64Var(&o.Timing.Seed, "seed", 0, "")
@@ -278,6 +443,16 @@ func parseCallFlags(args []string, stdout, stderr io.Writer) (callFlags, int, bo
 	}
 	if cf.wait < 0 || cf.delay < 0 || cf.answer <= 0 {
 		return fail("--wait and --delay must not be negative and --answer-timeout must be positive")
+	}
+	if cf.keypad != "" {
+		if cf.digits != "" {
+			return fail("give keys with --digits or --keypad, not both")
+		}
+		waitSet := false
+		fs.Visit(func(f *flag.Flag) { waitSet = waitSet || f.Name == "wait" })
+		if !waitSet {
+			cf.wait = keypadWait
+		}
 	}
 	return cf, 0, true
 }

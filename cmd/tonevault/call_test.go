@@ -50,6 +50,10 @@ func TestCallHelp(t *testing.T) {
 
 func TestCallUsageErrors(t *testing.T) {
 	missing := filepath.Join(t.TempDir(), "missing.wav")
+	regular := filepath.Join(t.TempDir(), "keys")
+	if err := os.WriteFile(regular, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		args []string
 		want string
@@ -69,6 +73,11 @@ func TestCallUsageErrors(t *testing.T) {
 		{[]string{"tel:+15551234"}, "not a sip: URI"},
 		{[]string{"--audio", missing}, "no such file"},
 		{[]string{"--wait", "-1s"}, "--wait"},
+		{[]string{"--header", "X-Interaction-ID"}, "want Name: value"},
+		{[]string{"--header", "Call-ID: mine"}, "written by the caller"},
+		{[]string{"--keypad", filepath.Join(t.TempDir(), "k"), "--digits", "1#"}, "not both"},
+		{[]string{"--keypad", regular}, "not a named pipe"},
+		{[]string{"--keypad", filepath.Join(missing, "k")}, "--keypad"},
 	}
 	for _, tc := range tests {
 		code, _, stderr := runCallCmd(t, tc.args...)
@@ -159,5 +168,77 @@ func TestCallNoAnswer(t *testing.T) {
 	code, _, stderr := runCallCmd(t, "--answer-timeout", "300ms", "sip:pay@"+silent.LocalAddr().String())
 	if code != 1 || !strings.Contains(stderr, "not answered within 300ms") {
 		t.Errorf("exit %d, stderr:\n%s", code, stderr)
+	}
+}
+
+// TestCallKeypad: keys written to the --keypad pipe after the answer are
+// typed, a bad line is reported by position and skipped, the --header
+// reaches the far end, and the call ends --wait after the last keys.
+func TestCallKeypad(t *testing.T) {
+	u := callertest.NewUAS(t, callertest.UASOptions{})
+	pipe := filepath.Join(t.TempDir(), "keypad")
+	type result struct {
+		code   int
+		stderr string
+	}
+	res := make(chan result, 1)
+	go func() {
+		var out, errb syncBuffer
+		code := run([]string{"call", "--keypad", pipe, "--header", "X-Interaction-ID: demo-7", "--dtmf", "info",
+			"--press", "40ms", "--gap", "40ms", "--wait", "300ms", u.Target()}, &out, &errb)
+		res <- result{code, out.String() + errb.String()}
+	}()
+	u.Dialog(t) // answered: the pipe exists and is open
+	w, err := os.OpenFile(pipe, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.WriteString(callPAN[:5] + "x\n\n" + callKeys + "\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	var r result
+	select {
+	case r = <-res:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the call did not end after --wait")
+	}
+	if r.code != 0 {
+		t.Fatalf("exit %d, stderr:\n%s", r.code, r.stderr)
+	}
+	if strings.Contains(r.stderr, callPAN) || callCVVRE.MatchString(r.stderr) || strings.Contains(r.stderr, callPAN[:5]+"x") {
+		t.Errorf("printed card data:\n%s", r.stderr)
+	}
+	for _, want := range []string{"keypad line 1 not typed: key 6 of 6", "typing 26 digits", "no keys for 300ms", "hung up"} {
+		if !strings.Contains(r.stderr, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, r.stderr)
+		}
+	}
+	if got := u.InfoDigits(t, 40, 40); string(got) != callKeys {
+		t.Errorf("UAS got %d INFO digits, equal to the good line: %v", len(got), string(got) == callKeys)
+	}
+	if got := u.InviteHeader("X-Interaction-ID"); len(got) != 1 || got[0] != "demo-7" {
+		t.Errorf("INVITE X-Interaction-ID %q", got)
+	}
+	if fi, err := os.Lstat(pipe); err != nil || fi.Mode()&os.ModeNamedPipe == 0 {
+		t.Errorf("keypad pipe: %v %v", fi, err)
+	}
+}
+
+func TestKeyLines(t *testing.T) {
+	long := strings.Repeat("1", 65)
+	lines := make(chan []byte)
+	go keyLines(strings.NewReader("12#\r\n\n"+long+"\n"+strings.Repeat("2", 64)+"\n*#\nno newline at EOF"), lines, make(chan struct{}))
+	var got []string
+	for l := range lines {
+		if l == nil {
+			got = append(got, "<too long>")
+			continue
+		}
+		got = append(got, string(l))
+	}
+	want := []string{"12#", "<too long>", strings.Repeat("2", 64), "*#"}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("lines %q, want %q", got, want)
 	}
 }

@@ -61,12 +61,14 @@ func usage(w io.Writer) {
 	fmt.Fprintln(w, "ToneVault: PCI DSS descoping payment capture for contact centres.")
 	fmt.Fprintln(w, "\nUsage: tonevault <command> [arguments]\n\nCommands:")
 	names := make([]string, 0, len(commands))
+	width := 0
 	for n := range commands {
 		names = append(names, n)
+		width = max(width, len(n))
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		fmt.Fprintf(w, "  %-10s %s\n", n, commands[n].summary)
+		fmt.Fprintf(w, "  %-*s %s\n", width, n, commands[n].summary)
 	}
 	fmt.Fprintln(w, "\nRun 'tonevault <command> --help' for a command's options.")
 }

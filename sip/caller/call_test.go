@@ -299,6 +299,10 @@ func TestDialOptionErrors(t *testing.T) {
 		{"from", Options{From: "not a uri"}},
 		{"tone", Options{ToneLow: 3, ToneHigh: -6}},
 		{"press", Options{Timing: Timing{Press: time.Millisecond}}},
+		{"header name", Options{Headers: []Header{{"X Bad", "1"}}}},
+		{"reserved header", Options{Headers: []Header{{"Call-ID", "mine"}}}},
+		{"header injection", Options{Headers: []Header{{"X-Interaction-ID", "1\r\nVia: x"}}}},
+		{"too many headers", Options{Headers: make([]Header, MaxHeaders+1)}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -308,6 +312,54 @@ func TestDialOptionErrors(t *testing.T) {
 				t.Fatal("Dial accepted bad options")
 			}
 		})
+	}
+}
+
+// TestHeaders: headers given in Options reach the far end in the INVITE,
+// repeated ones in order.
+func TestHeaders(t *testing.T) {
+	u := callertest.NewUAS(t, callertest.UASOptions{})
+	c := dial(t, Options{Target: u.Target(), Headers: []Header{
+		{"X-Interaction-ID", "demo-1"}, {"User-to-User", "56a390f3;encoding=hex"}, {"X-Tag", "a"}, {"X-Tag", "b"},
+	}})
+	hangup(t, c, u)
+	for name, want := range map[string][]string{
+		"X-Interaction-ID": {"demo-1"},
+		"x-interaction-id": {"demo-1"},
+		"User-to-User":     {"56a390f3;encoding=hex"},
+		"X-Tag":            {"a", "b"},
+		"X-Absent":         nil,
+	} {
+		if got := u.InviteHeader(name); !slices.Equal(got, want) {
+			t.Errorf("INVITE %s: %q, want %q", name, got, want)
+		}
+	}
+}
+
+func TestParseHeader(t *testing.T) {
+	tests := []struct {
+		in      string
+		want    Header
+		wantErr string
+	}{
+		{"X-Interaction-ID: demo-1", Header{"X-Interaction-ID", "demo-1"}, ""},
+		{"  X-A :b: c  ", Header{"X-A", "b: c"}, ""},
+		{"X-Empty:", Header{"X-Empty", ""}, ""},
+		{"no colon", Header{}, "want Name: value"},
+		{": value", Header{}, "empty name"},
+		{"X(1): v", Header{}, "the name may hold"},
+		{"via: SIP/2.0/UDP 1.2.3.4", Header{}, "written by the caller"},
+		{"i: x", Header{}, "written by the caller"},
+		{"X-A: a\x00b", Header{}, "control character"},
+	}
+	for _, tc := range tests {
+		got, err := ParseHeader(tc.in)
+		switch {
+		case tc.wantErr == "" && (err != nil || got != tc.want):
+			t.Errorf("ParseHeader(%q) = %+v, %v; want %+v", tc.in, got, err, tc.want)
+		case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
+			t.Errorf("ParseHeader(%q) error %v, want one saying %q", tc.in, err, tc.wantErr)
+		}
 	}
 }
 

@@ -73,6 +73,65 @@ type Options struct {
 	// ShowDigits prints the digits typed on Progress. For demos only:
 	// they are card numbers.
 	ShowDigits bool
+	// Headers are added to the INVITE, in order: a correlation header
+	// such as X-Interaction-ID that a CRM looks the call up by. Headers
+	// the caller writes itself (Via, From, To, Call-ID, CSeq, Contact,
+	// Content-*, Max-Forwards, Allow, Route) are refused.
+	Headers []Header
+}
+
+// Header is one SIP header line.
+type Header struct{ Name, Value string }
+
+// MaxHeaders caps Options.Headers.
+const MaxHeaders = 16
+
+// reserved are the headers the caller writes itself or that steer the
+// request, long and compact forms (RFC 3261 7.3.3), lower case.
+var reserved = map[string]bool{
+	"via": true, "v": true, "from": true, "f": true, "to": true, "t": true,
+	"call-id": true, "i": true, "cseq": true, "contact": true, "m": true,
+	"content-type": true, "c": true, "content-length": true, "l": true,
+	"content-encoding": true, "e": true, "max-forwards": true, "allow": true,
+	"route": true, "record-route": true,
+}
+
+// ParseHeader reads "Name: value" as a Header and checks it.
+func ParseHeader(s string) (Header, error) {
+	name, value, ok := strings.Cut(s, ":")
+	if !ok {
+		return Header{}, fmt.Errorf("header %q: want Name: value", s)
+	}
+	h := Header{Name: strings.TrimSpace(name), Value: strings.TrimSpace(value)}
+	return h, h.validate()
+}
+
+func (h Header) validate() error {
+	if h.Name == "" {
+		return errors.New("header: empty name")
+	}
+	for i := 0; i < len(h.Name); i++ {
+		if !isToken(h.Name[i]) {
+			return fmt.Errorf("header %q: the name may hold letters, digits and -.!%%*_+`'~ only", h.Name)
+		}
+	}
+	if reserved[strings.ToLower(h.Name)] {
+		return fmt.Errorf("header %s: written by the caller itself", h.Name)
+	}
+	if len(h.Value) > 1024 {
+		return fmt.Errorf("header %s: value longer than 1024 bytes", h.Name)
+	}
+	for i := 0; i < len(h.Value); i++ {
+		if c := h.Value[i]; c < ' ' && c != '\t' || c == 0x7f {
+			return fmt.Errorf("header %s: control character in the value", h.Name)
+		}
+	}
+	return nil
+}
+
+// isToken: RFC 3261 25.1 token characters.
+func isToken(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("-.!%*_+`'~", c) >= 0
 }
 
 // StatusError is a final non-2xx answer to the INVITE.
@@ -160,6 +219,14 @@ func (o Options) validate() (target sip.Uri, local netip.AddrPort, err error) {
 		var from sip.Uri
 		if err := sip.ParseUri(o.From, &from); err != nil || from.Host == "" {
 			return target, local, fmt.Errorf("from %q is not a sip: URI", o.From)
+		}
+	}
+	if len(o.Headers) > MaxHeaders {
+		return target, local, fmt.Errorf("%d headers, at most %d", len(o.Headers), MaxHeaders)
+	}
+	for _, h := range o.Headers {
+		if err := h.validate(); err != nil {
+			return target, local, err
 		}
 	}
 	for _, l := range []float64{o.ToneLow, o.ToneHigh} {
@@ -316,6 +383,9 @@ func (c *Call) invite(ctx context.Context, target sip.Uri) error {
 	req.AppendHeader(&sip.ToHeader{Address: sip.Uri{Scheme: "sip", User: target.User, Host: target.Host, Port: target.Port}})
 	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
 	req.AppendHeader(sip.NewHeader("Allow", "INVITE, ACK, BYE, CANCEL, INFO, OPTIONS"))
+	for _, h := range c.opts.Headers {
+		req.AppendHeader(sip.NewHeader(h.Name, h.Value))
+	}
 	req.SetBody(offer)
 
 	c.logf("dialing %s over %s from %s (RTP %s)", target.String(), c.transport, c.localSIP, c.rtpAddr)

@@ -53,6 +53,7 @@ type UAS struct {
 	infos    [][]byte
 	byes     int
 	dlg      *sipgo.DialogServerSession
+	invite   *sip.Request // the first INVITE received
 	answered chan struct{}
 	byeCh    chan struct{}
 }
@@ -162,6 +163,11 @@ func (u *UAS) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	defer dlg.Close()
+	u.mu.Lock()
+	if u.invite == nil {
+		u.invite = req.Clone()
+	}
+	u.mu.Unlock()
 	_ = dlg.Respond(180, "Ringing", nil)
 	if u.code != 200 {
 		_ = dlg.Respond(u.code, "Busy Here", nil)
@@ -331,6 +337,21 @@ func (u *UAS) Reinvite(t testing.TB, dir string) []byte {
 		t.Fatalf("ACK: %v", err)
 	}
 	return res.Body()
+}
+
+// InviteHeader returns the values of every header called name (case
+// insensitive) in the first INVITE received, in order.
+func (u *UAS) InviteHeader(name string) []string {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.invite == nil {
+		return nil
+	}
+	var out []string
+	for _, h := range u.invite.GetHeaders(name) {
+		out = append(out, h.Value())
+	}
+	return out
 }
 
 // Byes counts the BYEs received for the call.
