@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/emiago/sipgo/sip"
 )
@@ -79,19 +80,32 @@ func handleParsed(m sip.Message) {
 	req, ok := m.(*sip.Request)
 	if !ok {
 		res := m.(*sip.Response)
+		normalizeParams(res)
 		optionTags(res, "Supported")
-		if hasSDP(res) {
-			RewriteSDP(res.Body(), RewriteOptions{Local: netip.MustParseAddrPort("127.0.0.1:20000")})
+		if s, err := readSession(res); err == nil && s.sdp != nil {
+			RewriteSDP(s.sdp, RewriteOptions{Local: netip.MustParseAddrPort("127.0.0.1:20000")})
 		}
+		copyIdentity(res, sip.NewResponseFromRequest(sip.NewRequest(sip.INVITE, sip.Uri{Host: "x"}), 200, "OK", nil), &trunk{})
 		return
 	}
+	normalizeParams(req)
+	cseqMismatch(req)
 	optionTags(req, "Require")
 	headerValue(req, "X-Interaction-ID")
-	if ct := contentType(req); isDTMFInfo(ct) {
-		parseDTMFInfo(ct, req.Body())
+	eventOf(req)
+	withheld(req)
+	if reports, _, err := digitsOf(req, 8000); err == nil {
+		var p pressTracker
+		for _, r := range reports {
+			p.add(r, time.Now())
+		}
 	}
-	if hasSDP(req) {
-		RewriteSDP(req.Body(), RewriteOptions{Local: netip.MustParseAddrPort("127.0.0.1:20000")})
+	if s, err := readSession(req); err == nil && s.sdp != nil {
+		RewriteSDP(s.sdp, RewriteOptions{Local: netip.MustParseAddrPort("127.0.0.1:20000")})
+		body, ct := sessionBody(s.sdp, s.isup)
+		if _, err := bodyParts(ct, body); err != nil {
+			panic("the gateway's own body does not parse: " + err.Error())
+		}
 	}
 	if !validRequest(req) {
 		return
@@ -104,6 +118,7 @@ func handleParsed(m sip.Message) {
 	_ = d.request(sip.BYE, 0).String()
 	out := sip.NewRequest(sip.INVITE, sip.Uri{Scheme: "sip", Host: "127.0.0.1"})
 	copyHeaders(req, out, passHeaders)
+	copyIdentity(req, out, tr)
 	copyOptionTags(req, out)
 	_ = out.String()
 }

@@ -398,7 +398,7 @@ Content-Length: 0
 		want              int
 	}{
 		{"uninspectable codec", "", opus, 488},
-		{"late offer", "", "", 488},
+		{"unknown body type", "", "", 415},
 		{"unknown extension", "Require: foo\n", customerSDP, 420},
 		{"too many hops", "", customerSDP, 483},
 		{"bad sdp", "", "v=0\nthis is not sdp\n", 400},
@@ -406,11 +406,19 @@ Content-Length: 0
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			msg := invite(p, tg.carrier, fmt.Sprintf("rej-%d", i), tt.extra, tt.body)
-			if tt.want == 483 {
+			switch tt.want {
+			case 483:
 				msg = strings.Replace(msg, "Max-Forwards: 70", "Max-Forwards: 1", 1)
+			case 415:
+				// RFC 4475 3.3.12's case: a body of a type nobody knows.
+				msg = invite(p, tg.carrier, fmt.Sprintf("rej-%d", i), "Content-Type: application/x-unknown-to-all\n", "")
+				msg = strings.Replace(msg, "Content-Length: 0", "Content-Length: 5", 1) + "hello"
 			}
 			p.send(tg.carrier, msg)
 			res := p.readResponse(tt.want)
+			if tt.want == 415 && !strings.Contains(headerValue(res, "Accept"), "application/sdp") {
+				t.Errorf("415 without Accept: application/sdp: %q", headerValue(res, "Accept"))
+			}
 			if tag, _ := res.To().Params.Get("tag"); tag == "" {
 				t.Error("final response without To tag")
 			}
