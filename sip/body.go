@@ -157,6 +157,12 @@ func readSession(m message) (session, error) {
 		switch {
 		case p.ctype == "application/sdp" && s.sdp == nil:
 			s.sdp = p.body
+			if len(parts) > 1 && !bytes.HasSuffix(s.sdp, []byte("\n")) {
+				// The CRLF before a boundary belongs to the boundary
+				// (RFC 2046 5.1.1), so an SDP part's last line often
+				// comes without one; SDP wants it.
+				s.sdp = append(s.sdp[:len(s.sdp):len(s.sdp)], '\r', '\n')
+			}
 		case p.ctype == "application/isup" && s.isup == nil:
 			s.isup = p
 		case len(parts) == 1 || p.required():

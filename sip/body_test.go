@@ -127,3 +127,71 @@ func TestSessionBody(t *testing.T) {
 		})
 	}
 }
+
+// TestCarrierMessages reads the real carriers' messages in
+// testdata/carrier as the gateway does.
+func TestCarrierMessages(t *testing.T) {
+	msgs := torture(t)
+	tests := []struct {
+		file     string
+		digits   string // key presses read (INFO, NOTIFY)
+		sdp      bool
+		isup     bool
+		mismatch bool
+		withheld bool
+		err      error
+	}{
+		{file: "nortel-info.sip", digits: "7"},
+		{file: "cisco-notify.sip", digits: "7"},
+		{file: "kpml-notify.sip", digits: "4"},
+		{file: "cseq-method.sip", mismatch: true},
+		{file: "unknown-body.sip", err: ErrUnsupportedBody},
+		{file: "late-offer.sip"},
+		{file: "sipi-invite.sip", sdp: true, isup: true, withheld: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.file, func(t *testing.T) {
+			m, err := sip.ParseMessage(msgs[tt.file])
+			if err != nil {
+				t.Fatal(err)
+			}
+			req := m.(*sip.Request)
+			if got := cseqMismatch(req); got != tt.mismatch {
+				t.Errorf("CSeq mismatch %v, want %v", got, tt.mismatch)
+			}
+			if got := withheld(req); got != tt.withheld {
+				t.Errorf("withheld %v, want %v", got, tt.withheld)
+			}
+			if req.Method == sip.INFO || req.Method == sip.NOTIFY {
+				rate := 8000
+				if req.Method == sip.NOTIFY {
+					rate = 1000
+				}
+				rs, _, err := digitsOf(req, rate)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var got []byte
+				for _, r := range rs {
+					got = append(got, byte(r.digit))
+				}
+				if string(got) != tt.digits {
+					t.Errorf("digits %q, want %q", got, tt.digits)
+				}
+				return
+			}
+			s, err := readSession(req)
+			if !errors.Is(err, tt.err) {
+				t.Fatalf("err %v, want %v", err, tt.err)
+			}
+			if (s.sdp != nil) != tt.sdp || (s.isup != nil) != tt.isup {
+				t.Errorf("sdp %v isup %v, want %v %v", s.sdp != nil, s.isup != nil, tt.sdp, tt.isup)
+			}
+			if s.sdp != nil {
+				if _, _, err := RewriteSDP(s.sdp, RewriteOptions{}); err != nil {
+					t.Errorf("SDP part does not parse: %v", err)
+				}
+			}
+		})
+	}
+}

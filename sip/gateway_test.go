@@ -250,6 +250,11 @@ type testGW struct {
 }
 
 func startTestGW(t *testing.T, allow string, agent string) *testGW {
+	return startTestGWWith(t, allow, agent, nil)
+}
+
+// startTestGWWith is startTestGW with the configuration changed by mod.
+func startTestGWWith(t *testing.T, allow string, agent string, mod func(*Config)) *testGW {
 	t.Helper()
 	tg := &testGW{relay: &fakeRelay{}, audit: newMemAudit(t)}
 	var err error
@@ -258,13 +263,17 @@ func startTestGW(t *testing.T, allow string, agent string) *testGW {
 		t.Fatal(err)
 	}
 	pfx := []Network{MustParseNetwork(allow)}
-	tg.g, err = New(Config{
+	cfg := Config{
 		Trunks: Trunks{
 			Carrier:  TrunkConfig{Listen: netip.MustParseAddrPort("127.0.0.1:0"), Transports: []string{"udp"}, Allow: pfx, Target: "sip:{user}@127.0.0.1:9"},
 			Platform: TrunkConfig{Listen: netip.MustParseAddrPort("127.0.0.1:0"), Transports: []string{"udp"}, Allow: pfx, Target: "sip:agent@" + agent},
 		},
 		RejectUninspectable: true,
-	}, Options{Relay: tg.relay, Audit: tg.audit, Metrics: tg.metrics, Log: zaptest.NewLogger(t)})
+	}
+	if mod != nil {
+		mod(&cfg)
+	}
+	tg.g, err = New(cfg, Options{Relay: tg.relay, Audit: tg.audit, Metrics: tg.metrics, Log: zaptest.NewLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
