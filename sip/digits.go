@@ -34,6 +34,7 @@ const (
 // carrier's signalling.
 var digitTypes = map[string]digitFormat{
 	"application/dtmf-relay":                formatRelay,
+	"application/dtmf-info":                 formatRelay, // some SIP stacks' name for the same body
 	"application/dtmf":                      formatDTMF,
 	"application/vnd.nortelnetworks.digits": formatNortel,
 	"audio/telephone-event":                 formatEvent,
@@ -42,7 +43,7 @@ var digitTypes = map[string]digitFormat{
 
 // digitAccept is the Accept header of a 415 to an INFO or NOTIFY from the
 // carrier.
-const digitAccept = "application/dtmf-relay, application/dtmf, application/vnd.nortelnetworks.digits, audio/telephone-event, application/kpml-response+xml, multipart/mixed"
+const digitAccept = "application/dtmf-relay, application/dtmf-info, application/dtmf, application/vnd.nortelnetworks.digits, audio/telephone-event, application/kpml-response+xml, multipart/mixed"
 
 // maxDigitBody bounds a key-press body: real ones are under 300 bytes,
 // KPML responses included.

@@ -45,6 +45,7 @@ func TestParseDigits(t *testing.T) {
 		{name: "relay two signals", ct: relay, body: "Signal=1\r\nSignal=2\r\n", wantErr: true},
 		{name: "relay no signal", ct: relay, body: "Duration=160\r\n", wantErr: true},
 		{name: "relay empty", ct: relay, body: "", wantErr: true},
+		{name: "dtmf-info (the relay body under another name)", ct: "application/dtmf-info", body: "Signal=8\r\nDuration=500\r\n", want: "8", wantDur: 500 * time.Millisecond},
 		{name: "dtmf", ct: plain, body: "7", want: "7"},
 		{name: "dtmf padded", ct: plain, body: " #\r\n", want: "#"},
 		{name: "dtmf code", ct: plain, body: "11", want: "#"},
