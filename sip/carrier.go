@@ -63,16 +63,17 @@ func (c *call) fromCarrier(req *sip.Request, tx sip.ServerTransaction) {
 // stop answers req with code and counts it as refused for reason; extra
 // headers go on the response. The body is never logged.
 func (c *call) stop(req *sip.Request, tx sip.ServerTransaction, reason refusal, code int, text string, extra []sip.Header) {
-	d := c.legs[media.Carrier]
-	res := d.respond(req, code, text, nil, "")
-	if code == 405 {
-		res.AppendHeader(sip.NewHeader("Allow", d.t.allow()))
-	}
+	// respond adds Allow to a 405.
+	res := c.legs[media.Carrier].respond(req, code, text, nil, "")
 	for _, h := range extra {
 		res.AppendHeader(h)
 	}
 	c.g.metrics.stop(req.Method, reason)
-	c.g.log.Info("carrier request answered, not forwarded", zap.String("call", c.id),
+	level := zap.InfoLevel
+	if reason == refusedNoBody {
+		level = zap.DebugLevel // keep-alives: one per call every few seconds
+	}
+	c.g.log.Log(level, "carrier request answered, not forwarded", zap.String("call", c.id),
 		zap.String("method", metricMethod(req.Method)), zap.String("reason", string(reason)), zap.Int("status", code))
 	_ = tx.Respond(res)
 }
