@@ -103,7 +103,7 @@ func TestInterop(t *testing.T) {
 		{name: "late offer from the platform", uac: "uac_late.xml", uas: "uas_late.xml", reverse: true},
 		{name: "CUCM re-INVITE without SDP", uac: "uac_reinvite_in.xml", uas: "uas_cucm.xml"},
 		{name: "SIP-I INVITE", uac: "uac_sipi.xml", uas: "uas_basic.xml"},
-		{name: "200 OK over 1300 bytes over UDP", uac: "uac_sbc.xml", uas: "uas_basic.xml"},
+		{name: "200 OK of 1500 bytes and more over UDP", uac: "uac_sbc.xml", uas: "uas_basic.xml"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
