@@ -83,6 +83,7 @@ func TestAgentScenarioSeesForwarded(t *testing.T) {
 		t.Fatalf("the agent's scenario passed though a re-INVITE reached it:\n%s", tail(uas.out.String(), 2000))
 	}
 	// The customer's scenario is left waiting for its re-INVITE's answer.
+	// (Closing the gateway then waits for BYEs nobody answers: 10 s.)
 	uac.cmd.Process.Kill()
 	<-uac.done
 }
