@@ -89,6 +89,8 @@ fuzz:
 	$(GO) test ./psp/sim -run '^$$' -fuzz FuzzHandle -fuzztime $(FUZZTIME)
 	$(GO) test ./media -run '^$$' -fuzz FuzzCarrierPacket -fuzztime $(FUZZTIME)
 	$(GO) test ./sip/caller -run '^$$' -fuzz FuzzParseSDP -fuzztime $(FUZZTIME)
+	$(GO) test ./sip -run '^$$' -fuzz '^FuzzDigitBody$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./sip -run '^$$' -fuzz '^FuzzSessionBody$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./api -run '^$$' -fuzz '^FuzzDecodePaymentRequest$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./api -run '^$$' -fuzz '^FuzzDecodeResetRequest$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./api -run '^$$' -fuzz '^FuzzDecodeWidgetTokenRequest$$' -fuzztime $(FUZZTIME)

@@ -102,6 +102,12 @@ func TestParse(t *testing.T) {
 				t.Errorf("%v", p)
 			}
 		}},
+		{name: "bad isup mode", yaml: "sip:\n  isup: keep\n", wantErr: "sip.isup"},
+		{name: "trusted platform", yaml: "sip:\n  trunks:\n    platform:\n      trusted: true\n  isup: pass\n", check: func(t *testing.T, c Config) {
+			if !c.SIP.Trunks.Platform.Trusted || c.SIP.Trunks.Carrier.Trusted || c.SIP.ISUP != "pass" {
+				t.Errorf("trusted %v/%v isup %q", c.SIP.Trunks.Carrier.Trusted, c.SIP.Trunks.Platform.Trusted, c.SIP.ISUP)
+			}
+		}},
 		{name: "bad transport", yaml: "sip:\n  trunks:\n    carrier:\n      transports: [tls]\n", wantErr: "transports"},
 		{name: "two documents", yaml: "log:\n  level: info\n---\nlog:\n  level: debug\n", wantErr: "more than one"},
 		{name: "bad level", yaml: "log:\n  level: loud\n", wantErr: "log.level"},

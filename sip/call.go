@@ -35,8 +35,18 @@ type call struct {
 	prevRemote [2]media.Stream
 	answered   bool
 	ended      bool
-	pending    bool                        // an offer/answer in flight
-	acks       [2]map[uint32]chan struct{} // 2xx waiting for their ACK, by CSeq
+	pending    bool                   // an offer/answer in flight
+	acks       [2]map[uint32]*ackWait // 2xx waiting for their ACK, by CSeq
+	presses    pressTracker           // RFC 4733 reports in the carrier's signalling
+	lateOffer  bool                   // the INVITE had no SDP: the offer is in the 2xx
+}
+
+// ackWait is a 2xx to an INVITE received on a leg, waiting for its ACK:
+// done is closed when it comes, and ack is then the ACK (whose body is the
+// answer when the 2xx made the offer).
+type ackWait struct {
+	done chan struct{}
+	ack  *sip.Request
 }
 
 func otherLeg(l media.Leg) media.Leg {
@@ -99,32 +109,34 @@ func (c *call) rollback(leg media.Leg) {
 	}
 }
 
-// expectAck registers a 2xx to an INVITE received on leg; the channel is
-// closed when its ACK comes.
-func (c *call) expectAck(leg media.Leg, seq uint32) chan struct{} {
+// expectAck registers a 2xx to an INVITE received on leg.
+func (c *call) expectAck(leg media.Leg, seq uint32) *ackWait {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.acks[leg] == nil {
-		c.acks[leg] = map[uint32]chan struct{}{}
+		c.acks[leg] = map[uint32]*ackWait{}
 	}
-	ch := make(chan struct{})
-	c.acks[leg][seq] = ch
-	return ch
+	w := &ackWait{done: make(chan struct{})}
+	c.acks[leg][seq] = w
+	return w
 }
 
-func (c *call) gotAck(leg media.Leg, seq uint32) {
+func (c *call) gotAck(leg media.Leg, ack *sip.Request) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if ch, ok := c.acks[leg][seq]; ok {
-		close(ch)
+	seq := ack.CSeq().SeqNo
+	if w, ok := c.acks[leg][seq]; ok {
+		w.ack = ack
+		close(w.done)
 		delete(c.acks[leg], seq)
 	}
 }
 
 // retransmit resends a 2xx to an INVITE over UDP until its ACK comes
-// (RFC 3261 13.3.1.4): T1, doubling up to T2, for 64*T1. No ACK in that
-// time ends the call.
-func (c *call) retransmit(leg media.Leg, tx sip.ServerTransaction, res *sip.Response, ack chan struct{}) {
+// (RFC 3261 13.3.1.4): T1, doubling up to T2, for 64*T1, and returns the
+// ACK. No ACK in that time ends the call (after onGiveUp, when not nil)
+// and returns nil, as does the call ending meanwhile.
+func (c *call) retransmit(leg media.Leg, tx sip.ServerTransaction, res *sip.Response, w *ackWait, onGiveUp func()) *sip.Request {
 	reliable := sip.IsReliable(c.legs[leg].transport)
 	interval := sip.T1
 	deadline := time.NewTimer(64 * sip.T1)
@@ -132,17 +144,20 @@ func (c *call) retransmit(leg media.Leg, tx sip.ServerTransaction, res *sip.Resp
 	for {
 		tick := time.NewTimer(interval)
 		select {
-		case <-ack:
+		case <-w.done:
 			tick.Stop()
-			return
+			return w.ack
 		case <-c.done:
 			tick.Stop()
-			return
+			return nil
 		case <-deadline.C:
 			tick.Stop()
 			c.g.log.Warn("no ACK for 2xx, ending call", zap.String("call", c.id), zap.String("leg", legName(leg)))
+			if onGiveUp != nil {
+				onGiveUp()
+			}
 			c.hangup(audit.ReasonNoACK)
-			return
+			return nil
 		case <-tick.C:
 			if !reliable {
 				_ = tx.Respond(res)
@@ -267,30 +282,39 @@ func (c *call) end(e ending) {
 // do sends a request on the dialog's trunk and returns its final
 // response.
 func (d *dialog) do(ctx context.Context, req *sip.Request) (*sip.Response, error) {
-	tx, err := d.t.cli.TransactionRequest(ctx, req)
-	if err != nil {
-		return nil, err
+	tx, res, err := d.send(ctx, req)
+	if tx != nil {
+		tx.Terminate()
 	}
-	defer tx.Terminate()
+	return res, err
+}
+
+// send is do without ending the transaction, which is then the caller's
+// to terminate (nil when the request could not be sent).
+func (d *dialog) send(ctx context.Context, req *sip.Request) (sip.ClientTransaction, *sip.Response, error) {
+	tx, err := d.t.transaction(ctx, req)
+	if err != nil {
+		return nil, nil, err
+	}
 	for {
 		select {
 		case res := <-tx.Responses():
 			if res.IsProvisional() {
 				continue
 			}
-			return res, nil
+			return tx, res, nil
 		case <-tx.Done():
 			// A final response and the end may come together.
 			select {
 			case res := <-tx.Responses():
 				if !res.IsProvisional() {
-					return res, nil
+					return tx, res, nil
 				}
 			default:
 			}
-			return nil, tx.Err()
+			return tx, nil, tx.Err()
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return tx, nil, ctx.Err()
 		}
 	}
 }

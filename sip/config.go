@@ -24,6 +24,11 @@ type Config struct {
 	CorrelationHeaders []string `yaml:"correlation_headers"`
 	// RingTimeout ends a call not answered in this time with 408 (0: 3 min).
 	RingTimeout time.Duration `yaml:"ring_timeout"`
+	// ISUP says what happens to the ISUP part of a SIP-I/SIP-T multipart
+	// INVITE body (SDP plus application/isup): ISUPDrop (the default)
+	// sends the SDP alone, ISUPPass sends the ISUP part on beside the
+	// gateway's SDP.
+	ISUP ISUPMode `yaml:"isup"`
 	// UserAgent is the User-Agent and Server header ("ToneVault"); the
 	// binary sets it to its name and version.
 	UserAgent string `yaml:"-"`
@@ -54,7 +59,23 @@ type TrunkConfig struct {
 	// call arrived with (routing by Request-URI), e.g.
 	// "sip:{user}@sbc.example.net:5060;transport=tcp".
 	Target string `yaml:"target"`
+	// Trusted puts the trunk's peer in the gateway's trust domain (RFC
+	// 3325): it gets P-Asserted-Identity and the caller's From even when
+	// the caller asked for privacy (Privacy: id, user or header). An
+	// untrusted trunk (the default) gets neither then: the identity
+	// header is removed and From says Anonymous. Without a privacy
+	// request the identity goes to either.
+	Trusted bool `yaml:"trusted"`
 }
+
+// ISUPMode is sip.isup: what to do with the ISUP part of a SIP-I/SIP-T
+// body.
+type ISUPMode string
+
+const (
+	ISUPDrop ISUPMode = "drop"
+	ISUPPass ISUPMode = "pass"
+)
 
 // Network is one entry of an allow list: a network in CIDR notation
 // ("10.0.0.0/8") or a single address ("10.0.0.7", a /32 or /128).
@@ -116,6 +137,7 @@ func DefaultConfig() Config {
 		RejectUninspectable: true,
 		CorrelationHeaders:  DefaultCorrelationHeaders,
 		RingTimeout:         DefaultRingTimeout,
+		ISUP:                ISUPDrop,
 	}
 }
 
@@ -131,6 +153,11 @@ func (c Config) Validate() error {
 	}
 	if c.RingTimeout < 0 {
 		return errors.New("sip.ring_timeout: negative")
+	}
+	switch c.ISUP {
+	case "", ISUPDrop, ISUPPass:
+	default:
+		return fmt.Errorf("sip.isup: %q: want drop or pass", c.ISUP)
 	}
 	for i, h := range c.CorrelationHeaders {
 		if h == "" || strings.ContainsAny(h, " \t\r\n:") {

@@ -166,7 +166,7 @@ func (d *dialog) respond(req *sip.Request, code int, reason string, body []byte,
 		res.AppendHeader(d.t.contact(d.transport))
 	}
 	if req.IsInvite() || req.Method == sip.OPTIONS || code == 405 {
-		res.AppendHeader(sip.NewHeader("Allow", allowMethods))
+		res.AppendHeader(sip.NewHeader("Allow", d.t.allow()))
 	}
 	if len(body) > 0 {
 		ct := sip.ContentTypeHeader(ctype)

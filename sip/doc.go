@@ -2,7 +2,8 @@
 // sipgo: it sits between the carrier (the customer) and the contact-centre
 // platform (agent, PBX, recorder), terminates every call's dialog on each
 // side and makes its own on the other, so that all media goes through the
-// relay in package media and no SIP INFO key press reaches the platform.
+// relay in package media and no key press in the signalling reaches the
+// platform.
 //
 // # Trunks and calls
 //
@@ -19,9 +20,25 @@
 // The outgoing leg is the gateway's own request: new Call-ID, tags, CSeq,
 // Via and Contact of the outgoing trunk, sent from its listening socket
 // (UDP). Copied from the incoming INVITE: the From display name and user
-// (host replaced by the gateway's), P-Asserted-Identity, Session-Expires,
-// Min-SE, Supported and Require (without 100rel), the configured
-// correlation headers, Max-Forwards less one.
+// (host replaced by the gateway's), Privacy and P-Asserted-Identity (see
+// Privacy), Session-Expires, Min-SE, Supported and Require (without
+// 100rel), the configured correlation headers, Max-Forwards less one.
+//
+// # Message size
+//
+// Responses go back over the transport their request came on, whatever
+// their size (RFC 3261 18.2.2): a 200 OK to a caller behind an SBC chain
+// (three Vias, four Record-Routes) is over 1300 bytes and still goes over
+// UDP. sipgo refuses to write any UDP message over sip.UDPMTUSize-200
+// bytes; the package raises that variable to the largest UDP payload at
+// init, which is the way sipgo's maintainer gives for it (it is global:
+// every sipgo user in the binary gets it). A request the
+// gateway sends over UDP that is over 1300 bytes goes over TCP instead
+// (RFC 3261 18.1.1, its top Via saying TCP) when the trunk has TCP and
+// the peer accepts a connection within 2 s; a peer that refuses gets it
+// over UDP, and large requests to it go over UDP for 5 minutes. The
+// dialog stays on its transport: only that request moves. ACKs stay on
+// the dialog's transport whatever their size.
 //
 // Responses: 18x (with their SDP turned, for early media) and 2xx are
 // carried back; failures keep their code (486, 603, 404, 5xx, ...) except
@@ -49,16 +66,48 @@
 // false, in which case it is forwarded whole and the relay mutes what it
 // cannot inspect (fail closed).
 //
-// # SIP INFO
+// # No key press in the signalling
 //
-// INFO from the carrier with application/dtmf-relay or application/dtmf is
-// answered 200 (400 when it holds no digit), never forwarded, and its digit
-// goes to MediaSession.InfoDigit (before the 200 is sent), which
-// de-duplicates it with the in-band and RFC 4733 copies of the same key
-// press. Other INFO is forwarded. Message bodies are never logged: the
-// gateway logs no body, and sipgo's own log (Options.SIPLog) goes through
-// QuietLog, which withholds the raw messages sipgo logs when it cannot
-// parse one.
+// The carrier's in-dialog requests reach the platform through an
+// allowlist: BYE, re-INVITE and UPDATE, each rebuilt by the gateway (its
+// own headers, session timers and identity, the SDP turned); ACK and
+// CANCEL are the gateway's own toward the platform; OPTIONS is answered.
+// Nothing else from the carrier is forwarded: a request that is not on
+// the list never reaches code that could forward it.
+//
+// Key presses are taken off the signalling in every form carriers use:
+// INFO with application/dtmf-relay (or its alias application/dtmf-info),
+// application/dtmf, application/vnd.nortelnetworks.digits ("d=5"),
+// audio/telephone-event (an RFC 4733 block) or a multipart body holding
+// one of these; NOTIFY of event telephone-event (Cisco's unsolicited
+// NOTIFY: an RFC 4733 block, duration in milliseconds) or kpml (RFC 4730
+// kpml-response, each symbol of its digits a key). Each is answered 200
+// after its digits went to MediaSession.InfoDigit, which de-duplicates
+// them with the in-band and RFC 4733 copies of the same key press. One
+// INFO is one press (the first key-press part of a multipart body
+// counts); RFC 4733 reports spread over several messages (a start, its
+// refreshes and its end) are one press (pressTracker). A key-press body
+// with no valid key gets 400 and yields nothing.
+//
+// Everything else from the carrier is answered by the gateway and counted
+// in tonevault_sip_carrier_requests_refused_total{method,reason}:
+// another INFO body type 415 (with Accept), an INFO of an Info-Package
+// 469, a NOTIFY of another event 489 (the gateway subscribes to nothing),
+// an INFO or NOTIFY without body 200, MESSAGE, SUBSCRIBE, PUBLISH and
+// other known methods 405 (the carrier trunk's Allow has no MESSAGE), an
+// unknown method 501, REFER 403, PRACK 481. In-dialog requests from the
+// platform (the agent's INFO, MESSAGE, NOTIFY) are forwarded to the
+// carrier as before.
+//
+// Message bodies are never logged, and no error quotes one: the gateway
+// logs method, reason and status only, and sipgo's own log
+// (Options.SIPLog) goes through QuietLog, which withholds the raw
+// messages sipgo logs when it cannot parse one.
+//
+// Parsing follows RFC 4475 where it matters here: From and To parameters
+// with whitespace around "=" (and names in any case) are read as such, a
+// request whose CSeq names another method gets 400, an unknown body type
+// 415.
 //
 // # Limits
 //
@@ -68,7 +117,8 @@
 // unreliable provisionals anyway (its Require is dropped rather than the
 // call refused with 420, which is what such callers usually prefer; an
 // early-media answer in a 18x is then a preview and the 2xx carries it
-// again). Not supported: INVITE without SDP (late offer) and re-INVITE
-// without SDP (488), forking to several early dialogs (the last tag wins),
-// TLS and SRTP.
+// again). Not supported: forking to several early dialogs (the last tag
+// wins), TLS and SRTP, transfers (REFER), session timer refreshes by the
+// gateway itself, DNS SRV and failover. Key-press bodies of a type not
+// listed above are refused, not forwarded, and their digit is lost.
 package sip

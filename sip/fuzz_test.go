@@ -1,11 +1,13 @@
 package sip
 
 import (
+	"bytes"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/emiago/sipgo/sip"
 )
@@ -55,11 +57,15 @@ func FuzzRewriteSDP(f *testing.F) {
 	})
 }
 
-// torture returns the RFC 4475 messages in testdata/rfc4475.
+// torture returns the RFC 4475 messages in testdata/rfc4475 and the
+// real carriers' ones in testdata/carrier (key presses in INFO and
+// NOTIFY, SIP-I, late offer).
 func torture(tb testing.TB) map[string][]byte {
 	files, err := filepath.Glob(filepath.Join("testdata", "rfc4475", "*.sip"))
-	if err != nil || len(files) == 0 {
-		tb.Fatalf("no torture messages: %v", err)
+	more, err2 := filepath.Glob(filepath.Join("testdata", "carrier", "*.sip"))
+	files = append(files, more...)
+	if err != nil || err2 != nil || len(files) == 0 || len(more) == 0 {
+		tb.Fatalf("no torture messages: %v %v", err, err2)
 	}
 	out := map[string][]byte{}
 	for _, f := range files {
@@ -79,19 +85,32 @@ func handleParsed(m sip.Message) {
 	req, ok := m.(*sip.Request)
 	if !ok {
 		res := m.(*sip.Response)
+		normalizeParams(res)
 		optionTags(res, "Supported")
-		if hasSDP(res) {
-			RewriteSDP(res.Body(), RewriteOptions{Local: netip.MustParseAddrPort("127.0.0.1:20000")})
+		if s, err := readSession(res); err == nil && s.sdp != nil {
+			RewriteSDP(s.sdp, RewriteOptions{Local: netip.MustParseAddrPort("127.0.0.1:20000")})
 		}
+		copyIdentity(res, sip.NewResponseFromRequest(sip.NewRequest(sip.INVITE, sip.Uri{Host: "x"}), 200, "OK", nil), &trunk{})
 		return
 	}
+	normalizeParams(req)
+	cseqMismatch(req)
 	optionTags(req, "Require")
 	headerValue(req, "X-Interaction-ID")
-	if ct := contentType(req); isDTMFInfo(ct) {
-		parseDTMFInfo(ct, req.Body())
+	eventOf(req)
+	withheld(req)
+	if reports, _, err := digitsOf(req, 8000); err == nil {
+		var p pressTracker
+		for _, r := range reports {
+			p.add(r, time.Now())
+		}
 	}
-	if hasSDP(req) {
-		RewriteSDP(req.Body(), RewriteOptions{Local: netip.MustParseAddrPort("127.0.0.1:20000")})
+	if s, err := readSession(req); err == nil && s.sdp != nil {
+		RewriteSDP(s.sdp, RewriteOptions{Local: netip.MustParseAddrPort("127.0.0.1:20000")})
+		body, ct := sessionBody(s.sdp, s.isup)
+		if _, err := bodyParts(ct, body); err != nil {
+			panic("the gateway's own body does not parse: " + err.Error())
+		}
 	}
 	if !validRequest(req) {
 		return
@@ -104,6 +123,7 @@ func handleParsed(m sip.Message) {
 	_ = d.request(sip.BYE, 0).String()
 	out := sip.NewRequest(sip.INVITE, sip.Uri{Scheme: "sip", Host: "127.0.0.1"})
 	copyHeaders(req, out, passHeaders)
+	copyIdentity(req, out, tr)
 	copyOptionTags(req, out)
 	_ = out.String()
 }
@@ -112,7 +132,10 @@ func handleParsed(m sip.Message) {
 // and the gateway's handling: no panic, and the valid ones parse.
 func TestTorture(t *testing.T) {
 	valid := map[string]bool{"wsinv.sip": true, "esc01.sip": true, "escnull.sip": true, "lwsdisp.sip": true,
-		"semiuri.sip": true, "noreason.sip": true, "zeromf.sip": true, "cparam01.sip": true, "info-dtmf.sip": true}
+		"semiuri.sip": true, "noreason.sip": true, "zeromf.sip": true, "cparam01.sip": true, "info-dtmf.sip": true,
+		// testdata/carrier
+		"nortel-info.sip": true, "cisco-notify.sip": true, "kpml-notify.sip": true, "cseq-method.sip": true,
+		"unknown-body.sip": true, "late-offer.sip": true, "sipi-invite.sip": true}
 	for name, b := range torture(t) {
 		t.Run(name, func(t *testing.T) {
 			m, err := sip.ParseMessage(b)
@@ -139,5 +162,82 @@ func FuzzSIPMessage(f *testing.F) {
 			return
 		}
 		handleParsed(m)
+	})
+}
+
+// FuzzDigitBody: whatever INFO or NOTIFY body arrives, reading its key
+// presses does not panic, yields only keypad digits, never more digits
+// than the body has bytes, and no error quotes the body. The press
+// tracker takes whatever comes.
+func FuzzDigitBody(f *testing.F) {
+	seeds := []struct {
+		ct   string
+		body string
+		rate int
+	}{
+		{"application/dtmf-relay", "Signal=5\r\nDuration=160\r\n", 8000},
+		{"application/dtmf", "#", 8000},
+		{"application/vnd.nortelnetworks.digits", "d=3\r\n", 8000},
+		{"audio/telephone-event", "\x07\x00\x07\xd0", 1000},
+		{"application/kpml-response+xml", `<kpml-response xmlns="urn:ietf:params:xml:ns:kpml-response" version="1.0" code="200" text="OK" digits="41#"/>`, 8000},
+		{"multipart/mixed;boundary=b1", "--b1\r\nContent-Type: text/plain\r\n\r\nkey\r\n--b1\r\nContent-Type: application/dtmf-relay\r\n\r\nSignal=5\r\n--b1--\r\n", 8000},
+	}
+	for _, s := range seeds {
+		f.Add(s.ct, []byte(s.body), s.rate)
+	}
+	f.Fuzz(func(t *testing.T, ct string, body []byte, rate int) {
+		reports, _, err := digitsOf(bodyRequest(sip.INFO, ct, string(body)), rate)
+		if err != nil {
+			if reports != nil {
+				t.Fatal("reports with an error")
+			}
+			if len(body) >= 8 && strings.Contains(err.Error(), string(body)) {
+				t.Fatalf("error %q quotes the body", err)
+			}
+			return
+		}
+		if len(reports) > len(body) {
+			t.Fatalf("%d digits from %d bytes", len(reports), len(body))
+		}
+		var p pressTracker
+		now := time.Unix(0, 0)
+		for _, r := range reports {
+			if !r.digit.Valid() {
+				t.Fatalf("digit %v is not a key", r.digit)
+			}
+			if r.length() < 0 {
+				t.Fatalf("negative length %v", r.length())
+			}
+			p.add(r, now)
+		}
+	})
+}
+
+// FuzzSessionBody: whatever session body arrives, reading it does not
+// panic, and what the gateway would send from what it read reads back
+// the same: the SDP, and the ISUP part byte for byte with its type.
+func FuzzSessionBody(f *testing.F) {
+	f.Add("application/sdp", []byte(sdpSIPp))
+	f.Add("multipart/mixed;boundary=unique-boundary-1", []byte(sipIBody))
+	f.Add("multipart/mixed;boundary=b", []byte("--b\r\nContent-Type: application/isup;version=ansi00\r\n\r\nIAM\r\n--b--\r\n"))
+	f.Fuzz(func(t *testing.T, ct string, body []byte) {
+		s, err := readSession(bodyRequest(sip.INVITE, ct, string(body)))
+		if err != nil {
+			return
+		}
+		out, outCT := sessionBody(s.sdp, s.isup)
+		back, err := readSession(bodyRequest(sip.INVITE, outCT, string(out)))
+		if err != nil {
+			t.Fatalf("the gateway's own body does not read back: %v\n%s\n%q", err, outCT, out)
+		}
+		if !bytes.Equal(back.sdp, s.sdp) {
+			t.Fatalf("sdp %q came back as %q", s.sdp, back.sdp)
+		}
+		if (back.isup == nil) != (s.isup == nil) {
+			t.Fatalf("isup part lost or made up")
+		}
+		if s.isup != nil && (!bytes.Equal(back.isup.body, s.isup.body) || back.isup.ctype != s.isup.ctype) {
+			t.Fatalf("isup part %q %q came back as %q %q", s.isup.raw, s.isup.body, back.isup.raw, back.isup.body)
+		}
 	})
 }

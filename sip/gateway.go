@@ -225,6 +225,13 @@ func (g *Gateway) handle(t *trunk) {
 				g.refuse(t, a, req, tx)
 				return
 			}
+			normalizeParams(req)
+			if cseqMismatch(req) {
+				if !req.IsAck() {
+					_ = tx.Respond(sip.NewResponseFromRequest(req, 400, "Bad Request", nil))
+				}
+				return
+			}
 			h(t, req, tx)
 		}
 	}
@@ -243,7 +250,7 @@ func (g *Gateway) handle(t *trunk) {
 	}))
 	t.srv.OnOptions(guard(func(t *trunk, req *sip.Request, tx sip.ServerTransaction) {
 		res := sip.NewResponseFromRequest(req, 200, "OK", nil)
-		res.AppendHeader(sip.NewHeader("Allow", allowMethods))
+		res.AppendHeader(sip.NewHeader("Allow", t.allow()))
 		res.AppendHeader(sip.NewHeader("Accept", acceptTypes))
 		res.AppendHeader(sip.NewHeader("Supported", "timer"))
 		_ = tx.Respond(res)
@@ -252,8 +259,17 @@ func (g *Gateway) handle(t *trunk) {
 		if req.IsAck() {
 			return
 		}
-		res := sip.NewResponseFromRequest(req, 405, "Method Not Allowed", nil)
-		res.AppendHeader(sip.NewHeader("Allow", allowMethods))
+		// RFC 3261 8.2.1 and 21.5.2: 405 for a method the gateway knows
+		// and does not take, 501 for one it does not know.
+		code, text := 405, "Method Not Allowed"
+		if !metricMethods[req.Method] {
+			code, text = 501, "Not Implemented"
+		}
+		if t.leg == media.Carrier {
+			g.metrics.stop(req.Method, refusedMethod)
+		}
+		res := sip.NewResponseFromRequest(req, code, text, nil)
+		res.AppendHeader(sip.NewHeader("Allow", t.allow()))
 		_ = tx.Respond(res)
 	}))
 }

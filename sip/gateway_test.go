@@ -250,6 +250,11 @@ type testGW struct {
 }
 
 func startTestGW(t *testing.T, allow string, agent string) *testGW {
+	return startTestGWWith(t, allow, agent, nil)
+}
+
+// startTestGWWith is startTestGW with the configuration changed by mod.
+func startTestGWWith(t *testing.T, allow string, agent string, mod func(*Config)) *testGW {
 	t.Helper()
 	tg := &testGW{relay: &fakeRelay{}, audit: newMemAudit(t)}
 	var err error
@@ -258,13 +263,17 @@ func startTestGW(t *testing.T, allow string, agent string) *testGW {
 		t.Fatal(err)
 	}
 	pfx := []Network{MustParseNetwork(allow)}
-	tg.g, err = New(Config{
+	cfg := Config{
 		Trunks: Trunks{
 			Carrier:  TrunkConfig{Listen: netip.MustParseAddrPort("127.0.0.1:0"), Transports: []string{"udp"}, Allow: pfx, Target: "sip:{user}@127.0.0.1:9"},
 			Platform: TrunkConfig{Listen: netip.MustParseAddrPort("127.0.0.1:0"), Transports: []string{"udp"}, Allow: pfx, Target: "sip:agent@" + agent},
 		},
 		RejectUninspectable: true,
-	}, Options{Relay: tg.relay, Audit: tg.audit, Metrics: tg.metrics, Log: zaptest.NewLogger(t)})
+	}
+	if mod != nil {
+		mod(&cfg)
+	}
+	tg.g, err = New(cfg, Options{Relay: tg.relay, Audit: tg.audit, Metrics: tg.metrics, Log: zaptest.NewLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -398,7 +407,7 @@ Content-Length: 0
 		want              int
 	}{
 		{"uninspectable codec", "", opus, 488},
-		{"late offer", "", "", 488},
+		{"unknown body type", "", "", 415},
 		{"unknown extension", "Require: foo\n", customerSDP, 420},
 		{"too many hops", "", customerSDP, 483},
 		{"bad sdp", "", "v=0\nthis is not sdp\n", 400},
@@ -406,11 +415,19 @@ Content-Length: 0
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			msg := invite(p, tg.carrier, fmt.Sprintf("rej-%d", i), tt.extra, tt.body)
-			if tt.want == 483 {
+			switch tt.want {
+			case 483:
 				msg = strings.Replace(msg, "Max-Forwards: 70", "Max-Forwards: 1", 1)
+			case 415:
+				// RFC 4475 3.3.12's case: a body of a type nobody knows.
+				msg = invite(p, tg.carrier, fmt.Sprintf("rej-%d", i), "Content-Type: application/x-unknown-to-all\n", "")
+				msg = strings.Replace(msg, "Content-Length: 0", "Content-Length: 5", 1) + "hello"
 			}
 			p.send(tg.carrier, msg)
 			res := p.readResponse(tt.want)
+			if tt.want == 415 && !strings.Contains(headerValue(res, "Accept"), "application/sdp") {
+				t.Errorf("415 without Accept: application/sdp: %q", headerValue(res, "Accept"))
+			}
 			if tag, _ := res.To().Params.Get("tag"); tag == "" {
 				t.Error("final response without To tag")
 			}

@@ -1,49 +1,11 @@
 package sip
 
 import (
-	"errors"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/emiago/sipgo/sip"
-
-	"github.com/tonevault/tonevault/dtmf"
 )
-
-func TestParseDTMFInfo(t *testing.T) {
-	tests := []struct {
-		ct, body string
-		want     dtmf.Digit
-		wantDur  time.Duration
-		wantErr  bool
-	}{
-		{"application/dtmf-relay", "Signal=5\r\nDuration=160\r\n", '5', 160 * time.Millisecond, false},
-		{"application/dtmf-relay", "signal= *\nduration=100", '*', 100 * time.Millisecond, false},
-		{"application/dtmf-relay", "Signal=10\r\n", '*', 0, false},
-		{"application/dtmf-relay", "Signal=11\r\n", '#', 0, false},
-		{"application/dtmf-relay", "Signal=a\r\nDuration=-5\r\n", 'A', 0, false},
-		{"application/dtmf-relay", "Signal=12\r\n", 0, 0, true},
-		{"application/dtmf-relay", "Signal=E\r\n", 0, 0, true},
-		{"application/dtmf-relay", "Duration=160\r\n", 0, 0, true},
-		{"application/dtmf-relay", "", 0, 0, true},
-		{"application/dtmf", "7", '7', 0, false},
-		{"application/dtmf", " #\r\n", '#', 0, false},
-		{"application/dtmf", "77", 0, 0, true},
-	}
-	for _, tt := range tests {
-		d, dur, err := parseDTMFInfo(tt.ct, []byte(tt.body))
-		if tt.wantErr {
-			if !errors.Is(err, ErrBadDTMFInfo) {
-				t.Errorf("%s %q: err = %v, want ErrBadDTMFInfo", tt.ct, tt.body, err)
-			}
-			continue
-		}
-		if err != nil || d != tt.want || dur != tt.wantDur {
-			t.Errorf("%s %q = %c %v %v, want %c %v", tt.ct, tt.body, d, dur, err, tt.want, tt.wantDur)
-		}
-	}
-}
 
 func parseReq(t *testing.T, s string) *sip.Request {
 	t.Helper()

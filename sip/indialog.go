@@ -3,6 +3,7 @@ package sip
 import (
 	"context"
 	"errors"
+	"sync"
 
 	"github.com/emiago/sipgo/sip"
 	"go.uber.org/zap"
@@ -45,14 +46,15 @@ func (g *Gateway) find(t *trunk, m message) (*call, media.Leg, bool) {
 
 func (g *Gateway) onAck(t *trunk, req *sip.Request, _ sip.ServerTransaction) {
 	if c, leg, ok := g.find(t, req); ok && req.CSeq() != nil {
-		// An ACK with SDP would answer an offer made in a 2xx, which the
-		// gateway never makes; its body is not read.
-		c.gotAck(leg, req.CSeq().SeqNo)
+		// Its body, if any, is read by whoever waits for it: the answer
+		// to an offer the gateway made in a 2xx (late offer).
+		c.gotAck(leg, req)
 	}
 }
 
 // onInDialog handles requests inside a call's dialog (BYE, re-INVITE,
-// UPDATE, INFO, ...).
+// UPDATE, INFO, ...). From the carrier only BYE, re-INVITE and UPDATE
+// go on (ACK and CANCEL have their own handlers): see carrier.go.
 func (g *Gateway) onInDialog(t *trunk, req *sip.Request, tx sip.ServerTransaction) {
 	if !validRequest(req) {
 		_ = tx.Respond(sip.NewResponseFromRequest(req, 400, "Bad Request", nil))
@@ -68,44 +70,23 @@ func (g *Gateway) onInDialog(t *trunk, req *sip.Request, tx sip.ServerTransactio
 		_ = tx.Respond(d.respond(req, 500, "Server Internal Error", nil, ""))
 		return
 	}
-	switch req.Method {
-	case sip.BYE:
+	switch {
+	case req.Method == sip.BYE:
 		_ = tx.Respond(d.respond(req, 200, "OK", nil, ""))
 		c.byeFrom(leg)
-	case sip.INVITE, sip.UPDATE:
+	case req.Method == sip.INVITE || req.Method == sip.UPDATE:
 		c.reoffer(leg, req, tx)
-	case sip.INFO:
-		if ct := contentType(req); leg == media.Carrier && isDTMFInfo(ct) {
-			c.infoDigit(req, tx, ct)
-			return
-		}
-		c.forward(leg, req, tx)
-	case sip.REFER:
+	case leg == media.Carrier:
+		c.fromCarrier(req, tx)
+	case req.Method == sip.REFER:
 		// A transfer would move the call off the gateway.
 		_ = tx.Respond(d.respond(req, 403, "Forbidden", nil, ""))
-	case sip.PRACK:
+	case req.Method == sip.PRACK:
 		// The gateway never sends reliable provisional responses.
 		_ = tx.Respond(d.respond(req, 481, "Call/Transaction Does Not Exist", nil, ""))
 	default:
 		c.forward(leg, req, tx)
 	}
-}
-
-// infoDigit answers a SIP INFO key press from the carrier and gives it to
-// the relay. It is never forwarded to the platform, and its body is never
-// logged.
-func (c *call) infoDigit(req *sip.Request, tx sip.ServerTransaction, ct string) {
-	d := c.legs[media.Carrier]
-	digit, dur, err := parseDTMFInfo(ct, req.Body())
-	if err != nil {
-		_ = tx.Respond(d.respond(req, 400, "Bad Request", nil, ""))
-		return
-	}
-	// The digit is in the relay's stream before the customer's phone hears
-	// that it was taken.
-	c.sess.InfoDigit(digit, dur)
-	c.g.metrics.info()
-	_ = tx.Respond(d.respond(req, 200, "OK", nil, ""))
 }
 
 // byeFrom ends the call after a BYE on leg.
@@ -124,12 +105,32 @@ func (c *call) byeFrom(leg media.Leg) {
 	c.end(ending{outcome: audit.ReasonCompleted, trunk: legName(leg)})
 }
 
+// refuseBody answers a request whose body the gateway cannot take: 400
+// for one it cannot read, 415 (with Accept) for one of a type it does not
+// take.
+func refuseBody(d *dialog, req *sip.Request, tx sip.ServerTransaction, err error) {
+	if errors.Is(err, ErrUnsupportedBody) {
+		res := d.respond(req, 415, "Unsupported Media Type", nil, "")
+		res.AppendHeader(sip.NewHeader("Accept", sessionAccept))
+		_ = tx.Respond(res)
+		return
+	}
+	_ = tx.Respond(d.respond(req, 400, "Bad Request", nil, ""))
+}
+
 // reoffer carries a re-INVITE or UPDATE from leg to the other leg, its
-// SDP turned both ways so that media stays on the relay.
+// SDP turned both ways so that media stays on the relay. A re-INVITE
+// without SDP (CUCM's hold and transfer) goes across without one: the
+// other side's offer comes back in the 2xx and the answer in the ACK.
 func (c *call) reoffer(leg media.Leg, req *sip.Request, tx sip.ServerTransaction) {
 	g := c.g
 	d, od := c.legs[leg], c.legs[otherLeg(leg)]
 	isInvite := req.IsInvite()
+	sess, err := readSession(req)
+	if err != nil {
+		refuseBody(d, req, tx, err)
+		return
+	}
 	c.mu.Lock()
 	answered, busy := c.answered, c.pending
 	if !busy {
@@ -158,33 +159,25 @@ func (c *call) reoffer(leg media.Leg, req *sip.Request, tx sip.ServerTransaction
 	}
 	d.refreshTarget(req)
 	var body []byte
-	offered := hasSDP(req)
+	offered := sess.sdp != nil
 	if offered {
-		b, err := c.turn(leg, otherLeg(leg), req.Body())
+		b, err := c.turn(leg, otherLeg(leg), sess.sdp)
 		if err != nil {
 			g.log.Info("re-offer refused", zap.String("call", c.id), zap.String("leg", legName(leg)), zap.Error(err))
 			_ = tx.Respond(d.respond(req, 488, "Not Acceptable Here", nil, ""))
 			return
 		}
 		body = b
-	} else if isInvite {
-		// An offerless re-INVITE would need the answer carried in the
-		// ACK; not supported (doc.go).
-		_ = tx.Respond(d.respond(req, 488, "Not Acceptable Here", nil, ""))
-		return
 	}
 	out := od.request(req.Method, 0)
 	copyHeaders(req, out, passHeaders)
+	copyIdentity(req, out, od.t)
 	copyOptionTags(req, out)
-	if body != nil {
-		ct := sip.ContentTypeHeader("application/sdp")
-		out.AppendHeader(&ct)
-	}
-	out.SetBody(body)
+	setBody(out, body, "application/sdp")
 
 	ctx, cancel := context.WithTimeout(context.Background(), 64*sip.T1)
 	defer cancel()
-	res, err := od.doInvite(ctx, out)
+	res, acker, err := od.invite(ctx, out)
 	if err != nil {
 		if offered {
 			c.rollback(leg)
@@ -210,13 +203,21 @@ func (c *call) reoffer(leg media.Leg, req *sip.Request, tx sip.ServerTransaction
 		return
 	}
 	od.refreshTarget(res)
+	if isInvite && !offered {
+		c.reofferLate(leg, req, tx, res, acker)
+		return
+	}
+	if acker != nil {
+		acker.send(nil)
+	}
 	var answer []byte
 	if offered {
-		if !hasSDP(res) {
+		rs, err := readSession(res)
+		if err != nil || rs.sdp == nil {
 			_ = tx.Respond(d.respond(req, 502, "Bad Gateway", nil, ""))
 			return
 		}
-		if answer, err = c.turn(otherLeg(leg), leg, res.Body()); err != nil {
+		if answer, err = c.turn(otherLeg(leg), leg, rs.sdp); err != nil {
 			g.log.Info("re-offer answer refused", zap.String("call", c.id), zap.Error(err))
 			c.rollback(leg)
 			_ = tx.Respond(d.respond(req, 488, "Not Acceptable Here", nil, ""))
@@ -225,30 +226,138 @@ func (c *call) reoffer(leg media.Leg, req *sip.Request, tx sip.ServerTransaction
 	}
 	resp := d.respond(req, res.StatusCode, res.Reason, answer, "application/sdp")
 	copyHeaders(res, resp, passHeaders)
+	copyIdentity(res, resp, d.t)
 	copyOptionTags(res, resp)
 	if !isInvite {
 		_ = tx.Respond(resp)
 		return
 	}
-	ackCh := c.expectAck(leg, req.CSeq().SeqNo)
+	w := c.expectAck(leg, req.CSeq().SeqNo)
 	_ = tx.Respond(resp)
-	c.retransmit(leg, tx, resp, ackCh)
+	c.retransmit(leg, tx, resp, w, nil)
 }
 
-// doInvite is do, plus the ACK for a 2xx when req is an INVITE.
-func (d *dialog) doInvite(ctx context.Context, req *sip.Request) (*sip.Response, error) {
-	res, err := d.do(ctx, req)
-	if err == nil && req.IsInvite() && res.IsSuccess() {
-		ack := d.request(sip.ACK, req.CSeq().SeqNo)
-		err = d.t.cli.WriteRequest(ack)
+// reofferLate finishes an offerless re-INVITE from leg: the other side's
+// 2xx holds the offer, which goes to leg in the gateway's 2xx; leg's ACK
+// holds the answer, which goes to the other side in the gateway's ACK. A
+// missing or unusable offer or answer ends the call, on both legs.
+func (c *call) reofferLate(leg media.Leg, req *sip.Request, tx sip.ServerTransaction, res *sip.Response, acker *acker) {
+	g := c.g
+	d := c.legs[leg]
+	fail := func(code int, text, why string, err error) {
+		g.log.Info("offerless re-INVITE failed, ending call", zap.String("call", c.id), zap.String("leg", legName(leg)), zap.String("why", why), zap.Error(err))
+		acker.send(nil)
+		if code != 0 {
+			_ = tx.Respond(d.respond(req, code, text, nil, ""))
+		}
+		c.hangup(audit.ReasonFailed)
 	}
-	return res, err
+	rs, err := readSession(res)
+	if err != nil || rs.sdp == nil {
+		fail(502, "Bad Gateway", "no offer in 2xx", err)
+		return
+	}
+	offer, err := c.turn(otherLeg(leg), leg, rs.sdp)
+	if err != nil {
+		fail(488, "Not Acceptable Here", "offer refused", err)
+		return
+	}
+	resp := d.respond(req, res.StatusCode, res.Reason, offer, "application/sdp")
+	copyHeaders(res, resp, passHeaders)
+	copyIdentity(res, resp, d.t)
+	copyOptionTags(res, resp)
+	w := c.expectAck(leg, req.CSeq().SeqNo)
+	_ = tx.Respond(resp)
+	ack := c.retransmit(leg, tx, resp, w, func() { acker.send(nil) })
+	if ack == nil {
+		acker.send(nil) // the call is ending: stop the other side's 2xx
+		return
+	}
+	c.finishLateOffer(leg, ack, acker, fail)
 }
 
-// forward carries any other in-dialog request to the other leg and its
-// final response back.
+// finishLateOffer takes the answer in ack, received on leg for an offer
+// the gateway made there in a 2xx, and sends it turned in the ACK of the
+// other leg's 2xx (acker). fail ends the call.
+func (c *call) finishLateOffer(leg media.Leg, ack *sip.Request, acker *acker, fail func(int, string, string, error)) {
+	as, err := readSession(ack)
+	if err != nil || as.sdp == nil {
+		fail(0, "", "no answer in ACK", err)
+		return
+	}
+	answer, err := c.turn(leg, otherLeg(leg), as.sdp)
+	if err != nil {
+		fail(0, "", "answer refused", err)
+		return
+	}
+	acker.send(answer)
+}
+
+// invite sends a request that may be an INVITE on the dialog's trunk and
+// returns its final response. For a 2xx to an INVITE it also returns the
+// acker of its ACK, which the caller must send; the transaction stays
+// until Timer M for the 2xx's retransmissions.
+func (d *dialog) invite(ctx context.Context, req *sip.Request) (*sip.Response, *acker, error) {
+	tx, res, err := d.send(ctx, req)
+	if tx == nil {
+		return nil, nil, err
+	}
+	if err != nil || !req.IsInvite() || !res.IsSuccess() {
+		tx.Terminate()
+		return res, nil, err
+	}
+	return res, newAcker(tx, d, req.CSeq().SeqNo), nil
+}
+
+// acker sends the ACK of a 2xx to an INVITE the gateway sent on a
+// dialog, and again for each retransmission of that 2xx. Until send is
+// called, retransmissions get no ACK: with a late offer the ACK carries
+// the answer, which the gateway does not have yet.
+type acker struct {
+	d   *dialog
+	seq uint32
+
+	mu   sync.Mutex
+	tmpl *sip.Request // the ACK as built, before sipgo adds its Via
+}
+
+func newAcker(tx sip.ClientTransaction, d *dialog, seq uint32) *acker {
+	a := &acker{d: d, seq: seq}
+	tx.OnRetransmission(func(r *sip.Response) {
+		a.mu.Lock()
+		tmpl := a.tmpl
+		a.mu.Unlock()
+		if tmpl != nil && r.IsSuccess() {
+			_ = d.t.cli.WriteRequest(tmpl.Clone())
+		}
+	})
+	return a
+}
+
+// send sends the ACK, with sdp as its body when not nil; only the first
+// call sends.
+func (a *acker) send(sdp []byte) {
+	a.mu.Lock()
+	if a.tmpl != nil {
+		a.mu.Unlock()
+		return
+	}
+	ack := a.d.request(sip.ACK, a.seq)
+	setBody(ack, sdp, "application/sdp")
+	a.tmpl = ack.Clone()
+	a.mu.Unlock()
+	_ = a.d.t.cli.WriteRequest(ack)
+}
+
+// forward carries an in-dialog request from the platform to the carrier
+// and its final response back. Nothing from the carrier comes here
+// (onInDialog sends it to fromCarrier); should it, it is refused.
 func (c *call) forward(leg media.Leg, req *sip.Request, tx sip.ServerTransaction) {
 	d, od := c.legs[leg], c.legs[otherLeg(leg)]
+	if leg == media.Carrier {
+		c.stop(req, tx, refusedMethod, 403, "Forbidden", nil)
+		return
+	}
 	if !od.confirmed() {
 		_ = tx.Respond(d.respond(req, 481, "Call/Transaction Does Not Exist", nil, ""))
 		return

@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/tonevault/tonevault/audit"
+	"github.com/tonevault/tonevault/media"
 )
 
 // supportedRequire are the option tags the gateway accepts in Require.
@@ -23,6 +24,13 @@ var supportedRequire = map[string]bool{"timer": true, "100rel": true}
 // validRequest reports whether req has what the gateway reads.
 func validRequest(req *sip.Request) bool {
 	return req.From() != nil && req.To() != nil && req.CallID() != nil && req.CSeq() != nil && req.Via() != nil
+}
+
+// cseqMismatch reports a request whose CSeq names another method: RFC
+// 4475 3.1.2.8 says such a request gets 400.
+func cseqMismatch(req *sip.Request) bool {
+	cs := req.CSeq()
+	return cs != nil && cs.MethodName != req.Method
 }
 
 func (g *Gateway) onInvite(t *trunk, req *sip.Request, tx sip.ServerTransaction) {
@@ -109,9 +117,9 @@ func (g *Gateway) newCall(in *trunk, req *sip.Request, tx sip.ServerTransaction)
 			return
 		}
 	}
-	if !hasSDP(req) {
-		// A late offer (INVITE without SDP) is not supported: see doc.go.
-		reject(488, "Not Acceptable Here")
+	sess, err := readSession(req)
+	if err != nil {
+		refuseBody(ind, req, tx, err)
 		return
 	}
 	target, err := out.target(req)
@@ -132,16 +140,29 @@ func (g *Gateway) newCall(in *trunk, req *sip.Request, tx sip.ServerTransaction)
 		reject(503, "Service Unavailable")
 		return
 	}
-	body, err := c.turn(in.leg, out.leg, req.Body())
-	if err != nil {
-		c.sess.Close()
-		code, reason := 488, "Not Acceptable Here"
-		if errors.Is(err, ErrBadSDP) {
-			code, reason = 400, "Bad Request"
+	// A late offer (no SDP) goes on without one: the callee offers in
+	// its 2xx, the caller answers in its ACK.
+	var sdp []byte
+	c.lateOffer = sess.sdp == nil
+	if !c.lateOffer {
+		if sdp, err = c.turn(in.leg, out.leg, sess.sdp); err != nil {
+			c.sess.Close()
+			code, reason := 488, "Not Acceptable Here"
+			if errors.Is(err, ErrBadSDP) {
+				code, reason = 400, "Bad Request"
+			}
+			g.log.Info("offer refused", zap.String("call", c.id), zap.String("trunk", in.name), zap.Error(err))
+			reject(code, reason)
+			return
 		}
-		g.log.Info("offer refused", zap.String("call", c.id), zap.String("trunk", in.name), zap.Error(err))
-		reject(code, reason)
-		return
+	}
+	// RFC 3325: a caller who withholds its identity keeps it from an
+	// untrusted trunk, From and P-Asserted-Identity alike (and the ISUP
+	// part, which holds the calling number).
+	withhold := withheld(req) && !out.cfg.Trusted
+	var isup *bodyPart
+	if g.cfg.ISUP == ISUPPass && !withhold {
+		isup = sess.isup
 	}
 
 	// The outgoing leg is the gateway's own request: its Call-ID, tags,
@@ -150,6 +171,14 @@ func (g *Gateway) newCall(in *trunk, req *sip.Request, tx sip.ServerTransaction)
 	outd := &dialog{t: out, callID: newSIPCallID(out.addr.Addr().String()), localTag: sip.GenerateTagN(16), localSeq: randSeq(), transport: transportFor(target), target: target}
 	outd.localName = req.From().DisplayName
 	outd.localURI = sip.Uri{Scheme: "sip", User: req.From().Address.User, Host: out.addr.Addr().String()}
+	caller := req.From().Address.User
+	if withhold {
+		outd.localName, outd.localURI = anonymousName, anonymousURI
+		if out.leg == media.Platform {
+			// The registry is the platform side's view of the call.
+			caller = anonymousURI.User
+		}
+	}
 	outd.remoteURI = sip.Uri{Scheme: target.Scheme, User: target.User, Host: target.Host, Port: target.Port}
 	outReq := outd.request(sip.INVITE, 0)
 	outd.inviteSeq = outReq.CSeq().SeqNo
@@ -158,17 +187,17 @@ func (g *Gateway) newCall(in *trunk, req *sip.Request, tx sip.ServerTransaction)
 		outReq.ReplaceHeader(&v)
 	}
 	copyHeaders(req, outReq, passHeaders)
+	copyIdentity(req, outReq, out)
 	copyHeaders(req, outReq, g.cfg.CorrelationHeaders)
 	copyOptionTags(req, outReq)
-	outReq.AppendHeader(sip.NewHeader("Allow", allowMethods))
+	outReq.AppendHeader(sip.NewHeader("Allow", out.allow()))
 	outReq.AppendHeader(sip.NewHeader("User-Agent", g.cfg.UserAgent))
-	ct := sip.ContentTypeHeader("application/sdp")
-	outReq.AppendHeader(&ct)
-	outReq.SetBody(body)
+	body, ctype := sessionBody(sdp, isup)
+	setBody(outReq, body, ctype)
 
 	c.legs[in.leg], c.legs[out.leg] = ind, outd
 	info := &CallInfo{ID: c.id, Inbound: in.name, State: StateRinging, Start: time.Now(),
-		Caller: req.From().Address.User, Callee: req.Recipient.User, Correlation: map[string]string{}}
+		Caller: caller, Callee: req.Recipient.User, Correlation: map[string]string{}}
 	for _, h := range g.cfg.CorrelationHeaders {
 		if v := headerValue(req, h); v != "" {
 			info.Correlation[h] = v
@@ -210,7 +239,7 @@ func hostOf(hostport string) string {
 func (c *call) runInvite(inReq *sip.Request, inTx sip.ServerTransaction, outReq *sip.Request) {
 	g := c.g
 	ind, outd := c.legs[c.in], c.legs[otherLeg(c.in)]
-	tx, err := outd.t.cli.TransactionRequest(context.Background(), outReq)
+	tx, err := outd.t.transaction(context.Background(), outReq)
 	if err != nil {
 		g.log.Info("INVITE could not be sent", zap.String("call", c.id), zap.Error(err))
 		_ = inTx.Respond(ind.respond(inReq, 503, "Service Unavailable", nil, ""))
@@ -245,7 +274,6 @@ func (c *call) runInvite(inReq *sip.Request, inTx sip.ServerTransaction, outReq 
 		}
 		cancelSent = true
 		creq := cancelFor(outReq)
-		outd.t.prepare(creq, outd.transport)
 		go func() {
 			ctx, cancel := context.WithTimeout(context.Background(), 64*sip.T1)
 			defer cancel()
@@ -278,7 +306,7 @@ func (c *call) runInvite(inReq *sip.Request, inTx sip.ServerTransaction, outReq 
 					// The callee answered as we cancelled: RFC 3261 9.1
 					// says ACK and BYE it.
 					outd.learnUAC(res)
-					c.ack(tx, outd)
+					newAcker(tx, outd, outd.inviteSeq).send(nil)
 					c.bye(int(c.in))
 					c.finishStopped(inReq, inTx, stopOutcome, stopCode)
 					return
@@ -339,7 +367,8 @@ func (c *call) finishStopped(inReq *sip.Request, inTx sip.ServerTransaction, out
 	c.end(ending{outcome: outcome})
 }
 
-// cancelFor builds the CANCEL of a sent INVITE (RFC 3261 9.1).
+// cancelFor builds the CANCEL of a sent INVITE (RFC 3261 9.1), to go
+// the way the INVITE went (over TCP when its size took it there).
 func cancelFor(inv *sip.Request) *sip.Request {
 	r := sip.NewRequest(sip.CANCEL, *inv.Recipient.Clone())
 	r.AppendHeader(sip.HeaderClone(inv.Via()))
@@ -351,10 +380,14 @@ func cancelFor(inv *sip.Request) *sip.Request {
 	r.AppendHeader(&mf)
 	sip.CopyHeaders("Route", inv, r)
 	r.SetBody(nil)
+	r.SetTransport(inv.Transport())
+	r.Laddr = inv.Laddr
 	return r
 }
 
-// provisional passes a 18x on, with its SDP (early media) turned.
+// provisional passes a 18x on, with its SDP (early media) turned. With a
+// late offer a 18x carries no SDP on: the caller could not answer an
+// offer in an unreliable provisional response.
 func (c *call) provisional(inReq *sip.Request, inTx sip.ServerTransaction, res *sip.Response) {
 	ind, outd := c.legs[c.in], c.legs[otherLeg(c.in)]
 	if tag, _ := res.To().Params.Get("tag"); tag != "" {
@@ -362,8 +395,8 @@ func (c *call) provisional(inReq *sip.Request, inTx sip.ServerTransaction, res *
 	}
 	var body []byte
 	state := StateRinging
-	if hasSDP(res) {
-		b, err := c.turn(otherLeg(c.in), c.in, res.Body())
+	if rs, err := readSession(res); err == nil && rs.sdp != nil && !c.lateOffer {
+		b, err := c.turn(otherLeg(c.in), c.in, rs.sdp)
 		if err != nil {
 			c.g.log.Info("early media SDP refused; 18x passed on without it", zap.String("call", c.id), zap.Error(err))
 		} else {
@@ -371,7 +404,7 @@ func (c *call) provisional(inReq *sip.Request, inTx sip.ServerTransaction, res *
 		}
 	}
 	out := ind.respond(inReq, res.StatusCode, res.Reason, body, "application/sdp")
-	copyHeaders(res, out, []string{"P-Asserted-Identity"})
+	copyIdentity(res, out, ind.t)
 	_ = inTx.Respond(out)
 	c.g.reg.update(c.id, func(ci *CallInfo) {
 		ci.State = state
@@ -393,30 +426,24 @@ func (c *call) legInfo(ci *CallInfo) {
 	}
 }
 
-// ack sends the ACK of the outgoing INVITE's 2xx, and again for every
-// retransmission of the 2xx.
-func (c *call) ack(tx sip.ClientTransaction, outd *dialog) {
-	ack := outd.request(sip.ACK, outd.inviteSeq)
-	tmpl := ack.Clone()
-	tx.OnRetransmission(func(r *sip.Response) {
-		if r.IsSuccess() {
-			_ = outd.t.cli.WriteRequest(tmpl.Clone())
-		}
-	})
-	if err := outd.t.cli.WriteRequest(ack); err != nil {
-		c.g.log.Info("ACK failed", zap.String("call", c.id), zap.Error(err))
-	}
-}
-
 // answer completes the call on a 2xx from the callee.
 func (c *call) answer(inReq *sip.Request, inTx sip.ServerTransaction, tx sip.ClientTransaction, res *sip.Response) {
 	g := c.g
 	ind, outd := c.legs[c.in], c.legs[otherLeg(c.in)]
 	outd.learnUAC(res)
-	c.ack(tx, outd)
+	acker := newAcker(tx, outd, outd.inviteSeq)
+	if c.lateOffer {
+		c.answerLate(inReq, inTx, res, acker)
+		return
+	}
+	acker.send(nil)
 	var body []byte
-	if hasSDP(res) {
-		b, err := c.turn(otherLeg(c.in), c.in, res.Body())
+	rs, err := readSession(res)
+	if err != nil {
+		g.log.Info("2xx body unreadable", zap.String("call", c.id), zap.Error(err))
+	}
+	if rs.sdp != nil {
+		b, err := c.turn(otherLeg(c.in), c.in, rs.sdp)
 		if err != nil {
 			g.log.Info("answer SDP refused", zap.String("call", c.id), zap.Error(err))
 			c.bye(int(c.in))
@@ -440,8 +467,9 @@ func (c *call) answer(inReq *sip.Request, inTx sip.ServerTransaction, tx sip.Cli
 	}
 	out := ind.respond(inReq, res.StatusCode, res.Reason, body, "application/sdp")
 	copyHeaders(res, out, passHeaders)
+	copyIdentity(res, out, ind.t)
 	copyOptionTags(res, out)
-	ackCh := c.expectAck(c.in, inReq.CSeq().SeqNo)
+	w := c.expectAck(c.in, inReq.CSeq().SeqNo)
 	c.mu.Lock()
 	c.answered = true
 	c.mu.Unlock()
@@ -458,5 +486,63 @@ func (c *call) answer(inReq *sip.Request, inTx sip.ServerTransaction, tx sip.Cli
 		c.legInfo(ci)
 	})
 	g.log.Info("call answered", zap.String("call", c.id))
-	c.retransmit(c.in, inTx, out, ackCh)
+	c.retransmit(c.in, inTx, out, w, nil)
+}
+
+// answerLate completes a late-offer call on a 2xx from the callee: its
+// offer goes to the caller in the gateway's 2xx, and the caller's answer,
+// in its ACK, to the callee in the gateway's ACK (acker). A 2xx without
+// a usable offer, or an ACK without a usable answer, ends the call.
+func (c *call) answerLate(inReq *sip.Request, inTx sip.ServerTransaction, res *sip.Response, acker *acker) {
+	g := c.g
+	ind, outd := c.legs[c.in], c.legs[otherLeg(c.in)]
+	refuse := func(code int, text string, outcome audit.Reason, err error) {
+		g.log.Info("late offer failed", zap.String("call", c.id), zap.Int("status", code), zap.Error(err))
+		// RFC 3261 13.2.2.4: ACK the 2xx, then BYE.
+		acker.send(nil)
+		c.bye(int(c.in))
+		_ = inTx.Respond(ind.respond(inReq, code, text, nil, ""))
+		c.end(ending{outcome: outcome, trunk: outd.t.name, status: res.StatusCode})
+	}
+	rs, err := readSession(res)
+	if err != nil || rs.sdp == nil {
+		refuse(502, "Bad Gateway", audit.ReasonFailed, err)
+		return
+	}
+	offer, err := c.turn(otherLeg(c.in), c.in, rs.sdp)
+	if err != nil {
+		refuse(488, "Not Acceptable Here", audit.ReasonNotAcceptable, err)
+		return
+	}
+	out := ind.respond(inReq, res.StatusCode, res.Reason, offer, "application/sdp")
+	copyHeaders(res, out, passHeaders)
+	copyIdentity(res, out, ind.t)
+	copyOptionTags(res, out)
+	w := c.expectAck(c.in, inReq.CSeq().SeqNo)
+	c.mu.Lock()
+	c.answered = true
+	c.mu.Unlock()
+	if err := inTx.Respond(out); err != nil {
+		g.log.Info("2xx to caller failed", zap.String("call", c.id), zap.Error(err))
+		acker.send(nil)
+		c.bye(int(c.in))
+		c.end(ending{outcome: audit.ReasonCancelled, trunk: ind.t.name})
+		return
+	}
+	now := time.Now()
+	g.reg.update(c.id, func(ci *CallInfo) {
+		ci.State, ci.Answer = StateAnswered, now
+		c.legInfo(ci)
+	})
+	g.log.Info("call answered (late offer)", zap.String("call", c.id))
+	ack := c.retransmit(c.in, inTx, out, w, func() { acker.send(nil) })
+	if ack == nil {
+		acker.send(nil)
+		return
+	}
+	c.finishLateOffer(c.in, ack, acker, func(_ int, _ string, why string, err error) {
+		g.log.Info("late offer failed, ending call", zap.String("call", c.id), zap.String("why", why), zap.Error(err))
+		acker.send(nil)
+		c.hangup(audit.ReasonFailed)
+	})
 }

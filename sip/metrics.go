@@ -1,6 +1,9 @@
 package sip
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/emiago/sipgo/sip"
+	"github.com/prometheus/client_golang/prometheus"
+)
 
 // Metrics are the B2BUA's Prometheus metrics. A nil *Metrics measures
 // nothing.
@@ -8,7 +11,8 @@ type Metrics struct {
 	active   prometheus.Gauge
 	calls    *prometheus.CounterVec
 	refusedN *prometheus.CounterVec
-	infos    prometheus.Counter
+	digits   *prometheus.CounterVec
+	stopped  *prometheus.CounterVec
 }
 
 // NewMetrics registers the metrics with reg:
@@ -16,7 +20,10 @@ type Metrics struct {
 //	tonevault_sip_active_calls               calls not yet ended
 //	tonevault_sip_calls_total{outcome}       ended calls by outcome
 //	tonevault_sip_requests_refused_total{trunk}  requests from peers not allowed
-//	tonevault_sip_info_digits_total          SIP INFO key presses taken off the signalling
+//	tonevault_sip_signalled_digits_total{method}  key presses taken off the signalling (INFO, NOTIFY)
+//	tonevault_sip_carrier_requests_refused_total{method,reason}
+//	    requests from the carrier trunk answered by the gateway instead of
+//	    going to the platform (reasons: refusedReasons)
 func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	m := &Metrics{
 		active: prometheus.NewGauge(prometheus.GaugeOpts{
@@ -28,11 +35,14 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		refusedN: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tonevault_sip_requests_refused_total", Help: "SIP requests refused because the peer is not allowed on the trunk.",
 		}, []string{"trunk"}),
-		infos: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "tonevault_sip_info_digits_total", Help: "SIP INFO DTMF requests answered by the gateway and not forwarded.",
-		}),
+		digits: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tonevault_sip_signalled_digits_total", Help: "Key presses the carrier sent in SIP INFO or NOTIFY, answered by the gateway and not forwarded.",
+		}, []string{"method"}),
+		stopped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tonevault_sip_carrier_requests_refused_total", Help: "Requests from the carrier trunk that are not on the allowlist: answered by the gateway, not forwarded to the platform.",
+		}, []string{"method", "reason"}),
 	}
-	for _, c := range []prometheus.Collector{m.active, m.calls, m.refusedN, m.infos} {
+	for _, c := range []prometheus.Collector{m.active, m.calls, m.refusedN, m.digits, m.stopped} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -59,8 +69,29 @@ func (m *Metrics) refused(trunk string) {
 	}
 }
 
-func (m *Metrics) info() {
-	if m != nil {
-		m.infos.Inc()
+func (m *Metrics) digit(method sip.RequestMethod, n int) {
+	if m != nil && n > 0 {
+		m.digits.WithLabelValues(metricMethod(method)).Add(float64(n))
 	}
+}
+
+func (m *Metrics) stop(method sip.RequestMethod, r refusal) {
+	if m != nil {
+		m.stopped.WithLabelValues(metricMethod(method), string(r)).Inc()
+	}
+}
+
+// metricMethods are the method label's values; any other method counts
+// as "other", so that a peer cannot grow the label set.
+var metricMethods = map[sip.RequestMethod]bool{
+	sip.INVITE: true, sip.ACK: true, sip.CANCEL: true, sip.BYE: true, sip.OPTIONS: true,
+	sip.INFO: true, sip.UPDATE: true, sip.MESSAGE: true, sip.NOTIFY: true, sip.SUBSCRIBE: true,
+	sip.REFER: true, sip.PRACK: true, sip.PUBLISH: true, sip.REGISTER: true,
+}
+
+func metricMethod(m sip.RequestMethod) string {
+	if metricMethods[m] {
+		return string(m)
+	}
+	return "other"
 }

@@ -1,12 +1,14 @@
 package sip
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/emiago/sipgo"
@@ -28,6 +30,42 @@ type trunk struct {
 	addr netip.AddrPort // bound address (port resolved)
 	udp  net.PacketConn
 	tcp  net.Listener
+
+	noTCPMu sync.Mutex
+	noTCP   map[string]time.Time // destinations that refused TCP, until when
+}
+
+// maxUDPRequest is RFC 3261 18.1.1's bound: a request larger than 1300
+// bytes, the path MTU being unknown, goes over a congestion-controlled
+// transport (TCP) when the UDP one was chosen.
+const maxUDPRequest = 1300
+
+// tcpDialTimeout bounds the connection attempt of a request moved to TCP
+// for its size: a peer that drops TCP instead of refusing it gets the
+// request over UDP after this.
+const tcpDialTimeout = 2 * time.Second
+
+// noTCPMemory is how long a destination that refused TCP gets large
+// requests over UDP without another attempt.
+const noTCPMemory = 5 * time.Minute
+
+// maxUDPMessage is the largest UDP payload (65535 less the IPv4 and UDP
+// headers).
+const maxUDPMessage = 65507
+
+func init() {
+	// sipgo refuses to write any UDP message over UDPMTUSize-200 bytes,
+	// responses included. RFC 3261 18.2.2 sends a response back over the
+	// transport its request came on, whatever its size (only requests
+	// move to TCP, by trunk.transaction), and a 200 OK behind an SBC
+	// chain (three Vias, four Record-Routes) is over 1300 bytes: refused,
+	// the caller would hear ringing forever. sipgo's maintainer names
+	// raising the variable as the way to allow it
+	// (github.com/emiago/sipgo/pull/208).
+	sip.UDPMTUSize = maxUDPMessage + 200
+	// And read what RFC 3261 18.1.1 says must be read: a datagram up to
+	// its maximum size.
+	sip.TransportBufferReadSize = 65535
 }
 
 func newTrunk(name string, leg media.Leg, cfg TrunkConfig, userAgent string, log *slog.Logger) (*trunk, error) {
@@ -162,6 +200,79 @@ func (t *trunk) allowed(src string) (netip.Addr, bool) {
 		}
 	}
 	return a, false
+}
+
+// allow is the Allow header of the trunk's requests and responses.
+func (t *trunk) allow() string {
+	if t.leg == media.Carrier {
+		return allowCarrier
+	}
+	return allowMethods
+}
+
+// transaction sends req, prepared by prepare, in a client transaction.
+// A UDP request over maxUDPRequest bytes goes over TCP instead (RFC 3261
+// 18.1.1, with its top Via saying so) when the trunk has TCP and the
+// destination accepts a connection; one that refuses gets it over UDP,
+// as RFC 3261 allows then, and keeps getting large requests over UDP for
+// noTCPMemory.
+func (t *trunk) transaction(ctx context.Context, req *sip.Request) (sip.ClientTransaction, error) {
+	// Build the request as sipgo would (Via, Max-Forwards...) so that its
+	// size is the size sent.
+	if err := sipgo.ClientRequestBuild(t.cli, req); err != nil {
+		return nil, err
+	}
+	if !t.tooBigForUDP(req) {
+		return t.cli.TransactionRequest(ctx, req, sipgo.ClientRequestBuild)
+	}
+	dest := req.Destination()
+	laddr := req.Laddr
+	setTransport(req, "TCP")
+	req.Laddr = sip.Addr{}
+	dctx, cancel := context.WithTimeout(ctx, tcpDialTimeout)
+	tx, err := t.cli.TransactionRequest(dctx, req, sipgo.ClientRequestBuild)
+	cancel() // only the dial used it
+	if err == nil {
+		return tx, nil
+	}
+	t.refusedTCP(dest)
+	setTransport(req, "UDP")
+	req.Laddr = laddr
+	return t.cli.TransactionRequest(ctx, req, sipgo.ClientRequestBuild)
+}
+
+// tooBigForUDP reports whether req is to go over UDP but is too large
+// for it, and the trunk can send it over TCP.
+func (t *trunk) tooBigForUDP(req *sip.Request) bool {
+	if !strings.EqualFold(req.Transport(), "UDP") || t.tcp == nil || len(req.String()) <= maxUDPRequest {
+		return false
+	}
+	dest := req.Destination()
+	t.noTCPMu.Lock()
+	defer t.noTCPMu.Unlock()
+	until, ok := t.noTCP[dest]
+	if ok && time.Now().Before(until) {
+		return false
+	}
+	delete(t.noTCP, dest)
+	return true
+}
+
+func (t *trunk) refusedTCP(dest string) {
+	t.noTCPMu.Lock()
+	defer t.noTCPMu.Unlock()
+	if t.noTCP == nil || len(t.noTCP) > 10000 {
+		t.noTCP = map[string]time.Time{} // bounded: forget, try again
+	}
+	t.noTCP[dest] = time.Now().Add(noTCPMemory)
+}
+
+// setTransport sets the transport of a built request and of its top Via.
+func setTransport(req *sip.Request, tp string) {
+	req.SetTransport(tp)
+	if v := req.Via(); v != nil {
+		v.Transport = tp
+	}
 }
 
 // contact is the gateway's Contact on this trunk for a transport.
