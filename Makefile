@@ -10,7 +10,7 @@ STATICCHECK_VERSION := v0.8.2
 STATICCHECK := $(BIN)/staticcheck-$(STATICCHECK_VERSION)/staticcheck
 FUZZTIME ?= 20s
 
-.PHONY: all build run demo test e2e test-unit bench load cps lint fuzz deps tools clean
+.PHONY: all build run demo test e2e test-unit bench load cps lint fuzz fuzz-long deps tools clean
 
 all: build
 
@@ -79,22 +79,13 @@ lint: $(STATICCHECK)
 $(STATICCHECK):
 	GOBIN=$(abspath $(dir $@)) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 
+# Every Fuzz function in the module, FUZZTIME each (scripts/fuzz.sh finds
+# them); fuzz-long is the 10-minute-per-target soak (not part of make test).
 fuzz:
-	$(GO) test ./dtmf/wav -run '^$$' -fuzz FuzzRead -fuzztime $(FUZZTIME)
-	$(GO) test ./dtmf -run '^$$' -fuzz FuzzDecodeTelephoneEvent -fuzztime $(FUZZTIME)
-	$(GO) test ./dtmf -run '^$$' -fuzz FuzzAssembler -fuzztime $(FUZZTIME)
-	$(GO) test ./audit -run '^$$' -fuzz FuzzVerify -fuzztime $(FUZZTIME)
-	$(GO) test ./capture -run '^$$' -fuzz FuzzDigits -fuzztime $(FUZZTIME)
-	$(GO) test ./psp -run '^$$' -fuzz FuzzUnpack -fuzztime $(FUZZTIME)
-	$(GO) test ./psp/sim -run '^$$' -fuzz FuzzHandle -fuzztime $(FUZZTIME)
-	$(GO) test ./media -run '^$$' -fuzz FuzzCarrierPacket -fuzztime $(FUZZTIME)
-	$(GO) test ./sip/caller -run '^$$' -fuzz FuzzParseSDP -fuzztime $(FUZZTIME)
-	$(GO) test ./sip -run '^$$' -fuzz '^FuzzDigitBody$$' -fuzztime $(FUZZTIME)
-	$(GO) test ./sip -run '^$$' -fuzz '^FuzzSessionBody$$' -fuzztime $(FUZZTIME)
-	$(GO) test ./api -run '^$$' -fuzz '^FuzzDecodePaymentRequest$$' -fuzztime $(FUZZTIME)
-	$(GO) test ./api -run '^$$' -fuzz '^FuzzDecodeResetRequest$$' -fuzztime $(FUZZTIME)
-	$(GO) test ./api -run '^$$' -fuzz '^FuzzDecodeWidgetTokenRequest$$' -fuzztime $(FUZZTIME)
-	$(GO) test ./api -run '^$$' -fuzz '^FuzzWidgetToken$$' -fuzztime $(FUZZTIME)
+	GO=$(GO) scripts/fuzz.sh $(FUZZTIME)
+
+fuzz-long:
+	GO=$(GO) scripts/fuzz.sh 10m
 
 deps:
 	scripts/install-deps.sh dtmf sip browser
