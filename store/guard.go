@@ -29,11 +29,10 @@ const (
 	maxError = 512 // an outbox failure's text, cut to this
 )
 
-// The checks below come in two kinds, as in the audit trail: a value with
-// a syntax (ids, codes, ISO 8583 fields, the masked card number) is held
-// to it, which leaves no room for a card number; free text is searched
-// for one (internal/pan: 12 to 19 digits, whole or in groups, passing
-// Luhn). Either failure refuses the write.
+// Every value is searched for a card number (internal/pan: 12 to 19
+// digits, whole or in groups, passing Luhn), and a value with a syntax
+// (ids, codes, ISO 8583 fields, the masked card number) is held to it as
+// well. Either failure refuses the write.
 
 // refuseCard fails when v holds a card number.
 func refuseCard(column, v string) error {
@@ -59,13 +58,21 @@ func freeText(column, v string, limit int) error {
 }
 
 // syntax checks a value that must match valid (empty allowed when
-// optional). A value that fails and holds a card number is reported as
-// card data; the value itself is never in the error.
+// optional), and searches it for a card number too, since a syntax with
+// digits in it (a name, an id) can leave room for one; the value itself
+// is never in the error.
 func syntax(column, v string, optional bool, valid func(string) bool, want string) error {
-	if v == "" && optional {
-		return nil
+	if err := refuseCard(column, v); err != nil {
+		return err
 	}
-	if valid(v) {
+	return syntaxOnly(column, v, optional, valid, want)
+}
+
+// syntaxOnly is syntax that searches only a value that fails its syntax:
+// for a value whose syntax has no room for a card number but whose digits
+// would often pass the search (see Reversal's RRN).
+func syntaxOnly(column, v string, optional bool, valid func(string) bool, want string) error {
+	if (v == "" && optional) || valid(v) {
 		return nil
 	}
 	if err := refuseCard(column, v); err != nil {

@@ -51,7 +51,6 @@ func validEventID(s string) bool { return validName(s) && len(s) <= 128 }
 func (s *Store) EnqueueOutbox(ctx context.Context, e OutboxEvent) (bool, error) {
 	err := firstErr(
 		syntax("outbox.id", e.ID, false, validEventID, "an event id (letters, digits, '-' and '_')"),
-		refuseCard("outbox.id", e.ID),
 		syntax("outbox.kind", e.Kind, false, validKind, "an event type"),
 		syntax("outbox.payment_id", e.PaymentID, true, validID, "an id"),
 		freeText("outbox.body", string(e.Body), maxBody),
@@ -344,8 +343,8 @@ func scanOutbox(rows *sql.Rows) ([]OutboxEvent, error) {
 
 // checkLease checks a lease request's arguments.
 func checkLease(owner string, max int, d time.Duration) error {
-	if !validName(owner) {
-		return fmt.Errorf("%w: lease owner: want 1 to 64 letters, digits, '-' and '_'", ErrInvalid)
+	if err := syntax("lease_owner", owner, false, validName, "1 to 64 letters, digits, '-' and '_'"); err != nil {
+		return err
 	}
 	if max < 1 || max > MaxPageSize {
 		return fmt.Errorf("%w: lease batch %d: want 1 to %d", ErrInvalid, max, MaxPageSize)

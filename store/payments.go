@@ -62,7 +62,6 @@ func (p *Payment) check() error {
 		syntax("payments.brand", p.Brand, true, validCode, "a brand"),
 		syntax("payments.masked_pan", p.MaskedPAN, true, validMaskedPAN, "a masked card number (at most the first 6 and last 4 digits)"),
 		syntax("payments.token", p.Token, true, validToken, "a token"),
-		refuseCard("payments.token", p.Token),
 		syntax("payments.outcome", p.Outcome, true, validCode, "an outcome"),
 		syntax("payments.auth_code", p.AuthCode, true, validAuthCode, "an authorization code"),
 		syntax("payments.response_code", p.ResponseCode, true, validResponseCode, "a response code"),

@@ -48,7 +48,7 @@ func (r *Reversal) check() error {
 		// its syntax rather than searched: a search would refuse the one
 		// RRN in ten whose digits pass Luhn. 12 characters leave no room
 		// for the 13 to 19 digits of the usual card lengths.
-		syntax("reversals.rrn", r.RRN, true, alnumN(12), "up to 12 letters or digits"),
+		syntaxOnly("reversals.rrn", r.RRN, true, alnumN(12), "up to 12 letters or digits"),
 		syntax("reversals.transmission", r.Transmission, false, digitsN(10), "10 digits (MMDDhhmmss)"),
 		syntax("reversals.local_time", r.LocalTime, true, digitsN(6), "6 digits (hhmmss)"),
 		syntax("reversals.local_date", r.LocalDate, true, digitsN(4), "4 digits (MMDD)"),
@@ -57,7 +57,6 @@ func (r *Reversal) check() error {
 		syntax("reversals.currency", r.Currency, false, digitsN(3), "3 digits"),
 		syntax("reversals.terminal", r.Terminal, false, printableN(8), "1 to 8 printable characters"),
 		syntax("reversals.merchant", r.Merchant, false, printableN(15), "1 to 15 printable characters"),
-		refuseCard("reversals.merchant", r.Merchant),
 		freeText("reversals.reference", r.Reference, maxText),
 		syntax("reversals.reason", r.Reason, false, validCode, "a reason code"),
 		syntax("reversals.rev_stan", r.RevSTAN, true, digitsN(6), "6 digits"),
