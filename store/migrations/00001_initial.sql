@@ -69,7 +69,7 @@ CREATE TABLE outbox (
     created_at      BIGINT NOT NULL,
     updated_at      BIGINT NOT NULL
 );
-CREATE INDEX outbox_by_due ON outbox (state, next_attempt_at);
+CREATE INDEX outbox_by_due ON outbox (state, next_attempt_at, created_at, id);
 CREATE INDEX outbox_by_created ON outbox (state, created_at, id);
 
 CREATE TABLE reversals (
@@ -94,7 +94,7 @@ CREATE TABLE reversals (
     lease_until     BIGINT NOT NULL,
     created_at      BIGINT NOT NULL
 );
-CREATE INDEX reversals_by_due ON reversals (next_attempt_at, created_at);
+CREATE INDEX reversals_by_due ON reversals (created_at, id);
 
 CREATE TABLE token_revocations (
     token_hash TEXT PRIMARY KEY,
