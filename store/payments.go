@@ -36,8 +36,9 @@ type Payment struct {
 	AuthCode     string // ISO 8583 field 38
 	ResponseCode string // ISO 8583 field 39
 
-	// Correlation holds the call's correlation headers (name → value),
-	// written with the payment's first version and kept.
+	// Correlation holds the call's correlation headers (name → value).
+	// A header is written with the first version that carries it, and
+	// its value is kept.
 	Correlation map[string]string
 
 	// Version orders updates: an upsert with a version not above the
@@ -93,8 +94,7 @@ const paymentColumns = `id, call_id, state, final, reason, amount, currency, mer
 // one. It reports whether it wrote anything: false when the store already
 // holds this version or a later one, which makes updates that arrive out
 // of order harmless. A payment never moves to another call: an upsert
-// with another CallID writes nothing either. Correlation is written with
-// the first version only.
+// with another CallID writes nothing either.
 func (s *Store) UpsertPayment(ctx context.Context, p Payment) (bool, error) {
 	if err := p.check(); err != nil {
 		return false, err

@@ -40,8 +40,9 @@ var (
 	// ErrSchemaTooNew: the database was migrated by a newer binary. The
 	// error is a *SchemaError, which names both versions.
 	ErrSchemaTooNew = errors.New("store: database schema is newer than this binary")
-	// ErrNotLeased: the caller no longer holds the lease it acts under
-	// (another node took the row after the lease ran out, or it is gone).
+	// ErrNotLeased: the caller no longer holds the lease (or idempotency
+	// claim) it acts under: another node took the row after the lease
+	// ran out, or the row is gone.
 	ErrNotLeased = errors.New("store: not leased by this owner")
 	// ErrBadCursor: a page cursor this store did not hand out.
 	ErrBadCursor = errors.New("store: invalid page cursor")
@@ -214,6 +215,14 @@ func (s *Store) SchemaVersion() int64 { return s.schema }
 
 // Driver is DriverSQLite or DriverPostgres.
 func (s *Store) Driver() string { return s.driver }
+
+// Ping checks that the database answers (for a readiness probe).
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.w.PingContext(ctx); err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	return nil
+}
 
 // Close closes the database.
 func (s *Store) Close() error {

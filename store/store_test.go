@@ -18,11 +18,17 @@ func TestOpenMigrates(t *testing.T) {
 			if s.SchemaVersion() != 1 || s.Driver() != b.name {
 				t.Fatalf("schema %d driver %s", s.SchemaVersion(), s.Driver())
 			}
+			if err := s.Ping(ctx(t)); err != nil {
+				t.Fatal(err)
+			}
 			if _, err := s.UpsertPayment(ctx(t), testPayment("pay-a", "call-a", 1)); err != nil {
 				t.Fatal(err)
 			}
 			if err := s.Close(); err != nil {
 				t.Fatal(err)
+			}
+			if err := s.Ping(ctx(t)); err == nil {
+				t.Error("a closed store answers Ping")
 			}
 			// Opening again finds the schema in place and the data kept.
 			s = openT(t, cfg)

@@ -143,6 +143,8 @@ func (s *Server) data() string { return filepath.Join(s.Dir, "data") }
 
 func (s *Server) command(name string, args ...string) *exec.Cmd {
 	cmd := exec.Command(filepath.Join(s.bin, name), args...)
+	// The server's user may not be able to enter the test's directory.
+	cmd.Dir = s.Dir
 	cmd.Env = append(cleanEnv(), "LC_ALL=C", "TZ=UTC")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: s.cred, Setpgid: true}
 	return cmd
