@@ -43,12 +43,13 @@ test: deps tools lint
 e2e: deps tools
 	TONEVAULT_REQUIRE_TOOLS=1 TONEVAULT_SPANDSP_DTMF=$(abspath $(SPANDSP_DTMF)) $(GO) test -count=1 -v ./test/e2e ./test/sipe2e
 
-# Package tests only: no Debian packages needed.
+# Package tests only: no Debian packages needed (the store's PostgreSQL
+# tests skip without it).
 test-unit:
-	$(GO) test ./dtmf/... ./audit/... ./capture/... ./psp/... ./sip/... ./media/... ./payment/... ./api/... ./configs/... ./internal/... ./cmd/...
+	$(GO) test ./dtmf/... ./audit/... ./capture/... ./psp/... ./sip/... ./media/... ./payment/... ./api/... ./store/... ./configs/... ./internal/... ./cmd/...
 
 bench: build tools
-	$(GO) test -run '^$$' -bench . -benchmem ./dtmf/... ./audit/... ./capture/... ./psp/... ./sip/... ./media/... ./api/... ./tokenize/... ./payment/... ./internal/...
+	$(GO) test -run '^$$' -bench . -benchmem ./dtmf/... ./audit/... ./capture/... ./psp/... ./sip/... ./media/... ./api/... ./tokenize/... ./payment/... ./store/... ./internal/...
 
 # The relay under load: N calls of G.711 both ways through the relay in a
 # child process; LOAD_RELAY=bare or batched measures the yardsticks (a bare
@@ -88,7 +89,7 @@ fuzz-long:
 	GO=$(GO) scripts/fuzz.sh 10m
 
 deps:
-	scripts/install-deps.sh dtmf sip browser
+	scripts/install-deps.sh dtmf sip browser store
 
 # The reference SpanDSP detector, and Vault's server for the tokenization
 # tests (built from the Go module proxy once, then cached outside the tree:

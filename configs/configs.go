@@ -25,6 +25,7 @@ import (
 	"github.com/tonevault/tonevault/media"
 	"github.com/tonevault/tonevault/psp"
 	"github.com/tonevault/tonevault/sip"
+	"github.com/tonevault/tonevault/store"
 	"github.com/tonevault/tonevault/tokenize"
 )
 
@@ -44,6 +45,7 @@ type Config struct {
 	API     api.Config      `yaml:"api"`     // the CRM API and the agent widget
 	Vault   tokenize.Config `yaml:"vault"`   // tokenization
 	PSP     psp.Config      `yaml:"psp"`     // the acquirer connection
+	Store   store.Config    `yaml:"store"`   // the database
 }
 
 // Defaults is every package's DefaultConfig: what the embedded
@@ -59,6 +61,7 @@ func Defaults() Config {
 		API:     api.DefaultConfig(),
 		Vault:   tokenize.DefaultConfig(),
 		PSP:     psp.DefaultConfig(),
+		Store:   store.DefaultConfig(),
 	}
 }
 
@@ -98,7 +101,7 @@ func Parse(data []byte, name string) (Config, error) {
 
 // Validate checks every section, then what sections must agree on.
 func (c Config) Validate() error {
-	for _, v := range []interface{ Validate() error }{c.SIP, c.Media, c.HTTP, c.Log, c.Audit, c.Capture, c.API, c.Vault, c.PSP} {
+	for _, v := range []interface{ Validate() error }{c.SIP, c.Media, c.HTTP, c.Log, c.Audit, c.Capture, c.API, c.Vault, c.PSP, c.Store} {
 		if err := v.Validate(); err != nil {
 			return err
 		}

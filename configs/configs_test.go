@@ -27,6 +27,8 @@ func TestDefault(t *testing.T) {
 		{"psp kind", c.PSP.Kind.String(), "authorization"},
 		{"psp header", c.PSP.Header.String(), "binary2"},
 		{"audit path", c.Audit.Path, "tonevault-audit.jsonl"},
+		{"store driver", c.Store.Driver, "sqlite"},
+		{"store path", c.Store.SQLite.Path, "tonevault.db"},
 	}
 	for _, ch := range checks {
 		if ch.got != ch.want {
@@ -116,6 +118,13 @@ func TestParse(t *testing.T) {
 		{name: "psp kind", yaml: "psp:\n  kind: refund\n", wantErr: "psp.kind"},
 		{name: "pprof off loopback", yaml: "http:\n  listen: 0.0.0.0:8080\n  pprof: true\n", wantErr: "http.pprof"},
 		{name: "psp without state dir", yaml: "psp:\n  state_dir: \"\"\n", wantErr: "psp.state_dir"},
+		{name: "bad store driver", yaml: "store:\n  driver: mysql\n", wantErr: "store.driver"},
+		{name: "store password in url", yaml: "store:\n  driver: postgres\n  postgres:\n    url: postgres://tv:pw@db.example/tv\n", wantErr: "store.postgres.url"},
+		{name: "store on postgres", yaml: "store:\n  driver: postgres\n  postgres:\n    url: postgres://tv@db.example/tv\n", check: func(t *testing.T, c Config) {
+			if c.Store.Driver != "postgres" || c.Store.Postgres.MaxConns != 8 || c.Store.SQLite.Path != "tonevault.db" {
+				t.Errorf("%+v", c.Store)
+			}
+		}},
 		{name: "no psp", yaml: "psp:\n  addrs: []\n  state_dir: \"\"\n", check: func(t *testing.T, c Config) {
 			if len(c.PSP.Addrs) != 0 {
 				t.Errorf("addrs %v", c.PSP.Addrs)
