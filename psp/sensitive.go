@@ -59,7 +59,7 @@ func (f *Sensitive) Bytes() ([]byte, error) {
 // Secret returns a copy as a secret.Secret, which the caller must wipe.
 func (f *Sensitive) Secret() secret.Secret {
 	b, _ := f.Bytes()
-	return secret.Secret(b)
+	return secret.Wrap(b)
 }
 
 // Wipe zeroes the value and the packed form this field returned last.
@@ -130,7 +130,7 @@ func (f *Sensitive) Marshal(v any) error {
 	case []byte:
 		return f.SetBytes(v)
 	case secret.Secret:
-		return f.SetBytes(v)
+		return f.SetBytes(v.Bytes())
 	case *Sensitive:
 		b, _ := v.Bytes()
 		defer secret.Wipe(b)
@@ -147,7 +147,7 @@ func (f *Sensitive) Unmarshal(v any) error {
 		*v = b
 		return nil
 	case *secret.Secret:
-		*v = b
+		*v = secret.Wrap(b)
 		return nil
 	}
 	secret.Wipe(b)

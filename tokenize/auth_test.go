@@ -63,7 +63,7 @@ func TestAppRoleLoginAndRenewal(t *testing.T) {
 		t.Fatal("no new login after the token's max TTL")
 	}
 	pan, _, err := v.Detokenize(ctx, tok.Value)
-	if err != nil || string(pan) != "4111111111111111" {
+	if err != nil || string(pan.Bytes()) != "4111111111111111" {
 		t.Fatalf("Detokenize after re-login: %v", err)
 	}
 	if err := v.Health(ctx); err != nil {

@@ -54,7 +54,7 @@ func (v *Vault) Tokenize(ctx context.Context, pan, expiry secret.Secret, brand, 
 		return Token{}, err
 	}
 	f := v.cfg.formatFor(merchant)
-	lookup, err := v.lookupKey(ctx, pan)
+	lookup, err := v.lookupKey(ctx, pan.Bytes())
 	if err != nil {
 		return Token{}, err
 	}
@@ -82,14 +82,14 @@ func (v *Vault) create(ctx context.Context, pan, expiry secret.Secret, brand str
 	if err != nil {
 		return Token{}, err
 	}
-	rec := record{pan: ct[0], exp: ct[1], brand: brand, last4: string(pan[len(pan)-4:]),
+	rec := record{pan: ct[0], exp: ct[1], brand: brand, last4: string(pan.Bytes()[pan.Len()-4:]),
 		format: f.id(), lookup: lookup, created: v.now().UTC()}
 	var tok string
 	for try := 0; ; try++ {
 		if try == maxCreateTries {
 			return Token{}, &vaultError{kind: ErrVault, op: "create token", msg: "every generated token collided"}
 		}
-		if tok, err = f.generate(pan); err != nil {
+		if tok, err = f.generate(pan.Bytes()); err != nil {
 			return Token{}, err
 		}
 		// cas 0: write only if no such token exists. A collision (or our
@@ -143,7 +143,7 @@ func (v *Vault) refresh(ctx context.Context, tok string, expiry secret.Secret, b
 		if err != nil {
 			return Token{}, err
 		}
-		same := subtle.ConstantTimeCompare(old[0], expiry) == 1
+		same := subtle.ConstantTimeCompare(old[0].Bytes(), expiry.Bytes()) == 1
 		old[0].Wipe()
 		if same && rec.brand == brand {
 			return rec.token(tok), nil
@@ -174,15 +174,15 @@ func (v *Vault) refresh(ctx context.Context, tok string, expiry secret.Secret, b
 // leaves in memory.
 func (v *Vault) Detokenize(ctx context.Context, token string) (pan, expiry secret.Secret, err error) {
 	if !validToken(token) {
-		return nil, nil, fmt.Errorf("%w: malformed token", ErrInvalidInput)
+		return secret.Secret{}, secret.Secret{}, fmt.Errorf("%w: malformed token", ErrInvalidInput)
 	}
 	rec, err := v.readRecord(ctx, token)
 	if err != nil {
-		return nil, nil, err
+		return secret.Secret{}, secret.Secret{}, err
 	}
 	plain, err := v.decrypt(ctx, rec.pan, rec.exp)
 	if err != nil {
-		return nil, nil, err
+		return secret.Secret{}, secret.Secret{}, err
 	}
 	return plain[0], plain[1], nil
 }
@@ -263,13 +263,14 @@ func kvVersion(d map[string]any) int {
 
 // checkCard validates input without ever putting it in an error.
 func checkCard(pan, expiry secret.Secret, brand string) error {
-	if len(pan) < 12 || len(pan) > 19 || !allDigits(pan) {
+	p, e := pan.Bytes(), expiry.Bytes()
+	if len(p) < 12 || len(p) > 19 || !allDigits(p) {
 		return fmt.Errorf("%w: card number: want 12 to 19 digits", ErrInvalidInput)
 	}
-	if !luhnValid(pan) {
+	if !luhnValid(p) {
 		return fmt.Errorf("%w: card number fails the Luhn check", ErrInvalidInput)
 	}
-	if (len(expiry) != 4 && len(expiry) != 6) || !allDigits(expiry) {
+	if (len(e) != 4 && len(e) != 6) || !allDigits(e) {
 		return fmt.Errorf("%w: expiry: want MMYY or MMYYYY digits", ErrInvalidInput)
 	}
 	if len(brand) > 32 || (brand != "" && !validName(brand)) {

@@ -153,13 +153,13 @@ func (v *Vault) lookupKey(ctx context.Context, pan []byte) (string, error) {
 func decodeSecret(b64 string) (secret.Secret, error) {
 	src := []byte(b64)
 	defer secret.Wipe(src)
-	out := make(secret.Secret, base64.StdEncoding.DecodedLen(len(src)))
+	out := make([]byte, base64.StdEncoding.DecodedLen(len(src)))
 	n, err := base64.StdEncoding.Decode(out, src)
 	if err != nil {
-		out.Wipe()
-		return nil, err
+		secret.Wipe(out)
+		return secret.Secret{}, err
 	}
 	// Wipe the tail Decode may not have written, then cut it off.
 	secret.Wipe(out[n:])
-	return out[:n], nil
+	return secret.Wrap(out[:n]), nil
 }

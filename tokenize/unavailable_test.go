@@ -68,7 +68,7 @@ func TestBackAfterOutage(t *testing.T) {
 	}
 	e.srv.Restart()
 	pan, exp, err := e.v.Detokenize(ctx, tok.Value)
-	if err != nil || string(pan) != "5555555555554444" || string(exp) != "0628" {
+	if err != nil || string(pan.Bytes()) != "5555555555554444" || string(exp.Bytes()) != "0628" {
 		t.Fatalf("Detokenize after restart: %v", e.noteErr(err))
 	}
 	if err := e.v.Health(ctx); err != nil {

@@ -171,7 +171,7 @@ func TestCheckCard(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := checkCard(secret.Secret(tt.pan), secret.Secret(tt.exp), tt.brand)
+			err := checkCard(sec(tt.pan), sec(tt.exp), tt.brand)
 			if tt.wantErrSub == "" {
 				if err != nil {
 					t.Fatal(err)
@@ -307,7 +307,7 @@ func FuzzGenerate(f *testing.F) {
 		if fm.Validate() != nil {
 			return
 		}
-		if checkCard(pan, secret.Secret("1230"), "") != nil {
+		if checkCard(secret.Wrap(pan), sec("1230"), "") != nil {
 			return
 		}
 		tok, err := fm.generate(pan)

@@ -45,7 +45,7 @@ func TestTokenizeRoundTrip(t *testing.T) {
 		if err != nil {
 			t.Fatal(e.noteErr(err))
 		}
-		if string(pan) != p || string(exp) != "1230" {
+		if string(pan.Bytes()) != p || string(exp.Bytes()) != "1230" {
 			t.Fatalf("Detokenize(%q) gave another card", tok)
 		}
 		pan.Wipe()
@@ -72,7 +72,7 @@ func TestTokenizeUpdatesExpiry(t *testing.T) {
 	if err != nil {
 		t.Fatal(e.noteErr(err))
 	}
-	if string(exp) != "0931" {
+	if string(exp.Bytes()) != "0931" {
 		t.Fatal("expiry not updated")
 	}
 }
@@ -95,7 +95,7 @@ func TestTokenizeMerchantFormats(t *testing.T) {
 		}
 		got[m] = tok.Value
 		back, _, err := e.v.Detokenize(ctx, tok.Value)
-		if err != nil || string(back) != pan {
+		if err != nil || string(back.Bytes()) != pan {
 			t.Fatalf("%s: Detokenize: %v", m, e.noteErr(err))
 		}
 	}
@@ -162,7 +162,7 @@ func TestKeyRotationRewrap(t *testing.T) {
 		t.Fatalf("gateway rotate: %v, want 403", err)
 	}
 	pan, _, err := e.v.Detokenize(ctx, old.Value)
-	if err != nil || string(pan) != "4111111111111111" {
+	if err != nil || string(pan.Bytes()) != "4111111111111111" {
 		t.Fatalf("old token after rotation: %v", e.noteErr(err))
 	}
 	fresh, err := e.v.Tokenize(ctx, sec("378282246310005"), sec("1230"), "amex", "m")
@@ -184,7 +184,7 @@ func TestKeyRotationRewrap(t *testing.T) {
 		t.Fatal(err)
 	}
 	pan, exp, err := e.v.Detokenize(ctx, old.Value)
-	if err != nil || string(pan) != "4111111111111111" || string(exp) != "1230" {
+	if err != nil || string(pan.Bytes()) != "4111111111111111" || string(exp.Bytes()) != "1230" {
 		t.Fatalf("rewrapped token after retiring v1: %v", e.noteErr(err))
 	}
 	// Same card still maps to the same token (the lookup key is pinned).
@@ -234,7 +234,7 @@ func TestWrapCVV(t *testing.T) {
 		t.Fatalf("creation_ttl %d, want 120", ttl)
 	}
 	got, err := e.v.UnwrapCVV(ctx, wt)
-	if err != nil || string(got) != cvv {
+	if err != nil || string(got.Bytes()) != cvv {
 		t.Fatalf("UnwrapCVV: %v", e.noteErr(err))
 	}
 	got.Wipe()

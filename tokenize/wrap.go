@@ -25,7 +25,7 @@ const MaxWrapTTL = 5 * time.Minute
 // cubbyhole, never in KV or transit, and destroys it on the first unwrap or
 // when ttl (1 s to MaxWrapTTL) runs out. The caller wipes cvv.
 func (v *Vault) WrapCVV(ctx context.Context, cvv secret.Secret, ttl time.Duration) (string, error) {
-	if len(cvv) < 3 || len(cvv) > 4 || !allDigits(cvv) {
+	if cvv.Len() < 3 || cvv.Len() > 4 || !allDigits(cvv.Bytes()) {
 		return "", fmt.Errorf("%w: security code: want 3 or 4 digits", ErrInvalidInput)
 	}
 	if ttl < time.Second || ttl > MaxWrapTTL {
@@ -62,7 +62,7 @@ func (v *Vault) WrapCVV(ctx context.Context, cvv secret.Secret, ttl time.Duratio
 func (v *Vault) UnwrapCVV(ctx context.Context, wrapToken string) (secret.Secret, error) {
 	const op = "unwrap"
 	if wrapToken == "" || len(wrapToken) > 256 {
-		return nil, fmt.Errorf("%w: malformed wrapping token", ErrInvalidInput)
+		return secret.Secret{}, fmt.Errorf("%w: malformed wrapping token", ErrInvalidInput)
 	}
 	// Not retried: if the first try reached Vault, the code is already
 	// gone, and a retry could only fail.
@@ -72,24 +72,24 @@ func (v *Vault) UnwrapCVV(ctx context.Context, wrapToken string) (secret.Secret,
 	// makes the wrapping token the shared client's own token when that is
 	// empty (after Close).
 	if v.closed.Load() || v.client.Token() == "" {
-		return nil, ErrClosed
+		return secret.Secret{}, ErrClosed
 	}
 	s, err := v.client.Logical().WriteWithContext(ctx, "sys/wrapping/unwrap", map[string]any{"token": wrapToken})
 	if err != nil {
 		err = classify(op, err)
 		if isUnwrapGone(err) {
-			return nil, &vaultError{kind: ErrNotFound, op: op, msg: "wrapping token used, expired or unknown"}
+			return secret.Secret{}, &vaultError{kind: ErrNotFound, op: op, msg: "wrapping token used, expired or unknown"}
 		}
-		return nil, err
+		return secret.Secret{}, err
 	}
 	if s == nil {
-		return nil, &vaultError{kind: ErrVault, op: op, msg: "unreadable answer"}
+		return secret.Secret{}, &vaultError{kind: ErrVault, op: op, msg: "unreadable answer"}
 	}
 	b64, _ := s.Data["cvv"].(string)
 	cvv, err := decodeSecret(b64)
-	if err != nil || len(cvv) == 0 {
+	if err != nil || cvv.Len() == 0 {
 		cvv.Wipe()
-		return nil, &vaultError{kind: ErrVault, op: op, msg: "wrapped data is not a security code"}
+		return secret.Secret{}, &vaultError{kind: ErrVault, op: op, msg: "wrapped data is not a security code"}
 	}
 	return cvv, nil
 }
