@@ -65,19 +65,4 @@ func BenchmarkTokenize(b *testing.B) {
 		})
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "tok/s")
 	})
-	tok, err := e.v.Tokenize(ctx, sec("4111111111111111"), sec("1230"), "visa", "m")
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Run("detokenize", func(b *testing.B) {
-		for b.Loop() {
-			pan, exp, err := e.v.Detokenize(ctx, tok.Value)
-			if err != nil {
-				b.Fatal(err)
-			}
-			pan.Wipe()
-			exp.Wipe()
-		}
-		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "op/s")
-	})
 }

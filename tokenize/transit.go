@@ -11,7 +11,7 @@ import (
 	"github.com/tonevault/tonevault/internal/secret"
 )
 
-// How card data travels to and from Vault, and what stays behind.
+// How card data travels to Vault, and what stays behind.
 //
 // To Vault: the card bytes go into the request map as a []byte, which
 // encoding/json writes as base64, which is exactly what transit wants for
@@ -19,11 +19,8 @@ import (
 // body buffer the vault client builds holds the base64 text until the
 // garbage collector reuses it: it cannot be wiped from here.
 //
-// From Vault: decrypt and unwrap answers are parsed by the vault client
-// into a map, so the base64 plaintext arrives as a Go string (and the raw
-// response body in a buffer) that lives in memory until collected. That is
-// unavoidable with github.com/hashicorp/vault/api. decodeSecret copies it
-// into a Secret the caller wipes; the intermediate byte copy is wiped here.
+// From Vault: nothing. The gateway never decrypts: it compares expiries
+// by MAC (macs), and its policy has no decrypt.
 
 // write is a Vault write with the retry policy.
 func (v *Vault) write(ctx context.Context, op, path string, data map[string]any) (*api.Secret, error) {
@@ -95,29 +92,6 @@ func (v *Vault) encrypt(ctx context.Context, plain ...[]byte) ([]string, error) 
 	return v.batch(ctx, "transit encrypt", v.transitPath("encrypt", v.cfg.Transit.CardKey), items, "ciphertext")
 }
 
-// decrypt decrypts ciphertexts made by encrypt. The caller wipes the
-// Secrets.
-func (v *Vault) decrypt(ctx context.Context, cipher ...string) ([]secret.Secret, error) {
-	items := make([]map[string]any, len(cipher))
-	for i, c := range cipher {
-		items[i] = map[string]any{"ciphertext": c}
-	}
-	plain, err := v.batch(ctx, "transit decrypt", v.transitPath("decrypt", v.cfg.Transit.CardKey), items, "plaintext")
-	if err != nil {
-		return nil, err
-	}
-	out := make([]secret.Secret, len(plain))
-	for i, p := range plain {
-		if out[i], err = decodeSecret(p); err != nil {
-			for _, s := range out {
-				s.Wipe()
-			}
-			return nil, &vaultError{kind: ErrVault, op: "transit decrypt", msg: "plaintext is not base64"}
-		}
-	}
-	return out, nil
-}
-
 // rewrap re-encrypts ciphertexts with the latest card key version without
 // the plaintext leaving Vault.
 func (v *Vault) rewrap(ctx context.Context, cipher ...string) ([]string, error) {
@@ -128,38 +102,47 @@ func (v *Vault) rewrap(ctx context.Context, cipher ...string) ([]string, error) 
 	return v.batch(ctx, "transit rewrap", v.transitPath("rewrap", v.cfg.Transit.CardKey), items, "ciphertext")
 }
 
-// lookupKey is the hex HMAC-SHA256 of pan under the lookup key, at the
-// pinned key version: the same card always gives the same key.
-func (v *Vault) lookupKey(ctx context.Context, pan []byte) (string, error) {
+// macs returns, as hex, the HMAC-SHA256 under the lookup key (at the
+// pinned version) of the card number, which is the lookup key: the same
+// card always gives the same one; and of "exp:" + card number + ":" +
+// expiry, which tells a new expiry from the stored one without decrypting
+// it. The prefix keeps the second from ever being a card number's lookup
+// key, and the card number keeps two cards' MACs apart when their expiries
+// are the same.
+func (v *Vault) macs(ctx context.Context, pan, expiry secret.Secret) (lookup, expMAC string, err error) {
 	const op = "transit hmac"
+	p, e := pan.Bytes(), expiry.Bytes()
+	expInput := make([]byte, 0, len("exp:")+len(p)+1+len(e))
+	expInput = append(append(append(append(expInput, "exp:"...), p...), ':'), e...)
+	defer secret.Wipe(expInput)
 	s, err := v.write(ctx, op, v.transitPath("hmac", v.cfg.Transit.HMACKey)+"/sha2-256", map[string]any{
-		"input":       pan, // []byte: JSON base64
+		"batch_input": []map[string]any{{"input": p}, {"input": expInput}}, // []byte: JSON base64
 		"key_version": v.cfg.Transit.HMACKeyVersion,
 	})
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
-	h, _ := s.Data["hmac"].(string)
-	// "vault:v1:<base64>"
-	i := strings.LastIndexByte(h, ':')
-	mac, err := base64.StdEncoding.DecodeString(h[i+1:])
-	if i < 0 || err != nil || len(mac) != 32 {
-		return "", &vaultError{kind: ErrVault, op: op, msg: "unexpected hmac format"}
+	results, _ := s.Data["batch_results"].([]any)
+	var out [2]string
+	for i := range out {
+		if len(results) != len(out) {
+			break
+		}
+		m, _ := results[i].(map[string]any)
+		if e, _ := m["error"].(string); e != "" {
+			return "", "", &vaultError{kind: ErrVault, op: op, msg: scrub(e)}
+		}
+		h, _ := m["hmac"].(string)
+		// "vault:v1:<base64>"
+		j := strings.LastIndexByte(h, ':')
+		mac, err := base64.StdEncoding.DecodeString(h[j+1:])
+		if j < 0 || err != nil || len(mac) != 32 {
+			break
+		}
+		out[i] = hex.EncodeToString(mac)
 	}
-	return hex.EncodeToString(mac), nil
-}
-
-// decodeSecret decodes base64 text from Vault into a new Secret.
-func decodeSecret(b64 string) (secret.Secret, error) {
-	src := []byte(b64)
-	defer secret.Wipe(src)
-	out := make([]byte, base64.StdEncoding.DecodedLen(len(src)))
-	n, err := base64.StdEncoding.Decode(out, src)
-	if err != nil {
-		secret.Wipe(out)
-		return secret.Secret{}, err
+	if out[0] == "" || out[1] == "" {
+		return "", "", &vaultError{kind: ErrVault, op: op, msg: "unexpected hmac answer"}
 	}
-	// Wipe the tail Decode may not have written, then cut it off.
-	secret.Wipe(out[n:])
-	return secret.Wrap(out[:n]), nil
+	return out[0], out[1], nil
 }

@@ -375,16 +375,16 @@ vault:
 	}
 }
 
-// TestClientWrapsNothingByDefault: WrapCVV's TTL header is the only thing
-// that asks Vault to wrap; the vault/api default would override it with 5m
-// and wrap every answer when VAULT_WRAP_TTL is set.
+// TestClientWrapsNothingByDefault: the gateway never asks Vault to wrap an
+// answer; the vault/api default would wrap every answer when
+// VAULT_WRAP_TTL is set.
 func TestClientWrapsNothingByDefault(t *testing.T) {
 	t.Setenv("VAULT_WRAP_TTL", "1m")
 	c, err := newClient(DefaultConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, path := range []string{"/v1/sys/wrapping/wrap", "/v1/tonevault-kv/data/x", "/v1/sys/wrapping/unwrap"} {
+	for _, path := range []string{"/v1/tonevault-transit/hmac/tonevault-lookup/sha2-256", "/v1/tonevault-kv/data/x", "/v1/sys/wrapping/wrap"} {
 		if r := c.NewRequest(http.MethodPut, path); r.WrapTTL != "" {
 			t.Errorf("PUT %s: wrap TTL %q, want none", path, r.WrapTTL)
 		}
