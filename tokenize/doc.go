@@ -30,12 +30,17 @@
 // # Card data in memory
 //
 // Card data comes in as secret.Secret and is never made into a Go string
-// here. Requests carry it as []byte, which encoding/json writes as base64,
-// which is what transit expects. One residual cannot be avoided with
-// github.com/hashicorp/vault/api's map-based writes: the JSON request body
-// (base64 of the plaintext) sits in a buffer of the vault client until it
-// is garbage-collected. No answer from Vault holds card data: the gateway
-// never decrypts.
+// here. A request that carries it (transit encrypt and hmac) has its JSON
+// body written into one buffer made at its final size, with the card
+// bytes in base64 (what transit expects), sent as is
+// (Logical().WriteBytes, no JSON encoder) and wiped after each try.
+// net/http copies it into the connection's write buffer, and the
+// connection wipes what it wrote (wipingConn); for that, HTTPS connections
+// are made here and speak HTTP/1.1, whose buffers the connection sees
+// (HTTP/2 keeps request bodies in pooled buffers of its own). No answer
+// from Vault holds card data: the gateway never decrypts.
+//
+// Outside this package's reach: the kernel's socket buffers, and Vault.
 //
 // # Failure
 //

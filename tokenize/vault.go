@@ -120,6 +120,7 @@ func newClient(cfg Config) (*api.Client, error) {
 			return nil, fmt.Errorf("tokenize: vault.ca_file: %w", err)
 		}
 	}
+	wipeWrites(tr)
 	client, err := api.NewClient(ac)
 	if err != nil {
 		return nil, fmt.Errorf("tokenize: vault client: %w", err)
