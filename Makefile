@@ -95,7 +95,7 @@ fuzz:
 	$(GO) test ./api -run '^$$' -fuzz '^FuzzWidgetToken$$' -fuzztime $(FUZZTIME)
 
 deps:
-	scripts/install-deps.sh dtmf sip browser
+	scripts/install-deps.sh dtmf sip browser memory
 
 # The reference SpanDSP detector, and Vault's server for the tokenization
 # tests (built from the Go module proxy once, then cached outside the tree:

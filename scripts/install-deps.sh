@@ -10,6 +10,8 @@
 #   sip      SIP peers and captures (SIPp, baresip, tshark), and curl and
 #            jq for the commands make run prints
 #   browser  headless Chromium for the agent widget's end-to-end tests
+#   memory   gdb, whose gcore dumps a running gateway for the test that
+#            searches its memory for card data
 #   all      every group
 #
 # Idempotent and fast when everything is present: it only asks dpkg what is
@@ -23,9 +25,10 @@ group_packages() {
 	dtmf) echo "multimon-ng libspandsp-dev sox espeak-ng asterisk-moh-opsound-wav asterisk-core-sounds-en-wav gcc pkg-config" ;;
 	sip) echo "sip-tester baresip tshark curl jq" ;;
 	browser) echo "chromium" ;;
-	all) echo "$(group_packages dtmf) $(group_packages sip) $(group_packages browser)" ;;
+	memory) echo "gdb" ;;
+	all) echo "$(group_packages dtmf) $(group_packages sip) $(group_packages browser) $(group_packages memory)" ;;
 	*)
-		echo "install-deps: unknown group '$1' (known: dtmf sip browser all)" >&2
+		echo "install-deps: unknown group '$1' (known: dtmf sip browser memory all)" >&2
 		return 1
 		;;
 	esac
@@ -37,7 +40,7 @@ for arg in "$@"; do
 	case "$arg" in
 	--list) list_only=1 ;;
 	-h | --help)
-		sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'
+		sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'
 		exit 0
 		;;
 	*) groups+=("$arg") ;;
