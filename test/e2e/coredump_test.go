@@ -82,7 +82,8 @@ func corePatterns(cards []brandCard) []memPattern {
 			// Unpadded base64 is a prefix of the padded form.
 			memPattern{i, "card number in base64 (Vault transit input)", []byte(base64.RawStdEncoding.EncodeToString([]byte(c.pan))), false},
 			memPattern{i, "expiry in base64 (Vault transit input)", []byte(`"` + base64.StdEncoding.EncodeToString([]byte(c.expiry)) + `"`), false},
-			memPattern{i, "security code in base64 (Vault wrapping input)", []byte(`"` + base64.StdEncoding.EncodeToString([]byte(c.cvv)) + `"`), false},
+			memPattern{i, "card number and expiry in base64 (Vault hmac input for the expiry's MAC)", []byte(base64.StdEncoding.EncodeToString([]byte("exp:" + c.pan + ":" + c.expiry))), false},
+			memPattern{i, "security code in base64 (the former Vault wrapping input)", []byte(`"` + base64.StdEncoding.EncodeToString([]byte(c.cvv)) + `"`), false},
 			memPattern{i, "expiry in an ISO 8583 0100 (fields 14, 18, 22, 25)", []byte(yymm + mcc + "012" + "08"), false},
 			memPattern{i, "security code in an ISO 8583 0100 (fields 60, 126)", []byte(lll(c.moto) + lll(c.cvv)), false},
 			memPattern{i, "expiry, '#' and security code as typed", []byte(c.expiry + "#" + c.cvv), false},
@@ -298,7 +299,7 @@ func logCounts(t *testing.T, what string, ps []memPattern, counts []int) {
 	t.Helper()
 	var b strings.Builder
 	for i, p := range ps {
-		fmt.Fprintf(&b, "\n  card %d (%s) %-52s %d", p.card, coreCards[p.card].brand, p.name, counts[i])
+		fmt.Fprintf(&b, "\n  card %d (%s) %-72s %d", p.card, coreCards[p.card].brand, p.name, counts[i])
 	}
 	t.Logf("%s:%s", what, b.String())
 }
@@ -337,7 +338,7 @@ func TestCoreSearch(t *testing.T) {
 	for ci, c := range coreCards {
 		var forms [][]byte
 		for _, body := range []map[string]any{
-			{"input": []byte(c.pan), "key_version": 1},
+			{"batch_input": []map[string]any{{"input": []byte(c.pan)}, {"input": []byte("exp:" + c.pan + ":" + c.expiry)}}, "key_version": 1},
 			{"batch_input": []map[string]any{{"plaintext": []byte(c.pan)}, {"plaintext": []byte(c.expiry)}}},
 			{"cvv": []byte(c.cvv)},
 		} {
