@@ -89,7 +89,7 @@ fuzz-long:
 	GO=$(GO) scripts/fuzz.sh 10m
 
 deps:
-	scripts/install-deps.sh dtmf sip browser store
+	scripts/install-deps.sh dtmf sip browser store memory
 
 # The reference SpanDSP detector, and Vault's server for the tokenization
 # tests (built from the Go module proxy once, then cached outside the tree:

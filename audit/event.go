@@ -92,9 +92,6 @@ const (
 	// was sent to Vault to be tokenized, and what came back.
 	EventTokenizationRequested Event = "tokenization.requested"
 	EventTokenizationResult    Event = "tokenization.result"
-	// EventTokenizationDetokenized: a token was turned back into card
-	// data (for the PSP).
-	EventTokenizationDetokenized Event = "tokenization.detokenized"
 	// EventAuthorizationRequested, EventAuthorizationResult and
 	// EventAuthorizationReversed: the PSP authorization and its reversal.
 	EventAuthorizationRequested Event = "authorization.requested"
@@ -113,7 +110,7 @@ var events = []Event{
 	EventSessionStarted, EventSessionRestarted, EventSessionEnded,
 	EventFieldCompleted, EventFieldReset, EventFieldFailed,
 	EventCardDataWiped,
-	EventTokenizationRequested, EventTokenizationResult, EventTokenizationDetokenized,
+	EventTokenizationRequested, EventTokenizationResult,
 	EventAuthorizationRequested, EventAuthorizationResult, EventAuthorizationReversed,
 }
 

@@ -49,13 +49,13 @@
 //
 // # Card data
 //
-// Digits live only in each field's secret.Secret, allocated once at the
+// Digits live only in each field's buffer, allocated once at the
 // field's largest size and wiped (the whole backing array) when the field
 // is refused or reset, on restart, cancel, expiry, call end, shutdown and
 // after authorization, whatever its outcome (PCI DSS 3.3.1); a valid card
 // number's mask (first 6 and last 4 at most) stays in the View after the
 // session ends, for the agent to read back. Submit lends
-// the buffers to the Processor; while it runs, nothing else touches them:
+// the buffers to the Processor as secret.Secrets (secret.Wrap: no copy); while it runs, nothing else touches them:
 // digits are ignored, agent actions get ErrInFlight, and a call end or
 // expiry is applied when the processor returns.
 //

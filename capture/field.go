@@ -3,8 +3,6 @@ package capture
 import (
 	"strings"
 	"time"
-
-	"github.com/tonevault/tonevault/internal/secret"
 )
 
 type fieldKind int
@@ -24,7 +22,7 @@ type field struct {
 	label    string
 	kind     fieldKind
 	min, max int // extra fields
-	buf      secret.Secret
+	buf      []byte
 	status   FieldStatus
 	attempts int
 	err      string
@@ -35,7 +33,7 @@ type field struct {
 
 func newField(name FieldName, label string, kind fieldKind, min, max int) *field {
 	return &field{name: name, label: label, kind: kind, min: min, max: max,
-		buf: make(secret.Secret, 0, max), status: FieldPending}
+		buf: make([]byte, 0, max), status: FieldPending}
 }
 
 // wipe zeroes the whole backing array and empties the field. It reports

@@ -28,7 +28,7 @@ func (e *env) complete(c string) {
 func TestHappyPath(t *testing.T) {
 	var got struct{ pan, exp, cvv []byte }
 	proc := &fakeProc{seen: func(c *Card) {
-		got.pan, got.exp, got.cvv = slices.Clone(c.PAN), slices.Clone(c.Expiry), slices.Clone(c.CVV)
+		got.pan, got.exp, got.cvv = slices.Clone(c.PAN.Bytes()), slices.Clone(c.Expiry.Bytes()), slices.Clone(c.CVV.Bytes())
 	}}
 	e := newEnv(t, Config{}, proc)
 	s := e.start("call-1")
@@ -100,7 +100,7 @@ func TestHappyPath(t *testing.T) {
 
 func TestExtraFieldsInSession(t *testing.T) {
 	var extra []byte
-	proc := &fakeProc{seen: func(c *Card) { extra = slices.Clone(c.Extra["postcode"]) }}
+	proc := &fakeProc{seen: func(c *Card) { extra = slices.Clone(c.Extra["postcode"].Bytes()) }}
 	e := newEnv(t, Config{ExtraFields: []ExtraField{{Name: "postcode", MinDigits: 3, MaxDigits: 5}}}, proc)
 	s := e.start("c")
 	e.complete("c")

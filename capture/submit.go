@@ -74,11 +74,11 @@ func (s *Session) Submit(ctx context.Context, actor string) (v View, err error) 
 
 // card lends the session's buffers to the processor.
 func (s *Session) card() *Card {
-	c := &Card{PAN: s.fields[0].buf, Expiry: s.fields[1].buf, CVV: s.fields[2].buf, Brand: s.fields[0].brand}
+	c := &Card{PAN: secret.Wrap(s.fields[0].buf), Expiry: secret.Wrap(s.fields[1].buf), CVV: secret.Wrap(s.fields[2].buf), Brand: s.fields[0].brand}
 	if len(s.fields) > 3 {
 		c.Extra = make(map[FieldName]secret.Secret, len(s.fields)-3)
 		for _, f := range s.fields[3:] {
-			c.Extra[f.name] = f.buf
+			c.Extra[f.name] = secret.Wrap(f.buf)
 		}
 	}
 	return c

@@ -19,9 +19,20 @@ package dtmf
 // shorter apparent pause apart. Tune it per deployment with Slack.
 const DefaultDedupSlack = 240
 
-// dedupRing is how many recent presses a Deduper remembers: more than a
-// card number, expiry date and security code typed in a row.
-const dedupRing = 32
+// DedupHorizon is how long, in samples, a Deduper remembers a press after
+// it ended: 2 s at 8 kHz. The remembered digits are card data, so they
+// are kept only as long as a duplicate can still arrive: a source reports
+// a press at most a few hundred milliseconds after it ended (the in-band
+// detector once the tone is over, the EventAssembler at the End packet or
+// its 250 ms timeout, SIP INFO near the press's start), and by then no
+// other source can have reported a press that started more than that
+// after it. Two seconds leave a wide margin for jitter and signalling
+// delay.
+const DedupHorizon = 2 * SampleRate
+
+// dedupSlots bounds the presses remembered at once: a press and its pause
+// last at least 80 ms (ITU-T Q.24), so at most 25 fit in DedupHorizon.
+const dedupSlots = 32
 
 // Deduper makes one key press one digit when it reaches the gateway more
 // than once: in-band, as RFC 4733 events and/or as SIP INFO. Feed it every
@@ -50,8 +61,12 @@ const dedupRing = 32
 // only decides the degraded case where one press came through one source
 // only and the next press of the same digit through another only (see
 // DefaultDedupSlack). Different digits are never duplicates, even when
-// they overlap. The Deduper remembers the last 32 presses; a duplicate
-// arriving after 32 newer presses counts as a fresh press.
+// they overlap.
+//
+// The digits it remembers are card data: a press is forgotten (its slot
+// zeroed) once it ended more than DedupHorizon before the newest press's
+// start, and Reset wipes them all; call it when the call ends. A report
+// arriving later than that counts as a fresh press.
 type Deduper struct {
 	// Slack is the largest gap, in samples, between two reports of one
 	// press from different sources: spans closer than that (or
@@ -59,14 +74,14 @@ type Deduper struct {
 	// negative value means overlap only.
 	Slack int64
 
-	ring [dedupRing]dedupPress
-	n    int // presses in ring
-	next int // where the next press goes
+	slots   [dedupSlots]dedupPress // a slot with no sources is free
+	newest  int64                  // the latest Start seen
+	started bool                   // newest is set
 }
 
 type dedupPress struct {
 	start, end int64
-	sources    uint16 // bit per Source that reported it
+	sources    uint16 // bit per Source that reported it; 0: a free slot
 	digit      Digit
 }
 
@@ -88,9 +103,27 @@ func (d *Deduper) Add(e Event) bool {
 	end := max(e.End, e.Start)
 	bit := sourceBit(e.Source)
 	slack := d.slack()
+	if !d.started || e.Start > d.newest {
+		d.newest, d.started = e.Start, true
+	}
+	forget := d.newest - DedupHorizon
 	best, bestGap := -1, int64(0)
-	for i := 0; i < d.n; i++ {
-		p := &d.ring[i]
+	free := -1
+	for i := range d.slots {
+		p := &d.slots[i]
+		if p.sources == 0 {
+			if free < 0 {
+				free = i
+			}
+			continue
+		}
+		if p.end < forget {
+			*p = dedupPress{}
+			if free < 0 {
+				free = i
+			}
+			continue
+		}
 		if p.digit != e.Digit || p.sources&bit != 0 {
 			continue
 		}
@@ -104,18 +137,25 @@ func (d *Deduper) Add(e Event) bool {
 		}
 	}
 	if best >= 0 {
-		d.ring[best].sources |= bit
+		d.slots[best].sources |= bit
 		return false
 	}
-	d.ring[d.next] = dedupPress{start: e.Start, end: end, sources: bit, digit: e.Digit}
-	d.next = (d.next + 1) % dedupRing
-	if d.n < dedupRing {
-		d.n++
+	if free < 0 {
+		// More presses within the horizon than Q.24 timing allows: the
+		// one that ended first makes room.
+		free = 0
+		for i := range d.slots {
+			if d.slots[i].end < d.slots[free].end {
+				free = i
+			}
+		}
 	}
+	d.slots[free] = dedupPress{start: e.Start, end: end, sources: bit, digit: e.Digit}
 	return true
 }
 
-// Reset forgets every press, as for a new call. Slack is kept.
+// Reset forgets every press, as for a new call, and zeroes the memory
+// that held their digits. Slack is kept.
 func (d *Deduper) Reset() {
 	*d = Deduper{Slack: d.Slack}
 }

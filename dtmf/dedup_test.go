@@ -242,20 +242,73 @@ func TestDedupTypedCardNumber(t *testing.T) {
 	}
 }
 
-func TestDedupRing(t *testing.T) {
+// TestDedupHorizon: a press is remembered while a duplicate can still
+// come, and forgotten, its digit zeroed, once it ended DedupHorizon
+// before the newest press started.
+func TestDedupHorizon(t *testing.T) {
+	tests := []struct {
+		name      string
+		nextStart int64 // start of a press of another digit, after the first
+		wantDup   bool  // the first press's late duplicate is still caught
+	}{
+		{"next press 1 s later", 800 + DedupHorizon/2, true},
+		{"next press at the horizon", 800 + DedupHorizon, true},
+		{"next press past the horizon", 801 + DedupHorizon, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var d Deduper
+			d.Add(dedupEv('1', 0, 800, InBand))
+			d.Add(dedupEv('2', tt.nextStart, tt.nextStart+800, InBand))
+			remembered := slices.ContainsFunc(d.slots[:], func(p dedupPress) bool { return p.digit == '1' })
+			if remembered != tt.wantDup {
+				t.Errorf("digit 1 remembered: %v, want %v", remembered, tt.wantDup)
+			}
+			if fresh := d.Add(dedupEv('1', 40, 840, RFC4733)); fresh == tt.wantDup {
+				t.Errorf("late duplicate fresh: %v, want %v", fresh, !tt.wantDup)
+			}
+		})
+	}
+}
+
+// TestDedupTypedCardForgotten: a card typed on the keypad leaves nothing
+// in the Deduper two seconds after the last key but the newest presses.
+func TestDedupTypedCardForgotten(t *testing.T) {
 	var d Deduper
-	first := dedupEv('1', 0, 800, InBand)
-	d.Add(first)
-	for i := 1; i < dedupRing; i++ {
-		d.Add(dedupEv('2', int64(i)*2000, int64(i)*2000+800, InBand))
+	keys := "4111111111111111#1230#737#"
+	at := int64(0)
+	for _, k := range keys {
+		d.Add(dedupEv(Digit(k), at, at+800, RFC4733))
+		d.Add(dedupEv(Digit(k), at+40, at+840, InBand))
+		at += 1600
 	}
-	// The first press is still remembered after 31 newer ones.
-	if d.Add(dedupEv('1', 40, 840, RFC4733)) {
-		t.Fatal("duplicate within the ring taken as fresh")
+	// Two seconds later, one more press: 0.2 s per press, so only the
+	// presses of the last two seconds before it may remain.
+	d.Add(dedupEv('5', at+DedupHorizon, at+DedupHorizon+800, InBand))
+	held := 0
+	for _, p := range d.slots {
+		if p != (dedupPress{}) {
+			held++
+		}
 	}
-	d.Add(dedupEv('2', 100000, 100800, InBand)) // the 33rd press pushes out the first
-	if !d.Add(dedupEv('1', 80, 880, SIPInfo)) {
-		t.Fatal("expected the forgotten press's duplicate to count as fresh")
+	if held != 1 {
+		t.Errorf("%d presses held, want only the newest", held)
+	}
+}
+
+// TestDedupFullSlots: more presses within the horizon than slots (faster
+// than Q.24 allows) evict the one that ended first.
+func TestDedupFullSlots(t *testing.T) {
+	var d Deduper
+	for i := range dedupSlots {
+		d.Add(dedupEv('2', int64(i)*400, int64(i)*400+100, InBand))
+	}
+	d.Add(dedupEv('3', 13000, 13100, InBand))
+	if d.Add(dedupEv('2', 400, 500, RFC4733)) {
+		t.Error("the second press was evicted instead of the first")
+	}
+	if !d.Add(dedupEv('2', 0, 100, RFC4733)) {
+		t.Error("the evicted first press still caught a duplicate")
 	}
 }
 
@@ -266,6 +319,9 @@ func TestDedupReset(t *testing.T) {
 	d.Reset()
 	if d.Slack != 800 {
 		t.Fatal("Reset dropped Slack")
+	}
+	if d != (Deduper{Slack: 800}) {
+		t.Fatalf("Reset left %+v", d)
 	}
 	if !d.Add(dedupEv('4', 0, 800, RFC4733)) {
 		t.Fatal("remembered a press across Reset")

@@ -338,6 +338,10 @@ func (s *Session) Close() Stats {
 			Digits:     s.digits,
 			Mask:       s.c.maskStats(),
 		}
+		// The Deduper remembers the call's latest key presses, and events
+		// their digits: card data that no one needs once the call is over.
+		s.dedup.Reset()
+		clear(s.c.events[:cap(s.c.events)])
 		s.mu.Unlock()
 		s.deliver(got)
 		for _, p := range s.pairs {

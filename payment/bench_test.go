@@ -113,5 +113,5 @@ func newCard(n int64) secret.Secret {
 			break
 		}
 	}
-	return secret.Secret(b)
+	return secret.Wrap(b)
 }

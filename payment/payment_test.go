@@ -29,7 +29,7 @@ func (f *fakeVault) Tokenize(_ context.Context, pan, _ secret.Secret, brand, _ s
 	if f.err != nil {
 		return tokenize.Token{}, f.err
 	}
-	f.seen = append(f.seen, bytes.Clone(pan))
+	f.seen = append(f.seen, bytes.Clone(pan.Bytes()))
 	return tokenize.Token{Value: "tok_fake", Brand: brand}, nil
 }
 

@@ -41,15 +41,24 @@
 // and packed form) after the message is sent or read. Filters masks them
 // in iso8583.Describe too. The connector packs and frames messages itself
 // (a MessageWriter/MessageReader for iso8583-connection) so the packed
-// bytes are wiped after the write and after unpacking. moov-io's own
-// pack and unpack errors, and its JSON, can quote field content: Pack and
-// Unpack replace them with PackError and UnpackError, which name a field
-// number only, and connection errors are logged by their SafeError text.
+// bytes are wiped after the write and after unpacking. Pack does not use
+// moov-io's Message.Pack, whose growing append leaves copies of the card
+// number behind: it sizes one buffer (length header included) before any
+// card data goes in, and the Sensitive fields write straight into it.
+// moov-io's own pack and unpack errors, and its JSON, can quote field
+// content: Pack and Unpack replace them with PackError and UnpackError,
+// which name a field number only, and connection errors are logged by
+// their SafeError text. Never call Message.Pack, Message.Clone or
+// json.Marshal on a message with card data: they pack the moov-io way.
 //
-// What is not wiped: transient copies inside moov-io's message packer
-// (the append that grows the packed buffer) and the bufio buffer of
-// iso8583-connection's reader, which may hold a reply that echoes the
-// PAN. They become garbage and are not referenced after Authorize returns.
+// What is not wiped: the 4 KiB bufio buffer of iso8583-connection's
+// reader (one per connection, created by its read loop, out of reach)
+// keeps the last replies read until newer ones overwrite it. Replies
+// carry no card data from psp-sim; an acquirer that echoes field 2 in its
+// replies leaves the card number there. On TLS connections crypto/tls
+// encrypts the packed message from this package's buffer (TLS 1.2) or
+// seals it in place in its record buffer (TLS 1.3), so no plaintext copy
+// stays behind there.
 //
 // # STAN and RRN
 //

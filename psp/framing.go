@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strconv"
 
 	"github.com/moov-io/iso8583"
@@ -144,18 +146,24 @@ func (h Header) WriteMessage(w io.Writer, m *iso8583.Message) error {
 	return err
 }
 
-// Frame packs m behind its length header. The caller wipes the result.
+// Frame packs m behind its length header, in one buffer: the only copy of
+// the packed card data, which the caller wipes.
 func (h Header) Frame(m *iso8583.Message) ([]byte, error) {
-	packed, err := Pack(m)
+	hdrLen := 2
+	if h == ASCII4 {
+		hdrLen = 4
+	}
+	buf, err := appendPack(make([]byte, hdrLen), m)
 	if err != nil {
 		return nil, err
 	}
-	defer secret.Wipe(packed)
-	hdr, err := h.encode(len(packed))
+	hdr, err := h.encode(len(buf) - hdrLen)
 	if err != nil {
+		secret.Wipe(buf)
 		return nil, err
 	}
-	return append(hdr, packed...), nil
+	copy(buf, hdr)
+	return buf, nil
 }
 
 // UnpackError is the only error Unpack returns. moov-io's own unpack
@@ -207,13 +215,69 @@ type PackError struct{}
 
 func (*PackError) Error() string { return "psp: cannot pack ISO 8583 message" }
 
-// Pack packs m. The caller wipes the result.
-func Pack(m *iso8583.Message) ([]byte, error) {
-	b, err := m.Pack()
-	if err != nil {
-		return nil, &PackError{}
+// Pack packs m into one new buffer, which the caller wipes.
+//
+// Not moov-io's Message.Pack: that appends each packed field to a slice
+// that starts empty, so the slice is copied to a larger array as it grows,
+// and the arrays left behind hold the card number (field 2 comes early)
+// until the garbage collector reuses them. Here the fields that hold no
+// card data are packed first, the buffer is then made at its final size,
+// and the card data fields write straight into it.
+func Pack(m *iso8583.Message) ([]byte, error) { return appendPack(nil, m) }
+
+// appendPack appends m, packed, to dst, which must hold no card data:
+// dst is grown once, before any card data goes in.
+func appendPack(dst []byte, m *iso8583.Message) ([]byte, error) {
+	// Bitmap first: it also adds itself to the fields.
+	bm := m.Bitmap()
+	fields := m.GetFields()
+	ids := slices.Sorted(maps.Keys(fields))
+	bm.Reset()
+	for _, id := range ids {
+		if id >= 2 && !bm.IsBitmapPresenceBit(id) {
+			bm.Set(id)
+		}
 	}
-	return b, nil
+	// packed[i] is field ids[i] packed, or nil for a card data field,
+	// whose size is counted in n.
+	packed := make([][]byte, len(ids))
+	n := len(dst)
+	for i, id := range ids {
+		if id != 1 && bm.IsBitmapPresenceBit(id) {
+			continue
+		}
+		if s, ok := fields[id].(*Sensitive); ok {
+			size, err := s.packedLen()
+			if err != nil {
+				return nil, &PackError{}
+			}
+			n += size
+			continue
+		}
+		b, err := fields[id].Pack()
+		if err != nil {
+			return nil, &PackError{}
+		}
+		packed[i] = b
+		n += len(b)
+	}
+	dst = slices.Grow(dst, n-len(dst))
+	for i, id := range ids {
+		if id != 1 && bm.IsBitmapPresenceBit(id) {
+			continue
+		}
+		s, ok := fields[id].(*Sensitive)
+		if !ok {
+			dst = append(dst, packed[i]...)
+			continue
+		}
+		var err error
+		if dst, err = s.appendPacked(dst); err != nil {
+			secret.Wipe(dst)
+			return nil, &PackError{}
+		}
+	}
+	return dst, nil
 }
 
 // Wipe zeroes the card data fields of m.

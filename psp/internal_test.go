@@ -179,7 +179,7 @@ func TestWipeClearsCardData(t *testing.T) {
 		t.Fatal(err)
 	}
 	Wipe(m)
-	if !secret.Secret(packed).Wiped() {
+	if !secret.Wrap(packed).Wiped() {
 		t.Errorf("packed PAN not wiped: %q", packed)
 	}
 	if b, _ := f.Bytes(); len(b) != 0 {

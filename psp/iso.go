@@ -353,13 +353,13 @@ func validate(r *Request) (mti, cur string, err error) {
 	if !ok {
 		return "", "", bad("kind must be Authorization or Sale")
 	}
-	if n := r.PAN.Len(); n < 12 || n > 19 || !digitBytes(r.PAN) {
+	if n := r.PAN.Len(); n < 12 || n > 19 || !digitBytes(r.PAN.Bytes()) {
 		return "", "", bad("PAN must be 12 to 19 digits")
 	}
-	if r.Expiry.Len() != 4 || !digitBytes(r.Expiry) || r.Expiry[0] > '1' || (r.Expiry[0] == '1' && r.Expiry[1] > '2') || (r.Expiry[0] == '0' && r.Expiry[1] == '0') {
+	if exp := r.Expiry.Bytes(); len(exp) != 4 || !digitBytes(exp) || exp[0] > '1' || (exp[0] == '1' && exp[1] > '2') || (exp[0] == '0' && exp[1] == '0') {
 		return "", "", bad("expiry must be MMYY")
 	}
-	if n := r.CVV.Len(); n != 0 && (n < 3 || n > 4 || !digitBytes(r.CVV)) {
+	if n := r.CVV.Len(); n != 0 && (n < 3 || n > 4 || !digitBytes(r.CVV.Bytes())) {
 		return "", "", bad("CVV must be 3 or 4 digits")
 	}
 	if r.Amount <= 0 || r.Amount > 999999999999 {
@@ -398,18 +398,19 @@ func (x *ISO) request(r *Request, rev *Reversal) (*iso8583.Message, error) {
 			return m, fmt.Errorf("%w: field %d", ErrInvalidRequest, id)
 		}
 	}
-	if err := m.BinaryField(fPAN, r.PAN); err != nil {
+	if err := m.BinaryField(fPAN, r.PAN.Bytes()); err != nil {
 		return m, fmt.Errorf("%w: PAN", ErrInvalidRequest)
 	}
 	// Field 14 is YYMM; the keypad gave MMYY.
-	yymm := []byte{r.Expiry[2], r.Expiry[3], r.Expiry[0], r.Expiry[1]}
+	exp := r.Expiry.Bytes()
+	yymm := []byte{exp[2], exp[3], exp[0], exp[1]}
 	err := m.BinaryField(fExpiry, yymm)
 	secret.Wipe(yymm)
 	if err != nil {
 		return m, fmt.Errorf("%w: expiry", ErrInvalidRequest)
 	}
 	if r.CVV.Len() > 0 {
-		if err := m.BinaryField(fCVV, r.CVV); err != nil {
+		if err := m.BinaryField(fCVV, r.CVV.Bytes()); err != nil {
 			return m, fmt.Errorf("%w: CVV", ErrInvalidRequest)
 		}
 	}

@@ -17,6 +17,8 @@ import (
 // String(), JSON and describe output print in clear. Sensitive keeps the
 // value as bytes it owns, packs them without making a string, prints only
 // secret.Redacted, and Wipe zeroes the value and the last packed form.
+// Pack (the package's function) packs it straight into the message's
+// buffer.
 //
 // Its spec must use ASCII encoding (the field's Enc is ignored: values are
 // checked to be printable ASCII here, so no encoder error can quote them)
@@ -59,7 +61,7 @@ func (f *Sensitive) Bytes() ([]byte, error) {
 // Secret returns a copy as a secret.Secret, which the caller must wipe.
 func (f *Sensitive) Secret() secret.Secret {
 	b, _ := f.Bytes()
-	return secret.Secret(b)
+	return secret.Wrap(b)
 }
 
 // Wipe zeroes the value and the packed form this field returned last.
@@ -79,9 +81,49 @@ func (f *Sensitive) String() (string, error) { return secret.Redacted, nil }
 
 func (f *Sensitive) MarshalJSON() ([]byte, error) { return []byte(`"` + secret.Redacted + `"`), nil }
 
+// Pack is moov-io's: a new slice, kept to be wiped with the value.
+// Pack (the package's) does not use it; see appendPacked.
 func (f *Sensitive) Pack() ([]byte, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	prefix, err := f.prefix()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]byte, 0, len(prefix)+len(f.value))
+	out = append(append(out, prefix...), f.value...)
+	secret.Wipe(f.packed)
+	f.packed = out
+	return out, nil
+}
+
+// packedLen is the size of the packed field.
+func (f *Sensitive) packedLen() (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	prefix, err := f.prefix()
+	return len(prefix) + len(f.value), err
+}
+
+// appendPacked appends the packed field to dst, which must have room for
+// it (packedLen): growing dst would leave a copy of what it holds behind.
+func (f *Sensitive) appendPacked(dst []byte) ([]byte, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	prefix, err := f.prefix()
+	if err != nil {
+		return dst, err
+	}
+	if cap(dst)-len(dst) < len(prefix)+len(f.value) {
+		return dst, errNoRoom
+	}
+	return append(append(dst, prefix...), f.value...), nil
+}
+
+var errNoRoom = errors.New("card data field: no room in the buffer")
+
+// prefix checks the value and returns its length prefix. Caller holds mu.
+func (f *Sensitive) prefix() ([]byte, error) {
 	for _, c := range f.value {
 		if c < 0x20 || c > 0x7e {
 			return nil, errSensitiveValue
@@ -92,11 +134,7 @@ func (f *Sensitive) Pack() ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("card data field length: %w", err)
 	}
-	out := make([]byte, 0, len(prefix)+len(f.value))
-	out = append(append(out, prefix...), f.value...)
-	secret.Wipe(f.packed)
-	f.packed = out
-	return out, nil
+	return prefix, nil
 }
 
 func (f *Sensitive) Unpack(data []byte) (int, error) {
@@ -130,7 +168,7 @@ func (f *Sensitive) Marshal(v any) error {
 	case []byte:
 		return f.SetBytes(v)
 	case secret.Secret:
-		return f.SetBytes(v)
+		return f.SetBytes(v.Bytes())
 	case *Sensitive:
 		b, _ := v.Bytes()
 		defer secret.Wipe(b)
@@ -147,7 +185,7 @@ func (f *Sensitive) Unmarshal(v any) error {
 		*v = b
 		return nil
 	case *secret.Secret:
-		*v = b
+		*v = secret.Wrap(b)
 		return nil
 	}
 	secret.Wipe(b)

@@ -12,6 +12,8 @@
 #   browser  headless Chromium for the agent widget's end-to-end tests
 #   store    PostgreSQL, which the store's tests start as their own server
 #            (the gateway's default database, SQLite, needs nothing)
+#   memory   gdb, whose gcore dumps a running gateway for the test that
+#            searches its memory for card data
 #   all      every group
 #
 # Idempotent and fast when everything is present: it only asks dpkg what is
@@ -26,9 +28,10 @@ group_packages() {
 	sip) echo "sip-tester baresip tshark curl jq" ;;
 	browser) echo "chromium" ;;
 	store) echo "postgresql" ;;
-	all) echo "$(group_packages dtmf) $(group_packages sip) $(group_packages browser) $(group_packages store)" ;;
+	memory) echo "gdb" ;;
+	all) echo "$(group_packages dtmf) $(group_packages sip) $(group_packages browser) $(group_packages store) $(group_packages memory)" ;;
 	*)
-		echo "install-deps: unknown group '$1' (known: dtmf sip browser store all)" >&2
+		echo "install-deps: unknown group '$1' (known: dtmf sip browser store memory all)" >&2
 		return 1
 		;;
 	esac

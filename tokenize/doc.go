@@ -1,5 +1,6 @@
-// Package tokenize turns card data into tokens with HashiCorp Vault, and
-// back for the PSP path only.
+// Package tokenize turns card data into tokens with HashiCorp Vault, one
+// way: the gateway's policy has no decrypt, and nothing here turns a token
+// back into card data.
 //
 // Open-source Vault has no Transform engine, so tokens are built from
 // transit and KV v2:
@@ -13,29 +14,33 @@
 //     token. Index: <kv mount>/data/<prefix>/index/<format>/<hex hmac> →
 //     token.
 //   - The token record <kv mount>/data/<prefix>/tokens/<token> holds the two
-//     ciphertexts, brand, last four and creation time. Writes use KV
-//     check-and-set, so a generated token that collides with an existing
-//     one, or two concurrent tokenizations of one card, are detected.
+//     ciphertexts, the expiry's MAC (HMAC under the lookup key of "exp:",
+//     the card number, ":" and the expiry: a known card with a new expiry
+//     is told from one with the same expiry without decrypting), brand,
+//     last four and creation time. Writes use KV check-and-set, so a
+//     generated token that collides with an existing one, or two
+//     concurrent tokenizations of one card, are detected.
 //   - Tokens: digits (same length as the card or 16-19, keeping the first 6
 //     and/or last 4 card digits, random middle from crypto/rand, and always
 //     failing the Luhn check so a token can never pass for a card number)
 //     or opaque ("tok_" + 26 base32 characters). Chosen per merchant.
-//   - Security codes are never stored, not even encrypted. When one must
-//     cross a process boundary before authorization it is response-wrapped
-//     by Vault (WrapCVV, TTL at most 5 minutes; UnwrapCVV works once).
+//   - Security codes never go to Vault: they go from the payment session
+//     to the acquirer and are wiped.
 //
 // # Card data in memory
 //
-// Card data comes in and goes out as secret.Secret and is never made into a
-// Go string here. Requests carry it as []byte, which encoding/json writes
-// as base64, which is what transit expects. Two residuals cannot be
-// avoided with github.com/hashicorp/vault/api and are documented here
-// instead: the JSON request body (base64 of the plaintext) sits in a
-// buffer of the vault client until it is garbage-collected, and a decrypt
-// or unwrap answer is parsed by the client into a map whose plaintext is a
-// Go string (and the raw body a buffer) that also lives until collected.
-// The decoded bytes handed to the caller are a fresh Secret; intermediate
-// copies made here are wiped.
+// Card data comes in as secret.Secret and is never made into a Go string
+// here. A request that carries it (transit encrypt and hmac) has its JSON
+// body written into one buffer made at its final size, with the card
+// bytes in base64 (what transit expects), sent as is
+// (Logical().WriteBytes, no JSON encoder) and wiped after each try.
+// net/http copies it into the connection's write buffer, and the
+// connection wipes what it wrote (wipingConn); for that, HTTPS connections
+// are made here and speak HTTP/1.1, whose buffers the connection sees
+// (HTTP/2 keeps request bodies in pooled buffers of its own). No answer
+// from Vault holds card data: the gateway never decrypts.
+//
+// Outside this package's reach: the kernel's socket buffers, and Vault.
 //
 // # Failure
 //

@@ -125,3 +125,29 @@ func (e *env) checkNoLeak(t testing.TB, data ...string) {
 }
 
 func sec(s string) secret.Secret { return secret.New([]byte(s)) }
+
+// stored decrypts a token's record as root, which the gateway cannot:
+// what the tests check tokenization against.
+func (e *env) stored(t testing.TB, tok string) (pan, exp string) {
+	t.Helper()
+	root := e.srv.Client
+	s, err := root.Logical().Read(e.cfg.KV.Mount + "/data/" + e.cfg.KV.Prefix + "/tokens/" + tok)
+	if err != nil || s == nil {
+		t.Fatalf("read the record of %q: %v", tok, err)
+	}
+	d, _ := s.Data["data"].(map[string]any)
+	plain := func(field string) string {
+		ct, _ := d[field].(string)
+		r, err := root.Logical().Write(e.cfg.Transit.Mount+"/decrypt/"+e.cfg.Transit.CardKey, map[string]any{"ciphertext": ct})
+		if err != nil {
+			t.Fatalf("decrypt %s as root: %v", field, err)
+		}
+		b64, _ := r.Data["plaintext"].(string)
+		b, err := base64.StdEncoding.DecodeString(b64)
+		if err != nil {
+			t.Fatalf("decrypt %s: %v", field, err)
+		}
+		return string(b)
+	}
+	return plain("pan"), plain("exp")
+}

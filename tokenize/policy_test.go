@@ -26,6 +26,11 @@ func TestPolicyLeastPrivilege(t *testing.T) {
 		t.Fatal(err)
 	}
 	tm, kv := e.cfg.Transit.Mount, e.cfg.KV.Mount
+	rec, err := root.Logical().Read(kv + "/data/" + e.cfg.KV.Prefix + "/tokens/" + tok.Value)
+	if err != nil || rec == nil {
+		t.Fatalf("read the record as root: %v", err)
+	}
+	storedPAN, _ := rec.Data["data"].(map[string]any)["pan"].(string)
 	b64 := map[string]any{"plaintext": "dGVzdA==", "input": "dGVzdA=="}
 	denied := []struct {
 		name, op, path string
@@ -49,6 +54,8 @@ func TestPolicyLeastPrivilege(t *testing.T) {
 		{"create a key", "write", tm + "/keys/gateway-made", map[string]any{"type": "aes256-gcm96"}},
 		{"encrypt with another key", "write", tm + "/encrypt/someone-else", b64},
 		{"decrypt with another key", "write", tm + "/decrypt/someone-else", map[string]any{"ciphertext": "vault:v1:AAAA"}},
+		{"decrypt a card number", "write", tm + "/decrypt/" + e.cfg.Transit.CardKey, map[string]any{"ciphertext": storedPAN}},
+		{"wrap data", "write", "sys/wrapping/wrap", map[string]any{"cvv": "NzM3"}},
 		{"hmac with card key", "write", tm + "/hmac/" + e.cfg.Transit.CardKey, b64},
 		{"sign with card key", "write", tm + "/sign/" + e.cfg.Transit.CardKey, b64},
 		{"encrypt with signing key", "write", tm + "/encrypt/" + e.cfg.Transit.SigningKey, b64},

@@ -25,16 +25,18 @@ type Token struct {
 // with existing ones.
 const maxCreateTries = 8
 
-// record is a token's KV entry.
+// record is a token's KV entry. expMAC tells whether a new expiry is the
+// stored one without decrypting it (see macs); records written before it
+// existed have none, and get one with their next expiry.
 type record struct {
-	pan, exp, brand, last4, format, lookup string
-	created                                time.Time
-	version                                int // KV version, for check-and-set
+	pan, exp, expMAC, brand, last4, format, lookup string
+	created                                        time.Time
+	version                                        int // KV version, for check-and-set
 }
 
 func (r record) data() map[string]any {
 	return map[string]any{
-		"pan": r.pan, "exp": r.exp, "brand": r.brand, "last4": r.last4,
+		"pan": r.pan, "exp": r.exp, "exp_mac": r.expMAC, "brand": r.brand, "last4": r.last4,
 		"format": r.format, "lookup": r.lookup, "created": r.created.UTC().Format(time.RFC3339Nano),
 	}
 }
@@ -54,7 +56,7 @@ func (v *Vault) Tokenize(ctx context.Context, pan, expiry secret.Secret, brand, 
 		return Token{}, err
 	}
 	f := v.cfg.formatFor(merchant)
-	lookup, err := v.lookupKey(ctx, pan)
+	lookup, expMAC, err := v.macs(ctx, pan, expiry)
 	if err != nil {
 		return Token{}, err
 	}
@@ -65,7 +67,7 @@ func (v *Vault) Tokenize(ctx context.Context, pan, expiry secret.Secret, brand, 
 	case err == nil:
 		var tok string
 		tok, idxVersion = indexToken(idx.Data)
-		t, err := v.refresh(ctx, tok, expiry, brand)
+		t, err := v.refresh(ctx, tok, expiry, expMAC, brand)
 		if !errors.Is(err, ErrNotFound) {
 			return t, err
 		}
@@ -73,23 +75,23 @@ func (v *Vault) Tokenize(ctx context.Context, pan, expiry secret.Secret, brand, 
 	case !errors.Is(err, ErrNotFound):
 		return Token{}, err
 	}
-	return v.create(ctx, pan, expiry, brand, f, lookup, idxPath, idxVersion)
+	return v.create(ctx, pan, expiry, expMAC, brand, f, lookup, idxPath, idxVersion)
 }
 
 // create stores a new token for a card that has none.
-func (v *Vault) create(ctx context.Context, pan, expiry secret.Secret, brand string, f Format, lookup, idxPath string, idxVersion int) (Token, error) {
+func (v *Vault) create(ctx context.Context, pan, expiry secret.Secret, expMAC, brand string, f Format, lookup, idxPath string, idxVersion int) (Token, error) {
 	ct, err := v.encrypt(ctx, pan.Bytes(), expiry.Bytes())
 	if err != nil {
 		return Token{}, err
 	}
-	rec := record{pan: ct[0], exp: ct[1], brand: brand, last4: string(pan[len(pan)-4:]),
+	rec := record{pan: ct[0], exp: ct[1], expMAC: expMAC, brand: brand, last4: string(pan.Bytes()[pan.Len()-4:]),
 		format: f.id(), lookup: lookup, created: v.now().UTC()}
 	var tok string
 	for try := 0; ; try++ {
 		if try == maxCreateTries {
 			return Token{}, &vaultError{kind: ErrVault, op: "create token", msg: "every generated token collided"}
 		}
-		if tok, err = f.generate(pan); err != nil {
+		if tok, err = f.generate(pan.Bytes()); err != nil {
 			return Token{}, err
 		}
 		// cas 0: write only if no such token exists. A collision (or our
@@ -122,7 +124,7 @@ func (v *Vault) create(ctx context.Context, pan, expiry secret.Secret, brand str
 		return rec.token(tok), nil
 	}
 	v.forget(ctx, tok)
-	return v.refresh(ctx, winner, expiry, brand)
+	return v.refresh(ctx, winner, expiry, expMAC, brand)
 }
 
 // forget deletes a token record that lost a race, best effort: an orphan
@@ -132,19 +134,15 @@ func (v *Vault) forget(ctx context.Context, tok string) {
 }
 
 // refresh returns the stored token tok, first replacing its expiry and
-// brand when they differ from the given ones.
-func (v *Vault) refresh(ctx context.Context, tok string, expiry secret.Secret, brand string) (Token, error) {
+// brand when they differ from the given ones. The expiries are compared by
+// their MACs: the gateway cannot decrypt what it stored.
+func (v *Vault) refresh(ctx context.Context, tok string, expiry secret.Secret, expMAC, brand string) (Token, error) {
 	for try := 0; try < maxCreateTries; try++ {
 		rec, err := v.readRecord(ctx, tok)
 		if err != nil {
 			return Token{}, err
 		}
-		old, err := v.decrypt(ctx, rec.exp)
-		if err != nil {
-			return Token{}, err
-		}
-		same := subtle.ConstantTimeCompare(old[0], expiry) == 1
-		old[0].Wipe()
+		same := subtle.ConstantTimeCompare([]byte(rec.expMAC), []byte(expMAC)) == 1
 		if same && rec.brand == brand {
 			return rec.token(tok), nil
 		}
@@ -153,7 +151,7 @@ func (v *Vault) refresh(ctx context.Context, tok string, expiry secret.Secret, b
 			if err != nil {
 				return Token{}, err
 			}
-			rec.exp = ct[0]
+			rec.exp, rec.expMAC = ct[0], expMAC
 		}
 		rec.brand = brand
 		_, err = v.write(ctx, "kv write token", v.kvPath("data", "tokens", tok), casData(rec.data(), rec.version))
@@ -166,25 +164,6 @@ func (v *Vault) refresh(ctx context.Context, tok string, expiry secret.Secret, b
 		// A concurrent update won: read it and compare again.
 	}
 	return Token{}, &vaultError{kind: ErrVault, op: "update token", msg: "token kept changing"}
-}
-
-// Detokenize returns the card number and expiry behind a token. It is for
-// the PSP path only: nothing else in the gateway needs card data back. The
-// caller wipes both Secrets. See the package doc for what the vault client
-// leaves in memory.
-func (v *Vault) Detokenize(ctx context.Context, token string) (pan, expiry secret.Secret, err error) {
-	if !validToken(token) {
-		return nil, nil, fmt.Errorf("%w: malformed token", ErrInvalidInput)
-	}
-	rec, err := v.readRecord(ctx, token)
-	if err != nil {
-		return nil, nil, err
-	}
-	plain, err := v.decrypt(ctx, rec.pan, rec.exp)
-	if err != nil {
-		return nil, nil, err
-	}
-	return plain[0], plain[1], nil
 }
 
 // Rewrap re-encrypts a token's stored card data with the latest version of
@@ -224,7 +203,7 @@ func (v *Vault) readRecord(ctx context.Context, tok string) (record, error) {
 		return record{}, &vaultError{kind: ErrNotFound, op: op}
 	}
 	str := func(k string) string { s, _ := data[k].(string); return s }
-	r := record{pan: str("pan"), exp: str("exp"), brand: str("brand"), last4: str("last4"),
+	r := record{pan: str("pan"), exp: str("exp"), expMAC: str("exp_mac"), brand: str("brand"), last4: str("last4"),
 		format: str("format"), lookup: str("lookup"), version: kvVersion(s.Data)}
 	r.created, _ = time.Parse(time.RFC3339Nano, str("created"))
 	if r.pan == "" || r.exp == "" {
@@ -263,13 +242,14 @@ func kvVersion(d map[string]any) int {
 
 // checkCard validates input without ever putting it in an error.
 func checkCard(pan, expiry secret.Secret, brand string) error {
-	if len(pan) < 12 || len(pan) > 19 || !allDigits(pan) {
+	p, e := pan.Bytes(), expiry.Bytes()
+	if len(p) < 12 || len(p) > 19 || !allDigits(p) {
 		return fmt.Errorf("%w: card number: want 12 to 19 digits", ErrInvalidInput)
 	}
-	if !luhnValid(pan) {
+	if !luhnValid(p) {
 		return fmt.Errorf("%w: card number fails the Luhn check", ErrInvalidInput)
 	}
-	if (len(expiry) != 4 && len(expiry) != 6) || !allDigits(expiry) {
+	if (len(e) != 4 && len(e) != 6) || !allDigits(e) {
 		return fmt.Errorf("%w: expiry: want MMYY or MMYYYY digits", ErrInvalidInput)
 	}
 	if len(brand) > 32 || (brand != "" && !validName(brand)) {

@@ -5,25 +5,26 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/hashicorp/vault/api"
 	"github.com/tonevault/tonevault/internal/secret"
 )
 
-// How card data travels to and from Vault, and what stays behind.
+// How card data travels to Vault, and what stays behind.
 //
-// To Vault: the card bytes go into the request map as a []byte, which
-// encoding/json writes as base64, which is exactly what transit wants for
-// plaintext and input. No Go string of the card data is made. The JSON
-// body buffer the vault client builds holds the base64 text until the
-// garbage collector reuses it: it cannot be wiped from here.
+// To Vault: a request that carries card data (encrypt, hmac) has its JSON
+// body written here, with the card bytes in base64 (what transit wants
+// for plaintext and input), into one buffer made at its final size; the
+// vault client sends those bytes as they are (Logical().WriteBytes), and
+// the buffer is wiped when the try returns. No Go string of the card data
+// is made, and no JSON encoder copies it. On the way out, net/http copies
+// the body into the connection's write buffer, which the connection
+// wipes once written (see wipingConn).
 //
-// From Vault: decrypt and unwrap answers are parsed by the vault client
-// into a map, so the base64 plaintext arrives as a Go string (and the raw
-// response body in a buffer) that lives in memory until collected. That is
-// unavoidable with github.com/hashicorp/vault/api. decodeSecret copies it
-// into a Secret the caller wipes; the intermediate byte copy is wiped here.
+// From Vault: nothing. The gateway never decrypts: it compares expiries
+// by MAC (macs), and its policy has no decrypt.
 
 // write is a Vault write with the retry policy.
 func (v *Vault) write(ctx context.Context, op, path string, data map[string]any) (*api.Secret, error) {
@@ -37,6 +38,49 @@ func (v *Vault) write(ctx context.Context, op, path string, data map[string]any)
 		return err
 	})
 	return out, err
+}
+
+// writeCard is write for a body that holds card data: body makes it, and
+// it is wiped after each try (a retry makes it again, so a try that wiped
+// what it sent cannot send zeros next).
+func (v *Vault) writeCard(ctx context.Context, op, path string, body func() []byte) (*api.Secret, error) {
+	if v.closed.Load() {
+		return nil, ErrClosed
+	}
+	var out *api.Secret
+	err := v.retry.do(ctx, op, func(ctx context.Context) error {
+		b := body()
+		defer secret.Wipe(b)
+		var err error
+		out, err = v.client.Logical().WriteBytesWithContext(ctx, path, b)
+		return err
+	})
+	return out, err
+}
+
+// batchBody is {"batch_input":[{"<field>":"<base64>"},...]<extra>}, in one
+// buffer made at its final size, so that no copy of an item is left
+// behind by a growing append. extra is more JSON members, without card
+// data, each starting with a comma.
+func batchBody(field string, extra string, items ...[]byte) []byte {
+	const head, tail = `{"batch_input":[`, `]}`
+	n := len(head) + len(extra) + len(tail) + max(len(items)-1, 0) // commas
+	for _, it := range items {
+		n += len(`{"":""}`) + len(field) + base64.StdEncoding.EncodedLen(len(it))
+	}
+	b := make([]byte, 0, n)
+	b = append(b, head...)
+	for i, it := range items {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(append(append(b, `{"`...), field...), `":"`...)
+		b = base64.StdEncoding.AppendEncode(b, it)
+		b = append(b, `"}`...)
+	}
+	b = append(b, ']')
+	b = append(b, extra...)
+	return append(b, '}')
 }
 
 // read is a Vault read with the retry policy; a missing path is
@@ -61,17 +105,17 @@ func (v *Vault) transitPath(op, key string) string {
 	return v.cfg.Transit.Mount + "/" + op + "/" + key
 }
 
-// batch sends one transit batch request and returns field of each result.
-func (v *Vault) batch(ctx context.Context, op, path string, items []map[string]any, field string) ([]string, error) {
-	s, err := v.write(ctx, op, path, map[string]any{"batch_input": items})
-	if err != nil {
-		return nil, err
+// batchResults returns field of each of the n results of a transit batch
+// answer.
+func batchResults(op string, s *api.Secret, n int, field string) ([]string, error) {
+	var results []any
+	if s != nil {
+		results, _ = s.Data["batch_results"].([]any)
 	}
-	results, _ := s.Data["batch_results"].([]any)
-	if len(results) != len(items) {
-		return nil, &vaultError{kind: ErrVault, op: op, msg: fmt.Sprintf("%d batch results for %d items", len(results), len(items))}
+	if len(results) != n {
+		return nil, &vaultError{kind: ErrVault, op: op, msg: fmt.Sprintf("%d batch results for %d items", len(results), n)}
 	}
-	out := make([]string, len(items))
+	out := make([]string, n)
 	for i, r := range results {
 		m, _ := r.(map[string]any)
 		if e, _ := m["error"].(string); e != "" {
@@ -88,78 +132,64 @@ func (v *Vault) batch(ctx context.Context, op, path string, items []map[string]a
 // encrypt encrypts each plaintext with the card key and returns the
 // ciphertexts ("vault:vN:...").
 func (v *Vault) encrypt(ctx context.Context, plain ...[]byte) ([]string, error) {
-	items := make([]map[string]any, len(plain))
-	for i, p := range plain {
-		items[i] = map[string]any{"plaintext": p} // []byte: JSON base64
-	}
-	return v.batch(ctx, "transit encrypt", v.transitPath("encrypt", v.cfg.Transit.CardKey), items, "ciphertext")
-}
-
-// decrypt decrypts ciphertexts made by encrypt. The caller wipes the
-// Secrets.
-func (v *Vault) decrypt(ctx context.Context, cipher ...string) ([]secret.Secret, error) {
-	items := make([]map[string]any, len(cipher))
-	for i, c := range cipher {
-		items[i] = map[string]any{"ciphertext": c}
-	}
-	plain, err := v.batch(ctx, "transit decrypt", v.transitPath("decrypt", v.cfg.Transit.CardKey), items, "plaintext")
+	const op = "transit encrypt"
+	s, err := v.writeCard(ctx, op, v.transitPath("encrypt", v.cfg.Transit.CardKey), func() []byte {
+		return batchBody("plaintext", "", plain...)
+	})
 	if err != nil {
 		return nil, err
 	}
-	out := make([]secret.Secret, len(plain))
-	for i, p := range plain {
-		if out[i], err = decodeSecret(p); err != nil {
-			for _, s := range out {
-				s.Wipe()
-			}
-			return nil, &vaultError{kind: ErrVault, op: "transit decrypt", msg: "plaintext is not base64"}
-		}
-	}
-	return out, nil
+	return batchResults(op, s, len(plain), "ciphertext")
 }
 
 // rewrap re-encrypts ciphertexts with the latest card key version without
 // the plaintext leaving Vault.
 func (v *Vault) rewrap(ctx context.Context, cipher ...string) ([]string, error) {
+	const op = "transit rewrap"
 	items := make([]map[string]any, len(cipher))
 	for i, c := range cipher {
 		items[i] = map[string]any{"ciphertext": c}
 	}
-	return v.batch(ctx, "transit rewrap", v.transitPath("rewrap", v.cfg.Transit.CardKey), items, "ciphertext")
-}
-
-// lookupKey is the hex HMAC-SHA256 of pan under the lookup key, at the
-// pinned key version: the same card always gives the same key.
-func (v *Vault) lookupKey(ctx context.Context, pan []byte) (string, error) {
-	const op = "transit hmac"
-	s, err := v.write(ctx, op, v.transitPath("hmac", v.cfg.Transit.HMACKey)+"/sha2-256", map[string]any{
-		"input":       pan, // []byte: JSON base64
-		"key_version": v.cfg.Transit.HMACKeyVersion,
-	})
+	s, err := v.write(ctx, op, v.transitPath("rewrap", v.cfg.Transit.CardKey), map[string]any{"batch_input": items})
 	if err != nil {
-		return "", err
-	}
-	h, _ := s.Data["hmac"].(string)
-	// "vault:v1:<base64>"
-	i := strings.LastIndexByte(h, ':')
-	mac, err := base64.StdEncoding.DecodeString(h[i+1:])
-	if i < 0 || err != nil || len(mac) != 32 {
-		return "", &vaultError{kind: ErrVault, op: op, msg: "unexpected hmac format"}
-	}
-	return hex.EncodeToString(mac), nil
-}
-
-// decodeSecret decodes base64 text from Vault into a new Secret.
-func decodeSecret(b64 string) (secret.Secret, error) {
-	src := []byte(b64)
-	defer secret.Wipe(src)
-	out := make(secret.Secret, base64.StdEncoding.DecodedLen(len(src)))
-	n, err := base64.StdEncoding.Decode(out, src)
-	if err != nil {
-		out.Wipe()
 		return nil, err
 	}
-	// Wipe the tail Decode may not have written, then cut it off.
-	secret.Wipe(out[n:])
-	return out[:n], nil
+	return batchResults(op, s, len(cipher), "ciphertext")
+}
+
+// macs returns, as hex, the HMAC-SHA256 under the lookup key (at the
+// pinned version) of the card number, which is the lookup key: the same
+// card always gives the same one; and of "exp:" + card number + ":" +
+// expiry, which tells a new expiry from the stored one without decrypting
+// it. The prefix keeps the second from ever being a card number's lookup
+// key, and the card number keeps two cards' MACs apart when their expiries
+// are the same. One batch call makes both.
+func (v *Vault) macs(ctx context.Context, pan, expiry secret.Secret) (lookup, expMAC string, err error) {
+	const op = "transit hmac"
+	p, e := pan.Bytes(), expiry.Bytes()
+	expInput := make([]byte, 0, len("exp:")+len(p)+1+len(e))
+	expInput = append(append(append(append(expInput, "exp:"...), p...), ':'), e...)
+	defer secret.Wipe(expInput)
+	version := `,"key_version":` + strconv.Itoa(v.cfg.Transit.HMACKeyVersion)
+	s, err := v.writeCard(ctx, op, v.transitPath("hmac", v.cfg.Transit.HMACKey)+"/sha2-256", func() []byte {
+		return batchBody("input", version, p, expInput)
+	})
+	if err != nil {
+		return "", "", err
+	}
+	hs, err := batchResults(op, s, 2, "hmac")
+	if err != nil {
+		return "", "", err
+	}
+	var out [2]string
+	for i, h := range hs {
+		// "vault:v1:<base64>"
+		j := strings.LastIndexByte(h, ':')
+		mac, err := base64.StdEncoding.DecodeString(h[j+1:])
+		if j < 0 || err != nil || len(mac) != 32 {
+			return "", "", &vaultError{kind: ErrVault, op: op, msg: "unexpected hmac format"}
+		}
+		out[i] = hex.EncodeToString(mac)
+	}
+	return out[0], out[1], nil
 }

@@ -171,7 +171,7 @@ func TestCheckCard(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := checkCard(secret.Secret(tt.pan), secret.Secret(tt.exp), tt.brand)
+			err := checkCard(sec(tt.pan), sec(tt.exp), tt.brand)
 			if tt.wantErrSub == "" {
 				if err != nil {
 					t.Fatal(err)
@@ -307,7 +307,7 @@ func FuzzGenerate(f *testing.F) {
 		if fm.Validate() != nil {
 			return
 		}
-		if checkCard(pan, secret.Secret("1230"), "") != nil {
+		if checkCard(secret.Wrap(pan), sec("1230"), "") != nil {
 			return
 		}
 		tok, err := fm.generate(pan)
@@ -375,16 +375,16 @@ vault:
 	}
 }
 
-// TestClientWrapsNothingByDefault: WrapCVV's TTL header is the only thing
-// that asks Vault to wrap; the vault/api default would override it with 5m
-// and wrap every answer when VAULT_WRAP_TTL is set.
+// TestClientWrapsNothingByDefault: the gateway never asks Vault to wrap an
+// answer; the vault/api default would wrap every answer when
+// VAULT_WRAP_TTL is set.
 func TestClientWrapsNothingByDefault(t *testing.T) {
 	t.Setenv("VAULT_WRAP_TTL", "1m")
 	c, err := newClient(DefaultConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, path := range []string{"/v1/sys/wrapping/wrap", "/v1/tonevault-kv/data/x", "/v1/sys/wrapping/unwrap"} {
+	for _, path := range []string{"/v1/tonevault-transit/hmac/tonevault-lookup/sha2-256", "/v1/tonevault-kv/data/x", "/v1/sys/wrapping/wrap"} {
 		if r := c.NewRequest(http.MethodPut, path); r.WrapTTL != "" {
 			t.Errorf("PUT %s: wrap TTL %q, want none", path, r.WrapTTL)
 		}

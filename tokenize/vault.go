@@ -120,14 +120,14 @@ func newClient(cfg Config) (*api.Client, error) {
 			return nil, fmt.Errorf("tokenize: vault.ca_file: %w", err)
 		}
 	}
+	wipeWrites(tr)
 	client, err := api.NewClient(ac)
 	if err != nil {
 		return nil, fmt.Errorf("tokenize: vault client: %w", err)
 	}
 	client.ClearToken() // NewClient takes VAULT_TOKEN; login decides
-	// Nothing is wrapped unless the request says so (WrapCVV's header):
-	// the default wraps by VAULT_WRAP_TTL, and every sys/wrapping/wrap
-	// for 5m whatever the header asked.
+	// Nothing is wrapped: the default wraps every answer by
+	// VAULT_WRAP_TTL, and the gateway would get a wrapping token instead.
 	client.SetWrappingLookupFunc(func(string, string) string { return "" })
 	return client, nil
 }

@@ -1,10 +1,10 @@
 package tokenize
 
 import (
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/hashicorp/vault/api"
 	"github.com/tonevault/tonevault/test/vaultserver"
@@ -41,15 +41,9 @@ func TestTokenizeRoundTrip(t *testing.T) {
 		if again.Value != tok {
 			t.Fatalf("same card tokenized twice: %q then %q", tok, again.Value)
 		}
-		pan, exp, err := e.v.Detokenize(ctx, tok)
-		if err != nil {
-			t.Fatal(e.noteErr(err))
+		if pan, exp := e.stored(t, tok); pan != p || exp != "1230" {
+			t.Fatalf("the record of %q holds another card", tok)
 		}
-		if string(pan) != p || string(exp) != "1230" {
-			t.Fatalf("Detokenize(%q) gave another card", tok)
-		}
-		pan.Wipe()
-		exp.Wipe()
 	}
 }
 
@@ -68,11 +62,7 @@ func TestTokenizeUpdatesExpiry(t *testing.T) {
 	if a.Value != b.Value || b.Brand != "mc" {
 		t.Fatalf("tokens %+v then %+v: want the same token with the new brand", a, b)
 	}
-	_, exp, err := e.v.Detokenize(ctx, a.Value)
-	if err != nil {
-		t.Fatal(e.noteErr(err))
-	}
-	if string(exp) != "0931" {
+	if _, exp := e.stored(t, a.Value); exp != "0931" {
 		t.Fatal("expiry not updated")
 	}
 }
@@ -94,9 +84,8 @@ func TestTokenizeMerchantFormats(t *testing.T) {
 			t.Fatal(e.noteErr(err))
 		}
 		got[m] = tok.Value
-		back, _, err := e.v.Detokenize(ctx, tok.Value)
-		if err != nil || string(back) != pan {
-			t.Fatalf("%s: Detokenize: %v", m, e.noteErr(err))
+		if back, _ := e.stored(t, tok.Value); back != pan {
+			t.Fatalf("%s: the record holds another card", m)
 		}
 	}
 	if o := got["opaque-shop"]; !strings.HasPrefix(o, OpaquePrefix) || len(o) != opaqueLen {
@@ -117,11 +106,11 @@ func TestInvalidInput(t *testing.T) {
 		t.Errorf("bad Luhn: %v", err)
 	}
 	for _, tok := range []string{"4111111111111111", "../../sys/policy", "", "tok_x"} {
-		if _, _, err := e.v.Detokenize(ctx, tok); !errors.Is(err, ErrInvalidInput) {
-			t.Errorf("Detokenize(%q): %v, want ErrInvalidInput", tok, err)
+		if err := e.v.Rewrap(ctx, tok); !errors.Is(err, ErrInvalidInput) {
+			t.Errorf("Rewrap(%q): %v, want ErrInvalidInput", tok, err)
 		}
 	}
-	if _, _, err := e.v.Detokenize(ctx, "4111110000001112"); !errors.Is(err, ErrNotFound) {
+	if err := e.v.Rewrap(ctx, "4111110000001112"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("unknown token: %v, want ErrNotFound", err)
 	}
 	closed := e.gateway(t, e.cfg)
@@ -131,17 +120,14 @@ func TestInvalidInput(t *testing.T) {
 	if _, err := closed.Tokenize(ctx, sec("4111111111111111"), sec("1230"), "visa", "m"); !errors.Is(err, ErrClosed) {
 		t.Errorf("Tokenize after Close: %v, want ErrClosed", err)
 	}
-	if _, err := closed.WrapCVV(ctx, sec("123"), time.Minute); !errors.Is(err, ErrClosed) {
-		t.Errorf("WrapCVV after Close: %v, want ErrClosed", err)
-	}
 	if err := closed.Health(ctx); !errors.Is(err, ErrClosed) {
 		t.Errorf("Health after Close: %v, want ErrClosed", err)
 	}
 }
 
-// TestKeyRotationRewrap: after a rotation old tokens still detokenize, new
-// data uses the new version, and Rewrap moves old tokens to it, so the old
-// version can be retired.
+// TestKeyRotationRewrap: after a rotation old tokens still decrypt (as
+// root: the gateway cannot), new data uses the new version, and Rewrap
+// moves old tokens to it, so the old version can be retired.
 func TestKeyRotationRewrap(t *testing.T) {
 	e := newEnv(t, vaultserver.Options{}, nil)
 	t.Cleanup(func() { e.checkNoLeak(t, "4111111111111111", "378282246310005") })
@@ -161,9 +147,8 @@ func TestKeyRotationRewrap(t *testing.T) {
 	if _, err := e.v.client.Logical().Write(e.cfg.Transit.Mount+"/keys/"+e.cfg.Transit.CardKey+"/rotate", nil); !isStatus(err, 403) {
 		t.Fatalf("gateway rotate: %v, want 403", err)
 	}
-	pan, _, err := e.v.Detokenize(ctx, old.Value)
-	if err != nil || string(pan) != "4111111111111111" {
-		t.Fatalf("old token after rotation: %v", e.noteErr(err))
+	if pan, _ := e.stored(t, old.Value); pan != "4111111111111111" {
+		t.Fatal("old token after rotation: another card")
 	}
 	fresh, err := e.v.Tokenize(ctx, sec("378282246310005"), sec("1230"), "amex", "m")
 	if err != nil {
@@ -183,9 +168,8 @@ func TestKeyRotationRewrap(t *testing.T) {
 		map[string]any{"min_decryption_version": 2}); err != nil {
 		t.Fatal(err)
 	}
-	pan, exp, err := e.v.Detokenize(ctx, old.Value)
-	if err != nil || string(pan) != "4111111111111111" || string(exp) != "1230" {
-		t.Fatalf("rewrapped token after retiring v1: %v", e.noteErr(err))
+	if pan, exp := e.stored(t, old.Value); pan != "4111111111111111" || exp != "1230" {
+		t.Fatal("rewrapped token after retiring v1: another card")
 	}
 	// Same card still maps to the same token (the lookup key is pinned).
 	again, err := e.v.Tokenize(ctx, sec("4111111111111111"), sec("1230"), "visa", "m")
@@ -214,59 +198,6 @@ func (e *env) storedVersion(t *testing.T, tok string) string {
 func isStatus(err error, code int) bool {
 	var re *api.ResponseError
 	return errors.As(err, &re) && re.StatusCode == code
-}
-
-func TestWrapCVV(t *testing.T) {
-	e := newEnv(t, vaultserver.Options{}, nil)
-	const cvv = "7391"
-	t.Cleanup(func() { e.checkNoLeak(t, cvv) })
-	ctx := testCtx(t)
-	wt, err := e.v.WrapCVV(ctx, sec(cvv), 2*time.Minute)
-	if err != nil {
-		t.Fatal(e.noteErr(err))
-	}
-	// Vault bounds the wrapping token's life to what was asked.
-	look, err := e.srv.Client.Logical().Write("sys/wrapping/lookup", map[string]any{"token": wt})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if ttl, _ := look.Data["creation_ttl"].(interface{ Int64() (int64, error) }).Int64(); ttl != 120 {
-		t.Fatalf("creation_ttl %d, want 120", ttl)
-	}
-	got, err := e.v.UnwrapCVV(ctx, wt)
-	if err != nil || string(got) != cvv {
-		t.Fatalf("UnwrapCVV: %v", e.noteErr(err))
-	}
-	got.Wipe()
-	// Single use.
-	if _, err := e.v.UnwrapCVV(ctx, wt); !errors.Is(e.noteErr(err), ErrNotFound) {
-		t.Fatalf("second unwrap: %v, want ErrNotFound", err)
-	}
-	// TTL bounds.
-	for _, ttl := range []time.Duration{0, 500 * time.Millisecond, MaxWrapTTL + time.Second, time.Hour} {
-		if _, err := e.v.WrapCVV(ctx, sec(cvv), ttl); !errors.Is(e.noteErr(err), ErrInvalidInput) {
-			t.Errorf("WrapCVV ttl %v: %v, want ErrInvalidInput", ttl, err)
-		}
-	}
-	for _, bad := range []string{"12", "12345", "12a"} {
-		if _, err := e.v.WrapCVV(ctx, sec(bad), time.Minute); !errors.Is(err, ErrInvalidInput) {
-			t.Errorf("WrapCVV of %d chars: %v, want ErrInvalidInput", len(bad), err)
-		}
-	}
-	// Expiry: a 1 s wrap is gone after 3 s.
-	wt, err = e.v.WrapCVV(ctx, sec(cvv), time.Second)
-	if err != nil {
-		t.Fatal(e.noteErr(err))
-	}
-	time.Sleep(3 * time.Second)
-	if _, err := e.v.UnwrapCVV(ctx, wt); !errors.Is(e.noteErr(err), ErrNotFound) {
-		t.Fatalf("unwrap after TTL: %v, want ErrNotFound", err)
-	}
-	// The code was never written to KV: nothing under the gateway's prefix
-	// but what tokenization writes (here: nothing at all).
-	if s, err := e.srv.Client.Logical().List(e.cfg.KV.Mount + "/metadata/" + e.cfg.KV.Prefix); err != nil || s != nil {
-		t.Fatalf("KV holds something after wrapping: %v %v", s, err)
-	}
 }
 
 // TestTokenizeConcurrentSameCard: tokenizations of one new card racing
@@ -306,4 +237,62 @@ func TestTokenizeConcurrentSameCard(t *testing.T) {
 		t.Fatalf("%d token records stored, want 1: %v", len(keys), keys)
 	}
 	t.Cleanup(func() { e.checkNoLeak(t, "3530111333300000") })
+}
+
+// TestExpiryMAC: the gateway tells a new expiry from the stored one by MAC:
+// the same expiry writes nothing, a record from before the MAC existed gets
+// one, and two cards with one expiry have different MACs, neither of them
+// a lookup key.
+func TestExpiryMAC(t *testing.T) {
+	e := newEnv(t, vaultserver.Options{}, nil)
+	t.Cleanup(func() { e.checkNoLeak(t, "4111111111111111", "5555555555554444") })
+	ctx := testCtx(t)
+	path := e.cfg.KV.Mount + "/data/" + e.cfg.KV.Prefix + "/tokens/"
+	record := func(tok string) (map[string]any, int64) {
+		s, err := e.srv.Client.Logical().Read(path + tok)
+		if err != nil || s == nil {
+			t.Fatalf("read record: %v", err)
+		}
+		md, _ := s.Data["metadata"].(map[string]any)
+		n, _ := md["version"].(json.Number).Int64()
+		d, _ := s.Data["data"].(map[string]any)
+		return d, n
+	}
+	a, err := e.v.Tokenize(ctx, sec("4111111111111111"), sec("1230"), "visa", "m")
+	if err != nil {
+		t.Fatal(e.noteErr(err))
+	}
+	if _, err := e.v.Tokenize(ctx, sec("4111111111111111"), sec("1230"), "visa", "m"); err != nil {
+		t.Fatal(e.noteErr(err))
+	}
+	d, version := record(a.Value)
+	if version != 1 {
+		t.Errorf("the same card and expiry wrote the record again (version %d)", version)
+	}
+	mac, _ := d["exp_mac"].(string)
+	b, err := e.v.Tokenize(ctx, sec("5555555555554444"), sec("1230"), "mastercard", "m")
+	if err != nil {
+		t.Fatal(e.noteErr(err))
+	}
+	db, _ := record(b.Value)
+	if mac == "" || mac == db["exp_mac"] || mac == d["lookup"] || mac == db["lookup"] {
+		t.Errorf("expiry MACs: %q and %v, lookups %v and %v: want two different MACs, no lookup key", mac, db["exp_mac"], d["lookup"], db["lookup"])
+	}
+
+	// A record written before expiry MACs: the next tokenization stores
+	// the expiry again, with its MAC.
+	delete(d, "exp_mac")
+	if _, err := e.srv.Client.Logical().Write(path+a.Value, map[string]any{"data": d}); err != nil {
+		t.Fatal(err)
+	}
+	again, err := e.v.Tokenize(ctx, sec("4111111111111111"), sec("1230"), "visa", "m")
+	if err != nil || again.Value != a.Value {
+		t.Fatalf("legacy record: %q, %v; want %q", again.Value, e.noteErr(err), a.Value)
+	}
+	if d, _ := record(a.Value); d["exp_mac"] != mac {
+		t.Errorf("legacy record's MAC after tokenization: %v, want %q", d["exp_mac"], mac)
+	}
+	if _, exp := e.stored(t, a.Value); exp != "1230" {
+		t.Error("legacy record's expiry changed")
+	}
 }

@@ -3,9 +3,11 @@
 //
 // DESIGN.md invariant 4: card data is never a Go string (strings are
 // immutable and copied freely, so they cannot be wiped), never logged and
-// never in an error. A Secret's String, GoString, Format, MarshalJSON and
-// MarshalText all yield a fixed placeholder, so a Secret that slips into a
-// log call, an fmt verb or a JSON document shows nothing of its content.
+// never in an error. A Secret is a struct with an unexported slice, so
+// string(s) does not compile, and its String, GoString, Format,
+// MarshalJSON, MarshalText and LogValue all yield a fixed placeholder: a
+// Secret that slips into a log call, an fmt verb or a JSON document shows
+// nothing of its content.
 package secret
 
 import (
@@ -17,34 +19,40 @@ import (
 const Redacted = "[redacted]"
 
 // Secret is card data in memory. The zero value is empty. Copies of a
-// Secret share the backing array: Wipe on one wipes all.
-type Secret []byte
+// Secret share their bytes: Wipe on one wipes all.
+type Secret struct {
+	b []byte
+}
 
 // New copies b into a new Secret. The caller should wipe b if it is card
 // data.
 func New(b []byte) Secret {
-	s := make(Secret, len(b))
-	copy(s, b)
-	return s
+	return Secret{b: append(make([]byte, 0, len(b)), b...)}
 }
 
-// Bytes returns the underlying bytes, to hand to a cipher or a wire
-// encoder. Never convert them to a string.
-func (s Secret) Bytes() []byte { return s }
+// Wrap makes b a Secret without copying it: the Secret and b are the same
+// bytes, and wiping either wipes both. For a buffer that already holds
+// card data and that its owner wipes (a payment session's field).
+func Wrap(b []byte) Secret { return Secret{b: b} }
+
+// Bytes returns the bytes themselves, not a copy, to hand to a cipher or
+// a wire encoder. Never convert them to a string, and never keep them
+// past the Secret's wipe.
+func (s Secret) Bytes() []byte { return s.b }
 
 // Len is the number of bytes held.
-func (s Secret) Len() int { return len(s) }
+func (s Secret) Len() int { return len(s.b) }
 
-// Wipe overwrites the content with zeros. It is safe on a nil Secret.
-func (s Secret) Wipe() { Wipe(s) }
+// Wipe overwrites the content with zeros. It is safe on the zero Secret.
+func (s Secret) Wipe() { Wipe(s.b) }
 
 // Wipe zeroes b. clear compiles to a memclr the compiler does not drop for
-// a slice that escapes, which every Secret does.
+// a slice that escapes, which every Secret's does.
 func Wipe(b []byte) { clear(b) }
 
 // Wiped reports whether every byte is zero (true for an empty Secret).
 func (s Secret) Wiped() bool {
-	for _, c := range s {
+	for _, c := range s.b {
 		if c != 0 {
 			return false
 		}

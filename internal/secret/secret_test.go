@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -52,7 +53,7 @@ func TestWipe(t *testing.T) {
 	}
 	s.Wipe()
 	if !alias.Wiped() || !s.Wiped() {
-		t.Fatalf("not wiped: %v", []byte(alias))
+		t.Fatalf("not wiped: %v", alias.Bytes())
 	}
 	if string(src) != pan {
 		t.Fatal("New must copy, not alias, its input")
@@ -61,5 +62,35 @@ func TestWipe(t *testing.T) {
 	empty.Wipe()
 	if !empty.Wiped() || empty.Len() != 0 {
 		t.Fatal("nil secret")
+	}
+}
+
+// TestNotAString: string(s) must not compile, and nothing outside the
+// package may reach the bytes but through Bytes. reflect applies the
+// language's conversion rules.
+func TestNotAString(t *testing.T) {
+	typ := reflect.TypeFor[Secret]()
+	if typ.ConvertibleTo(reflect.TypeFor[string]()) {
+		t.Errorf("a %s converts to a string", typ)
+	}
+	if typ.ConvertibleTo(reflect.TypeFor[[]byte]()) {
+		t.Errorf("a %s converts to []byte", typ)
+	}
+	for i := range typ.NumField() {
+		if f := typ.Field(i); f.IsExported() {
+			t.Errorf("field %s is exported", f.Name)
+		}
+	}
+}
+
+func TestWrapShares(t *testing.T) {
+	b := []byte(pan)
+	s := Wrap(b)
+	if s.Len() != len(pan) || &s.Bytes()[0] != &b[0] {
+		t.Fatal("Wrap copied its input")
+	}
+	s.Wipe()
+	if !bytes.Equal(b, make([]byte, len(pan))) {
+		t.Fatalf("wiping the Secret left its buffer %v", b)
 	}
 }

@@ -294,9 +294,9 @@ func (s *Server) authorize(m *iso8583.Message, mti string) ([]byte, time.Duratio
 	s.seen[mti+stan+transmission] = true
 	s.mu.Unlock()
 
-	v, code, slow := decide(pan, yymm, amount, s.cfg.Limit, s.cfg.Now())
+	v, code, slow := decide(pan.Bytes(), yymm.Bytes(), amount, s.cfg.Limit, s.cfg.Now())
 	line := fmt.Sprintf("recv %s stan=%s pan=%s amount=%d currency=%s cvv=%s", mti, printableOr(stan, "?"),
-		mask(pan), amount, printableOr(cur, "?"), map[bool]string{true: "present", false: "absent"}[cvvLen > 0])
+		mask(pan.Bytes()), amount, printableOr(cur, "?"), map[bool]string{true: "present", false: "absent"}[cvvLen > 0])
 	switch v {
 	case vNoAnswer:
 		s.count(func(st *Stats) { st.NoAnswer++ })
@@ -396,7 +396,7 @@ func sensitive(m *iso8583.Message, id int) secret.Secret {
 	if f, ok := m.GetField(id).(*psp.Sensitive); ok {
 		return f.Secret()
 	}
-	return nil
+	return secret.Secret{}
 }
 
 func printableOr(s, alt string) string {

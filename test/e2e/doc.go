@@ -9,12 +9,14 @@
 // Every test greps everything it captured (gateway logs, API bodies, SSE
 // events, the audit trail, the simulator's log, the caller's progress) for
 // the card data it typed; see leak_test.go for how that search avoids
-// false positives on masks, tokens and timestamps.
+// false positives on masks, tokens and timestamps. One test also dumps
+// the running gateway's memory with gdb's gcore after its payments ended
+// and searches the dump (coredump_test.go).
 //
 // Run: TONEVAULT_REQUIRE_TOOLS=1 go test -count=1 -v ./test/e2e
 //
 // Environment: TONEVAULT_REQUIRE_TOOLS=1 fails instead of skipping when
-// the Vault server, Chromium, SpanDSP or multimon-ng is missing;
+// the Vault server, Chromium, SpanDSP, multimon-ng or gcore is missing;
 // TONEVAULT_E2E_RACE=1 builds the gateway with -race;
 // TONEVAULT_E2E_DEBUG=1 prints the text around a leak and the gateway's
 // log of a failed test (both may hold the test card data); TONEVAULT_CHROMIUM overrides /usr/bin/chromium.
