@@ -14,12 +14,17 @@ import (
 // window's gives each tone's frequency offset, which both corrects the
 // window's power loss for off-frequency tones and lets a press be rejected
 // at ±3.5 % deviation, which power alone cannot do for the low group.
+//
+// Masking has a second, long window: the last ten sub-blocks, a 40 ms DFT
+// at the nominal frequencies, slid on by one sub-block per hop.
 const (
-	subLen  = 32               // sub-block and hop, samples (4 ms)
-	winSubs = 3                // sub-blocks per window
-	winLen  = subLen * winSubs // window, samples (12 ms); DFT nulls every 83 Hz
-	hop     = subLen
-	maxRun  = 256 // windows kept per press for the duration estimate (~1 s)
+	subLen   = 32               // sub-block and hop, samples (4 ms)
+	winSubs  = 3                // sub-blocks per window
+	winLen   = subLen * winSubs // window, samples (12 ms); DFT nulls every 83 Hz
+	hop      = subLen
+	longSubs = 10                // sub-blocks per long window, kept as a ring
+	longLen  = subLen * longSubs // long window, samples (40 ms); nulls every 25 Hz
+	maxRun   = 256               // windows kept per press for the duration estimate (~1 s)
 )
 
 var toneHz = [8]float64{697, 770, 852, 941, 1209, 1336, 1477, 1633}
@@ -38,6 +43,9 @@ var goertzel = func() (g struct {
 	back  [8]complex128 // e^{-iω}
 	align [8]complex128 // e^{-iω(M-1)}: moves the Goertzel output to the sub-block start
 	rot   [8]complex128 // e^{-iωM}: one hop
+	// The long window's DFT Y, phase-referenced to its newest sub-block,
+	// slides as Y' = e^{iωM}·Y − e^{iωML}·x_oldest + x_newest.
+	slide, drop [8]complex128
 }) {
 	for k, f := range toneHz {
 		w := 2 * math.Pi * f / SampleRate
@@ -45,6 +53,8 @@ var goertzel = func() (g struct {
 		g.back[k] = cmplx.Exp(complex(0, -w))
 		g.align[k] = cmplx.Exp(complex(0, -w*(subLen-1)))
 		g.rot[k] = cmplx.Exp(complex(0, -w*subLen))
+		g.slide[k] = cmplx.Exp(complex(0, w*subLen))
+		g.drop[k] = cmplx.Exp(complex(0, w*subLen*longSubs))
 	}
 	return
 }()
@@ -105,16 +115,46 @@ func (c DetectorConfig) Validate() error {
 	return nil
 }
 
+// Masking is far more eager than reporting: a press is reported only within
+// Q.24's limits (DetectorConfig), but any tone pair another detector might
+// read is masked. multimon-ng reads pairs at any level and buried under
+// speech (40 ms windows, 40 % of the energy, no level floor), the other
+// reference detectors twist up to about 15 dB, so the masking limits do
+// not follow the configuration. Tuned on test/dtmfproof's cases and
+// talk-off set (BENCHMARKS.md has the figures).
+const (
+	// maskFloorDBm0 is the weakest tone masked, per tone: G.711 µ-law
+	// still carries a tone pair at -70 dBm0, and multimon-ng reads it.
+	maskFloorDBm0 = -70
+	// maskTwistDB is the largest level difference between the two tones
+	// masked, either way: ±10 dB and a margin.
+	maskTwistDB = 13
+	// maskPurity is the share of a 12 ms window's energy a suspected pair
+	// must hold. The long window catches the tones buried deeper, so this
+	// stays well above speech: at 0.55 the masker altered 0.99 % of the
+	// talk-off set, at 0.7 with the long window 0.58 %, with no leak up
+	// to 0.85.
+	maskPurity = 0.7
+	// longShare and longDominanceDB judge the long window: the pair must
+	// hold 30 % of its energy (multimon-ng wants 40 %) and each tone stand
+	// 6 dB above the other three of its group (multimon-ng: 10 dB). A
+	// multimon-ng digit leaked from speech at 40 %.
+	longShare       = 0.3
+	longDominanceDB = 6
+	// longWins is how many consecutive long windows must agree on the pair.
+	longWins = 2
+)
+
 // thresholds are the configuration turned into the squared amplitudes and
 // ratios compared per window, so the hot path has no logarithms.
 type thresholds struct {
 	minAmp2, suspectAmp2  float64
 	twistHi, twistLo      float64 // ratios of squared amplitudes
-	suspectHi, suspectLo  float64
+	suspectTwist          float64
 	purity, suspectPurity float64
 	dominance             float64
 	stable                float64 // Hz a suspect tone's offset may move per hop
-	suspectDominance      float64
+	longShare, longDom    float64
 	maxDev                float64 // fraction
 	minWins               int     // windows a press must count
 }
@@ -124,23 +164,18 @@ func dbRatio(db float64) float64 { return math.Pow(10, db/10) }
 func (c DetectorConfig) thresholds() thresholds {
 	a0 := ZeroDBm0Peak * ZeroDBm0Peak
 	return thresholds{
-		minAmp2:     a0 * dbRatio(c.MinLevel),
-		suspectAmp2: a0 * dbRatio(c.MinLevel-6),
-		twistHi:     dbRatio(c.TwistHigh),
-		twistLo:     dbRatio(c.TwistLow),
-		suspectHi:   dbRatio(c.TwistHigh + 3),
-		suspectLo:   dbRatio(c.TwistLow + 3),
-		purity:      c.MinPurity,
-		// Suspicion must fire on tones under speech and on windows a
-		// tone only partly fills. Tuned on the talk-off set
-		// (test/dtmfproof): 0.55 alters 0.9 % of speech and lets 2 of
-		// 96 digits typed at speech level through to multimon-ng; 0.65
-		// halves the alteration and lets 9 through.
-		suspectPurity:    0.55,
-		dominance:        dbRatio(4.5),
-		suspectDominance: dbRatio(2),
-		maxDev:           c.MaxDeviation / 100,
-		stable:           10,
+		minAmp2:       a0 * dbRatio(c.MinLevel),
+		suspectAmp2:   a0 * dbRatio(maskFloorDBm0),
+		twistHi:       dbRatio(c.TwistHigh),
+		twistLo:       dbRatio(c.TwistLow),
+		suspectTwist:  dbRatio(maskTwistDB),
+		purity:        c.MinPurity,
+		suspectPurity: maskPurity,
+		dominance:     dbRatio(4.5),
+		longShare:     longShare,
+		longDom:       dbRatio(longDominanceDB),
+		maxDev:        c.MaxDeviation / 100,
+		stable:        10,
 		// A press of L samples fills about (L-winLen)/hop+1 windows
 		// with enough purity to count.
 		minWins: int(math.Ceil((c.MinDuration.Seconds()*SampleRate - (winLen - hop)) / hop)),
@@ -156,6 +191,7 @@ type window struct {
 	flo, fhi float64
 	purity   float64 // of the suspect pair
 	lo, hi   int     // strongest tone in each group
+	slo, shi int     // the suspect pair's bins (lo and hi when not suspect)
 	power    float64
 	zlo      complex128 // phase progression of the two tones, for the press
 	zhi      complex128
@@ -185,10 +221,17 @@ type Detector struct {
 	energy float64
 	fill   int
 
-	subX [winSubs][8]complex128 // last sub-blocks, ring by nsub
-	subP [winSubs][8]float64    // |subX|²
-	subE [winSubs]float64
+	// The last longSubs sub-blocks, a ring by nsub: the 12 ms window is
+	// the newest three, the long window all of them.
+	subX [longSubs][8]complex128
+	subP [longSubs][8]float64 // |subX|²
+	subE [longSubs]float64
 	nsub int64
+
+	longY   [8]complex128 // the long window's DFT
+	longRun int           // consecutive long windows holding the same pair
+	longLo  int
+	longHi  int
 
 	prev     [8]complex128 // previous window's DFT
 	havePrev bool
@@ -217,8 +260,36 @@ func (d *Detector) Reset() {
 
 // Suspect reports whether the latest analysis window looks like a tone pair
 // or continues a press; the masker acts on it before a digit is confirmed.
-func (d *Detector) Suspect() bool {
+func (d *Detector) Suspect() bool { return d.suspectShort() || d.suspectLong() }
+
+// suspectShort: the 12 ms windows see a pair, or a press goes on.
+func (d *Detector) suspectShort() bool {
 	return d.suspectRun >= suspectWins || d.cur.active && d.cur.gap == 0
+}
+
+// suspectLong: the 40 ms window sees a pair buried in other sound.
+func (d *Detector) suspectLong() bool { return d.longRun >= longWins }
+
+// onset returns the first sample of the run of sub-blocks, ending with the
+// latest window, in which both tones of the suspected pair show at a
+// sixteenth (-12 dB) of their power in that window or more: where the tone
+// began, to within a sub-block, however late the window was judged.
+func (d *Detector) onset() int64 {
+	lo, hi := d.last.slo, d.last.shi
+	var rlo, rhi float64
+	for j := int64(1); j <= winSubs; j++ {
+		s := (d.nsub - j) % longSubs
+		rlo, rhi = max(rlo, d.subP[s][lo]), max(rhi, d.subP[s][hi])
+	}
+	first := d.nsub - winSubs
+	for first > 0 && first > d.nsub-longSubs {
+		s := (first - 1) % longSubs
+		if d.subP[s][lo]*16 < rlo || d.subP[s][hi]*16 < rhi {
+			break
+		}
+		first--
+	}
+	return first * subLen
 }
 
 // suspectWins is how many consecutive windows must look like the same tone
@@ -296,16 +367,21 @@ func goertzel4(x []float64, s1, s2 *[4]float64, c *[4]float64) {
 // endSub stores the finished sub-block's spectrum and, once three are
 // there, analyses the window they make.
 func (d *Detector) endSub(out []Event) []Event {
-	slot := d.nsub % winSubs
+	slot := d.nsub % longSubs
 	for k := range 8 {
 		y := complex(d.s1[k], 0) - goertzel.back[k]*complex(d.s2[k], 0)
 		x := goertzel.align[k] * y
+		// The sub-block in this slot leaves the long window.
+		d.longY[k] = goertzel.slide[k]*d.longY[k] - goertzel.drop[k]*d.subX[slot][k] + x
 		d.subX[slot][k] = x
 		d.subP[slot][k] = real(x)*real(x) + imag(x)*imag(x)
 	}
 	d.subE[slot] = d.energy
 	d.s1, d.s2, d.energy, d.fill = [8]float64{}, [8]float64{}, 0, 0
 	d.nsub++
+	if d.nsub >= longSubs {
+		d.judgeLong()
+	}
 	if d.nsub < winSubs {
 		return out
 	}
@@ -328,14 +404,44 @@ func (d *Detector) endSub(out []Event) []Event {
 	return d.track(w, out)
 }
 
+// judgeLong judges the long window for masking: a pair that holds a good
+// share of the energy and stands out in its group, as a tone buried in
+// speech or music does when 40 ms of it are heard at once.
+func (d *Detector) judgeLong() {
+	e := 0.0
+	for _, v := range d.subE {
+		e += v
+	}
+	var p [8]float64 // |Y|²: a tone of amplitude A gives (A·longLen/2)²
+	for k, y := range d.longY {
+		p[k] = real(y)*real(y) + imag(y)*imag(y)
+	}
+	lo, lo2 := best(p[0:4])
+	hi, hi2 := best(p[4:8])
+	hi += 4
+	th := &d.th
+	const toAmp2 = 4.0 / (longLen * longLen)
+	if e == 0 || (p[lo]+p[hi])*toAmp2*(longLen/2) < th.longShare*e ||
+		p[lo] < th.longDom*lo2 || p[hi] < th.longDom*hi2 ||
+		p[hi] > th.suspectTwist*p[lo] || p[lo] > th.suspectTwist*p[hi] ||
+		min(p[lo], p[hi])*toAmp2 < th.suspectAmp2 {
+		d.longRun = 0
+		return
+	}
+	if d.longRun == 0 || lo != d.longLo || hi != d.longHi {
+		d.longRun = 0
+	}
+	d.longRun++
+	d.longLo, d.longHi = lo, hi
+}
+
 // analyse combines the last three sub-blocks into one window and judges it.
 func (d *Detector) analyse() window {
 	var X [8]complex128
 	var amp2 [8]float64
-	e := 0.0
-	s0 := int(d.nsub % winSubs) // the oldest sub-block's slot
-	s1, s2 := (s0+1)%winSubs, (s0+2)%winSubs
-	e = d.subE[0] + d.subE[1] + d.subE[2]
+	s0 := int((d.nsub - 3) % longSubs) // the oldest sub-block's slot
+	s1, s2 := int((d.nsub-2)%longSubs), int((d.nsub-1)%longSubs)
+	e := d.subE[s0] + d.subE[s1] + d.subE[s2]
 	so, sm, sn := &d.subX[s0], &d.subX[s1], &d.subX[s2]
 	for k := range 8 {
 		r := goertzel.rot[k]
@@ -351,6 +457,7 @@ func (d *Detector) analyse() window {
 	hi, hi2 := best(amp2[4:8])
 	hi += 4
 	w.lo, w.hi = lo, hi
+	w.slo, w.shi = lo, hi
 	if !havePrev || e == 0 {
 		return w
 	}
@@ -396,8 +503,9 @@ func (d *Detector) analyse() window {
 func (d *Detector) suspect(w *window, X, prev *[8]complex128, amp2 *[8]float64, e float64) {
 	th := &d.th
 	var broad [8]float64
+	s0, s1, s2 := (d.nsub-3)%longSubs, (d.nsub-2)%longSubs, (d.nsub-1)%longSubs
 	for k := range 8 {
-		broad[k] = d.subP[0][k] + d.subP[1][k] + d.subP[2][k]
+		broad[k] = d.subP[s0][k] + d.subP[s1][k] + d.subP[s2][k]
 	}
 	// Coherent recombination gives at most three times the broad power
 	// (Cauchy-Schwarz), less the sub-block's own loss off-bin.
@@ -411,7 +519,7 @@ func (d *Detector) suspect(w *window, X, prev *[8]complex128, amp2 *[8]float64, 
 	// A single tone leaks into the other group's wide bins 14 dB down or
 	// more; the twist limit on the wide bins keeps whistles and hold-music
 	// notes from passing for a pair.
-	if broad[bhi] > broad[blo]*th.suspectHi || broad[blo] > broad[bhi]*th.suspectLo {
+	if broad[bhi] > broad[blo]*th.suspectTwist || broad[blo] > broad[bhi]*th.suspectTwist {
 		return
 	}
 	// The wide bins cannot tell neighbours 73 Hz apart, the narrow ones
@@ -431,8 +539,9 @@ func (d *Detector) suspect(w *window, X, prev *[8]complex128, amp2 *[8]float64, 
 		return
 	}
 	w.suspect = alo >= th.suspectAmp2 && ahi >= th.suspectAmp2 && purity >= th.suspectPurity &&
-		ahi <= alo*th.suspectHi && alo <= ahi*th.suspectLo
+		ahi <= alo*th.suspectTwist && alo <= ahi*th.suspectTwist
 	w.flo, w.fhi = toneHz[lo]+dflo, toneHz[hi]+dfhi
+	w.slo, w.shi = lo, hi
 	w.purity = purity
 }
 
@@ -444,13 +553,15 @@ var aliasTwist = dbRatio(-9)
 // from its phase advance between windows, and returns the bin whose tone
 // is stronger with its squared amplitude and frequency offset.
 func (d *Detector) recombine(X, prev *[8]complex128, amp2 *[8]float64, a, b int) (bin int, amp, df float64) {
-	s0 := int(d.nsub % winSubs)
-	s1, s2 := (s0+1)%winSubs, (s0+2)%winSubs
+	s0, s1, s2 := (d.nsub-3)%longSubs, (d.nsub-2)%longSubs, (d.nsub-1)%longSubs
 	for i, k := range [2]int{a, b} {
 		if i == 1 && a == b {
 			break
 		}
-		z := X[k] * cmplx.Conj(prev[k]) * goertzel.rot[k]
+		// The phase advance between sub-blocks, whose wide bins keep a
+		// tone anywhere within ±125 Hz; the window's own bin has a null
+		// 83 Hz off, where its phase is noise.
+		z := (d.subX[s1][k]*cmplx.Conj(d.subX[s0][k]) + d.subX[s2][k]*cmplx.Conj(d.subX[s1][k])) * goertzel.rot[k]
 		az := math.Sqrt(real(z)*real(z) + imag(z)*imag(z))
 		if az == 0 {
 			continue
