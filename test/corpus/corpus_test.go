@@ -322,7 +322,7 @@ func TestMaskingCases(t *testing.T) {
 			t.Errorf("%s: required %v, want %q, sent %q, %d tones", c.Name, c.Required(), c.Want, c.Sent, len(c.Tones))
 		}
 	}
-	for _, n := range []string{"quiet/-45dBm0", "quiet/-45dBm0/40ms", "wide-twist/high+10dB/low-45dBm0,high-35dBm0", "wide-twist/low+10dB/low0dBm0,high-10dBm0"} {
+	for _, n := range []string{"quiet/-45dBm0", "quiet/-45dBm0/40ms", "wide-twist/high+10dB/low-40dBm0,high-30dBm0", "wide-twist/low+10dB/low0dBm0,high-10dBm0"} {
 		if !names[n] {
 			t.Errorf("missing case %s", n)
 		}

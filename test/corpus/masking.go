@@ -25,7 +25,8 @@ const (
 //   - quiet: -30, -35, -40 and -45 dBm0 per tone, and -45 dBm0 at 40 ms
 //     and with 1 ms ramps;
 //   - wide-twist: one tone 10 dB louder than the other, from 0/-10 down
-//     to -35/-45 dBm0, both ways.
+//     to -30/-40 dBm0, both ways (at -35/-45 no reference detector reads
+//     the pair unmasked, so a masking proof on it would prove nothing).
 func MaskingCases() []Case {
 	var cs []Case
 	base := DefaultParams()
@@ -42,7 +43,7 @@ func MaskingCases() []Case {
 		cs = append(cs, mkCase(fmt.Sprintf("%s/-45dBm0/ramp1ms", CatQuiet), CatQuiet, p.Presses(AllDigits), sig(), false))
 	}
 	for _, tw := range []struct{ low, high float64 }{
-		{-10, 0}, {0, -10}, {-25, -15}, {-15, -25}, {-35, -25}, {-25, -35}, {-45, -35}, {-35, -45},
+		{-10, 0}, {0, -10}, {-25, -15}, {-15, -25}, {-35, -25}, {-25, -35}, {-40, -30}, {-30, -40},
 	} {
 		p := base
 		p.LevelDBm0, p.TwistDB = tw.low, tw.high-tw.low
