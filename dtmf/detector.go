@@ -195,6 +195,8 @@ type window struct {
 	power    float64
 	zlo      complex128 // phase progression of the two tones, for the press
 	zhi      complex128
+	raw      [2]float64 // power in the lo and hi bins, uncorrected
+	held     bool       // the press being followed still sounds in this window
 }
 
 // inbandPress is the press being followed.
@@ -208,6 +210,10 @@ type inbandPress struct {
 	pows     [maxRun]float32
 	pmax     float64
 	zlo, zhi complex128
+	// The loudest each tone was in a valid window, raw power: a window
+	// still holding both at a quarter of that is the press going on
+	// under speech, not a gap.
+	plo, phi float64
 }
 
 // Detector finds key presses in 8 kHz linear PCM. It is streaming: feed any
@@ -264,7 +270,7 @@ func (d *Detector) Suspect() bool { return d.suspectShort() || d.suspectLong() }
 
 // suspectShort: the 12 ms windows see a pair, or a press goes on.
 func (d *Detector) suspectShort() bool {
-	return d.suspectRun >= suspectWins || d.cur.active && d.cur.gap == 0
+	return d.suspectRun >= suspectWins || d.cur.active && d.last.digit != 0
 }
 
 // suspectLong: the 40 ms window sees a pair buried in other sound.
@@ -458,6 +464,10 @@ func (d *Detector) analyse() window {
 	hi += 4
 	w.lo, w.hi = lo, hi
 	w.slo, w.shi = lo, hi
+	w.raw = [2]float64{amp2[lo], amp2[hi]}
+	if p := &d.cur; p.active {
+		w.held = amp2[p.lo]*4 >= p.plo && amp2[p.hi]*4 >= p.phi
+	}
 	if !havePrev || e == 0 {
 		return w
 	}
@@ -686,6 +696,14 @@ func (d *Detector) track(w window, out []Event) []Event {
 	i := int(idx - p.first)
 	p.n = i + 1
 	if w.digit == 0 {
+		// Speech over a press spoils its windows' purity but not its
+		// tones: such a window bridges like a valid one, or one press
+		// under speech would be reported twice. It adds nothing to the
+		// press's duration.
+		if w.held {
+			p.gap = 0
+			return out
+		}
 		p.gap++
 		if p.gap > maxGap {
 			out = d.finish(out)
@@ -693,6 +711,7 @@ func (d *Detector) track(w window, out []Event) []Event {
 		return out
 	}
 	p.gap = 0
+	p.plo, p.phi = max(p.plo, w.raw[0]), max(p.phi, w.raw[1])
 	if i < maxRun {
 		p.pows[i] = float32(w.power)
 	}

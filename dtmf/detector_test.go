@@ -132,6 +132,33 @@ func TestDetectSameDigitTwice(t *testing.T) {
 	}
 }
 
+// TestDetectPressUnderSpeechBurst: a syllable louder than the tones in the
+// middle of a long press spoils the windows' purity for up to 60 ms, longer than
+// a drop-out, but the tones go on under it: one press, one digit. A real
+// 40 ms pause still makes two.
+func TestDetectPressUnderSpeechBurst(t *testing.T) {
+	for _, burstMs := range []int{30, 40, 60} {
+		var s signal
+		s.silence(50)
+		start := len(s.pcm)
+		s.tone(toneSpec{digit: '8', onMs: 200, offMs: 100, lowDB: -20, highDB: -20})
+		// Harmonics of a 140 Hz voice, 6 dB over each tone, away from
+		// the DTMF frequencies.
+		b := start + 80*ms
+		for i := range burstMs * ms {
+			x := float64(b + i)
+			v := 0.0
+			for _, h := range []float64{3, 4, 5, 8, 11} {
+				v += math.Sin(2 * math.Pi * 140 * h * x / SampleRate)
+			}
+			s.pcm[b+i] = saturate(float64(s.pcm[b+i]) + PeakForDBm0(-14)*v)
+		}
+		if got := digitsOf(detectAll(DetectorConfig{}, s.pcm, 160)); got != "8" {
+			t.Errorf("%d ms burst over a press: got %q, want one 8", burstMs, got)
+		}
+	}
+}
+
 func TestDetectNoise(t *testing.T) {
 	var s signal
 	s.silence(40)
