@@ -426,3 +426,90 @@ func writeArtifact(t *testing.T, name, body string) {
 		t.Logf("artifact %s not written: %v", name, err)
 	}
 }
+
+// overSpeechFalseRate is the goal for digits typed over speech and music
+// at 0 to +10 dB digit-to-speech ratio: at most one false digit per 50
+// typed.
+const overSpeechFalseRate = 1.0 / 50
+
+// TestDigitsOverSpeech counts what the detector reports when the 16 digits
+// are typed into every speech and music clip of the talk-off set, per
+// digit-to-speech ratio: presses found, and false digits (a digit no press
+// explains, or a second digit for one press). From 0 to +10 dB the false
+// digits must stay within overSpeechFalseRate; at -5 dB they are reported.
+func TestDigitsOverSpeech(t *testing.T) {
+	refdetect.Require(t, refdetect.ToolSox, refdetect.ToolEspeak)
+	beds := append(corpus.Speech(t), corpus.Music(t)...)
+	var tab strings.Builder
+	tab.WriteString("| DSR | digits typed | found | false digits | false per typed |\n|---|---|---|---|---|\n")
+	for _, dsr := range []float64{10, 5, 0, -5} {
+		var typed, found, wrong int
+		for _, b := range beds {
+			cat := corpus.CatUnderSpeech
+			if b.Kind == corpus.KindMusic {
+				cat = corpus.CatUnderMusic
+			}
+			c := corpus.DigitsOver(b, cat, dsr)
+			d := dtmf.NewDetector(dtmf.DetectorConfig{})
+			f, w := matchPresses(c, d.Flush(d.Process(wire(c.PCM), nil)))
+			typed += len(c.Tones)
+			found += f
+			wrong += w
+			if w > 0 && testing.Verbose() {
+				t.Logf("DSR %+g dB, %s: %d false", dsr, b.Name, w)
+			}
+		}
+		rate := float64(wrong) / float64(typed)
+		per := "none"
+		if wrong > 0 {
+			per = fmt.Sprintf("1 in %.0f", 1/rate)
+		}
+		fmt.Fprintf(&tab, "| %+g dB | %d | %d (%.1f %%) | %d | %s |\n", dsr, typed, found, 100*float64(found)/float64(typed), wrong, per)
+		if dsr >= 0 && rate > overSpeechFalseRate {
+			t.Errorf("DSR %+g dB: %d false digits for %d typed, more than 1 in %.0f", dsr, wrong, typed, 1/overSpeechFalseRate)
+		}
+	}
+	t.Logf("digits typed over %d speech and music clips:\n%s", len(beds), tab.String())
+	writeArtifact(t, "dtmf-over-speech.md", tab.String())
+}
+
+// matchPresses pairs reported digits with the presses of c: a report
+// matches an unmatched press of its digit that it overlaps (within 10 ms).
+// It returns the presses found and the reports left over.
+func matchPresses(c corpus.Case, evs []dtmf.Event) (found, wrong int) {
+	used := make([]bool, len(c.Tones))
+	for _, e := range evs {
+		ok := false
+		for i, p := range c.Tones {
+			if !used[i] && byte(p.Digit) == byte(e.Digit) && e.Start < int64(p.End)+80 && e.End > int64(p.Start)-80 {
+				used[i], ok = true, true
+				found++
+				break
+			}
+		}
+		if !ok {
+			wrong++
+		}
+	}
+	return found, wrong
+}
+
+// TestMatchPresses: a press reported twice, a wrong digit and a digit far
+// from any press are false; what TestDigitsOverSpeech counts can fail.
+func TestMatchPresses(t *testing.T) {
+	c := corpus.Case{Tones: []corpus.Span{{Digit: '1', Start: 800, End: 1440}, {Digit: '2', Start: 3000, End: 3640}}}
+	ev := func(d byte, a, b int64) dtmf.Event { return dtmf.Event{Digit: dtmf.Digit(d), Start: a, End: b} }
+	for _, tc := range []struct {
+		evs          []dtmf.Event
+		found, wrong int
+	}{
+		{[]dtmf.Event{ev('1', 800, 1440), ev('2', 3000, 3640)}, 2, 0},
+		{[]dtmf.Event{ev('1', 800, 1100), ev('1', 1200, 1440), ev('2', 3000, 3640)}, 2, 1},
+		{[]dtmf.Event{ev('3', 800, 1440)}, 0, 1},
+		{[]dtmf.Event{ev('1', 2000, 2400)}, 0, 1},
+	} {
+		if f, w := matchPresses(c, tc.evs); f != tc.found || w != tc.wrong {
+			t.Errorf("%v: found %d wrong %d, want %d and %d", tc.evs, f, w, tc.found, tc.wrong)
+		}
+	}
+}
