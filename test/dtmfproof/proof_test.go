@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/zaf/g711"
 
@@ -512,4 +513,56 @@ func TestMatchPresses(t *testing.T) {
 			t.Errorf("%v: found %d wrong %d, want %d and %d", tc.evs, f, w, tc.found, tc.wrong)
 		}
 	}
+}
+
+// TestMeasureLookAhead sweeps the look-ahead over every masking case and
+// reports, per look-ahead, the digits each reference detector reads in the
+// masked output and the tones that started late, with and without speech:
+// the figures behind dtmf.MinLookAhead and dtmf.DefaultLookAhead.
+// Measurement only (TONEVAULT_MEASURE=1): it runs the proofs once per
+// look-ahead.
+func TestMeasureLookAhead(t *testing.T) {
+	if os.Getenv("TONEVAULT_MEASURE") != "1" {
+		t.Skip("measurement only; set TONEVAULT_MEASURE=1")
+	}
+	requireTools(t)
+	cases := maskingCases(t, underDSRs...)
+	var tab strings.Builder
+	tab.WriteString("| look-ahead | aggressive | multimon-ng | SpanDSP | late tones, no speech | late tones, under speech |\n|---|---|---|---|---|---|\n")
+	for _, la := range []time.Duration{6, 8, 10, 12, 14, 16, 20, 30} {
+		// Below dtmf.MinLookAhead the masker refuses to run; lower it in
+		// dtmf/mask.go to measure there.
+		if la *= time.Millisecond; la < dtmf.MinLookAhead {
+			continue
+		}
+		var mu sync.Mutex
+		leaks := map[string]int{}
+		var late [2]int64
+		sem := make(chan struct{}, 2)
+		var wg sync.WaitGroup
+		for _, c := range cases {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				sem <- struct{}{}
+				defer func() { <-sem }()
+				out, st, _ := mask(t, c.PCM, dtmf.MaskConfig{LookAhead: la})
+				after := leakHits(t, out)
+				mu.Lock()
+				defer mu.Unlock()
+				for det, got := range after {
+					leaks[det] += len(got)
+				}
+				if bedded(c) {
+					late[1] += st.Late
+				} else {
+					late[0] += st.Late
+				}
+			}()
+		}
+		wg.Wait()
+		fmt.Fprintf(&tab, "| %v | %d | %d | %d | %d | %d |\n", la, leaks["aggressive"], leaks["multimon-ng"], leaks["spandsp"], late[0], late[1])
+	}
+	t.Logf("%d cases, digits read in the masked output:\n%s", len(cases), tab.String())
+	writeArtifact(t, "dtmf-look-ahead.md", tab.String())
 }
