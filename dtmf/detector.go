@@ -42,6 +42,7 @@ var goertzel = func() (g struct {
 	coef  [8]float64    // 2cos(ω)
 	back  [8]complex128 // e^{-iω}
 	align [8]complex128 // e^{-iω(M-1)}: moves the Goertzel output to the sub-block start
+	ab    [8]complex128 // align·back: s1 and s2 being real, the output is align·s1 − ab·s2
 	rot   [8]complex128 // e^{-iωM}: one hop
 	// The long window's DFT Y, phase-referenced to its newest sub-block,
 	// slides as Y' = e^{iωM}·Y − e^{iωML}·x_oldest + x_newest.
@@ -52,6 +53,7 @@ var goertzel = func() (g struct {
 		g.coef[k] = 2 * math.Cos(w)
 		g.back[k] = cmplx.Exp(complex(0, -w))
 		g.align[k] = cmplx.Exp(complex(0, -w*(subLen-1)))
+		g.ab[k] = g.align[k] * g.back[k]
 		g.rot[k] = cmplx.Exp(complex(0, -w*subLen))
 		g.slide[k] = cmplx.Exp(complex(0, w*subLen))
 		g.drop[k] = cmplx.Exp(complex(0, w*subLen*longSubs))
@@ -233,8 +235,10 @@ type Detector struct {
 	subP [longSubs][8]float64 // |subX|²
 	subE [longSubs]float64
 	nsub int64
+	win  [winSubs]int // the 12 ms window's slots, oldest first
 
 	longY   [8]complex128 // the long window's DFT
+	longE   float64       // and its energy
 	longRun int           // consecutive long windows holding the same pair
 	longLo  int
 	longHi  int
@@ -336,10 +340,39 @@ func (d *Detector) filter(pcm []int16) {
 		buf[i] = x
 		e += x * x
 	}
+	d.run(buf, e)
+}
+
+// run feeds converted samples of one sub-block, of energy e, to the filters.
+func (d *Detector) run(buf []float64, e float64) {
 	d.energy += e
-	goertzel4(buf, (*[4]float64)(d.s1[0:4]), (*[4]float64)(d.s2[0:4]), (*[4]float64)(goertzel.coef[0:4]))
-	goertzel4(buf, (*[4]float64)(d.s1[4:8]), (*[4]float64)(d.s2[4:8]), (*[4]float64)(goertzel.coef[4:8]))
-	d.fill += len(pcm)
+	goertzel8(buf, &d.s1, &d.s2, &goertzel.coef)
+	d.fill += len(buf)
+}
+
+// processG711 is Process for G.711 bytes, decoded by table straight to the
+// filters' input: the masker's path. Unlike Process it takes at most up to
+// the next sub-block boundary.
+func (d *Detector) processG711(in []byte, table *[256]float64, out []Event) []Event {
+	buf := d.fbuf[:len(in)]
+	e := 0.0
+	for i, b := range in {
+		x := table[b]
+		buf[i] = x
+		e += x * x
+	}
+	d.run(buf, e)
+	if d.fill == subLen {
+		out = d.endSub(out)
+	}
+	return out
+}
+
+// goertzel8Go runs the eight filters over x, four at a time so that their
+// states stay in the sixteen float registers.
+func goertzel8Go(x []float64, s1, s2, c *[8]float64) {
+	goertzel4(x, (*[4]float64)(s1[0:4]), (*[4]float64)(s2[0:4]), (*[4]float64)(c[0:4]))
+	goertzel4(x, (*[4]float64)(s1[4:8]), (*[4]float64)(s2[4:8]), (*[4]float64)(c[4:8]))
 }
 
 // goertzel4 runs four filters over x.
@@ -374,17 +407,22 @@ func goertzel4(x []float64, s1, s2 *[4]float64, c *[4]float64) {
 // there, analyses the window they make.
 func (d *Detector) endSub(out []Event) []Event {
 	slot := d.nsub % longSubs
+	// The sub-block in this slot leaves the long window.
+	sx, sp := &d.subX[slot], &d.subP[slot]
 	for k := range 8 {
-		y := complex(d.s1[k], 0) - goertzel.back[k]*complex(d.s2[k], 0)
-		x := goertzel.align[k] * y
-		// The sub-block in this slot leaves the long window.
-		d.longY[k] = goertzel.slide[k]*d.longY[k] - goertzel.drop[k]*d.subX[slot][k] + x
-		d.subX[slot][k] = x
-		d.subP[slot][k] = real(x)*real(x) + imag(x)*imag(x)
+		a, ab, s1, s2 := goertzel.align[k], goertzel.ab[k], d.s1[k], d.s2[k]
+		x := complex(real(a)*s1-real(ab)*s2, imag(a)*s1-imag(ab)*s2)
+		d.longY[k] = goertzel.slide[k]*d.longY[k] - goertzel.drop[k]*sx[k] + x
+		sx[k] = x
+		sp[k] = real(x)*real(x) + imag(x)*imag(x)
 	}
+	// Energies are sums of squared integers, exact in a float64, so the
+	// long window's sum can slide without drifting.
+	d.longE += d.energy - d.subE[slot]
 	d.subE[slot] = d.energy
 	d.s1, d.s2, d.energy, d.fill = [8]float64{}, [8]float64{}, 0, 0
 	d.nsub++
+	d.win = [winSubs]int{int((d.nsub - 3) % longSubs), int((d.nsub - 2) % longSubs), int(slot)}
 	if d.nsub >= longSubs {
 		d.judgeLong()
 	}
@@ -414,16 +452,13 @@ func (d *Detector) endSub(out []Event) []Event {
 // share of the energy and stands out in its group, as a tone buried in
 // speech or music does when 40 ms of it are heard at once.
 func (d *Detector) judgeLong() {
-	e := 0.0
-	for _, v := range d.subE {
-		e += v
-	}
+	e := d.longE
 	var p [8]float64 // |Y|²: a tone of amplitude A gives (A·longLen/2)²
 	for k, y := range d.longY {
 		p[k] = real(y)*real(y) + imag(y)*imag(y)
 	}
-	lo, lo2 := best(p[0:4])
-	hi, hi2 := best(p[4:8])
+	lo, lo2 := best((*[4]float64)(p[0:4]))
+	hi, hi2 := best((*[4]float64)(p[4:8]))
 	hi += 4
 	th := &d.th
 	const toAmp2 = 4.0 / (longLen * longLen)
@@ -445,8 +480,7 @@ func (d *Detector) judgeLong() {
 func (d *Detector) analyse() window {
 	var X [8]complex128
 	var amp2 [8]float64
-	s0 := int((d.nsub - 3) % longSubs) // the oldest sub-block's slot
-	s1, s2 := int((d.nsub-2)%longSubs), int((d.nsub-1)%longSubs)
+	s0, s1, s2 := d.win[0], d.win[1], d.win[2]
 	e := d.subE[s0] + d.subE[s1] + d.subE[s2]
 	so, sm, sn := &d.subX[s0], &d.subX[s1], &d.subX[s2]
 	for k := range 8 {
@@ -459,8 +493,8 @@ func (d *Detector) analyse() window {
 	d.prev, d.havePrev = X, true
 
 	var w window
-	lo, lo2 := best(amp2[0:4])
-	hi, hi2 := best(amp2[4:8])
+	lo, lo2 := best((*[4]float64)(amp2[0:4]))
+	hi, hi2 := best((*[4]float64)(amp2[4:8]))
 	hi += 4
 	w.lo, w.hi = lo, hi
 	w.slo, w.shi = lo, hi
@@ -471,7 +505,7 @@ func (d *Detector) analyse() window {
 	if !havePrev || e == 0 {
 		return w
 	}
-	d.suspect(&w, &X, &prev, &amp2, e)
+	d.suspect(&w, &amp2, e)
 	th := &d.th
 	// The offset correction raises a tone by 10 dB at most: windows that
 	// cannot pass even so (silence, most speech) stop here.
@@ -507,21 +541,21 @@ func (d *Detector) analyse() window {
 // The 12 ms window's DFT has nulls 83 Hz either side of each bin, where a
 // tone 5 % off (1633 Hz + 5 % = 1715 Hz) all but vanishes. So the tones are
 // picked by the wide bins of the 4 ms sub-blocks, each tone's frequency is
-// measured from its phase advance between windows, and the three
+// measured from its phase advance between them, and the three
 // sub-blocks are recombined at that frequency: the window's response is
 // then centred on the tone wherever it lies within ±125 Hz.
-func (d *Detector) suspect(w *window, X, prev *[8]complex128, amp2 *[8]float64, e float64) {
+func (d *Detector) suspect(w *window, amp2 *[8]float64, e float64) {
 	th := &d.th
 	var broad [8]float64
-	s0, s1, s2 := (d.nsub-3)%longSubs, (d.nsub-2)%longSubs, (d.nsub-1)%longSubs
+	p0, p1, p2 := &d.subP[d.win[0]], &d.subP[d.win[1]], &d.subP[d.win[2]]
 	for k := range 8 {
-		broad[k] = d.subP[s0][k] + d.subP[s1][k] + d.subP[s2][k]
+		broad[k] = p0[k] + p1[k] + p2[k]
 	}
 	// Coherent recombination gives at most three times the broad power
 	// (Cauchy-Schwarz), less the sub-block's own loss off-bin.
 	const bound = 3 * 4.0 / (winLen * winLen) / 0.6
-	blo, _ := best(broad[0:4])
-	bhi, _ := best(broad[4:8])
+	blo, _ := best((*[4]float64)(broad[0:4]))
+	bhi, _ := best((*[4]float64)(broad[4:8]))
 	bhi += 4
 	if (broad[blo]+broad[bhi])*bound*(winLen/2) < th.suspectPurity*e || min(broad[blo], broad[bhi])*bound < th.suspectAmp2 {
 		return
@@ -534,11 +568,8 @@ func (d *Detector) suspect(w *window, X, prev *[8]complex128, amp2 *[8]float64, 
 	}
 	// The wide bins cannot tell neighbours 73 Hz apart, the narrow ones
 	// lose tones in their nulls: try the best of each.
-	nlo, _ := best(amp2[0:4])
-	nhi, _ := best(amp2[4:8])
-	nhi += 4
-	lo, alo, dflo := d.recombine(X, prev, amp2, blo, nlo)
-	hi, ahi, dfhi := d.recombine(X, prev, amp2, bhi, nhi)
+	lo, alo, dflo := d.recombine(amp2, blo, w.lo)
+	hi, ahi, dfhi := d.recombine(amp2, bhi, w.hi)
 	purity := (alo + ahi) * (winLen / 2) / e
 	// The same goes for the pair: a lone tone can recombine in the other
 	// group's bin 250 Hz away, the two measured frequencies then differing
@@ -562,8 +593,8 @@ var aliasTwist = dbRatio(-9)
 // recombine measures the tone near bin a (and near bin b, when it differs)
 // from its phase advance between windows, and returns the bin whose tone
 // is stronger with its squared amplitude and frequency offset.
-func (d *Detector) recombine(X, prev *[8]complex128, amp2 *[8]float64, a, b int) (bin int, amp, df float64) {
-	s0, s1, s2 := (d.nsub-3)%longSubs, (d.nsub-2)%longSubs, (d.nsub-1)%longSubs
+func (d *Detector) recombine(amp2 *[8]float64, a, b int) (bin int, amp, df float64) {
+	s0, s1, s2 := d.win[0], d.win[1], d.win[2]
 	for i, k := range [2]int{a, b} {
 		if i == 1 && a == b {
 			break
@@ -599,18 +630,23 @@ func (d *Detector) recombine(X, prev *[8]complex128, amp2 *[8]float64, a, b int)
 	return
 }
 
-// best returns the index of the largest value and the second largest value.
-func best(v []float64) (int, float64) {
-	bi, b, s := 0, v[0], 0.0
-	for i := 1; i < len(v); i++ {
-		switch {
-		case v[i] > b:
-			bi, b, s = i, v[i], b
-		case v[i] > s:
-			s = v[i]
-		}
+// best returns the index of the largest of four values and the second
+// largest value: the strongest tone of a group, and the next.
+func best(v *[4]float64) (int, float64) {
+	// Two pairs, then their winners: the runner-up is the larger of the
+	// final loser and the winner's own pair partner.
+	i, a, a2 := 0, v[0], v[1]
+	if v[1] > v[0] {
+		i, a, a2 = 1, v[1], v[0]
 	}
-	return bi, s
+	j, b, b2 := 2, v[2], v[3]
+	if v[3] > v[2] {
+		j, b, b2 = 3, v[3], v[2]
+	}
+	if b > a {
+		return j, max(a, b2)
+	}
+	return i, max(b, a2)
 }
 
 // offsetHz turns a one-hop phase advance into a frequency offset.

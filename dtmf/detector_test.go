@@ -245,3 +245,26 @@ func TestFastMath(t *testing.T) {
 		}
 	}
 }
+
+// TestGoertzel8: the assembly filters give the Go ones' results to the bit,
+// for every length a sub-block can be cut into.
+func TestGoertzel8(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	for n := range subLen + 2 {
+		x := make([]float64, n)
+		for i := range x {
+			x[i] = float64(int16(r.Uint32()))
+		}
+		var a1, a2, b1, b2 [8]float64
+		for k := range 8 {
+			a1[k] = r.NormFloat64() * 1e4
+			a2[k] = r.NormFloat64() * 1e4
+		}
+		b1, b2 = a1, a2
+		goertzel8(x, &a1, &a2, &goertzel.coef)
+		goertzel8Go(x, &b1, &b2, &goertzel.coef)
+		if a1 != b1 || a2 != b2 {
+			t.Fatalf("%d samples: %v %v, want %v %v", n, a1, a2, b1, b2)
+		}
+	}
+}

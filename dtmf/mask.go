@@ -169,7 +169,6 @@ type Masker struct {
 	stats   MaskStats
 	// onSpan, when set, sees each masked span once it is final (PlanMask).
 	onSpan func(Span)
-	tmp    [subLen]int16
 }
 
 // NewMasker returns a masker for audio in codec.
@@ -232,7 +231,8 @@ func (m *Masker) PCM(in, out []int16, events []Event) []Event {
 		for i, v := range in[:n] {
 			m.lin[(m.in+int64(i))&(ringLen-1)] = v
 		}
-		events = m.step(in[:n], events)
+		events = m.det.Process(in[:n], events)
+		events = m.decide(n, events)
 		if t0 := m.in - int64(n) - m.delay; m.clear(t0, n) {
 			ringCopy(out[:n], m.lin[:], t0)
 		} else {
@@ -251,19 +251,15 @@ func (m *Masker) G711(in, out []byte, events []Event) []Event {
 	if (m.codec != PCMU && m.codec != PCMA) || len(out) < len(in) {
 		panic(errCodec)
 	}
-	table := &ulawTable
+	table := &ulawFloat
 	if m.codec == PCMA {
-		table = &alawTable
+		table = &alawFloat
 	}
 	for len(in) > 0 {
 		n := min(subLen-m.det.fill, len(in))
-		pcm := m.tmp[:n]
-		for i, b := range in[:n] {
-			j := (m.in + int64(i)) & (ringLen - 1)
-			m.raw[j] = b
-			pcm[i] = table[b]
-		}
-		events = m.step(pcm, events)
+		ringPut(m.raw[:], in[:n], m.in)
+		events = m.det.processG711(in[:n], table, events)
+		events = m.decide(n, events)
 		if t0 := m.in - int64(n) - m.delay; m.clear(t0, n) {
 			ringCopy(out[:n], m.raw[:], t0)
 		} else {
@@ -301,12 +297,11 @@ func (m *Masker) outLinear(t int64) int16 {
 	return m.maskLin[t%int64(len(m.maskLin))]
 }
 
-// step feeds samples (at most up to the next sub-block boundary) to the
-// detector and opens or extends the mask span on suspicion.
-func (m *Masker) step(pcm []int16, events []Event) []Event {
+// decide counts n samples fed to the detector (at most up to the next
+// sub-block boundary) and opens or extends the mask span on suspicion.
+func (m *Masker) decide(n int, events []Event) []Event {
 	d := m.det
-	events = d.Process(pcm, events)
-	m.in += int64(len(pcm))
+	m.in += int64(n)
 	if d.fill != 0 || d.nsub < winSubs {
 		return events
 	}
@@ -351,6 +346,14 @@ func (m *Masker) clear(t0 int64, n int) bool {
 	}
 	m.stats.Samples += int64(n)
 	return true
+}
+
+// ringPut copies src into ring from index t on.
+func ringPut(ring, src []byte, t int64) {
+	j := int(t & int64(len(ring)-1))
+	if k := copy(ring[j:], src); k < len(src) {
+		copy(ring, src[k:])
+	}
 }
 
 // ringCopy copies len(dst) samples from ring, starting at index t.
@@ -435,6 +438,14 @@ var ulawTable, alawTable = func() (u, a [256]int16) {
 	for i := range 256 {
 		u[i] = g711.DecodeUlawFrame(uint8(i))
 		a[i] = g711.DecodeAlawFrame(uint8(i))
+	}
+	return
+}()
+
+// The same as float64: the detector's input, with no int16 stage.
+var ulawFloat, alawFloat = func() (u, a [256]float64) {
+	for i := range 256 {
+		u[i], a[i] = float64(ulawTable[i]), float64(alawTable[i])
 	}
 	return
 }()

@@ -1,0 +1,120 @@
+#include "textflag.h"
+
+// func goertzel8(x []float64, s1, s2, c *[8]float64)
+//
+// The eight filters of goertzel8Go, two per SSE2 register, in the same
+// order of operations, so the results are the same to the bit. Two samples
+// a turn: b takes s[n], then a takes s[n+1], as in goertzel4.
+TEXT ·goertzel8(SB), NOSPLIT, $0-48
+	MOVQ x_base+0(FP), SI
+	MOVQ x_len+8(FP), CX
+	MOVQ s1+24(FP), AX
+	MOVQ s2+32(FP), BX
+	MOVQ c+40(FP), DX
+	MOVUPD 0(AX), X0
+	MOVUPD 16(AX), X1
+	MOVUPD 32(AX), X2
+	MOVUPD 48(AX), X3
+	MOVUPD 0(BX), X4
+	MOVUPD 16(BX), X5
+	MOVUPD 32(BX), X6
+	MOVUPD 48(BX), X7
+	MOVUPD 0(DX), X8
+	MOVUPD 16(DX), X9
+	MOVUPD 32(DX), X10
+	MOVUPD 48(DX), X11
+
+pair:
+	CMPQ CX, $2
+	JLT  tail
+	MOVSD    0(SI), X12
+	UNPCKLPD X12, X12
+	// b = c*a - b + x[i]
+	MOVAPD X0, X13
+	MULPD  X8, X13
+	SUBPD  X4, X13
+	ADDPD  X12, X13
+	MOVAPD X13, X4
+	MOVAPD X1, X13
+	MULPD  X9, X13
+	SUBPD  X5, X13
+	ADDPD  X12, X13
+	MOVAPD X13, X5
+	MOVAPD X2, X13
+	MULPD  X10, X13
+	SUBPD  X6, X13
+	ADDPD  X12, X13
+	MOVAPD X13, X6
+	MOVAPD X3, X13
+	MULPD  X11, X13
+	SUBPD  X7, X13
+	ADDPD  X12, X13
+	MOVAPD X13, X7
+	MOVSD    8(SI), X12
+	UNPCKLPD X12, X12
+	// a = c*b - a + x[i+1]
+	MOVAPD X4, X13
+	MULPD  X8, X13
+	SUBPD  X0, X13
+	ADDPD  X12, X13
+	MOVAPD X13, X0
+	MOVAPD X5, X13
+	MULPD  X9, X13
+	SUBPD  X1, X13
+	ADDPD  X12, X13
+	MOVAPD X13, X1
+	MOVAPD X6, X13
+	MULPD  X10, X13
+	SUBPD  X2, X13
+	ADDPD  X12, X13
+	MOVAPD X13, X2
+	MOVAPD X7, X13
+	MULPD  X11, X13
+	SUBPD  X3, X13
+	ADDPD  X12, X13
+	MOVAPD X13, X3
+	ADDQ $16, SI
+	SUBQ $2, CX
+	JMP  pair
+
+tail:
+	CMPQ CX, $0
+	JEQ  done
+	// a, b = c*a - b + x, a
+	MOVSD    0(SI), X12
+	UNPCKLPD X12, X12
+	MOVAPD X0, X13
+	MULPD  X8, X13
+	SUBPD  X4, X13
+	ADDPD  X12, X13
+	MOVAPD X0, X4
+	MOVAPD X13, X0
+	MOVAPD X1, X13
+	MULPD  X9, X13
+	SUBPD  X5, X13
+	ADDPD  X12, X13
+	MOVAPD X1, X5
+	MOVAPD X13, X1
+	MOVAPD X2, X13
+	MULPD  X10, X13
+	SUBPD  X6, X13
+	ADDPD  X12, X13
+	MOVAPD X2, X6
+	MOVAPD X13, X2
+	MOVAPD X3, X13
+	MULPD  X11, X13
+	SUBPD  X7, X13
+	ADDPD  X12, X13
+	MOVAPD X3, X7
+	MOVAPD X13, X3
+
+done:
+	MOVUPD X0, 0(AX)
+	MOVUPD X1, 16(AX)
+	MOVUPD X2, 32(AX)
+	MOVUPD X3, 48(AX)
+	MOVUPD X4, 0(BX)
+	MOVUPD X5, 16(BX)
+	MOVUPD X6, 32(BX)
+	MOVUPD X7, 48(BX)
+	RET

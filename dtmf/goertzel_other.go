@@ -1,0 +1,5 @@
+//go:build !amd64
+
+package dtmf
+
+func goertzel8(x []float64, s1, s2, c *[8]float64) { goertzel8Go(x, s1, s2, c) }
