@@ -37,26 +37,29 @@ var keypad = [4][4]Digit{
 	{'*', '0', '#', 'D'},
 }
 
+// Each sub-block's DFT is kept referenced to the stream's first sample,
+// not to its own start: sub-block j at bin k is z_j = e^{-iωMj}·x_j. Then
+// a window's DFT is the plain sum of its sub-blocks' (up to a phase that
+// no power depends on), the long window slides by adding the newest and
+// subtracting the oldest, and z_{j+1}·conj(z_j) is the phase advance of a
+// hop. Every tone is a whole number of hertz, so e^{-iωMj} repeats every
+// 250 sub-blocks (one second) and comes from a table, with no drift.
+const phases = SampleRate / subLen
+
 // goertzel holds the per-frequency constants, computed once.
 var goertzel = func() (g struct {
-	coef  [8]float64    // 2cos(ω)
-	back  [8]complex128 // e^{-iω}
-	align [8]complex128 // e^{-iω(M-1)}: moves the Goertzel output to the sub-block start
-	ab    [8]complex128 // align·back: s1 and s2 being real, the output is align·s1 − ab·s2
-	rot   [8]complex128 // e^{-iωM}: one hop
-	// The long window's DFT Y, phase-referenced to its newest sub-block,
-	// slides as Y' = e^{iωM}·Y − e^{iωML}·x_oldest + x_newest.
-	slide, drop [8]complex128
+	coef [8]float64 // 2cos(ω)
+	// ref[j%phases][k] turns sub-block j's Goertzel state (s1, s2), real,
+	// into z_j: z_j = ref[0]·s1 − ref[1]·s2, ref = e^{-iωMj}·e^{-iω(M-1)}·(1, e^{-iω}).
+	ref [phases][8][2]complex128
 }) {
 	for k, f := range toneHz {
 		w := 2 * math.Pi * f / SampleRate
 		g.coef[k] = 2 * math.Cos(w)
-		g.back[k] = cmplx.Exp(complex(0, -w))
-		g.align[k] = cmplx.Exp(complex(0, -w*(subLen-1)))
-		g.ab[k] = g.align[k] * g.back[k]
-		g.rot[k] = cmplx.Exp(complex(0, -w*subLen))
-		g.slide[k] = cmplx.Exp(complex(0, w*subLen))
-		g.drop[k] = cmplx.Exp(complex(0, w*subLen*longSubs))
+		for j := range phases {
+			r := cmplx.Exp(complex(0, -w*float64(subLen*j+subLen-1)))
+			g.ref[j][k] = [2]complex128{r, r * cmplx.Exp(complex(0, -w))}
+		}
 	}
 	return
 }()
@@ -231,7 +234,7 @@ type Detector struct {
 
 	// The last longSubs sub-blocks, a ring by nsub: the 12 ms window is
 	// the newest three, the long window all of them.
-	subX [longSubs][8]complex128
+	subX [longSubs][8]complex128 // z_j, referenced to the stream's start
 	subP [longSubs][8]float64 // |subX|²
 	subE [longSubs]float64
 	nsub int64
@@ -408,13 +411,13 @@ func goertzel4(x []float64, s1, s2 *[4]float64, c *[4]float64) {
 func (d *Detector) endSub(out []Event) []Event {
 	slot := d.nsub % longSubs
 	// The sub-block in this slot leaves the long window.
-	sx, sp := &d.subX[slot], &d.subP[slot]
+	sx, sp, ref := &d.subX[slot], &d.subP[slot], &goertzel.ref[d.nsub%phases]
 	for k := range 8 {
-		a, ab, s1, s2 := goertzel.align[k], goertzel.ab[k], d.s1[k], d.s2[k]
-		x := complex(real(a)*s1-real(ab)*s2, imag(a)*s1-imag(ab)*s2)
-		d.longY[k] = goertzel.slide[k]*d.longY[k] - goertzel.drop[k]*sx[k] + x
-		sx[k] = x
-		sp[k] = real(x)*real(x) + imag(x)*imag(x)
+		a, b, s1, s2 := ref[k][0], ref[k][1], d.s1[k], d.s2[k]
+		z := complex(real(a)*s1-real(b)*s2, imag(a)*s1-imag(b)*s2)
+		d.longY[k] += z - sx[k]
+		sx[k] = z
+		sp[k] = real(z)*real(z) + imag(z)*imag(z)
 	}
 	// Energies are sums of squared integers, exact in a float64, so the
 	// long window's sum can slide without drifting.
@@ -484,8 +487,7 @@ func (d *Detector) analyse() window {
 	e := d.subE[s0] + d.subE[s1] + d.subE[s2]
 	so, sm, sn := &d.subX[s0], &d.subX[s1], &d.subX[s2]
 	for k := range 8 {
-		r := goertzel.rot[k]
-		x := so[k] + r*(sm[k]+r*sn[k])
+		x := so[k] + sm[k] + sn[k]
 		X[k] = x
 		amp2[k] = (real(x)*real(x) + imag(x)*imag(x)) * (4.0 / (winLen * winLen))
 	}
@@ -513,8 +515,8 @@ func (d *Detector) analyse() window {
 		return w
 	}
 	// Each tone's frequency offset from the phase advance over one hop.
-	zlo := X[lo] * cmplx.Conj(prev[lo]) * goertzel.rot[lo]
-	zhi := X[hi] * cmplx.Conj(prev[hi]) * goertzel.rot[hi]
+	zlo := X[lo] * cmplx.Conj(prev[lo])
+	zhi := X[hi] * cmplx.Conj(prev[hi])
 	dflo, dfhi := offsetHz(zlo), offsetHz(zhi)
 	alo := amp2[lo] / gain2(dflo)
 	ahi := amp2[hi] / gain2(dfhi)
@@ -594,7 +596,7 @@ var aliasTwist = dbRatio(-9)
 // from its phase advance between windows, and returns the bin whose tone
 // is stronger with its squared amplitude and frequency offset.
 func (d *Detector) recombine(amp2 *[8]float64, a, b int) (bin int, amp, df float64) {
-	s0, s1, s2 := d.win[0], d.win[1], d.win[2]
+	z0, z1, z2 := &d.subX[d.win[0]], &d.subX[d.win[1]], &d.subX[d.win[2]]
 	for i, k := range [2]int{a, b} {
 		if i == 1 && a == b {
 			break
@@ -602,7 +604,7 @@ func (d *Detector) recombine(amp2 *[8]float64, a, b int) (bin int, amp, df float
 		// The phase advance between sub-blocks, whose wide bins keep a
 		// tone anywhere within ±125 Hz; the window's own bin has a null
 		// 83 Hz off, where its phase is noise.
-		z := (d.subX[s1][k]*cmplx.Conj(d.subX[s0][k]) + d.subX[s2][k]*cmplx.Conj(d.subX[s1][k])) * goertzel.rot[k]
+		z := z1[k]*cmplx.Conj(z0[k]) + z2[k]*cmplx.Conj(z1[k])
 		az := math.Sqrt(real(z)*real(z) + imag(z)*imag(z))
 		if az == 0 {
 			continue
@@ -611,8 +613,9 @@ func (d *Detector) recombine(amp2 *[8]float64, a, b int) (bin int, amp, df float
 		if math.Abs(f) > 0.07*toneHz[k] {
 			continue
 		}
-		rc := goertzel.rot[k] * complex(real(z)/az, -imag(z)/az)
-		x := d.subX[s0][k] + rc*(d.subX[s1][k]+rc*d.subX[s2][k])
+		// Undo the advance between sub-blocks: the window at f.
+		u := complex(real(z)/az, -imag(z)/az)
+		x := z0[k] + u*(z1[k]+u*z2[k])
 		r := response(f)
 		p := (real(x)*real(x) + imag(x)*imag(x)) * (4.0 / (winLen * winLen)) / r.sub
 		// The phase advance over one hop cannot tell f from f±250 Hz, so
