@@ -235,7 +235,7 @@ type Detector struct {
 	// The last longSubs sub-blocks, a ring by nsub: the 12 ms window is
 	// the newest three, the long window all of them.
 	subX [longSubs][8]complex128 // z_j, referenced to the stream's start
-	subP [longSubs][8]float64 // |subX|²
+	subP [longSubs][8]float64    // |subX|²
 	subE [longSubs]float64
 	nsub int64
 	win  [winSubs]int // the 12 ms window's slots, oldest first
@@ -246,10 +246,8 @@ type Detector struct {
 	longLo  int
 	longHi  int
 
-	prev     [8]complex128 // previous window's DFT
-	havePrev bool
-	last     window
-	cur      inbandPress
+	last window
+	cur  inbandPress
 	// suspectRun counts consecutive suspect windows of the same tone
 	// pair; one window alone is too easily speech.
 	suspectRun int
@@ -357,18 +355,26 @@ func (d *Detector) run(buf []float64, e float64) {
 // filters' input: the masker's path. Unlike Process it takes at most up to
 // the next sub-block boundary.
 func (d *Detector) processG711(in []byte, table *[256]float64, out []Event) []Event {
-	buf := d.fbuf[:len(in)]
+	d.energy += goertzel8G711(in, table, &d.s1, &d.s2, &goertzel.coef)
+	d.fill += len(in)
+	if d.fill == subLen {
+		out = d.endSub(out)
+	}
+	return out
+}
+
+// goertzel8G711Go decodes in by table, runs the filters over it and returns
+// its energy.
+func goertzel8G711Go(in []byte, table *[256]float64, s1, s2, c *[8]float64) float64 {
+	var buf [subLen]float64
 	e := 0.0
 	for i, b := range in {
 		x := table[b]
 		buf[i] = x
 		e += x * x
 	}
-	d.run(buf, e)
-	if d.fill == subLen {
-		out = d.endSub(out)
-	}
-	return out
+	goertzel8Go(buf[:len(in)], s1, s2, c)
+	return e
 }
 
 // goertzel8Go runs the eight filters over x, four at a time so that their
@@ -432,7 +438,8 @@ func (d *Detector) endSub(out []Event) []Event {
 	if d.nsub < winSubs {
 		return out
 	}
-	w := d.analyse()
+	var w window
+	d.analyse(&w)
 	switch {
 	case !w.suspect:
 		d.suspectRun = 0
@@ -448,7 +455,7 @@ func (d *Detector) endSub(out []Event) []Event {
 		d.suspectRun = max(d.suspectRun, suspectWins)
 	}
 	d.last = w
-	return d.track(w, out)
+	return d.track(&w, out)
 }
 
 // judgeLong judges the long window for masking: a pair that holds a good
@@ -457,7 +464,8 @@ func (d *Detector) endSub(out []Event) []Event {
 func (d *Detector) judgeLong() {
 	e := d.longE
 	var p [8]float64 // |Y|²: a tone of amplitude A gives (A·longLen/2)²
-	for k, y := range d.longY {
+	for k := range d.longY {
+		y := d.longY[k]
 		p[k] = real(y)*real(y) + imag(y)*imag(y)
 	}
 	lo, lo2 := best((*[4]float64)(p[0:4]))
@@ -480,7 +488,7 @@ func (d *Detector) judgeLong() {
 }
 
 // analyse combines the last three sub-blocks into one window and judges it.
-func (d *Detector) analyse() window {
+func (d *Detector) analyse(w *window) {
 	var X [8]complex128
 	var amp2 [8]float64
 	s0, s1, s2 := d.win[0], d.win[1], d.win[2]
@@ -491,10 +499,8 @@ func (d *Detector) analyse() window {
 		X[k] = x
 		amp2[k] = (real(x)*real(x) + imag(x)*imag(x)) * (4.0 / (winLen * winLen))
 	}
-	prev, havePrev := d.prev, d.havePrev
-	d.prev, d.havePrev = X, true
-
-	var w window
+	// The previous window, one hop earlier, is still in the ring.
+	havePrev := d.nsub > winSubs
 	lo, lo2 := best((*[4]float64)(amp2[0:4]))
 	hi, hi2 := best((*[4]float64)(amp2[4:8]))
 	hi += 4
@@ -505,18 +511,19 @@ func (d *Detector) analyse() window {
 		w.held = amp2[p.lo]*4 >= p.plo && amp2[p.hi]*4 >= p.phi
 	}
 	if !havePrev || e == 0 {
-		return w
+		return
 	}
-	d.suspect(&w, &amp2, e)
+	d.suspect(w, &amp2, e)
 	th := &d.th
 	// The offset correction raises a tone by 10 dB at most: windows that
 	// cannot pass even so (silence, most speech) stop here.
 	if raw := amp2[lo] + amp2[hi]; raw*10*(winLen/2) < th.purity*e || min(amp2[lo], amp2[hi])*10 < th.minAmp2 {
-		return w
+		return
 	}
 	// Each tone's frequency offset from the phase advance over one hop.
-	zlo := X[lo] * cmplx.Conj(prev[lo])
-	zhi := X[hi] * cmplx.Conj(prev[hi])
+	sp := &d.subX[(d.nsub-winSubs-1)%longSubs]
+	zlo := X[lo] * cmplx.Conj(sp[lo]+so[lo]+sm[lo])
+	zhi := X[hi] * cmplx.Conj(sp[hi]+so[hi]+sm[hi])
 	dflo, dfhi := offsetHz(zlo), offsetHz(zhi)
 	alo := amp2[lo] / gain2(dflo)
 	ahi := amp2[hi] / gain2(dfhi)
@@ -531,7 +538,6 @@ func (d *Detector) analyse() window {
 		w.power = alo + ahi
 		w.zlo, w.zhi = zlo, zhi
 	}
-	return w
 }
 
 // suspect judges the window under relaxed limits, for the masker: a
@@ -719,7 +725,7 @@ func response(df float64) resp {
 // track follows presses across windows: a press is a run of valid windows
 // of one digit, bridging gaps of up to six windows (a 10 ms drop-out
 // invalidates at most six; a 40 ms pause at least seven).
-func (d *Detector) track(w window, out []Event) []Event {
+func (d *Detector) track(w *window, out []Event) []Event {
 	const maxGap = 6
 	idx := d.nsub - winSubs
 	p := &d.cur

@@ -268,3 +268,27 @@ func TestGoertzel8(t *testing.T) {
 		}
 	}
 }
+
+// TestGoertzel8G711: the same for the G.711 path, energy included.
+func TestGoertzel8G711(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	for _, table := range []*[256]float64{&ulawFloat, &alawFloat} {
+		for n := range subLen + 1 {
+			in := make([]byte, n)
+			for i := range in {
+				in[i] = byte(r.Uint32())
+			}
+			var a1, a2, b1, b2 [8]float64
+			for k := range 8 {
+				a1[k] = r.NormFloat64() * 1e4
+				a2[k] = r.NormFloat64() * 1e4
+			}
+			b1, b2 = a1, a2
+			ea := goertzel8G711(in, table, &a1, &a2, &goertzel.coef)
+			eb := goertzel8G711Go(in, table, &b1, &b2, &goertzel.coef)
+			if a1 != b1 || a2 != b2 || ea != eb {
+				t.Fatalf("%d samples: %v %v %v, want %v %v %v", n, a1, a2, ea, b1, b2, eb)
+			}
+		}
+	}
+}

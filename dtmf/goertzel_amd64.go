@@ -5,3 +5,9 @@ package dtmf
 //
 //go:noescape
 func goertzel8(x []float64, s1, s2, c *[8]float64)
+
+// goertzel8G711 decodes in by table, runs goertzel8 over it and returns its
+// energy (goertzel_amd64.s), as goertzel8G711Go does.
+//
+//go:noescape
+func goertzel8G711(in []byte, table *[256]float64, s1, s2, c *[8]float64) (energy float64)
