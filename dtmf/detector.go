@@ -574,6 +574,13 @@ func (d *Detector) suspect(w *window, amp2 *[8]float64, e float64) {
 	if broad[bhi] > broad[blo]*th.suspectTwist || broad[blo] > broad[bhi]*th.suspectTwist {
 		return
 	}
+	// The same bound, tighter, for the bins recombine will try: most
+	// speech stops here.
+	clo, chi := max(d.cohere(blo), d.cohere(w.lo)), max(d.cohere(bhi), d.cohere(w.hi))
+	const cbound = 4.0 / (winLen * winLen) / 0.6
+	if (clo+chi)*cbound*(winLen/2) < th.suspectPurity*e || min(clo, chi)*cbound < th.suspectAmp2 {
+		return
+	}
 	// The wide bins cannot tell neighbours 73 Hz apart, the narrow ones
 	// lose tones in their nulls: try the best of each.
 	lo, alo, dflo := d.recombine(amp2, blo, w.lo)
@@ -583,7 +590,9 @@ func (d *Detector) suspect(w *window, amp2 *[8]float64, e float64) {
 	// group's bin 250 Hz away, the two measured frequencies then differing
 	// by a multiple of 250 Hz to within a few hertz, the alias well below
 	// the tone. Real pairs 250·n±6 Hz apart are within the twist limits.
-	if a := math.Remainder(toneHz[hi]+dfhi-toneHz[lo]-dflo, 250); math.Abs(a) < 6 &&
+	// (The difference is positive: truncation rounds it to 250·n.)
+	diff := toneHz[hi] + dfhi - toneHz[lo] - dflo
+	if a := diff - 250*float64(int(diff/250+0.5)); math.Abs(a) < 6 &&
 		(ahi < alo*aliasTwist || alo < ahi*aliasTwist) {
 		return
 	}
@@ -592,6 +601,13 @@ func (d *Detector) suspect(w *window, amp2 *[8]float64, e float64) {
 	w.flo, w.fhi = toneHz[lo]+dflo, toneHz[hi]+dfhi
 	w.slo, w.shi = lo, hi
 	w.purity = purity
+}
+
+// cohere bounds the power the window's three sub-blocks recombine to at
+// bin k, whatever the frequency: (|z0|+|z1|+|z2|)².
+func (d *Detector) cohere(k int) float64 {
+	a := math.Sqrt(d.subP[d.win[0]][k]) + math.Sqrt(d.subP[d.win[1]][k]) + math.Sqrt(d.subP[d.win[2]][k])
+	return a * a
 }
 
 // aliasTwist is how much weaker (-9 dB) an alias is than its tone, at the
