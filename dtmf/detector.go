@@ -431,7 +431,7 @@ func (d *Detector) endSub(out []Event) []Event {
 	d.subE[slot] = d.energy
 	d.s1, d.s2, d.energy, d.fill = [8]float64{}, [8]float64{}, 0, 0
 	d.nsub++
-	d.win = [winSubs]int{int((d.nsub - 3) % longSubs), int((d.nsub - 2) % longSubs), int(slot)}
+	d.win = [winSubs]int{d.win[1], d.win[2], int(slot)}
 	if d.nsub >= longSubs {
 		d.judgeLong()
 	}
@@ -515,9 +515,10 @@ func (d *Detector) analyse(w *window) {
 	}
 	d.suspect(w, &amp2, e)
 	th := &d.th
-	// The offset correction raises a tone by 10 dB at most: windows that
-	// cannot pass even so (silence, most speech) stop here.
-	if raw := amp2[lo] + amp2[hi]; raw*10*(winLen/2) < th.purity*e || min(amp2[lo], amp2[hi])*10 < th.minAmp2 {
+	// The offset correction raises a tone by 6 dB for one 3.2 % off (and
+	// a press averaging 2.8 % or more is rejected): windows that cannot
+	// pass even so (silence, most speech) stop here.
+	if raw := amp2[lo] + amp2[hi]; raw*4*(winLen/2) < th.purity*e || min(amp2[lo], amp2[hi])*4 < th.minAmp2 {
 		return
 	}
 	// Each tone's frequency offset from the phase advance over one hop.
