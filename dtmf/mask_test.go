@@ -29,7 +29,7 @@ func maskEdgeCases() []struct {
 		out = append(out, c{name, s, snr})
 	}
 	add("nominal", func(*toneSpec) {}, 0)
-	for _, lvl := range []float64{0, -25, -30, -45, -60} {
+	for _, lvl := range []float64{0, -25, -30, -45, -60, -75} {
 		add(fmt.Sprintf("level %v", lvl), func(s *toneSpec) { s.lowDB, s.highDB = lvl, lvl }, 0)
 	}
 	for _, dev := range []float64{-5, -3.5, -2.5, -1.5, 1.5, 2.5, 3.5, 5} {

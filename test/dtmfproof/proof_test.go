@@ -566,3 +566,29 @@ func TestMeasureLookAhead(t *testing.T) {
 	t.Logf("%d cases, digits read in the masked output:\n%s", len(cases), tab.String())
 	writeArtifact(t, "dtmf-look-ahead.md", tab.String())
 }
+
+// TestMeasureQuietLevels reports, below the -45 dBm0 the proofs stop at,
+// what each reference detector reads of the 16 digits per tone level,
+// unmasked and masked: multimon-ng has no level floor.
+// Measurement only (TONEVAULT_MEASURE=1).
+func TestMeasureQuietLevels(t *testing.T) {
+	if os.Getenv("TONEVAULT_MEASURE") != "1" {
+		t.Skip("measurement only; set TONEVAULT_MEASURE=1")
+	}
+	requireTools(t)
+	var tab strings.Builder
+	tab.WriteString("| dBm0 per tone | aggressive | multimon-ng | SpanDSP |\n|---|---|---|---|\n")
+	for _, lvl := range []float64{-45, -50, -55, -60, -65, -70, -75, -80, -85, -90} {
+		p := corpus.DefaultParams()
+		p.LevelDBm0 = lvl
+		pcm := corpus.Generate(corpus.AllDigits, p)
+		out, _, _ := mask(t, pcm, dtmf.MaskConfig{})
+		in, after := leakHits(t, wire(pcm)), leakHits(t, out)
+		fmt.Fprintf(&tab, "| %g |", lvl)
+		for _, det := range detectors {
+			fmt.Fprintf(&tab, " %d → %d |", len(in[det]), len(after[det]))
+		}
+		tab.WriteString("\n")
+	}
+	t.Logf("digits read unmasked → masked:\n%s", tab.String())
+}
