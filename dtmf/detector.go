@@ -14,12 +14,17 @@ import (
 // window's gives each tone's frequency offset, which both corrects the
 // window's power loss for off-frequency tones and lets a press be rejected
 // at ±3.5 % deviation, which power alone cannot do for the low group.
+//
+// Masking has a second, long window: the last ten sub-blocks, a 40 ms DFT
+// at the nominal frequencies, slid on by one sub-block per hop.
 const (
-	subLen  = 32               // sub-block and hop, samples (4 ms)
-	winSubs = 3                // sub-blocks per window
-	winLen  = subLen * winSubs // window, samples (12 ms); DFT nulls every 83 Hz
-	hop     = subLen
-	maxRun  = 256 // windows kept per press for the duration estimate (~1 s)
+	subLen   = 32               // sub-block and hop, samples (4 ms)
+	winSubs  = 3                // sub-blocks per window
+	winLen   = subLen * winSubs // window, samples (12 ms); DFT nulls every 83 Hz
+	hop      = subLen
+	longSubs = 10                // sub-blocks per long window, kept as a ring
+	longLen  = subLen * longSubs // long window, samples (40 ms); nulls every 25 Hz
+	maxRun   = 256               // windows kept per press for the duration estimate (~1 s)
 )
 
 var toneHz = [8]float64{697, 770, 852, 941, 1209, 1336, 1477, 1633}
@@ -32,19 +37,29 @@ var keypad = [4][4]Digit{
 	{'*', '0', '#', 'D'},
 }
 
+// Each sub-block's DFT is kept referenced to the stream's first sample,
+// not to its own start: sub-block j at bin k is z_j = e^{-iωMj}·x_j. Then
+// a window's DFT is the plain sum of its sub-blocks' (up to a phase that
+// no power depends on), the long window slides by adding the newest and
+// subtracting the oldest, and z_{j+1}·conj(z_j) is the phase advance of a
+// hop. Every tone is a whole number of hertz, so e^{-iωMj} repeats every
+// 250 sub-blocks (one second) and comes from a table, with no drift.
+const phases = SampleRate / subLen
+
 // goertzel holds the per-frequency constants, computed once.
 var goertzel = func() (g struct {
-	coef  [8]float64    // 2cos(ω)
-	back  [8]complex128 // e^{-iω}
-	align [8]complex128 // e^{-iω(M-1)}: moves the Goertzel output to the sub-block start
-	rot   [8]complex128 // e^{-iωM}: one hop
+	coef [8]float64 // 2cos(ω)
+	// ref[j%phases][k] turns sub-block j's Goertzel state (s1, s2), real,
+	// into z_j: z_j = ref[0]·s1 − ref[1]·s2, ref = e^{-iωMj}·e^{-iω(M-1)}·(1, e^{-iω}).
+	ref [phases][8][2]complex128
 }) {
 	for k, f := range toneHz {
 		w := 2 * math.Pi * f / SampleRate
 		g.coef[k] = 2 * math.Cos(w)
-		g.back[k] = cmplx.Exp(complex(0, -w))
-		g.align[k] = cmplx.Exp(complex(0, -w*(subLen-1)))
-		g.rot[k] = cmplx.Exp(complex(0, -w*subLen))
+		for j := range phases {
+			r := cmplx.Exp(complex(0, -w*float64(subLen*j+subLen-1)))
+			g.ref[j][k] = [2]complex128{r, r * cmplx.Exp(complex(0, -w))}
+		}
 	}
 	return
 }()
@@ -105,16 +120,48 @@ func (c DetectorConfig) Validate() error {
 	return nil
 }
 
+// Masking is far more eager than reporting: a press is reported only within
+// Q.24's limits (DetectorConfig), but any tone pair another detector might
+// read is masked. multimon-ng reads pairs at any level and buried under
+// speech (40 ms windows, 40 % of the energy, no level floor), the other
+// reference detectors twist up to about 15 dB, so the masking limits do
+// not follow the configuration. Tuned on test/dtmfproof's cases and
+// talk-off set (BENCHMARKS.md has the figures).
+const (
+	// maskFloorDBm0 is the weakest tone masked, per tone: below what G.711
+	// carries. multimon-ng reads a pair at -75 dBm0 through µ-law (none at
+	// -80, where the codec leaves nothing of it), so there is no floor in
+	// effect; it costs 0.004 % more of the talk-off set than -70 dBm0.
+	maskFloorDBm0 = -90
+	// maskTwistDB is the largest level difference between the two tones
+	// masked, either way: ±10 dB and a margin.
+	maskTwistDB = 13
+	// maskPurity is the share of a 12 ms window's energy a suspected pair
+	// must hold. The long window catches the tones buried deeper, so this
+	// stays above speech: at 0.55 without the long window the masker
+	// altered 0.99 % of the talk-off set and leaked, at 0.7 with it 0.68 %
+	// and nothing leaks up to 0.9.
+	maskPurity = 0.7
+	// longShare and longDominanceDB judge the long window: the pair must
+	// hold 30 % of its energy (multimon-ng wants 40 %) and each tone stand
+	// 6 dB above the other three of its group (multimon-ng: 10 dB). At
+	// 40 % multimon-ng reads digits under speech, at 35 % none.
+	longShare       = 0.3
+	longDominanceDB = 6
+	// longWins is how many consecutive long windows must agree on the pair.
+	longWins = 2
+)
+
 // thresholds are the configuration turned into the squared amplitudes and
 // ratios compared per window, so the hot path has no logarithms.
 type thresholds struct {
 	minAmp2, suspectAmp2  float64
 	twistHi, twistLo      float64 // ratios of squared amplitudes
-	suspectHi, suspectLo  float64
+	suspectTwist          float64
 	purity, suspectPurity float64
 	dominance             float64
 	stable                float64 // Hz a suspect tone's offset may move per hop
-	suspectDominance      float64
+	longShare, longDom    float64
 	maxDev                float64 // fraction
 	minWins               int     // windows a press must count
 }
@@ -124,23 +171,18 @@ func dbRatio(db float64) float64 { return math.Pow(10, db/10) }
 func (c DetectorConfig) thresholds() thresholds {
 	a0 := ZeroDBm0Peak * ZeroDBm0Peak
 	return thresholds{
-		minAmp2:     a0 * dbRatio(c.MinLevel),
-		suspectAmp2: a0 * dbRatio(c.MinLevel-6),
-		twistHi:     dbRatio(c.TwistHigh),
-		twistLo:     dbRatio(c.TwistLow),
-		suspectHi:   dbRatio(c.TwistHigh + 3),
-		suspectLo:   dbRatio(c.TwistLow + 3),
-		purity:      c.MinPurity,
-		// Suspicion must fire on tones under speech and on windows a
-		// tone only partly fills. Tuned on the talk-off set
-		// (test/dtmfproof): 0.55 alters 0.9 % of speech and lets 2 of
-		// 96 digits typed at speech level through to multimon-ng; 0.65
-		// halves the alteration and lets 9 through.
-		suspectPurity:    0.55,
-		dominance:        dbRatio(4.5),
-		suspectDominance: dbRatio(2),
-		maxDev:           c.MaxDeviation / 100,
-		stable:           10,
+		minAmp2:       a0 * dbRatio(c.MinLevel),
+		suspectAmp2:   a0 * dbRatio(maskFloorDBm0),
+		twistHi:       dbRatio(c.TwistHigh),
+		twistLo:       dbRatio(c.TwistLow),
+		suspectTwist:  dbRatio(maskTwistDB),
+		purity:        c.MinPurity,
+		suspectPurity: maskPurity,
+		dominance:     dbRatio(4.5),
+		longShare:     longShare,
+		longDom:       dbRatio(longDominanceDB),
+		maxDev:        c.MaxDeviation / 100,
+		stable:        10,
 		// A press of L samples fills about (L-winLen)/hop+1 windows
 		// with enough purity to count.
 		minWins: int(math.Ceil((c.MinDuration.Seconds()*SampleRate - (winLen - hop)) / hop)),
@@ -156,9 +198,12 @@ type window struct {
 	flo, fhi float64
 	purity   float64 // of the suspect pair
 	lo, hi   int     // strongest tone in each group
+	slo, shi int     // the suspect pair's bins (lo and hi when not suspect)
 	power    float64
 	zlo      complex128 // phase progression of the two tones, for the press
 	zhi      complex128
+	raw      [2]float64 // power in the lo and hi bins, uncorrected
+	held     bool       // the press being followed still sounds in this window
 }
 
 // inbandPress is the press being followed.
@@ -172,6 +217,10 @@ type inbandPress struct {
 	pows     [maxRun]float32
 	pmax     float64
 	zlo, zhi complex128
+	// The loudest each tone was in a valid window, raw power: a window
+	// still holding both at a quarter of that is the press going on
+	// under speech, not a gap.
+	plo, phi float64
 }
 
 // Detector finds key presses in 8 kHz linear PCM. It is streaming: feed any
@@ -185,15 +234,22 @@ type Detector struct {
 	energy float64
 	fill   int
 
-	subX [winSubs][8]complex128 // last sub-blocks, ring by nsub
-	subP [winSubs][8]float64    // |subX|²
-	subE [winSubs]float64
+	// The last longSubs sub-blocks, a ring by nsub: the 12 ms window is
+	// the newest three, the long window all of them.
+	subX [longSubs][8]complex128 // z_j, referenced to the stream's start
+	subP [longSubs][8]float64    // |subX|²
+	subE [longSubs]float64
 	nsub int64
+	win  [winSubs]int // the 12 ms window's slots, oldest first
 
-	prev     [8]complex128 // previous window's DFT
-	havePrev bool
-	last     window
-	cur      inbandPress
+	longY   [8]complex128 // the long window's DFT
+	longE   float64       // and its energy
+	longRun int           // consecutive long windows holding the same pair
+	longLo  int
+	longHi  int
+
+	last window
+	cur  inbandPress
 	// suspectRun counts consecutive suspect windows of the same tone
 	// pair; one window alone is too easily speech.
 	suspectRun int
@@ -217,8 +273,36 @@ func (d *Detector) Reset() {
 
 // Suspect reports whether the latest analysis window looks like a tone pair
 // or continues a press; the masker acts on it before a digit is confirmed.
-func (d *Detector) Suspect() bool {
-	return d.suspectRun >= suspectWins || d.cur.active && d.cur.gap == 0
+func (d *Detector) Suspect() bool { return d.suspectShort() || d.suspectLong() }
+
+// suspectShort: the 12 ms windows see a pair, or a press goes on.
+func (d *Detector) suspectShort() bool {
+	return d.suspectRun >= suspectWins || d.cur.active && d.last.digit != 0
+}
+
+// suspectLong: the 40 ms window sees a pair buried in other sound.
+func (d *Detector) suspectLong() bool { return d.longRun >= longWins }
+
+// onset returns the first sample of the run of sub-blocks, ending with the
+// latest window, in which both tones of the suspected pair show at a
+// sixteenth (-12 dB) of their power in that window or more: where the tone
+// began, to within a sub-block, however late the window was judged.
+func (d *Detector) onset() int64 {
+	lo, hi := d.last.slo, d.last.shi
+	var rlo, rhi float64
+	for j := int64(1); j <= winSubs; j++ {
+		s := (d.nsub - j) % longSubs
+		rlo, rhi = max(rlo, d.subP[s][lo]), max(rhi, d.subP[s][hi])
+	}
+	first := d.nsub - winSubs
+	for first > 0 && first > d.nsub-longSubs {
+		s := (first - 1) % longSubs
+		if d.subP[s][lo]*16 < rlo || d.subP[s][hi]*16 < rhi {
+			break
+		}
+		first--
+	}
+	return first * subLen
 }
 
 // suspectWins is how many consecutive windows must look like the same tone
@@ -259,10 +343,47 @@ func (d *Detector) filter(pcm []int16) {
 		buf[i] = x
 		e += x * x
 	}
+	d.run(buf, e)
+}
+
+// run feeds converted samples of one sub-block, of energy e, to the filters.
+func (d *Detector) run(buf []float64, e float64) {
 	d.energy += e
-	goertzel4(buf, (*[4]float64)(d.s1[0:4]), (*[4]float64)(d.s2[0:4]), (*[4]float64)(goertzel.coef[0:4]))
-	goertzel4(buf, (*[4]float64)(d.s1[4:8]), (*[4]float64)(d.s2[4:8]), (*[4]float64)(goertzel.coef[4:8]))
-	d.fill += len(pcm)
+	goertzel8(buf, &d.s1, &d.s2, &goertzel.coef)
+	d.fill += len(buf)
+}
+
+// processG711 is Process for G.711 bytes, decoded by table straight to the
+// filters' input: the masker's path. Unlike Process it takes at most up to
+// the next sub-block boundary.
+func (d *Detector) processG711(in []byte, table *[256]float64, out []Event) []Event {
+	d.energy += goertzel8G711(in, table, &d.s1, &d.s2, &goertzel.coef)
+	d.fill += len(in)
+	if d.fill == subLen {
+		out = d.endSub(out)
+	}
+	return out
+}
+
+// goertzel8G711Go decodes in by table, runs the filters over it and returns
+// its energy.
+func goertzel8G711Go(in []byte, table *[256]float64, s1, s2, c *[8]float64) float64 {
+	var buf [subLen]float64
+	e := 0.0
+	for i, b := range in {
+		x := table[b]
+		buf[i] = x
+		e += x * x
+	}
+	goertzel8Go(buf[:len(in)], s1, s2, c)
+	return e
+}
+
+// goertzel8Go runs the eight filters over x, four at a time so that their
+// states stay in the sixteen float registers.
+func goertzel8Go(x []float64, s1, s2, c *[8]float64) {
+	goertzel4(x, (*[4]float64)(s1[0:4]), (*[4]float64)(s2[0:4]), (*[4]float64)(c[0:4]))
+	goertzel4(x, (*[4]float64)(s1[4:8]), (*[4]float64)(s2[4:8]), (*[4]float64)(c[4:8]))
 }
 
 // goertzel4 runs four filters over x.
@@ -296,20 +417,31 @@ func goertzel4(x []float64, s1, s2 *[4]float64, c *[4]float64) {
 // endSub stores the finished sub-block's spectrum and, once three are
 // there, analyses the window they make.
 func (d *Detector) endSub(out []Event) []Event {
-	slot := d.nsub % winSubs
+	slot := d.nsub % longSubs
+	// The sub-block in this slot leaves the long window.
+	sx, sp, ref := &d.subX[slot], &d.subP[slot], &goertzel.ref[d.nsub%phases]
 	for k := range 8 {
-		y := complex(d.s1[k], 0) - goertzel.back[k]*complex(d.s2[k], 0)
-		x := goertzel.align[k] * y
-		d.subX[slot][k] = x
-		d.subP[slot][k] = real(x)*real(x) + imag(x)*imag(x)
+		a, b, s1, s2 := ref[k][0], ref[k][1], d.s1[k], d.s2[k]
+		z := complex(real(a)*s1-real(b)*s2, imag(a)*s1-imag(b)*s2)
+		d.longY[k] += z - sx[k]
+		sx[k] = z
+		sp[k] = real(z)*real(z) + imag(z)*imag(z)
 	}
+	// Energies are sums of squared integers, exact in a float64, so the
+	// long window's sum can slide without drifting.
+	d.longE += d.energy - d.subE[slot]
 	d.subE[slot] = d.energy
 	d.s1, d.s2, d.energy, d.fill = [8]float64{}, [8]float64{}, 0, 0
 	d.nsub++
+	d.win = [winSubs]int{d.win[1], d.win[2], int(slot)}
+	if d.nsub >= longSubs {
+		d.judgeLong()
+	}
 	if d.nsub < winSubs {
 		return out
 	}
-	w := d.analyse()
+	var w window
+	d.analyse(&w)
 	switch {
 	case !w.suspect:
 		d.suspectRun = 0
@@ -325,45 +457,76 @@ func (d *Detector) endSub(out []Event) []Event {
 		d.suspectRun = max(d.suspectRun, suspectWins)
 	}
 	d.last = w
-	return d.track(w, out)
+	return d.track(&w, out)
+}
+
+// judgeLong judges the long window for masking: a pair that holds a good
+// share of the energy and stands out in its group, as a tone buried in
+// speech or music does when 40 ms of it are heard at once.
+func (d *Detector) judgeLong() {
+	e := d.longE
+	var p [8]float64 // |Y|²: a tone of amplitude A gives (A·longLen/2)²
+	for k := range d.longY {
+		y := d.longY[k]
+		p[k] = real(y)*real(y) + imag(y)*imag(y)
+	}
+	lo, lo2 := best((*[4]float64)(p[0:4]))
+	hi, hi2 := best((*[4]float64)(p[4:8]))
+	hi += 4
+	th := &d.th
+	const toAmp2 = 4.0 / (longLen * longLen)
+	if e == 0 || (p[lo]+p[hi])*toAmp2*(longLen/2) < th.longShare*e ||
+		p[lo] < th.longDom*lo2 || p[hi] < th.longDom*hi2 ||
+		p[hi] > th.suspectTwist*p[lo] || p[lo] > th.suspectTwist*p[hi] ||
+		min(p[lo], p[hi])*toAmp2 < th.suspectAmp2 {
+		d.longRun = 0
+		return
+	}
+	if d.longRun == 0 || lo != d.longLo || hi != d.longHi {
+		d.longRun = 0
+	}
+	d.longRun++
+	d.longLo, d.longHi = lo, hi
 }
 
 // analyse combines the last three sub-blocks into one window and judges it.
-func (d *Detector) analyse() window {
+func (d *Detector) analyse(w *window) {
 	var X [8]complex128
 	var amp2 [8]float64
-	e := 0.0
-	s0 := int(d.nsub % winSubs) // the oldest sub-block's slot
-	s1, s2 := (s0+1)%winSubs, (s0+2)%winSubs
-	e = d.subE[0] + d.subE[1] + d.subE[2]
+	s0, s1, s2 := d.win[0], d.win[1], d.win[2]
+	e := d.subE[s0] + d.subE[s1] + d.subE[s2]
 	so, sm, sn := &d.subX[s0], &d.subX[s1], &d.subX[s2]
 	for k := range 8 {
-		r := goertzel.rot[k]
-		x := so[k] + r*(sm[k]+r*sn[k])
+		x := so[k] + sm[k] + sn[k]
 		X[k] = x
 		amp2[k] = (real(x)*real(x) + imag(x)*imag(x)) * (4.0 / (winLen * winLen))
 	}
-	prev, havePrev := d.prev, d.havePrev
-	d.prev, d.havePrev = X, true
-
-	var w window
-	lo, lo2 := best(amp2[0:4])
-	hi, hi2 := best(amp2[4:8])
+	// The previous window, one hop earlier, is still in the ring.
+	havePrev := d.nsub > winSubs
+	lo, lo2 := best((*[4]float64)(amp2[0:4]))
+	hi, hi2 := best((*[4]float64)(amp2[4:8]))
 	hi += 4
 	w.lo, w.hi = lo, hi
-	if !havePrev || e == 0 {
-		return w
+	w.slo, w.shi = lo, hi
+	w.raw = [2]float64{amp2[lo], amp2[hi]}
+	if p := &d.cur; p.active {
+		w.held = amp2[p.lo]*4 >= p.plo && amp2[p.hi]*4 >= p.phi
 	}
-	d.suspect(&w, &X, &prev, &amp2, e)
+	if !havePrev || e == 0 {
+		return
+	}
+	d.suspect(w, &amp2, e)
 	th := &d.th
-	// The offset correction raises a tone by 10 dB at most: windows that
-	// cannot pass even so (silence, most speech) stop here.
-	if raw := amp2[lo] + amp2[hi]; raw*10*(winLen/2) < th.purity*e || min(amp2[lo], amp2[hi])*10 < th.minAmp2 {
-		return w
+	// The offset correction raises a tone by 6 dB for one 3.2 % off (and
+	// a press averaging 2.8 % or more is rejected): windows that cannot
+	// pass even so (silence, most speech) stop here.
+	if raw := amp2[lo] + amp2[hi]; raw*4*(winLen/2) < th.purity*e || min(amp2[lo], amp2[hi])*4 < th.minAmp2 {
+		return
 	}
 	// Each tone's frequency offset from the phase advance over one hop.
-	zlo := X[lo] * cmplx.Conj(prev[lo]) * goertzel.rot[lo]
-	zhi := X[hi] * cmplx.Conj(prev[hi]) * goertzel.rot[hi]
+	sp := &d.subX[(d.nsub-winSubs-1)%longSubs]
+	zlo := X[lo] * cmplx.Conj(sp[lo]+so[lo]+sm[lo])
+	zhi := X[hi] * cmplx.Conj(sp[hi]+so[hi]+sm[hi])
 	dflo, dfhi := offsetHz(zlo), offsetHz(zhi)
 	alo := amp2[lo] / gain2(dflo)
 	ahi := amp2[hi] / gain2(dfhi)
@@ -378,7 +541,6 @@ func (d *Detector) analyse() window {
 		w.power = alo + ahi
 		w.zlo, w.zhi = zlo, zhi
 	}
-	return w
 }
 
 // suspect judges the window under relaxed limits, for the masker: a
@@ -390,20 +552,21 @@ func (d *Detector) analyse() window {
 // The 12 ms window's DFT has nulls 83 Hz either side of each bin, where a
 // tone 5 % off (1633 Hz + 5 % = 1715 Hz) all but vanishes. So the tones are
 // picked by the wide bins of the 4 ms sub-blocks, each tone's frequency is
-// measured from its phase advance between windows, and the three
+// measured from its phase advance between them, and the three
 // sub-blocks are recombined at that frequency: the window's response is
 // then centred on the tone wherever it lies within ±125 Hz.
-func (d *Detector) suspect(w *window, X, prev *[8]complex128, amp2 *[8]float64, e float64) {
+func (d *Detector) suspect(w *window, amp2 *[8]float64, e float64) {
 	th := &d.th
 	var broad [8]float64
+	p0, p1, p2 := &d.subP[d.win[0]], &d.subP[d.win[1]], &d.subP[d.win[2]]
 	for k := range 8 {
-		broad[k] = d.subP[0][k] + d.subP[1][k] + d.subP[2][k]
+		broad[k] = p0[k] + p1[k] + p2[k]
 	}
 	// Coherent recombination gives at most three times the broad power
 	// (Cauchy-Schwarz), less the sub-block's own loss off-bin.
 	const bound = 3 * 4.0 / (winLen * winLen) / 0.6
-	blo, _ := best(broad[0:4])
-	bhi, _ := best(broad[4:8])
+	blo, _ := best((*[4]float64)(broad[0:4]))
+	bhi, _ := best((*[4]float64)(broad[4:8]))
 	bhi += 4
 	if (broad[blo]+broad[bhi])*bound*(winLen/2) < th.suspectPurity*e || min(broad[blo], broad[bhi])*bound < th.suspectAmp2 {
 		return
@@ -411,29 +574,43 @@ func (d *Detector) suspect(w *window, X, prev *[8]complex128, amp2 *[8]float64, 
 	// A single tone leaks into the other group's wide bins 14 dB down or
 	// more; the twist limit on the wide bins keeps whistles and hold-music
 	// notes from passing for a pair.
-	if broad[bhi] > broad[blo]*th.suspectHi || broad[blo] > broad[bhi]*th.suspectLo {
+	if broad[bhi] > broad[blo]*th.suspectTwist || broad[blo] > broad[bhi]*th.suspectTwist {
+		return
+	}
+	// The same bound, tighter, for the bins recombine will try: most
+	// speech stops here.
+	clo, chi := max(d.cohere(blo), d.cohere(w.lo)), max(d.cohere(bhi), d.cohere(w.hi))
+	const cbound = 4.0 / (winLen * winLen) / 0.6
+	if (clo+chi)*cbound*(winLen/2) < th.suspectPurity*e || min(clo, chi)*cbound < th.suspectAmp2 {
 		return
 	}
 	// The wide bins cannot tell neighbours 73 Hz apart, the narrow ones
 	// lose tones in their nulls: try the best of each.
-	nlo, _ := best(amp2[0:4])
-	nhi, _ := best(amp2[4:8])
-	nhi += 4
-	lo, alo, dflo := d.recombine(X, prev, amp2, blo, nlo)
-	hi, ahi, dfhi := d.recombine(X, prev, amp2, bhi, nhi)
+	lo, alo, dflo := d.recombine(amp2, blo, w.lo)
+	hi, ahi, dfhi := d.recombine(amp2, bhi, w.hi)
 	purity := (alo + ahi) * (winLen / 2) / e
 	// The same goes for the pair: a lone tone can recombine in the other
 	// group's bin 250 Hz away, the two measured frequencies then differing
 	// by a multiple of 250 Hz to within a few hertz, the alias well below
 	// the tone. Real pairs 250·n±6 Hz apart are within the twist limits.
-	if a := math.Remainder(toneHz[hi]+dfhi-toneHz[lo]-dflo, 250); math.Abs(a) < 6 &&
+	// (The difference is positive: truncation rounds it to 250·n.)
+	diff := toneHz[hi] + dfhi - toneHz[lo] - dflo
+	if a := diff - 250*float64(int(diff/250+0.5)); math.Abs(a) < 6 &&
 		(ahi < alo*aliasTwist || alo < ahi*aliasTwist) {
 		return
 	}
 	w.suspect = alo >= th.suspectAmp2 && ahi >= th.suspectAmp2 && purity >= th.suspectPurity &&
-		ahi <= alo*th.suspectHi && alo <= ahi*th.suspectLo
+		ahi <= alo*th.suspectTwist && alo <= ahi*th.suspectTwist
 	w.flo, w.fhi = toneHz[lo]+dflo, toneHz[hi]+dfhi
+	w.slo, w.shi = lo, hi
 	w.purity = purity
+}
+
+// cohere bounds the power the window's three sub-blocks recombine to at
+// bin k, whatever the frequency: (|z0|+|z1|+|z2|)².
+func (d *Detector) cohere(k int) float64 {
+	a := math.Sqrt(d.subP[d.win[0]][k]) + math.Sqrt(d.subP[d.win[1]][k]) + math.Sqrt(d.subP[d.win[2]][k])
+	return a * a
 }
 
 // aliasTwist is how much weaker (-9 dB) an alias is than its tone, at the
@@ -443,14 +620,16 @@ var aliasTwist = dbRatio(-9)
 // recombine measures the tone near bin a (and near bin b, when it differs)
 // from its phase advance between windows, and returns the bin whose tone
 // is stronger with its squared amplitude and frequency offset.
-func (d *Detector) recombine(X, prev *[8]complex128, amp2 *[8]float64, a, b int) (bin int, amp, df float64) {
-	s0 := int(d.nsub % winSubs)
-	s1, s2 := (s0+1)%winSubs, (s0+2)%winSubs
+func (d *Detector) recombine(amp2 *[8]float64, a, b int) (bin int, amp, df float64) {
+	z0, z1, z2 := &d.subX[d.win[0]], &d.subX[d.win[1]], &d.subX[d.win[2]]
 	for i, k := range [2]int{a, b} {
 		if i == 1 && a == b {
 			break
 		}
-		z := X[k] * cmplx.Conj(prev[k]) * goertzel.rot[k]
+		// The phase advance between sub-blocks, whose wide bins keep a
+		// tone anywhere within ±125 Hz; the window's own bin has a null
+		// 83 Hz off, where its phase is noise.
+		z := z1[k]*cmplx.Conj(z0[k]) + z2[k]*cmplx.Conj(z1[k])
 		az := math.Sqrt(real(z)*real(z) + imag(z)*imag(z))
 		if az == 0 {
 			continue
@@ -459,8 +638,9 @@ func (d *Detector) recombine(X, prev *[8]complex128, amp2 *[8]float64, a, b int)
 		if math.Abs(f) > 0.07*toneHz[k] {
 			continue
 		}
-		rc := goertzel.rot[k] * complex(real(z)/az, -imag(z)/az)
-		x := d.subX[s0][k] + rc*(d.subX[s1][k]+rc*d.subX[s2][k])
+		// Undo the advance between sub-blocks: the window at f.
+		u := complex(real(z)/az, -imag(z)/az)
+		x := z0[k] + u*(z1[k]+u*z2[k])
 		r := response(f)
 		p := (real(x)*real(x) + imag(x)*imag(x)) * (4.0 / (winLen * winLen)) / r.sub
 		// The phase advance over one hop cannot tell f from f±250 Hz, so
@@ -478,18 +658,23 @@ func (d *Detector) recombine(X, prev *[8]complex128, amp2 *[8]float64, a, b int)
 	return
 }
 
-// best returns the index of the largest value and the second largest value.
-func best(v []float64) (int, float64) {
-	bi, b, s := 0, v[0], 0.0
-	for i := 1; i < len(v); i++ {
-		switch {
-		case v[i] > b:
-			bi, b, s = i, v[i], b
-		case v[i] > s:
-			s = v[i]
-		}
+// best returns the index of the largest of four values and the second
+// largest value: the strongest tone of a group, and the next.
+func best(v *[4]float64) (int, float64) {
+	// Two pairs, then their winners: the runner-up is the larger of the
+	// final loser and the winner's own pair partner.
+	i, a, a2 := 0, v[0], v[1]
+	if v[1] > v[0] {
+		i, a, a2 = 1, v[1], v[0]
 	}
-	return bi, s
+	j, b, b2 := 2, v[2], v[3]
+	if v[3] > v[2] {
+		j, b, b2 = 3, v[3], v[2]
+	}
+	if b > a {
+		return j, max(a, b2)
+	}
+	return i, max(b, a2)
 }
 
 // offsetHz turns a one-hop phase advance into a frequency offset.
@@ -559,7 +744,7 @@ func response(df float64) resp {
 // track follows presses across windows: a press is a run of valid windows
 // of one digit, bridging gaps of up to six windows (a 10 ms drop-out
 // invalidates at most six; a 40 ms pause at least seven).
-func (d *Detector) track(w window, out []Event) []Event {
+func (d *Detector) track(w *window, out []Event) []Event {
 	const maxGap = 6
 	idx := d.nsub - winSubs
 	p := &d.cur
@@ -575,6 +760,14 @@ func (d *Detector) track(w window, out []Event) []Event {
 	i := int(idx - p.first)
 	p.n = i + 1
 	if w.digit == 0 {
+		// Speech over a press spoils its windows' purity but not its
+		// tones: such a window bridges like a valid one, or one press
+		// under speech would be reported twice. It adds nothing to the
+		// press's duration.
+		if w.held {
+			p.gap = 0
+			return out
+		}
 		p.gap++
 		if p.gap > maxGap {
 			out = d.finish(out)
@@ -582,6 +775,7 @@ func (d *Detector) track(w window, out []Event) []Event {
 		return out
 	}
 	p.gap = 0
+	p.plo, p.phi = max(p.plo, w.raw[0]), max(p.phi, w.raw[1])
 	if i < maxRun {
 		p.pows[i] = float32(w.power)
 	}

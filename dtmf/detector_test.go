@@ -132,6 +132,33 @@ func TestDetectSameDigitTwice(t *testing.T) {
 	}
 }
 
+// TestDetectPressUnderSpeechBurst: a syllable louder than the tones in the
+// middle of a long press spoils the windows' purity for up to 60 ms, longer than
+// a drop-out, but the tones go on under it: one press, one digit. A real
+// 40 ms pause still makes two.
+func TestDetectPressUnderSpeechBurst(t *testing.T) {
+	for _, burstMs := range []int{30, 40, 60} {
+		var s signal
+		s.silence(50)
+		start := len(s.pcm)
+		s.tone(toneSpec{digit: '8', onMs: 200, offMs: 100, lowDB: -20, highDB: -20})
+		// Harmonics of a 140 Hz voice, 6 dB over each tone, away from
+		// the DTMF frequencies.
+		b := start + 80*ms
+		for i := range burstMs * ms {
+			x := float64(b + i)
+			v := 0.0
+			for _, h := range []float64{3, 4, 5, 8, 11} {
+				v += math.Sin(2 * math.Pi * 140 * h * x / SampleRate)
+			}
+			s.pcm[b+i] = saturate(float64(s.pcm[b+i]) + PeakForDBm0(-14)*v)
+		}
+		if got := digitsOf(detectAll(DetectorConfig{}, s.pcm, 160)); got != "8" {
+			t.Errorf("%d ms burst over a press: got %q, want one 8", burstMs, got)
+		}
+	}
+}
+
 func TestDetectNoise(t *testing.T) {
 	var s signal
 	s.silence(40)
@@ -215,6 +242,53 @@ func TestFastMath(t *testing.T) {
 		want = max(want, 0.1)
 		if d := math.Abs(gain2(df) - want); d > 0.01 {
 			t.Fatalf("gain2(%v) = %v, want %v", df, gain2(df), want)
+		}
+	}
+}
+
+// TestGoertzel8: the assembly filters give the Go ones' results to the bit,
+// for every length a sub-block can be cut into.
+func TestGoertzel8(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	for n := range subLen + 2 {
+		x := make([]float64, n)
+		for i := range x {
+			x[i] = float64(int16(r.Uint32()))
+		}
+		var a1, a2, b1, b2 [8]float64
+		for k := range 8 {
+			a1[k] = r.NormFloat64() * 1e4
+			a2[k] = r.NormFloat64() * 1e4
+		}
+		b1, b2 = a1, a2
+		goertzel8(x, &a1, &a2, &goertzel.coef)
+		goertzel8Go(x, &b1, &b2, &goertzel.coef)
+		if a1 != b1 || a2 != b2 {
+			t.Fatalf("%d samples: %v %v, want %v %v", n, a1, a2, b1, b2)
+		}
+	}
+}
+
+// TestGoertzel8G711: the same for the G.711 path, energy included.
+func TestGoertzel8G711(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	for _, table := range []*[256]float64{&ulawFloat, &alawFloat} {
+		for n := range subLen + 1 {
+			in := make([]byte, n)
+			for i := range in {
+				in[i] = byte(r.Uint32())
+			}
+			var a1, a2, b1, b2 [8]float64
+			for k := range 8 {
+				a1[k] = r.NormFloat64() * 1e4
+				a2[k] = r.NormFloat64() * 1e4
+			}
+			b1, b2 = a1, a2
+			ea := goertzel8G711(in, table, &a1, &a2, &goertzel.coef)
+			eb := goertzel8G711Go(in, table, &b1, &b2, &goertzel.coef)
+			if a1 != b1 || a2 != b2 || ea != eb {
+				t.Fatalf("%d samples: %v %v %v, want %v %v %v", n, a1, a2, ea, b1, b2, eb)
+			}
 		}
 	}
 }

@@ -56,19 +56,23 @@ func ParseMaskMode(s string) (MaskMode, error) {
 
 // Defaults of MaskConfig.
 const (
-	DefaultLookAhead = 30 * time.Millisecond
+	// DefaultLookAhead leaves a margin over MinLookAhead.
+	DefaultLookAhead = 20 * time.Millisecond
 	DefaultMaskHz    = 1850 // above the high group, far from the low group
 	DefaultMaskLevel = -20  // dBm0
-	// MinLookAhead is the detector's latency: a window, the hop that
-	// confirms it, and the pre-roll before the tone's first sample.
-	MinLookAhead = time.Duration((winLen+(suspectWins+1)*hop)*1e6/SampleRate) * time.Microsecond
+	// MinLookAhead is the shortest look-ahead at which no sample of a
+	// clean tone leaves before the masker has seen it (Late stays 0 on
+	// every synthetic case of test/dtmfproof; at 12 ms two tones start
+	// late). The reference detectors read nothing in the masked output
+	// down to 8 ms: a tone's first few milliseconds are too short for them.
+	MinLookAhead = 16 * time.Millisecond
 )
 
 // MaskConfig tunes masking. The zero value masks with a 1850 Hz beep at
-// -20 dBm0 and a 30 ms look-ahead.
+// -20 dBm0 and a 20 ms look-ahead.
 type MaskConfig struct {
 	Mode      MaskMode
-	LookAhead time.Duration // default 30 ms, at least MinLookAhead (20 ms)
+	LookAhead time.Duration // default 20 ms, at least MinLookAhead (16 ms)
 	ToneHz    float64       // beep pitch for MaskTone, whole Hz (default 1850)
 	Level     float64       // beep or comfort noise level, dBm0 (default -20 for the beep, -65 for noise)
 	Detector  DetectorConfig
@@ -128,8 +132,10 @@ const (
 type MaskStats struct {
 	Samples int64 // samples passed through
 	Masked  int64 // of those, samples replaced
-	// Late counts presses whose first samples had already left when the
-	// detector saw them; with a look-ahead ≥ MinLookAhead it stays 0.
+	// Late counts tones that showed in a sub-block already sent when the
+	// masker suspected them. For clean tones it stays 0 with a look-ahead
+	// ≥ MinLookAhead; a tone buried in speech may show long before it
+	// can be told from the speech, and what left is too weak to be read.
 	Late int64
 }
 
@@ -145,7 +151,7 @@ type Masker struct {
 	codec Codec
 	det   *Detector
 	delay int64
-	pre   int64 // samples masked before the window that raised suspicion
+	pre   int64 // samples masked before the sub-block where a tone first shows
 
 	lin [ringLen]int16 // delay line, decoded
 	raw [ringLen]byte  // delay line, G.711 as received
@@ -163,7 +169,6 @@ type Masker struct {
 	stats   MaskStats
 	// onSpan, when set, sees each masked span once it is final (PlanMask).
 	onSpan func(Span)
-	tmp    [subLen]int16
 }
 
 // NewMasker returns a masker for audio in codec.
@@ -226,7 +231,8 @@ func (m *Masker) PCM(in, out []int16, events []Event) []Event {
 		for i, v := range in[:n] {
 			m.lin[(m.in+int64(i))&(ringLen-1)] = v
 		}
-		events = m.step(in[:n], events)
+		events = m.det.Process(in[:n], events)
+		events = m.decide(n, events)
 		if t0 := m.in - int64(n) - m.delay; m.clear(t0, n) {
 			ringCopy(out[:n], m.lin[:], t0)
 		} else {
@@ -245,19 +251,15 @@ func (m *Masker) G711(in, out []byte, events []Event) []Event {
 	if (m.codec != PCMU && m.codec != PCMA) || len(out) < len(in) {
 		panic(errCodec)
 	}
-	table := &ulawTable
+	table := &ulawFloat
 	if m.codec == PCMA {
-		table = &alawTable
+		table = &alawFloat
 	}
 	for len(in) > 0 {
 		n := min(subLen-m.det.fill, len(in))
-		pcm := m.tmp[:n]
-		for i, b := range in[:n] {
-			j := (m.in + int64(i)) & (ringLen - 1)
-			m.raw[j] = b
-			pcm[i] = table[b]
-		}
-		events = m.step(pcm, events)
+		ringPut(m.raw[:], in[:n], m.in)
+		events = m.det.processG711(in[:n], table, events)
+		events = m.decide(n, events)
 		if t0 := m.in - int64(n) - m.delay; m.clear(t0, n) {
 			ringCopy(out[:n], m.raw[:], t0)
 		} else {
@@ -295,36 +297,45 @@ func (m *Masker) outLinear(t int64) int16 {
 	return m.maskLin[t%int64(len(m.maskLin))]
 }
 
-// step feeds samples (at most up to the next sub-block boundary) to the
-// detector and opens or extends the mask span on suspicion.
-func (m *Masker) step(pcm []int16, events []Event) []Event {
-	events = m.det.Process(pcm, events)
-	m.in += int64(len(pcm))
-	if m.det.fill != 0 || m.det.nsub < winSubs || !m.det.Suspect() {
+// decide counts n samples fed to the detector (at most up to the next
+// sub-block boundary) and opens or extends the mask span on suspicion.
+func (m *Masker) decide(n int, events []Event) []Event {
+	d := m.det
+	m.in += int64(n)
+	if d.fill != 0 || d.nsub < winSubs {
 		return events
 	}
-	// The first suspect window of the run ended one hop before m.in. Mask
-	// from before its start (the tone may have begun in the window before)
-	// to the current window's end plus two hops for a tail too short to
-	// raise suspicion itself.
-	start := m.in - (suspectWins-1)*hop - winLen - m.pre
-	end := m.in + 2*hop
-	outPos := m.in - m.delay
-	if start < outPos {
-		if !m.spanSet || m.span.End < outPos {
+	// Either way the span runs to the current window's end plus two hops,
+	// for a tail too short to raise suspicion itself.
+	outPos, end := m.in-m.delay, m.in+2*hop
+	switch {
+	case d.suspectShort():
+		// Mask from a margin before the sub-block where the pair first
+		// shows, however late the windows judged it.
+		onset := d.onset()
+		if onset < outPos && (!m.spanSet || m.span.End < outPos) {
 			m.stats.Late++
 		}
-		start = outPos
+		m.open(max(onset-m.pre, outPos), end)
+	case d.suspectLong():
+		// A tone buried in speech shows in the long window only; what of
+		// it left before is too weak against the speech to be read.
+		m.open(max(m.in-longLen, outPos), end)
 	}
+	return events
+}
+
+// open masks [start, end), merging with the current span: spans closer
+// together than the look-ahead merge, as both sides are tone.
+func (m *Masker) open(start, end int64) {
 	if m.spanSet && start <= m.span.End+m.delay {
 		m.span.End = max(m.span.End, end)
-		return events
+		return
 	}
 	if m.spanSet && m.onSpan != nil {
 		m.onSpan(m.span)
 	}
 	m.span, m.spanSet = Span{start, end}, true
-	return events
 }
 
 // clear reports whether output samples [t0, t0+n) all pass unchanged, and
@@ -335,6 +346,14 @@ func (m *Masker) clear(t0 int64, n int) bool {
 	}
 	m.stats.Samples += int64(n)
 	return true
+}
+
+// ringPut copies src into ring from index t on.
+func ringPut(ring, src []byte, t int64) {
+	j := int(t & int64(len(ring)-1))
+	if k := copy(ring[j:], src); k < len(src) {
+		copy(ring, src[k:])
+	}
 }
 
 // ringCopy copies len(dst) samples from ring, starting at index t.
@@ -419,6 +438,14 @@ var ulawTable, alawTable = func() (u, a [256]int16) {
 	for i := range 256 {
 		u[i] = g711.DecodeUlawFrame(uint8(i))
 		a[i] = g711.DecodeAlawFrame(uint8(i))
+	}
+	return
+}()
+
+// The same as float64: the detector's input, with no int16 stage.
+var ulawFloat, alawFloat = func() (u, a [256]float64) {
+	for i := range 256 {
+		u[i], a[i] = float64(ulawTable[i]), float64(alawTable[i])
 	}
 	return
 }()

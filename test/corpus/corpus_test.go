@@ -1,6 +1,7 @@
 package corpus
 
 import (
+	"fmt"
 	"math"
 	"os"
 	"strings"
@@ -306,5 +307,75 @@ func TestOverSpeech(t *testing.T) {
 		if lvl := LevelDBm0(gap); lvl > -10 {
 			t.Errorf("%s: speech between tones at %.1f dBm0", c.Name, lvl)
 		}
+	}
+}
+
+func TestMaskingCases(t *testing.T) {
+	cs := MaskingCases()
+	names := map[string]bool{}
+	for _, c := range cs {
+		if names[c.Name] {
+			t.Errorf("duplicate case %s", c.Name)
+		}
+		names[c.Name] = true
+		if c.Required() || c.Want != c.Sent || c.Sent != AllDigits || len(c.Tones) != 16 {
+			t.Errorf("%s: required %v, want %q, sent %q, %d tones", c.Name, c.Required(), c.Want, c.Sent, len(c.Tones))
+		}
+	}
+	for _, n := range []string{"quiet/-45dBm0", "quiet/-45dBm0/40ms", "wide-twist/high+10dB/low-40dBm0,high-30dBm0", "wide-twist/low+10dB/low0dBm0,high-10dBm0"} {
+		if !names[n] {
+			t.Errorf("missing case %s", n)
+		}
+	}
+	// The quietest press holds two tones at -45 dBm0: -42 dBm0 together.
+	for _, c := range cs {
+		if c.Name != "quiet/-45dBm0" {
+			continue
+		}
+		sp := c.Tones[3]
+		if got := LevelDBm0(c.PCM[sp.Start:sp.End]); math.Abs(got-(-45+10*math.Log10(2))) > 0.2 {
+			t.Errorf("%s: press at %.2f dBm0", c.Name, got)
+		}
+	}
+}
+
+func TestDigitsOver(t *testing.T) {
+	// A bed whose active level is known: a steady 300 Hz tone at -14 dBm0,
+	// which DigitsOver brings to BedLevelDBm0.
+	bed := Clip{Name: "hum", Kind: KindSpeech, PCM: Tone(300, -14, 3000)}
+	for _, dsr := range []float64{-5, 0, 10} {
+		c := DigitsOver(bed, CatUnderSpeech, dsr)
+		if c.Name != fmt.Sprintf("under-speech/%+gdB/hum", dsr) || c.Sent != AllDigits || len(c.Tones) != 16 {
+			t.Fatalf("case %s, sent %q, %d tones", c.Name, c.Sent, len(c.Tones))
+		}
+		scaled := loop(Scale(bed.PCM, BedLevelDBm0-ActiveLevelDBm0(bed.PCM)), len(c.PCM))
+		sp := c.Tones[5]
+		tones := make([]int16, sp.End-sp.Start)
+		for i := range tones {
+			tones[i] = c.PCM[sp.Start+i] - scaled[sp.Start+i]
+		}
+		if got := LevelDBm0(tones) - BedLevelDBm0; math.Abs(got-dsr) > 0.2 {
+			t.Errorf("DSR %+g dB: press over bed measures %+.2f dB", dsr, got)
+		}
+		if n := sp.End - sp.Start; n != ms(underOnMs[5%len(underOnMs)]) {
+			t.Errorf("press 5 lasts %d samples", n)
+		}
+	}
+}
+
+func TestUnderSpeech(t *testing.T) {
+	cs := UnderSpeech(t, 0, -5)
+	if len(cs) != 2*len(underBeds) {
+		t.Fatalf("%d cases", len(cs))
+	}
+	cats := map[string]int{}
+	for _, c := range cs {
+		cats[c.Category]++
+		if c.Required() || !strings.HasPrefix(c.Name, c.Category+"/") {
+			t.Errorf("%s: category %s, required %v", c.Name, c.Category, c.Required())
+		}
+	}
+	if cats[CatUnderSpeech] != 2*len(overSpeechBeds) || cats[CatUnderMusic] != 6 {
+		t.Errorf("categories %v", cats)
 	}
 }

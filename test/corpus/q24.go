@@ -47,9 +47,17 @@ type Case struct {
 	Tones []Span
 }
 
-// Required reports whether the case carries a requirement (every category
-// but CatBeyond).
-func (c Case) Required() bool { return c.Category != CatBeyond }
+// Required reports whether the case carries a detection requirement: every
+// Q.24 category but CatBeyond (the masking cases of MaskingCases and
+// UnderSpeech carry none).
+func (c Case) Required() bool {
+	for _, cat := range Categories {
+		if c.Category == cat {
+			return cat != CatBeyond
+		}
+	}
+	return false
+}
 
 // MustReject reports whether every press of the case must be rejected.
 func (c Case) MustReject() bool { return c.Required() && c.Want == "" }

@@ -8,9 +8,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/zaf/g711"
 
@@ -48,6 +50,21 @@ func mask(t testing.TB, pcm []int16, cfg dtmf.MaskConfig) ([]int16, dtmf.MaskSta
 
 func ulaw(v int16) byte { return g711.EncodeUlawFrame(v) }
 
+// wire is what a detector on the agent's line hears without masking: the
+// input through G.711 µ-law, as the masked output is.
+func wire(pcm []int16) []int16 {
+	b := make([]byte, len(pcm))
+	for i, v := range pcm {
+		b[i] = ulaw(v)
+	}
+	out := make([]int16, len(pcm))
+	dtmf.DecodeG711(out, b, dtmf.PCMU)
+	return out
+}
+
+// detectors are the reference detectors, in report order.
+var detectors = []string{"aggressive", "multimon-ng", "spandsp"}
+
 // leakHits runs every reference detector over pcm.
 func leakHits(t testing.TB, pcm []int16) map[string]string {
 	t.Helper()
@@ -69,106 +86,169 @@ func requireTools(t *testing.T) {
 	refdetect.Require(t, refdetect.ToolSpanDSP, refdetect.ToolMultimon, refdetect.ToolSox)
 }
 
-// beyondGuarantee says whether a case lies outside what the masker
-// guarantees: tones more than 3.5 % off frequency (Q.24's reject edge;
-// no standard detector reads them, the aggressive one may) and digits
-// typed at the same level as speech over them (3 dB above it: the
-// detector itself does not accept those as presses). Those are measured,
-// bounded and reported instead.
-func beyondGuarantee(c corpus.Case) bool {
-	return strings.Contains(c.Name, "5.0%") || strings.Contains(c.Name, "over-speech/-20dBm0")
+// underDSRs are the digit-to-speech ratios of the under-speech and
+// under-music cases, dB.
+var underDSRs = []float64{10, 5, 0, -5}
+
+// maskingCases are the cases every masking proof runs: the Q.24 edges
+// (the presses a detector must reject included: other detectors read
+// them), quiet tones and wide twist, and, unless -short, digits over
+// speech and under speech and music.
+func maskingCases(t *testing.T, dsrs ...float64) []corpus.Case {
+	cs := append(corpus.Q24Cases(), corpus.MaskingCases()...)
+	if !testing.Short() {
+		cs = append(cs, corpus.OverSpeech(t)...)
+		cs = append(cs, corpus.UnderSpeech(t, dsrs...)...)
+	}
+	return cs
 }
 
-// Bounds on what leaks beyond the guarantee, as measured when this test
-// was written (digits recovered, summed over the cases): a regression
-// guard, and the figures BENCHMARKS.md reports.
-var beyondBound = map[string]int{"aggressive": 8, "multimon-ng": 2, "spandsp": 0}
-
-// TestMaskedOutputRevealsNoDigit is invariant 2 of DESIGN.md: every Q.24
-// edge case (including the tones a detector must reject, which other
-// detectors may still read) and digits over speech, masked, reveal zero
-// digits to each reference detector. The unmasked input must reveal digits
-// to each of them, or the proof proves nothing.
-func TestMaskedOutputRevealsNoDigit(t *testing.T) {
-	requireTools(t)
-	cases := corpus.Q24Cases()
-	if !testing.Short() {
-		cases = append(cases, corpus.OverSpeech(t)...)
+// bedded reports whether a case's digits are mixed into speech or music.
+// There a tone may show in a sub-block long before it can be told from
+// the speech, so Late is reported, not required to be 0: the reference
+// detectors decide.
+func bedded(c corpus.Case) bool {
+	switch c.Category {
+	case corpus.CatOverSpeech, corpus.CatUnderSpeech, corpus.CatUnderMusic:
+		return true
 	}
-	before, beyond := map[string]int{}, map[string]int{}
-	var beyondReport strings.Builder
+	return false
+}
+
+// group is a case's row in the masking table: its category, with the
+// under-speech and under-music cases split by digit-to-speech ratio.
+func group(c corpus.Case) string {
+	if c.Category == corpus.CatUnderSpeech || c.Category == corpus.CatUnderMusic || c.Category == corpus.CatOverSpeech {
+		parts := strings.SplitN(c.Name, "/", 3)
+		return parts[0] + " " + parts[1]
+	}
+	return c.Category
+}
+
+// leakRow sums one group of cases: digits each detector reads in the
+// unmasked and in the masked signal, and tones that started late.
+type leakRow struct {
+	cases, sent, late int
+	before, after     map[string]int
+}
+
+// proveMasked masks every case with cfg and runs the three reference
+// detectors over the unmasked (the control) and the masked signal. Every
+// case must be read by some detector unmasked, or its proof is void; then
+// no detector may read a digit in the masked output, and no tone of a
+// case without speech may start before the masker saw it.
+func proveMasked(t *testing.T, cases []corpus.Case, cfg dtmf.MaskConfig) map[string]*leakRow {
+	rows := map[string]*leakRow{}
 	var mu sync.Mutex
 	t.Run("cases", func(t *testing.T) {
 		for _, c := range cases {
 			t.Run(c.Name, func(t *testing.T) {
 				t.Parallel()
-				out, st, _ := mask(t, c.PCM, dtmf.MaskConfig{})
-				after, in := leakHits(t, out), leakHits(t, c.PCM)
-				mu.Lock()
-				defer mu.Unlock()
-				for det, got := range in {
-					before[det] += len(got)
+				out, st, _ := mask(t, c.PCM, cfg)
+				in, after := leakHits(t, wire(c.PCM)), leakHits(t, out)
+				read := 0
+				for _, got := range in {
+					read += len(got)
 				}
-				if beyondGuarantee(c) {
-					for det, got := range after {
-						beyond[det] += len(got)
-						if got != "" {
-							fmt.Fprintf(&beyondReport, "  %s: %s recovers %q of %q\n", c.Name, det, got, c.Sent)
-						}
-					}
-					return
-				}
-				if st.Late != 0 {
-					t.Errorf("%d presses reached the output before the masker saw them", st.Late)
+				if read == 0 {
+					t.Errorf("no reference detector reads a digit in the unmasked signal: the proof is void")
 				}
 				for det, got := range after {
 					if got != "" {
-						t.Errorf("%s recovers %q from the masked output (sent %q)", det, got, c.Sent)
+						t.Errorf("%s recovers %q from the masked output (sent %q; unmasked it read %q)", det, got, c.Sent, in[det])
 					}
+				}
+				if st.Late != 0 && !bedded(c) {
+					t.Errorf("%d tones reached the output before the masker saw them", st.Late)
+				}
+				mu.Lock()
+				defer mu.Unlock()
+				r := rows[group(c)]
+				if r == nil {
+					r = &leakRow{before: map[string]int{}, after: map[string]int{}}
+					rows[group(c)] = r
+				}
+				r.cases++
+				r.sent += len(c.Sent)
+				r.late += int(st.Late)
+				for _, det := range detectors {
+					r.before[det] += len(in[det])
+					r.after[det] += len(after[det])
 				}
 			})
 		}
 	})
-	for det, n := range before {
-		if n == 0 {
-			t.Errorf("%s found no digit in any unmasked case: the proof is void", det)
-		}
-		t.Logf("%s: %d digits in the unmasked cases; beyond the guarantee %d recovered after masking (bound %d)", det, n, beyond[det], beyondBound[det])
-		if beyond[det] > beyondBound[det] {
-			t.Errorf("%s recovers %d digits beyond the guarantee, more than the %d measured before", det, beyond[det], beyondBound[det])
+	total := map[string]int{}
+	for _, r := range rows {
+		for det, n := range r.before {
+			total[det] += n
 		}
 	}
-	t.Logf("beyond the guarantee:\n%s", beyondReport.String())
-	writeArtifact(t, "dtmf-leaks-beyond-guarantee.txt", beyondReport.String())
+	for _, det := range detectors {
+		if total[det] == 0 {
+			t.Errorf("%s found no digit in any unmasked case: the proof is void", det)
+		}
+	}
+	return rows
 }
 
-// TestMaskModes repeats the proof for silence mode and the shortest
-// look-ahead on the cases at the edges.
+// leakTable formats the rows: per group, digits sent, then unmasked →
+// masked digits per detector, and late tones.
+func leakTable(rows map[string]*leakRow) string {
+	names := make([]string, 0, len(rows))
+	for n := range rows {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var b strings.Builder
+	b.WriteString("| cases | digits sent | aggressive | multimon-ng | SpanDSP | late tones |\n|---|---|---|---|---|---|\n")
+	for _, n := range names {
+		r := rows[n]
+		fmt.Fprintf(&b, "| %s (%d) | %d |", n, r.cases, r.sent)
+		for _, det := range detectors {
+			fmt.Fprintf(&b, " %d → **%d** |", r.before[det], r.after[det])
+		}
+		fmt.Fprintf(&b, " %d |\n", r.late)
+	}
+	return b.String()
+}
+
+// TestMaskedOutputRevealsNoDigit is invariant 2 of DESIGN.md: every Q.24
+// edge case (including the tones a detector must reject, which other
+// detectors may still read), tones down to -45 dBm0 per tone, twist up to
+// ±10 dB, and digits over and under speech and music down to a -5 dB
+// digit-to-speech ratio, masked with the default settings, reveal no digit
+// to any reference detector, while unmasked each case reveals digits to
+// one of them at least.
+func TestMaskedOutputRevealsNoDigit(t *testing.T) {
+	requireTools(t)
+	rows := proveMasked(t, maskingCases(t, underDSRs...), dtmf.MaskConfig{})
+	tab := leakTable(rows)
+	t.Logf("digits read unmasked → masked, look-ahead %v:\n%s", dtmf.DefaultLookAhead, tab)
+	writeArtifact(t, "dtmf-masking.md", tab)
+}
+
+// TestMaskModes repeats the proof for silence mode and for the shortest
+// look-ahead, with speech at the two lowest digit-to-speech ratios.
 func TestMaskModes(t *testing.T) {
 	requireTools(t)
 	for _, cfg := range []dtmf.MaskConfig{
 		{Mode: dtmf.MaskSilence},
 		{LookAhead: dtmf.MinLookAhead},
 	} {
-		for _, c := range corpus.Q24Cases() {
-			if beyondGuarantee(c) {
-				continue
-			}
-			t.Run(fmt.Sprintf("%v/%v/%s", cfg.Mode, cfg.LookAhead, c.Name), func(t *testing.T) {
-				t.Parallel()
-				out, _, _ := mask(t, c.PCM, cfg)
-				for det, got := range leakHits(t, out) {
-					if got != "" {
-						t.Errorf("%s recovers %q (sent %q)", det, got, c.Sent)
-					}
-				}
-			})
-		}
+		t.Run(fmt.Sprintf("%v/%v", cfg.Mode, cfg.LookAhead), func(t *testing.T) {
+			proveMasked(t, maskingCases(t, 0, -5), cfg)
+		})
 	}
 }
 
+// talkOffAlteredPct bounds the share of the talk-off set the masker
+// alters, percent: the goal is 1 %, and this is what it measured (0.68 %)
+// rounded up, so that a change that masks more speech shows.
+const talkOffAlteredPct = 0.7
+
 // TestTalkOff: no false digit on speech, music and synthetic signals, and
-// the share of that audio the masker alters, reported. Masking must not
+// the share of that audio the masker alters, bounded. Masking must not
 // create digits the reference detectors did not already read in the input.
 func TestTalkOff(t *testing.T) {
 	requireTools(t)
@@ -198,8 +278,12 @@ func TestTalkOff(t *testing.T) {
 			}
 		}
 	}
+	pct := 100 * float64(masked) / float64(total)
 	t.Logf("talk-off: %d clips, %.1f min, %d false digits, %.3f %% of the audio altered by masking",
-		len(clips), float64(total)/dtmf.SampleRate/60, falseDigits, 100*float64(masked)/float64(total))
+		len(clips), float64(total)/dtmf.SampleRate/60, falseDigits, pct)
+	if pct > talkOffAlteredPct {
+		t.Errorf("masking altered %.3f %% of the talk-off set, more than %.2f %%", pct, talkOffAlteredPct)
+	}
 	for k, v := range byKind {
 		t.Logf("  %s: %.1f min, %.3f %% altered", k, float64(v[0])/dtmf.SampleRate/60, 100*float64(v[1])/float64(v[0]))
 	}
@@ -342,4 +426,169 @@ func writeArtifact(t *testing.T, name, body string) {
 	if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
 		t.Logf("artifact %s not written: %v", name, err)
 	}
+}
+
+// overSpeechFalseRate is the goal for digits typed over speech and music
+// at 0 to +10 dB digit-to-speech ratio: at most one false digit per 50
+// typed.
+const overSpeechFalseRate = 1.0 / 50
+
+// TestDigitsOverSpeech counts what the detector reports when the 16 digits
+// are typed into every speech and music clip of the talk-off set, per
+// digit-to-speech ratio: presses found, and false digits (a digit no press
+// explains, or a second digit for one press). From 0 to +10 dB the false
+// digits must stay within overSpeechFalseRate; at -5 dB they are reported.
+func TestDigitsOverSpeech(t *testing.T) {
+	refdetect.Require(t, refdetect.ToolSox, refdetect.ToolEspeak)
+	beds := append(corpus.Speech(t), corpus.Music(t)...)
+	var tab strings.Builder
+	tab.WriteString("| DSR | digits typed | found | false digits | false per typed |\n|---|---|---|---|---|\n")
+	for _, dsr := range []float64{10, 5, 0, -5} {
+		var typed, found, wrong int
+		for _, b := range beds {
+			cat := corpus.CatUnderSpeech
+			if b.Kind == corpus.KindMusic {
+				cat = corpus.CatUnderMusic
+			}
+			c := corpus.DigitsOver(b, cat, dsr)
+			d := dtmf.NewDetector(dtmf.DetectorConfig{})
+			f, w := matchPresses(c, d.Flush(d.Process(wire(c.PCM), nil)))
+			typed += len(c.Tones)
+			found += f
+			wrong += w
+			if w > 0 && testing.Verbose() {
+				t.Logf("DSR %+g dB, %s: %d false", dsr, b.Name, w)
+			}
+		}
+		rate := float64(wrong) / float64(typed)
+		per := "none"
+		if wrong > 0 {
+			per = fmt.Sprintf("1 in %.0f", 1/rate)
+		}
+		fmt.Fprintf(&tab, "| %+g dB | %d | %d (%.1f %%) | %d | %s |\n", dsr, typed, found, 100*float64(found)/float64(typed), wrong, per)
+		if dsr >= 0 && rate > overSpeechFalseRate {
+			t.Errorf("DSR %+g dB: %d false digits for %d typed, more than 1 in %.0f", dsr, wrong, typed, 1/overSpeechFalseRate)
+		}
+	}
+	t.Logf("digits typed over %d speech and music clips:\n%s", len(beds), tab.String())
+	writeArtifact(t, "dtmf-over-speech.md", tab.String())
+}
+
+// matchPresses pairs reported digits with the presses of c: a report
+// matches an unmatched press of its digit that it overlaps (within 10 ms).
+// It returns the presses found and the reports left over.
+func matchPresses(c corpus.Case, evs []dtmf.Event) (found, wrong int) {
+	used := make([]bool, len(c.Tones))
+	for _, e := range evs {
+		ok := false
+		for i, p := range c.Tones {
+			if !used[i] && byte(p.Digit) == byte(e.Digit) && e.Start < int64(p.End)+80 && e.End > int64(p.Start)-80 {
+				used[i], ok = true, true
+				found++
+				break
+			}
+		}
+		if !ok {
+			wrong++
+		}
+	}
+	return found, wrong
+}
+
+// TestMatchPresses: a press reported twice, a wrong digit and a digit far
+// from any press are false; what TestDigitsOverSpeech counts can fail.
+func TestMatchPresses(t *testing.T) {
+	c := corpus.Case{Tones: []corpus.Span{{Digit: '1', Start: 800, End: 1440}, {Digit: '2', Start: 3000, End: 3640}}}
+	ev := func(d byte, a, b int64) dtmf.Event { return dtmf.Event{Digit: dtmf.Digit(d), Start: a, End: b} }
+	for _, tc := range []struct {
+		evs          []dtmf.Event
+		found, wrong int
+	}{
+		{[]dtmf.Event{ev('1', 800, 1440), ev('2', 3000, 3640)}, 2, 0},
+		{[]dtmf.Event{ev('1', 800, 1100), ev('1', 1200, 1440), ev('2', 3000, 3640)}, 2, 1},
+		{[]dtmf.Event{ev('3', 800, 1440)}, 0, 1},
+		{[]dtmf.Event{ev('1', 2000, 2400)}, 0, 1},
+	} {
+		if f, w := matchPresses(c, tc.evs); f != tc.found || w != tc.wrong {
+			t.Errorf("%v: found %d wrong %d, want %d and %d", tc.evs, f, w, tc.found, tc.wrong)
+		}
+	}
+}
+
+// TestMeasureLookAhead sweeps the look-ahead over every masking case and
+// reports, per look-ahead, the digits each reference detector reads in the
+// masked output and the tones that started late, with and without speech:
+// the figures behind dtmf.MinLookAhead and dtmf.DefaultLookAhead.
+// Measurement only (TONEVAULT_MEASURE=1): it runs the proofs once per
+// look-ahead.
+func TestMeasureLookAhead(t *testing.T) {
+	if os.Getenv("TONEVAULT_MEASURE") != "1" {
+		t.Skip("measurement only; set TONEVAULT_MEASURE=1")
+	}
+	requireTools(t)
+	cases := maskingCases(t, underDSRs...)
+	var tab strings.Builder
+	tab.WriteString("| look-ahead | aggressive | multimon-ng | SpanDSP | late tones, no speech | late tones, under speech |\n|---|---|---|---|---|---|\n")
+	for _, la := range []time.Duration{6, 8, 10, 12, 14, 16, 20, 30} {
+		// Below dtmf.MinLookAhead the masker refuses to run; lower it in
+		// dtmf/mask.go to measure there.
+		if la *= time.Millisecond; la < dtmf.MinLookAhead {
+			continue
+		}
+		var mu sync.Mutex
+		leaks := map[string]int{}
+		var late [2]int64
+		sem := make(chan struct{}, 2)
+		var wg sync.WaitGroup
+		for _, c := range cases {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				sem <- struct{}{}
+				defer func() { <-sem }()
+				out, st, _ := mask(t, c.PCM, dtmf.MaskConfig{LookAhead: la})
+				after := leakHits(t, out)
+				mu.Lock()
+				defer mu.Unlock()
+				for det, got := range after {
+					leaks[det] += len(got)
+				}
+				if bedded(c) {
+					late[1] += st.Late
+				} else {
+					late[0] += st.Late
+				}
+			}()
+		}
+		wg.Wait()
+		fmt.Fprintf(&tab, "| %v | %d | %d | %d | %d | %d |\n", la, leaks["aggressive"], leaks["multimon-ng"], leaks["spandsp"], late[0], late[1])
+	}
+	t.Logf("%d cases, digits read in the masked output:\n%s", len(cases), tab.String())
+	writeArtifact(t, "dtmf-look-ahead.md", tab.String())
+}
+
+// TestMeasureQuietLevels reports, below the -45 dBm0 the proofs stop at,
+// what each reference detector reads of the 16 digits per tone level,
+// unmasked and masked: multimon-ng has no level floor.
+// Measurement only (TONEVAULT_MEASURE=1).
+func TestMeasureQuietLevels(t *testing.T) {
+	if os.Getenv("TONEVAULT_MEASURE") != "1" {
+		t.Skip("measurement only; set TONEVAULT_MEASURE=1")
+	}
+	requireTools(t)
+	var tab strings.Builder
+	tab.WriteString("| dBm0 per tone | aggressive | multimon-ng | SpanDSP |\n|---|---|---|---|\n")
+	for _, lvl := range []float64{-45, -50, -55, -60, -65, -70, -75, -80, -85, -90} {
+		p := corpus.DefaultParams()
+		p.LevelDBm0 = lvl
+		pcm := corpus.Generate(corpus.AllDigits, p)
+		out, _, _ := mask(t, pcm, dtmf.MaskConfig{})
+		in, after := leakHits(t, wire(pcm)), leakHits(t, out)
+		fmt.Fprintf(&tab, "| %g |", lvl)
+		for _, det := range detectors {
+			fmt.Fprintf(&tab, " %d → %d |", len(in[det]), len(after[det]))
+		}
+		tab.WriteString("\n")
+	}
+	t.Logf("digits read unmasked → masked:\n%s", tab.String())
 }
