@@ -42,12 +42,22 @@ func validatePayment(q *capture.PaymentRequest) error {
 		return errors.New("description must be at most 255 characters")
 	case hasControl(q.MerchantRef) || hasControl(q.Description):
 		return errors.New("merchant_reference and description must not hold control characters")
-	case containsCardNumber(q.MerchantRef) || containsCardNumber(q.Description):
-		// They are stored, returned and logged in clear: a card number
-		// typed there by mistake must not get in.
-		return errors.New("merchant_reference and description must not hold a card number")
+	case containsCardNumber(q.MerchantRef):
+		// They are stored, returned, streamed, posted in webhooks and
+		// logged in clear: a card number typed or pasted there by mistake
+		// must not get in, however it is written. The message never
+		// quotes the value.
+		return errors.New(errCardInText("merchant_reference"))
+	case containsCardNumber(q.Description):
+		return errors.New(errCardInText("description"))
 	}
 	return nil
+}
+
+// errCardInText is the refusal of a free-text field that holds a card
+// number; it names the field, never the value.
+func errCardInText(field string) string {
+	return field + " must not hold a card number (digits that pass the card number check once spaces, dots, dashes, slashes and underscores are removed); take card numbers on the keypad only"
 }
 
 func (q *resetRequest) validate() error {
@@ -83,7 +93,9 @@ func (s *Server) startPayment(w http.ResponseWriter, r *http.Request) {
 	}
 	canon, _ := json.Marshal(req)
 	fp := sha256.Sum256(append([]byte(callID+"\x00"), canon...))
-	scope := p.actor() + "\x00" + p.callID + "\x00" + key
+	// The key is the client's text: only its hash is kept.
+	keySum := sha256.Sum256([]byte(key))
+	scope := p.actor() + "\x00" + p.callID + "\x00" + string(keySum[:])
 	switch res, e := s.idem.begin(scope, fp); res {
 	case idemMismatch:
 		writeProblem(w, r, http.StatusUnprocessableEntity, "idempotency-mismatch", "this Idempotency-Key was used with a different request")
@@ -276,29 +288,9 @@ func hasControl(s string) bool {
 	return false
 }
 
-// containsCardNumber reports whether s holds a run of 12 to 19 digits,
-// possibly split by single spaces or dashes, that passes the Luhn check.
-// Only whole runs count: a longer number is not a card number.
-func containsCardNumber(s string) bool {
-	var digits []byte
-	check := func() bool {
-		ok := len(digits) >= 12 && len(digits) <= 19 && luhn(digits)
-		digits = digits[:0]
-		return ok
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c >= '0' && c <= '9':
-			digits = append(digits, c)
-		case (c == ' ' || c == '-') && len(digits) > 0 && i+1 < len(s) && s[i+1] >= '0' && s[i+1] <= '9':
-		default:
-			if check() {
-				return true
-			}
-		}
-	}
-	return check()
-}
+// containsCardNumber reports whether s, a client's free text, holds a
+// card number in any of the ways one can be written: see
+// pan.ContainsNormalized.
+func containsCardNumber(s string) bool { return pan.ContainsNormalized(s) }
 
 func luhn(d []byte) bool { return pan.Luhn(d) }

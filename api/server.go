@@ -192,8 +192,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			if v == http.ErrAbortHandler {
 				panic(v)
 			}
-			// The panic value could hold anything; log its type only.
-			s.log.Error("handler panic", zap.String("path", r.URL.Path), zap.String("type", fmt.Sprintf("%T", v)))
+			// The panic value could hold anything; log its type only, and
+			// the route's pattern, not the client's path.
+			s.log.Error("handler panic", zap.String("route", r.Pattern), zap.String("type", fmt.Sprintf("%T", v)))
 			writeProblem(w, r, http.StatusInternalServerError, "internal", "")
 		}
 	}()
