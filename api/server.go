@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path"
 	"strings"
 	"sync"
 	"time"
@@ -198,18 +197,18 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			writeProblem(w, r, http.StatusInternalServerError, "internal", "")
 		}
 	}()
+	if !canonicalPath(r) {
+		// The mux would redirect to the clean path, and clients follow
+		// redirects with the credential: refuse instead (see CleanPaths).
+		writeProblem(w, r, http.StatusNotFound, "not-found", uncleanPath)
+		return
+	}
 	if r.URL.Path == "/widget" {
 		http.Redirect(w, r, "/widget/", http.StatusMovedPermanently)
 		return
 	}
 	if strings.HasPrefix(r.URL.Path, "/widget/") {
 		s.widget.ServeHTTP(w, r)
-		return
-	}
-	if !cleanPath(r.URL.Path) {
-		// The mux would redirect to the clean path, and clients follow
-		// redirects with the credential: refuse instead.
-		writeProblem(w, r, http.StatusNotFound, "not-found", "no such path")
 		return
 	}
 	if hd, pattern := s.mux.Handler(r); pattern == "" {
@@ -364,9 +363,4 @@ func ReadSecretFile(path string) ([]byte, error) {
 		return nil, fmt.Errorf("api: secret file %s: at least 32 bytes needed", path)
 	}
 	return b, nil
-}
-
-func cleanPath(p string) bool {
-	c := path.Clean(p)
-	return p == c || p == c+"/"
 }

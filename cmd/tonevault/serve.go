@@ -24,6 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/zap"
 
+	"github.com/tonevault/tonevault/api"
 	"github.com/tonevault/tonevault/audit"
 	"github.com/tonevault/tonevault/configs"
 	"github.com/tonevault/tonevault/internal/oplog"
@@ -170,16 +171,19 @@ func serveContext(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return 1
 	}
 	mux := httpMux(reg, gw)
-	// The API routes its own paths (404/405 as problem+json).
-	mux.Handle("/v1/", pay.api)
-	mux.Handle("/widget/", pay.api)
+	// The API routes its own paths and answers every other one (404/405
+	// as problem+json), so that the mux never redirects: "/v1" would get
+	// a redirect to the "/v1/" subtree otherwise.
+	mux.Handle("/", pay.api)
 	if cfg.HTTP.Pprof {
 		log.Warn("profiler on /debug/pprof/ (http.pprof): heap profiles can hold card data; loopback only")
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
 		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	// CleanPaths outermost: no mux gets to redirect a path that is not
+	// clean (with the client's credentials following).
+	srv := &http.Server{Handler: api.CleanPaths(mux), ReadHeaderTimeout: 10 * time.Second}
 	httpErr := make(chan error, 1)
 	go func() {
 		if cfg.HTTP.TLS() {
