@@ -16,13 +16,13 @@ import (
 func TestAuthFailures(t *testing.T) {
 	e := newEnv(t, testConfig(), Deps{})
 	pay := e.startPayment(t, testKey, "call-1")
-	expired := (&tokenSigner{secret: mustSecret(t, e.srv), ttl: time.Minute, now: func() time.Time { return time.Now().Add(-time.Hour) }})
-	oldTok, _, err := expired.mint("crm", "call-1")
+	expired := (&tokenSigner{secret: mustSecret(t, e.srv), ttl: time.Minute, now: func() time.Time { return time.Now().Add(-time.Hour) }, keys: e.srv.keys})
+	oldTok, _, _, err := expired.mint("crm", "call-1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	forged := (&tokenSigner{secret: []byte(strings.Repeat("x", 32)), ttl: time.Hour, now: time.Now})
-	forgedTok, _, _ := forged.mint("crm", "call-1")
+	forged := (&tokenSigner{secret: []byte(strings.Repeat("x", 32)), ttl: time.Hour, now: time.Now, keys: e.srv.keys})
+	forgedTok, _, _, _ := forged.mint("crm", "call-1")
 
 	tests := []struct {
 		name, method, path, auth string

@@ -125,7 +125,7 @@ func NewServer(cfg Config, deps Deps) (*Server, error) {
 		log:    deps.Logger.Named("api"),
 		now:    deps.Now,
 		keys:   keys,
-		tokens: &tokenSigner{secret: widgetSecret, ttl: cfg.WidgetTokenTTL, now: deps.Now},
+		tokens: &tokenSigner{secret: widgetSecret, ttl: cfg.WidgetTokenTTL, now: deps.Now, keys: keys},
 		limit:  newLimiter(cfg.RateLimit, deps.Now),
 		// Every failed authentication is an audit record, written with
 		// fsync: an origin that keeps failing is slowed down first.
@@ -168,6 +168,7 @@ func (s *Server) routeTable() []route {
 		{"POST", "/v1/payments/{id}/cancel", keyOrWidget, s.cancel},
 		{"POST", "/v1/payments/{id}/submit", keyOrWidget, s.submit},
 		{"POST", "/v1/widget-tokens", keyOnly, s.mintWidgetToken},
+		{"DELETE", "/v1/widget-tokens/{id}", keyOnly, s.revokeWidgetToken},
 	}
 }
 
@@ -256,7 +257,7 @@ func (s *Server) wrap(rt route) http.Handler {
 		if !ok {
 			return
 		}
-		if ok, retry := s.limit.allow(p.actor() + "\x00" + p.callID); !ok {
+		if ok, retry := s.limit.allow(p.bucket()); !ok {
 			w.Header().Set("Retry-After", fmt.Sprint(retry))
 			writeProblem(w, r, http.StatusTooManyRequests, "rate-limited", "slow down; see Retry-After")
 			return
@@ -274,13 +275,22 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request, rt route) 
 			cred, ok, fromQuery = t, true, true
 		}
 	}
+	// Every refusal is an audit record, written with fsync: an origin
+	// that keeps being refused is slowed down before anything is written.
+	limited := func() bool {
+		ok, retry := s.failures.allow(origin(r))
+		if ok {
+			return false
+		}
+		// Not audited one by one: the flood would fill the trail. The
+		// operational log counts them.
+		s.log.Warn("refused requests over the limit", zap.String("origin", origin(r)))
+		w.Header().Set("Retry-After", fmt.Sprint(retry))
+		writeProblem(w, r, http.StatusTooManyRequests, "rate-limited", "too many refused requests from this address")
+		return true
+	}
 	fail := func(why audit.Reason) (principal, bool) {
-		if ok, retry := s.failures.allow(origin(r)); !ok {
-			// Not audited one by one: the flood would fill the trail. The
-			// operational log counts them.
-			s.log.Warn("authentication failures over the limit", zap.String("origin", origin(r)))
-			w.Header().Set("Retry-After", fmt.Sprint(retry))
-			writeProblem(w, r, http.StatusTooManyRequests, "rate-limited", "too many failed authentications from this address")
+		if limited() {
 			return principal{}, false
 		}
 		s.auditAuthFailed(r, rt, why)
@@ -293,18 +303,28 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request, rt route) 
 	}
 	if strings.HasPrefix(cred, widgetPrefix) {
 		if a == keyOnly {
+			// Refused before the token is even checked, and counted as a
+			// refusal before it is audited.
+			if limited() {
+				return principal{}, false
+			}
 			s.auditAuthFailed(r, rt, audit.ReasonTokenNotAllowed)
 			writeProblem(w, r, http.StatusForbidden, "forbidden", "a widget token cannot be used here")
 			return principal{}, false
 		}
 		p, err := s.tokens.verify(cred)
-		if errors.Is(err, errTokenExpired) {
+		switch {
+		case err == nil:
+			return p, true
+		case errors.Is(err, errTokenExpired):
 			return fail(audit.ReasonExpiredToken)
-		}
-		if err != nil {
+		case errors.Is(err, errTokenRevoked):
+			return fail(audit.ReasonRevokedToken)
+		case errors.Is(err, errTokenKeyRemoved):
+			return fail(audit.ReasonTokenKeyRemoved)
+		default:
 			return fail(audit.ReasonInvalidToken)
 		}
-		return p, true
 	}
 	if fromQuery {
 		// An API key in a URL would end up in access logs and histories.

@@ -92,8 +92,8 @@ func TestWidgetTokenScope(t *testing.T) {
 
 func TestWidgetTokenTampering(t *testing.T) {
 	now := time.Unix(1_800_000_000, 0)
-	s := &tokenSigner{secret: []byte(strings.Repeat("k", 32)), ttl: 15 * time.Minute, now: func() time.Time { return now }}
-	tok, exp, err := s.mint("crm", "call-1")
+	s := &tokenSigner{secret: []byte(strings.Repeat("k", 32)), ttl: 15 * time.Minute, now: func() time.Time { return now }, keys: testKeyring(t)}
+	tok, _, exp, err := s.mint("crm", "call-1")
 	if err != nil {
 		t.Fatal(err)
 	}
