@@ -143,7 +143,7 @@ func NewServer(cfg Config, deps Deps) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.widget = widgetHandler(static)
+	s.widget = widgetHandler(static, pageCSP(cfg.FrameAncestors))
 	s.ctx, s.stop = context.WithCancel(context.Background())
 	if cfg.Webhook.URL != "" {
 		s.hooks = newWebhooks(s.ctx, cfg.Webhook, hookSecret, deps, s.log)
