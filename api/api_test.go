@@ -473,3 +473,30 @@ func TestRoutesAreAuditRoutes(t *testing.T) {
 		}
 	}
 }
+
+// TestIdemStoreBounded: however many keys a client sends, the store
+// keeps at most its maximum, forgetting the oldest first; abandoned
+// entries do not pile up in its queue.
+func TestIdemStoreBounded(t *testing.T) {
+	now := time.Unix(1000, 0)
+	s := newIdemStore(func() time.Time { return now })
+	s.max = 10
+	for i := range 100 {
+		key := fmt.Sprint("k", i)
+		s.begin(key, [32]byte{1})
+		if i%2 == 0 {
+			s.finish(key, 201, []byte("b"), "/l")
+		} else {
+			s.abandon(key)
+		}
+		if len(s.entries) > s.max || len(s.order) > 2*s.max {
+			t.Fatalf("after %d keys: %d entries, %d queued", i+1, len(s.entries), len(s.order))
+		}
+	}
+	if res, _ := s.begin("k98", [32]byte{1}); res != idemReplay {
+		t.Errorf("a recent key was forgotten: %v", res)
+	}
+	if res, _ := s.begin("k0", [32]byte{2}); res != idemNew {
+		t.Errorf("the oldest key was kept: %v", res)
+	}
+}

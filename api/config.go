@@ -39,6 +39,9 @@ type Config struct {
 	// ("*." may start the host), or 'self' or 'none'. They become the
 	// pages' Content-Security-Policy frame-ancestors (default 'self').
 	FrameAncestors []string `yaml:"frame_ancestors"`
+	// MaxStreamsPerKey caps the event streams (SSE) open at once per API
+	// key, its widget tokens' included (default 1000); one more gets 429.
+	MaxStreamsPerKey int `yaml:"max_streams_per_key"`
 }
 
 // Key is one API key.
@@ -71,6 +74,7 @@ const (
 	defaultBurst          = 20
 	defaultWebhookTries   = 8
 	defaultWebhookTimeout = 10 * time.Second
+	defaultStreamsPerKey  = 1000
 )
 
 func (c *Config) applyDefaults() {
@@ -98,6 +102,9 @@ func (c *Config) applyDefaults() {
 	if len(c.FrameAncestors) == 0 {
 		c.FrameAncestors = []string{"'self'"}
 	}
+	if c.MaxStreamsPerKey <= 0 {
+		c.MaxStreamsPerKey = defaultStreamsPerKey
+	}
 }
 
 // DefaultConfig is the "api:" section of the embedded default
@@ -111,7 +118,8 @@ func DefaultConfig() Config {
 		MaskStyle:      "bin_last4",
 		Heartbeat:      defaultHeartbeat,
 		Webhook:        WebhookConfig{MaxAttempts: defaultWebhookTries, Timeout: defaultWebhookTimeout},
-		FrameAncestors: []string{"'self'"},
+		FrameAncestors:   []string{"'self'"},
+		MaxStreamsPerKey: defaultStreamsPerKey,
 	}
 }
 

@@ -241,6 +241,9 @@ func (s *Server) sessionError(w http.ResponseWriter, r *http.Request, err error)
 	case errors.Is(err, capture.ErrUnavailable):
 		w.Header().Set("Retry-After", "5")
 		writeProblem(w, r, http.StatusServiceUnavailable, "unavailable", "the payment processor is temporarily unavailable; the card data is kept, submit again")
+	case errors.Is(err, capture.ErrCapacity):
+		w.Header().Set("Retry-After", "10")
+		writeProblem(w, r, http.StatusServiceUnavailable, "unavailable", "too many payments are being taken at once (capture.max_live_sessions); try again shortly")
 	case errors.Is(err, capture.ErrClosed):
 		w.Header().Set("Retry-After", "5")
 		writeProblem(w, r, http.StatusServiceUnavailable, "unavailable", "the payment service is shutting down")

@@ -51,13 +51,17 @@ type Server struct {
 	limit    *limiter
 	failures *limiter // failed authentications per origin IP
 	idem     *idemStore
-	hooks    *webhooks // nil without a webhook URL
-	mux      *http.ServeMux
-	widget   http.Handler
-	routes   []route
-	ctx      context.Context
-	stop     context.CancelFunc
-	watchers sync.WaitGroup
+	streams  streamCounter
+	// streamWrite is how long one write of an event stream may take
+	// (streamWriteTimeout; tests shorten it).
+	streamWrite time.Duration
+	hooks       *webhooks // nil without a webhook URL
+	mux         *http.ServeMux
+	widget      http.Handler
+	routes      []route
+	ctx         context.Context
+	stop        context.CancelFunc
+	watchers    sync.WaitGroup
 }
 
 // access says who may call a route.
@@ -129,9 +133,10 @@ func NewServer(cfg Config, deps Deps) (*Server, error) {
 		limit:  newLimiter(cfg.RateLimit, deps.Now),
 		// Every failed authentication is an audit record, written with
 		// fsync: an origin that keeps failing is slowed down first.
-		failures: newLimiter(RateLimit{PerSecond: 1, Burst: 30}, deps.Now),
-		idem:     newIdemStore(deps.Now),
-		mux:      http.NewServeMux(),
+		failures:    newLimiter(RateLimit{PerSecond: 1, Burst: 30}, deps.Now),
+		idem:        newIdemStore(deps.Now),
+		streamWrite: streamWriteTimeout,
+		mux:         http.NewServeMux(),
 	}
 	hookSecret := deps.WebhookSecret
 	if cfg.Webhook.URL != "" && hookSecret == nil {
