@@ -112,12 +112,12 @@ func (c *Config) applyDefaults() {
 // requests/s per key with bursts of 40, no webhooks.
 func DefaultConfig() Config {
 	return Config{
-		RateLimit:      RateLimit{PerSecond: 20, Burst: 40},
-		MaxBodyBytes:   defaultMaxBody,
-		WidgetTokenTTL: defaultWidgetTTL,
-		MaskStyle:      "bin_last4",
-		Heartbeat:      defaultHeartbeat,
-		Webhook:        WebhookConfig{MaxAttempts: defaultWebhookTries, Timeout: defaultWebhookTimeout},
+		RateLimit:        RateLimit{PerSecond: 20, Burst: 40},
+		MaxBodyBytes:     defaultMaxBody,
+		WidgetTokenTTL:   defaultWidgetTTL,
+		MaskStyle:        "bin_last4",
+		Heartbeat:        defaultHeartbeat,
+		Webhook:          WebhookConfig{MaxAttempts: defaultWebhookTries, Timeout: defaultWebhookTimeout},
 		FrameAncestors:   []string{"'self'"},
 		MaxStreamsPerKey: defaultStreamsPerKey,
 	}

@@ -58,9 +58,9 @@ const (
 // configuration.
 func DefaultConfig() Config {
 	return Config{
-		InterDigitTimeout: DefaultInterDigitTimeout,
-		FieldTimeout:      DefaultFieldTimeout,
-		SessionTimeout:    DefaultSessionTimeout,
+		InterDigitTimeout:   DefaultInterDigitTimeout,
+		FieldTimeout:        DefaultFieldTimeout,
+		SessionTimeout:      DefaultSessionTimeout,
 		MaxAttempts:         DefaultMaxAttempts,
 		MaskStyle:           MaskBINLast4,
 		MaxLiveSessions:     DefaultMaxLiveSessions,

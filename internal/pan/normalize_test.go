@@ -31,16 +31,16 @@ func TestContainsNormalized(t *testing.T) {
 		// Every joiner, any number of them, mixed.
 		{"4111....1111////1111____1111", true},
 		{"4111     1111 1111 1111", true},
-		{"5555–5555—5555‒4444", true},        // en, em and figure dashes
-		{"5555\u00a05555\u20095555\u30004444", true}, // no-break, thin and ideographic spaces
-		{"4111\u200b1111\u200b1111\u200b1111", true}, // zero-width space
-		{"4111\u20621111\u20631111\u20641111", true}, // invisible operators
+		{"5555–5555—5555‒4444", true},                      // en, em and figure dashes
+		{"5555\u00a05555\u20095555\u30004444", true},       // no-break, thin and ideographic spaces
+		{"4111\u200b1111\u200b1111\u200b1111", true},       // zero-width space
+		{"4111\u20621111\u20631111\u20641111", true},       // invisible operators
 		{"4\u03321\u03321\u03321\u0332111111111111", true}, // combining low lines
 		{"3782·822463·10005", true},
 		{"4111−1111−1111−1111", true}, // minus sign
 		{"４１１１．１１１１．１１１１．１１１１", true},
 		{"٤١١١١١١١١١١١١١١١", true}, // Arabic-Indic digits
-		{"४१११ ११११", false}, // Devanagari, too short
+		{"४१११ ११११", false},       // Devanagari, too short
 		{"४१११ ११११ ११११ ११११", true},
 		{"𝟒𝟏𝟏𝟏𝟏𝟏𝟏𝟏𝟏𝟏𝟏𝟏𝟏𝟏𝟏𝟏", true}, // mathematical bold digits
 		{"ref " + mc + " end", true},
@@ -55,7 +55,7 @@ func TestContainsNormalized(t *testing.T) {
 		{"4111.1111.1111.1112", false},
 		{"4111x1111x1111x1111", false},
 		{"4111,1111,1111,1111", false}, // a comma ends a chain
-		{"41111111111111110", false},  // 17 digits, Luhn-invalid, never cut
+		{"41111111111111110", false},   // 17 digits, Luhn-invalid, never cut
 		{"call +44 20 7946 0958 now", false},
 		{"invoice 2024/12/06, 3 items", false},
 		{"１２３", false},
