@@ -127,7 +127,7 @@ func TestHTTPConfigServer(t *testing.T) {
 		t.Errorf("set values: %+v", s)
 	}
 	for _, tc := range []struct {
-		cfg                   HTTPConfig
+		cfg                  HTTPConfig
 		budget, total, perIP int
 	}{
 		{HTTPConfig{}, 1000, 1000, 500},
