@@ -24,6 +24,12 @@ type Config struct {
 	CorrelationHeaders []string `yaml:"correlation_headers"`
 	// RingTimeout ends a call not answered in this time with 408 (0: 3 min).
 	RingTimeout time.Duration `yaml:"ring_timeout"`
+	// Limits cap the calls and requests taken, in total and per source.
+	Limits Limits `yaml:"limits"`
+	// DrainTimeout is how long a stopping gateway (SIGTERM) waits for its
+	// calls to end by themselves, refusing new ones with 503, before it
+	// ends the rest with BYE (default 30s; serve reads it).
+	DrainTimeout time.Duration `yaml:"drain_timeout"`
 	// UserAgent is the User-Agent and Server header ("ToneVault"); the
 	// binary sets it to its name and version.
 	UserAgent string `yaml:"-"`
@@ -101,6 +107,9 @@ var DefaultCorrelationHeaders = []string{"X-Interaction-ID", "User-to-User"}
 // DefaultRingTimeout is how long a call may ring when the config says 0.
 const DefaultRingTimeout = 3 * time.Minute
 
+// DefaultDrainTimeout is how long a stopping gateway waits for its calls.
+const DefaultDrainTimeout = 30 * time.Second
+
 // DefaultConfig is the default configuration of DESIGN.md: the carrier
 // side on 127.0.0.1:5060, the platform side on 127.0.0.1:5070 sending new
 // calls to sip:agent@127.0.0.1:5090, both open to loopback only.
@@ -116,6 +125,8 @@ func DefaultConfig() Config {
 		RejectUninspectable: true,
 		CorrelationHeaders:  DefaultCorrelationHeaders,
 		RingTimeout:         DefaultRingTimeout,
+		Limits:              DefaultLimits(),
+		DrainTimeout:        DefaultDrainTimeout,
 	}
 }
 
@@ -131,6 +142,12 @@ func (c Config) Validate() error {
 	}
 	if c.RingTimeout < 0 {
 		return errors.New("sip.ring_timeout: negative")
+	}
+	if c.DrainTimeout < 0 {
+		return errors.New("sip.drain_timeout: negative")
+	}
+	if err := c.Limits.validate(); err != nil {
+		return err
 	}
 	for i, h := range c.CorrelationHeaders {
 		if h == "" || strings.ContainsAny(h, " \t\r\n:") {
