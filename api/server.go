@@ -61,7 +61,10 @@ type Server struct {
 	routes      []route
 	ctx         context.Context
 	stop        context.CancelFunc
-	watchers    sync.WaitGroup
+	// streamsCtx ends the event streams (EndStreams, Close).
+	streamsCtx context.Context
+	endStreams context.CancelFunc
+	watchers   sync.WaitGroup
 }
 
 // access says who may call a route.
@@ -150,6 +153,7 @@ func NewServer(cfg Config, deps Deps) (*Server, error) {
 	}
 	s.widget = widgetHandler(static, pageCSP(cfg.FrameAncestors))
 	s.ctx, s.stop = context.WithCancel(context.Background())
+	s.streamsCtx, s.endStreams = context.WithCancel(s.ctx)
 	if cfg.Webhook.URL != "" {
 		s.hooks = newWebhooks(s.ctx, cfg.Webhook, hookSecret, deps, s.log)
 	}
@@ -176,6 +180,12 @@ func (s *Server) routeTable() []route {
 		{"DELETE", "/v1/widget-tokens/{id}", keyOnly, s.revokeWidgetToken},
 	}
 }
+
+// EndStreams ends every event stream, now and to come (their clients
+// reconnect elsewhere), and nothing else: http.Server.Shutdown waits for
+// requests to end, which a stream does not by itself. Register it with
+// RegisterOnShutdown.
+func (s *Server) EndStreams() { s.endStreams() }
 
 // Close stops webhook deliveries and waits for session watchers to
 // notice. Deliveries not yet made are dropped (and logged).

@@ -109,7 +109,7 @@ func (s *Server) paymentEvents(w http.ResponseWriter, r *http.Request) {
 		select {
 		case <-r.Context().Done():
 			return
-		case <-s.ctx.Done():
+		case <-s.streamsCtx.Done():
 			return
 		case <-tick.C:
 			deadline()

@@ -96,7 +96,7 @@ func New(cfg Config, opts Options) (*Gateway, error) {
 	if err := cfg.Limits.validate(); err != nil {
 		return nil, err
 	}
-	cfg.Limits = cfg.Limits.withDefaults()
+	cfg.Limits = cfg.Limits.WithDefaults()
 	g := &Gateway{cfg: cfg, relay: opts.Relay, reg: opts.Registry, audit: opts.Audit, metrics: opts.Metrics, log: opts.Log, calls: map[string]*call{},
 		sources: newSources(cfg.Limits)}
 	if g.reg == nil {

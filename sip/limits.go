@@ -52,7 +52,9 @@ func DefaultLimits() Limits {
 		RequestsPerSecond: DefaultSourceRate, Burst: DefaultSourceBurst}
 }
 
-func (l Limits) withDefaults() Limits {
+// WithDefaults is l with its zero values set to the defaults: what the
+// gateway applies.
+func (l Limits) WithDefaults() Limits {
 	d := DefaultLimits()
 	if l.MaxCalls == 0 {
 		l.MaxCalls = d.MaxCalls
