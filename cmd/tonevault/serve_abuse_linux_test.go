@@ -256,3 +256,233 @@ func tail(s string, n int) string {
 	}
 	return s
 }
+
+// requireSIPp skips the test when SIPp (Debian sip-tester) is missing, or
+// fails it with TONEVAULT_REQUIRE_TOOLS=1.
+func requireSIPp(t *testing.T) string {
+	t.Helper()
+	p, err := exec.LookPath("sipp")
+	if err == nil {
+		return p
+	}
+	if os.Getenv("TONEVAULT_REQUIRE_TOOLS") == "1" {
+		t.Fatal("sipp not found (scripts/install-deps.sh sip); required by TONEVAULT_REQUIRE_TOOLS=1")
+	}
+	t.Skip("sipp not found (scripts/install-deps.sh sip)")
+	return ""
+}
+
+// freeUDPPort is a loopback UDP port free a moment ago (SIPp wants fixed
+// ports).
+func freeUDPPort(t *testing.T) int {
+	t.Helper()
+	c, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	return c.LocalAddr().(*net.UDPAddr).Port
+}
+
+// sippProc is one SIPp process.
+type sippProc struct {
+	cmd  *exec.Cmd
+	out  syncBuffer
+	dir  string
+	done chan error
+}
+
+// startSIPp runs sipp with args in a directory of its own (its logs go
+// there) and kills it at the end of the test if it is still running.
+func startSIPp(t *testing.T, args ...string) *sippProc {
+	t.Helper()
+	bin := requireSIPp(t)
+	s := &sippProc{dir: t.TempDir(), done: make(chan error, 1)}
+	s.cmd = exec.Command(bin, append([]string{"-nostdin", "-i", "127.0.0.1", "-trace_err"}, args...)...)
+	s.cmd.Dir = s.dir
+	s.cmd.Stdout, s.cmd.Stderr = &s.out, &s.out
+	if err := s.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { s.done <- s.cmd.Wait() }()
+	t.Cleanup(func() {
+		if s.cmd.ProcessState == nil {
+			s.cmd.Process.Kill()
+			<-s.done
+		}
+	})
+	return s
+}
+
+// errorLog is what SIPp wrote to its error logs.
+func (s *sippProc) errorLog() string {
+	logs, _ := filepath.Glob(filepath.Join(s.dir, "*errors.log"))
+	var b strings.Builder
+	for _, l := range logs {
+		e, _ := os.ReadFile(l)
+		b.Write(e)
+	}
+	return b.String()
+}
+
+// startAgent runs a SIPp agent that answers every call and returns its
+// address.
+func startAgent(t *testing.T) string {
+	t.Helper()
+	port := freeUDPPort(t)
+	startSIPp(t, "-sn", "uas", "-p", strconv.Itoa(port), "-mp", strconv.Itoa(freeUDPPort(t)))
+	return "127.0.0.1:" + strconv.Itoa(port)
+}
+
+// floodStats counts the answers a flooder got: the INVITEs (by Call-ID)
+// that got each status, retransmissions counted once.
+type floodStats struct {
+	mu             sync.Mutex
+	sent           int
+	seen           map[int]map[string]bool
+	byCode         map[int]int
+	retryAfterMiss int // 503s without Retry-After
+}
+
+// flood sends INVITEs that would each start a call (valid SDP), from
+// 127.0.0.2, as fast as the socket takes them, until stop closes; it never
+// ACKs. It returns when stop closes and the answers have been read.
+func flood(t *testing.T, target string, stop <-chan struct{}) *floodStats {
+	t.Helper()
+	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 2)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst, err := net.ResolveUDPAddr("udp", target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := &floodStats{byCode: map[int]int{}, seen: map[int]map[string]bool{}}
+	readDone := make(chan struct{})
+	go func() {
+		defer close(readDone)
+		buf := make([]byte, 65535)
+		for {
+			n, err := c.Read(buf)
+			if err != nil {
+				return
+			}
+			msg := string(buf[:n])
+			if !strings.HasPrefix(msg, "SIP/2.0 ") || len(msg) < 12 {
+				continue // a request (BYE): ignored
+			}
+			code, err := strconv.Atoi(msg[8:11])
+			_, rest, ok := strings.Cut(msg, "\r\nCall-ID: ")
+			callID, _, _ := strings.Cut(rest, "\r\n")
+			if err != nil || !ok {
+				continue
+			}
+			st.mu.Lock()
+			if st.seen[code] == nil {
+				st.seen[code] = map[string]bool{}
+			}
+			if !st.seen[code][callID] {
+				st.seen[code][callID] = true
+				st.byCode[code]++
+				if code == 503 && !strings.Contains(msg, "\r\nRetry-After: ") {
+					st.retryAfterMiss++
+				}
+			}
+			st.mu.Unlock()
+		}
+	}()
+	local := c.LocalAddr().String()
+	const sdp = "v=0\r\no=f 1 1 IN IP4 127.0.0.2\r\ns=-\r\nc=IN IP4 127.0.0.2\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n"
+	for i := 0; ; i++ {
+		select {
+		case <-stop:
+			time.Sleep(500 * time.Millisecond) // the last answers
+			c.Close()
+			<-readDone
+			return st
+		default:
+		}
+		msg := fmt.Sprintf("INVITE sip:flood@%s SIP/2.0\r\nVia: SIP/2.0/UDP %s;branch=z9hG4bK-f%d\r\nFrom: <sip:flood@127.0.0.2>;tag=f%d\r\nTo: <sip:flood@%s>\r\n"+
+			"Call-ID: flood-%d@127.0.0.2\r\nCSeq: 1 INVITE\r\nContact: <sip:flood@%s>\r\nMax-Forwards: 70\r\nContent-Type: application/sdp\r\nContent-Length: %d\r\n\r\n%s",
+			target, local, i, i, target, i, local, len(sdp), sdp)
+		if _, err := c.WriteTo([]byte(msg), dst); err != nil {
+			t.Errorf("flood: %v", err)
+		}
+		st.mu.Lock()
+		st.sent++
+		st.mu.Unlock()
+		if i%50 == 49 {
+			time.Sleep(time.Millisecond) // let the kernel's buffers drain a little
+		}
+	}
+}
+
+// TestINVITEFloodFromOneSource: one source floods the carrier trunk with
+// INVITEs while a customer from another source calls: the customer's
+// call connects, and the flooder gets 503 with Retry-After for all but
+// its share. The control run, with the per-source limits as wide as the
+// gateway's, shows that the flood would keep the customer out.
+func TestINVITEFloodFromOneSource(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a flood")
+	}
+	for _, tc := range []struct {
+		name    string
+		limits  string
+		connect bool
+	}{
+		{"limited", "  limits:\n    max_calls: 40\n    max_calls_per_source: 10\n    requests_per_second: 20\n    burst: 20", true},
+		{"control: no per-source limits", "  limits:\n    max_calls: 40\n    max_calls_per_source: 40\n    requests_per_second: 100000\n    burst: 100000", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			agent := startAgent(t)
+			cfgPath, _ := abuseConfig(t, agent, "  drain_timeout: 1s\n"+tc.limits)
+			p := startServeProcess(t, cfgPath, 0)
+			stop := make(chan struct{})
+			statsCh := make(chan *floodStats, 1)
+			go func() { statsCh <- flood(t, p.addrs["carrier"], stop) }()
+			time.Sleep(time.Second) // the flood is under way: the limits are reached
+
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			start := time.Now()
+			call, err := caller.Dial(ctx, caller.Options{Target: "sip:pay@" + p.addrs["carrier"], Local: "127.0.0.1:0"})
+			took := time.Since(start)
+			close(stop)
+			st := <-statsCh
+			if call != nil {
+				hctx, hcancel := context.WithTimeout(context.Background(), 10*time.Second)
+				call.Hangup(hctx)
+				hcancel()
+				call.Close()
+			}
+			metrics := ""
+			if code, body := get(t, "http://"+p.addrs["http"]+"/metrics"); code == 200 {
+				for l := range strings.SplitSeq(body, "\n") {
+					if strings.HasPrefix(l, "tonevault_sip_requests_limited_total") {
+						metrics += "\n  " + l
+					}
+				}
+			}
+			t.Logf("flood: %d INVITEs from 127.0.0.2, INVITEs answered by code %v; the customer's call: err=%v after %v%s",
+				st.sent, st.byCode, err, took.Round(time.Millisecond), metrics)
+			if tc.connect {
+				if err != nil {
+					t.Fatalf("the customer's call did not connect during the flood: %v", err)
+				}
+				if st.byCode[503] == 0 || st.retryAfterMiss > 0 {
+					t.Errorf("the flooder got %d 503s, %d without Retry-After", st.byCode[503], st.retryAfterMiss)
+				}
+				if st.byCode[200] > 10 {
+					t.Errorf("%d flood calls answered, more than max_calls_per_source (10)", st.byCode[200])
+				}
+			} else if err == nil {
+				t.Error("control: the customer's call connected even without per-source limits; the flood is not reaching the caps")
+			}
+			p.cmd.Process.Signal(syscall.SIGTERM)
+			if code := <-p.done; code != 0 {
+				t.Errorf("serve exit %d:\n%s", code, tail(p.errOut.String(), 2000))
+			}
+		})
+	}
+}
