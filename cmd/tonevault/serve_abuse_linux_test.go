@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,6 +19,7 @@ import (
 	"time"
 
 	"github.com/tonevault/tonevault/api"
+	"github.com/tonevault/tonevault/audit"
 	"github.com/tonevault/tonevault/sip/caller"
 	"github.com/tonevault/tonevault/sip/caller/callertest"
 )
@@ -485,4 +488,161 @@ func TestINVITEFloodFromOneSource(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestSIGTERMDrainsCalls: with 60 calls up (SIPp customers, a SIPp
+// agent), SIGTERM makes serve refuse a new call with 503 and report not
+// ready, and wait sip.drain_timeout: the 10 customers who hang up 3 s
+// after answering end their calls themselves meanwhile; then serve ends
+// the 50 left with a BYE on both legs. Every customer and the agent see
+// their calls through, serve exits 0, and the audit trail verifies with
+// 10 calls completed and 50 ended for shutdown.
+func TestSIGTERMDrainsCalls(t *testing.T) {
+	if testing.Short() {
+		t.Skip("60 calls")
+	}
+	const calls, leaving = 50, 10
+	requireSIPp(t)
+	agentPort := freeUDPPort(t)
+	agent := startSIPp(t, "-sn", "uas", "-p", strconv.Itoa(agentPort), "-mp", strconv.Itoa(freeUDPPort(t)), "-m", strconv.Itoa(calls+leaving))
+	cfgPath, trail := abuseConfig(t, "127.0.0.1:"+strconv.Itoa(agentPort),
+		"  drain_timeout: 6s\n  limits:\n    requests_per_second: 200\n    burst: 200")
+	p := startServeProcess(t, cfgPath, 0)
+	customers := func(xml string, n int) *sippProc {
+		scenario, err := filepath.Abs(filepath.Join("testdata", xml))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return startSIPp(t, "-sf", scenario, "-m", strconv.Itoa(n), "-l", strconv.Itoa(n), "-r", "25",
+			"-p", strconv.Itoa(freeUDPPort(t)), "-mp", strconv.Itoa(freeUDPPort(t)), "-s", "pay",
+			"-timeout", "60s", "-timeout_error", p.addrs["carrier"])
+	}
+
+	answered := func() int {
+		req, _ := http.NewRequest("GET", "http://"+p.addrs["http"]+"/v1/calls?state=answered", nil)
+		req.Header.Set("Authorization", "Bearer "+serveTestKey)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return 0
+		}
+		defer res.Body.Close()
+		var l struct{ Calls []json.RawMessage }
+		json.NewDecoder(res.Body).Decode(&l)
+		return len(l.Calls)
+	}
+	staying := customers("uac_until_bye.xml", calls)
+	waitFor(t, "50 answered calls", func() bool { return answered() == calls })
+	leavers := customers("uac_hangs_up.xml", leaving)
+	waitFor(t, "60 answered calls", func() bool { return answered() == calls+leaving })
+
+	stopAt := time.Now()
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	waitFor(t, "/readyz to say no", func() bool {
+		code, _ := get(t, "http://"+p.addrs["http"]+"/readyz")
+		return code == 503
+	})
+	// A new call while draining: 503, without Retry-After (go elsewhere).
+	late, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 3)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer late.Close()
+	dst, _ := net.ResolveUDPAddr("udp", p.addrs["carrier"])
+	sdp := "v=0\r\no=l 1 1 IN IP4 127.0.0.3\r\ns=-\r\nc=IN IP4 127.0.0.3\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n"
+	fmt.Fprintf(writerTo{late, dst}, "INVITE sip:late@%s SIP/2.0\r\nVia: SIP/2.0/UDP %s;branch=z9hG4bK-late\r\nFrom: <sip:late@127.0.0.3>;tag=l1\r\nTo: <sip:late@%s>\r\n"+
+		"Call-ID: late@127.0.0.3\r\nCSeq: 1 INVITE\r\nMax-Forwards: 70\r\nContent-Type: application/sdp\r\nContent-Length: %d\r\n\r\n%s",
+		p.addrs["carrier"], late.LocalAddr(), p.addrs["carrier"], len(sdp), sdp)
+	late.SetReadDeadline(time.Now().Add(10 * time.Second))
+	buf := make([]byte, 4096)
+	for {
+		n, err := late.Read(buf)
+		if err != nil {
+			t.Fatalf("no answer to a call while draining: %v", err)
+		}
+		if s := string(buf[:n]); !strings.HasPrefix(s, "SIP/2.0 100") {
+			if !strings.HasPrefix(s, "SIP/2.0 503") || strings.Contains(s, "Retry-After") {
+				t.Errorf("a call while draining got %q", strings.SplitN(s, "\r\n", 2)[0])
+			}
+			break
+		}
+	}
+
+	code := <-p.done
+	stopped := time.Since(stopAt)
+	if code != 0 {
+		t.Errorf("serve exit %d:\n%s", code, tail(p.errOut.String(), 3000))
+	}
+	for _, s := range []struct {
+		name string
+		p    *sippProc
+	}{{"customers staying", staying}, {"customers leaving", leavers}, {"agent", agent}} {
+		select {
+		case err := <-s.p.done:
+			if err != nil {
+				t.Errorf("SIPp %s: %v\n%s\n%s", s.name, err, tail(s.p.out.String(), 1500), tail(s.p.errorLog(), 1500))
+			}
+		case <-time.After(30 * time.Second):
+			t.Errorf("SIPp %s still running: not every call got its BYE", s.name)
+		}
+	}
+
+	recs := verifiedTrail(t, trail)
+	var started, shutdown, completed, other int
+	for _, r := range recs {
+		switch {
+		case r.Event == audit.EventSIPCallStarted:
+			started++
+		case r.Event == audit.EventSIPCallEnded && r.Reason == audit.ReasonShutdown:
+			shutdown++
+		case r.Event == audit.EventSIPCallEnded && r.Reason == audit.ReasonCompleted && r.Trunk == "carrier":
+			completed++
+		case r.Event == audit.EventSIPCallEnded:
+			other++
+		}
+	}
+	if started != calls+leaving || shutdown != calls || completed != leaving || other != 0 {
+		t.Errorf("audit: %d calls started, %d ended for shutdown, %d completed by the customer, %d otherwise; want %d, %d, %d, 0",
+			started, shutdown, completed, other, calls+leaving, calls, leaving)
+	}
+	t.Logf("SIGTERM with %d calls up: a new call refused while draining; %d ended by their customers during the 6s drain_timeout, the %d left ended with BYE; serve exited %v after the signal; trail verified (%d records)",
+		calls+leaving, completed, shutdown, stopped.Round(10*time.Millisecond), len(recs))
+}
+
+// writerTo writes datagrams to one address.
+type writerTo struct {
+	c   *net.UDPConn
+	dst *net.UDPAddr
+}
+
+func (w writerTo) Write(b []byte) (int, error) { return w.c.WriteTo(b, w.dst) }
+
+// verifiedTrail verifies the trail with its development key and returns
+// its records.
+func verifiedTrail(t *testing.T, trail string) []audit.Record {
+	t.Helper()
+	key, err := audit.LoadHMACKey(trail + ".devkey")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := audit.NewHMAC(audit.HMACKey{ID: "dev", Key: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(trail)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := audit.Verify(context.Background(), f, h); err != nil {
+		t.Fatalf("the audit trail does not verify: %v", err)
+	}
+	f.Seek(0, io.SeekStart)
+	var recs []audit.Record
+	for r, err := range audit.Records(f) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		recs = append(recs, r)
+	}
+	return recs
 }
