@@ -229,7 +229,9 @@ func TestIdleHTTPConnectionsDoNotStarveCalls(t *testing.T) {
 	}
 }
 
-func isClosedByUs(err error) bool { return strings.Contains(err.Error(), "use of closed network connection") }
+func isClosedByUs(err error) bool {
+	return strings.Contains(err.Error(), "use of closed network connection")
+}
 
 // waitFor polls cond until it holds, failing after a minute.
 func waitFor(t *testing.T, what string, cond func() bool) {
