@@ -139,3 +139,40 @@ func TestCaptureCapacity(t *testing.T) {
 	}
 	e.startPayment(t, testKey, "call-2")
 }
+
+// slowApprover approves after a delay longer than the server's write
+// timeout.
+type slowApprover struct{ d time.Duration }
+
+func (s slowApprover) Tokenize(ctx context.Context, c *capture.Card, req capture.PaymentRequest) (string, error) {
+	time.Sleep(s.d)
+	return "tok_slow", nil
+}
+
+func (slowApprover) Authorize(ctx context.Context, c *capture.Card, token string, req capture.PaymentRequest) (capture.Result, error) {
+	return capture.Result{Outcome: capture.OutcomeApproved, Token: token, AuthCode: "S1", ResponseCode: "00"}, nil
+}
+
+// TestSubmitOutlivesWriteTimeout: a submit whose authorization takes
+// longer than the server's write timeout still gets its answer.
+func TestSubmitOutlivesWriteTimeout(t *testing.T) {
+	re := newRealEnv(t, slowApprover{300 * time.Millisecond})
+	ts := httptest.NewUnstartedServer(re.srv)
+	ts.Config.WriteTimeout = 100 * time.Millisecond
+	ts.Start()
+	t.Cleanup(ts.Close)
+	v := re.startPayment(t, testKey, "call-1")
+	re.press("call-1", testPAN+"#"+testExpiry+"#"+testCVV+"#")
+	req, _ := http.NewRequest("POST", ts.URL+"/v1/payments/"+v.ID+"/submit", nil)
+	req.Header.Set("Authorization", "Bearer "+testKey)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("submit: %v", err)
+	}
+	b := readBody(t, resp)
+	if resp.StatusCode != 200 || !strings.Contains(string(b), `"approved"`) {
+		t.Fatalf("submit: %d %s", resp.StatusCode, b)
+	}
+	assertNoCardData(t, "the submit answer", string(b))
+	assertNoCardData(t, "the log", re.logs.String())
+}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"time"
 	"unicode/utf8"
 
 	"go.uber.org/zap"
@@ -193,6 +194,10 @@ func (s *Server) cancel(w http.ResponseWriter, r *http.Request) {
 	s.action(w, r, sess, err)
 }
 
+// answerWriteTimeout is the time to write the answer of a request that
+// ran longer than the server's write timeout (submit).
+const answerWriteTimeout = 10 * time.Second
+
 // submit tokenizes and authorizes. It is idempotent (capture returns the
 // first outcome again). The processor's work is not tied to the client's
 // connection: a client that hangs up must not leave an authorization
@@ -203,6 +208,10 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	v, err := sess.Submit(context.WithoutCancel(r.Context()), p.actor())
+	// Tokenizing and authorizing may take longer than the server's write
+	// timeout allows a whole request: the answer gets its own time, so
+	// the client learns the outcome of what was done.
+	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(answerWriteTimeout))
 	switch {
 	case err == nil:
 		writeJSON(w, http.StatusOK, v)
