@@ -28,7 +28,7 @@ type Config struct {
 	Limits Limits `yaml:"limits"`
 	// DrainTimeout is how long a stopping gateway (SIGTERM) waits for its
 	// calls to end by themselves, refusing new ones with 503, before it
-	// ends the rest with BYE (default 30s; serve reads it).
+	// ends the rest with BYE (default 20s; serve reads it).
 	DrainTimeout time.Duration `yaml:"drain_timeout"`
 	// UserAgent is the User-Agent and Server header ("ToneVault"); the
 	// binary sets it to its name and version.
@@ -107,8 +107,10 @@ var DefaultCorrelationHeaders = []string{"X-Interaction-ID", "User-to-User"}
 // DefaultRingTimeout is how long a call may ring when the config says 0.
 const DefaultRingTimeout = 3 * time.Minute
 
-// DefaultDrainTimeout is how long a stopping gateway waits for its calls.
-const DefaultDrainTimeout = 30 * time.Second
+// DefaultDrainTimeout is how long a stopping gateway waits for its calls:
+// with the BYEs and the HTTP stop after it, it fits in the 30 s that
+// Kubernetes gives a pod between SIGTERM and SIGKILL by default.
+const DefaultDrainTimeout = 20 * time.Second
 
 // DefaultConfig is the default configuration of DESIGN.md: the carrier
 // side on 127.0.0.1:5060, the platform side on 127.0.0.1:5070 sending new

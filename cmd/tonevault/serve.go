@@ -46,7 +46,7 @@ media relay that masks every customer digit, and the HTTP listener with
 SIP listeners are up and taking calls).
 
 SIGINT or SIGTERM stop it gracefully: new calls get 503 (and /readyz 503),
-the calls in progress have sip.drain_timeout (30s by default) to end by
+the calls in progress have sip.drain_timeout (20s by default) to end by
 themselves, then the rest are ended with BYE; the API keeps serving
 meanwhile, and payments being authorized are waited for. A second signal
 cuts the wait for calls short.
