@@ -16,13 +16,13 @@ import (
 func TestAuthFailures(t *testing.T) {
 	e := newEnv(t, testConfig(), Deps{})
 	pay := e.startPayment(t, testKey, "call-1")
-	expired := (&tokenSigner{secret: mustSecret(t, e.srv), ttl: time.Minute, now: func() time.Time { return time.Now().Add(-time.Hour) }})
-	oldTok, _, err := expired.mint("crm", "call-1")
+	expired := (&tokenSigner{secret: mustSecret(t, e.srv), ttl: time.Minute, now: func() time.Time { return time.Now().Add(-time.Hour) }, keys: e.srv.keys})
+	oldTok, _, _, err := expired.mint("crm", "call-1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	forged := (&tokenSigner{secret: []byte(strings.Repeat("x", 32)), ttl: time.Hour, now: time.Now})
-	forgedTok, _, _ := forged.mint("crm", "call-1")
+	forged := (&tokenSigner{secret: []byte(strings.Repeat("x", 32)), ttl: time.Hour, now: time.Now, keys: e.srv.keys})
+	forgedTok, _, _, _ := forged.mint("crm", "call-1")
 
 	tests := []struct {
 		name, method, path, auth string
@@ -471,5 +471,32 @@ func TestRoutesAreAuditRoutes(t *testing.T) {
 		if !audit.ValidRoute(rt.method + " " + rt.path) {
 			t.Errorf("route %s %s is not an audit route", rt.method, rt.path)
 		}
+	}
+}
+
+// TestIdemStoreBounded: however many keys a client sends, the store
+// keeps at most its maximum, forgetting the oldest first; abandoned
+// entries do not pile up in its queue.
+func TestIdemStoreBounded(t *testing.T) {
+	now := time.Unix(1000, 0)
+	s := newIdemStore(func() time.Time { return now })
+	s.max = 10
+	for i := range 100 {
+		key := fmt.Sprint("k", i)
+		s.begin(key, [32]byte{1})
+		if i%2 == 0 {
+			s.finish(key, 201, []byte("b"), "/l")
+		} else {
+			s.abandon(key)
+		}
+		if len(s.entries) > s.max || len(s.order) > 2*s.max {
+			t.Fatalf("after %d keys: %d entries, %d queued", i+1, len(s.entries), len(s.order))
+		}
+	}
+	if res, _ := s.begin("k98", [32]byte{1}); res != idemReplay {
+		t.Errorf("a recent key was forgotten: %v", res)
+	}
+	if res, _ := s.begin("k0", [32]byte{2}); res != idemNew {
+		t.Errorf("the oldest key was kept: %v", res)
 	}
 }

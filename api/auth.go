@@ -6,20 +6,23 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/base32"
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 )
 
 // principal is who made a request: an API key, or a widget token minted
 // by one and scoped to a call.
 type principal struct {
-	key    string // the API key's name
-	callID string // widget tokens only: the one call it may act on
+	key     string // the API key's name
+	callID  string // widget tokens only: the one call it may act on
+	tokenID string // widget tokens only: the token's id (rate limits, revocation)
 }
 
 func (p principal) widget() bool { return p.callID != "" }
@@ -30,6 +33,16 @@ func (p principal) actor() string {
 		return "widget:" + p.key
 	}
 	return p.key
+}
+
+// bucket is the rate limiter's key: each API key has its own bucket, and
+// so has each widget token, so that one busy agent does not slow the
+// others down and one leaked token cannot use up its key's requests.
+func (p principal) bucket() string {
+	if p.widget() {
+		return "widget-token\x00" + p.tokenID
+	}
+	return "key\x00" + p.key
 }
 
 type ctxKey struct{}
@@ -75,16 +88,58 @@ func (k *keyring) lookup(presented string) (string, bool) {
 	return k.names[found], true
 }
 
-// Widget tokens: "wt1." + base64url(payload) + "." + base64url(HMAC-SHA256
-// of "wt1." + the encoded payload). Payload: 8 bytes expiry (Unix
-// seconds, big endian), 1 byte key name length, key name, call id. No
-// JSON, so there is nothing to be lenient about when parsing.
-const widgetPrefix = "wt1."
+// binding is what a widget token carries of the key that minted it: a
+// digest of the key's configured hash. A token whose key is no longer
+// configured, or was replaced by another under the same name, no longer
+// matches and is refused.
+type binding [8]byte
+
+func (k *keyring) binding(name string) (binding, bool) {
+	for i, n := range k.names {
+		if n == name {
+			m := sha256.New()
+			m.Write([]byte("tonevault widget token key binding\x00"))
+			m.Write(k.hashes[i][:])
+			var b binding
+			copy(b[:], m.Sum(nil))
+			return b, true
+		}
+	}
+	return binding{}, false
+}
+
+// Widget tokens: "wt2." + base64url(payload) + "." + base64url(HMAC-SHA256
+// of "wt2." + the encoded payload). Payload, fixed fields first:
+//
+//	15 bytes  id: 10 random bytes and a 5-byte tag (see idTag)
+//	 8 bytes  issued at, Unix seconds, big endian
+//	 8 bytes  expiry, Unix seconds, big endian
+//	 8 bytes  the minting key's binding
+//	 1 byte   length of the key's name, then the name
+//	 the rest the call id
+//
+// No JSON, so there is nothing to be lenient about when parsing. Version
+// 1 tokens (no id, no binding, no issue time) are refused.
+const widgetPrefix = "wt2."
+
+const (
+	tokenRandLen = 10
+	tokenTagLen  = 5
+	tokenIDLen   = tokenRandLen + tokenTagLen
+	tokenFixed   = tokenIDLen + 8 + 8 + len(binding{}) + 1
+	// tokenSkew is how far in the future a token's issue time may be:
+	// another node's clock may be a little ahead.
+	tokenSkew = time.Minute
+)
 
 type tokenSigner struct {
 	secret []byte
-	ttl    time.Duration
+	ttl    time.Duration // at mint, and the longest lifetime accepted at verify
 	now    func() time.Time
+	keys   *keyring
+
+	mu      sync.Mutex
+	revoked map[string]time.Time // token id → when the entry can go
 }
 
 func newSecret() ([]byte, error) {
@@ -95,18 +150,65 @@ func newSecret() ([]byte, error) {
 	return b, nil
 }
 
-func (s *tokenSigner) mint(key, callID string) (string, time.Time, error) {
-	if len(key) > 255 || callID == "" || len(callID) > 512 {
-		return "", time.Time{}, errors.New("api: key name or call id too long for a token")
+// idTag ties a token id to the key that minted it, so that DELETE
+// /v1/widget-tokens/{id} can tell, without keeping a list of the tokens
+// it minted, that the id is one the calling key minted (with this
+// secret): no key can revoke another's tokens.
+func (s *tokenSigner) idTag(b binding, rnd []byte) []byte {
+	m := hmac.New(sha256.New, s.secret)
+	m.Write([]byte("tonevault widget token id\x00"))
+	m.Write(b[:])
+	m.Write(rnd)
+	return m.Sum(nil)[:tokenTagLen]
+}
+
+var tokenIDEncoding = base32.StdEncoding.WithPadding(base32.NoPadding)
+
+// tokenIDString is how the API shows a token id: "wt_" and 24 lowercase
+// base32 characters.
+func tokenIDString(id []byte) string {
+	return "wt_" + strings.ToLower(tokenIDEncoding.EncodeToString(id))
+}
+
+func parseTokenID(s string) ([]byte, bool) {
+	rest, ok := strings.CutPrefix(s, "wt_")
+	if !ok || len(rest) != 24 {
+		return nil, false
 	}
-	exp := s.now().Add(s.ttl).Truncate(time.Second)
-	payload := make([]byte, 9, 9+len(key)+len(callID))
-	binary.BigEndian.PutUint64(payload, uint64(exp.Unix()))
-	payload[8] = byte(len(key))
+	b, err := tokenIDEncoding.DecodeString(strings.ToUpper(rest))
+	if err != nil || len(b) != tokenIDLen {
+		return nil, false
+	}
+	return b, true
+}
+
+// mint makes a token for key (a configured key's name) and callID. It
+// returns the token, its id and its expiry.
+func (s *tokenSigner) mint(key, callID string) (tok, id string, exp time.Time, err error) {
+	if len(key) > 255 || callID == "" || len(callID) > 512 {
+		return "", "", time.Time{}, errors.New("api: key name or call id too long for a token")
+	}
+	b, ok := s.keys.binding(key)
+	if !ok {
+		return "", "", time.Time{}, errors.New("api: no such key")
+	}
+	var rnd [tokenRandLen]byte
+	if _, err := rand.Read(rnd[:]); err != nil {
+		return "", "", time.Time{}, err
+	}
+	now := s.now().Truncate(time.Second)
+	exp = now.Add(s.ttl).Truncate(time.Second)
+	payload := make([]byte, 0, tokenFixed+len(key)+len(callID))
+	payload = append(payload, rnd[:]...)
+	payload = append(payload, s.idTag(b, rnd[:])...)
+	payload = binary.BigEndian.AppendUint64(payload, uint64(now.Unix()))
+	payload = binary.BigEndian.AppendUint64(payload, uint64(exp.Unix()))
+	payload = append(payload, b[:]...)
+	payload = append(payload, byte(len(key)))
 	payload = append(payload, key...)
 	payload = append(payload, callID...)
 	body := widgetPrefix + base64.RawURLEncoding.EncodeToString(payload)
-	return body + "." + base64.RawURLEncoding.EncodeToString(s.mac(body)), exp, nil
+	return body + "." + base64.RawURLEncoding.EncodeToString(s.mac(body)), tokenIDString(payload[:tokenIDLen]), exp, nil
 }
 
 func (s *tokenSigner) mac(body string) []byte {
@@ -116,12 +218,17 @@ func (s *tokenSigner) mac(body string) []byte {
 }
 
 var (
-	errTokenInvalid = errors.New("invalid widget token")
-	errTokenExpired = fmt.Errorf("%w: expired", errTokenInvalid)
+	errTokenInvalid    = errors.New("invalid widget token")
+	errTokenExpired    = fmt.Errorf("%w: expired", errTokenInvalid)
+	errTokenRevoked    = fmt.Errorf("%w: revoked", errTokenInvalid)
+	errTokenKeyRemoved = fmt.Errorf("%w: its API key is no longer configured", errTokenInvalid)
 )
 
-// verify returns the token's principal if its signature is good and it
-// has not expired.
+// verify returns the token's principal if its signature is good, it has
+// not expired, its lifetime is within the configured one (a token minted
+// under a longer TTL, by an older configuration, is refused), the key
+// that minted it is still configured with the same hash, and it was not
+// revoked.
 func (s *tokenSigner) verify(tok string) (principal, error) {
 	if !strings.HasPrefix(tok, widgetPrefix) || len(tok) > 2048 {
 		return principal{}, errTokenInvalid
@@ -136,18 +243,70 @@ func (s *tokenSigner) verify(tok string) (principal, error) {
 		return principal{}, errTokenInvalid
 	}
 	payload, err := base64.RawURLEncoding.DecodeString(body[len(widgetPrefix):])
-	if err != nil || len(payload) < 9 {
+	if err != nil || len(payload) < tokenFixed {
 		return principal{}, errTokenInvalid
 	}
-	exp := time.Unix(int64(binary.BigEndian.Uint64(payload)), 0)
-	n := int(payload[8])
-	if len(payload) < 9+n+1 {
+	id := payload[:tokenIDLen]
+	iat := time.Unix(int64(binary.BigEndian.Uint64(payload[tokenIDLen:])), 0)
+	exp := time.Unix(int64(binary.BigEndian.Uint64(payload[tokenIDLen+8:])), 0)
+	var b binding
+	copy(b[:], payload[tokenIDLen+16:])
+	n := int(payload[tokenFixed-1])
+	if len(payload) < tokenFixed+n+1 {
 		return principal{}, errTokenInvalid
 	}
-	if !s.now().Before(exp) {
+	key, callID := string(payload[tokenFixed:tokenFixed+n]), string(payload[tokenFixed+n:])
+	now := s.now()
+	if !now.Before(exp) || exp.Sub(iat) > s.ttl || iat.After(now.Add(tokenSkew)) {
 		return principal{}, errTokenExpired
 	}
-	return principal{key: string(payload[9 : 9+n]), callID: string(payload[9+n:])}, nil
+	if want, ok := s.keys.binding(key); !ok || subtle.ConstantTimeCompare(want[:], b[:]) != 1 {
+		return principal{}, errTokenKeyRemoved
+	}
+	p := principal{key: key, callID: callID, tokenID: tokenIDString(id)}
+	if s.isRevoked(p.tokenID) {
+		return principal{}, errTokenRevoked
+	}
+	return p, nil
+}
+
+// revoke refuses the token with id from now on, if key minted it: false
+// when the id is not one of key's tokens. The list is in memory: it is
+// gone at restart (a persistent store is planned), which tokens minted
+// with a per-process secret do not outlive anyway.
+func (s *tokenSigner) revoke(key, id string) bool {
+	raw, ok := parseTokenID(id)
+	if !ok {
+		return false
+	}
+	b, ok := s.keys.binding(key)
+	if !ok || !hmac.Equal(raw[tokenRandLen:], s.idTag(b, raw[:tokenRandLen])) {
+		return false
+	}
+	now := s.now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.revoked == nil {
+		s.revoked = map[string]time.Time{}
+	}
+	if len(s.revoked) >= pruneBuckets {
+		for k, until := range s.revoked {
+			if now.After(until) {
+				delete(s.revoked, k)
+			}
+		}
+	}
+	// No token with this id outlives the longest lifetime verify accepts,
+	// counted from now: after that, the entry has nothing left to refuse.
+	s.revoked[id] = now.Add(s.ttl + tokenSkew)
+	return true
+}
+
+func (s *tokenSigner) isRevoked(id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.revoked[id]
+	return ok
 }
 
 // bearer returns the credential of an "Authorization: Bearer" header.

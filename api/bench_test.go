@@ -26,8 +26,8 @@ func BenchmarkKeyLookup(b *testing.B) {
 }
 
 func BenchmarkWidgetTokenVerify(b *testing.B) {
-	s := &tokenSigner{secret: []byte(strings.Repeat("k", 32)), ttl: 1 << 62, now: nowFixed}
-	tok, _, _ := s.mint("crm", "call-1@127.0.0.1")
+	s := &tokenSigner{secret: []byte(strings.Repeat("k", 32)), ttl: 1 << 62, now: nowFixed, keys: testKeyring(b)}
+	tok, _, _, _ := s.mint("crm", "call-1@127.0.0.1")
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := s.verify(tok); err != nil {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 )
@@ -33,6 +34,14 @@ type Config struct {
 	MaskStyle string `yaml:"mask_style"`
 	// Heartbeat is the SSE comment interval (default 15s).
 	Heartbeat time.Duration `yaml:"sse_heartbeat"`
+	// FrameAncestors are the origins that may show the widget (and the
+	// agent page) in a frame: the CRM's, as "https://crm.example.com"
+	// ("*." may start the host), or 'self' or 'none'. They become the
+	// pages' Content-Security-Policy frame-ancestors (default 'self').
+	FrameAncestors []string `yaml:"frame_ancestors"`
+	// MaxStreamsPerKey caps the event streams (SSE) open at once per API
+	// key, its widget tokens' included (default 1000); one more gets 429.
+	MaxStreamsPerKey int `yaml:"max_streams_per_key"`
 }
 
 // Key is one API key.
@@ -65,6 +74,7 @@ const (
 	defaultBurst          = 20
 	defaultWebhookTries   = 8
 	defaultWebhookTimeout = 10 * time.Second
+	defaultStreamsPerKey  = 1000
 )
 
 func (c *Config) applyDefaults() {
@@ -89,6 +99,12 @@ func (c *Config) applyDefaults() {
 	if c.Webhook.Timeout <= 0 {
 		c.Webhook.Timeout = defaultWebhookTimeout
 	}
+	if len(c.FrameAncestors) == 0 {
+		c.FrameAncestors = []string{"'self'"}
+	}
+	if c.MaxStreamsPerKey <= 0 {
+		c.MaxStreamsPerKey = defaultStreamsPerKey
+	}
 }
 
 // DefaultConfig is the "api:" section of the embedded default
@@ -96,12 +112,14 @@ func (c *Config) applyDefaults() {
 // requests/s per key with bursts of 40, no webhooks.
 func DefaultConfig() Config {
 	return Config{
-		RateLimit:      RateLimit{PerSecond: 20, Burst: 40},
-		MaxBodyBytes:   defaultMaxBody,
-		WidgetTokenTTL: defaultWidgetTTL,
-		MaskStyle:      "bin_last4",
-		Heartbeat:      defaultHeartbeat,
-		Webhook:        WebhookConfig{MaxAttempts: defaultWebhookTries, Timeout: defaultWebhookTimeout},
+		RateLimit:        RateLimit{PerSecond: 20, Burst: 40},
+		MaxBodyBytes:     defaultMaxBody,
+		WidgetTokenTTL:   defaultWidgetTTL,
+		MaskStyle:        "bin_last4",
+		Heartbeat:        defaultHeartbeat,
+		Webhook:          WebhookConfig{MaxAttempts: defaultWebhookTries, Timeout: defaultWebhookTimeout},
+		FrameAncestors:   []string{"'self'"},
+		MaxStreamsPerKey: defaultStreamsPerKey,
 	}
 }
 
@@ -125,6 +143,14 @@ func (c Config) Validate() error {
 	default:
 		return fmt.Errorf("api.mask_style: %q: want bin_last4 or last4", c.MaskStyle)
 	}
+	for i, o := range c.FrameAncestors {
+		if !validFrameAncestor(o) {
+			return fmt.Errorf("api.frame_ancestors[%d]: %q: want an origin such as https://crm.example.com, or 'self' or 'none'", i, o)
+		}
+	}
+	if len(c.FrameAncestors) > 1 && slices.Contains(c.FrameAncestors, "'none'") {
+		return errors.New("api.frame_ancestors: 'none' stands alone")
+	}
 	if c.Webhook.URL != "" {
 		u, err := url.Parse(c.Webhook.URL)
 		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
@@ -135,6 +161,30 @@ func (c Config) Validate() error {
 		}
 	}
 	return nil
+}
+
+// validFrameAncestor reports whether o may go into a CSP frame-ancestors
+// list as it stands: 'self', 'none', or an http(s) origin without path,
+// query, user or anything else (a space or ';' would add directives).
+func validFrameAncestor(o string) bool {
+	if o == "'self'" || o == "'none'" {
+		return true
+	}
+	u, err := url.Parse(o)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil ||
+		u.Path != "" || u.RawQuery != "" || u.Fragment != "" || u.Opaque != "" || strings.HasSuffix(o, "?") || strings.HasSuffix(o, "#") {
+		return false
+	}
+	host := strings.TrimPrefix(u.Hostname(), "*.")
+	if host == "" {
+		return false
+	}
+	for _, c := range host {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '.' || c == ':' || c == '[' || c == ']') {
+			return false
+		}
+	}
+	return u.Scheme+"://"+u.Host == o
 }
 
 // HashKey returns the form an API key is stored in the configuration:

@@ -30,6 +30,13 @@ func TestNewRefusesBadConfig(t *testing.T) {
 		{"no payments", Config{}, Deps{Calls: fakeCalls{}}, "required"},
 		{"short widget secret", Config{}, Deps{Payments: newFakePayments(), Calls: fakeCalls{}, WidgetSecret: []byte("short")}, "32 bytes"},
 		{"missing secret file", Config{WidgetSecretFile: filepath.Join(t.TempDir(), "nope")}, deps, "secret file"},
+		{"frame ancestor with path", Config{FrameAncestors: []string{"https://crm.example.com/app"}}, deps, "frame_ancestors[0]"},
+		{"frame ancestor without scheme", Config{FrameAncestors: []string{"crm.example.com"}}, deps, "frame_ancestors[0]"},
+		{"frame ancestor adding a directive", Config{FrameAncestors: []string{"'self'", "https://a.example; script-src *"}}, deps, "frame_ancestors[1]"},
+		{"frame ancestor with user", Config{FrameAncestors: []string{"https://u@a.example"}}, deps, "frame_ancestors[0]"},
+		{"frame ancestor javascript", Config{FrameAncestors: []string{"javascript:alert(1)"}}, deps, "frame_ancestors[0]"},
+		{"frame ancestor unquoted self", Config{FrameAncestors: []string{"self"}}, deps, "frame_ancestors[0]"},
+		{"frame ancestors none and more", Config{FrameAncestors: []string{"'none'", "'self'"}}, deps, "stands alone"},
 	}
 	for _, tc := range tests {
 		_, err := New(tc.cfg, tc.deps)

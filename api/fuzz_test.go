@@ -79,8 +79,8 @@ func FuzzDecodeWidgetTokenRequest(f *testing.F) {
 }
 
 func FuzzWidgetToken(f *testing.F) {
-	s := &tokenSigner{secret: []byte(strings.Repeat("k", 32)), ttl: 1 << 62, now: nowFixed}
-	good, _, _ := s.mint("crm", "call-1")
+	s := &tokenSigner{secret: []byte(strings.Repeat("k", 32)), ttl: 1 << 62, now: nowFixed, keys: testKeyring(f)}
+	good, _, _, _ := s.mint("crm", "call-1")
 	f.Add(good)
 	f.Add(widgetPrefix)
 	f.Add(widgetPrefix + "AAAA.AAAA")

@@ -82,6 +82,16 @@ type testEnv struct {
 	audit *recAudit
 }
 
+// testKeyring holds testConfig's keys.
+func testKeyring(t testing.TB) *keyring {
+	t.Helper()
+	k, err := newKeyring(testConfig().Keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
 func testConfig() Config {
 	return Config{Keys: []Key{{Name: "crm", Hash: HashKey(testKey)}, {Name: "other", Hash: HashKey(otherKey)}}}
 }

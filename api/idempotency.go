@@ -9,11 +9,21 @@ import (
 // idemStore remembers the successful responses to requests that carried
 // an Idempotency-Key, so a retry gets the same answer and starts no second
 // session. Failed requests are forgotten: retrying them is safe.
+//
+// It keeps at most max entries: past that the oldest go first, even
+// before their TTL, so that a client cannot fill the memory with keys.
 type idemStore struct {
 	mu      sync.Mutex
 	now     func() time.Time
 	ttl     time.Duration
+	max     int
 	entries map[string]*idemEntry
+	order   []idemQueued // oldest first; entries abandoned meanwhile are skipped
+}
+
+type idemQueued struct {
+	key string
+	e   *idemEntry
 }
 
 type idemEntry struct {
@@ -28,11 +38,12 @@ type idemEntry struct {
 const (
 	idemTTL       = 24 * time.Hour
 	idemMaxKeyLen = 255
-	idemPruneAt   = 10000
+	// idemMax bounds the store: with bodies of a few KiB, some tens of MiB.
+	idemMax = 10000
 )
 
 func newIdemStore(now func() time.Time) *idemStore {
-	return &idemStore{now: now, ttl: idemTTL, entries: map[string]*idemEntry{}}
+	return &idemStore{now: now, ttl: idemTTL, max: idemMax, entries: map[string]*idemEntry{}}
 }
 
 type idemResult int
@@ -60,14 +71,34 @@ func (s *idemStore) begin(key string, fp [sha256.Size]byte) (idemResult, *idemEn
 			return idemReplay, &c
 		}
 	}
-	if len(s.entries) >= idemPruneAt {
-		for k, e := range s.entries {
-			if !now.Before(e.expires) {
-				delete(s.entries, k)
+	// Entries expire in the order they were made: the front of the queue
+	// goes first, expired or not when the store is full.
+	for len(s.order) > 0 {
+		q := s.order[0]
+		live := s.entries[q.key] == q.e
+		if live && now.Before(q.e.expires) && len(s.entries) < s.max {
+			break
+		}
+		if live {
+			delete(s.entries, q.key)
+		}
+		s.order[0] = idemQueued{}
+		s.order = s.order[1:]
+	}
+	if len(s.order) >= 2*s.max {
+		// Mostly abandoned entries: keep the live ones, in order.
+		live := s.order[:0]
+		for _, q := range s.order {
+			if s.entries[q.key] == q.e {
+				live = append(live, q)
 			}
 		}
+		clear(s.order[len(live):])
+		s.order = live
 	}
-	s.entries[key] = &idemEntry{fp: fp, expires: now.Add(s.ttl)}
+	e := &idemEntry{fp: fp, expires: now.Add(s.ttl)}
+	s.entries[key] = e
+	s.order = append(s.order, idemQueued{key, e})
 	return idemNew, nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"time"
 	"unicode/utf8"
 
 	"go.uber.org/zap"
@@ -42,12 +43,22 @@ func validatePayment(q *capture.PaymentRequest) error {
 		return errors.New("description must be at most 255 characters")
 	case hasControl(q.MerchantRef) || hasControl(q.Description):
 		return errors.New("merchant_reference and description must not hold control characters")
-	case containsCardNumber(q.MerchantRef) || containsCardNumber(q.Description):
-		// They are stored, returned and logged in clear: a card number
-		// typed there by mistake must not get in.
-		return errors.New("merchant_reference and description must not hold a card number")
+	case containsCardNumber(q.MerchantRef):
+		// They are stored, returned, streamed, posted in webhooks and
+		// logged in clear: a card number typed or pasted there by mistake
+		// must not get in, however it is written. The message never
+		// quotes the value.
+		return errors.New(errCardInText("merchant_reference"))
+	case containsCardNumber(q.Description):
+		return errors.New(errCardInText("description"))
 	}
 	return nil
+}
+
+// errCardInText is the refusal of a free-text field that holds a card
+// number; it names the field, never the value.
+func errCardInText(field string) string {
+	return field + " must not hold a card number (digits that pass the card number check once spaces, dots, dashes, slashes and underscores are removed); take card numbers on the keypad only"
 }
 
 func (q *resetRequest) validate() error {
@@ -83,7 +94,9 @@ func (s *Server) startPayment(w http.ResponseWriter, r *http.Request) {
 	}
 	canon, _ := json.Marshal(req)
 	fp := sha256.Sum256(append([]byte(callID+"\x00"), canon...))
-	scope := p.actor() + "\x00" + p.callID + "\x00" + key
+	// The key is the client's text: only its hash is kept.
+	keySum := sha256.Sum256([]byte(key))
+	scope := p.actor() + "\x00" + p.callID + "\x00" + string(keySum[:])
 	switch res, e := s.idem.begin(scope, fp); res {
 	case idemMismatch:
 		writeProblem(w, r, http.StatusUnprocessableEntity, "idempotency-mismatch", "this Idempotency-Key was used with a different request")
@@ -181,6 +194,10 @@ func (s *Server) cancel(w http.ResponseWriter, r *http.Request) {
 	s.action(w, r, sess, err)
 }
 
+// answerWriteTimeout is the time to write the answer of a request that
+// ran longer than the server's write timeout (submit).
+const answerWriteTimeout = 10 * time.Second
+
 // submit tokenizes and authorizes. It is idempotent (capture returns the
 // first outcome again). The processor's work is not tied to the client's
 // connection: a client that hangs up must not leave an authorization
@@ -191,6 +208,10 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	v, err := sess.Submit(context.WithoutCancel(r.Context()), p.actor())
+	// Tokenizing and authorizing may take longer than the server's write
+	// timeout allows a whole request: the answer gets its own time, so
+	// the client learns the outcome of what was done.
+	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(answerWriteTimeout))
 	switch {
 	case err == nil:
 		writeJSON(w, http.StatusOK, v)
@@ -229,6 +250,9 @@ func (s *Server) sessionError(w http.ResponseWriter, r *http.Request, err error)
 	case errors.Is(err, capture.ErrUnavailable):
 		w.Header().Set("Retry-After", "5")
 		writeProblem(w, r, http.StatusServiceUnavailable, "unavailable", "the payment processor is temporarily unavailable; the card data is kept, submit again")
+	case errors.Is(err, capture.ErrCapacity):
+		w.Header().Set("Retry-After", "10")
+		writeProblem(w, r, http.StatusServiceUnavailable, "unavailable", "too many payments are being taken at once (capture.max_live_sessions); try again shortly")
 	case errors.Is(err, capture.ErrClosed):
 		w.Header().Set("Retry-After", "5")
 		writeProblem(w, r, http.StatusServiceUnavailable, "unavailable", "the payment service is shutting down")
@@ -276,29 +300,9 @@ func hasControl(s string) bool {
 	return false
 }
 
-// containsCardNumber reports whether s holds a run of 12 to 19 digits,
-// possibly split by single spaces or dashes, that passes the Luhn check.
-// Only whole runs count: a longer number is not a card number.
-func containsCardNumber(s string) bool {
-	var digits []byte
-	check := func() bool {
-		ok := len(digits) >= 12 && len(digits) <= 19 && luhn(digits)
-		digits = digits[:0]
-		return ok
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c >= '0' && c <= '9':
-			digits = append(digits, c)
-		case (c == ' ' || c == '-') && len(digits) > 0 && i+1 < len(s) && s[i+1] >= '0' && s[i+1] <= '9':
-		default:
-			if check() {
-				return true
-			}
-		}
-	}
-	return check()
-}
+// containsCardNumber reports whether s, a client's free text, holds a
+// card number in any of the ways one can be written: see
+// pan.ContainsNormalized.
+func containsCardNumber(s string) bool { return pan.ContainsNormalized(s) }
 
 func luhn(d []byte) bool { return pan.Luhn(d) }

@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path"
 	"strings"
 	"sync"
 	"time"
@@ -52,13 +51,20 @@ type Server struct {
 	limit    *limiter
 	failures *limiter // failed authentications per origin IP
 	idem     *idemStore
-	hooks    *webhooks // nil without a webhook URL
-	mux      *http.ServeMux
-	widget   http.Handler
-	routes   []route
-	ctx      context.Context
-	stop     context.CancelFunc
-	watchers sync.WaitGroup
+	streams  streamCounter
+	// streamWrite is how long one write of an event stream may take
+	// (streamWriteTimeout; tests shorten it).
+	streamWrite time.Duration
+	hooks       *webhooks // nil without a webhook URL
+	mux         *http.ServeMux
+	widget      http.Handler
+	routes      []route
+	ctx         context.Context
+	stop        context.CancelFunc
+	// streamsCtx ends the event streams (EndStreams, Close).
+	streamsCtx context.Context
+	endStreams context.CancelFunc
+	watchers   sync.WaitGroup
 }
 
 // access says who may call a route.
@@ -126,13 +132,14 @@ func NewServer(cfg Config, deps Deps) (*Server, error) {
 		log:    deps.Logger.Named("api"),
 		now:    deps.Now,
 		keys:   keys,
-		tokens: &tokenSigner{secret: widgetSecret, ttl: cfg.WidgetTokenTTL, now: deps.Now},
+		tokens: &tokenSigner{secret: widgetSecret, ttl: cfg.WidgetTokenTTL, now: deps.Now, keys: keys},
 		limit:  newLimiter(cfg.RateLimit, deps.Now),
 		// Every failed authentication is an audit record, written with
 		// fsync: an origin that keeps failing is slowed down first.
-		failures: newLimiter(RateLimit{PerSecond: 1, Burst: 30}, deps.Now),
-		idem:     newIdemStore(deps.Now),
-		mux:      http.NewServeMux(),
+		failures:    newLimiter(RateLimit{PerSecond: 1, Burst: 30}, deps.Now),
+		idem:        newIdemStore(deps.Now),
+		streamWrite: streamWriteTimeout,
+		mux:         http.NewServeMux(),
 	}
 	hookSecret := deps.WebhookSecret
 	if cfg.Webhook.URL != "" && hookSecret == nil {
@@ -144,8 +151,9 @@ func NewServer(cfg Config, deps Deps) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.widget = widgetHandler(static)
+	s.widget = widgetHandler(static, pageCSP(cfg.FrameAncestors))
 	s.ctx, s.stop = context.WithCancel(context.Background())
+	s.streamsCtx, s.endStreams = context.WithCancel(s.ctx)
 	if cfg.Webhook.URL != "" {
 		s.hooks = newWebhooks(s.ctx, cfg.Webhook, hookSecret, deps, s.log)
 	}
@@ -169,8 +177,15 @@ func (s *Server) routeTable() []route {
 		{"POST", "/v1/payments/{id}/cancel", keyOrWidget, s.cancel},
 		{"POST", "/v1/payments/{id}/submit", keyOrWidget, s.submit},
 		{"POST", "/v1/widget-tokens", keyOnly, s.mintWidgetToken},
+		{"DELETE", "/v1/widget-tokens/{id}", keyOnly, s.revokeWidgetToken},
 	}
 }
+
+// EndStreams ends every event stream, now and to come (their clients
+// reconnect elsewhere), and nothing else: http.Server.Shutdown waits for
+// requests to end, which a stream does not by itself. Register it with
+// RegisterOnShutdown.
+func (s *Server) EndStreams() { s.endStreams() }
 
 // Close stops webhook deliveries and waits for session watchers to
 // notice. Deliveries not yet made are dropped (and logged).
@@ -192,23 +207,24 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			if v == http.ErrAbortHandler {
 				panic(v)
 			}
-			// The panic value could hold anything; log its type only.
-			s.log.Error("handler panic", zap.String("path", r.URL.Path), zap.String("type", fmt.Sprintf("%T", v)))
+			// The panic value could hold anything; log its type only, and
+			// the route's pattern, not the client's path.
+			s.log.Error("handler panic", zap.String("route", r.Pattern), zap.String("type", fmt.Sprintf("%T", v)))
 			writeProblem(w, r, http.StatusInternalServerError, "internal", "")
 		}
 	}()
+	if !canonicalPath(r) {
+		// The mux would redirect to the clean path, and clients follow
+		// redirects with the credential: refuse instead (see CleanPaths).
+		writeProblem(w, r, http.StatusNotFound, "not-found", uncleanPath)
+		return
+	}
 	if r.URL.Path == "/widget" {
 		http.Redirect(w, r, "/widget/", http.StatusMovedPermanently)
 		return
 	}
 	if strings.HasPrefix(r.URL.Path, "/widget/") {
 		s.widget.ServeHTTP(w, r)
-		return
-	}
-	if !cleanPath(r.URL.Path) {
-		// The mux would redirect to the clean path, and clients follow
-		// redirects with the credential: refuse instead.
-		writeProblem(w, r, http.StatusNotFound, "not-found", "no such path")
 		return
 	}
 	if hd, pattern := s.mux.Handler(r); pattern == "" {
@@ -256,7 +272,7 @@ func (s *Server) wrap(rt route) http.Handler {
 		if !ok {
 			return
 		}
-		if ok, retry := s.limit.allow(p.actor() + "\x00" + p.callID); !ok {
+		if ok, retry := s.limit.allow(p.bucket()); !ok {
 			w.Header().Set("Retry-After", fmt.Sprint(retry))
 			writeProblem(w, r, http.StatusTooManyRequests, "rate-limited", "slow down; see Retry-After")
 			return
@@ -274,13 +290,22 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request, rt route) 
 			cred, ok, fromQuery = t, true, true
 		}
 	}
+	// Every refusal is an audit record, written with fsync: an origin
+	// that keeps being refused is slowed down before anything is written.
+	limited := func() bool {
+		ok, retry := s.failures.allow(origin(r))
+		if ok {
+			return false
+		}
+		// Not audited one by one: the flood would fill the trail. The
+		// operational log counts them.
+		s.log.Warn("refused requests over the limit", zap.String("origin", origin(r)))
+		w.Header().Set("Retry-After", fmt.Sprint(retry))
+		writeProblem(w, r, http.StatusTooManyRequests, "rate-limited", "too many refused requests from this address")
+		return true
+	}
 	fail := func(why audit.Reason) (principal, bool) {
-		if ok, retry := s.failures.allow(origin(r)); !ok {
-			// Not audited one by one: the flood would fill the trail. The
-			// operational log counts them.
-			s.log.Warn("authentication failures over the limit", zap.String("origin", origin(r)))
-			w.Header().Set("Retry-After", fmt.Sprint(retry))
-			writeProblem(w, r, http.StatusTooManyRequests, "rate-limited", "too many failed authentications from this address")
+		if limited() {
 			return principal{}, false
 		}
 		s.auditAuthFailed(r, rt, why)
@@ -293,18 +318,28 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request, rt route) 
 	}
 	if strings.HasPrefix(cred, widgetPrefix) {
 		if a == keyOnly {
+			// Refused before the token is even checked, and counted as a
+			// refusal before it is audited.
+			if limited() {
+				return principal{}, false
+			}
 			s.auditAuthFailed(r, rt, audit.ReasonTokenNotAllowed)
 			writeProblem(w, r, http.StatusForbidden, "forbidden", "a widget token cannot be used here")
 			return principal{}, false
 		}
 		p, err := s.tokens.verify(cred)
-		if errors.Is(err, errTokenExpired) {
+		switch {
+		case err == nil:
+			return p, true
+		case errors.Is(err, errTokenExpired):
 			return fail(audit.ReasonExpiredToken)
-		}
-		if err != nil {
+		case errors.Is(err, errTokenRevoked):
+			return fail(audit.ReasonRevokedToken)
+		case errors.Is(err, errTokenKeyRemoved):
+			return fail(audit.ReasonTokenKeyRemoved)
+		default:
 			return fail(audit.ReasonInvalidToken)
 		}
-		return p, true
 	}
 	if fromQuery {
 		// An API key in a URL would end up in access logs and histories.
@@ -363,9 +398,4 @@ func ReadSecretFile(path string) ([]byte, error) {
 		return nil, fmt.Errorf("api: secret file %s: at least 32 bytes needed", path)
 	}
 	return b, nil
-}
-
-func cleanPath(p string) bool {
-	c := path.Clean(p)
-	return p == c || p == c+"/"
 }

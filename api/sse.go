@@ -5,10 +5,41 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/tonevault/tonevault/capture"
 )
+
+// streamWriteTimeout is how long one write of an event stream may take.
+const streamWriteTimeout = 30 * time.Second
+
+// streamCounter counts the open event streams per API key.
+type streamCounter struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (c *streamCounter) open(key string, max int) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.n[key] >= max {
+		return false
+	}
+	if c.n == nil {
+		c.n = map[string]int{}
+	}
+	c.n[key]++
+	return true
+}
+
+func (c *streamCounter) close(key string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.n[key]--; c.n[key] <= 0 {
+		delete(c.n, key)
+	}
+}
 
 // paymentEvents streams the session as Server-Sent Events: a snapshot at
 // connect, then one "payment" event per change, id = View.Version, and a
@@ -16,14 +47,24 @@ import (
 // stream ends after the final state. With Last-Event-ID, a snapshot the
 // client already has is not sent again.
 func (s *Server) paymentEvents(w http.ResponseWriter, r *http.Request) {
-	sess, _, ok := s.session(w, r)
+	sess, p, ok := s.session(w, r)
 	if !ok {
 		return
 	}
+	if !s.streams.open(p.key, s.cfg.MaxStreamsPerKey) {
+		w.Header().Set("Retry-After", "10")
+		writeProblem(w, r, http.StatusTooManyRequests, "rate-limited", "too many event streams open for this API key (api.max_streams_per_key)")
+		return
+	}
+	defer s.streams.close(p.key)
 	rc := http.NewResponseController(w)
-	// The listener's write timeout is for ordinary requests; a stream
-	// lives as long as the session.
-	_ = rc.SetWriteDeadline(time.Time{})
+	// The server's write timeout is for ordinary requests; a stream lives
+	// as long as the session. Each write gets its own deadline instead,
+	// so that a client that stops reading is let go rather than held
+	// forever. (net/http lifts the read deadline itself once the request
+	// is read.)
+	deadline := func() { _ = rc.SetWriteDeadline(time.Now().Add(s.streamWrite)) }
+	deadline()
 
 	// Subscribe before the snapshot so no change falls between them.
 	updates, cancel := sess.Subscribe()
@@ -48,6 +89,7 @@ func (s *Server) paymentEvents(w http.ResponseWriter, r *http.Request) {
 			return false
 		}
 		last = v.Version
+		deadline()
 		// JSON from encoding/json has no raw newline, so one data line.
 		if _, err := fmt.Fprintf(w, "id: %d\nevent: payment\ndata: %s\n\n", v.Version, data); err != nil {
 			return false
@@ -67,9 +109,10 @@ func (s *Server) paymentEvents(w http.ResponseWriter, r *http.Request) {
 		select {
 		case <-r.Context().Done():
 			return
-		case <-s.ctx.Done():
+		case <-s.streamsCtx.Done():
 			return
 		case <-tick.C:
+			deadline()
 			if _, err := fmt.Fprint(w, ": heartbeat\n\n"); err != nil || rc.Flush() != nil {
 				return
 			}

@@ -4,6 +4,7 @@ import (
 	"embed"
 	"io/fs"
 	"net/http"
+	"strings"
 )
 
 //go:embed openapi.yaml
@@ -18,10 +19,16 @@ func (s *Server) openAPI(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write(openapiYAML)
 }
 
+// pageCSP is the Content-Security-Policy of the pages agents open (the
+// widget, and the agent page to come): they load nothing from anywhere
+// else, and only the configured origins (the CRM's) may frame them.
+func pageCSP(frameAncestors []string) string {
+	return "default-src 'self'; base-uri 'none'; form-action 'none'; object-src 'none'; frame-ancestors " + strings.Join(frameAncestors, " ")
+}
+
 // widgetHandler serves the agent widget. The page gets its token in the
-// URL (it runs in the CRM's iframe), hence no-referrer and no caching; it
-// loads nothing from anywhere else (CSP default-src 'self').
-func widgetHandler(static fs.FS) http.Handler {
+// URL (it runs in the CRM's iframe), hence no-referrer and no caching.
+func widgetHandler(static fs.FS, csp string) http.Handler {
 	files := http.StripPrefix("/widget/", http.FileServerFS(static))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
@@ -30,7 +37,7 @@ func widgetHandler(static fs.FS) http.Handler {
 			return
 		}
 		h := w.Header()
-		h.Set("Content-Security-Policy", "default-src 'self'; base-uri 'none'; form-action 'none'; object-src 'none'")
+		h.Set("Content-Security-Policy", csp)
 		h.Set("Cache-Control", "no-store")
 		h.Set("Referrer-Policy", "no-referrer")
 		files.ServeHTTP(w, r)

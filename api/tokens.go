@@ -12,8 +12,10 @@ type widgetTokenRequest struct {
 	CallID string `json:"call_id"`
 }
 
-// widgetTokenResponse is its answer.
+// widgetTokenResponse is its answer. ID names the token for DELETE
+// /v1/widget-tokens/{id}.
 type widgetTokenResponse struct {
+	ID        string    `json:"id"`
 	Token     string    `json:"token"`
 	ExpiresAt time.Time `json:"expires_at"`
 }
@@ -34,7 +36,7 @@ func (s *Server) mintWidgetToken(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, http.StatusNotFound, "not-found", "no such call")
 		return
 	}
-	tok, exp, err := s.tokens.mint(p.key, req.CallID)
+	tok, id, exp, err := s.tokens.mint(p.key, req.CallID)
 	if err != nil {
 		writeProblem(w, r, http.StatusUnprocessableEntity, "validation", "call_id is too long")
 		return
@@ -47,5 +49,24 @@ func (s *Server) mintWidgetToken(w http.ResponseWriter, r *http.Request) {
 		Outcome:   audit.Success,
 		ExpiresAt: exp,
 	})
-	writeJSON(w, http.StatusCreated, widgetTokenResponse{Token: tok, ExpiresAt: exp.UTC()})
+	writeJSON(w, http.StatusCreated, widgetTokenResponse{ID: id, Token: tok, ExpiresAt: exp.UTC()})
+}
+
+// revokeWidgetToken refuses a widget token from now on. Only the key that
+// minted it may; for every other key the id does not exist. Revoking
+// twice is not an error.
+func (s *Server) revokeWidgetToken(w http.ResponseWriter, r *http.Request) {
+	p, _ := principalFrom(r.Context())
+	if !s.tokens.revoke(p.key, r.PathValue("id")) {
+		writeProblem(w, r, http.StatusNotFound, "not-found", "no such widget token for this API key")
+		return
+	}
+	s.audit(r.Context(), audit.Record{
+		Actor:   p.actor(),
+		Origin:  origin(r),
+		Event:   audit.EventAPITokenRevoked,
+		Outcome: audit.Success,
+	})
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusNoContent)
 }

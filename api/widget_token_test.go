@@ -92,8 +92,8 @@ func TestWidgetTokenScope(t *testing.T) {
 
 func TestWidgetTokenTampering(t *testing.T) {
 	now := time.Unix(1_800_000_000, 0)
-	s := &tokenSigner{secret: []byte(strings.Repeat("k", 32)), ttl: 15 * time.Minute, now: func() time.Time { return now }}
-	tok, exp, err := s.mint("crm", "call-1")
+	s := &tokenSigner{secret: []byte(strings.Repeat("k", 32)), ttl: 15 * time.Minute, now: func() time.Time { return now }, keys: testKeyring(t)}
+	tok, _, exp, err := s.mint("crm", "call-1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,4 +142,27 @@ func TestWidgetStatic(t *testing.T) {
 		}
 	}
 	problem(t, e.do(t, "POST", "/widget/", "", nil), http.StatusMethodNotAllowed)
+}
+
+// TestWidgetFrameAncestors: the widget's CSP lets the configured origins,
+// and only them, frame it; 'self' by default.
+func TestWidgetFrameAncestors(t *testing.T) {
+	for _, tc := range []struct {
+		origins []string
+		want    string
+	}{
+		{nil, "frame-ancestors 'self'"},
+		{[]string{"https://crm.example.com", "https://*.crm.example.net:8443"}, "frame-ancestors https://crm.example.com https://*.crm.example.net:8443"},
+		{[]string{"'none'"}, "frame-ancestors 'none'"},
+	} {
+		cfg := testConfig()
+		cfg.FrameAncestors = tc.origins
+		e := newEnv(t, cfg, Deps{})
+		resp := e.do(t, "GET", "/widget/", "", nil)
+		readBody(t, resp)
+		csp := resp.Header.Get("Content-Security-Policy")
+		if !strings.HasSuffix(csp, "; "+tc.want) || strings.Count(csp, "frame-ancestors") != 1 {
+			t.Errorf("origins %v: CSP %q, want it to end with %q", tc.origins, csp, tc.want)
+		}
+	}
 }

@@ -69,8 +69,10 @@
 //	service.stopped          stop_requested, http_failed
 //	config.loaded            default, file; digest for a file
 //	api.auth_failed          missing_credentials, unknown_key, key_in_query, invalid_token,
-//	                         expired_token, token_not_allowed; route
+//	                         expired_token, token_not_allowed, revoked_token,
+//	                         token_key_removed; route
 //	api.token_issued         call_id, expires_at
+//	api.token_revoked        (actor: the key that revoked its token)
 //	sip.peer_refused         peer_not_allowed; trunk, method
 //	sip.call_started         call_id, trunk (the call came in on it, and leaves on the other)
 //	sip.call_ended           the call's outcome: completed, busy, declined, cancelled, not_found,

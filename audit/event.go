@@ -51,6 +51,9 @@ const (
 	// EventAPITokenIssued: a short-lived widget token was minted for an API
 	// key (call_id: its call; expires_at: its expiry). [10.2.1.5]
 	EventAPITokenIssued Event = "api.token_issued"
+	// EventAPITokenRevoked: an API key revoked a widget token it had
+	// minted. [10.2.1.5]
+	EventAPITokenRevoked Event = "api.token_revoked"
 	// EventSIPPeerRefused: a SIP request from a peer that is not allowed
 	// (trunk and method: the request). [10.2.1.4]
 	EventSIPPeerRefused Event = "sip.peer_refused"
@@ -104,7 +107,7 @@ var events = []Event{
 	EventAuditStarted, EventAuditCheckpoint, EventAuditAccessed,
 	EventServiceStarted, EventServiceStopped,
 	EventConfigLoaded, EventConfigRejected,
-	EventAPIAuthFailed, EventAPITokenIssued,
+	EventAPIAuthFailed, EventAPITokenIssued, EventAPITokenRevoked,
 	EventSIPPeerRefused, EventSIPCallStarted, EventSIPCallEnded,
 	EventMaskingFailed,
 	EventSessionStarted, EventSessionRestarted, EventSessionEnded,

@@ -56,10 +56,14 @@ const (
 	ReasonKeyInQuery Reason = "key_in_query"
 	// ReasonInvalidToken: a widget token that is malformed or whose signature does not verify.
 	ReasonInvalidToken Reason = "invalid_token"
-	// ReasonExpiredToken: a widget token past its expiry.
+	// ReasonExpiredToken: a widget token past its expiry, or whose lifetime is longer than the configured widget_token_ttl.
 	ReasonExpiredToken Reason = "expired_token"
 	// ReasonTokenNotAllowed: a widget token on a route that takes API keys only.
 	ReasonTokenNotAllowed Reason = "token_not_allowed"
+	// ReasonRevokedToken: a widget token that was revoked (DELETE /v1/widget-tokens/{id}).
+	ReasonRevokedToken Reason = "revoked_token"
+	// ReasonTokenKeyRemoved: a widget token whose API key is no longer configured, or was replaced.
+	ReasonTokenKeyRemoved Reason = "token_key_removed"
 )
 
 // sip.peer_refused (method and trunk name the request).
@@ -233,6 +237,7 @@ var reasons = []Reason{
 	ReasonStopRequested, ReasonHTTPFailed,
 	ReasonConfigDefault, ReasonConfigFile,
 	ReasonMissingCredentials, ReasonUnknownKey, ReasonKeyInQuery, ReasonInvalidToken, ReasonExpiredToken, ReasonTokenNotAllowed,
+	ReasonRevokedToken, ReasonTokenKeyRemoved,
 	ReasonPeerNotAllowed,
 	ReasonCompleted, ReasonBusy, ReasonDeclined, ReasonCancelled, ReasonNotFound, ReasonNoAnswer, ReasonNotAcceptable,
 	ReasonRejected, ReasonFailed, ReasonMediaTimeout, ReasonMaxDuration, ReasonNoACK, ReasonShutdown, ReasonBye,

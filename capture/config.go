@@ -21,6 +21,14 @@ type Config struct {
 	MerchantBrands map[string][]Brand `yaml:"merchant_brands"`
 	MaskStyle      string             `yaml:"mask_style"` // "bin_last4" (default) or "last4"
 	ExtraFields    []ExtraField       `yaml:"extra_fields"`
+	// MaxLiveSessions caps the sessions collecting or submitting at once
+	// (default 500): Start fails with ErrCapacity beyond it.
+	MaxLiveSessions int `yaml:"max_live_sessions"`
+	// MaxRetainedSessions caps the sessions kept in memory, live and ended
+	// (default 10000): beyond it the oldest ended sessions are forgotten
+	// before their Options.Retain is up, so that starting and cancelling
+	// sessions in a loop cannot fill the memory.
+	MaxRetainedSessions int `yaml:"max_retained_sessions"`
 }
 
 // ExtraField is a configured digit field collected after the security
@@ -38,6 +46,8 @@ const (
 	DefaultFieldTimeout      = 60 * time.Second
 	DefaultSessionTimeout    = 10 * time.Minute
 	DefaultMaxAttempts       = 3
+	DefaultMaxLiveSessions   = 500
+	DefaultMaxRetained       = 10000
 	MaskBINLast4             = "bin_last4"
 	MaskLast4                = "last4"
 	// maxExtraDigits bounds an extra field's buffer.
@@ -48,11 +58,13 @@ const (
 // configuration.
 func DefaultConfig() Config {
 	return Config{
-		InterDigitTimeout: DefaultInterDigitTimeout,
-		FieldTimeout:      DefaultFieldTimeout,
-		SessionTimeout:    DefaultSessionTimeout,
-		MaxAttempts:       DefaultMaxAttempts,
-		MaskStyle:         MaskBINLast4,
+		InterDigitTimeout:   DefaultInterDigitTimeout,
+		FieldTimeout:        DefaultFieldTimeout,
+		SessionTimeout:      DefaultSessionTimeout,
+		MaxAttempts:         DefaultMaxAttempts,
+		MaskStyle:           MaskBINLast4,
+		MaxLiveSessions:     DefaultMaxLiveSessions,
+		MaxRetainedSessions: DefaultMaxRetained,
 	}
 }
 
@@ -81,6 +93,15 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.MaskStyle == "" {
 		c.MaskStyle = MaskBINLast4
+	}
+	if c.MaxLiveSessions == 0 {
+		c.MaxLiveSessions = DefaultMaxLiveSessions
+	}
+	if c.MaxRetainedSessions == 0 {
+		c.MaxRetainedSessions = DefaultMaxRetained
+	}
+	if c.MaxLiveSessions < 0 || c.MaxRetainedSessions < c.MaxLiveSessions {
+		return c, errors.New("capture.max_live_sessions and max_retained_sessions: want 0 < max_live_sessions <= max_retained_sessions")
 	}
 	if c.MaskStyle != MaskBINLast4 && c.MaskStyle != MaskLast4 {
 		return c, fmt.Errorf("capture.mask_style: %q is not %q or %q", c.MaskStyle, MaskBINLast4, MaskLast4)

@@ -54,6 +54,8 @@ type Manager struct {
 	byID   map[string]*Session
 	byCall map[string]*Session // the call's latest session
 	closed bool
+	live   int        // sessions started and not yet ended
+	ended  []*Session // in the order they ended: the first to forget when full
 
 	stop        chan struct{}
 	done        chan struct{}
@@ -135,6 +137,14 @@ func (m *Manager) Start(callID string, req PaymentRequest, actor string) (*Sessi
 		m.mu.Unlock()
 		return nil, ErrCallBusy
 	}
+	if m.live >= m.cfg.MaxLiveSessions {
+		m.mu.Unlock()
+		return nil, ErrCapacity
+	}
+	for len(m.byID) >= m.cfg.MaxRetainedSessions && len(m.ended) > 0 {
+		m.forgetOldest()
+	}
+	m.live++
 	s := m.newSession(id, callID, req)
 	// Locked before it is visible: nothing reaches it before it has
 	// begun, and its session.started record goes first.
@@ -277,13 +287,26 @@ func (m *Manager) Active(callID string) bool {
 	return ok
 }
 
-// detach forgets an ended session's call.
+// detach forgets an ended session's call. A session ends once.
 func (m *Manager) detach(s *Session) {
 	m.mu.Lock()
 	if m.byCall[s.callID] == s {
 		delete(m.byCall, s.callID)
 	}
+	m.live--
+	m.ended = append(m.ended, s)
 	m.mu.Unlock()
+}
+
+// forgetOldest forgets the session that ended first (unless Tick did
+// already). m.mu is held.
+func (m *Manager) forgetOldest() {
+	s := m.ended[0]
+	m.ended[0] = nil
+	m.ended = m.ended[1:]
+	if m.byID[s.id] == s {
+		delete(m.byID, s.id)
+	}
 }
 
 func (m *Manager) sessions() []*Session {
@@ -318,6 +341,11 @@ func (m *Manager) Tick(now time.Time) {
 		if m.byCall[s.callID] == s {
 			delete(m.byCall, s.callID)
 		}
+	}
+	// Those forgotten sessions are at the front of the ended queue.
+	for len(m.ended) > 0 && m.byID[m.ended[0].id] != m.ended[0] {
+		m.ended[0] = nil
+		m.ended = m.ended[1:]
 	}
 	m.mu.Unlock()
 }

@@ -190,4 +190,6 @@ var (
 	ErrInvalidRequest = errors.New("capture: invalid payment request")
 	// ErrClosed: the Manager was closed.
 	ErrClosed = errors.New("capture: manager closed")
+	// ErrCapacity: Start with Config.MaxLiveSessions sessions live.
+	ErrCapacity = errors.New("capture: too many live payment sessions")
 )

@@ -77,8 +77,15 @@ else
 	step "Vault server: built once from the Go module proxy, about 10 minutes on 2 cores (progress every 30 s), then cached"
 fi
 "$root/scripts/vault-server.sh" build >/dev/null
-export TONEVAULT_DEV_ROOT_TOKEN=tonevault-dev-root
-bg "$root/scripts/vault-server.sh" dev 127.0.0.1:8200 >logs/vault.log 2>&1
+# The dev server's root token: new each run, and given to two processes
+# only, in their environment: the Vault dev server and the one-off
+# `vault setup` below. Every other process starts without it (and
+# without any VAULT_TOKEN from the calling shell): serve logs in to Vault
+# with the AppRole that setup creates, and nothing else needs Vault.
+root_token=$(head -c 24 /dev/urandom | base64 | tr -d '/+=')
+unset TONEVAULT_DEV_ROOT_TOKEN VAULT_TOKEN VAULT_DEV_ROOT_TOKEN_ID
+TONEVAULT_DEV_ROOT_TOKEN=$root_token bg "$root/scripts/vault-server.sh" dev 127.0.0.1:8200 >logs/vault.log 2>&1
+vault_pid=${pids[-1]}
 wait_port 127.0.0.1 8200 "Vault" logs/vault.log
 for _ in $(seq 1 50); do
 	curl -fsS http://127.0.0.1:8200/v1/sys/health >/dev/null 2>&1 && break
@@ -87,7 +94,7 @@ done
 echo "Vault dev server on http://127.0.0.1:8200 (in memory: tokens are gone when it stops)"
 
 step "Vault: mounts, keys, least-privilege policy and the gateway's AppRole login"
-VAULT_TOKEN=$TONEVAULT_DEV_ROOT_TOKEN "$tv" vault setup --out "$state/vault" >"$state/vault.yaml"
+VAULT_TOKEN=$root_token "$tv" vault setup --out "$state/vault" >"$state/vault.yaml"
 
 step "Acquirer simulator (ISO 8583) on 127.0.0.1:8583"
 bg "$tv" psp-sim --listen 127.0.0.1:8583 >logs/psp-sim.log 2>&1
@@ -128,11 +135,22 @@ audit:
   path: $state/audit.jsonl
 psp:
   state_dir: $state/psp
+sip:
+  # Ctrl-C gives the calls in progress this long to end before BYE.
+  drain_timeout: 3s
 EOF
 
 step "Gateway: tonevault serve"
 bg "$tv" serve --config tonevault.yaml >logs/serve.out 2>logs/serve.log
 wait_port 127.0.0.1 8080 "tonevault serve" logs/serve.log
+
+# Make sure: no process but Vault's has the root token in its environment.
+for pid in "${pids[@]}"; do
+	[[ $pid == "$vault_pid" ]] && continue
+	if tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null | grep -qF "$root_token"; then
+		fail "process $pid ($(tr '\0' ' ' <"/proc/$pid/cmdline")) has the Vault root token in its environment"
+	fi
+done
 
 # The demo customer's keypad: `tonevault call --keypad` types each line
 # written to this named pipe. A pipe keeps nothing on disk; anything else

@@ -30,7 +30,17 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# One SIPp is one source: lift the per-source limits (sip.limits) to the
+# rate asked for, and the call caps to twice the calls held at once.
+held=$((rate * hold / 1000 * 2 + 100))
+max_calls=$((held > 500 ? held : 500))
 cat >"$dir/tonevault.yaml" <<EOF
+sip:
+  limits:
+    requests_per_second: $((rate * 2))
+    burst: $((rate * 2))
+    max_calls: $max_calls
+    max_calls_per_source: $max_calls
 http:
   listen: 127.0.0.1:18080
 log:

@@ -134,7 +134,10 @@ vault-server: dev server on http://$addr (in-memory storage, lost on exit)
   export VAULT_ADDR=http://$addr
   export VAULT_TOKEN=$token
 EOF
-	exec "$bin" server -dev -dev-listen-address="$addr" -dev-no-store-token -dev-root-token-id="$token"
+	# The root token goes to Vault in its environment, not its arguments,
+	# which every user of the machine can read (ps).
+	unset TONEVAULT_DEV_ROOT_TOKEN
+	VAULT_DEV_ROOT_TOKEN_ID=$token exec "$bin" server -dev -dev-listen-address="$addr" -dev-no-store-token
 	;;
 -h | --help | "")
 	sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'

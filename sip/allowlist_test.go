@@ -10,7 +10,7 @@ import (
 
 // inDialog is an in-dialog request of the customer's on call callID
 // (gateway To tag toTag): extra headers, and a body of type ct.
-func inDialog(cust *peer, tg *testGW, callID, toTag, method string, cseq int, extra, ct, body string) string {
+func inDialogRequest(cust *peer, tg *testGW, callID, toTag, method string, cseq int, extra, ct, body string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s sip:tonevault@%s SIP/2.0\nVia: SIP/2.0/UDP %s;branch=z9hG4bK-%s-%d\nFrom: <sip:441234567890@example.com>;tag=cust1\nTo: %s\nCall-ID: %s\nCSeq: %d %s\nMax-Forwards: 70\n%s",
 		method, tg.carrier, cust.addr(), strings.ToLower(method), cseq, toTag, callID, cseq, method, extra)
@@ -91,7 +91,7 @@ func TestCarrierAllowlist(t *testing.T) {
 				seen[tt.reason] = true
 				before = metricValue(tg.metrics.stopped.WithLabelValues(metricMethod(sip.RequestMethod(tt.method)), string(tt.reason)))
 			}
-			cust.sendRaw(tg, inDialog(cust, tg, "allow-1", toTag, tt.method, 10+i, tt.extra, tt.ct, tt.body))
+			cust.sendRaw(tg, inDialogRequest(cust, tg, "allow-1", toTag, tt.method, 10+i, tt.extra, tt.ct, tt.body))
 			res := cust.readResponse(tt.code)
 			if tag, _ := res.To().Params.Get("tag"); tag == "" {
 				t.Error("answer without To tag")

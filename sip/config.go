@@ -29,6 +29,12 @@ type Config struct {
 	// sends the SDP alone, ISUPPass sends the ISUP part on beside the
 	// gateway's SDP.
 	ISUP ISUPMode `yaml:"isup"`
+	// Limits cap the calls and requests taken, in total and per source.
+	Limits Limits `yaml:"limits"`
+	// DrainTimeout is how long a stopping gateway (SIGTERM) waits for its
+	// calls to end by themselves, refusing new ones with 503, before it
+	// ends the rest with BYE (default 20s; serve reads it).
+	DrainTimeout time.Duration `yaml:"drain_timeout"`
 	// UserAgent is the User-Agent and Server header ("ToneVault"); the
 	// binary sets it to its name and version.
 	UserAgent string `yaml:"-"`
@@ -122,6 +128,11 @@ var DefaultCorrelationHeaders = []string{"X-Interaction-ID", "User-to-User"}
 // DefaultRingTimeout is how long a call may ring when the config says 0.
 const DefaultRingTimeout = 3 * time.Minute
 
+// DefaultDrainTimeout is how long a stopping gateway waits for its calls:
+// with the BYEs and the HTTP stop after it, it fits in the 30 s that
+// Kubernetes gives a pod between SIGTERM and SIGKILL by default.
+const DefaultDrainTimeout = 20 * time.Second
+
 // DefaultConfig is the default configuration of DESIGN.md: the carrier
 // side on 127.0.0.1:5060, the platform side on 127.0.0.1:5070 sending new
 // calls to sip:agent@127.0.0.1:5090, both open to loopback only.
@@ -138,6 +149,8 @@ func DefaultConfig() Config {
 		CorrelationHeaders:  DefaultCorrelationHeaders,
 		RingTimeout:         DefaultRingTimeout,
 		ISUP:                ISUPDrop,
+		Limits:              DefaultLimits(),
+		DrainTimeout:        DefaultDrainTimeout,
 	}
 }
 
@@ -158,6 +171,12 @@ func (c Config) Validate() error {
 	case "", ISUPDrop, ISUPPass:
 	default:
 		return fmt.Errorf("sip.isup: %q: want drop or pass", c.ISUP)
+	}
+	if c.DrainTimeout < 0 {
+		return errors.New("sip.drain_timeout: negative")
+	}
+	if err := c.Limits.validate(); err != nil {
+		return err
 	}
 	for i, h := range c.CorrelationHeaders {
 		if h == "" || strings.ContainsAny(h, " \t\r\n:") {

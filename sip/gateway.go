@@ -43,13 +43,15 @@ type Gateway struct {
 
 	carrier, platform *trunk
 
-	mu      sync.Mutex
-	calls   map[string]*call // by the SIP Call-ID of either leg
-	closing bool
-	ready   atomic.Bool
-	wg      sync.WaitGroup
+	mu       sync.Mutex
+	calls    map[string]*call // by the SIP Call-ID of either leg
+	closing  bool
+	draining bool // no new calls (Drain); the calls in progress go on
+	ready    atomic.Bool
+	wg       sync.WaitGroup
 
 	refusals refusals
+	sources  *sources
 }
 
 // refusalWindow is how long after auditing a refused peer its further
@@ -91,7 +93,12 @@ func New(cfg Config, opts Options) (*Gateway, error) {
 	if cfg.CorrelationHeaders == nil {
 		cfg.CorrelationHeaders = DefaultCorrelationHeaders
 	}
-	g := &Gateway{cfg: cfg, relay: opts.Relay, reg: opts.Registry, audit: opts.Audit, metrics: opts.Metrics, log: opts.Log, calls: map[string]*call{}}
+	if err := cfg.Limits.validate(); err != nil {
+		return nil, err
+	}
+	cfg.Limits = cfg.Limits.WithDefaults()
+	g := &Gateway{cfg: cfg, relay: opts.Relay, reg: opts.Registry, audit: opts.Audit, metrics: opts.Metrics, log: opts.Log, calls: map[string]*call{},
+		sources: newSources(cfg.Limits)}
 	if g.reg == nil {
 		g.reg = NewRegistry(0)
 	}
@@ -139,6 +146,25 @@ func (g *Gateway) Addr(trunk string) netip.AddrPort {
 		return g.platform.addr
 	}
 	return netip.AddrPort{}
+}
+
+// Drain stops taking new calls (503 from now on, and Ready reports false)
+// and waits until the calls in progress have ended by themselves, or ctx
+// ends: it reports how many are left. Close ends those.
+func (g *Gateway) Drain(ctx context.Context) int {
+	g.ready.Store(false)
+	g.mu.Lock()
+	g.draining = true
+	g.mu.Unlock()
+	done := make(chan struct{})
+	go func() { g.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return len(g.calls) / 2
 }
 
 // Close ends every call (BYE on both legs, waiting up to ctx) and stops
@@ -221,7 +247,8 @@ func (g *Gateway) record(r audit.Record) {
 func (g *Gateway) handle(t *trunk) {
 	guard := func(h func(*trunk, *sip.Request, sip.ServerTransaction)) func(*sip.Request, sip.ServerTransaction) {
 		return func(req *sip.Request, tx sip.ServerTransaction) {
-			if a, ok := t.allowed(req.Source()); !ok {
+			a, ok := t.allowed(req.Source())
+			if !ok {
 				g.refuse(t, a, req, tx)
 				return
 			}
@@ -232,7 +259,7 @@ func (g *Gateway) handle(t *trunk) {
 				}
 				return
 			}
-			h(t, req, tx)
+			g.limit(t, a, req, tx, h)
 		}
 	}
 	t.srv.OnInvite(guard(g.onInvite))

@@ -13,6 +13,7 @@ type Metrics struct {
 	refusedN *prometheus.CounterVec
 	digits   *prometheus.CounterVec
 	stopped  *prometheus.CounterVec
+	limitedN *prometheus.CounterVec
 }
 
 // NewMetrics registers the metrics with reg:
@@ -24,6 +25,7 @@ type Metrics struct {
 //	tonevault_sip_carrier_requests_refused_total{method,reason}
 //	    requests from the carrier trunk answered by the gateway instead of
 //	    going to the platform (reasons: refusedReasons)
+//	tonevault_sip_requests_limited_total{trunk,reason}  requests answered 503 by sip.limits or a drain
 func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	m := &Metrics{
 		active: prometheus.NewGauge(prometheus.GaugeOpts{
@@ -41,8 +43,11 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		stopped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tonevault_sip_carrier_requests_refused_total", Help: "Requests from the carrier trunk that are not on the allowlist: answered by the gateway, not forwarded to the platform.",
 		}, []string{"method", "reason"}),
+		limitedN: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tonevault_sip_requests_limited_total", Help: "SIP requests answered 503: over a source's rate (rate), the call caps (max_calls, max_calls_per_source), or while draining.",
+		}, []string{"trunk", "reason"}),
 	}
-	for _, c := range []prometheus.Collector{m.active, m.calls, m.refusedN, m.digits, m.stopped} {
+	for _, c := range []prometheus.Collector{m.active, m.calls, m.refusedN, m.digits, m.stopped, m.limitedN} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -66,6 +71,12 @@ func (m *Metrics) ended(outcome string) {
 func (m *Metrics) refused(trunk string) {
 	if m != nil {
 		m.refusedN.WithLabelValues(trunk).Inc()
+	}
+}
+
+func (m *Metrics) limited(trunk, reason string) {
+	if m != nil {
+		m.limitedN.WithLabelValues(trunk, reason).Inc()
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"net/netip"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -24,6 +25,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/zap"
 
+	"github.com/tonevault/tonevault/api"
 	"github.com/tonevault/tonevault/audit"
 	"github.com/tonevault/tonevault/configs"
 	"github.com/tonevault/tonevault/internal/oplog"
@@ -41,7 +43,18 @@ const serveUsage = `Usage: tonevault serve [--config FILE]
 Run the gateway: the SIP B2BUA on the carrier and platform trunks, the
 media relay that masks every customer digit, and the HTTP listener with
 /metrics, /healthz (200 while the process runs) and /readyz (200 while the
-SIP listeners are up). SIGINT or SIGTERM end every call with BYE and stop.
+SIP listeners are up and taking calls).
+
+SIGINT or SIGTERM stop it gracefully: new calls get 503 (and /readyz 503),
+the calls in progress have sip.drain_timeout (20s by default) to end by
+themselves, then the rest are ended with BYE; the API keeps serving
+meanwhile, and payments being authorized are waited for. A second signal
+cuts the wait for calls short.
+
+File descriptors: serve raises its soft limit to the hard limit and keeps
+sip.limits.max_calls x 6 of them for calls; the HTTP listener takes at
+most what is left (see http.max_conns), so HTTP clients cannot starve
+calls. The log says how the limit is split.
 
 Options:
   --config FILE  configuration, read on top of the built-in default
@@ -58,13 +71,38 @@ or configuration error.
 `
 
 func serve(args []string, stdout, stderr io.Writer) int {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	sig := make(chan os.Signal, 2)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sig)
+	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
-	return serveContext(ctx, args, stdout, stderr)
+	hurry, hurryUp := context.WithCancel(context.Background())
+	defer hurryUp()
+	go func() {
+		select {
+		case <-sig:
+			stop()
+		case <-ctx.Done():
+			return
+		}
+		select {
+		case <-sig:
+			hurryUp()
+		case <-hurry.Done():
+		}
+	}()
+	return serveUntil(ctx, hurry, args, stdout, stderr)
 }
 
 // serveContext runs the gateway until ctx ends.
 func serveContext(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	return serveUntil(ctx, context.Background(), args, stdout, stderr)
+}
+
+// serveUntil runs the gateway until ctx ends, then stops it: it waits up
+// to sip.drain_timeout for the calls to end by themselves, or until hurry
+// ends.
+func serveUntil(ctx, hurry context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	cfgPath := fs.String("config", "", "")
@@ -163,23 +201,44 @@ func serveContext(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return 2
 	}
 	defer pay.close()
+	fds, err := fileBudget(cfg)
+	if err != nil {
+		gw.Close(context.Background())
+		fmt.Fprintf(stderr, "tonevault serve: %v\n", err)
+		return 2
+	}
 	httpLn, err := net.Listen("tcp", cfg.HTTP.Listen.String())
 	if err != nil {
 		gw.Close(context.Background())
 		fmt.Fprintf(stderr, "tonevault serve: http: %v\n", err)
 		return 1
 	}
+	maxConns, perIP := cfg.HTTP.ConnLimits(fds.http)
+	refusedConns := prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "tonevault_http_connections_refused_total",
+		Help: "HTTP connections closed as soon as accepted: their client address had http.max_conns_per_ip open.",
+	})
+	reg.MustRegister(refusedConns, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "tonevault_http_max_connections", Help: "The HTTP listener's connection cap (see tonevault serve --help).",
+	}, func() float64 { return float64(maxConns) }))
+	httpLn = api.LimitListener(httpLn, maxConns, perIP, func(netip.Addr) { refusedConns.Inc() })
+	log.Info("file descriptors", zap.String("split", fds.String()), zap.Int("http_max_conns", maxConns), zap.Int("http_max_conns_per_ip", perIP))
 	mux := httpMux(reg, gw)
-	// The API routes its own paths (404/405 as problem+json).
-	mux.Handle("/v1/", pay.api)
-	mux.Handle("/widget/", pay.api)
+	// The API routes its own paths and answers every other one (404/405
+	// as problem+json), so that the mux never redirects: "/v1" would get
+	// a redirect to the "/v1/" subtree otherwise.
+	mux.Handle("/", pay.api)
 	if cfg.HTTP.Pprof {
 		log.Warn("profiler on /debug/pprof/ (http.pprof): heap profiles can hold card data; loopback only")
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
 		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	// CleanPaths outermost: no mux gets to redirect a path that is not
+	// clean (with the client's credentials following).
+	srv := cfg.HTTP.Server(api.CleanPaths(mux))
+	// Shutdown waits for requests to end; event streams would not.
+	srv.RegisterOnShutdown(pay.api.EndStreams)
 	httpErr := make(chan error, 1)
 	go func() {
 		if cfg.HTTP.TLS() {
@@ -215,19 +274,52 @@ func serveContext(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		log.Error("http server stopped", zap.Error(err))
 		code = 1
 	}
-	log.Info("gateway stopping")
-	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := gw.Close(sctx); err != nil {
-		log.Warn("calls did not all end", zap.Error(err))
-	}
-	_ = srv.Shutdown(sctx)
+	stopGateway(cfg, hurry, gw, srv, log)
 	stopped := audit.Record{Event: audit.EventServiceStopped, Outcome: audit.Success, Reason: audit.ReasonStopRequested}
 	if code != 0 {
 		stopped.Outcome, stopped.Reason = audit.Failure, audit.ReasonHTTPFailed
 	}
 	appendAudit(stopped)
 	return code
+}
+
+// fileBudget raises the descriptor limit and splits it (see splitFDs).
+func fileBudget(cfg configs.Config) (fdBudget, error) {
+	limit, err := raiseNoFile()
+	if err != nil {
+		return fdBudget{}, fmt.Errorf("file descriptor limit: %w", err)
+	}
+	return splitFDs(limit, openFDs(), cfg.SIP.Limits.WithDefaults().MaxCalls)
+}
+
+// stopGateway stops taking calls, gives the calls in progress
+// sip.drain_timeout (or until hurry ends) to end, ends the rest with BYE,
+// then stops the HTTP server once its requests are done: a payment being
+// authorized finishes (the processor's own timeout bounds it), and its
+// session ends as it should rather than cut off. Event streams end at
+// once.
+func stopGateway(cfg configs.Config, hurry context.Context, gw *sip.Gateway, srv *http.Server, log *zap.Logger) {
+	drain := cfg.SIP.DrainTimeout
+	if drain <= 0 {
+		drain = sip.DefaultDrainTimeout
+	}
+	log.Info("gateway stopping: new calls refused, waiting for the calls in progress", zap.Duration("drain_timeout", drain))
+	dctx, cancel := context.WithTimeout(hurry, drain)
+	left := gw.Drain(dctx)
+	cancel()
+	if left > 0 {
+		log.Info("ending the calls left with BYE", zap.Int("calls", left))
+	}
+	cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	if err := gw.Close(cctx); err != nil {
+		log.Warn("calls did not all end", zap.Error(err))
+	}
+	cancel()
+	hctx, cancel := context.WithTimeout(context.Background(), cfg.PSP.Timeout+10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(hctx); err != nil {
+		log.Warn("HTTP requests still running at stop", zap.Error(err))
+	}
 }
 
 // configSource says what configuration was loaded, for the audit trail:

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"strings"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -42,9 +43,43 @@ func startProcessor(cfg configs.Config, revs *reversalLog, log *zap.Logger) (*pa
 	return p, vault, func() {
 		_ = vault.Close()
 		if conn != nil {
+			flushReversals(conn, reversalFlushWait, log)
 			_ = conn.Close()
 		}
 	}, nil
+}
+
+// reversalFlushWait is how long a stopping gateway gives the reversal
+// queue to empty.
+const reversalFlushWait = 5 * time.Second
+
+// pendingReversals is what flushReversals needs of *psp.ISO.
+type pendingReversals interface {
+	PendingReversals() ([]psp.Reversal, error)
+}
+
+// flushReversals waits, up to wait, until the acquirer has acknowledged
+// every queued reversal: psp.ISO.Close does not wait for them, it leaves
+// them in its durable queue for the next start. A reversal queued in the
+// last moments (an authorization that timed out during the stop) is sent
+// at once, so a short wait is usually enough; what is left is logged.
+func flushReversals(q pendingReversals, wait time.Duration, log *zap.Logger) {
+	deadline := time.Now().Add(wait)
+	for {
+		pend, err := q.PendingReversals()
+		if err != nil {
+			log.Warn("reversal queue unreadable at stop", zap.Error(err))
+			return
+		}
+		if len(pend) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			log.Warn("reversals still queued at stop: they are sent at the next start", zap.Int("reversals", len(pend)))
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // payments is payment capture and the API, wired onto the gateway's calls.

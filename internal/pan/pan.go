@@ -23,7 +23,9 @@
 // are, so the text keeps its length. When windows overlap, every digit that
 // any of them masks is masked: extra windows only ever hide more.
 //
-// Digits in other scripts (fullwidth, Arabic-Indic, ...) are not looked at.
+// These finders look at ASCII digits only. ContainsNormalized is the check
+// for free text from clients: it reads digits of every script and more
+// separators (see its comment).
 package pan
 
 // Mask is the byte that replaces a hidden digit.

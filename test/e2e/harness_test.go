@@ -137,6 +137,7 @@ func newStack(t *testing.T, o stackOptions) *stack {
       listen: 127.0.0.1:0
       target: %q
   ring_timeout: 30s
+  drain_timeout: 1s # a stop ends the test's calls after this
 media:
   port_min: 0
   port_max: 0
