@@ -66,6 +66,10 @@ type TrunkConfig struct {
 	// header is removed and From says Anonymous. Without a privacy
 	// request the identity goes to either.
 	Trusted bool `yaml:"trusted"`
+	// SRTP is the trunk's SDES-SRTP policy (RFC 4568): off (the
+	// default), optional or required. Each side is settled on its own:
+	// SRTP and plain RTP mix across the two.
+	SRTP SRTPPolicy `yaml:"srtp"`
 }
 
 // ISUPMode is sip.isup: what to do with the ISUP part of a SIP-I/SIP-T
@@ -130,9 +134,9 @@ func DefaultConfig() Config {
 	return Config{
 		Trunks: Trunks{
 			Carrier: TrunkConfig{Listen: netip.MustParseAddrPort("127.0.0.1:5060"), Transports: []string{"udp", "tcp"},
-				Allow: loopback, Target: "sip:{user}@127.0.0.1:5080"},
+				Allow: loopback, Target: "sip:{user}@127.0.0.1:5080", SRTP: SRTPOff},
 			Platform: TrunkConfig{Listen: netip.MustParseAddrPort("127.0.0.1:5070"), Transports: []string{"udp", "tcp"},
-				Allow: loopback, Target: "sip:agent@127.0.0.1:5090"},
+				Allow: loopback, Target: "sip:agent@127.0.0.1:5090", SRTP: SRTPOff},
 		},
 		RejectUninspectable: true,
 		CorrelationHeaders:  DefaultCorrelationHeaders,
@@ -179,6 +183,11 @@ func (t TrunkConfig) validate(key string) error {
 		if tp != "udp" && tp != "tcp" {
 			return fmt.Errorf("%s.transports: %q: want udp or tcp", key, tp)
 		}
+	}
+	switch t.SRTP {
+	case "", SRTPOff, SRTPOptional, SRTPRequired:
+	default:
+		return fmt.Errorf("%s.srtp: %q: want off, optional or required", key, t.SRTP)
 	}
 	if t.Target != "" {
 		var u sip.Uri

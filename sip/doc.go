@@ -59,12 +59,37 @@
 // relay's address for the leg it is sent on, a=rtcp at its port+1, the
 // o= line is the gateway's own (one session id per leg, version raised on
 // change), and ICE, DTLS, SDES crypto and rtcp-mux attributes are removed
-// so media cannot go around the relay. Only the first plain RTP/AVP(F)
-// audio stream is kept (others rejected with port 0) and only codecs the
-// relay can inspect (PCMU, PCMA, telephone-event, CN at 8000 Hz). An offer
-// with neither PCMU nor PCMA gets 488 unless Config.RejectUninspectable is
+// so media cannot go around the relay. Only the first RTP/AVP(F) or
+// RTP/SAVP(F) audio stream is kept (others rejected with port 0) and only
+// codecs the relay can inspect (PCMU, PCMA, telephone-event, CN at 8000 Hz). An
+// offer with neither PCMU nor PCMA gets 488 unless Config.RejectUninspectable is
 // false, in which case it is forwarded whole and the relay mutes what it
 // cannot inspect (fail closed).
+//
+// # SRTP
+//
+// Each trunk has an SDES-SRTP policy (RFC 4568, TrunkConfig.SRTP), and
+// each leg of a call is settled by its own trunk's, so SRTP and plain RTP
+// mix across the two. An offer from a peer: with srtp off, RTP/SAVP gets
+// 488 and a=crypto in an RTP/AVP offer is passed over; otherwise the
+// first a=crypto the gateway can use (package sdes: AES_CM_128_HMAC_SHA1_80
+// and _32, AEAD_AES_128_GCM, lifetime and MKI, several keys by MKI; not
+// UNENCRYPTED_*, UNAUTHENTICATED_SRTP, KDR or FEC) is taken, and the
+// answer carries its tag and suite with a fresh key of the gateway's,
+// with an MKI of the offer's length when the offer's key has one
+// (symmetric MKI, as Microsoft Teams expects). With srtp required a plain
+// offer gets 488; RTP/SAVP with no usable a=crypto gets 488 whatever the
+// policy. An offer by the gateway: off, RTP/AVP; optional, RTP/AVP with
+// one a=crypto per suite (best-effort SRTP: a peer without SDES answers
+// plain); required, RTP/SAVP with them, and a plain answer ends the call
+// (488 to the caller). Offered keys have no MKI (Twilio refuses them).
+// The keys a peer sent only decrypt what it sends, in the relay
+// (media.Stream.SRTP); every key the gateway sends is drawn for that leg
+// alone, so the customer's keys never protect what goes to the platform,
+// nor the platform's what goes to the customer. A re-offer that keeps its
+// key gets the gateway's same key back, and a re-offer by the gateway
+// keeps its key for the suite in use, so the relay keeps the leg's SRTP
+// state. The keys are wiped when the call ends; no log or error shows one.
 //
 // # No key press in the signalling
 //
@@ -118,7 +143,7 @@
 // call refused with 420, which is what such callers usually prefer; an
 // early-media answer in a 18x is then a preview and the 2xx carries it
 // again). Not supported: forking to several early dialogs (the last tag
-// wins), TLS and SRTP, transfers (REFER), session timer refreshes by the
+// wins), DTLS-SRTP, transfers (REFER), session timer refreshes by the
 // gateway itself, DNS SRV and failover. Key-press bodies of a type not
 // listed above are refused, not forwarded, and their digit is lost.
 package sip

@@ -161,7 +161,7 @@ func (c *call) reoffer(leg media.Leg, req *sip.Request, tx sip.ServerTransaction
 	var body []byte
 	offered := sess.sdp != nil
 	if offered {
-		b, err := c.turn(leg, otherLeg(leg), sess.sdp)
+		b, err := c.turn(leg, otherLeg(leg), sess.sdp, true)
 		if err != nil {
 			g.log.Info("re-offer refused", zap.String("call", c.id), zap.String("leg", legName(leg)), zap.Error(err))
 			_ = tx.Respond(d.respond(req, 488, "Not Acceptable Here", nil, ""))
@@ -217,7 +217,7 @@ func (c *call) reoffer(leg media.Leg, req *sip.Request, tx sip.ServerTransaction
 			_ = tx.Respond(d.respond(req, 502, "Bad Gateway", nil, ""))
 			return
 		}
-		if answer, err = c.turn(otherLeg(leg), leg, rs.sdp); err != nil {
+		if answer, err = c.turn(otherLeg(leg), leg, rs.sdp, false); err != nil {
 			g.log.Info("re-offer answer refused", zap.String("call", c.id), zap.Error(err))
 			c.rollback(leg)
 			_ = tx.Respond(d.respond(req, 488, "Not Acceptable Here", nil, ""))
@@ -257,7 +257,7 @@ func (c *call) reofferLate(leg media.Leg, req *sip.Request, tx sip.ServerTransac
 		fail(502, "Bad Gateway", "no offer in 2xx", err)
 		return
 	}
-	offer, err := c.turn(otherLeg(leg), leg, rs.sdp)
+	offer, err := c.turn(otherLeg(leg), leg, rs.sdp, true)
 	if err != nil {
 		fail(488, "Not Acceptable Here", "offer refused", err)
 		return
@@ -285,7 +285,7 @@ func (c *call) finishLateOffer(leg media.Leg, ack *sip.Request, acker *acker, fa
 		fail(0, "", "no answer in ACK", err)
 		return
 	}
-	answer, err := c.turn(leg, otherLeg(leg), as.sdp)
+	answer, err := c.turn(leg, otherLeg(leg), as.sdp, false)
 	if err != nil {
 		fail(0, "", "answer refused", err)
 		return
