@@ -324,6 +324,9 @@ func (c *call) end(e ending) {
 	g.wg.Done()
 }
 
+// errNoResponse is a transaction that ended without a final response.
+var errNoResponse = errors.New("sip: transaction ended without a final response")
+
 // do sends a request on the dialog's trunk and returns its final
 // response.
 func (d *dialog) do(ctx context.Context, req *sip.Request) (*sip.Response, error) {
@@ -357,7 +360,13 @@ func (d *dialog) send(ctx context.Context, req *sip.Request) (sip.ClientTransact
 				}
 			default:
 			}
-			return tx, nil, tx.Err()
+			if err := tx.Err(); err != nil {
+				return tx, nil, err
+			}
+			// Ended without a final response or an error (its
+			// connection closed): callers must not see a nil response
+			// as an answer.
+			return tx, nil, errNoResponse
 		case <-ctx.Done():
 			return tx, nil, ctx.Err()
 		}

@@ -7,10 +7,10 @@
 //
 // # Trunks and calls
 //
-// There are two trunks, "carrier" and "platform" (Config), each with its own
-// sipgo user agent, listening address (UDP and TCP on the same port), allow
-// list and target. A call may start on either trunk; it leaves through the
-// other one to that trunk's Target. Requests from a peer outside a trunk's
+// There are two trunks, "carrier" and "platform" (Config), each with its
+// own sipgo user agent, listening address (UDP and TCP on the same port,
+// TLS on its own, see TLS), allow list and target. A call may start on
+// either trunk; it leaves through the other one to that trunk's Target. Requests from a peer outside a trunk's
 // Allow list get 403 and a sip.peer_refused audit record (one per peer
 // address per 10 s, so that a scanner cannot flood the fsynced trail; the
 // tonevault_sip_requests_refused_total metric counts every one).
@@ -23,6 +23,26 @@
 // (host replaced by the gateway's), Privacy and P-Asserted-Identity (see
 // Privacy), Session-Expires, Min-SE, Supported and Require (without
 // 100rel), the configured correlation headers, Max-Forwards less one.
+//
+// # TLS
+//
+// A trunk whose transports include "tls" listens for SIP over TLS on its
+// own port (TLSConfig.Port, 5061 on the carrier side by default), TLS 1.2
+// and 1.3 (TLSConfig.MinVersion), with the certificate and key of
+// TLSConfig.CertFile and KeyFile. Both are read again at the next
+// handshake after either file changes, so a renewal needs no restart; a
+// file that does not load leaves the previous certificate in use (and a
+// warning in the log). With ClientCAFile, TLS is mutual: a peer must
+// present a certificate of one of those CAs (read again when the file
+// changes). Requests reach a target over TLS when it is a sips: URI or
+// says ;transport=tls: the server is verified against CAFile (or the
+// system's roots) and the host of the URI, and the trunk's certificate
+// is shown when the server asks for one. On a TLS dialog the gateway's
+// Contact names its TLS port with transport=tls, or is a sips: URI when
+// the dialog was made with one (RFC 5630), and its Via says TLS with the
+// TLS port. The gateway is a B2BUA, not a proxy: it adds no Record-Route
+// (each leg's dialog ends at its Contact). Responses go back over the
+// connection their request came on.
 //
 // # Message size
 //

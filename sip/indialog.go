@@ -328,7 +328,7 @@ func newAcker(tx sip.ClientTransaction, d *dialog, seq uint32) *acker {
 		tmpl := a.tmpl
 		a.mu.Unlock()
 		if tmpl != nil && r.IsSuccess() {
-			_ = d.t.cli.WriteRequest(tmpl.Clone())
+			_ = d.t.cli.WriteRequest(tmpl.Clone(), d.t.build)
 		}
 	})
 	return a
@@ -346,7 +346,7 @@ func (a *acker) send(sdp []byte) {
 	setBody(ack, sdp, "application/sdp")
 	a.tmpl = ack.Clone()
 	a.mu.Unlock()
-	_ = a.d.t.cli.WriteRequest(ack)
+	_ = a.d.t.cli.WriteRequest(ack, a.d.t.build)
 }
 
 // forward carries an in-dialog request from the platform to the carrier

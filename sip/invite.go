@@ -168,9 +168,9 @@ func (g *Gateway) newCall(in *trunk, req *sip.Request, tx sip.ServerTransaction)
 	// The outgoing leg is the gateway's own request: its Call-ID, tags,
 	// Via and Contact, with the caller's identity and the correlation
 	// headers copied.
-	outd := &dialog{t: out, callID: newSIPCallID(out.addr.Addr().String()), localTag: sip.GenerateTagN(16), localSeq: randSeq(), transport: transportFor(target), target: target}
+	outd := &dialog{t: out, callID: newSIPCallID(out.addr.Addr().String()), localTag: sip.GenerateTagN(16), localSeq: randSeq(), transport: transportFor(target), target: target, sips: target.Scheme == "sips"}
 	outd.localName = req.From().DisplayName
-	outd.localURI = sip.Uri{Scheme: "sip", User: req.From().Address.User, Host: out.addr.Addr().String()}
+	outd.localURI = sip.Uri{Scheme: target.Scheme, User: req.From().Address.User, Host: out.addr.Addr().String()}
 	caller := req.From().Address.User
 	if withhold {
 		outd.localName, outd.localURI = anonymousName, anonymousURI
