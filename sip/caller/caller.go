@@ -204,8 +204,15 @@ func (o Options) withDefaults() Options {
 		o.Transport = "udp"
 	}
 	o.Transport = strings.ToLower(o.Transport)
-	if strings.HasPrefix(strings.ToLower(o.Target), "sips:") {
-		o.Transport = "tls"
+	// The target's own word on its transport: sips:, or ;transport=.
+	var u sip.Uri
+	if sip.ParseUri(o.Target, &u) == nil {
+		if tp, ok := u.UriParams.Get("transport"); ok && (o.Transport == "udp" || o.Transport == strings.ToLower(tp)) {
+			o.Transport = strings.ToLower(tp)
+		}
+		if strings.EqualFold(u.Scheme, "sips") {
+			o.Transport = "tls"
+		}
 	}
 	if o.ToneLow == 0 && o.ToneHigh == 0 {
 		o.ToneLow, o.ToneHigh = DefaultToneLow, DefaultToneHigh

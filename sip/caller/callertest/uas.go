@@ -512,3 +512,6 @@ func answerSRTP(offer string) (*srtpState, error) {
 	return &srtpState{suite: m[2], theirKey: m[3], dec: dec, enc: enc,
 		answer: fmt.Sprintf("a=crypto:%s %s inline:%s\r\n", m[1], m[2], base64.StdEncoding.EncodeToString(ours))}, nil
 }
+
+// RTPAddr is where the UAS receives RTP.
+func (u *UAS) RTPAddr() netip.AddrPort { return u.rtpConn.LocalAddr().(*net.UDPAddr).AddrPort() }
