@@ -101,7 +101,7 @@ type memAudit struct {
 	refused []error
 }
 
-func newMemAudit(t *testing.T) *memAudit {
+func newMemAudit(t testing.TB) *memAudit {
 	t.Helper()
 	h, err := audit.NewHMAC(audit.HMACKey{ID: "test", Key: []byte("sip-test-key-0123456789abcdef0123")})
 	if err != nil {
@@ -151,11 +151,11 @@ func (m *memAudit) find(e audit.Event) []audit.Record {
 
 // peer is a raw UDP SIP endpoint of the test.
 type peer struct {
-	t    *testing.T
+	t    testing.TB
 	conn *net.UDPConn
 }
 
-func newPeer(t *testing.T) *peer {
+func newPeer(t testing.TB) *peer {
 	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
 		t.Fatal(err)
@@ -254,7 +254,7 @@ func startTestGW(t *testing.T, allow string, agent string) *testGW {
 }
 
 // startTestGWWith is startTestGW with the configuration changed by mod.
-func startTestGWWith(t *testing.T, allow string, agent string, mod func(*Config)) *testGW {
+func startTestGWWith(t testing.TB, allow string, agent string, mod func(*Config)) *testGW {
 	t.Helper()
 	tg := &testGW{relay: &fakeRelay{}, audit: newMemAudit(t)}
 	var err error

@@ -33,7 +33,7 @@ type testCA struct {
 	dir  string
 }
 
-func newTestCA(t *testing.T) *testCA {
+func newTestCA(t testing.TB) *testCA {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -54,7 +54,7 @@ func newTestCA(t *testing.T) *testCA {
 	return ca
 }
 
-func (ca *testCA) write(t *testing.T, name string, b []byte) string {
+func (ca *testCA) write(t testing.TB, name string, b []byte) string {
 	t.Helper()
 	p := filepath.Join(ca.dir, name)
 	// Write beside and rename, as a renewal would: a reader never sees
@@ -70,7 +70,7 @@ func (ca *testCA) write(t *testing.T, name string, b []byte) string {
 
 // issue makes a certificate for 127.0.0.1 named cn, for servers and
 // clients, and returns it as a tls.Certificate and as PEM files.
-func (ca *testCA) issue(t *testing.T, cn string) (tls.Certificate, string, string) {
+func (ca *testCA) issue(t testing.TB, cn string) (tls.Certificate, string, string) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -112,12 +112,12 @@ func (ca *testCA) pool() *x509.CertPool {
 
 // tlsPeer is one SIP over TLS connection of the test.
 type tlsPeer struct {
-	t    *testing.T
+	t    testing.TB
 	conn *tls.Conn
 	r    *bufio.Reader
 }
 
-func dialTLS(t *testing.T, addr netip.AddrPort, cfg *tls.Config) (*tlsPeer, error) {
+func dialTLS(t testing.TB, addr netip.AddrPort, cfg *tls.Config) (*tlsPeer, error) {
 	t.Helper()
 	c, err := tls.Dial("tcp", addr.String(), cfg)
 	if err != nil {
@@ -136,7 +136,7 @@ func (p *tlsPeer) send(msg string) {
 }
 
 // readStream reads one SIP message from a stream transport.
-func readStream(t *testing.T, c net.Conn, r *bufio.Reader) sip.Message {
+func readStream(t testing.TB, c net.Conn, r *bufio.Reader) sip.Message {
 	t.Helper()
 	c.SetReadDeadline(time.Now().Add(10 * time.Second))
 	var head strings.Builder
@@ -184,7 +184,7 @@ func (p *tlsPeer) response(want int) *sip.Response {
 }
 
 // tlsConfigFor is a trunk TLS configuration with a fresh certificate.
-func tlsConfigFor(t *testing.T, ca *testCA, cn string) TLSConfig {
+func tlsConfigFor(t testing.TB, ca *testCA, cn string) TLSConfig {
 	_, cp, kp := ca.issue(t, cn)
 	return TLSConfig{CertFile: cp, KeyFile: kp, CAFile: filepath.Join(ca.dir, "ca.pem"), MinVersion: "1.2"}
 }
@@ -438,4 +438,64 @@ func TestTLSConfigValidate(t *testing.T) {
 	if _, err := newTrunk("carrier", 0, c.Trunks.Carrier, "x", slog.New(slog.DiscardHandler)); err == nil || !strings.Contains(err.Error(), "sip.trunks.carrier.tls.cert_file") {
 		t.Fatalf("newTrunk = %v", err)
 	}
+}
+
+// BenchmarkTLSCall is the SIP over TLS call rate of the gateway: one op
+// is a whole call from a customer over TLS (INVITE, 200, ACK, BYE, 200)
+// to an agent over UDP, with the relay faked. "handshake" opens a new
+// TLS connection (ECDSA P-256, TLS 1.3) per call, as an SBC that does
+// not keep connections would; "reused" sends every call over one
+// connection, as carriers do.
+func BenchmarkTLSCall(b *testing.B) {
+	for _, reuse := range []bool{false, true} {
+		name := "handshake"
+		if reuse {
+			name = "reused"
+		}
+		b.Run(name, func(b *testing.B) {
+			ca := newTestCA(b)
+			agent := newPeer(b)
+			tg := startTestGWWith(b, "127.0.0.0/8", agent.addr(), func(c *Config) {
+				c.Trunks.Carrier.Transports = []string{"tls"}
+				c.Trunks.Carrier.TLS = tlsConfigFor(b, ca, "gateway")
+			})
+			addr := tg.g.AddrTLS("carrier")
+			cfg := &tls.Config{RootCAs: ca.pool()}
+			var cust *tlsPeer
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if cust == nil || !reuse {
+					if cust != nil {
+						cust.conn.Close()
+					}
+					var err error
+					if cust, err = dialTLS(b, addr, cfg); err != nil {
+						b.Fatal(err)
+					}
+				}
+				tlsCallOnce(b, tg, cust, agent, addr, fmt.Sprintf("bench-%s-%d", name, i))
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "calls/s")
+		})
+	}
+}
+
+
+// tlsCallOnce runs one whole call from cust over TLS to agent and back.
+func tlsCallOnce(t testing.TB, tg *testGW, cust *tlsPeer, agent *peer, addr netip.AddrPort, callID string) {
+	t.Helper()
+	cust.send(tlsInvite(cust, "sip", addr, callID))
+	inv := agent.readRequest(sip.INVITE)
+	agent.respond(tg.plat, inv, 200, "OK", "", agentSDP)
+	agent.readRequest(sip.ACK)
+	ok := cust.response(200)
+	contact := ok.Contact().Address
+	local := cust.conn.LocalAddr().String()
+	dlg := fmt.Sprintf("From: \"Jane\" <sip:441234567890@example.com>;tag=cust1\nTo: %s\nCall-ID: %s\n", ok.To().Value(), callID)
+	cust.send(fmt.Sprintf("ACK %s SIP/2.0\nVia: SIP/2.0/TLS %s;branch=z9hG4bK-ack-%s\n%sCSeq: 1 ACK\nMax-Forwards: 70\nContent-Length: 0\n\n", contact.String(), local, callID, dlg))
+	cust.send(fmt.Sprintf("BYE %s SIP/2.0\nVia: SIP/2.0/TLS %s;branch=z9hG4bK-bye-%s\n%sCSeq: 2 BYE\nMax-Forwards: 70\nContent-Length: 0\n\n", contact.String(), local, callID, dlg))
+	cust.response(200)
+	bye := agent.readRequest(sip.BYE)
+	agent.respond(tg.plat, bye, 200, "OK", "", "")
 }
