@@ -481,7 +481,6 @@ func BenchmarkTLSCall(b *testing.B) {
 	}
 }
 
-
 // tlsCallOnce runs one whole call from cust over TLS to agent and back.
 func tlsCallOnce(t testing.TB, tg *testGW, cust *tlsPeer, agent *peer, addr netip.AddrPort, callID string) {
 	t.Helper()
