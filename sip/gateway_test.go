@@ -15,7 +15,10 @@ import (
 	"github.com/emiago/sipgo/sip"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/tonevault/tonevault/audit"
 	"github.com/tonevault/tonevault/dtmf"
@@ -247,6 +250,7 @@ type testGW struct {
 	metrics    *Metrics
 	carrier    netip.AddrPort
 	plat       netip.AddrPort
+	logs       *observer.ObservedLogs // everything the gateway logged
 }
 
 func startTestGW(t *testing.T, allow string, agent string) *testGW {
@@ -273,7 +277,10 @@ func startTestGWWith(t testing.TB, allow string, agent string, mod func(*Config)
 	if mod != nil {
 		mod(&cfg)
 	}
-	tg.g, err = New(cfg, Options{Relay: tg.relay, Audit: tg.audit, Metrics: tg.metrics, Log: zaptest.NewLogger(t)})
+	obs, logs := observer.New(zap.DebugLevel)
+	tg.logs = logs
+	log := zaptest.NewLogger(t, zaptest.Level(zap.DebugLevel), zaptest.WrapOptions(zap.WrapCore(func(c zapcore.Core) zapcore.Core { return zapcore.NewTee(c, obs) })))
+	tg.g, err = New(cfg, Options{Relay: tg.relay, Audit: tg.audit, Metrics: tg.metrics, Log: log})
 	if err != nil {
 		t.Fatal(err)
 	}

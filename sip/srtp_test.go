@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
+	"go.uber.org/zap"
 
 	"github.com/tonevault/tonevault/media"
 	"github.com/tonevault/tonevault/media/sdes"
@@ -18,6 +19,7 @@ import (
 var (
 	custKey  = base64.StdEncoding.EncodeToString([]byte("customer-key-0123456789abcdefg"))
 	agentKey = base64.StdEncoding.EncodeToString([]byte("agent-key-0123456789abcdefghij"))
+	keysB64  = []string{custKey, agentKey}
 )
 
 // srtpSDP is an SDP of one audio stream with transport proto and the
@@ -87,6 +89,7 @@ func TestSRTPNegotiation(t *testing.T) {
 			tg := startTestGWWith(t, "127.0.0.0/8", agent.addr(), func(c *Config) {
 				c.Trunks.Carrier.SRTP, c.Trunks.Platform.SRTP = tt.carrier, tt.platform
 			})
+			defer checkNoKeyLogged(t, tg, keysB64)
 			callID := fmt.Sprintf("srtp-%d", i)
 			cust.send(tg.carrier, invite(cust, tg.carrier, callID, "", srtpSDP("10.1.1.1", 7000, tt.custProto, tt.custCrypto...)))
 			if tt.wantAgentProto == "" {
@@ -154,7 +157,47 @@ func TestSRTPNegotiation(t *testing.T) {
 				}
 			}
 			hangUp(t, tg, cust, agent, callID, ok.To().Value(), 2)
+			checkNoKeyLogged(t, tg, keysB64, offered, lines)
 		})
+	}
+}
+
+// checkNoKeyLogged fails when any of the keys, or a key of the given
+// attributes, appears in what the gateway logged. A planted control
+// first shows the check can find one.
+func checkNoKeyLogged(t *testing.T, tg *testGW, b64 []string, attrs ...[]sdes.Crypto) {
+	t.Helper()
+	keys := append([]string(nil), b64...)
+	for _, a := range attrs {
+		for _, c := range a {
+			v := c.Marshal()
+			_, k, _ := strings.Cut(v, "inline:")
+			k, _, _ = strings.Cut(k, "|")
+			keys = append(keys, k)
+		}
+	}
+	dump := func() string {
+		var b strings.Builder
+		for _, e := range tg.logs.All() {
+			b.WriteString(e.Message)
+			for k, v := range e.ContextMap() {
+				fmt.Fprintf(&b, " %s=%v", k, v)
+			}
+			b.WriteByte('\n')
+		}
+		return b.String()
+	}
+	// The control: a key-shaped marker logged as a field is found.
+	marker := base64.StdEncoding.EncodeToString([]byte("control-marker-0123456789abcde"))
+	tg.g.log.Info("control", zap.String("planted", marker))
+	out := dump()
+	if !strings.Contains(out, marker) {
+		t.Fatal("control: a planted key is not found in the log")
+	}
+	for _, k := range keys {
+		if len(k) >= 16 && strings.Contains(out, k) {
+			t.Errorf("a key reached the log")
+		}
 	}
 }
 
