@@ -110,7 +110,9 @@ func TestParse(t *testing.T) {
 				t.Errorf("trusted %v/%v isup %q", c.SIP.Trunks.Carrier.Trusted, c.SIP.Trunks.Platform.Trusted, c.SIP.ISUP)
 			}
 		}},
-		{name: "bad transport", yaml: "sip:\n  trunks:\n    carrier:\n      transports: [tls]\n", wantErr: "transports"},
+		{name: "bad transport", yaml: "sip:\n  trunks:\n    carrier:\n      transports: [sctp]\n", wantErr: "transports"},
+		{name: "tls without a certificate", yaml: "sip:\n  trunks:\n    carrier:\n      transports: [tls]\n", wantErr: "tls.cert_file"},
+		{name: "bad srtp policy", yaml: "sip:\n  trunks:\n    platform:\n      srtp: sometimes\n", wantErr: "srtp"},
 		{name: "two documents", yaml: "log:\n  level: info\n---\nlog:\n  level: debug\n", wantErr: "more than one"},
 		{name: "bad level", yaml: "log:\n  level: loud\n", wantErr: "log.level"},
 		{name: "not yaml", yaml: "sip: [\n", wantErr: "line"},

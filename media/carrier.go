@@ -118,6 +118,15 @@ func (s *Session) carrierPacket(pkt []byte, from netip.AddrPort, now time.Time, 
 		s.count(toPlatform, dropForeign)
 		return res
 	}
+	if lc := s.legs[Carrier].crypto; lc != nil {
+		// Fail closed: a packet that does not authenticate is not the
+		// customer's and is never forwarded, masking or not.
+		var o outcome
+		if pkt, o = lc.decryptRTP(pkt); o != outcomeNone {
+			s.count(toPlatform, o)
+			return res
+		}
+	}
 	p, bad := parseRTP(pkt)
 	if bad != outcomeNone {
 		s.count(toPlatform, bad)
@@ -166,6 +175,24 @@ func (s *Session) carrierPacket(pkt []byte, from netip.AddrPort, now time.Time, 
 		s.count(toPlatform, why)
 		res.arrived = time.Time{}
 		return res
+	}
+	if lc := s.legs[Platform].crypto; lc != nil && n > 0 {
+		enc, eo := lc.encryptRTP(out[:n])
+		if eo != outcomeNone {
+			s.count(toPlatform, eo)
+			res.arrived = time.Time{}
+			return res
+		}
+		if &enc[0] != &out[0] {
+			// out had no room for the tag (a caller's short buffer).
+			if len(enc) > cap(out) {
+				s.count(toPlatform, dropSRTPProtect)
+				res.arrived = time.Time{}
+				return res
+			}
+			copy(out[:cap(out)], enc)
+		}
+		n = len(enc)
 	}
 	s.count(toPlatform, o)
 	res.n, res.dst = n, dst

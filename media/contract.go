@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/tonevault/tonevault/dtmf"
+	"github.com/tonevault/tonevault/media/sdes"
 )
 
 // Leg is one side of a call.
@@ -47,6 +48,42 @@ type Stream struct {
 	// "sendonly", "recvonly", "inactive".
 	Direction string
 	PTime     time.Duration // 0: 20 ms
+	// SRTP, when not nil, protects the leg with SDES-SRTP (RFC 4568):
+	// everything the peer sends must decrypt and authenticate with its
+	// keys, and everything sent to it is protected with the relay's own.
+	// Nil: plain RTP on this leg. Each leg has its own, independently of
+	// the other.
+	SRTP *SRTP
+}
+
+// SRTP is one leg's SDES keys, as the leg's offer/answer settled them.
+type SRTP struct {
+	Suite sdes.Suite
+	// Recv are the peer's keys: they authenticate and decrypt what it
+	// sends, RTP and RTCP (several only when each has an MKI).
+	Recv []sdes.Key
+	// Send is the relay's own key for this leg, drawn for it alone: it
+	// protects what the relay sends to the peer. A key of the other leg
+	// is never used here.
+	Send sdes.Key
+}
+
+// equal reports whether two settings are the same keys, so that a
+// repeated answer (18x then 2xx, a re-INVITE that keeps its keys) keeps
+// the SRTP state (rollover counters, replay windows) of the leg.
+func (a *SRTP) equal(b *SRTP) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	if a.Suite != b.Suite || !a.Send.Equal(b.Send) || len(a.Recv) != len(b.Recv) {
+		return false
+	}
+	for i := range a.Recv {
+		if !a.Recv[i].Equal(b.Recv[i]) {
+			return false
+		}
+	}
+	return true
 }
 
 // Policy decides when carrier digits are masked.

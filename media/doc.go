@@ -32,6 +32,28 @@
 // address. RTCP is accepted from the peer's IP, latched the same way, and
 // relayed unchanged and uninspected.
 //
+// # SRTP
+//
+// Each leg is plain RTP or SDES-SRTP (RFC 4568) on its own, as its
+// Stream.SRTP says: the suites of package sdes (AES_CM_128_HMAC_SHA1_80
+// and _32, AEAD_AES_128_GCM), keys with an MKI, several keys by MKI,
+// SRTCP, through pion/srtp. A leg's peer keys authenticate and decrypt
+// what it sends, RTP and RTCP, with a replay window of 128 packets; the
+// relay's own key for that leg, drawn for it alone by package sip,
+// protects what goes to it. So the customer's keys never protect
+// anything sent to the platform, and SRTP and plain RTP mix freely: the
+// masker always sees decrypted audio, and what it sends is protected
+// the platform leg's way. A packet that does not authenticate (forged,
+// tampered, under another key, plain RTP on an SRTP leg) or replays one
+// already seen is dropped and counted (reasons srtp_auth_failed and
+// srtp_rejected), never forwarded, in both directions; on the carrier
+// leg Options.FailClosed hears of it once per call. Decryption and
+// protection happen in place under the session's lock, so a packet
+// allocates nothing: AES-CM adds about 1 µs per 20 ms packet, GCM about
+// 0.3 µs (BENCHMARKS.md). The same keys signalled again keep the leg's
+// state (rollover counters, replay windows); new keys replace it. Keys
+// never reach a log: package sdes prints them as a mask.
+//
 // # The carrier→platform direction
 //
 // Each packet is parsed with every length checked (version, CSRC count,
@@ -147,7 +169,7 @@
 // # What it must not do
 //
 // It does not parse SIP: package sip owns signalling and the SDP
-// offer/answer and hands the relay addresses and payload types. It blocks
+// offer/answer and hands the relay addresses, payload types and keys. It blocks
 // on nothing but its own sockets. It never forwards carrier audio it
 // could not inspect while masking (fail closed, DESIGN.md invariant 5),
 // and it knows of card data only "a digit happened on call X": digits

@@ -31,6 +31,9 @@ const (
 	dropHold           // the other leg is on hold (sendonly, inactive, 0.0.0.0, port 0)
 	dropRTCPShort      // RTCP shorter than its 8-byte header
 	dropEventWithAudio // telephone-event whose slot the sender's own audio fills
+	dropSRTPAuth       // SRTP/SRTCP authentication failed (wrong key, forged, plain RTP on an SRTP leg)
+	dropSRTPRejected   // SRTP/SRTCP refused before authentication: replayed, too short
+	dropSRTPProtect    // could not be protected toward an SRTP leg (key exhausted)
 	numOutcomes
 )
 
@@ -54,6 +57,9 @@ var outcomeLabels = [numOutcomes][2]string{
 	dropHold:           {"dropped", "hold"},
 	dropRTCPShort:      {"dropped", "short_rtcp"},
 	dropEventWithAudio: {"dropped", "telephone_event_with_audio"},
+	dropSRTPAuth:       {"dropped", "srtp_auth_failed"},
+	dropSRTPRejected:   {"dropped", "srtp_rejected"},
+	dropSRTPProtect:    {"dropped", "srtp_protect_failed"},
 }
 
 func (o outcome) action() string { return outcomeLabels[o][0] }

@@ -58,6 +58,7 @@ type legState struct {
 	signalled bool
 	latched   netip.AddrPort // RTP source (symmetric RTP)
 	rtcpSrc   netip.AddrPort // RTCP source
+	crypto    *legCrypto     // SRTP on this leg; nil: plain RTP
 }
 
 // fillCodec is a payload type the platform accepts and its codec.
@@ -152,6 +153,18 @@ func (s *Session) SetRemote(leg Leg, st Stream) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	l := &s.legs[leg]
+	crypto := l.crypto
+	if st.SRTP == nil {
+		crypto = nil
+	} else if crypto == nil || !crypto.keys.equal(st.SRTP) {
+		// New keys: new contexts. The same keys again keep theirs, with
+		// their rollover counters and replay windows.
+		var err error
+		if crypto, err = newLegCrypto(st.SRTP); err != nil {
+			return fmt.Errorf("media: SetRemote %v: %w", leg, err)
+		}
+	}
+	l.crypto = crypto
 	if !l.signalled || l.stream.Addr.Addr() != st.Addr.Addr() || l.stream.Addr.Port() != st.Addr.Port() && st.Addr.Port() != 0 {
 		l.latched, l.rtcpSrc = netip.AddrPort{}, netip.AddrPort{}
 	}
@@ -383,6 +396,7 @@ func (s *Session) count(d direction, o outcome) {
 var failClosed = [numOutcomes]bool{
 	replaceUnknown: true, dropOversize: true, dropShort: true, dropVersion: true,
 	dropCSRC: true, dropExtension: true, dropPadding: true,
+	dropSRTPAuth: true, dropSRTPRejected: true,
 }
 
 // acceptRTP is symmetric RTP latching. A packet is accepted from the
@@ -476,7 +490,8 @@ func (s *Session) loop(leg Leg, rtcp bool) {
 		conn, send = s.pairs[leg].rtcp.conn, s.pairs[1-leg].rtcp.conn
 	}
 	in := make([]byte, recvBuf)
-	out := make([]byte, MaxPacket)
+	// Room past MaxPacket for what SRTP adds toward an SRTP peer.
+	out := make([]byte, MaxPacket, recvBuf)
 	digits := make([]Digit, 0, 8)
 	for {
 		n, from, err := conn.ReadFromUDPAddrPort(in)
@@ -507,15 +522,11 @@ func (s *Session) relay(leg Leg, rtcp bool, in []byte, from netip.AddrPort, out 
 		if leg == Platform {
 			dir = toCarrier
 		}
-		if dst, ok := s.rtcpPacket(leg, 1-leg, dir, len(in), from); ok {
-			return in, dst, digits
-		}
-		return nil, netip.AddrPort{}, digits
+		pkt, dst := s.rtcpPacket(leg, 1-leg, dir, in, from, out)
+		return pkt, dst, digits
 	case leg == Platform:
-		if dst, ok := s.platformPacket(len(in), from); ok {
-			return in, dst, digits
-		}
-		return nil, netip.AddrPort{}, digits
+		pkt, dst := s.platformPacket(in, from, out)
+		return pkt, dst, digits
 	}
 	res := s.carrierPacket(in, from, time.Now(), out, digits[:0])
 	if len(res.digits) > 0 {
@@ -530,45 +541,78 @@ func (s *Session) relay(leg Leg, rtcp bool, in []byte, from netip.AddrPort, out 
 	return out[:res.n], res.dst, res.digits[:0]
 }
 
-// platformPacket decides the fate of platform RTP: relayed unchanged to
-// the carrier, only the address rewritten.
-func (s *Session) platformPacket(n int, from netip.AddrPort) (netip.AddrPort, bool) {
+// platformPacket decides the fate of platform RTP: relayed to the
+// carrier with only the address rewritten, or, when either leg has SRTP,
+// authenticated and decrypted with the platform's keys and protected
+// with the carrier leg's own. A packet that fails authentication is
+// dropped. The result is in or out.
+func (s *Session) platformPacket(in []byte, from netip.AddrPort, out []byte) ([]byte, netip.AddrPort) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !s.legs[Platform].acceptRTP(from) {
 		s.count(toCarrier, dropForeign)
-		return netip.AddrPort{}, false
+		return nil, netip.AddrPort{}
 	}
-	if n > MaxPacket {
+	pkt := in
+	if lc := s.legs[Platform].crypto; lc != nil {
+		var o outcome
+		if pkt, o = lc.decryptRTP(pkt); o != outcomeNone {
+			s.count(toCarrier, o)
+			return nil, netip.AddrPort{}
+		}
+	}
+	if len(pkt) > MaxPacket {
 		s.count(toCarrier, dropOversize)
-		return netip.AddrPort{}, false
+		return nil, netip.AddrPort{}
 	}
 	s.lastRTP.Store(s.r.nanos(time.Now()))
 	dst, o := s.legs[Carrier].rtpDest()
 	if o != outcomeNone {
 		s.count(toCarrier, o)
-		return dst, false
+		return nil, dst
+	}
+	if lc := s.legs[Carrier].crypto; lc != nil {
+		if pkt, o = lc.encryptRTP(out[:copy(out, pkt)]); o != outcomeNone {
+			s.count(toCarrier, o)
+			return nil, netip.AddrPort{}
+		}
 	}
 	s.count(toCarrier, relayPassthru)
-	return dst, true
+	return pkt, dst
 }
 
-func (s *Session) rtcpPacket(leg, other Leg, dir direction, n int, from netip.AddrPort) (netip.AddrPort, bool) {
+// rtcpPacket relays RTCP from leg to other uninspected, unprotected
+// (SRTCP) and protected again where a leg has SRTP.
+func (s *Session) rtcpPacket(leg, other Leg, dir direction, in []byte, from netip.AddrPort, out []byte) ([]byte, netip.AddrPort) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !s.legs[leg].acceptRTCP(from) {
 		s.count(dir, dropForeign)
-		return netip.AddrPort{}, false
+		return nil, netip.AddrPort{}
 	}
-	if n > MaxPacket {
+	pkt := in
+	if lc := s.legs[leg].crypto; lc != nil {
+		var o outcome
+		if pkt, o = lc.decryptRTCP(pkt); o != outcomeNone {
+			s.count(dir, o)
+			return nil, netip.AddrPort{}
+		}
+	}
+	if len(pkt) > MaxPacket {
 		s.count(dir, dropOversize)
-		return netip.AddrPort{}, false
+		return nil, netip.AddrPort{}
 	}
 	dst, o := s.legs[other].rtcpDest()
 	if o != outcomeNone {
 		s.count(dir, o)
-		return dst, false
+		return nil, dst
+	}
+	if lc := s.legs[other].crypto; lc != nil {
+		if pkt, o = lc.encryptRTCP(out[:copy(out, pkt)]); o != outcomeNone {
+			s.count(dir, o)
+			return nil, netip.AddrPort{}
+		}
 	}
 	s.count(dir, relayRTCP)
-	return dst, true
+	return pkt, dst
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/tonevault/tonevault/audit"
 	"github.com/tonevault/tonevault/media"
+	"github.com/tonevault/tonevault/media/sdes"
 )
 
 // call is one call through the gateway: two dialogs and one media
@@ -39,6 +40,7 @@ type call struct {
 	acks       [2]map[uint32]*ackWait // 2xx waiting for their ACK, by CSeq
 	presses    pressTracker           // RFC 4733 reports in the carrier's signalling
 	lateOffer  bool                   // the INVITE had no SDP: the offer is in the 2xx
+	keys       [2]legKeys             // SDES-SRTP negotiation per leg
 }
 
 // ackWait is a 2xx to an INVITE received on a leg, waiting for its ACK:
@@ -64,11 +66,15 @@ func legName(l media.Leg) string {
 }
 
 // turn rewrites an SDP body received on leg from so it can be sent on leg
-// to, and tells the relay where from's peer wants its media.
-func (c *call) turn(from, to media.Leg, body []byte) ([]byte, error) {
+// to, and tells the relay where from's peer wants its media. offer says
+// whether the body is an offer (else an answer to the gateway's offer).
+// Each leg's SRTP is settled by its own trunk's policy: the keys from's
+// peer sent are for the relay only, and what goes to to carries keys the
+// gateway drew for to alone.
+func (c *call) turn(from, to media.Leg, body []byte, offer bool) ([]byte, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	opts := RewriteOptions{Local: c.sess.Local(to), Origin: c.origins[to], KeepUninspectable: !c.g.cfg.RejectUninspectable}
+	opts := RewriteOptions{Local: c.sess.Local(to), Origin: c.origins[to], KeepUninspectable: !c.g.cfg.RejectUninspectable, AcceptSAVP: true}
 	if to == media.Carrier {
 		// The customer may always send RFC 4733 to the relay, with the
 		// payload type it offered when it did.
@@ -79,7 +85,28 @@ func (c *call) turn(from, to media.Leg, body []byte) ([]byte, error) {
 			}
 		}
 	}
-	out, st, err := RewriteSDP(body, opts)
+	p, err := readSDP(body, opts)
+	if err != nil {
+		return nil, err
+	}
+	st := p.remote
+	if offer {
+		if st.SRTP, err = c.keys[from].tookOffer(p, c.policy(from)); err != nil {
+			return nil, err
+		}
+		if opts.Crypto, opts.SAVP, err = c.keys[to].offer(c.policy(to)); err != nil {
+			return nil, err
+		}
+	} else {
+		if st.SRTP, err = c.keys[from].tookAnswer(p, c.policy(from)); err != nil {
+			return nil, err
+		}
+		if a := c.keys[to].answer; a != nil {
+			opts.Crypto = []sdes.Crypto{*a}
+		}
+		opts.SAVP = c.keys[to].theirSAVP
+	}
+	out, err := p.write(opts)
 	if err != nil {
 		return nil, err
 	}
@@ -87,16 +114,28 @@ func (c *call) turn(from, to media.Leg, body []byte) ([]byte, error) {
 		// A new description on this leg: RFC 3264 8 wants a new version.
 		c.origins[to].Version++
 		opts.Origin = c.origins[to]
-		if out, _, err = RewriteSDP(body, opts); err != nil {
+		if p, err = readSDP(body, opts); err != nil {
+			return nil, err
+		}
+		if out, err = p.write(opts); err != nil {
 			return nil, err
 		}
 	}
 	if err := c.sess.SetRemote(from, st); err != nil {
 		return nil, err
 	}
+	c.keys[from].cur = st.SRTP
 	c.lastSDP[to] = out
 	c.prevRemote[from], c.remote[from] = c.remote[from], st
 	return out, nil
+}
+
+// policy is the SRTP policy of leg's trunk.
+func (c *call) policy(leg media.Leg) SRTPPolicy {
+	if leg == media.Carrier {
+		return c.g.carrier.cfg.SRTP
+	}
+	return c.g.platform.cfg.SRTP
 }
 
 // rollback restores leg's previous remote stream after a failed offer.
@@ -105,6 +144,7 @@ func (c *call) rollback(leg media.Leg) {
 	defer c.mu.Unlock()
 	if c.prevRemote[leg].Addr.IsValid() {
 		c.remote[leg] = c.prevRemote[leg]
+		c.keys[leg].cur = c.remote[leg].SRTP
 		_ = c.sess.SetRemote(leg, c.remote[leg])
 	}
 }
@@ -257,6 +297,11 @@ func (c *call) end(e ending) {
 	c.mu.Unlock()
 
 	c.sess.Close()
+	c.mu.Lock()
+	for l := range c.keys {
+		c.keys[l].wipe()
+	}
+	c.mu.Unlock()
 	g := c.g
 	g.mu.Lock()
 	for _, d := range c.legs {
@@ -278,6 +323,9 @@ func (c *call) end(e ending) {
 	g.log.Info("call ended", zap.String("call", c.id), zap.String("outcome", outcome), zap.String("trunk", e.trunk), zap.String("method", e.method), zap.Int("status", e.status))
 	g.wg.Done()
 }
+
+// errNoResponse is a transaction that ended without a final response.
+var errNoResponse = errors.New("sip: transaction ended without a final response")
 
 // do sends a request on the dialog's trunk and returns its final
 // response.
@@ -312,7 +360,13 @@ func (d *dialog) send(ctx context.Context, req *sip.Request) (sip.ClientTransact
 				}
 			default:
 			}
-			return tx, nil, tx.Err()
+			if err := tx.Err(); err != nil {
+				return tx, nil, err
+			}
+			// Ended without a final response or an error (its
+			// connection closed): callers must not see a nil response
+			// as an answer.
+			return tx, nil, errNoResponse
 		case <-ctx.Done():
 			return tx, nil, ctx.Err()
 		}

@@ -55,8 +55,11 @@ type TrunkConfig struct {
 	// of Transports. Port 0 picks a free port (tests), the same for UDP
 	// and TCP.
 	Listen netip.AddrPort `yaml:"listen"`
-	// Transports: "udp", "tcp". Empty: both.
+	// Transports: "udp", "tcp", "tls". Empty: udp and tcp. TLS listens
+	// on its own port (TLS).
 	Transports []string `yaml:"transports"`
+	// TLS is SIP over TLS, when Transports has "tls".
+	TLS TLSConfig `yaml:"tls"`
 	// Allow lists the networks that may send SIP to this trunk; requests
 	// from anywhere else get 403 and an audit record. Empty: nobody.
 	Allow []Network `yaml:"allow"`
@@ -72,6 +75,10 @@ type TrunkConfig struct {
 	// header is removed and From says Anonymous. Without a privacy
 	// request the identity goes to either.
 	Trusted bool `yaml:"trusted"`
+	// SRTP is the trunk's SDES-SRTP policy (RFC 4568): off (the
+	// default), optional or required. Each side is settled on its own:
+	// SRTP and plain RTP mix across the two.
+	SRTP SRTPPolicy `yaml:"srtp"`
 }
 
 // ISUPMode is sip.isup: what to do with the ISUP part of a SIP-I/SIP-T
@@ -141,9 +148,11 @@ func DefaultConfig() Config {
 	return Config{
 		Trunks: Trunks{
 			Carrier: TrunkConfig{Listen: netip.MustParseAddrPort("127.0.0.1:5060"), Transports: []string{"udp", "tcp"},
-				Allow: loopback, Target: "sip:{user}@127.0.0.1:5080"},
+				Allow: loopback, Target: "sip:{user}@127.0.0.1:5080", SRTP: SRTPOff,
+				TLS: TLSConfig{Port: 5061, MinVersion: "1.2"}},
 			Platform: TrunkConfig{Listen: netip.MustParseAddrPort("127.0.0.1:5070"), Transports: []string{"udp", "tcp"},
-				Allow: loopback, Target: "sip:agent@127.0.0.1:5090"},
+				Allow: loopback, Target: "sip:agent@127.0.0.1:5090", SRTP: SRTPOff,
+				TLS: TLSConfig{Port: 5071, MinVersion: "1.2"}},
 		},
 		RejectUninspectable: true,
 		CorrelationHeaders:  DefaultCorrelationHeaders,
@@ -194,18 +203,36 @@ func (t TrunkConfig) validate(key string) error {
 		// Contact, Via and SDP need an address peers can reach.
 		return fmt.Errorf("%s.listen: %s is unspecified; give the address peers reach", key, t.Listen.Addr())
 	}
+	tlsOn := false
 	for _, tp := range t.Transports {
-		if tp != "udp" && tp != "tcp" {
-			return fmt.Errorf("%s.transports: %q: want udp or tcp", key, tp)
+		switch tp {
+		case "udp", "tcp":
+		case "tls":
+			tlsOn = true
+		default:
+			return fmt.Errorf("%s.transports: %q: want udp, tcp or tls", key, tp)
 		}
+	}
+	if tlsOn {
+		if err := t.TLS.validate(key); err != nil {
+			return err
+		}
+	}
+	switch t.SRTP {
+	case "", SRTPOff, SRTPOptional, SRTPRequired:
+	default:
+		return fmt.Errorf("%s.srtp: %q: want off, optional or required", key, t.SRTP)
 	}
 	if t.Target != "" {
 		var u sip.Uri
-		if !strings.HasPrefix(t.Target, "sip:") {
-			return fmt.Errorf("%s.target: %q is not a sip: URI", key, t.Target)
+		if !strings.HasPrefix(t.Target, "sip:") && !strings.HasPrefix(t.Target, "sips:") {
+			return fmt.Errorf("%s.target: %q is not a sip: or sips: URI", key, t.Target)
 		}
 		if err := sip.ParseUri(strings.ReplaceAll(t.Target, "{user}", "x"), &u); err != nil || u.Host == "" {
 			return fmt.Errorf("%s.target: %q is not a SIP URI", key, t.Target)
+		}
+		if transportFor(u) == "TLS" && !tlsOn {
+			return fmt.Errorf("%s.target: %q goes over TLS: add tls to %s.transports", key, t.Target, key)
 		}
 	}
 	return nil

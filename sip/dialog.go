@@ -27,7 +27,8 @@ type dialog struct {
 	remoteSeq  uint32
 	target     sip.Uri   // the peer's Contact
 	routes     []sip.Uri // route set
-	transport  string    // "UDP" or "TCP"
+	transport  string    // "UDP", "TCP" or "TLS"
+	sips       bool      // made with a sips: URI: the Contact is sips too
 	inviteSeq  uint32    // CSeq of the INVITE that made the dialog (for ACK)
 }
 
@@ -48,6 +49,7 @@ func uasDialog(t *trunk, req *sip.Request) *dialog {
 		localSeq:  randSeq(),
 		remoteSeq: req.CSeq().SeqNo,
 		transport: strings.ToUpper(req.Transport()),
+		sips:      strings.EqualFold(req.Recipient.Scheme, "sips"),
 	}
 	d.remoteName = req.From().DisplayName
 	d.remoteTag, _ = req.From().Params.Get("tag")
@@ -145,7 +147,7 @@ func (d *dialog) request(m sip.RequestMethod, seq uint32) *sip.Request {
 	req.AppendHeader(&sip.CSeqHeader{SeqNo: seq, MethodName: m})
 	req.AppendHeader(&maxFwd)
 	if m == sip.INVITE || m == sip.UPDATE {
-		req.AppendHeader(d.t.contact(d.transport))
+		req.AppendHeader(d.t.contact(d.transport, d.sips))
 	}
 	d.t.prepare(req, d.transport)
 	return req
@@ -163,7 +165,7 @@ func (d *dialog) respond(req *sip.Request, code int, reason string, body []byte,
 		to.Params.Add("tag", d.localTag)
 	}
 	if (req.IsInvite() || req.Method == sip.UPDATE) && code > 100 && code < 300 {
-		res.AppendHeader(d.t.contact(d.transport))
+		res.AppendHeader(d.t.contact(d.transport, d.sips))
 	}
 	if req.IsInvite() || req.Method == sip.OPTIONS || code == 405 {
 		res.AppendHeader(sip.NewHeader("Allow", d.t.allow()))

@@ -7,10 +7,10 @@
 //
 // # Trunks and calls
 //
-// There are two trunks, "carrier" and "platform" (Config), each with its own
-// sipgo user agent, listening address (UDP and TCP on the same port), allow
-// list and target. A call may start on either trunk; it leaves through the
-// other one to that trunk's Target. Requests from a peer outside a trunk's
+// There are two trunks, "carrier" and "platform" (Config), each with its
+// own sipgo user agent, listening address (UDP and TCP on the same port,
+// TLS on its own, see TLS), allow list and target. A call may start on
+// either trunk; it leaves through the other one to that trunk's Target. Requests from a peer outside a trunk's
 // Allow list get 403 and a sip.peer_refused audit record (one per peer
 // address per 10 s, so that a scanner cannot flood the fsynced trail; the
 // tonevault_sip_requests_refused_total metric counts every one).
@@ -23,6 +23,26 @@
 // (host replaced by the gateway's), Privacy and P-Asserted-Identity (see
 // Privacy), Session-Expires, Min-SE, Supported and Require (without
 // 100rel), the configured correlation headers, Max-Forwards less one.
+//
+// # TLS
+//
+// A trunk whose transports include "tls" listens for SIP over TLS on its
+// own port (TLSConfig.Port, 5061 on the carrier side by default), TLS 1.2
+// and 1.3 (TLSConfig.MinVersion), with the certificate and key of
+// TLSConfig.CertFile and KeyFile. Both are read again at the next
+// handshake after either file changes, so a renewal needs no restart; a
+// file that does not load leaves the previous certificate in use (and a
+// warning in the log). With ClientCAFile, TLS is mutual: a peer must
+// present a certificate of one of those CAs (read again when the file
+// changes). Requests reach a target over TLS when it is a sips: URI or
+// says ;transport=tls: the server is verified against CAFile (or the
+// system's roots) and the host of the URI, and the trunk's certificate
+// is shown when the server asks for one. On a TLS dialog the gateway's
+// Contact names its TLS port with transport=tls, or is a sips: URI when
+// the dialog was made with one (RFC 5630), and its Via says TLS with the
+// TLS port. The gateway is a B2BUA, not a proxy: it adds no Record-Route
+// (each leg's dialog ends at its Contact). Responses go back over the
+// connection their request came on.
 //
 // # Message size
 //
@@ -59,12 +79,37 @@
 // relay's address for the leg it is sent on, a=rtcp at its port+1, the
 // o= line is the gateway's own (one session id per leg, version raised on
 // change), and ICE, DTLS, SDES crypto and rtcp-mux attributes are removed
-// so media cannot go around the relay. Only the first plain RTP/AVP(F)
-// audio stream is kept (others rejected with port 0) and only codecs the
-// relay can inspect (PCMU, PCMA, telephone-event, CN at 8000 Hz). An offer
-// with neither PCMU nor PCMA gets 488 unless Config.RejectUninspectable is
+// so media cannot go around the relay. Only the first RTP/AVP(F) or
+// RTP/SAVP(F) audio stream is kept (others rejected with port 0) and only
+// codecs the relay can inspect (PCMU, PCMA, telephone-event, CN at 8000 Hz). An
+// offer with neither PCMU nor PCMA gets 488 unless Config.RejectUninspectable is
 // false, in which case it is forwarded whole and the relay mutes what it
 // cannot inspect (fail closed).
+//
+// # SRTP
+//
+// Each trunk has an SDES-SRTP policy (RFC 4568, TrunkConfig.SRTP), and
+// each leg of a call is settled by its own trunk's, so SRTP and plain RTP
+// mix across the two. An offer from a peer: with srtp off, RTP/SAVP gets
+// 488 and a=crypto in an RTP/AVP offer is passed over; otherwise the
+// first a=crypto the gateway can use (package sdes: AES_CM_128_HMAC_SHA1_80
+// and _32, AEAD_AES_128_GCM, lifetime and MKI, several keys by MKI; not
+// UNENCRYPTED_*, UNAUTHENTICATED_SRTP, KDR or FEC) is taken, and the
+// answer carries its tag and suite with a fresh key of the gateway's,
+// with an MKI of the offer's length when the offer's key has one
+// (symmetric MKI, as Microsoft Teams expects). With srtp required a plain
+// offer gets 488; RTP/SAVP with no usable a=crypto gets 488 whatever the
+// policy. An offer by the gateway: off, RTP/AVP; optional, RTP/AVP with
+// one a=crypto per suite (best-effort SRTP: a peer without SDES answers
+// plain); required, RTP/SAVP with them, and a plain answer ends the call
+// (488 to the caller). Offered keys have no MKI (Twilio refuses them).
+// The keys a peer sent only decrypt what it sends, in the relay
+// (media.Stream.SRTP); every key the gateway sends is drawn for that leg
+// alone, so the customer's keys never protect what goes to the platform,
+// nor the platform's what goes to the customer. A re-offer that keeps its
+// key gets the gateway's same key back, and a re-offer by the gateway
+// keeps its key for the suite in use, so the relay keeps the leg's SRTP
+// state. The keys are wiped when the call ends; no log or error shows one.
 //
 // # No key press in the signalling
 //
@@ -118,7 +163,7 @@
 // call refused with 420, which is what such callers usually prefer; an
 // early-media answer in a 18x is then a preview and the 2xx carries it
 // again). Not supported: forking to several early dialogs (the last tag
-// wins), TLS and SRTP, transfers (REFER), session timer refreshes by the
+// wins), DTLS-SRTP, transfers (REFER), session timer refreshes by the
 // gateway itself, DNS SRV and failover. Key-press bodies of a type not
 // listed above are refused, not forwarded, and their digit is lost.
 package sip

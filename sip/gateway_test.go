@@ -15,7 +15,10 @@ import (
 	"github.com/emiago/sipgo/sip"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/tonevault/tonevault/audit"
 	"github.com/tonevault/tonevault/dtmf"
@@ -101,7 +104,7 @@ type memAudit struct {
 	refused []error
 }
 
-func newMemAudit(t *testing.T) *memAudit {
+func newMemAudit(t testing.TB) *memAudit {
 	t.Helper()
 	h, err := audit.NewHMAC(audit.HMACKey{ID: "test", Key: []byte("sip-test-key-0123456789abcdef0123")})
 	if err != nil {
@@ -151,11 +154,11 @@ func (m *memAudit) find(e audit.Event) []audit.Record {
 
 // peer is a raw UDP SIP endpoint of the test.
 type peer struct {
-	t    *testing.T
+	t    testing.TB
 	conn *net.UDPConn
 }
 
-func newPeer(t *testing.T) *peer {
+func newPeer(t testing.TB) *peer {
 	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
 		t.Fatal(err)
@@ -247,6 +250,7 @@ type testGW struct {
 	metrics    *Metrics
 	carrier    netip.AddrPort
 	plat       netip.AddrPort
+	logs       *observer.ObservedLogs // everything the gateway logged
 }
 
 func startTestGW(t *testing.T, allow string, agent string) *testGW {
@@ -254,7 +258,7 @@ func startTestGW(t *testing.T, allow string, agent string) *testGW {
 }
 
 // startTestGWWith is startTestGW with the configuration changed by mod.
-func startTestGWWith(t *testing.T, allow string, agent string, mod func(*Config)) *testGW {
+func startTestGWWith(t testing.TB, allow string, agent string, mod func(*Config)) *testGW {
 	t.Helper()
 	tg := &testGW{relay: &fakeRelay{}, audit: newMemAudit(t)}
 	var err error
@@ -273,7 +277,10 @@ func startTestGWWith(t *testing.T, allow string, agent string, mod func(*Config)
 	if mod != nil {
 		mod(&cfg)
 	}
-	tg.g, err = New(cfg, Options{Relay: tg.relay, Audit: tg.audit, Metrics: tg.metrics, Log: zaptest.NewLogger(t)})
+	obs, logs := observer.New(zap.DebugLevel)
+	tg.logs = logs
+	log := zaptest.NewLogger(t, zaptest.Level(zap.DebugLevel), zaptest.WrapOptions(zap.WrapCore(func(c zapcore.Core) zapcore.Core { return zapcore.NewTee(c, obs) })))
+	tg.g, err = New(cfg, Options{Relay: tg.relay, Audit: tg.audit, Metrics: tg.metrics, Log: log})
 	if err != nil {
 		t.Fatal(err)
 	}

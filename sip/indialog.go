@@ -161,7 +161,7 @@ func (c *call) reoffer(leg media.Leg, req *sip.Request, tx sip.ServerTransaction
 	var body []byte
 	offered := sess.sdp != nil
 	if offered {
-		b, err := c.turn(leg, otherLeg(leg), sess.sdp)
+		b, err := c.turn(leg, otherLeg(leg), sess.sdp, true)
 		if err != nil {
 			g.log.Info("re-offer refused", zap.String("call", c.id), zap.String("leg", legName(leg)), zap.Error(err))
 			_ = tx.Respond(d.respond(req, 488, "Not Acceptable Here", nil, ""))
@@ -217,7 +217,7 @@ func (c *call) reoffer(leg media.Leg, req *sip.Request, tx sip.ServerTransaction
 			_ = tx.Respond(d.respond(req, 502, "Bad Gateway", nil, ""))
 			return
 		}
-		if answer, err = c.turn(otherLeg(leg), leg, rs.sdp); err != nil {
+		if answer, err = c.turn(otherLeg(leg), leg, rs.sdp, false); err != nil {
 			g.log.Info("re-offer answer refused", zap.String("call", c.id), zap.Error(err))
 			c.rollback(leg)
 			_ = tx.Respond(d.respond(req, 488, "Not Acceptable Here", nil, ""))
@@ -257,7 +257,7 @@ func (c *call) reofferLate(leg media.Leg, req *sip.Request, tx sip.ServerTransac
 		fail(502, "Bad Gateway", "no offer in 2xx", err)
 		return
 	}
-	offer, err := c.turn(otherLeg(leg), leg, rs.sdp)
+	offer, err := c.turn(otherLeg(leg), leg, rs.sdp, true)
 	if err != nil {
 		fail(488, "Not Acceptable Here", "offer refused", err)
 		return
@@ -285,7 +285,7 @@ func (c *call) finishLateOffer(leg media.Leg, ack *sip.Request, acker *acker, fa
 		fail(0, "", "no answer in ACK", err)
 		return
 	}
-	answer, err := c.turn(leg, otherLeg(leg), as.sdp)
+	answer, err := c.turn(leg, otherLeg(leg), as.sdp, false)
 	if err != nil {
 		fail(0, "", "answer refused", err)
 		return
@@ -328,7 +328,7 @@ func newAcker(tx sip.ClientTransaction, d *dialog, seq uint32) *acker {
 		tmpl := a.tmpl
 		a.mu.Unlock()
 		if tmpl != nil && r.IsSuccess() {
-			_ = d.t.cli.WriteRequest(tmpl.Clone())
+			_ = d.t.cli.WriteRequest(tmpl.Clone(), d.t.build)
 		}
 	})
 	return a
@@ -346,7 +346,7 @@ func (a *acker) send(sdp []byte) {
 	setBody(ack, sdp, "application/sdp")
 	a.tmpl = ack.Clone()
 	a.mu.Unlock()
-	_ = a.d.t.cli.WriteRequest(ack)
+	_ = a.d.t.cli.WriteRequest(ack, a.d.t.build)
 }
 
 // forward carries an in-dialog request from the platform to the carrier

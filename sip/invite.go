@@ -145,7 +145,7 @@ func (g *Gateway) newCall(in *trunk, req *sip.Request, tx sip.ServerTransaction)
 	var sdp []byte
 	c.lateOffer = sess.sdp == nil
 	if !c.lateOffer {
-		if sdp, err = c.turn(in.leg, out.leg, sess.sdp); err != nil {
+		if sdp, err = c.turn(in.leg, out.leg, sess.sdp, true); err != nil {
 			c.sess.Close()
 			code, reason := 488, "Not Acceptable Here"
 			if errors.Is(err, ErrBadSDP) {
@@ -168,9 +168,9 @@ func (g *Gateway) newCall(in *trunk, req *sip.Request, tx sip.ServerTransaction)
 	// The outgoing leg is the gateway's own request: its Call-ID, tags,
 	// Via and Contact, with the caller's identity and the correlation
 	// headers copied.
-	outd := &dialog{t: out, callID: newSIPCallID(out.addr.Addr().String()), localTag: sip.GenerateTagN(16), localSeq: randSeq(), transport: transportFor(target), target: target}
+	outd := &dialog{t: out, callID: newSIPCallID(out.addr.Addr().String()), localTag: sip.GenerateTagN(16), localSeq: randSeq(), transport: transportFor(target), target: target, sips: target.Scheme == "sips"}
 	outd.localName = req.From().DisplayName
-	outd.localURI = sip.Uri{Scheme: "sip", User: req.From().Address.User, Host: out.addr.Addr().String()}
+	outd.localURI = sip.Uri{Scheme: target.Scheme, User: req.From().Address.User, Host: out.addr.Addr().String()}
 	caller := req.From().Address.User
 	if withhold {
 		outd.localName, outd.localURI = anonymousName, anonymousURI
@@ -396,7 +396,7 @@ func (c *call) provisional(inReq *sip.Request, inTx sip.ServerTransaction, res *
 	var body []byte
 	state := StateRinging
 	if rs, err := readSession(res); err == nil && rs.sdp != nil && !c.lateOffer {
-		b, err := c.turn(otherLeg(c.in), c.in, rs.sdp)
+		b, err := c.turn(otherLeg(c.in), c.in, rs.sdp, false)
 		if err != nil {
 			c.g.log.Info("early media SDP refused; 18x passed on without it", zap.String("call", c.id), zap.Error(err))
 		} else {
@@ -443,7 +443,7 @@ func (c *call) answer(inReq *sip.Request, inTx sip.ServerTransaction, tx sip.Cli
 		g.log.Info("2xx body unreadable", zap.String("call", c.id), zap.Error(err))
 	}
 	if rs.sdp != nil {
-		b, err := c.turn(otherLeg(c.in), c.in, rs.sdp)
+		b, err := c.turn(otherLeg(c.in), c.in, rs.sdp, false)
 		if err != nil {
 			g.log.Info("answer SDP refused", zap.String("call", c.id), zap.Error(err))
 			c.bye(int(c.in))
@@ -509,7 +509,7 @@ func (c *call) answerLate(inReq *sip.Request, inTx sip.ServerTransaction, res *s
 		refuse(502, "Bad Gateway", audit.ReasonFailed, err)
 		return
 	}
-	offer, err := c.turn(otherLeg(c.in), c.in, rs.sdp)
+	offer, err := c.turn(otherLeg(c.in), c.in, rs.sdp, true)
 	if err != nil {
 		refuse(488, "Not Acceptable Here", audit.ReasonNotAcceptable, err)
 		return

@@ -11,6 +11,7 @@ import (
 	"github.com/pion/sdp/v3"
 
 	"github.com/tonevault/tonevault/media"
+	"github.com/tonevault/tonevault/media/sdes"
 )
 
 // Errors of RewriteSDP. ErrUninspectable leads to 488 Not Acceptable Here.
@@ -52,6 +53,31 @@ type RewriteOptions struct {
 	// back to in-band tones or, worse, to SIP INFO only.
 	TelephoneEvent   bool
 	TelephoneEventPT uint8
+	// AcceptSAVP lets an RTP/SAVP(F) audio stream (SDES-SRTP) be the
+	// call's stream; without it only RTP/AVP(F) streams are, and an
+	// SRTP-only offer has no usable audio.
+	AcceptSAVP bool
+	// Crypto are the a=crypto attributes of the stream sent, keys
+	// included (none: plain RTP); SAVP makes its transport RTP/SAVP(F)
+	// rather than RTP/AVP(F) (best-effort SRTP, or plain). Whatever the
+	// received SDP had is never copied.
+	Crypto []sdes.Crypto
+	SAVP   bool
+}
+
+// sdpIn is a received SDP, parsed, with the call's audio stream chosen:
+// what the gateway needs to know of it before it writes its own.
+type sdpIn struct {
+	sd       sdp.SessionDescription
+	md       *sdp.MediaDescription
+	addr     netip.Addr
+	remote   media.Stream
+	kept     map[string]bool
+	pts      []media.PayloadType
+	savp     bool          // RTP/SAVP(F)
+	feedback bool          // RTP/(S)AVPF
+	crypto   []sdes.Crypto // the stream's a=crypto attributes the gateway can use, in order
+	nCrypto  int           // how many it had, usable or not
 }
 
 // stripAttrs are attributes that would let media go around the relay
@@ -91,56 +117,74 @@ var staticPT = map[uint8]media.PayloadType{
 // body to send on the other leg, and what the received SDP says about its
 // sender (for MediaSession.SetRemote on the receiving leg).
 //
-// The first audio m= line with RTP/AVP(F) is the call's stream; every
-// other m= line is rejected with port 0, as RFC 3264 allows. Its payload
-// types are cut down to those the relay can inspect (PCMU, PCMA,
-// telephone-event, CN) unless opts.KeepUninspectable; no PCMU or PCMA left
-// is ErrUninspectable. c= and the port point at opts.Local, a=rtcp at its
-// port+1, and ICE, DTLS, SDES and rtcp-mux attributes are removed. An
-// unspecified address (RFC 2543 hold) stays unspecified.
+// The first audio m= line with RTP/AVP(F) (or, with opts.AcceptSAVP,
+// RTP/SAVP(F)) is the call's stream; every other m= line is rejected with
+// port 0, as RFC 3264 allows. Its payload types are cut down to those the
+// relay can inspect (PCMU, PCMA, telephone-event, CN) unless
+// opts.KeepUninspectable; no PCMU or PCMA left is ErrUninspectable. c=
+// and the port point at opts.Local, a=rtcp at its port+1, and ICE, DTLS,
+// SDES and rtcp-mux attributes are removed (opts.Crypto puts the
+// gateway's own a=crypto in). An unspecified address (RFC 2543 hold)
+// stays unspecified.
 func RewriteSDP(in []byte, opts RewriteOptions) (out []byte, remote media.Stream, err error) {
+	p, err := readSDP(in, opts)
+	if err != nil {
+		return nil, remote, err
+	}
+	out, err = p.write(opts)
+	return out, p.remote, err
+}
+
+// readSDP parses a received SDP and chooses its audio stream.
+func readSDP(in []byte, opts RewriteOptions) (*sdpIn, error) {
 	if len(in) > maxSDP {
-		return nil, remote, fmt.Errorf("%w: body of %d bytes", ErrBadSDP, len(in))
+		return nil, fmt.Errorf("%w: body of %d bytes", ErrBadSDP, len(in))
 	}
 	if !strings.HasPrefix(string(in), "v=") {
-		return nil, remote, fmt.Errorf("%w: does not start with v=", ErrBadSDP)
+		return nil, fmt.Errorf("%w: does not start with v=", ErrBadSDP)
 	}
-	var sd sdp.SessionDescription
+	p := &sdpIn{}
+	sd := &p.sd
 	if err := sd.UnmarshalString(string(in)); err != nil {
-		return nil, remote, fmt.Errorf("%w: %v", ErrBadSDP, err)
+		return nil, fmt.Errorf("%w: %v", ErrBadSDP, err)
 	}
 	sessAddr, err := connAddr(sd.ConnectionInformation)
 	if err != nil {
-		return nil, remote, err
+		return nil, err
 	}
 	sessDir := direction(sd.Attributes, "sendrecv")
 
 	chosen := -1
 	for i, md := range sd.MediaDescriptions {
-		if chosen < 0 && md.MediaName.Media == "audio" && md.MediaName.Port.Value != 0 && plainRTP(md.MediaName.Protos) {
-			chosen = i
-			continue
+		if chosen < 0 && md.MediaName.Media == "audio" && md.MediaName.Port.Value != 0 {
+			if ok, savp, fb := rtpProto(md.MediaName.Protos); ok && (!savp || opts.AcceptSAVP) {
+				chosen, p.savp, p.feedback = i, savp, fb
+				continue
+			}
 		}
 		rejectMedia(md)
 	}
 	if chosen < 0 {
-		return nil, remote, ErrNoAudio
+		return nil, ErrNoAudio
 	}
 	md := sd.MediaDescriptions[chosen]
+	p.md = md
 
 	addr := sessAddr
 	if md.ConnectionInformation != nil {
 		if addr, err = connAddr(md.ConnectionInformation); err != nil {
-			return nil, remote, err
+			return nil, err
 		}
 	}
 	if !addr.IsValid() {
-		return nil, remote, fmt.Errorf("%w: no c= line for the audio stream", ErrBadSDP)
+		return nil, fmt.Errorf("%w: no c= line for the audio stream", ErrBadSDP)
 	}
+	p.addr = addr
 	port := md.MediaName.Port.Value
 	if port < 0 || port > 65535 {
-		return nil, remote, fmt.Errorf("%w: port %d", ErrBadSDP, port)
+		return nil, fmt.Errorf("%w: port %d", ErrBadSDP, port)
 	}
+	remote := &p.remote
 	remote.Addr = netip.AddrPortFrom(addr, uint16(port))
 	remote.RTCP = netip.AddrPortFrom(addr, uint16(port+1))
 	if port == 65535 {
@@ -148,33 +192,49 @@ func RewriteSDP(in []byte, opts RewriteOptions) (out []byte, remote media.Stream
 	}
 	remote.Direction = direction(md.Attributes, sessDir)
 
-	pts, kept, err := payloadTypes(md, opts.KeepUninspectable)
-	if err != nil {
-		return nil, remote, err
+	if p.pts, p.kept, err = payloadTypes(md, opts.KeepUninspectable); err != nil {
+		return nil, err
 	}
-	remote.PayloadTypes = pts
-
-	// Rebuild the attribute list: drop what would bypass the relay and
-	// what belongs to removed payload types, read ptime and rtcp.
-	attrs := md.Attributes[:0:0]
+	remote.PayloadTypes = p.pts
 	for _, a := range md.Attributes {
-		switch {
-		case stripAttrs[a.Key]:
-			continue
-		case a.Key == "rtpmap" || a.Key == "fmtp" || a.Key == "rtcp-fb":
-			pt, _, _ := strings.Cut(a.Value, " ")
-			if !kept[pt] && pt != "*" {
-				continue
-			}
-		case a.Key == "ptime":
+		switch a.Key {
+		case "ptime":
 			if ms, err := strconv.Atoi(strings.TrimSpace(a.Value)); err == nil && ms > 0 && ms <= 1000 {
 				remote.PTime = time.Duration(ms) * time.Millisecond
 			}
-		case a.Key == "rtcp":
-			if p, ok := rtcpAttr(a.Value, addr); ok {
-				remote.RTCP = p
+		case "rtcp":
+			if rp, ok := rtcpAttr(a.Value, addr); ok {
+				remote.RTCP = rp
 			}
-			continue // written again below, pointing at the relay
+		case "crypto":
+			// An attribute the gateway cannot use (another suite,
+			// parameters it does not do) is passed over, as RFC 4568
+			// has an answerer do; the error would quote nothing useful.
+			p.nCrypto++
+			if c, err := sdes.Parse(a.Value); err == nil && len(p.crypto) < 16 {
+				p.crypto = append(p.crypto, c)
+			}
+		}
+	}
+	return p, nil
+}
+
+// write builds the SDP to send on the other leg from a received one.
+// It changes p: read it again to write it again.
+func (p *sdpIn) write(opts RewriteOptions) ([]byte, error) {
+	sd, md, addr := &p.sd, p.md, p.addr
+	// Rebuild the attribute list: drop what would bypass the relay and
+	// what belongs to removed payload types.
+	attrs := md.Attributes[:0:0]
+	for _, a := range md.Attributes {
+		switch {
+		case stripAttrs[a.Key], a.Key == "rtcp":
+			continue // a=rtcp is written again below, pointing at the relay
+		case a.Key == "rtpmap" || a.Key == "fmtp" || a.Key == "rtcp-fb":
+			pt, _, _ := strings.Cut(a.Value, " ")
+			if !p.kept[pt] && pt != "*" {
+				continue
+			}
 		}
 		attrs = append(attrs, a)
 	}
@@ -183,15 +243,26 @@ func RewriteSDP(in []byte, opts RewriteOptions) (out []byte, remote media.Stream
 		local = netip.AddrPortFrom(unspecifiedLike(local.Addr()), local.Port())
 	}
 	attrs = append(attrs, sdp.Attribute{Key: "rtcp", Value: strconv.Itoa(int(local.Port()) + 1)})
+	for _, c := range opts.Crypto {
+		attrs = append(attrs, sdp.Attribute{Key: "crypto", Value: c.Marshal()})
+	}
 	md.Attributes = attrs
+	proto := "AVP"
+	if opts.SAVP {
+		proto = "SAVP"
+	}
+	if p.feedback {
+		proto += "F"
+	}
+	md.MediaName.Protos = []string{"RTP", proto}
 	formats := md.MediaName.Formats[:0:0]
 	for _, f := range md.MediaName.Formats {
-		if kept[f] {
+		if p.kept[f] {
 			formats = append(formats, f)
 		}
 	}
 	md.MediaName.Formats = formats
-	if opts.TelephoneEvent && !hasCodec(pts, media.TelephoneEvent) && remote.Direction != "inactive" {
+	if opts.TelephoneEvent && !hasCodec(p.pts, media.TelephoneEvent) && p.remote.Direction != "inactive" {
 		pt := freePT(opts.TelephoneEventPT, formats)
 		md.MediaName.Formats = append(md.MediaName.Formats, pt)
 		md.Attributes = append(md.Attributes,
@@ -222,9 +293,9 @@ func RewriteSDP(in []byte, opts RewriteOptions) (out []byte, remote media.Stream
 	}
 	b, err := sd.Marshal()
 	if err != nil {
-		return nil, remote, fmt.Errorf("%w: %v", ErrBadSDP, err)
+		return nil, fmt.Errorf("%w: %v", ErrBadSDP, err)
 	}
-	return b, remote, nil
+	return b, nil
 }
 
 func hasCodec(pts []media.PayloadType, c media.Codec) bool {
@@ -257,11 +328,21 @@ func freePT(want uint8, formats []string) string {
 	return strconv.Itoa(int(want)) // 32 formats in use: cannot happen with the kept codecs
 }
 
-// plainRTP reports whether the m= protocol is unencrypted RTP that the
-// relay can read.
-func plainRTP(protos []string) bool {
-	p := strings.ToUpper(strings.Join(protos, "/"))
-	return p == "RTP/AVP" || p == "RTP/AVPF"
+// rtpProto reports whether the m= protocol is RTP the relay can read,
+// plain or SDES-SRTP (savp), with or without feedback (RFC 4585). DTLS
+// (UDP/TLS/RTP/SAVP) is not: its keys are not in the SDP.
+func rtpProto(protos []string) (ok, savp, feedback bool) {
+	switch strings.ToUpper(strings.Join(protos, "/")) {
+	case "RTP/AVP":
+		return true, false, false
+	case "RTP/AVPF":
+		return true, false, true
+	case "RTP/SAVP":
+		return true, true, false
+	case "RTP/SAVPF":
+		return true, true, true
+	}
+	return false, false, false
 }
 
 // rejectMedia turns an m= line into a rejected one (port 0) without the

@@ -2,6 +2,7 @@ package sip
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -30,6 +31,11 @@ type trunk struct {
 	addr netip.AddrPort // bound address (port resolved)
 	udp  net.PacketConn
 	tcp  net.Listener
+	// SIP over TLS: its own port, certificates read again when their
+	// files change.
+	tlsLn   net.Listener
+	tlsAddr netip.AddrPort
+	tlsFile *tlsFiles
 
 	noTCPMu sync.Mutex
 	noTCP   map[string]time.Time // destinations that refused TCP, until when
@@ -73,16 +79,27 @@ func newTrunk(name string, leg media.Leg, cfg TrunkConfig, userAgent string, log
 		return nil, fmt.Errorf("sip: %w", err)
 	}
 	t := &trunk{name: name, leg: leg, cfg: cfg}
+	if t.hasTransport("tls") {
+		f, err := newTLSFiles(cfg.TLS, "sip.trunks."+name, log.With("trunk", name))
+		if err != nil {
+			return nil, fmt.Errorf("sip: %w", err)
+		}
+		t.tlsFile = f
+	}
 	if err := t.bind(); err != nil {
 		return nil, err
 	}
 	host := t.addr.Addr().String()
-	ua, err := sipgo.NewUA(
+	uaOpts := []sipgo.UserAgentOption{
 		sipgo.WithUserAgent(userAgent),
 		sipgo.WithUserAgentHostname(host),
 		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(log)),
 		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(log)),
-	)
+	}
+	if t.tlsFile != nil {
+		uaOpts = append(uaOpts, sipgo.WithUserAgenTLSConfig(t.tlsFile.clientConfig()))
+	}
+	ua, err := sipgo.NewUA(uaOpts...)
 	if err != nil {
 		t.closeSockets()
 		return nil, err
@@ -101,7 +118,7 @@ func newTrunk(name string, leg media.Leg, cfg TrunkConfig, userAgent string, log
 
 func (t *trunk) hasTransport(tp string) bool {
 	if len(t.cfg.Transports) == 0 {
-		return true
+		return tp != "tls" // the default is udp and tcp
 	}
 	for _, x := range t.cfg.Transports {
 		if strings.EqualFold(x, tp) {
@@ -115,12 +132,24 @@ func (t *trunk) hasTransport(tp string) bool {
 // port (tried a few times, since another process may take it between).
 func (t *trunk) bind() error {
 	udp, tcp := t.hasTransport("udp"), t.hasTransport("tcp")
-	if !udp && !tcp {
-		return fmt.Errorf("sip: trunk %s: no transport (want udp and/or tcp)", t.name)
+	if !udp && !tcp && !t.hasTransport("tls") {
+		return fmt.Errorf("sip: trunk %s: no transport (want udp, tcp and/or tls)", t.name)
 	}
 	for _, tp := range t.cfg.Transports {
-		if !strings.EqualFold(tp, "udp") && !strings.EqualFold(tp, "tcp") {
-			return fmt.Errorf("sip: trunk %s: transport %q not supported (udp, tcp)", t.name, tp)
+		if !strings.EqualFold(tp, "udp") && !strings.EqualFold(tp, "tcp") && !strings.EqualFold(tp, "tls") {
+			return fmt.Errorf("sip: trunk %s: transport %q not supported (udp, tcp, tls)", t.name, tp)
+		}
+	}
+	if t.tlsFile != nil {
+		l, err := net.Listen("tcp", netip.AddrPortFrom(t.cfg.Listen.Addr(), t.cfg.TLS.Port).String())
+		if err != nil {
+			return fmt.Errorf("sip: trunk %s: tls: %w", t.name, err)
+		}
+		t.tlsAddr = netip.AddrPortFrom(t.cfg.Listen.Addr(), uint16(l.Addr().(*net.TCPAddr).Port))
+		t.tlsLn = tls.NewListener(l, t.tlsFile.serverConfig())
+		if !udp && !tcp {
+			t.addr = t.tlsAddr
+			return nil
 		}
 	}
 	var lastErr error
@@ -129,6 +158,7 @@ func (t *trunk) bind() error {
 		if udp {
 			c, err := net.ListenPacket("udp", t.cfg.Listen.String())
 			if err != nil {
+				t.closeSockets()
 				return fmt.Errorf("sip: trunk %s: %w", t.name, err)
 			}
 			t.udp = c
@@ -161,6 +191,9 @@ func (t *trunk) serve() {
 	if t.tcp != nil {
 		go func() { _ = t.srv.ServeTCP(t.tcp) }()
 	}
+	if t.tlsLn != nil {
+		go func() { _ = t.srv.ServeTLS(t.tlsLn) }()
+	}
 	// Requests leave from the UDP listener only once sipgo has put it in
 	// its connection pool; until then it would try to bind the port again.
 	if t.udp != nil {
@@ -177,6 +210,9 @@ func (t *trunk) closeSockets() {
 	}
 	if t.tcp != nil {
 		t.tcp.Close()
+	}
+	if t.tlsLn != nil {
+		t.tlsLn.Close()
 	}
 }
 
@@ -219,18 +255,18 @@ func (t *trunk) allow() string {
 func (t *trunk) transaction(ctx context.Context, req *sip.Request) (sip.ClientTransaction, error) {
 	// Build the request as sipgo would (Via, Max-Forwards...) so that its
 	// size is the size sent.
-	if err := sipgo.ClientRequestBuild(t.cli, req); err != nil {
+	if err := t.build(t.cli, req); err != nil {
 		return nil, err
 	}
 	if !t.tooBigForUDP(req) {
-		return t.cli.TransactionRequest(ctx, req, sipgo.ClientRequestBuild)
+		return t.cli.TransactionRequest(ctx, req, t.build)
 	}
 	dest := req.Destination()
 	laddr := req.Laddr
 	setTransport(req, "TCP")
 	req.Laddr = sip.Addr{}
 	dctx, cancel := context.WithTimeout(ctx, tcpDialTimeout)
-	tx, err := t.cli.TransactionRequest(dctx, req, sipgo.ClientRequestBuild)
+	tx, err := t.cli.TransactionRequest(dctx, req, t.build)
 	cancel() // only the dial used it
 	if err == nil {
 		return tx, nil
@@ -238,7 +274,20 @@ func (t *trunk) transaction(ctx context.Context, req *sip.Request) (sip.ClientTr
 	t.refusedTCP(dest)
 	setTransport(req, "UDP")
 	req.Laddr = laddr
-	return t.cli.TransactionRequest(ctx, req, sipgo.ClientRequestBuild)
+	return t.cli.TransactionRequest(ctx, req, t.build)
+}
+
+// build completes a request as sipgo does; over TLS its Via names the
+// trunk's TLS port, where a response would come if the connection were
+// lost (RFC 3261 18.2.2), not the UDP one sipgo puts there.
+func (t *trunk) build(c *sipgo.Client, req *sip.Request) error {
+	if err := sipgo.ClientRequestBuild(c, req); err != nil {
+		return err
+	}
+	if v := req.Via(); v != nil && strings.EqualFold(req.Transport(), "TLS") && t.tlsAddr.IsValid() {
+		v.Port = int(t.tlsAddr.Port())
+	}
+	return nil
 }
 
 // tooBigForUDP reports whether req is to go over UDP but is too large
@@ -275,10 +324,19 @@ func setTransport(req *sip.Request, tp string) {
 	}
 }
 
-// contact is the gateway's Contact on this trunk for a transport.
-func (t *trunk) contact(transport string) *sip.ContactHeader {
+// contact is the gateway's Contact on this trunk for a transport. Over
+// TLS it is the TLS port with transport=tls, and a sips: URI when the
+// dialog was made with one (RFC 5630: a SIPS dialog's Contact is SIPS).
+func (t *trunk) contact(transport string, sips bool) *sip.ContactHeader {
 	u := sip.Uri{Scheme: "sip", User: "tonevault", Host: t.addr.Addr().String(), Port: int(t.addr.Port())}
-	if strings.EqualFold(transport, "TCP") {
+	switch {
+	case strings.EqualFold(transport, "TLS") && sips:
+		u.Scheme, u.Port = "sips", int(t.tlsAddr.Port())
+	case strings.EqualFold(transport, "TLS"):
+		u.Port = int(t.tlsAddr.Port())
+		u.UriParams = sip.NewParams()
+		u.UriParams.Add("transport", "tls")
+	case strings.EqualFold(transport, "TCP"):
 		u.UriParams = sip.NewParams()
 		u.UriParams.Add("transport", "tcp")
 	}
@@ -318,9 +376,12 @@ func (t *trunk) target(in *sip.Request) (sip.Uri, error) {
 	return u, nil
 }
 
-// transportFor is the transport of requests to u: its transport
-// parameter, else UDP.
+// transportFor is the transport of requests to u: TLS for a sips: URI,
+// else its transport parameter, else UDP.
 func transportFor(u sip.Uri) string {
+	if strings.EqualFold(u.Scheme, "sips") {
+		return "TLS"
+	}
 	if u.UriParams != nil {
 		if tp, ok := u.UriParams.Get("transport"); ok && tp != "" {
 			return strings.ToUpper(tp)

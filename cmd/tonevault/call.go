@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -39,7 +41,17 @@ Options (before or after URI):
   --to URI           the SIP URI to call (instead of the URI operand)
   --from URI         our SIP URI (default sip:caller@<local IP>)
   --local IP:PORT    SIP bind address; RTP uses the same IP (default ` + caller.DefaultLocal + `)
-  --transport T      udp or tcp (default udp)
+  --transport T      udp, tcp or tls (default udp; a sips: URI means tls)
+  --tls              call over TLS (--transport tls): the gateway's TLS
+                     port, e.g. sip:pay@127.0.0.1:5061 (the default URI
+                     then); its certificate is verified against --ca-file
+                     or the system's roots
+  --ca-file FILE     CA certificates (PEM) that verify the far end over TLS
+  --cert-file FILE   our certificate (PEM), for a far end that asks for one
+  --key-file FILE    its key (PEM)
+  --srtp             offer SDES-SRTP (RTP/SAVP, a=crypto with each suite):
+                     our media is encrypted and what we get must
+                     authenticate; a plain answer ends the call
   --digits KEYS      keys to type: 0-9 * # A-D, at most 64, e.g.
                      1234#; "-" reads them from stdin,
                      which keeps them out of the process list and history
@@ -90,6 +102,10 @@ type callFlags struct {
 	wait, answer  time.Duration
 	delay         time.Duration
 	hangup        bool
+	tls           bool
+	caFile        string
+	certFile      string
+	keyFile       string
 }
 
 // keypadWait is how long a --keypad call stays up after the last keys
@@ -384,6 +400,11 @@ func parseCallFlags(args []string, stdout, stderr io.Writer) (callFlags, int, bo
 	fs.StringVar(&o.From, "from", "", "")
 	fs.StringVar(&o.Local, "local", caller.DefaultLocal, "")
 	fs.StringVar(&o.Transport, "transport", "udp", "")
+	fs.BoolVar(&cf.tls, "tls", false, "")
+	fs.StringVar(&cf.caFile, "ca-file", "", "")
+	fs.StringVar(&cf.certFile, "cert-file", "", "")
+	fs.StringVar(&cf.keyFile, "key-file", "", "")
+	fs.BoolVar(&o.SRTP, "srtp", false, "")
 	fs.StringVar(&cf.digits, "digits", "", "")
 	fs.StringVar(&cf.keypad, "keypad", "", "")
 	fs.Var(headerFlags{&o.Headers}, "header", "")
@@ -443,6 +464,39 @@ func parseCallFlags(args []string, stdout, stderr io.Writer) (callFlags, int, bo
 	}
 	if cf.wait < 0 || cf.delay < 0 || cf.answer <= 0 {
 		return fail("--wait and --delay must not be negative and --answer-timeout must be positive")
+	}
+	if cf.tls {
+		if o.Transport != "udp" && o.Transport != "tls" {
+			return fail("--tls and --transport %s: choose one", o.Transport)
+		}
+		o.Transport = "tls"
+		if o.Target == "" {
+			o.Target = caller.DefaultTLSTarget
+		}
+	}
+	if (cf.certFile == "") != (cf.keyFile == "") {
+		return fail("--cert-file and --key-file go together")
+	}
+	if cf.caFile != "" || cf.certFile != "" {
+		tc := &tls.Config{MinVersion: tls.VersionTLS12}
+		if cf.caFile != "" {
+			pem, err := os.ReadFile(cf.caFile)
+			if err != nil {
+				return fail("--ca-file: %v", err)
+			}
+			tc.RootCAs = x509.NewCertPool()
+			if !tc.RootCAs.AppendCertsFromPEM(pem) {
+				return fail("--ca-file %s: no PEM certificate in it", cf.caFile)
+			}
+		}
+		if cf.certFile != "" {
+			pair, err := tls.LoadX509KeyPair(cf.certFile, cf.keyFile)
+			if err != nil {
+				return fail("--cert-file, --key-file: %v", err)
+			}
+			tc.Certificates = []tls.Certificate{pair}
+		}
+		o.TLS = tc
 	}
 	if cf.keypad != "" {
 		if cf.digits != "" {

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -70,7 +71,7 @@ func TestCallUsageErrors(t *testing.T) {
 		{[]string{"--level", "loud"}, "--level"},
 		{[]string{"--level", "3,-6"}, "tone level"},
 		{[]string{"--local", "localhost:0"}, "local address"},
-		{[]string{"tel:+15551234"}, "not a sip: URI"},
+		{[]string{"tel:+15551234"}, "not a sip: or sips: URI"},
 		{[]string{"--audio", missing}, "no such file"},
 		{[]string{"--wait", "-1s"}, "--wait"},
 		{[]string{"--header", "X-Interaction-ID"}, "want Name: value"},
@@ -78,6 +79,10 @@ func TestCallUsageErrors(t *testing.T) {
 		{[]string{"--keypad", filepath.Join(t.TempDir(), "k"), "--digits", "1#"}, "not both"},
 		{[]string{"--keypad", regular}, "not a named pipe"},
 		{[]string{"--keypad", filepath.Join(missing, "k")}, "--keypad"},
+		{[]string{"--tls", "--transport", "tcp"}, "choose one"},
+		{[]string{"--cert-file", regular}, "go together"},
+		{[]string{"--ca-file", missing}, "--ca-file"},
+		{[]string{"--ca-file", regular}, "no PEM certificate"},
 	}
 	for _, tc := range tests {
 		code, _, stderr := runCallCmd(t, tc.args...)
@@ -240,5 +245,20 @@ func TestKeyLines(t *testing.T) {
 	want := []string{"12#", "<too long>", strings.Repeat("2", 64), "*#"}
 	if strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Errorf("lines %q, want %q", got, want)
+	}
+}
+
+// TestCallSecureFlags: --tls dials the gateway's TLS port by default,
+// --srtp offers SRTP.
+func TestCallSecureFlags(t *testing.T) {
+	cf, code, ok := parseCallFlags([]string{"--tls", "--srtp", "--digits", "1#"}, io.Discard, io.Discard)
+	if !ok || code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	if cf.opts.Transport != "tls" || !cf.opts.SRTP || cf.opts.Target != "sip:pay@127.0.0.1:5061;transport=tls" {
+		t.Errorf("transport %q srtp %v target %q", cf.opts.Transport, cf.opts.SRTP, cf.opts.Target)
+	}
+	if err := cf.opts.Validate(); err != nil {
+		t.Errorf("Validate: %v", err)
 	}
 }

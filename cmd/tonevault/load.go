@@ -51,6 +51,9 @@ Options:
                                    floor of what UDP costs on this machine
   --io MODE           the tonevault relay's packet engine: auto (default),
                       io_uring or goroutines (media.io in the config)
+  --srtp              SDES-SRTP (AES_CM_128_HMAC_SHA1_80) on both legs of
+                      every call: the relay authenticates, decrypts, masks
+                      and protects again each packet (tonevault relay only)
   --in-process        run the relay in this process (no CPU split)
   --help              show this help
 `
@@ -65,6 +68,7 @@ func loadCmd(args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&o.LookAhead, "lookahead", dtmf.DefaultLookAhead, "")
 	fs.StringVar(&o.Relay, "relay", loadtest.RelayTonevault, "")
 	fs.StringVar(&o.IO, "io", media.IOAuto, "")
+	fs.BoolVar(&o.SRTP, "srtp", false, "")
 	inProcess := fs.Bool("in-process", false, "")
 	relayOnly := fs.Bool("relay-only", false, "")
 	if err := fs.Parse(args); err != nil {
@@ -98,7 +102,7 @@ func loadCmd(args []string, stdout, stderr io.Writer) int {
 		}
 		o.Child = func() *exec.Cmd {
 			return exec.Command(exe, "load", "--relay-only", "--relay", o.Relay, "--io", o.IO,
-				"--calls", strconv.Itoa(o.Calls), "--lookahead", o.LookAhead.String())
+				"--calls", strconv.Itoa(o.Calls), "--lookahead", o.LookAhead.String(), "--srtp="+strconv.FormatBool(o.SRTP))
 		}
 	}
 	res, err := loadtest.Run(o, stderr)

@@ -52,8 +52,9 @@ const ssrcBase = 0x1000
 
 func newLoadCall(i int) *loadCall {
 	c := &loadCall{side: i % genSockets, ssrc: ssrcBase + uint32(i), digits: i%10 == 0}
-	c.cmsg.Buffers = [][]byte{make([]byte, pktLen)}
-	c.pmsg.Buffers = [][]byte{make([]byte, pktLen)}
+	// Room for an SRTP tag: the packet is protected in place.
+	c.cmsg.Buffers = [][]byte{make([]byte, pktLen, pktLen+srtpTag)}
+	c.pmsg.Buffers = [][]byte{make([]byte, pktLen, pktLen+srtpTag)}
 	return c
 }
 
@@ -162,6 +163,7 @@ type generator struct {
 	tone       []byte
 	res        *Result
 	wg         sync.WaitGroup
+	encC, encP *genCrypto // --srtp: the customers' and the agents' keys (the sender's)
 }
 
 // receive counts packets on a generator socket and measures two delays:
@@ -170,7 +172,7 @@ type generator struct {
 // packet with the same call and sequence number (the relay's own delay:
 // the look-ahead holds audio, not packets, so the packet that releases a
 // masked packet is the one that bears its header).
-func (g *generator) receive(pc *ipv4.PacketConn, kts bool, off int, count *atomic.Int64, h, own *latHist) {
+func (g *generator) receive(pc *ipv4.PacketConn, kts bool, off int, count *atomic.Int64, h, own *latHist, dec *genCrypto) {
 	defer g.wg.Done()
 	ms := make([]ipv4.Message, 64)
 	for i := range ms {
@@ -191,7 +193,14 @@ func (g *generator) receive(pc *ipv4.PacketConn, kts bool, off int, count *atomi
 			if m.N < 12 {
 				continue
 			}
-			b := m.Buffers[0]
+			b := m.Buffers[0][:m.N]
+			if dec != nil {
+				var ok bool
+				if b, ok = dec.unprotect(b); !ok {
+					g.res.srtpFail.Add(1)
+					continue
+				}
+			}
 			at := fallback
 			if kts {
 				if t := rxTimestamp(m.OOB[:m.NN]); t != 0 {
@@ -204,7 +213,7 @@ func (g *generator) receive(pc *ipv4.PacketConn, kts bool, off int, count *atomi
 					own.add(time.Duration(at - sent))
 				}
 			}
-			if m.N < 12+off+stampLen {
+			if len(b) < 12+off+stampLen {
 				continue
 			}
 			s := b[12+off:]
@@ -232,7 +241,7 @@ func (g *generator) sendSlot(k int, cm, pm *[genSockets][]ipv4.Message) {
 		// The tone of a press starts on the slot where toneAt said 0,
 		// so that a call's press runs 5 packets whatever its slot.
 		tone := c.digits && toneIdx >= 0
-		cbuf, pbuf := c.cmsg.Buffers[0], c.pmsg.Buffers[0]
+		cbuf, pbuf := c.cmsg.Buffers[0][:pktLen], c.pmsg.Buffers[0][:pktLen]
 		putLoadRTP(cbuf, c.seq, c.ssrc)
 		pay := cbuf[12:]
 		if tone {
@@ -252,6 +261,10 @@ func (g *generator) sendSlot(k int, cm, pm *[genSockets][]ipv4.Message) {
 			pbuf[12+j] = 0xFE
 		}
 		putStamp(pbuf[12:], c.seq, us)
+		c.cmsg.Buffers[0], c.pmsg.Buffers[0] = cbuf, pbuf
+		if g.encC != nil {
+			c.cmsg.Buffers[0], c.pmsg.Buffers[0] = g.encC.protect(cbuf), g.encP.protect(pbuf)
+		}
 		c.sentAt[c.seq%64].Store(now)
 		cm[c.side] = append(cm[c.side], c.cmsg)
 		pm[c.side] = append(pm[c.side], c.pmsg)

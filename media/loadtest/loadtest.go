@@ -29,6 +29,10 @@ type Options struct {
 	LookAhead   time.Duration // the masker's look-ahead
 	Relay       string        // one of RelayKinds; "" is RelayTonevault
 	IO          string        // the tonevault relay's engine (media.io): auto, io_uring or goroutines
+	// SRTP puts both legs of every call under SDES-SRTP
+	// (AES_CM_128_HMAC_SHA1_80): the relay authenticates and decrypts
+	// each packet, masks, and protects it again with the other leg's key.
+	SRTP bool
 	// Child starts the relay in its own process, so that its CPU time is
 	// read from /proc apart from the generator's: a command whose standard
 	// input and output speak ServeRelay's protocol (the gateway binary
@@ -48,6 +52,9 @@ func (o Options) Validate() error {
 	if o.Relay != "" && !slices.Contains(RelayKinds, o.Relay) {
 		return fmt.Errorf("--relay %q: want one of %s", o.Relay, strings.Join(RelayKinds, ", "))
 	}
+	if o.SRTP && o.Relay != "" && o.Relay != RelayTonevault {
+		return fmt.Errorf("--srtp: only the tonevault relay speaks SRTP, not %s", o.Relay)
+	}
 	// --io and --lookahead, as the relay will see them.
 	return relayConfig(o).Validate()
 }
@@ -62,6 +69,7 @@ type Result struct {
 	genCPU           time.Duration
 	cpuWindowPackets int64
 	digitsSent       atomic.Int64
+	srtpFail         atomic.Int64 // relayed packets the generator could not authenticate
 	digitsSeen       int64
 	maxLag           time.Duration // how late the sender's worst slot went out
 	cpuOK            bool
@@ -102,6 +110,9 @@ func Run(o Options, logw io.Writer) (*Result, error) {
 	}
 	res := &Result{lat: [2]*latHist{{}, {}}, own: [2]*latHist{{}, {}}}
 	g := &generator{o: o, res: res, tone: toneBytes()}
+	if o.SRTP {
+		g.encC, g.encP = newGenCrypto(0), newGenCrypto(2)
+	}
 	delay := 0
 	if o.Relay == RelayTonevault {
 		delay = int(o.LookAhead.Seconds()*dtmf.SampleRate + 0.5)
@@ -216,8 +227,12 @@ func Run(o Options, logw io.Writer) (*Result, error) {
 	// side gets platform audio unchanged.
 	for i := range genSockets {
 		g.wg.Add(2)
-		go g.receive(g.platform.pcs[i], g.platform.kts[i], g.outOff, &res.recv[0], res.lat[0], res.own[0])
-		go g.receive(g.carrier.pcs[i], g.carrier.kts[i], 0, &res.recv[1], res.lat[1], res.own[1])
+		var decP, decC *genCrypto
+		if o.SRTP {
+			decP, decC = newGenCrypto(3), newGenCrypto(1)
+		}
+		go g.receive(g.platform.pcs[i], g.platform.kts[i], g.outOff, &res.recv[0], res.lat[0], res.own[0], decP)
+		go g.receive(g.carrier.pcs[i], g.carrier.kts[i], 0, &res.recv[1], res.lat[1], res.own[1], decC)
 	}
 
 	// The sender: one goroutine on a 1 ms schedule. A late wake-up sends
@@ -307,6 +322,9 @@ func (r *Result) Print(w io.Writer, o Options) {
 		relay = RelayTonevault
 	}
 	fmt.Fprintf(w, "tonevault load: %s relay, %d calls, %v (+1s warm-up)", relay, o.Calls, o.Duration)
+	if o.SRTP {
+		fmt.Fprint(w, ", SRTP (AES_CM_128_HMAC_SHA1_80) on both legs")
+	}
 	if relay == RelayTonevault {
 		fmt.Fprintf(w, " on %s, look-ahead %v, digits every %v in every 10th call", r.io, o.LookAhead, o.DigitsEvery)
 	}
@@ -353,5 +371,8 @@ func (r *Result) Print(w io.Writer, o Options) {
 	if relay == RelayTonevault {
 		tw("expected look-ahead quantisation", fmt.Sprintf("%v (whole packets the stamped sample waits; the relay's own cost is latency minus this)", r.expectedLat))
 		tw("digits pressed / reported", fmt.Sprintf("%d / %d", r.digitsSent.Load(), r.digitsSeen))
+	}
+	if o.SRTP {
+		tw("relayed packets not authenticating", fmt.Sprintf("%d (at the generator)", r.srtpFail.Load()))
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"strings"
@@ -158,5 +159,33 @@ func TestProcCPU(t *testing.T) {
 	}
 	if _, ok := procCPU(1); !ok {
 		t.Skip("no /proc")
+	}
+}
+
+// TestRunSRTP: with --srtp every relayed packet reaches the generator
+// protected with the relay's own key for that leg (none fails to
+// authenticate), nothing is lost, and the digits are still reported.
+func TestRunSRTP(t *testing.T) {
+	o := Options{Calls: 10, Duration: 1500 * time.Millisecond, DigitsEvery: 600 * time.Millisecond, LookAhead: 30 * time.Millisecond, SRTP: true}
+	res, err := Run(o, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for d := range 2 {
+		if s, r := res.sent[d].Load(), res.recv[d].Load(); s == 0 || r < s*99/100 {
+			t.Errorf("direction %d: %d sent, %d received", d, s, r)
+		}
+	}
+	if n := res.srtpFail.Load(); n != 0 {
+		t.Errorf("%d relayed packets did not authenticate", n)
+	}
+	if res.digitsSeen == 0 || res.digitsSeen != res.digitsSent.Load() {
+		t.Errorf("digits pressed %d, reported %d", res.digitsSent.Load(), res.digitsSeen)
+	}
+	if _, n := res.lat[0].quantile(0.5); n == 0 {
+		t.Error("no stamp read back through SRTP")
+	}
+	if err := (Options{Calls: 1, Duration: time.Second, SRTP: true, Relay: RelayBare}).Validate(); err == nil {
+		t.Error("--srtp accepted with the bare relay")
 	}
 }

@@ -72,10 +72,11 @@ type tonevaultHost struct {
 	r      *media.Relay
 	digits *digitCount
 	n      int
+	srtp   bool
 }
 
 func newTonevaultHost(o Options) (*tonevaultHost, error) {
-	h := &tonevaultHost{digits: &digitCount{}}
+	h := &tonevaultHost{digits: &digitCount{}, srtp: o.SRTP}
 	r, err := media.NewRelay(relayConfig(o), media.Options{Digits: h.digits})
 	if err != nil {
 		return nil, err
@@ -90,10 +91,14 @@ func (h *tonevaultHost) open(cp, pp netip.AddrPort) (netip.AddrPort, netip.AddrP
 		return netip.AddrPort{}, netip.AddrPort{}, err
 	}
 	h.n++
-	if err := s.SetRemote(media.Carrier, media.Stream{Addr: cp, PayloadTypes: loadPTs}); err != nil {
+	var cs, ps *media.SRTP
+	if h.srtp {
+		cs, ps = relaySRTP()
+	}
+	if err := s.SetRemote(media.Carrier, media.Stream{Addr: cp, PayloadTypes: loadPTs, SRTP: cs}); err != nil {
 		return netip.AddrPort{}, netip.AddrPort{}, err
 	}
-	if err := s.SetRemote(media.Platform, media.Stream{Addr: pp, PayloadTypes: loadPTs}); err != nil {
+	if err := s.SetRemote(media.Platform, media.Stream{Addr: pp, PayloadTypes: loadPTs, SRTP: ps}); err != nil {
 		return netip.AddrPort{}, netip.AddrPort{}, err
 	}
 	return s.Local(media.Carrier), s.Local(media.Platform), nil

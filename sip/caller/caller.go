@@ -11,6 +11,7 @@ package caller
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -28,10 +29,14 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/tonevault/tonevault/dtmf"
+	"github.com/tonevault/tonevault/media/sdes"
 )
 
 // DefaultTarget is the gateway's carrier side (DESIGN.md default addresses).
 const DefaultTarget = "sip:pay@127.0.0.1:5060"
+
+// DefaultTLSTarget is the gateway's carrier side over TLS.
+const DefaultTLSTarget = "sip:pay@127.0.0.1:5061;transport=tls"
 
 // DefaultLocal binds SIP and RTP to loopback on ephemeral ports.
 const DefaultLocal = "127.0.0.1:0"
@@ -53,8 +58,17 @@ type Options struct {
 	// Local is the IP:port SIP binds to (default DefaultLocal); RTP uses
 	// the same IP and an ephemeral port. The IP must be a literal.
 	Local string
-	// Transport is "udp" (default) or "tcp".
+	// Transport is "udp" (default), "tcp" or "tls" (also what a sips:
+	// target means). Over TLS the caller listens on nothing: the far
+	// end's requests come back over the connection it opened, whose
+	// port its Contact names.
 	Transport string
+	// TLS verifies the far end over TLS (nil: the system's roots, the
+	// target's host) and may carry a client certificate.
+	TLS *tls.Config
+	// SRTP offers SDES-SRTP (RFC 4568): RTP/SAVP with one a=crypto per
+	// suite; a plain answer ends the call.
+	SRTP bool
 	// Audio is 8 kHz background audio, looped; nil sends comfort noise.
 	Audio []int16
 	// Timing shapes the key presses.
@@ -158,6 +172,8 @@ type Call struct {
 	contact   sip.ContactHeader
 	ua        *sipgo.UserAgent
 	srv       *sipgo.Server
+	cli       *sipgo.Client
+	offered   []sdes.Crypto // our a=crypto in the INVITE (SRTP)
 	dialogs   *sipgo.DialogClientCache
 	dlg       *sipgo.DialogClientSession
 	closers   []io.Closer
@@ -188,6 +204,16 @@ func (o Options) withDefaults() Options {
 		o.Transport = "udp"
 	}
 	o.Transport = strings.ToLower(o.Transport)
+	// The target's own word on its transport: sips:, or ;transport=.
+	var u sip.Uri
+	if sip.ParseUri(o.Target, &u) == nil {
+		if tp, ok := u.UriParams.Get("transport"); ok && (o.Transport == "udp" || o.Transport == strings.ToLower(tp)) {
+			o.Transport = strings.ToLower(tp)
+		}
+		if strings.EqualFold(u.Scheme, "sips") {
+			o.Transport = "tls"
+		}
+	}
 	if o.ToneLow == 0 && o.ToneHigh == 0 {
 		o.ToneLow, o.ToneHigh = DefaultToneLow, DefaultToneHigh
 	}
@@ -205,11 +231,11 @@ func (o Options) Validate() error {
 
 // validate checks what can be checked before any socket is opened.
 func (o Options) validate() (target sip.Uri, local netip.AddrPort, err error) {
-	if o.Transport != "udp" && o.Transport != "tcp" {
-		return target, local, fmt.Errorf("transport %q: want udp or tcp", o.Transport)
+	if o.Transport != "udp" && o.Transport != "tcp" && o.Transport != "tls" {
+		return target, local, fmt.Errorf("transport %q: want udp, tcp or tls", o.Transport)
 	}
-	if err := sip.ParseUri(o.Target, &target); err != nil || target.Host == "" || (target.Scheme != "sip" && target.Scheme != "") {
-		return target, local, fmt.Errorf("target %q is not a sip: URI", o.Target)
+	if err := sip.ParseUri(o.Target, &target); err != nil || target.Host == "" || (target.Scheme != "sip" && target.Scheme != "sips" && target.Scheme != "") {
+		return target, local, fmt.Errorf("target %q is not a sip: or sips: URI", o.Target)
 	}
 	local, err = netip.ParseAddrPort(o.Local)
 	if err != nil {
@@ -290,14 +316,27 @@ func (c *Call) listen(local netip.AddrPort) error {
 		c.closers = append(c.closers, ln)
 		c.localSIP = ln.Addr().(*net.TCPAddr).AddrPort()
 		serve = func(s *sipgo.Server) error { return s.ServeTCP(ln) }
+	case "tls":
+		// No listener: the connection to the far end, opened by invite,
+		// carries its requests too.
+		c.localSIP = local
+		serve = func(*sipgo.Server) error { return nil }
 	}
 
 	log := c.sipLogger()
-	c.ua, err = sipgo.NewUA(
+	uaOpts := []sipgo.UserAgentOption{
 		sipgo.WithUserAgent("tonevault-call"),
 		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(log)),
 		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(log)),
-	)
+	}
+	if c.transport == "tls" {
+		tc := c.opts.TLS
+		if tc == nil {
+			tc = &tls.Config{MinVersion: tls.VersionTLS12}
+		}
+		uaOpts = append(uaOpts, sipgo.WithUserAgenTLSConfig(tc))
+	}
+	c.ua, err = sipgo.NewUA(uaOpts...)
 	if err != nil {
 		return fmt.Errorf("sip: %w", err)
 	}
@@ -316,6 +355,7 @@ func (c *Call) listen(local netip.AddrPort) error {
 	if err != nil {
 		return fmt.Errorf("sip: %w", err)
 	}
+	c.cli = cli
 	c.contact = sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: "caller", Host: host, Port: port}}
 	if c.transport == "tcp" {
 		c.contact.Address.UriParams = sip.HeaderParams{}
@@ -367,7 +407,13 @@ func (c *Call) sipLogger() *slog.Logger {
 }
 
 func (c *Call) invite(ctx context.Context, target sip.Uri) error {
-	offer, err := buildSDP(c.rtpAddr, c.sessID, c.sdpVer.Load(), offerFormats, "sendrecv")
+	if c.opts.SRTP {
+		var err error
+		if c.offered, err = sdes.Offer(sdes.Suites); err != nil {
+			return err
+		}
+	}
+	offer, err := buildSDP(c.rtpAddr, c.sessID, c.sdpVer.Load(), offerFormats, "sendrecv", c.offered)
 	if err != nil {
 		return err
 	}
@@ -387,8 +433,17 @@ func (c *Call) invite(ctx context.Context, target sip.Uri) error {
 		req.AppendHeader(sip.NewHeader(h.Name, h.Value))
 	}
 	req.SetBody(offer)
+	if c.transport == "tls" {
+		if err := c.connectTLS(ctx, req); err != nil {
+			return err
+		}
+	}
 
-	c.logf("dialing %s over %s from %s (RTP %s)", target.String(), c.transport, c.localSIP, c.rtpAddr)
+	srtpNote := ""
+	if c.opts.SRTP {
+		srtpNote = ", offering SRTP"
+	}
+	c.logf("dialing %s over %s from %s (RTP %s%s)", target.String(), c.transport, c.localSIP, c.rtpAddr, srtpNote)
 	dlg, err := c.dialogs.WriteInvite(ctx, req)
 	if err != nil {
 		return fmt.Errorf("invite: %w", err)
@@ -440,6 +495,9 @@ func (c *Call) invite(ctx context.Context, target sip.Uri) error {
 		return fmt.Errorf("ack: %w", err)
 	}
 	st, err := parseSDP(dlg.InviteResponse.Body())
+	if err == nil {
+		err = c.media.answered(st, c.offered)
+	}
 	if err != nil {
 		// Answered but unusable: say goodbye properly before failing.
 		_ = dlg.Bye(context.WithoutCancel(ctx))
@@ -465,6 +523,9 @@ func describe(st stream) string {
 	to := "on hold"
 	if st.canSend() {
 		to = "to " + st.addr.String()
+	}
+	if len(st.crypto) > 0 {
+		to += ", SRTP " + st.crypto[0].Suite.String()
 	}
 	return fmt.Sprintf("%s (%d), %s, RTP %s", codec, st.pt, ev, to)
 }
@@ -609,9 +670,16 @@ func (c *Call) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 			return
 		}
 		dir, formats = answerDir(st.dir), st.formats
+	}
+	crypto, err := c.media.reoffered(st, len(req.Body()) > 0)
+	if err != nil {
+		respond(488, "Not Acceptable Here")
+		return
+	}
+	if len(req.Body()) > 0 {
 		c.media.update(st)
 	}
-	answer, err := buildSDP(c.rtpAddr, c.sessID, c.sdpVer.Add(1), formats, dir)
+	answer, err := buildSDP(c.rtpAddr, c.sessID, c.sdpVer.Add(1), formats, dir, crypto)
 	if err != nil {
 		respond(500, "Server Internal Error")
 		return
@@ -635,4 +703,29 @@ func (c *Call) verbosef(format string, a ...any) {
 	if c.opts.Verbose {
 		c.logf(format, a...)
 	}
+}
+
+// connectTLS opens the TLS connection to the far end before the INVITE
+// and takes its local port as ours: the Contact names it, so that the
+// far end's requests (its BYE) come back over this connection rather
+// than to a listener we do not have.
+func (c *Call) connectTLS(ctx context.Context, req *sip.Request) error {
+	probe := req.Clone()
+	if err := sipgo.ClientRequestBuild(c.cli, probe); err != nil {
+		return fmt.Errorf("tls: %w", err)
+	}
+	conn, err := c.ua.TransportLayer().ClientRequestConnection(ctx, probe)
+	if err != nil {
+		return fmt.Errorf("tls: %w", err)
+	}
+	ap, err := netip.ParseAddrPort(conn.LocalAddr().String())
+	if err != nil {
+		return fmt.Errorf("tls: local address %v: %w", conn.LocalAddr(), err)
+	}
+	c.localSIP = netip.AddrPortFrom(c.localIP, ap.Port())
+	c.contact = sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: "caller", Host: c.localIP.String(), Port: int(ap.Port())}}
+	c.contact.Address.UriParams = sip.HeaderParams{}
+	c.contact.Address.UriParams.Add("transport", "tls")
+	c.dialogs = sipgo.NewDialogClientCache(c.cli, c.contact)
+	return nil
 }

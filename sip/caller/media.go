@@ -9,9 +9,11 @@ import (
 	"time"
 
 	"github.com/pion/rtp"
+	"github.com/pion/srtp/v3"
 	"github.com/zaf/g711"
 
 	"github.com/tonevault/tonevault/dtmf"
+	"github.com/tonevault/tonevault/media/sdes"
 )
 
 // frame is one packet of audio: 20 ms at 8 kHz, what phones send.
@@ -68,6 +70,12 @@ type media struct {
 	finished []*job // done, released once their last packet is out
 	pcm      [frame]int16
 	sent     int
+	// SRTP, when the call has it: enc protects what we send with our
+	// key, dec authenticates what we get with the far end's. Under mu.
+	srtp     *sdes.Crypto // the far end's chosen attribute, for re-INVITEs
+	ourKey   sdes.Key
+	enc, dec *srtp.Context
+	authFail int
 
 	rmu      sync.Mutex
 	recv     []int16
@@ -170,10 +178,17 @@ func (m *media) tick() ([]byte, netip.AddrPort) {
 	return m.emit(m.packet(m.remote.pt, false, m.ts0+uint32(pos), payload))
 }
 
-// emit counts a packet as sent when the far end wants it.
+// emit counts a packet as sent when the far end wants it, protected
+// with our key on an SRTP call.
 func (m *media) emit(pkt []byte) ([]byte, netip.AddrPort) {
-	if !m.send {
+	if !m.send || pkt == nil {
 		return nil, netip.AddrPort{}
+	}
+	if m.enc != nil {
+		var err error
+		if pkt, err = m.enc.EncryptRTP(nil, pkt, nil); err != nil {
+			return nil, netip.AddrPort{}
+		}
 	}
 	m.seq++
 	m.sent++
@@ -348,8 +363,21 @@ func (m *media) recvLoop() {
 			}
 			continue // ICMP errors and the like: keep listening
 		}
+		pkt := buf[:n]
+		m.mu.Lock()
+		dec := m.dec
+		if dec != nil {
+			var err error
+			if pkt, err = dec.DecryptRTP(pkt[:0], pkt, nil); err != nil {
+				m.authFail++
+				m.mu.Unlock()
+				m.count(&m.dropped)
+				continue
+			}
+		}
+		m.mu.Unlock()
 		var p rtp.Packet
-		if p.Unmarshal(buf[:n]) != nil || p.Version != 2 {
+		if p.Unmarshal(pkt) != nil || p.Version != 2 {
 			m.count(&m.dropped)
 			continue
 		}
@@ -418,4 +446,89 @@ func (m *media) stats() (sent, recv, events, dropped int) {
 	m.rmu.Lock()
 	defer m.rmu.Unlock()
 	return sent, m.received, m.events, m.dropped
+}
+
+// errNoSRTP is an answer that does not take our SRTP offer.
+var errNoSRTP = errors.New("the far end did not accept SRTP (no matching a=crypto in its answer)")
+
+// answered takes the far end's answer to our offer: on an SRTP call its
+// a=crypto must name one of ours, whose key then protects what we send.
+func (m *media) answered(st stream, offered []sdes.Crypto) error {
+	if len(offered) == 0 {
+		if st.savp || len(st.crypto) > 0 {
+			return errors.New("the far end answered SRTP to a plain offer")
+		}
+		return nil
+	}
+	if len(st.crypto) == 0 {
+		return errNoSRTP
+	}
+	theirs := st.crypto[0]
+	for _, o := range offered {
+		if o.Tag == theirs.Tag && o.Suite == theirs.Suite {
+			return m.setKeys(theirs, o.Keys[0])
+		}
+	}
+	return errNoSRTP
+}
+
+// reoffered answers the SRTP part of a re-INVITE: the same key from the
+// far end keeps ours; a new one gets a new one of ours. It returns the
+// a=crypto of our answer (nil on a plain call).
+func (m *media) reoffered(st stream, hasOffer bool) ([]sdes.Crypto, error) {
+	m.mu.Lock()
+	cur, ours := m.srtp, m.ourKey
+	m.mu.Unlock()
+	if cur == nil {
+		if len(st.crypto) > 0 && st.savp {
+			return nil, errors.New("SRTP offered on a plain call")
+		}
+		return nil, nil
+	}
+	if !hasOffer {
+		return []sdes.Crypto{{Tag: cur.Tag, Suite: cur.Suite, Keys: []sdes.Key{ours}}}, nil
+	}
+	theirs, answer, ok, err := sdes.Select(st.crypto)
+	if err != nil || !ok {
+		return nil, errNoSRTP
+	}
+	if theirs.Suite == cur.Suite && len(theirs.Keys) == len(cur.Keys) && theirs.Keys[0].Equal(cur.Keys[0]) {
+		answer.Keys = []sdes.Key{ours}
+		return []sdes.Crypto{answer}, nil
+	}
+	return []sdes.Crypto{answer}, m.setKeys(theirs, answer.Keys[0])
+}
+
+// setKeys makes the contexts of an SRTP call: theirs authenticates what
+// we receive, ours protects what we send.
+func (m *media) setKeys(theirs sdes.Crypto, ours sdes.Key) error {
+	prof := map[sdes.Suite]srtp.ProtectionProfile{
+		sdes.AESCM128SHA1_80: srtp.ProtectionProfileAes128CmHmacSha1_80,
+		sdes.AESCM128SHA1_32: srtp.ProtectionProfileAes128CmHmacSha1_32,
+		sdes.AEADAES128GCM:   srtp.ProtectionProfileAeadAes128Gcm,
+	}[theirs.Suite]
+	ctx := func(k sdes.Key) (*srtp.Context, error) {
+		key, salt := k.Master(theirs.Suite)
+		var opts []srtp.ContextOption
+		if mki := k.MKIBytes(); mki != nil {
+			opts = append(opts, srtp.MasterKeyIndicator(mki))
+		}
+		return srtp.CreateContext(key, salt, prof, opts...)
+	}
+	dec, err1 := ctx(theirs.Keys[0])
+	enc, err2 := ctx(ours)
+	if err := errors.Join(err1, err2); err != nil {
+		return errors.New("SRTP keys unusable")
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.srtp, m.ourKey, m.enc, m.dec = &theirs, ours, enc, dec
+	return nil
+}
+
+// srtpFailures is the number of packets that did not authenticate.
+func (m *media) srtpFailures() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.authFail
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/pion/sdp/v3"
 
 	"github.com/tonevault/tonevault/dtmf"
+	"github.com/tonevault/tonevault/media/sdes"
 )
 
 // Static payload types of RFC 3551 and the dynamic one we offer for
@@ -43,6 +44,8 @@ type stream struct {
 	eventPT int            // telephone-event payload type, -1 when not offered
 	dir     string         // the far end's direction: sendrecv, sendonly, recvonly, inactive
 	formats []format       // every format of its m= line we can do, in its order
+	savp    bool           // RTP/SAVP(F): SDES-SRTP
+	crypto  []sdes.Crypto  // its a=crypto we can use, in its order
 }
 
 // canSend reports whether the far end wants our audio.
@@ -63,8 +66,9 @@ func answerDir(theirs string) string {
 	return "sendrecv"
 }
 
-// buildSDP writes a description of our one audio stream at local.
-func buildSDP(local netip.AddrPort, sessID, version uint64, formats []format, dir string) ([]byte, error) {
+// buildSDP writes a description of our one audio stream at local, as
+// RTP/SAVP with crypto as its a=crypto when crypto is not empty.
+func buildSDP(local netip.AddrPort, sessID, version uint64, formats []format, dir string, crypto []sdes.Crypto) ([]byte, error) {
 	ip := local.Addr().Unmap()
 	addrType := "IP4"
 	if ip.Is6() {
@@ -77,6 +81,9 @@ func buildSDP(local netip.AddrPort, sessID, version uint64, formats []format, di
 			Protos: []string{"RTP", "AVP"},
 		},
 	}
+	if len(crypto) > 0 {
+		md.MediaName.Protos[1] = "SAVP"
+	}
 	for _, f := range formats {
 		md.MediaName.Formats = append(md.MediaName.Formats, strconv.Itoa(int(f.pt)))
 	}
@@ -87,6 +94,9 @@ func buildSDP(local netip.AddrPort, sessID, version uint64, formats []format, di
 		}
 	}
 	md.WithValueAttribute("ptime", "20")
+	for _, c := range crypto {
+		md.WithValueAttribute("crypto", c.Marshal())
+	}
 	md.WithPropertyAttribute(dir)
 	sd := &sdp.SessionDescription{
 		Origin: sdp.Origin{
@@ -127,6 +137,15 @@ func parseSDP(body []byte) (stream, error) {
 			st.dir = "sendrecv"
 		}
 		st.formats = formatsOf(md)
+		p := strings.ToUpper(strings.Join(md.MediaName.Protos, "/"))
+		st.savp = p == "RTP/SAVP" || p == "RTP/SAVPF"
+		for _, a := range md.Attributes {
+			if a.Key == "crypto" {
+				if c, err := sdes.Parse(a.Value); err == nil {
+					st.crypto = append(st.crypto, c)
+				}
+			}
+		}
 		found := false
 		for _, f := range st.formats {
 			switch {

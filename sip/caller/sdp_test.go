@@ -74,7 +74,7 @@ func TestParseSDP(t *testing.T) {
 func TestOfferRoundTrip(t *testing.T) {
 	for _, local := range []string{"127.0.0.1:20000", "[::1]:20002"} {
 		a := netip.MustParseAddrPort(local)
-		b, err := buildSDP(a, 42, 1, offerFormats, "sendrecv")
+		b, err := buildSDP(a, 42, 1, offerFormats, "sendrecv", nil)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -145,6 +145,13 @@ func startGateway(t *testing.T, agentPort int) *gateway {
 // agent behind the carrier trunk instead.
 func startGatewayWith(t *testing.T, agentPort int, agentTransport string, reverse bool) *gateway {
 	t.Helper()
+	return startGatewayMod(t, agentPort, agentTransport, reverse, nil)
+}
+
+// startGatewayMod is startGatewayWith with the SIP configuration changed
+// by mod (TLS, SRTP) before the gateway starts.
+func startGatewayMod(t *testing.T, agentPort int, agentTransport string, reverse bool, mod func(*sip.Config)) *gateway {
+	t.Helper()
 	gw := &gateway{reg: sip.NewRegistry(0), audit: &memAudit{}}
 	unsub := gw.reg.Subscribe(func(d media.Digit) {
 		gw.mu.Lock()
@@ -170,14 +177,18 @@ func startGatewayWith(t *testing.T, agentPort int, agentTransport string, revers
 	if reverse {
 		carrierTarget, platformTarget = strings.Replace(agent, "agent@", "{user}@", 1), "sip:agent@127.0.0.1:9"
 	}
-	gw.g, err = sip.New(sip.Config{
+	cfg := sip.Config{
 		Trunks: sip.Trunks{
 			Carrier:  sip.TrunkConfig{Listen: netip.MustParseAddrPort("127.0.0.1:0"), Allow: loop, Target: carrierTarget},
 			Platform: sip.TrunkConfig{Listen: netip.MustParseAddrPort("127.0.0.1:0"), Allow: loop, Target: platformTarget},
 		},
 		RejectUninspectable: true,
 		RingTimeout:         20 * time.Second,
-	}, sip.Options{Relay: sip.AdaptRelay(relay), Registry: gw.reg, Audit: gw.audit, Log: log.Named("sip")})
+	}
+	if mod != nil {
+		mod(&cfg)
+	}
+	gw.g, err = sip.New(cfg, sip.Options{Relay: sip.AdaptRelay(relay), Registry: gw.reg, Audit: gw.audit, Log: log.Named("sip")})
 	if err != nil {
 		t.Fatal(err)
 	}

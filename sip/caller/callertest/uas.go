@@ -8,6 +8,9 @@ package callertest
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/base64"
 	"fmt"
 	"log/slog"
 	"net"
@@ -23,6 +26,7 @@ import (
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 	"github.com/pion/rtp"
+	"github.com/pion/srtp/v3"
 
 	"github.com/tonevault/tonevault/dtmf"
 )
@@ -36,6 +40,13 @@ type UASOptions struct {
 	Code int
 	// NoEvents answers without telephone-event.
 	NoEvents bool
+	// SRTP answers SDES-SRTP offers (RTP/SAVP with a=crypto) with a key
+	// of its own, and keeps what it receives decrypted: Packets is then
+	// what the packets carried once authenticated and decrypted, with
+	// the key the caller offered. Without it an SRTP offer gets 488.
+	SRTP bool
+	// TLS, for Network "tls", is the listener's certificate.
+	TLS *tls.Config
 }
 
 // UAS answers one call on 127.0.0.1 ephemeral ports.
@@ -45,12 +56,16 @@ type UAS struct {
 	sipAddr  netip.AddrPort
 	code     int  // final answer to the INVITE
 	noEvents bool // answer without telephone-event
+	srtpOn   bool
 	dialogs  *sipgo.DialogServerCache
 	rtpConn  *net.UDPConn
 
 	mu       sync.Mutex
 	pkts     []rtp.Packet
 	infos    [][]byte
+	raw      [][]byte // the datagrams as received, before any decryption
+	srtp     *srtpState
+	authFail int
 	byes     int
 	dlg      *sipgo.DialogServerSession
 	invite   *sip.Request // the first INVITE received
@@ -68,7 +83,7 @@ func NewUAS(t testing.TB, o UASOptions) *UAS {
 	if code == 0 {
 		code = 200
 	}
-	u := &UAS{t: t, network: network, code: code, noEvents: o.NoEvents,
+	u := &UAS{t: t, network: network, code: code, noEvents: o.NoEvents, srtpOn: o.SRTP,
 		answered: make(chan struct{}), byeCh: make(chan struct{})}
 	log := slog.New(slog.DiscardHandler)
 	ua, err := sipgo.NewUA(sipgo.WithUserAgent("test-uas"),
@@ -101,6 +116,14 @@ func NewUAS(t testing.TB, o UASOptions) *UAS {
 		u.sipAddr = ln.Addr().(*net.TCPAddr).AddrPort()
 		serve = func() { go srv.ServeTCP(ln) }
 		t.Cleanup(func() { ln.Close() })
+	case "tls":
+		ln, err := tls.Listen("tcp", "127.0.0.1:0", o.TLS)
+		if err != nil {
+			t.Fatal(err)
+		}
+		u.sipAddr = ln.Addr().(*net.TCPAddr).AddrPort()
+		serve = func() { go srv.ServeTLS(ln) }
+		t.Cleanup(func() { ln.Close() })
 	}
 	copts = append(copts, sipgo.WithClientPort(int(u.sipAddr.Port())))
 	cli, err := sipgo.NewClient(ua, copts...)
@@ -108,9 +131,9 @@ func NewUAS(t testing.TB, o UASOptions) *UAS {
 		t.Fatal(err)
 	}
 	contact := sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: "uas", Host: "127.0.0.1", Port: int(u.sipAddr.Port())}}
-	if network == "tcp" {
+	if network != "udp" {
 		contact.Address.UriParams = sip.HeaderParams{}
-		contact.Address.UriParams.Add("transport", "tcp")
+		contact.Address.UriParams.Add("transport", network)
 	}
 	u.dialogs = sipgo.NewDialogServerCache(cli, contact)
 	u.rtpConn, err = net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
@@ -148,11 +171,14 @@ func NewUAS(t testing.TB, o UASOptions) *UAS {
 
 // Target is the URI to dial.
 func (u *UAS) Target() string {
+	if u.network == "tls" {
+		return fmt.Sprintf("sip:pay@%s;transport=tls", u.sipAddr)
+	}
 	return fmt.Sprintf("sip:pay@%s", u.sipAddr)
 }
 
 var (
-	mAudio = regexp.MustCompile(`(?m)^m=audio (\d+) RTP/AVP ([0-9 ]+)\r?$`)
+	mAudio = regexp.MustCompile(`(?m)^m=audio (\d+) RTP/(S?)AVP ([0-9 ]+)\r?$`)
 	cLine  = regexp.MustCompile(`(?m)^c=IN IP4 ([0-9.]+)\r?$`)
 )
 
@@ -175,9 +201,19 @@ func (u *UAS) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	}
 	offer := string(req.Body())
 	m, c := mAudio.FindStringSubmatch(offer), cLine.FindStringSubmatch(offer)
-	if m == nil || c == nil || !slices.Contains(strings.Fields(m[2]), "0") {
+	if m == nil || c == nil || !slices.Contains(strings.Fields(m[3]), "0") || (m[2] == "S") != u.srtpOn {
 		_ = dlg.Respond(488, "Not Acceptable Here", nil)
 		return
+	}
+	if u.srtpOn {
+		st, err := answerSRTP(offer)
+		if err != nil {
+			_ = dlg.Respond(488, "Not Acceptable Here", nil)
+			return
+		}
+		u.mu.Lock()
+		u.srtp = st
+		u.mu.Unlock()
 	}
 	_ = dlg.RespondSDP(u.sdp("sendrecv"))
 	u.mu.Lock()
@@ -195,8 +231,14 @@ func (u *UAS) sdp(dir string) []byte {
 	if u.noEvents {
 		fmts, ev = "0", ""
 	}
+	proto, crypto := "AVP", ""
+	u.mu.Lock()
+	if u.srtp != nil {
+		proto, crypto = "SAVP", u.srtp.answer
+	}
+	u.mu.Unlock()
 	return []byte(fmt.Sprintf("v=0\r\no=uas 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"+
-		"m=audio %d RTP/AVP %s\r\na=rtpmap:0 PCMU/8000\r\n%sa=%s\r\n", port, fmts, ev, dir))
+		"m=audio %d RTP/%s %s\r\na=rtpmap:0 PCMU/8000\r\n%sa=%s\r\n%s", port, proto, fmts, ev, dir, crypto))
 }
 
 // readRTP keeps every packet and echoes audio back to its sender, so the
@@ -208,15 +250,31 @@ func (u *UAS) readRTP() {
 		if err != nil {
 			return
 		}
+		u.mu.Lock()
+		u.raw = append(u.raw, bytes.Clone(buf[:n]))
+		st := u.srtp
+		pkt := buf[:n]
+		if st != nil {
+			var err error
+			if pkt, err = st.dec.DecryptRTP(nil, pkt, nil); err != nil {
+				u.authFail++
+				u.mu.Unlock()
+				continue
+			}
+		}
 		var p rtp.Packet
-		if p.Unmarshal(buf[:n]) != nil {
+		if p.Unmarshal(pkt) != nil {
+			u.mu.Unlock()
 			continue
 		}
-		u.mu.Lock()
 		u.pkts = append(u.pkts, *p.Clone())
+		echo := pkt
+		if st != nil && p.PayloadType == 0 {
+			echo, _ = st.enc.EncryptRTP(nil, pkt, nil)
+		}
 		u.mu.Unlock()
-		if p.PayloadType == 0 {
-			_, _ = u.rtpConn.WriteToUDPAddrPort(buf[:n], from)
+		if p.PayloadType == 0 && echo != nil {
+			_, _ = u.rtpConn.WriteToUDPAddrPort(echo, from)
 		}
 	}
 }
@@ -373,3 +431,87 @@ func (u *UAS) Bye(t testing.TB) {
 		t.Fatalf("UAS BYE: %v", err)
 	}
 }
+
+// RawPackets returns every datagram received on the RTP socket, as it
+// arrived (encrypted on an SRTP call).
+func (u *UAS) RawPackets() [][]byte {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return slices.Clone(u.raw)
+}
+
+// SRTPFailures counts the datagrams that did not authenticate with the
+// caller's key.
+func (u *UAS) SRTPFailures() int {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.authFail
+}
+
+// SRTPKey returns the caller's key the UAS decrypts with (base64
+// key||salt as offered) and its suite; "" on a plain call.
+func (u *UAS) SRTPKey() (suite, key string) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.srtp == nil {
+		return "", ""
+	}
+	return u.srtp.suite, u.srtp.theirKey
+}
+
+// srtpState is the UAS's SRTP: the caller's key (theirs) and its own.
+type srtpState struct {
+	suite, theirKey string
+	answer          string // our a=crypto line
+	dec, enc        *srtp.Context
+}
+
+// cryptoRE reads an a=crypto line of the suites the UAS speaks, its key
+// with optional lifetime and MKI (which it does not use).
+var cryptoRE = regexp.MustCompile(`(?m)^a=crypto:(\d+) (AES_CM_128_HMAC_SHA1_80|AES_CM_128_HMAC_SHA1_32|AEAD_AES_128_GCM) inline:([A-Za-z0-9+/=]+)(\|[^\r\n ]*)?\r?$`)
+
+// answerSRTP takes the first a=crypto of the offer it can do and draws
+// its own key. It parses the attribute itself, sharing no code with the
+// gateway's parser.
+func answerSRTP(offer string) (*srtpState, error) {
+	m := cryptoRE.FindStringSubmatch(offer)
+	if m == nil {
+		return nil, fmt.Errorf("no a=crypto the UAS speaks")
+	}
+	if strings.Contains(m[4], ":") {
+		return nil, fmt.Errorf("keys with an MKI are not for this UAS")
+	}
+	prof := map[string]srtp.ProtectionProfile{
+		"AES_CM_128_HMAC_SHA1_80": srtp.ProtectionProfileAes128CmHmacSha1_80,
+		"AES_CM_128_HMAC_SHA1_32": srtp.ProtectionProfileAes128CmHmacSha1_32,
+		"AEAD_AES_128_GCM":        srtp.ProtectionProfileAeadAes128Gcm,
+	}[m[2]]
+	theirs, err := base64.StdEncoding.DecodeString(m[3])
+	if err != nil {
+		return nil, err
+	}
+	n := 30
+	if m[2] == "AEAD_AES_128_GCM" {
+		n = 28
+	}
+	if len(theirs) != n {
+		return nil, fmt.Errorf("key of %d bytes", len(theirs))
+	}
+	ours := make([]byte, n)
+	if _, err := rand.Read(ours); err != nil {
+		return nil, err
+	}
+	dec, err := srtp.CreateContext(theirs[:16], theirs[16:], prof)
+	if err != nil {
+		return nil, err
+	}
+	enc, err := srtp.CreateContext(ours[:16], ours[16:], prof)
+	if err != nil {
+		return nil, err
+	}
+	return &srtpState{suite: m[2], theirKey: m[3], dec: dec, enc: enc,
+		answer: fmt.Sprintf("a=crypto:%s %s inline:%s\r\n", m[1], m[2], base64.StdEncoding.EncodeToString(ours))}, nil
+}
+
+// RTPAddr is where the UAS receives RTP.
+func (u *UAS) RTPAddr() netip.AddrPort { return u.rtpConn.LocalAddr().(*net.UDPAddr).AddrPort() }
