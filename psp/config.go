@@ -48,9 +48,11 @@ type Config struct {
 	Merchant string `yaml:"merchant_id"`
 	// MCC is the merchant category code (field 18); default "5969".
 	MCC string `yaml:"mcc"`
-	// MOTOIndicators maps a lower-case brand to field 60's value;
-	// brands not listed get DefaultMOTOIndicator.
-	MOTOIndicators map[string]string `yaml:"moto_indicators"`
+	// MOTO maps a brand ("visa", "mastercard", ...) to the indicators
+	// that mark its payments as telephone orders (fields 22, 25, 60, 61).
+	// An entry replaces the brand's DefaultMOTO entry whole; a brand with
+	// neither gets OtherMOTO.
+	MOTO map[string]MOTO `yaml:"moto"`
 	// StateDir holds the STAN counter and the reversal queue. Required.
 	StateDir string `yaml:"state_dir"`
 	// Logger gets operational logs (never card data). Default: none.
@@ -79,7 +81,7 @@ func DefaultConfig() Config {
 		Terminal:           "TVDEV001",
 		Merchant:           "TONEVAULTDEV01",
 		MCC:                "5969",
-		MOTOIndicators:     map[string]string{},
+		MOTO:               map[string]MOTO{},
 		StateDir:           "tonevault-psp",
 	}
 }
@@ -125,29 +127,15 @@ func (c Config) Validate() error {
 	if c.MCC != "" && (len(c.MCC) != 4 || !digits(c.MCC)) {
 		return fmt.Errorf("psp.mcc: %q: want 4 digits", c.MCC)
 	}
-	for b, v := range c.MOTOIndicators {
-		if v == "" || len(v) > 999 || !printable(v) {
-			return fmt.Errorf("psp.moto_indicators[%q]: %q: want the printable value of field 60, such as 01 or 08", b, v)
+	for b, m := range c.MOTO {
+		if err := m.validate(fmt.Sprintf("psp.moto[%q]", b)); err != nil {
+			return err
 		}
 	}
 	if c.StateDir == "" {
 		return errors.New("psp.state_dir: empty (the reversal queue and the STAN counter live there)")
 	}
 	return nil
-}
-
-// DefaultMOTOIndicator is field 60 for a brand without its own entry.
-const DefaultMOTOIndicator = "08"
-
-// DefaultMOTOIndicators: Visa marks a single mail/telephone order "01"
-// (ECI 1); "08" is the non-authenticated MOTO value used for the others.
-// Acquirers differ: override per brand in Config.MOTOIndicators.
-var DefaultMOTOIndicators = map[string]string{
-	"visa":       "01",
-	"mastercard": "08",
-	"amex":       "08",
-	"discover":   "08",
-	"jcb":        "08",
 }
 
 func (c *Config) withDefaults() (Config, error) {
@@ -192,25 +180,16 @@ func (c *Config) withDefaults() (Config, error) {
 	if (d.CertFile == "") != (d.KeyFile == "") {
 		errs = append(errs, errors.New("client certificate needs both cert and key file"))
 	}
-	moto := make(map[string]string, len(DefaultMOTOIndicators)+len(d.MOTOIndicators))
-	for k, v := range DefaultMOTOIndicators {
-		moto[k] = v
+	for b, m := range d.MOTO {
+		if err := m.validate(fmt.Sprintf("moto[%q]", b)); err != nil {
+			errs = append(errs, err)
+		}
 	}
-	for k, v := range d.MOTOIndicators {
-		moto[strings.ToLower(k)] = v
-	}
-	d.MOTOIndicators = moto
+	d.MOTO = motoTable(d.MOTO)
 	if err := errors.Join(errs...); err != nil {
 		return d, fmt.Errorf("psp: config: %w", err)
 	}
 	return d, nil
-}
-
-func (c *Config) motoIndicator(brand string) string {
-	if v, ok := c.MOTOIndicators[strings.ToLower(brand)]; ok {
-		return v
-	}
-	return DefaultMOTOIndicator
 }
 
 func printable(s string) bool {

@@ -109,9 +109,24 @@ func request(pan string, amount int64) *psp.Request {
 	}
 	return &psp.Request{
 		Kind: psp.Authorization, PAN: secret.New([]byte(pan)), Expiry: secret.New([]byte("1230")),
-		CVV: secret.New([]byte(cvv)), Brand: "visa", Amount: amount, Currency: "EUR",
+		CVV: secret.New([]byte(cvv)), Brand: brandOf(pan), Amount: amount, Currency: "EUR",
 		Token: "tok_test", MerchantRef: "order-1",
 	}
+}
+
+// brandOf is the brand capture would find for a test card.
+func brandOf(pan string) string {
+	switch {
+	case strings.HasPrefix(pan, "4"):
+		return "visa"
+	case strings.HasPrefix(pan, "5"), strings.HasPrefix(pan, "2"):
+		return "mastercard"
+	case strings.HasPrefix(pan, "34"), strings.HasPrefix(pan, "37"):
+		return "amex"
+	case strings.HasPrefix(pan, "6"):
+		return "discover"
+	}
+	return "unknown"
 }
 
 func (e *env) authorize(r *psp.Request) (psp.Response, error) {

@@ -294,7 +294,8 @@ func (x *ISO) Authorize(ctx context.Context, r *Request) (Response, error) {
 		Reference:    r.MerchantRef,
 		Created:      now,
 	}
-	m, err := x.request(r, rev)
+	moto := x.cfg.moto(r.Brand)
+	m, err := x.request(r, rev, moto)
 	defer Wipe(m)
 	if err != nil {
 		return fail(ReasonInvalid, err)
@@ -302,7 +303,7 @@ func (x *ISO) Authorize(ctx context.Context, r *Request) (Response, error) {
 	resp, err := conn.Send(m, connection.SendTimeout(timeout))
 	// The message is packed and sent (or given up): its card data goes now.
 	Wipe(m)
-	out := Response{STAN: stan, RRN: rev.RRN}
+	out := Response{STAN: stan, RRN: rev.RRN, MOTO: moto}
 	log := x.log.With(zap.String("mti", mti), zap.String("stan", stan), zap.String("rrn", rev.RRN),
 		zap.String("token", r.Token), zap.String("merchant_ref", r.MerchantRef))
 	if err != nil {
@@ -374,7 +375,7 @@ func validate(r *Request) (mti, cur string, err error) {
 
 // request builds the 0100/0200. Card data goes in through BinaryField,
 // which copies it into *Sensitive fields: no string of it is made.
-func (x *ISO) request(r *Request, rev *Reversal) (*iso8583.Message, error) {
+func (x *ISO) request(r *Request, rev *Reversal, moto MOTO) (*iso8583.Message, error) {
 	m := iso8583.NewMessage(Spec)
 	m.MTI(rev.OrigMTI)
 	fields := map[int]string{
@@ -385,13 +386,18 @@ func (x *ISO) request(r *Request, rev *Reversal) (*iso8583.Message, error) {
 		fLocalTime:    rev.LocalTime,
 		fLocalDate:    rev.LocalDate,
 		fMCC:          x.cfg.MCC,
-		fEntryMode:    "012", // manual key entry, no PIN entry capability
-		fCondition:    "08",  // mail/telephone order
+		fEntryMode:    moto.EntryMode,
+		fCondition:    moto.Condition,
 		fRRN:          rev.RRN,
 		fTerminal:     rev.Terminal,
 		fMerchant:     rev.Merchant,
 		fCurrency:     rev.Currency,
-		fMOTO:         x.cfg.motoIndicator(r.Brand),
+	}
+	if moto.Field60 != "" {
+		fields[fMOTO] = moto.Field60
+	}
+	if moto.Field61 != "" {
+		fields[fPOSData] = moto.Field61
 	}
 	for id, v := range fields {
 		if err := m.Field(id, v); err != nil {

@@ -62,7 +62,7 @@ func TestPSPSimServes(t *testing.T) {
 		t.Fatal(err)
 	}
 	auth := func(card string, amount int64) psp.Response {
-		r := &psp.Request{Kind: psp.Sale, PAN: secret.New([]byte(card)), Expiry: secret.New([]byte("1230")),
+		r := &psp.Request{Kind: psp.Sale, Brand: "visa", PAN: secret.New([]byte(card)), Expiry: secret.New([]byte("1230")),
 			CVV: secret.New([]byte("737")), Amount: amount, Currency: "GBP"}
 		resp, err := c.Authorize(context.Background(), r)
 		if err != nil {
