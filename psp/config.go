@@ -43,6 +43,13 @@ type Config struct {
 	// unacknowledged reversal; defaults 1s and 60s.
 	ReversalBackoff    time.Duration `yaml:"reversal_backoff"`
 	MaxReversalBackoff time.Duration `yaml:"max_reversal_backoff"`
+	// LeaseMargin is how long past Timeout a gateway holds a reversal in
+	// the store before another may take it: the write-ahead intent of a
+	// request in flight (from the request's deadline), and a reversal
+	// being sent. It covers a write to the store after the answer and
+	// the skew between the gateways' clocks; after a crash it is part of
+	// the wait before the reversal goes out. Default 10s.
+	LeaseMargin time.Duration `yaml:"lease_margin"`
 	// Terminal (field 41, up to 8) and Merchant (field 42, up to 15).
 	Terminal string `yaml:"terminal_id"`
 	Merchant string `yaml:"merchant_id"`
@@ -53,7 +60,9 @@ type Config struct {
 	// An entry replaces the brand's DefaultMOTO entry whole; a brand with
 	// neither gets OtherMOTO.
 	MOTO map[string]MOTO `yaml:"moto"`
-	// StateDir holds the STAN counter and the reversal queue. Required.
+	// StateDir is where a previous version kept the STAN counter and the
+	// reversal queue in files: they are moved into the store at start,
+	// and the files removed. Empty: nothing to move.
 	StateDir string `yaml:"state_dir"`
 	// Logger gets operational logs (never card data). Default: none.
 	Logger *zap.Logger `yaml:"-"`
@@ -78,6 +87,7 @@ func DefaultConfig() Config {
 		MaxReconnectWait:   30 * time.Second,
 		ReversalBackoff:    time.Second,
 		MaxReversalBackoff: time.Minute,
+		LeaseMargin:        10 * time.Second,
 		Terminal:           "TVDEV001",
 		Merchant:           "TONEVAULTDEV01",
 		MCC:                "5969",
@@ -113,6 +123,7 @@ func (c Config) Validate() error {
 		{"psp.connect_timeout", c.ConnectTimeout}, {"psp.timeout", c.Timeout}, {"psp.echo_interval", c.EchoInterval},
 		{"psp.reconnect_wait", c.ReconnectWait}, {"psp.max_reconnect_wait", c.MaxReconnectWait},
 		{"psp.reversal_backoff", c.ReversalBackoff}, {"psp.max_reversal_backoff", c.MaxReversalBackoff},
+		{"psp.lease_margin", c.LeaseMargin},
 	} {
 		if d.v < 0 {
 			return fmt.Errorf("%s: %v is negative (0: the default)", d.key, d.v)
@@ -132,9 +143,6 @@ func (c Config) Validate() error {
 			return err
 		}
 	}
-	if c.StateDir == "" {
-		return errors.New("psp.state_dir: empty (the reversal queue and the STAN counter live there)")
-	}
 	return nil
 }
 
@@ -152,6 +160,7 @@ func (c *Config) withDefaults() (Config, error) {
 	def(&d.MaxReconnectWait, 30*time.Second)
 	def(&d.ReversalBackoff, time.Second)
 	def(&d.MaxReversalBackoff, time.Minute)
+	def(&d.LeaseMargin, 10*time.Second)
 	if d.MCC == "" {
 		d.MCC = "5969"
 	}
@@ -161,9 +170,6 @@ func (c *Config) withDefaults() (Config, error) {
 	var errs []error
 	if len(d.Addrs) == 0 {
 		errs = append(errs, errors.New("no acquirer address"))
-	}
-	if d.StateDir == "" {
-		errs = append(errs, errors.New("no state directory"))
 	}
 	if d.Terminal == "" || len(d.Terminal) > 8 || !printable(d.Terminal) {
 		errs = append(errs, errors.New("terminal id must be 1 to 8 printable characters"))

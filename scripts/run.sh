@@ -7,9 +7,9 @@
 #
 # Usage: scripts/run.sh [bin/tonevault]
 #
-# State (audit trail, Vault AppRole login, PSP queue, webhook secret, the
-# demo call's keypad pipe, logs) goes to .run/ in the repository; delete it
-# for a fresh start.
+# State (audit trail, Vault AppRole login, the store with the reversal
+# queue, webhook secret, the demo call's keypad pipe, logs) goes to .run/
+# in the repository; delete it for a fresh start.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -128,6 +128,9 @@ audit:
   path: $state/audit.jsonl
 psp:
   state_dir: $state/psp
+store:
+  sqlite:
+    path: $state/tonevault.db
 EOF
 
 step "Gateway: tonevault serve"
