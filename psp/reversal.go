@@ -41,6 +41,12 @@ type Reversal struct {
 
 func (r *Reversal) id() string { return r.STAN + "-" + r.Transmission }
 
+// aheadOwner holds the intents this connector writes, apart from the
+// leases of its reversal worker: should an intent's lease run out before
+// its answer is handled and the worker take it, clearing the intent must
+// fail (the reversal is on its way), not remove what the worker sends.
+func (x *ISO) aheadOwner() string { return x.owner + "-ahead" }
+
 // writeIntent queues the reversal of a request about to leave, leased to
 // this connector until the request's deadline plus LeaseMargin: the
 // write-ahead intent. Until then no other gateway sends it; if this
@@ -49,7 +55,7 @@ func (r *Reversal) id() string { return r.STAN + "-" + r.Transmission }
 // sends it, with the reason it was written with, psp_connection_lost.
 func (x *ISO) writeIntent(ctx context.Context, rev *Reversal, deadline time.Time) error {
 	r := rev.toStore()
-	r.LeaseOwner, r.LeaseUntil = x.owner, deadline.Add(x.cfg.LeaseMargin)
+	r.LeaseOwner, r.LeaseUntil = x.aheadOwner(), deadline.Add(x.cfg.LeaseMargin)
 	ctx, cancel := context.WithTimeout(ctx, dbTimeout)
 	defer cancel()
 	ok, err := x.st.EnqueueReversal(ctx, r)
@@ -66,7 +72,7 @@ func (x *ISO) writeIntent(ctx context.Context, rev *Reversal, deadline time.Time
 func (x *ISO) clearIntent(rev *Reversal) error {
 	ctx, cancel := dbContext()
 	defer cancel()
-	return x.st.AckReversal(ctx, rev.id(), x.owner)
+	return x.st.AckReversal(ctx, rev.id(), x.aheadOwner())
 }
 
 // reverse turns the intent of a request without a definite answer into
@@ -76,7 +82,7 @@ func (x *ISO) clearIntent(rev *Reversal) error {
 func (x *ISO) reverse(rev *Reversal, reason string) {
 	ctx, cancel := dbContext()
 	defer cancel()
-	if err := x.st.ReleaseReversal(ctx, rev.id(), x.owner, reason, x.now()); err != nil {
+	if err := x.st.ReleaseReversal(ctx, rev.id(), x.aheadOwner(), reason, x.now()); err != nil {
 		lvl := zap.ErrorLevel
 		if errors.Is(err, store.ErrNotLeased) {
 			lvl = zap.WarnLevel // taken by the worker of a gateway after its lease: sent already

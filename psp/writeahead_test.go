@@ -3,6 +3,7 @@ package psp_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -22,8 +23,10 @@ type faultyStore struct {
 	psp.Store
 	dead     atomic.Bool
 	failAcks atomic.Int32
-	// onEnqueue runs before each EnqueueReversal.
+	// onEnqueue runs before each EnqueueReversal, beforeAck before each
+	// AckReversal.
 	onEnqueue func(store.Reversal)
+	beforeAck func(id, owner string)
 }
 
 func (f *faultyStore) EnqueueReversal(ctx context.Context, r store.Reversal) (bool, error) {
@@ -46,6 +49,9 @@ func (f *faultyStore) LeaseReversals(ctx context.Context, owner string, max int,
 func (f *faultyStore) AckReversal(ctx context.Context, id, owner string) error {
 	if f.dead.Load() {
 		return errDead
+	}
+	if f.beforeAck != nil {
+		f.beforeAck(id, owner)
 	}
 	if f.failAcks.Add(-1) >= 0 {
 		return errors.New("test: the store failed this once")
@@ -202,4 +208,117 @@ func TestApprovalNotKeptWithoutClearing(t *testing.T) {
 		t.Fatalf("the acquirer did not approve: %+v", e.sim.Stats())
 	}
 	eventually(t, "the approval reversed", func() bool { return e.reversed(resp.STAN) })
+}
+
+// TestAnswerAfterTheLease: an answer handled only after its intent's
+// lease ran out, when the connector's own worker has taken the intent to
+// send the reversal, does not stand: the approval is reported as an error
+// and the reversal goes out.
+func TestAnswerAfterTheLease(t *testing.T) {
+	e := newEnv(t, sim.Config{SlowDelay: 100 * time.Millisecond}, func(c *psp.Config) {
+		c.Timeout = 300 * time.Millisecond
+		c.LeaseMargin = time.Millisecond
+	})
+	fs := &faultyStore{Store: e.st}
+	fs.beforeAck = func(string, string) {
+		// Hold the clearing of the intent until the worker leased it (and
+		// maybe sent it already).
+		eventually(t, "the worker taking the intent", func() bool {
+			rs, err := e.st.ListReversals(context.Background())
+			return err == nil && (len(rs) == 0 || rs[0].LeaseOwner != "" && !strings.HasSuffix(rs[0].LeaseOwner, "-ahead"))
+		})
+		fs.beforeAck = nil
+	}
+	e.conn.Close()
+	a, err := psp.NewISO(e.cfg, fs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.conn = a
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := a.WaitReady(ctx); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := e.authorize(request("4111111111111111", 10202)) // approved after SlowDelay
+	if err != nil || resp.Outcome != psp.Error || resp.AuthCode != "" {
+		t.Fatalf("%+v, %v; want an error without an auth code", resp, err)
+	}
+	eventually(t, "the approval reversed", func() bool { return e.reversed(resp.STAN) })
+}
+
+// TestTwoGatewaysOneQueue: two connectors on one store, as two gateways
+// on one PostgreSQL database: each reversal is sent by exactly one of
+// them, once, and the STANs they hand out never meet.
+func TestTwoGatewaysOneQueue(t *testing.T) {
+	const n = 6
+	var mu sync.Mutex
+	by := map[string][]string{} // original STAN → connectors that got its 0410
+	onReversal := func(name string) func(psp.Reversal) {
+		return func(r psp.Reversal) {
+			mu.Lock()
+			by[r.STAN] = append(by[r.STAN], name)
+			mu.Unlock()
+		}
+	}
+	e := newEnv(t, sim.Config{}, func(c *psp.Config) {
+		c.Timeout = 300 * time.Millisecond
+		c.OnReversal = onReversal("a")
+	})
+	cb := e.cfg
+	cb.OnReversal = onReversal("b")
+	b, err := psp.NewISO(cb, e.st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := b.WaitReady(ctx); err != nil {
+		t.Fatal(err)
+	}
+	stans := map[string]bool{}
+	var wg sync.WaitGroup
+	var smu sync.Mutex
+	for i := range n {
+		conn := []*psp.ISO{e.conn, b}[i%2]
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := request("4000000000000119", 1000)
+			resp, err := conn.Authorize(context.Background(), r)
+			r.PAN.Wipe()
+			if err != nil || resp.Reason != psp.ReasonTimeout {
+				t.Errorf("%+v, %v", resp, err)
+				return
+			}
+			smu.Lock()
+			if stans[resp.STAN] {
+				t.Errorf("STAN %s handed out twice", resp.STAN)
+			}
+			stans[resp.STAN] = true
+			smu.Unlock()
+		}()
+	}
+	wg.Wait()
+	eventually(t, "every reversal acknowledged", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(by) == n
+	})
+	eventually(t, "queue empty", func() bool {
+		p, err := b.PendingReversals()
+		return err == nil && len(p) == 0
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	for stan, who := range by {
+		if len(who) != 1 || !stans[stan] {
+			t.Errorf("reversal of STAN %s acknowledged to %v", stan, who)
+		}
+	}
+	if st := e.sim.Stats(); st.Reversals != n {
+		t.Errorf("the acquirer got %d reversals for %d originals: %+v", st.Reversals, n, st)
+	}
+	t.Logf("acknowledged to: %v", by)
 }
