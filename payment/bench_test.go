@@ -50,7 +50,7 @@ func BenchmarkSubmit(b *testing.B) {
 	}
 	defer acq.Close()
 	addrs := []string{acq.Addr(), acq.Addr(), acq.Addr(), acq.Addr()}
-	conn, err := psp.NewISO(psp.Config{Addrs: addrs, Terminal: "TV000001", Merchant: "TONEVAULT0001", StateDir: filepath.Join(dir, "psp")})
+	conn, err := psp.NewISO(psp.Config{Addrs: addrs, Terminal: "TV000001", Merchant: "TONEVAULT0001"}, testStore(b))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"path/filepath"
 	"regexp"
 	"testing"
 	"time"
@@ -15,8 +16,23 @@ import (
 	"github.com/tonevault/tonevault/internal/secret"
 	"github.com/tonevault/tonevault/psp"
 	"github.com/tonevault/tonevault/psp/sim"
+	"github.com/tonevault/tonevault/store"
 	"github.com/tonevault/tonevault/tokenize"
 )
+
+// testStore is the store the connector keeps its reversals and STANs in:
+// SQLite in a temporary directory.
+func testStore(t testing.TB) *store.Store {
+	t.Helper()
+	cfg := store.DefaultConfig()
+	cfg.SQLite.Path = filepath.Join(t.TempDir(), "tonevault.db")
+	st, err := store.Open(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
+}
 
 // fakeVault stands in for Vault at the package boundary (the real one is
 // exercised in tokenize's tests and the end-to-end tests).
@@ -50,8 +66,8 @@ func TestAuthorizeAgainstSim(t *testing.T) {
 	core, logs := observer.New(zap.DebugLevel)
 	conn, err := psp.NewISO(psp.Config{
 		Addrs: []string{srv.Addr()}, Timeout: 500 * time.Millisecond,
-		Terminal: "TV000001", Merchant: "TONEVAULT0001", StateDir: t.TempDir(), Logger: zap.New(core),
-	})
+		Terminal: "TV000001", Merchant: "TONEVAULT0001", Logger: zap.New(core),
+	}, testStore(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -170,8 +186,8 @@ func TestUnavailable(t *testing.T) {
 	}
 
 	// An acquirer that is down: the pool cannot connect, nothing is sent.
-	conn, err := psp.NewISO(psp.Config{Addrs: []string{"127.0.0.1:1"}, Terminal: "T1", Merchant: "M1", StateDir: t.TempDir(),
-		ConnectTimeout: 200 * time.Millisecond, Timeout: 300 * time.Millisecond})
+	conn, err := psp.NewISO(psp.Config{Addrs: []string{"127.0.0.1:1"}, Terminal: "T1", Merchant: "M1",
+		ConnectTimeout: 200 * time.Millisecond, Timeout: 300 * time.Millisecond}, testStore(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,7 +18,7 @@ func benchEnv(b *testing.B, conns int) (*psp.ISO, func()) {
 	for i := range addrs {
 		addrs[i] = s.Addr()
 	}
-	c, err := psp.NewISO(psp.Config{Addrs: addrs, Terminal: "T1", Merchant: "M1", StateDir: b.TempDir()})
+	c, err := psp.NewISO(psp.Config{Addrs: addrs, Terminal: "T1", Merchant: "M1"}, testStore(b))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -43,15 +43,26 @@ type Config struct {
 	// unacknowledged reversal; defaults 1s and 60s.
 	ReversalBackoff    time.Duration `yaml:"reversal_backoff"`
 	MaxReversalBackoff time.Duration `yaml:"max_reversal_backoff"`
+	// LeaseMargin is how long past Timeout a gateway holds a reversal in
+	// the store before another may take it: the write-ahead intent of a
+	// request in flight (from the request's deadline), and a reversal
+	// being sent. It covers a write to the store after the answer and
+	// the skew between the gateways' clocks; after a crash it is part of
+	// the wait before the reversal goes out. Default 10s.
+	LeaseMargin time.Duration `yaml:"lease_margin"`
 	// Terminal (field 41, up to 8) and Merchant (field 42, up to 15).
 	Terminal string `yaml:"terminal_id"`
 	Merchant string `yaml:"merchant_id"`
 	// MCC is the merchant category code (field 18); default "5969".
 	MCC string `yaml:"mcc"`
-	// MOTOIndicators maps a lower-case brand to field 60's value;
-	// brands not listed get DefaultMOTOIndicator.
-	MOTOIndicators map[string]string `yaml:"moto_indicators"`
-	// StateDir holds the STAN counter and the reversal queue. Required.
+	// MOTO maps a brand ("visa", "mastercard", ...) to the indicators
+	// that mark its payments as telephone orders (fields 22, 25, 60, 61).
+	// An entry replaces the brand's DefaultMOTO entry whole; a brand with
+	// neither gets OtherMOTO.
+	MOTO map[string]MOTO `yaml:"moto"`
+	// StateDir is where a previous version kept the STAN counter and the
+	// reversal queue in files: they are moved into the store at start,
+	// and the files removed. Empty: nothing to move.
 	StateDir string `yaml:"state_dir"`
 	// Logger gets operational logs (never card data). Default: none.
 	Logger *zap.Logger `yaml:"-"`
@@ -76,10 +87,11 @@ func DefaultConfig() Config {
 		MaxReconnectWait:   30 * time.Second,
 		ReversalBackoff:    time.Second,
 		MaxReversalBackoff: time.Minute,
+		LeaseMargin:        10 * time.Second,
 		Terminal:           "TVDEV001",
 		Merchant:           "TONEVAULTDEV01",
 		MCC:                "5969",
-		MOTOIndicators:     map[string]string{},
+		MOTO:               map[string]MOTO{},
 		StateDir:           "tonevault-psp",
 	}
 }
@@ -111,6 +123,7 @@ func (c Config) Validate() error {
 		{"psp.connect_timeout", c.ConnectTimeout}, {"psp.timeout", c.Timeout}, {"psp.echo_interval", c.EchoInterval},
 		{"psp.reconnect_wait", c.ReconnectWait}, {"psp.max_reconnect_wait", c.MaxReconnectWait},
 		{"psp.reversal_backoff", c.ReversalBackoff}, {"psp.max_reversal_backoff", c.MaxReversalBackoff},
+		{"psp.lease_margin", c.LeaseMargin},
 	} {
 		if d.v < 0 {
 			return fmt.Errorf("%s: %v is negative (0: the default)", d.key, d.v)
@@ -125,29 +138,12 @@ func (c Config) Validate() error {
 	if c.MCC != "" && (len(c.MCC) != 4 || !digits(c.MCC)) {
 		return fmt.Errorf("psp.mcc: %q: want 4 digits", c.MCC)
 	}
-	for b, v := range c.MOTOIndicators {
-		if v == "" || len(v) > 999 || !printable(v) {
-			return fmt.Errorf("psp.moto_indicators[%q]: %q: want the printable value of field 60, such as 01 or 08", b, v)
+	for b, m := range c.MOTO {
+		if err := m.validate(fmt.Sprintf("psp.moto[%q]", b)); err != nil {
+			return err
 		}
 	}
-	if c.StateDir == "" {
-		return errors.New("psp.state_dir: empty (the reversal queue and the STAN counter live there)")
-	}
 	return nil
-}
-
-// DefaultMOTOIndicator is field 60 for a brand without its own entry.
-const DefaultMOTOIndicator = "08"
-
-// DefaultMOTOIndicators: Visa marks a single mail/telephone order "01"
-// (ECI 1); "08" is the non-authenticated MOTO value used for the others.
-// Acquirers differ: override per brand in Config.MOTOIndicators.
-var DefaultMOTOIndicators = map[string]string{
-	"visa":       "01",
-	"mastercard": "08",
-	"amex":       "08",
-	"discover":   "08",
-	"jcb":        "08",
 }
 
 func (c *Config) withDefaults() (Config, error) {
@@ -164,6 +160,7 @@ func (c *Config) withDefaults() (Config, error) {
 	def(&d.MaxReconnectWait, 30*time.Second)
 	def(&d.ReversalBackoff, time.Second)
 	def(&d.MaxReversalBackoff, time.Minute)
+	def(&d.LeaseMargin, 10*time.Second)
 	if d.MCC == "" {
 		d.MCC = "5969"
 	}
@@ -173,9 +170,6 @@ func (c *Config) withDefaults() (Config, error) {
 	var errs []error
 	if len(d.Addrs) == 0 {
 		errs = append(errs, errors.New("no acquirer address"))
-	}
-	if d.StateDir == "" {
-		errs = append(errs, errors.New("no state directory"))
 	}
 	if d.Terminal == "" || len(d.Terminal) > 8 || !printable(d.Terminal) {
 		errs = append(errs, errors.New("terminal id must be 1 to 8 printable characters"))
@@ -192,25 +186,16 @@ func (c *Config) withDefaults() (Config, error) {
 	if (d.CertFile == "") != (d.KeyFile == "") {
 		errs = append(errs, errors.New("client certificate needs both cert and key file"))
 	}
-	moto := make(map[string]string, len(DefaultMOTOIndicators)+len(d.MOTOIndicators))
-	for k, v := range DefaultMOTOIndicators {
-		moto[k] = v
+	for b, m := range d.MOTO {
+		if err := m.validate(fmt.Sprintf("moto[%q]", b)); err != nil {
+			errs = append(errs, err)
+		}
 	}
-	for k, v := range d.MOTOIndicators {
-		moto[strings.ToLower(k)] = v
-	}
-	d.MOTOIndicators = moto
+	d.MOTO = motoTable(d.MOTO)
 	if err := errors.Join(errs...); err != nil {
 		return d, fmt.Errorf("psp: config: %w", err)
 	}
 	return d, nil
-}
-
-func (c *Config) motoIndicator(brand string) string {
-	if v, ok := c.MOTOIndicators[strings.ToLower(brand)]; ok {
-		return v
-	}
-	return DefaultMOTOIndicator
 }
 
 func printable(s string) bool {

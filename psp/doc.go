@@ -25,13 +25,34 @@
 //	37  RRN                          see below
 //	41  terminal id, 42 merchant id  Config.Terminal, Config.Merchant
 //	49  currency, ISO 4217 numeric   from Request.Currency (alpha-3)
-//	60  MOTO/ECI indicator (LLL)     per brand: Visa "01" (single MOTO,
-//	                                 ECI 1), others "08"; Config.MOTOIndicators
+//	60  additional POS info (LLL)    Visa only: 0000000001, 60.8 (positions
+//	                                 9-10) 01 single mail/telephone order
+//	61  POS data (LLL)               Mastercard only: 203310000, DE 61
+//	                                 subfield 4 = 3 phone order, 5 = 1 card
+//	                                 not present
 //	126 CVV/CVV2/CID (LLL, private)  card data; only when given, only in
 //	                                 the request, never in a reply or log
 //
+// Fields 22, 25, 60 and 61 are the defaults of Config.MOTO (see below).
+// An 0400/0401 carries 3, 4, 7 (its own), 11 (its own), 12, 13, 37, 41,
+// 42, 49 and 90, and no card data.
+//
 // Replies carry 38 (auth code, when approved) and 39 (response code). The
 // connector ignores any card data a reply echoes, and wipes it.
+//
+// # Telephone-order indicators
+//
+// Fields 22, 25, 60 and 61 say "telephone order, card keyed, card not
+// present" in each brand's terms (type MOTO, DefaultMOTO). Visa reads it
+// in field 60.8, positions 9-10: 01 is a single mail/telephone order, and
+// 08 (what the connector sent before) a non-secure e-commerce order.
+// Mastercard reads it in DE 22 subfield 1 (01, manual key entry) and DE 61
+// subfields 4 (3, phone order) and 5 (1, card not present); the other DE
+// 61 subfields sent are "no terminal used" and zeros, and subfields 10 on
+// are left out. Other brands get fields 22 and 25 only. The acquirer's own
+// specification has the last word: Config.MOTO (psp.moto) replaces a
+// brand's entry. Response.MOTO reports what a request was sent with, for
+// the caller to keep with the payment (store.Payment has the columns).
 //
 // # Card data
 //
@@ -63,34 +84,67 @@
 // # STAN and RRN
 //
 // The STAN is one counter for every message a connector sends,
-// 000001..999999 then wrapping. The file "stan" in Config.StateDir holds a
-// high-water mark reserved in blocks of 1000 (fsync'd before use), so a
-// restart skips ahead and never repeats one. The RRN is YDDDhh + STAN (last
-// digit of the year, day of year, hour, UTC): unique while the STAN is,
-// i.e. for 999,999 messages.
+// 000001..999999 then wrapping. It lives in the store, one counter per
+// terminal id, from which each connector reserves blocks of 1000 with one
+// statement before using them: a restart skips ahead and never repeats
+// one, and gateways sharing a database and a terminal id never send the
+// same one. Every 0100/0200 takes two, its own and its reversal's, so
+// that the reversal written ahead is complete. The RRN is YDDDhh + STAN
+// (last digit of the year, day of year, hour, UTC): unique while the STAN
+// is, i.e. for 999,999 messages.
 //
 // # Reversals
 //
-// When an 0100/0200 gets no answer in time (Config.Timeout, or the ctx
-// deadline if sooner), the connection drops after it was handed to the
-// connection, or the answer is malformed, Authorize returns Outcome Error
-// (reason psp_timeout, psp_connection_lost, psp_bad_response) and queues a
-// reversal. A late answer that arrives afterwards is logged and does not
-// change that: the reversal stands.
+// The queue is in the gateway's store (type Store, which *store.Store
+// satisfies: SQLite, or PostgreSQL shared by several gateways). Before an
+// 0100/0200 leaves, its reversal is written there (the write-ahead
+// intent), leased to this connector until the request's deadline
+// (Config.Timeout, or the ctx deadline if sooner) plus Config.LeaseMargin;
+// when the store cannot take it, nothing is sent and Authorize fails with
+// ErrUnavailable, which the caller may retry. Then:
 //
-// The queue is Config.StateDir/reversals, one JSON file per reversal
-// written through a fsync'd temporary file and rename, removed when the
-// acquirer answers 0410 with 00 or 25 (no such original: nothing to undo).
-// A worker sends them oldest first, retries with exponential backoff
-// (Config.ReversalBackoff up to MaxReversalBackoff) and starts by draining
-// what a previous run left. A queued reversal holds what an 0400 needs and
-// no card data: original MTI, STAN, RRN, transmission time, local date and
-// time, processing code, amount, currency, terminal and merchant ids. The
-// 0400 carries no field 2: the acquirer identifies the original by field
-// 90 (original MTI + STAN + transmission date/time + two zero institution
-// ids) with fields 37, 41 and 42. Acquirers that insist on field 2 in a
-// reversal cannot be served without storing the PAN, which ToneVault
-// refuses to do.
+//   - a definite answer (0110/0210 with field 39) clears it: nothing to
+//     reverse. If it cannot be cleared (the store is down, or the lease
+//     ran out and a worker took it), an approval is not kept: Authorize
+//     returns Outcome Error, psp_timeout, and the reversal goes out;
+//   - no answer in time, the connection dropped after the request was
+//     handed to it, or a malformed answer: Authorize returns Outcome
+//     Error (psp_timeout, psp_connection_lost, psp_bad_response) and
+//     releases the intent as a reversal due now, with that reason. A late
+//     answer that arrives afterwards is logged and does not change that:
+//     the reversal stands;
+//   - the process dies in between (kill -9, power cut): the intent stays,
+//     leased, with reason psp_connection_lost, and once the lease runs out
+//     whichever gateway polls first (this one restarted, or another on the
+//     database) sends it.
+//
+// A worker polls the store every Config.ReversalBackoff (and at once when
+// a reversal is queued or a connection signs on), leases one due reversal
+// at a time for Config.Timeout plus LeaseMargin, sends it and removes it
+// when the acquirer answers 0410 with 00 or 25 (no such original: nothing
+// to undo). The lease is what makes exactly one gateway send each
+// reversal. One not acknowledged is sent again as a repeat (0401) after a
+// wait that doubles from ReversalBackoff to MaxReversalBackoff. A gateway
+// that dies while sending leaves it to the next once the lease runs out,
+// which may send it again as an 0400 the acquirer sees twice.
+//
+// A queued reversal holds what an 0400 needs and no card data: original
+// MTI, STAN, RRN, transmission time, local date and time, processing
+// code, amount, currency, terminal and merchant ids, the reversal's own
+// STAN. The 0400 carries no field 2: the acquirer identifies the original
+// by field 90 (original MTI + STAN + transmission date/time + two zero
+// institution ids) with fields 37, 41 and 42. Acquirers that insist on
+// field 2 in a reversal cannot be served without storing the PAN, which
+// ToneVault refuses to do. Config.OnReversal is told of each acknowledged
+// reversal (serve writes authorization.reversed to the audit trail, with
+// the original's STAN).
+//
+// Before the store, a connector kept the queue as JSON files in
+// Config.StateDir/reversals and the STAN counter in StateDir/stan. NewISO
+// moves them into the store (the queue with its attempt counts, the
+// counter raised to where the file left off) and removes the files; a file
+// that does not parse or that the store refuses is renamed .bad and
+// logged.
 //
 // # Connections
 //
@@ -115,6 +169,10 @@
 //	card 4000000000000119, or amount 99999   never answered
 //	card 4000000000000127                    connection closed, no answer
 //	amount ending in 0202 (10202, ...)       answered after --slow-delay (default 3s)
+//	field 22 not starting 01, 25 not 08;
+//	  Visa without 01 in field 60 positions
+//	  9-10; Mastercard without 3 and 1 in
+//	  field 61 positions 4 and 5            30 format error
 //	PAN not 12-19 digits or failing Luhn     14 invalid card
 //	card 4000000000000002                    05 do not honour
 //	card 4000000000000069, or expiry before
@@ -127,6 +185,8 @@
 // 0800 gets 0810 00. 0400/0401 gets 0410/0411: 00 when the simulator saw
 // the original, 25 when not; with --ignore-reversals it answers none.
 // It logs one line per message with the PAN as first six and last four
-// digits and never the expiry or CVV, and with --state-file keeps its
-// counters (sim.Stats, including the original STANs reversed) as JSON.
+// digits and never the expiry or CVV ("recv 0400 original_stan=... ->
+// 0410 00 reversal acknowledged" for a reversal), and with --state-file
+// keeps its counters (sim.Stats, including the original STANs reversed
+// and the requests refused for their indicators) as JSON.
 package psp

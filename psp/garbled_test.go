@@ -74,8 +74,8 @@ func connectTo(t *testing.T, addr string, log *syncBuffer) *psp.ISO {
 	t.Helper()
 	c, err := psp.NewISO(psp.Config{
 		Addrs: []string{addr}, Timeout: 500 * time.Millisecond, Terminal: "T1", Merchant: "M1",
-		StateDir: t.TempDir(), Logger: rawLogger(log), ReversalBackoff: 50 * time.Millisecond,
-	})
+		Logger: rawLogger(log), ReversalBackoff: 50 * time.Millisecond,
+	}, testStore(t))
 	if err != nil {
 		t.Fatal(err)
 	}

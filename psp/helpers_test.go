@@ -16,7 +16,24 @@ import (
 	"github.com/tonevault/tonevault/internal/testutil"
 	"github.com/tonevault/tonevault/psp"
 	"github.com/tonevault/tonevault/psp/sim"
+	"github.com/tonevault/tonevault/store"
 )
+
+// testStore is the gateway's store as the connector gets it, on SQLite in
+// a temporary directory: embedded, nothing to set up.
+func testStore(t testing.TB) *store.Store { return openStoreIn(t, t.TempDir()) }
+
+func openStoreIn(t testing.TB, dir string) *store.Store {
+	t.Helper()
+	cfg := store.DefaultConfig()
+	cfg.SQLite.Path = filepath.Join(dir, "tonevault.db")
+	st, err := store.Open(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
+}
 
 // Card data the tests send. Every test greps what it produced for all of it.
 var (
@@ -43,6 +60,7 @@ type env struct {
 	simLog *syncBuffer
 	log    *syncBuffer
 	dir    string
+	st     *store.Store // SQLite in dir
 	cfg    psp.Config
 	conn   *psp.ISO
 	texts  []string // errors and other output to grep at the end
@@ -59,6 +77,7 @@ func newEnv(t *testing.T, sc sim.Config, mod func(*psp.Config)) *env {
 		t.Fatal(err)
 	}
 	e.sim = s
+	e.st = openStoreIn(t, e.dir)
 	e.cfg = psp.Config{
 		Addrs:              []string{s.Addr()},
 		Header:             sc.Header,
@@ -70,7 +89,6 @@ func newEnv(t *testing.T, sc sim.Config, mod func(*psp.Config)) *env {
 		MaxReversalBackoff: 200 * time.Millisecond,
 		Terminal:           "TERM0001",
 		Merchant:           "MERCHANT0000001",
-		StateDir:           e.dir,
 		Logger:             rawLogger(e.log),
 	}
 	if mod != nil {
@@ -90,7 +108,7 @@ func newEnv(t *testing.T, sc sim.Config, mod func(*psp.Config)) *env {
 
 func (e *env) start() {
 	e.t.Helper()
-	c, err := psp.NewISO(e.cfg)
+	c, err := psp.NewISO(e.cfg, e.st)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -109,9 +127,24 @@ func request(pan string, amount int64) *psp.Request {
 	}
 	return &psp.Request{
 		Kind: psp.Authorization, PAN: secret.New([]byte(pan)), Expiry: secret.New([]byte("1230")),
-		CVV: secret.New([]byte(cvv)), Brand: "visa", Amount: amount, Currency: "EUR",
+		CVV: secret.New([]byte(cvv)), Brand: brandOf(pan), Amount: amount, Currency: "EUR",
 		Token: "tok_test", MerchantRef: "order-1",
 	}
+}
+
+// brandOf is the brand capture would find for a test card.
+func brandOf(pan string) string {
+	switch {
+	case strings.HasPrefix(pan, "4"):
+		return "visa"
+	case strings.HasPrefix(pan, "5"), strings.HasPrefix(pan, "2"):
+		return "mastercard"
+	case strings.HasPrefix(pan, "34"), strings.HasPrefix(pan, "37"):
+		return "amex"
+	case strings.HasPrefix(pan, "6"):
+		return "discover"
+	}
+	return "unknown"
 }
 
 func (e *env) authorize(r *psp.Request) (psp.Response, error) {

@@ -2,6 +2,7 @@ package psp
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -11,8 +12,10 @@ import (
 	"time"
 
 	"github.com/moov-io/iso8583"
+	"go.uber.org/zap"
 
 	"github.com/tonevault/tonevault/internal/secret"
+	"github.com/tonevault/tonevault/store"
 )
 
 const testPAN = "4111111111111111"
@@ -248,16 +251,27 @@ func TestClassify(t *testing.T) {
 	}
 }
 
+// openStore is an SQLite store in a temporary directory: the real
+// thing, embedded, with nothing to set up.
+func openStore(t testing.TB) *store.Store {
+	t.Helper()
+	cfg := store.DefaultConfig()
+	cfg.SQLite.Path = filepath.Join(t.TempDir(), "tonevault.db")
+	st, err := store.Open(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
+}
+
 func TestSTANNeverRepeatsAcrossRestarts(t *testing.T) {
-	dir := t.TempDir()
+	st := openStore(t)
 	seen := map[string]bool{}
 	for run := 0; run < 3; run++ {
-		tr, err := openTracer(dir)
-		if err != nil {
-			t.Fatal(err)
-		}
+		tr := newTracer(st, "TERM0001")
 		for i := 0; i < 2500; i++ {
-			s, err := tr.nextSTAN()
+			s, err := tr.nextSTAN(context.Background())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -269,18 +283,38 @@ func TestSTANNeverRepeatsAcrossRestarts(t *testing.T) {
 	}
 }
 
+// TestSTANSharedByGateways: two connectors with the same terminal on one
+// store never hand out the same STAN, and another terminal counts apart.
+func TestSTANSharedByGateways(t *testing.T) {
+	st := openStore(t)
+	a, b, other := newTracer(st, "TERM0001"), newTracer(st, "TERM0001"), newTracer(st, "TERM0002")
+	seen := map[string]bool{}
+	for i := 0; i < 2*traceBlock+10; i++ {
+		for _, tr := range []*tracer{a, b} {
+			s, err := tr.nextSTAN(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if seen[s] {
+				t.Fatalf("STAN %s handed out twice", s)
+			}
+			seen[s] = true
+		}
+	}
+	if s, _ := other.nextSTAN(context.Background()); s != "000001" {
+		t.Errorf("another terminal's first STAN %s, want 000001", s)
+	}
+}
+
 func TestSTANWraps(t *testing.T) {
-	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "stan"), []byte("999998\n"), 0o600); err != nil {
+	st := openStore(t)
+	if _, err := st.AdvanceCounter(context.Background(), stanCounter("T1"), 0, 999997); err != nil {
 		t.Fatal(err)
 	}
-	tr, err := openTracer(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	tr := newTracer(st, "T1")
 	var got []string
 	for i := 0; i < 3; i++ {
-		s, err := tr.nextSTAN()
+		s, err := tr.nextSTAN(context.Background())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -290,19 +324,9 @@ func TestSTANWraps(t *testing.T) {
 		t.Errorf("got %v", got)
 	}
 	// The reserve survives the wrap: a restart starts past it.
-	tr2, err := openTracer(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, _ := tr2.nextSTAN()
+	s, _ := newTracer(st, "T1").nextSTAN(context.Background())
 	if s <= "000001" || s > "001000" {
 		t.Errorf("after restart %s, want in (000001, 001000]", s)
-	}
-	for _, bad := range []string{"0", "abc", "1000000"} {
-		os.WriteFile(filepath.Join(dir, "stan"), []byte(bad), 0o600)
-		if _, err := openTracer(dir); err == nil {
-			t.Errorf("counter %q accepted", bad)
-		}
 	}
 }
 
@@ -313,37 +337,59 @@ func TestRRN(t *testing.T) {
 	}
 }
 
-func TestQueuePersists(t *testing.T) {
+// TestMigrateStateDir: what a previous version left in files (the STAN
+// counter, queued reversals) is moved into the store on start, the files
+// removed, and a file the store cannot take set aside.
+func TestMigrateStateDir(t *testing.T) {
 	dir := t.TempDir()
-	q, err := openQueue(dir)
-	if err != nil {
+	st := openStore(t)
+	if err := os.MkdirAll(filepath.Join(dir, "reversals"), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	a := &Reversal{OrigMTI: "0100", STAN: "000001", Transmission: "1123194601", Created: time.Unix(10, 0)}
-	b := &Reversal{OrigMTI: "0200", STAN: "000002", Transmission: "1123194602", Created: time.Unix(5, 0)}
-	for _, r := range []*Reversal{a, b} {
-		if err := q.put(r); err != nil {
+	os.WriteFile(filepath.Join(dir, "stan"), []byte("5001\n"), 0o600)
+	old := []Reversal{
+		{OrigMTI: "0100", STAN: "004001", RRN: "532719004001", Transmission: "1123194601", LocalTime: "194601",
+			LocalDate: "1123", ProcCode: "000000", Amount: 1250, Currency: "978", Terminal: "TERM0001",
+			Merchant: "MERCHANT0000001", Reason: ReasonTimeout, RevSTAN: "004002", Attempts: 2, Created: time.Unix(10, 0)},
+		{OrigMTI: "0200", STAN: "004003", RRN: "532719004003", Transmission: "1123194602", LocalTime: "194602",
+			LocalDate: "1123", ProcCode: "000000", Amount: 990, Currency: "826", Terminal: "TERM0001",
+			Merchant: "MERCHANT0000001", Reason: ReasonConnectionLost, RevSTAN: "004004", Created: time.Unix(5, 0)},
+	}
+	for _, r := range old {
+		b, _ := json.Marshal(r)
+		os.WriteFile(filepath.Join(dir, "reversals", r.id()+".json"), b, 0o600)
+	}
+	os.WriteFile(filepath.Join(dir, "reversals", "junk.json"), []byte("{"), 0o600)
+	refused := old[0]
+	refused.STAN, refused.Reason = "004005", "Timed out!"
+	b, _ := json.Marshal(refused)
+	os.WriteFile(filepath.Join(dir, "reversals", refused.id()+".json"), b, 0o600)
+
+	for range 2 { // the second start finds nothing left to move
+		if err := migrateStateDir(context.Background(), dir, "TERM0001", st, zap.NewNop()); err != nil {
 			t.Fatal(err)
 		}
 	}
-	os.WriteFile(filepath.Join(dir, "reversals", "junk.json"), []byte("{"), 0o600)
-	q2, _ := openQueue(dir)
-	got, err := q2.list()
-	if err != nil {
-		t.Fatal(err)
+	got, err := st.ListReversals(context.Background())
+	if err != nil || len(got) != 2 {
+		t.Fatalf("store holds %+v, %v", got, err)
 	}
-	if len(got) != 2 || got[0].STAN != "000002" || got[1].STAN != "000001" {
-		t.Fatalf("list = %+v", got)
+	if got[0].STAN != "004003" || got[1].STAN != "004001" || got[1].Attempts != 2 || got[1].RevSTAN != "004002" ||
+		got[1].Reason != ReasonTimeout || !got[1].CreatedAt.Equal(time.Unix(10, 0)) {
+		t.Errorf("moved %+v", got)
 	}
-	if err := q2.remove(got[0]); err != nil {
-		t.Fatal(err)
+	if s, _ := newTracer(st, "TERM0001").nextSTAN(context.Background()); s != "005001" {
+		t.Errorf("first STAN after the move %s, want 005001 where the file left off", s)
 	}
-	got, _ = q2.list()
-	if len(got) != 1 || got[0].STAN != "000001" {
-		t.Fatalf("after remove: %+v", got)
+	left, _ := filepath.Glob(filepath.Join(dir, "*", "*"))
+	left2, _ := filepath.Glob(filepath.Join(dir, "*"))
+	if fmt.Sprint(left) != fmt.Sprint([]string{filepath.Join(dir, "reversals", "004005-1123194601.json.bad"), filepath.Join(dir, "reversals", "junk.json.bad")}) ||
+		len(left2) != 1 {
+		t.Errorf("left behind: %v %v", left2, left)
 	}
-	if _, err := os.Stat(filepath.Join(dir, "reversals", "junk.json.bad")); err != nil {
-		t.Errorf("bad file not set aside: %v", err)
+	os.WriteFile(filepath.Join(dir, "stan"), []byte("x"), 0o600)
+	if err := migrateStateDir(context.Background(), dir, "TERM0001", st, zap.NewNop()); err == nil || !strings.Contains(err.Error(), "corrupt") {
+		t.Errorf("a corrupt counter: %v", err)
 	}
 }
 
@@ -379,7 +425,7 @@ func TestHeader(t *testing.T) {
 	}
 }
 
-func TestReversalSchedule(t *testing.T) {
+func TestReversalDelay(t *testing.T) {
 	ms, sec := time.Millisecond, time.Second
 	tests := []struct {
 		first, max time.Duration
@@ -388,22 +434,20 @@ func TestReversalSchedule(t *testing.T) {
 		{50 * ms, 200 * ms, []time.Duration{50 * ms, 100 * ms, 200 * ms, 200 * ms, 200 * ms}},
 		{sec, time.Minute, []time.Duration{sec, 2 * sec, 4 * sec, 8 * sec, 16 * sec, 32 * sec, 60 * sec, 60 * sec}},
 		{sec, sec, []time.Duration{sec, sec, sec}},
-		{sec, 500 * ms, []time.Duration{sec, 500 * ms, 500 * ms}},
+		{sec, 500 * ms, []time.Duration{500 * ms, 500 * ms, 500 * ms}},
 	}
 	for _, tt := range tests {
 		t.Run(fmt.Sprint(tt.first, "-", tt.max), func(t *testing.T) {
-			b := reversalSchedule(Config{ReversalBackoff: tt.first, MaxReversalBackoff: tt.max})
-			// Twice: a drained queue (Reset) starts over.
-			for range 2 {
-				b.Reset()
-				var got []time.Duration
-				for range tt.want {
-					got = append(got, b.NextBackOff())
-				}
-				if fmt.Sprint(got) != fmt.Sprint(tt.want) {
-					t.Fatalf("waits %v, want %v", got, tt.want)
-				}
+			var got []time.Duration
+			for attempts := range tt.want {
+				got = append(got, reversalDelay(Config{ReversalBackoff: tt.first, MaxReversalBackoff: tt.max}, attempts+1))
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tt.want) {
+				t.Fatalf("waits %v, want %v", got, tt.want)
 			}
 		})
+	}
+	if d := reversalDelay(Config{ReversalBackoff: sec, MaxReversalBackoff: time.Hour}, 200); d != time.Hour {
+		t.Errorf("after 200 attempts: %v", d)
 	}
 }

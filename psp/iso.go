@@ -20,15 +20,17 @@ import (
 
 // ISO is the ISO 8583:1987 connector: a pool of connections to the
 // acquirer (moov-io/iso8583-connection), signed on with 0800, kept alive
-// with echoes, redialled when they drop, and a reversal queue that
-// survives restarts.
+// with echoes, redialled when they drop, and a reversal queue in the
+// store, written ahead of each request, that survives restarts and is
+// shared by the gateways on one database.
 type ISO struct {
-	cfg  Config
-	log  *zap.Logger
-	pool *connection.Pool
-	tr   *tracer
-	q    *queue
-	now  func() time.Time
+	cfg   Config
+	log   *zap.Logger
+	pool  *connection.Pool
+	st    Store
+	owner string // this connector's name in the store's leases
+	tr    *tracer
+	now   func() time.Time
 
 	kick      chan struct{}
 	done      chan struct{}
@@ -38,31 +40,34 @@ type ISO struct {
 
 var _ Connector = (*ISO)(nil)
 
-// NewISO opens the state directory, starts the pool and the reversal
-// worker, which first drains what a previous run left in the queue. It does
-// not fail when the acquirer is down: the pool keeps redialling, and
+// NewISO moves a previous version's files in Config.StateDir into st,
+// starts the pool and the reversal worker, which first sends what is due
+// in the queue (what a previous run, or a gateway that died, left). It
+// does not fail when the acquirer is down: the pool keeps redialling, and
 // Authorize answers ErrUnavailable meanwhile.
-func NewISO(cfg Config) (*ISO, error) {
+func NewISO(cfg Config, st Store) (*ISO, error) {
 	c, err := cfg.withDefaults()
-	if err != nil {
-		return nil, err
+	if st == nil {
+		err = errors.Join(err, errors.New("psp: no store (the reversal queue and the STAN counter live there)"))
 	}
-	tr, err := openTracer(c.StateDir)
-	if err != nil {
-		return nil, err
-	}
-	q, err := openQueue(c.StateDir)
 	if err != nil {
 		return nil, err
 	}
 	x := &ISO{
-		cfg:  c,
-		log:  c.Logger.Named("psp"),
-		tr:   tr,
-		q:    q,
-		now:  time.Now,
-		kick: make(chan struct{}, 1),
-		done: make(chan struct{}),
+		cfg:   c,
+		log:   c.Logger.Named("psp"),
+		st:    st,
+		owner: leaseOwner(),
+		tr:    newTracer(st, c.Terminal),
+		now:   time.Now,
+		kick:  make(chan struct{}, 1),
+		done:  make(chan struct{}),
+	}
+	mctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	err = migrateStateDir(mctx, c.StateDir, c.Terminal, st, x.log)
+	cancel()
+	if err != nil {
+		return nil, err
 	}
 	x.pool, err = connection.NewPool(x.dial, c.Addrs,
 		connection.PoolMinConnections(0),
@@ -101,7 +106,7 @@ func (x *ISO) WaitReady(ctx context.Context) error {
 }
 
 // Close stops the reversal worker and closes the connections. Pending
-// reversals stay in the queue for the next run.
+// reversals stay in the store for the next run, or another gateway.
 func (x *ISO) Close() error {
 	x.closeOnce.Do(func() {
 		close(x.done)
@@ -164,7 +169,9 @@ func safeText(err error) string {
 
 // network sends an 0800 with field 70 code and checks for an 0810 "00".
 func (x *ISO) network(conn *connection.Connection, code string) error {
-	stan, err := x.tr.nextSTAN()
+	ctx, cancel := dbContext()
+	stan, err := x.tr.nextSTAN(ctx)
+	cancel()
 	if err != nil {
 		return err
 	}
@@ -221,7 +228,7 @@ func (x *ISO) inbound(conn *connection.Connection, m *iso8583.Message) {
 	rc, _ := m.GetString(fRespCode)
 	switch mti {
 	case "0110", "0210":
-		x.log.Warn("unmatched response (late, or unknown STAN); any reversal stands", zap.String("mti", mti), zap.String("stan", stan), zap.String("code", sanitizeCode(rc)))
+		x.log.Warn("unmatched response (late, or unknown STAN); its reversal stands", zap.String("mti", mti), zap.String("stan", stan), zap.String("code", sanitizeCode(rc)))
 		x.kickReversals()
 	case "0800":
 		reply := iso8583.NewMessage(Spec)
@@ -261,22 +268,26 @@ func (x *ISO) Authorize(ctx context.Context, r *Request) (Response, error) {
 	if err != nil {
 		return fail(ReasonInvalid, err)
 	}
-	timeout := x.cfg.Timeout
-	if dl, ok := ctx.Deadline(); ok {
-		if left := time.Until(dl); left < timeout {
-			timeout = left
-		}
+	deadline := x.now().Add(x.cfg.Timeout)
+	if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
+		deadline = dl
 	}
-	if timeout <= 0 || ctx.Err() != nil {
+	if !deadline.After(x.now()) || ctx.Err() != nil {
 		return fail(ReasonTimeout, fmt.Errorf("%w: context done before sending", ErrUnavailable))
 	}
 	conn, err := x.pool.Get()
 	if err != nil {
 		return fail(ReasonUnavailable, ErrUnavailable)
 	}
-	stan, err := x.tr.nextSTAN()
+	stan, err := x.tr.nextSTAN(ctx)
 	if err != nil {
-		return fail(ReasonUnavailable, err)
+		return fail(ReasonUnavailable, fmt.Errorf("%w: %w", ErrUnavailable, err))
+	}
+	// The reversal's own STAN is taken now, so that the intent holds all
+	// a reversal needs, whoever sends it.
+	revSTAN, err := x.tr.nextSTAN(ctx)
+	if err != nil {
+		return fail(ReasonUnavailable, fmt.Errorf("%w: %w", ErrUnavailable, err))
 	}
 	now := x.now().UTC()
 	rev := &Reversal{
@@ -292,23 +303,40 @@ func (x *ISO) Authorize(ctx context.Context, r *Request) (Response, error) {
 		Terminal:     x.cfg.Terminal,
 		Merchant:     x.cfg.Merchant,
 		Reference:    r.MerchantRef,
-		Created:      now,
+		// What a reversal says if nobody gets to say more: the process
+		// died with the request in flight, and its connection with it.
+		Reason:  ReasonConnectionLost,
+		RevSTAN: revSTAN,
+		Created: now,
 	}
-	m, err := x.request(r, rev)
+	moto := x.cfg.moto(r.Brand)
+	m, err := x.request(r, rev, moto)
 	defer Wipe(m)
 	if err != nil {
 		return fail(ReasonInvalid, err)
 	}
+	log := x.log.With(zap.String("mti", mti), zap.String("stan", stan), zap.String("rrn", rev.RRN),
+		zap.String("token", r.Token), zap.String("merchant_ref", r.MerchantRef))
+	// Write ahead: the reversal is in the store before the request
+	// leaves, so that a crash while it is out still reverses it.
+	if err := x.writeIntent(ctx, rev, deadline); err != nil {
+		log.Error("not sent: the reversal could not be written ahead", zap.Error(err))
+		return fail(ReasonUnavailable, fmt.Errorf("%w: the reversal could not be written ahead", ErrUnavailable))
+	}
+	timeout := time.Until(deadline)
+	if timeout <= 0 {
+		x.dropIntent(rev, log)
+		return fail(ReasonTimeout, fmt.Errorf("%w: context done before sending", ErrUnavailable))
+	}
 	resp, err := conn.Send(m, connection.SendTimeout(timeout))
 	// The message is packed and sent (or given up): its card data goes now.
 	Wipe(m)
-	out := Response{STAN: stan, RRN: rev.RRN}
-	log := x.log.With(zap.String("mti", mti), zap.String("stan", stan), zap.String("rrn", rev.RRN),
-		zap.String("token", r.Token), zap.String("merchant_ref", r.MerchantRef))
+	out := Response{STAN: stan, RRN: rev.RRN, MOTO: moto}
 	if err != nil {
 		var pe *iso8583errors.PackError
 		if errors.As(err, &pe) {
 			log.Warn("not sent: cannot pack")
+			x.dropIntent(rev, log)
 			return fail(ReasonInvalid, fmt.Errorf("%w: cannot pack the message", ErrInvalidRequest))
 		}
 		out.Outcome, out.Reason = Error, ReasonConnectionLost
@@ -339,8 +367,31 @@ func (x *ISO) Authorize(ctx context.Context, r *Request) (Response, error) {
 			out.AuthCode = ""
 		}
 	}
+	// A definite answer: nothing to reverse. An approval stands only if
+	// its intent is cleared; otherwise the intent is (or will be) sent
+	// as a reversal, so the customer is told what the acquirer will end
+	// with.
+	if err := x.clearIntent(rev); err != nil {
+		if out.Outcome == Approved {
+			log.Error("approval not kept: its reversal was written ahead and could not be cleared, so it is reversed",
+				zap.String("code", out.ResponseCode), zap.Error(err))
+			out.Outcome, out.Reason, out.AuthCode = Error, ReasonTimeout, ""
+			x.reverse(rev, ReasonTimeout)
+			return out, nil
+		}
+		log.Warn("the answer's reversal intent could not be cleared: a reversal of it will be sent", zap.Error(err))
+	}
 	log.Info("authorization", zap.String("code", out.ResponseCode), zap.Stringer("outcome", out.Outcome), zap.String("reason", out.Reason))
 	return out, nil
+}
+
+// dropIntent removes the intent of a request that never left: there is
+// nothing to reverse. If the store cannot, the intent stays, and the
+// acquirer answers its reversal 25 (no such original).
+func (x *ISO) dropIntent(rev *Reversal, log *zap.Logger) {
+	if err := x.clearIntent(rev); err != nil {
+		log.Warn("the reversal intent of a request not sent could not be removed", zap.Error(err))
+	}
 }
 
 // validate checks r without ever putting card data in an error.
@@ -374,7 +425,7 @@ func validate(r *Request) (mti, cur string, err error) {
 
 // request builds the 0100/0200. Card data goes in through BinaryField,
 // which copies it into *Sensitive fields: no string of it is made.
-func (x *ISO) request(r *Request, rev *Reversal) (*iso8583.Message, error) {
+func (x *ISO) request(r *Request, rev *Reversal, moto MOTO) (*iso8583.Message, error) {
 	m := iso8583.NewMessage(Spec)
 	m.MTI(rev.OrigMTI)
 	fields := map[int]string{
@@ -385,13 +436,18 @@ func (x *ISO) request(r *Request, rev *Reversal) (*iso8583.Message, error) {
 		fLocalTime:    rev.LocalTime,
 		fLocalDate:    rev.LocalDate,
 		fMCC:          x.cfg.MCC,
-		fEntryMode:    "012", // manual key entry, no PIN entry capability
-		fCondition:    "08",  // mail/telephone order
+		fEntryMode:    moto.EntryMode,
+		fCondition:    moto.Condition,
 		fRRN:          rev.RRN,
 		fTerminal:     rev.Terminal,
 		fMerchant:     rev.Merchant,
 		fCurrency:     rev.Currency,
-		fMOTO:         x.cfg.motoIndicator(r.Brand),
+	}
+	if moto.Field60 != "" {
+		fields[fMOTO] = moto.Field60
+	}
+	if moto.Field61 != "" {
+		fields[fPOSData] = moto.Field61
 	}
 	for id, v := range fields {
 		if err := m.Field(id, v); err != nil {

@@ -3,8 +3,6 @@ package psp_test
 import (
 	"context"
 	"encoding/json"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -63,6 +61,11 @@ func TestAuthorizeOutcomes(t *testing.T) {
 			}
 			if st := e.sim.Stats(); st.Reversals != 0 || st.SignOns == 0 {
 				t.Errorf("sim stats %+v", st)
+			}
+			// Every request had a definite answer: each reversal written
+			// ahead was cleared.
+			if p, err := e.conn.PendingReversals(); err != nil || len(p) != 0 {
+				t.Errorf("reversals left after definite answers: %+v, %v", p, err)
 			}
 		})
 	}
@@ -152,27 +155,25 @@ func TestReversalSurvivesRestart(t *testing.T) {
 	}
 	eventually(t, "a reversal attempt", func() bool { return e.sim.Stats().Reversals >= 1 })
 	e.conn.Close()
-	files, _ := filepath.Glob(filepath.Join(e.dir, "reversals", "*.json"))
-	if len(files) != 1 {
-		t.Fatalf("queue files %v", files)
+	queued, err := e.st.ListReversals(context.Background())
+	if err != nil || len(queued) != 1 || queued[0].STAN != resp.STAN || queued[0].Reason != psp.ReasonTimeout || queued[0].Attempts < 1 {
+		t.Fatalf("queue after the stop: %+v, %v", queued, err)
 	}
-	b, _ := os.ReadFile(files[0])
-	if !strings.Contains(string(b), `"stan":"`+resp.STAN+`"`) {
-		t.Errorf("queue file does not name the original: %s", b)
-	}
-	checkNoCardData(t, map[string]string{"queue file": string(b)})
 	if e.reversed(resp.STAN) {
 		t.Fatal("the sim acknowledged a reversal it was told to ignore")
 	}
 
-	// A new connector on the same state directory drains the queue.
+	// A new connector on the same store sends it again, as a repeat.
 	e.sim.SetIgnoreReversals(false)
 	e.start()
 	eventually(t, "reversal acknowledged after restart", func() bool { return e.reversed(resp.STAN) })
 	eventually(t, "queue empty", func() bool {
-		files, _ := filepath.Glob(filepath.Join(e.dir, "reversals", "*.json"))
-		return len(files) == 0
+		p, err := e.conn.PendingReversals()
+		return err == nil && len(p) == 0
 	})
+	if !strings.Contains(e.simLog.String(), "recv 0401") {
+		t.Errorf("the reversal after the restart was not a repeat:\n%s", e.simLog.String())
+	}
 	// The restart did not reuse STANs.
 	r2, err := e.authorize(request("4111111111111111", 1000))
 	if err != nil || r2.Outcome != psp.Approved || r2.STAN <= resp.STAN {
@@ -335,11 +336,11 @@ func TestSTANUniqueOverManyRequests(t *testing.T) {
 }
 
 func TestNoCardDataInConfigErrors(t *testing.T) {
-	_, err := psp.NewISO(psp.Config{})
+	_, err := psp.NewISO(psp.Config{}, nil)
 	if err == nil {
 		t.Fatal("empty config accepted")
 	}
-	for _, want := range []string{"address", "state directory", "terminal", "merchant"} {
+	for _, want := range []string{"address", "store", "terminal", "merchant"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not mention %s", err, want)
 		}

@@ -92,7 +92,7 @@ type Request struct {
 	PAN         secret.Secret
 	Expiry      secret.Secret // MMYY
 	CVV         secret.Secret // optional; 3 or 4 digits
-	Brand       string        // visa, mastercard, amex, discover, jcb, ...; picks the MOTO indicator
+	Brand       string        // visa, mastercard, amex, discover, jcb, ...; picks the MOTO indicators (Config.MOTO)
 	Amount      int64         // minor units (cents)
 	Currency    string        // ISO 4217 alpha-3 ("EUR"); sent as numeric in field 49
 	Token       string        // the vault token of the card: for logs and audit only, never sent
@@ -107,6 +107,10 @@ type Response struct {
 	RRN          string // field 37, retrieval reference number
 	STAN         string // field 11, system trace audit number
 	Reason       string // a stable machine-readable reason: "approved", "do_not_honour", "psp_timeout", ...
+	// MOTO is what the request was sent with to mark it a telephone
+	// order (fields 22, 25, 60, 61), for the caller to keep with the
+	// payment; zero when nothing was sent.
+	MOTO MOTO
 }
 
 // Connector authorizes card payments with a PSP or acquirer.

@@ -34,6 +34,7 @@ const (
 	fCurrency     = 49
 	fPINBlock     = 52
 	fMOTO         = 60
+	fPOSData      = 61
 	fNetMgmt      = 70
 	fOriginal     = 90
 	fCVV          = 126
@@ -84,7 +85,8 @@ var Spec = &iso8583.MessageSpec{
 		fAdditional:   str(999, "Additional Data - Private", prefix.ASCII.LLL, nil),
 		fCurrency:     str(3, "Currency Code, Transaction", prefix.ASCII.Fixed, nil),
 		fPINBlock:     sensitive(16, "PIN Data", prefix.ASCII.Fixed),
-		fMOTO:         str(999, "MOTO/ECI Indicator (private)", prefix.ASCII.LLL, nil),
+		fMOTO:         str(999, "Additional POS Information (Visa: MOTO/ECI indicator in 60.8)", prefix.ASCII.LLL, nil),
+		fPOSData:      str(999, "POS Data (Mastercard DE 61)", prefix.ASCII.LLL, nil),
 		fNetMgmt:      str(3, "Network Management Information Code", prefix.ASCII.Fixed, nil),
 		fOriginal:     str(42, "Original Data Elements", prefix.ASCII.Fixed, nil),
 		fCVV:          sensitive(999, "Card Verification Value (private)", prefix.ASCII.LLL),

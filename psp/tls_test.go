@@ -68,7 +68,7 @@ func TestTLSUntrustedServer(t *testing.T) {
 	defer s.Close()
 	log := &syncBuffer{}
 	c, err := psp.NewISO(psp.Config{Addrs: []string{s.Addr()}, CAFile: otherCA, Terminal: "T1", Merchant: "M1",
-		StateDir: t.TempDir(), Logger: rawLogger(log), ConnectTimeout: time.Second})
+		Logger: rawLogger(log), ConnectTimeout: time.Second}, testStore(t))
 	if err != nil {
 		t.Fatal(err)
 	}

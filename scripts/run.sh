@@ -7,9 +7,9 @@
 #
 # Usage: scripts/run.sh [bin/tonevault]
 #
-# State (audit trail, Vault AppRole login, PSP queue, webhook secret, the
-# demo call's keypad pipe, logs) goes to .run/ in the repository; delete it
-# for a fresh start.
+# State (audit trail, Vault AppRole login, the store with the reversal
+# queue, webhook secret, the demo call's keypad pipe, logs) goes to .run/
+# in the repository; delete it for a fresh start.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -138,6 +138,9 @@ psp:
 sip:
   # Ctrl-C gives the calls in progress this long to end before BYE.
   drain_timeout: 3s
+store:
+  sqlite:
+    path: $state/tonevault.db
 EOF
 
 step "Gateway: tonevault serve"

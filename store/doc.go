@@ -1,7 +1,8 @@
 // Package store is the gateway's database: payments (state, masked card,
-// token, authorization code, outcome, timestamps) with their calls'
-// correlation headers, idempotency keys with their first answer, the
-// webhook outbox, the ISO 8583 reversal queue, and revoked widget and
+// token, authorization code, outcome, the telephone-order indicators sent,
+// timestamps) with their calls' correlation headers, idempotency keys with
+// their first answer, the webhook outbox, the ISO 8583 reversal queue,
+// named counters (the STANs of each terminal), and revoked widget and
 // agent tokens.
 //
 // SQLite (modernc.org/sqlite: pure Go, no cgo, nothing to set up) is the
@@ -63,7 +64,13 @@
 // The reversal queue leases each reversal to one node at a time, so
 // exactly one node sends it; only that node can acknowledge or reschedule
 // it. A node that crashed holding one loses it when the lease runs out,
-// and another node sends it again as a repeat (0401).
+// and another node sends it. A reversal can be queued already leased
+// (EnqueueReversal with a LeaseOwner): the write-ahead intent of a request
+// still in flight, which its owner clears (AckReversal) on a definite
+// answer or releases (ReleaseReversal, no attempt counted) when none
+// comes, and which any node sends once the lease runs out if the owner
+// died. A counter (AdvanceCounter) moves by one statement, so nodes
+// reserving blocks of it at once each get their own.
 //
 // # No card data
 //
@@ -83,6 +90,7 @@
 // masked. The tests search the SQLite files (-wal and -shm included) and
 // a pg_dump for the test cards after offering one to every column.
 //
-// The store is not wired into the gateway yet: api, capture, psp and
-// serve still keep these in memory or, for reversals, in files.
+// serve opens the store and hands it to psp, which keeps its reversal
+// queue and STAN counter here; api and capture still keep their state in
+// memory, and no payment is written yet.
 package store

@@ -27,6 +27,8 @@ const (
 	maxBody  = 1 << 20 // an outbox event's body
 	maxToken = 128
 	maxError = 512 // an outbox failure's text, cut to this
+	// maxPrivateField: an ISO 8583 LLL field (60, 61).
+	maxPrivateField = 999
 )
 
 // Every value is searched for a card number (internal/pan: 12 to 19

@@ -148,6 +148,10 @@ func offerEverywhere(t *testing.T, s *Store, pan string) {
 		"payments.outcome":          pay(func(p *Payment) { p.Outcome = pan }),
 		"payments.auth_code":        pay(func(p *Payment) { p.AuthCode = pan }),
 		"payments.response_code":    pay(func(p *Payment) { p.ResponseCode = pan }),
+		"payments.entry_mode":       pay(func(p *Payment) { p.EntryMode = pan }),
+		"payments.condition_code":   pay(func(p *Payment) { p.ConditionCode = pan }),
+		"payments.field_60":         pay(func(p *Payment) { p.Field60 = pan }),
+		"payments.field_61":         pay(func(p *Payment) { p.Field61 = "2033 " + pan }),
 		"payment_correlations.name": pay(func(p *Payment) { p.Correlation = map[string]string{pan: "v"} }),
 		"payment_correlations.value": pay(func(p *Payment) {
 			p.Correlation = map[string]string{"X-Interaction-ID": pan}
@@ -178,6 +182,14 @@ func offerEverywhere(t *testing.T, s *Store, pan string) {
 		},
 		"reversals.lease_owner": func() error {
 			_, err := s.LeaseReversals(c, pan, 1, time.Minute)
+			return err
+		},
+		"reversals.lease_owner (intent)": rev(func(r *Reversal) { r.LeaseOwner, r.LeaseUntil = pan, time.Now() }),
+		"reversals.reason (release)": func() error {
+			return s.ReleaseReversal(c, "000001-1206101500", "node-a", pan, time.Now())
+		},
+		"counters.name": func() error {
+			_, err := s.AdvanceCounter(c, "stan/"+pan, 1, 0)
 			return err
 		},
 		"reversals.orig_mti":     rev(func(r *Reversal) { r.OrigMTI = pan }),

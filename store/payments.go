@@ -36,6 +36,14 @@ type Payment struct {
 	AuthCode     string // ISO 8583 field 38
 	ResponseCode string // ISO 8583 field 39
 
+	// What the authorization was sent with to say "telephone order", in
+	// the brand's terms (psp.MOTO), once submitted: a dispute or an
+	// interchange query asks how the payment was flagged.
+	EntryMode     string // ISO 8583 field 22, 3 digits ("012")
+	ConditionCode string // field 25, 2 digits ("08")
+	Field60       string // field 60 (Visa: additional POS information), or ""
+	Field61       string // field 61 (Mastercard: POS data), or ""
+
 	// Correlation holds the call's correlation headers (name → value).
 	// A header is written with the first version that carries it, and
 	// its value is kept.
@@ -66,6 +74,10 @@ func (p *Payment) check() error {
 		syntax("payments.outcome", p.Outcome, true, validCode, "an outcome"),
 		syntax("payments.auth_code", p.AuthCode, true, validAuthCode, "an authorization code"),
 		syntax("payments.response_code", p.ResponseCode, true, validResponseCode, "a response code"),
+		syntax("payments.entry_mode", p.EntryMode, true, digitsN(3), "3 digits"),
+		syntax("payments.condition_code", p.ConditionCode, true, digitsN(2), "2 digits"),
+		syntax("payments.field_60", p.Field60, true, printableN(maxPrivateField), "up to 999 printable characters"),
+		syntax("payments.field_61", p.Field61, true, printableN(maxPrivateField), "up to 999 printable characters"),
 	)
 	if err != nil {
 		return err
@@ -88,7 +100,8 @@ func (p *Payment) check() error {
 }
 
 const paymentColumns = `id, call_id, state, final, reason, amount, currency, merchant_ref, description, merchant,
-	brand, masked_pan, token, outcome, auth_code, response_code, version, created_at, updated_at, expires_at`
+	brand, masked_pan, token, outcome, auth_code, response_code, entry_mode, condition_code, field_60, field_61,
+	version, created_at, updated_at, expires_at`
 
 // UpsertPayment writes p: a new payment, or a newer version of a stored
 // one. It reports whether it wrote anything: false when the store already
@@ -105,17 +118,20 @@ func (s *Store) UpsertPayment(ctx context.Context, p Payment) (bool, error) {
 	var applied bool
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `INSERT INTO payments (`+paymentColumns+`)
-			VALUES (`+placeholders(1, 20)+`)
+			VALUES (`+placeholders(1, 24)+`)
 			ON CONFLICT (id) DO UPDATE SET
 				state = excluded.state, final = excluded.final, reason = excluded.reason,
 				amount = excluded.amount, currency = excluded.currency, merchant_ref = excluded.merchant_ref,
 				description = excluded.description, merchant = excluded.merchant, brand = excluded.brand,
 				masked_pan = excluded.masked_pan, token = excluded.token, outcome = excluded.outcome,
 				auth_code = excluded.auth_code, response_code = excluded.response_code,
+				entry_mode = excluded.entry_mode, condition_code = excluded.condition_code,
+				field_60 = excluded.field_60, field_61 = excluded.field_61,
 				version = excluded.version, updated_at = excluded.updated_at, expires_at = excluded.expires_at
 			WHERE payments.version < excluded.version AND payments.call_id = excluded.call_id`,
 			p.ID, p.CallID, p.State, bit(p.Final), p.Reason, p.Amount, p.Currency, p.MerchantRef, p.Description, p.Merchant,
-			p.Brand, p.MaskedPAN, p.Token, p.Outcome, p.AuthCode, p.ResponseCode, int64(p.Version),
+			p.Brand, p.MaskedPAN, p.Token, p.Outcome, p.AuthCode, p.ResponseCode,
+			p.EntryMode, p.ConditionCode, p.Field60, p.Field61, int64(p.Version),
 			nanos(p.CreatedAt), nanos(p.UpdatedAt), nanos(p.ExpiresAt))
 		if err != nil {
 			return err
@@ -258,7 +274,7 @@ func (s *Store) queryPayments(ctx context.Context, query string, args ...any) ([
 		var version, created, updated, expires int64
 		if err := rows.Scan(&p.ID, &p.CallID, &p.State, &final, &p.Reason, &p.Amount, &p.Currency, &p.MerchantRef,
 			&p.Description, &p.Merchant, &p.Brand, &p.MaskedPAN, &p.Token, &p.Outcome, &p.AuthCode, &p.ResponseCode,
-			&version, &created, &updated, &expires); err != nil {
+			&p.EntryMode, &p.ConditionCode, &p.Field60, &p.Field61, &version, &created, &updated, &expires); err != nil {
 			return nil, fmt.Errorf("store: reading payments: %w", err)
 		}
 		p.Final = final != 0

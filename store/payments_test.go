@@ -28,6 +28,7 @@ func approved(p Payment, version uint64) Payment {
 	p.State, p.Final, p.Version = "approved", true, version
 	p.Brand, p.MaskedPAN, p.Token = "visa", "411111******1111", "4111114829171111"
 	p.Outcome, p.AuthCode, p.ResponseCode = "approved", "A1B2C3", "00"
+	p.EntryMode, p.ConditionCode, p.Field60 = "012", "08", "0000000001"
 	p.UpdatedAt = p.UpdatedAt.Add(time.Minute)
 	return p
 }

@@ -80,21 +80,43 @@ func alnumN(n int) func(string) bool {
 const reversalColumns = `orig_mti, stan, rrn, transmission, local_time, local_date, proc_code, amount, currency,
 	terminal, merchant, reference, reason, rev_stan, attempts, next_attempt_at, lease_owner, lease_until, created_at`
 
-// EnqueueReversal queues r, due now. A reversal already queued (same
-// STAN and transmission time) is left as it is and false is returned.
+// EnqueueReversal queues r as given: due at NextAttemptAt (zero: now),
+// with Attempts already made (a reversal moved from elsewhere keeps its
+// count, so its next send is a repeat). With a LeaseOwner and LeaseUntil
+// it is queued already leased to that owner: the write-ahead intent of a
+// request still in flight, which no other node sends before the lease runs
+// out, and which its owner clears (AckReversal) when a definite answer
+// comes, or releases (ReleaseReversal) to be sent when none does. A
+// reversal already queued (same STAN and transmission time) is left as it
+// is and false is returned.
 func (s *Store) EnqueueReversal(ctx context.Context, r Reversal) (bool, error) {
 	if err := r.check(); err != nil {
 		return false, err
+	}
+	if r.LeaseOwner != "" || !r.LeaseUntil.IsZero() {
+		if err := checkLease(r.LeaseOwner, 1, time.Second); err != nil {
+			return false, err
+		}
+		if r.LeaseUntil.IsZero() {
+			return false, fmt.Errorf("%w: reversals.lease_until: zero with a lease owner", ErrInvalid)
+		}
+	}
+	if r.Attempts < 0 {
+		return false, fmt.Errorf("%w: reversals.attempts is negative", ErrInvalid)
 	}
 	now := s.now()
 	if r.CreatedAt.IsZero() {
 		r.CreatedAt = now
 	}
+	if r.NextAttemptAt.IsZero() {
+		r.NextAttemptAt = now
+	}
 	res, err := s.w.ExecContext(ctx, `INSERT INTO reversals (id, `+reversalColumns+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, 0, $16, '', 0, $17)
+		VALUES (`+placeholders(1, 20)+`)
 		ON CONFLICT (id) DO NOTHING`,
 		r.ID(), r.OrigMTI, r.STAN, r.RRN, r.Transmission, r.LocalTime, r.LocalDate, r.ProcCode, r.Amount, r.Currency,
-		r.Terminal, r.Merchant, r.Reference, r.Reason, r.RevSTAN, nanos(now), nanos(r.CreatedAt))
+		r.Terminal, r.Merchant, r.Reference, r.Reason, r.RevSTAN, r.Attempts, nanos(r.NextAttemptAt),
+		r.LeaseOwner, nanos(r.LeaseUntil), nanos(r.CreatedAt))
 	if err != nil {
 		return false, fmt.Errorf("store: queueing reversal %s: %w", r.ID(), err)
 	}
@@ -146,6 +168,20 @@ func (s *Store) RetryReversal(ctx context.Context, id, owner string, next time.T
 	res, err := s.w.ExecContext(ctx, `UPDATE reversals SET attempts = attempts + 1, next_attempt_at = $1,
 		lease_owner = '', lease_until = 0 WHERE id = $2 AND lease_owner = $3`, nanos(next), id, owner)
 	return leased(res, err, "retrying reversal "+id)
+}
+
+// ReleaseReversal hands a reversal owner holds back to the queue, due at
+// next, with why it is to be sent, without counting an attempt: a
+// write-ahead intent whose request got no definite answer (its first send
+// is then an 0400), or a reversal its owner leased but could not send
+// (no connection). ErrNotLeased when owner no longer holds it.
+func (s *Store) ReleaseReversal(ctx context.Context, id, owner, reason string, next time.Time) error {
+	if err := syntax("reversals.reason", reason, false, validCode, "a reason code"); err != nil {
+		return err
+	}
+	res, err := s.w.ExecContext(ctx, `UPDATE reversals SET reason = $1, next_attempt_at = $2,
+		lease_owner = '', lease_until = 0 WHERE id = $3 AND lease_owner = $4`, reason, nanos(next), id, owner)
+	return leased(res, err, "releasing reversal "+id)
 }
 
 // ListReversals returns every queued reversal, oldest first.

@@ -142,6 +142,100 @@ func TestReversalLeasesConcurrent(t *testing.T) {
 	})
 }
 
+// TestReversalIntent: a reversal queued already leased is the
+// write-ahead intent of a request in flight. No node leases it while its
+// owner holds it; the owner clears it on a definite answer, or releases it
+// to be sent (as a first 0400: no attempt counted) when none comes; and if
+// the owner dies, it is due for any node when the lease runs out.
+func TestReversalIntent(t *testing.T) {
+	each(t, func(t *testing.T, s *Store, clk *clock) {
+		c := ctx(t)
+		intent := func(stan string) Reversal {
+			r := testReversal(stan)
+			r.Reason, r.LeaseOwner, r.LeaseUntil = "psp_connection_lost", "node-a", clk.Now().Add(30*time.Second)
+			return r
+		}
+		id := func(stan string) string { r := testReversal(stan); return r.ID() }
+		for _, stan := range []string{"000001", "000002", "000003"} {
+			if ok, err := s.EnqueueReversal(c, intent(stan)); err != nil || !ok {
+				t.Fatalf("intent %s: %v %v", stan, ok, err)
+			}
+		}
+		if got, err := s.LeaseReversals(c, "node-b", 10, time.Minute); err != nil || len(got) != 0 {
+			t.Fatalf("another node leased intents in flight: %v, %v", stans(got), err)
+		}
+		all, _ := s.ListReversals(c)
+		if len(all) != 3 || all[0].LeaseOwner != "node-a" || !all[0].LeaseUntil.Equal(clk.Now().Add(30*time.Second)) {
+			t.Fatalf("listed %+v", all)
+		}
+
+		// 000001: a definite answer; the intent is cleared.
+		if err := s.AckReversal(c, id("000001"), "node-b"); !errors.Is(err, ErrNotLeased) {
+			t.Errorf("another node cleared the intent: %v", err)
+		}
+		if err := s.AckReversal(c, id("000001"), "node-a"); err != nil {
+			t.Fatal(err)
+		}
+		// 000002: no answer in time; released, with the reason, due now.
+		if err := s.ReleaseReversal(c, id("000002"), "node-b", "psp_timeout", clk.Now()); !errors.Is(err, ErrNotLeased) {
+			t.Errorf("another node released the intent: %v", err)
+		}
+		if err := s.ReleaseReversal(c, id("000002"), "node-a", "timed out", clk.Now()); !errors.Is(err, ErrInvalid) {
+			t.Errorf("a reason that is not a code: %v", err)
+		}
+		if err := s.ReleaseReversal(c, id("000002"), "node-a", "psp_timeout", clk.Now()); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.LeaseReversals(c, "node-b", 10, time.Minute)
+		if err != nil || len(got) != 1 || got[0].STAN != "000002" || got[0].Reason != "psp_timeout" || got[0].Attempts != 0 {
+			t.Fatalf("after the release: %+v, %v", got, err)
+		}
+		// 000003: node-a died with it in flight. Due for anyone once the
+		// lease runs out, with the reason it was written with.
+		clk.Advance(30 * time.Second)
+		got, err = s.LeaseReversals(c, "node-b", 10, time.Minute)
+		if err != nil || len(got) != 1 || got[0].STAN != "000003" || got[0].Reason != "psp_connection_lost" {
+			t.Fatalf("after node-a's lease ran out: %+v, %v", got, err)
+		}
+		if err := s.AckReversal(c, got[0].ID(), "node-a"); !errors.Is(err, ErrNotLeased) {
+			t.Errorf("node-a cleared an intent it lost: %v", err)
+		}
+	})
+}
+
+// TestReversalEnqueuedAsGiven: a reversal moved from elsewhere keeps its
+// attempts (its next send is a repeat) and its due time.
+func TestReversalEnqueuedAsGiven(t *testing.T) {
+	each(t, func(t *testing.T, s *Store, clk *clock) {
+		c := ctx(t)
+		r := testReversal("000007")
+		r.Attempts, r.NextAttemptAt = 3, clk.Now().Add(time.Minute)
+		if _, err := s.EnqueueReversal(c, r); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := s.LeaseReversals(c, "node-a", 1, time.Minute); len(got) != 0 {
+			t.Fatalf("leased before its due time: %v", stans(got))
+		}
+		clk.Advance(time.Minute)
+		got, err := s.LeaseReversals(c, "node-a", 1, time.Minute)
+		if err != nil || len(got) != 1 || got[0].Attempts != 3 {
+			t.Fatalf("%+v, %v", got, err)
+		}
+		for name, bad := range map[string]func(r *Reversal){
+			"owner without lease": func(r *Reversal) { r.LeaseOwner = "node-a" },
+			"lease without owner": func(r *Reversal) { r.LeaseUntil = clk.Now() },
+			"owner not a name":    func(r *Reversal) { r.LeaseOwner, r.LeaseUntil = "node a", clk.Now() },
+			"negative attempts":   func(r *Reversal) { r.Attempts = -1 },
+		} {
+			r := testReversal("000008")
+			bad(&r)
+			if _, err := s.EnqueueReversal(c, r); !errors.Is(err, ErrInvalid) {
+				t.Errorf("%s: %v", name, err)
+			}
+		}
+	})
+}
+
 func TestReversalRefused(t *testing.T) {
 	s := openT(t, backends[0].config(t))
 	tests := []struct {

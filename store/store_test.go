@@ -2,6 +2,7 @@ package store
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"strings"
@@ -10,12 +11,15 @@ import (
 	"time"
 )
 
+// newestSchema is the version of the newest migration in migrations/.
+const newestSchema = 2
+
 func TestOpenMigrates(t *testing.T) {
 	for _, b := range backends {
 		t.Run(b.name, func(t *testing.T) {
 			cfg := b.config(t)
 			s := openT(t, cfg)
-			if s.SchemaVersion() != 1 || s.Driver() != b.name {
+			if s.SchemaVersion() != newestSchema || s.Driver() != b.name {
 				t.Fatalf("schema %d driver %s", s.SchemaVersion(), s.Driver())
 			}
 			if err := s.Ping(ctx(t)); err != nil {
@@ -96,10 +100,10 @@ func TestNewerSchemaRefused(t *testing.T) {
 			_ = s.Close()
 			_, err = Open(ctx(t), cfg)
 			var se *SchemaError
-			if !errors.Is(err, ErrSchemaTooNew) || !errors.As(err, &se) || se.Database != 42 || se.Binary != 1 {
-				t.Fatalf("opening a newer database: %v, want a SchemaError 42 > 1", err)
+			if !errors.Is(err, ErrSchemaTooNew) || !errors.As(err, &se) || se.Database != 42 || se.Binary != newestSchema {
+				t.Fatalf("opening a newer database: %v, want a SchemaError 42 > %d", err, newestSchema)
 			}
-			if msg := err.Error(); !strings.Contains(msg, "version 42") || !strings.Contains(msg, "version 1") {
+			if msg := err.Error(); !strings.Contains(msg, "version 42") || !strings.Contains(msg, fmt.Sprintf("version %d", newestSchema)) {
 				t.Errorf("error %q does not name both versions", msg)
 			}
 		})
@@ -168,7 +172,71 @@ func TestPasswordFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := openT(t, cfg)
-	if s.SchemaVersion() != 1 {
+	if s.SchemaVersion() != newestSchema {
 		t.Errorf("schema %d", s.SchemaVersion())
+	}
+}
+
+// first is the embedded migrations up to version 1 only: a database of
+// the first binary that had the store.
+func first(t *testing.T) fs.FS {
+	b, err := fs.ReadFile(Migrations(), "00001_initial.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fstest.MapFS{"00001_initial.sql": &fstest.MapFile{Data: b}}
+}
+
+// TestUpgradeFromFirstSchema: a database written at version 1 is
+// migrated to the newest by Open, its payments and reversals kept, and
+// the new columns work.
+func TestUpgradeFromFirstSchema(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			cfg := b.config(t)
+			old, err := open(ctx(t), cfg, first(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if old.SchemaVersion() != 1 {
+				t.Fatalf("schema %d", old.SchemaVersion())
+			}
+			// Written as the first binary wrote it: without the columns
+			// the second migration adds.
+			if _, err := old.w.ExecContext(ctx(t), `INSERT INTO payments (id, call_id, state, final, reason, amount, currency,
+				merchant_ref, description, merchant, brand, masked_pan, token, outcome, auth_code, response_code,
+				version, created_at, updated_at, expires_at)
+				VALUES ('pay-old', 'call-old', 'approved', 1, '', 1250, 'GBP', '', '', '', 'visa', '411111******1111', '',
+				'approved', 'T00001', '00', 3, 1, 1, 0)`); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := old.EnqueueReversal(ctx(t), testReversal("000001")); err != nil {
+				t.Fatal(err)
+			}
+			_ = old.Close()
+
+			s := openT(t, cfg)
+			if s.SchemaVersion() != newestSchema {
+				t.Fatalf("schema %d after upgrade", s.SchemaVersion())
+			}
+			p, err := s.GetPayment(ctx(t), "pay-old")
+			if err != nil || p.AuthCode != "T00001" || p.EntryMode != "" || p.Field60 != "" {
+				t.Fatalf("old payment after upgrade: %+v, %v", p, err)
+			}
+			if rs, err := s.ListReversals(ctx(t)); err != nil || len(rs) != 1 {
+				t.Fatalf("reversals after upgrade: %v, %v", stans(rs), err)
+			}
+			p.Version++
+			p.EntryMode, p.ConditionCode, p.Field61 = "012", "08", "203310000"
+			if ok, err := s.UpsertPayment(ctx(t), p); err != nil || !ok {
+				t.Fatalf("update: %v %v", ok, err)
+			}
+			if got, _ := s.GetPayment(ctx(t), "pay-old"); got.Field61 != "203310000" || got.ConditionCode != "08" {
+				t.Errorf("indicators not kept: %+v", got)
+			}
+			if _, err := s.AdvanceCounter(ctx(t), "stan/T1", 1, 0); err != nil {
+				t.Errorf("counters after upgrade: %v", err)
+			}
+		})
 	}
 }

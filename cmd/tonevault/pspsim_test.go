@@ -15,6 +15,7 @@ import (
 	"github.com/tonevault/tonevault/internal/testutil"
 	"github.com/tonevault/tonevault/psp"
 	"github.com/tonevault/tonevault/psp/sim"
+	"github.com/tonevault/tonevault/store"
 )
 
 type lockedBuf = testutil.SyncBuffer
@@ -51,8 +52,13 @@ func TestPSPSimServes(t *testing.T) {
 	case code := <-done:
 		t.Fatalf("exited %d: %s", code, errOut.String())
 	}
+	st, err := store.Open(context.Background(), testStoreConfig(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
 	c, err := psp.NewISO(psp.Config{Addrs: []string{addr}, Header: psp.ASCII4, Terminal: "T1", Merchant: "M1",
-		StateDir: t.TempDir(), Timeout: 300 * time.Millisecond, ReversalBackoff: 50 * time.Millisecond})
+		Timeout: 300 * time.Millisecond, ReversalBackoff: 50 * time.Millisecond}, st)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +68,7 @@ func TestPSPSimServes(t *testing.T) {
 		t.Fatal(err)
 	}
 	auth := func(card string, amount int64) psp.Response {
-		r := &psp.Request{Kind: psp.Sale, PAN: secret.New([]byte(card)), Expiry: secret.New([]byte("1230")),
+		r := &psp.Request{Kind: psp.Sale, Brand: "visa", PAN: secret.New([]byte(card)), Expiry: secret.New([]byte("1230")),
 			CVV: secret.New([]byte("737")), Amount: amount, Currency: "GBP"}
 		resp, err := c.Authorize(context.Background(), r)
 		if err != nil {

@@ -17,21 +17,34 @@ import (
 	"github.com/tonevault/tonevault/payment"
 	"github.com/tonevault/tonevault/psp"
 	"github.com/tonevault/tonevault/sip"
+	"github.com/tonevault/tonevault/store"
 	"github.com/tonevault/tonevault/tokenize"
 )
 
-// startProcessor connects what Submit needs: Vault (logging in in the
-// background, so the gateway masks calls while Vault is still down) and
-// the acquirer (the connector redials by itself). The returned function
-// closes both.
+// storeOpenTimeout bounds opening the store, migrations included.
+const storeOpenTimeout = time.Minute
+
+// startProcessor connects what Submit needs: the store (SQLite by
+// default, PostgreSQL shared by a cluster), where the connector keeps its
+// reversals and STANs; Vault (logging in in the background, so the
+// gateway masks calls while Vault is still down) and the acquirer (the
+// connector redials by itself). The returned function closes them all,
+// the store last.
 func startProcessor(cfg configs.Config, revs *reversalLog, log *zap.Logger) (*payment.Service, *tokenize.LazyVault, func(), error) {
+	ctx, cancel := context.WithTimeout(context.Background(), storeOpenTimeout)
+	st, err := store.Open(ctx, cfg.Store)
+	cancel()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	log.Info("store open", zap.String("driver", st.Driver()), zap.Int64("schema", st.SchemaVersion()))
 	p := &payment.Service{Kind: cfg.PSP.Kind}
 	var conn *psp.ISO
 	if len(cfg.PSP.Addrs) > 0 {
 		pc := cfg.PSP
 		pc.Logger, pc.OnReversal = log, revs.add
-		var err error
-		if conn, err = psp.NewISO(pc); err != nil {
+		if conn, err = psp.NewISO(pc, st); err != nil {
+			_ = st.Close()
 			return nil, nil, nil, fmt.Errorf("psp: %w", err)
 		}
 		p.PSP = conn
@@ -45,6 +58,9 @@ func startProcessor(cfg configs.Config, revs *reversalLog, log *zap.Logger) (*pa
 		if conn != nil {
 			flushReversals(conn, reversalFlushWait, log)
 			_ = conn.Close()
+		}
+		if err := st.Close(); err != nil {
+			log.Error("store close failed", zap.Error(err))
 		}
 	}, nil
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/tonevault/tonevault/api"
 	"github.com/tonevault/tonevault/audit"
 	"github.com/tonevault/tonevault/internal/testutil"
+	"github.com/tonevault/tonevault/store"
 )
 
 type syncBuffer = testutil.SyncBuffer
@@ -63,12 +64,22 @@ api:
 psp:
   addrs: []
   state_dir: %s
-`, signer, trail, api.HashKey(serveTestKey), filepath.Join(dir, "psp"))
+store:
+  sqlite:
+    path: %s
+`, signer, trail, api.HashKey(serveTestKey), filepath.Join(dir, "psp"), filepath.Join(dir, "tonevault.db"))
 	cfgPath = filepath.Join(dir, "tonevault.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	return cfgPath, trail
+}
+
+// testStoreConfig is an SQLite store in a temporary directory.
+func testStoreConfig(t *testing.T) store.Config {
+	c := store.DefaultConfig()
+	c.SQLite.Path = filepath.Join(t.TempDir(), "tonevault.db")
+	return c
 }
 
 // listeners waits for serve's listener lines and returns them by name.

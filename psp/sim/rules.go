@@ -2,8 +2,12 @@ package sim
 
 import (
 	"bytes"
-	"github.com/tonevault/tonevault/internal/pan"
+	"fmt"
 	"time"
+
+	"github.com/moov-io/iso8583"
+
+	"github.com/tonevault/tonevault/internal/pan"
 )
 
 // Test cards with a fixed answer. Any other PAN that passes the Luhn check
@@ -60,6 +64,54 @@ func decide(pan, yymm []byte, amount, limit int64, now time.Time) (v verdict, co
 
 func luhn(d []byte) bool { return pan.Luhn(d) }
 
+// brandOf tells Visa and Mastercard from their card numbers' prefixes:
+// the two brands whose telephone-order indicators the simulator checks.
+func brandOf(p []byte) string {
+	if len(p) < 4 {
+		return ""
+	}
+	n2 := int(p[0]-'0')*10 + int(p[1]-'0')
+	n4 := n2*100 + int(p[2]-'0')*10 + int(p[3]-'0')
+	switch {
+	case p[0] == '4':
+		return "visa"
+	case n2 >= 51 && n2 <= 55, n4 >= 2221 && n4 <= 2720:
+		return "mastercard"
+	}
+	return ""
+}
+
+// motoProblem says how a 0100/0200 fails to mark itself a telephone
+// order, or "" when it does: field 22 starts "01" (manual key entry) and
+// field 25 is "08" (mail/telephone order) for every brand; a Visa card's
+// field 60 has "01" (single mail/telephone order) in positions 9-10; a
+// Mastercard's DE 61 has "3" (phone order) in position 4 and "1" (card
+// not present) in position 5. An acquirer whose specification differs
+// is not simulated.
+func motoProblem(p []byte, m *iso8583.Message) string {
+	f22, _ := m.GetString(22)
+	f25, _ := m.GetString(25)
+	switch {
+	case len(f22) < 2 || f22[:2] != "01":
+		return fmt.Sprintf("field 22 %q does not start 01 (manual key entry)", printableOr(f22, "?"))
+	case f25 != "08":
+		return fmt.Sprintf("field 25 %q is not 08 (mail/telephone order)", printableOr(f25, "?"))
+	}
+	switch brandOf(p) {
+	case "visa":
+		f60, _ := m.GetString(60)
+		if len(f60) < 10 || f60[8:10] != "01" {
+			return fmt.Sprintf("visa field 60 %q lacks 01 (mail/telephone order) in positions 9-10", printableOr(f60, "?"))
+		}
+	case "mastercard":
+		f61, _ := m.GetString(61)
+		if len(f61) < 5 || f61[3] != '3' || f61[4] != '1' {
+			return fmt.Sprintf("mastercard field 61 %q lacks 3 (phone order) and 1 (card not present) in positions 4 and 5", printableOr(f61, "?"))
+		}
+	}
+	return ""
+}
+
 // expired: a card is good through the end of its expiry month. A missing
 // or malformed expiry counts as expired.
 func expired(yymm []byte, now time.Time) bool {
@@ -108,6 +160,12 @@ const Rules = `Test-card rules, applied in this order to 0100 (authorization) an
   card 4000000000000127                     connection closed, no answer
   amount ending in 0202 (e.g. 10202)        answered after --slow-delay, by the
                                             rules below
+  field 22 not starting 01, field 25 not 08;
+    a Visa card (4...) without 01 in field 60
+    positions 9-10; a Mastercard (51-55,
+    2221-2720) without 3 and 1 in field 61
+    positions 4 and 5                       30 format error (the telephone-order
+                                            indicators are wrong)
   PAN not 12-19 digits or failing Luhn      14 invalid card
   card 4000000000000002                     05 do not honour
   card 4000000000000069, or expiry (field

@@ -45,6 +45,9 @@ type Stats struct {
 	Echoes      int64 `json:"echoes"`
 	Reversals   int64 `json:"reversals"`
 	BadMessages int64 `json:"bad_messages"`
+	// BadMOTO counts 0100/0200 answered 30 because they did not say
+	// "telephone order" the way their brand wants (see motoProblem).
+	BadMOTO int64 `json:"bad_moto"`
 	// ReversedSTANs are the original STANs of acknowledged reversals, in
 	// order, each once.
 	ReversedSTANs []string `json:"reversed_stans"`
@@ -297,6 +300,11 @@ func (s *Server) authorize(m *iso8583.Message, mti string) ([]byte, time.Duratio
 	v, code, slow := decide(pan.Bytes(), yymm.Bytes(), amount, s.cfg.Limit, s.cfg.Now())
 	line := fmt.Sprintf("recv %s stan=%s pan=%s amount=%d currency=%s cvv=%s", mti, printableOr(stan, "?"),
 		mask(pan.Bytes()), amount, printableOr(cur, "?"), map[bool]string{true: "present", false: "absent"}[cvvLen > 0])
+	if problem := motoProblem(pan.Bytes(), m); problem != "" && v == vAnswer {
+		code = "30" // format error
+		line += " moto: " + problem
+		s.count(func(st *Stats) { st.BadMOTO++ })
+	}
 	switch v {
 	case vNoAnswer:
 		s.count(func(st *Stats) { st.NoAnswer++ })

@@ -65,12 +65,25 @@ func TestMask(t *testing.T) {
 	}
 }
 
+// request packs a message as the connector sends it, with the built-in
+// telephone-order indicators of the card's brand.
 func request(t testing.TB, mti, pan string, amount int64) []byte {
+	moto, ok := psp.DefaultMOTO[brandOf([]byte(pan))]
+	if !ok {
+		moto = psp.OtherMOTO
+	}
+	return requestWith(t, mti, pan, amount, moto)
+}
+
+func requestWith(t testing.TB, mti, pan string, amount int64, moto psp.MOTO) []byte {
 	m := iso8583.NewMessage(psp.Spec)
 	m.MTI(mti)
 	for id, v := range map[int]string{3: "000000", 4: fmt.Sprint(amount), 7: "1123194601", 11: "000042", 12: "194601",
-		13: "1123", 37: "532719000042", 41: "TERM0001", 42: "MERCHANT0000001", 49: "978"} {
-		m.Field(id, v)
+		13: "1123", 37: "532719000042", 41: "TERM0001", 42: "MERCHANT0000001", 49: "978",
+		22: moto.EntryMode, 25: moto.Condition, 60: moto.Field60, 61: moto.Field61} {
+		if v != "" {
+			m.Field(id, v)
+		}
 	}
 	m.BinaryField(2, []byte(pan))
 	m.BinaryField(14, []byte("3012"))
@@ -145,6 +158,59 @@ func TestHandle(t *testing.T) {
 	out := log.String()
 	if strings.Contains(out, "4111111111111111") || strings.Contains(out, "737") || !strings.Contains(out, "411111******1111") {
 		t.Errorf("log:\n%s", out)
+	}
+}
+
+// TestMOTOChecked: the simulator answers 30 to a request whose
+// telephone-order indicators are not its brand's, and approves the same
+// card sent with them.
+func TestMOTOChecked(t *testing.T) {
+	visa, mc := psp.DefaultMOTO["visa"], psp.DefaultMOTO["mastercard"]
+	with := func(m psp.MOTO, f func(*psp.MOTO)) psp.MOTO { f(&m); return m }
+	tests := []struct {
+		name, pan string
+		moto      psp.MOTO
+		code      string
+	}{
+		{"visa as sent", "4111111111111111", visa, "00"},
+		{"visa, other positions set", "4111111111111111", with(visa, func(m *psp.MOTO) { m.Field60 = "0100000001" }), "00"},
+		{"visa 08: e-commerce", "4111111111111111", with(visa, func(m *psp.MOTO) { m.Field60 = "0000000008" }), "30"},
+		{"visa field 60 alone", "4111111111111111", with(visa, func(m *psp.MOTO) { m.Field60 = "01" }), "30"},
+		{"visa without field 60", "4111111111111111", psp.OtherMOTO, "30"},
+		{"mastercard as sent", "5555555555554444", mc, "00"},
+		{"mastercard 2-series", "2223000048400011", mc, "00"},
+		{"mastercard mail order", "5555555555554444", with(mc, func(m *psp.MOTO) { m.Field61 = "203210000" }), "30"},
+		{"mastercard card present", "5555555555554444", with(mc, func(m *psp.MOTO) { m.Field61 = "203300000" }), "30"},
+		{"mastercard with visa's", "5555555555554444", visa, "30"},
+		{"amex", "378282246310005", psp.OtherMOTO, "00"},
+		{"magnetic stripe", "378282246310005", with(psp.OtherMOTO, func(m *psp.MOTO) { m.EntryMode = "902" }), "30"},
+		{"card present", "4111111111111111", with(visa, func(m *psp.MOTO) { m.Condition = "00" }), "30"},
+		{"declined card, bad indicators", "4000000000000002", psp.OtherMOTO, "30"},
+	}
+	var log bytes.Buffer
+	s := newServer(Config{Log: &log, Now: func() time.Time { return now }, Limit: DefaultLimit})
+	bad := 0
+	for _, tt := range tests {
+		reply, _, act := s.Handle(requestWith(t, "0100", tt.pan, 1000, tt.moto))
+		if act != Reply {
+			t.Fatalf("%s: %v", tt.name, act)
+		}
+		m, err := psp.Unpack(reply)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rc, _ := m.GetString(39); rc != tt.code {
+			t.Errorf("%s: %s, want %s", tt.name, rc, tt.code)
+		}
+		if tt.code == "30" {
+			bad++
+		}
+	}
+	if st := s.Stats(); st.BadMOTO != int64(bad) {
+		t.Errorf("bad_moto %d, want %d", st.BadMOTO, bad)
+	}
+	if !strings.Contains(log.String(), "positions 9-10") {
+		t.Errorf("the log does not say what was wrong:\n%s", log.String())
 	}
 }
 

@@ -28,15 +28,36 @@ import (
 type brandCard struct {
 	card
 	brand string
-	moto  string // field 60 for the brand (psp.DefaultMOTOIndicators)
+}
+
+// moto is what the connector sends for the card's brand in fields 22, 25,
+// 60 and 61 (psp.DefaultMOTO).
+func (c brandCard) moto() psp.MOTO {
+	if m, ok := psp.DefaultMOTO[c.brand]; ok {
+		return m
+	}
+	return psp.OtherMOTO
+}
+
+// before126 is the packed field an 0100 carries just before field 126:
+// 61 or 60 when the brand's indicators have them, else 49 (the currency).
+func (c brandCard) before126() string {
+	lll := func(v string) string { return fmt.Sprintf("%03d%s", len(v), v) }
+	switch m := c.moto(); {
+	case m.Field61 != "":
+		return lll(m.Field61)
+	case m.Field60 != "":
+		return lll(m.Field60)
+	}
+	return "826"
 }
 
 // coreCards are the three documented test cards, with expiries and
 // security codes that appear nowhere else in the tests.
 var coreCards = []brandCard{
-	{card{pan: "4111111111111111", expiry: "1230", cvv: "737"}, "visa", "01"},
-	{card{pan: "5555555555554444", expiry: "0831", cvv: "358"}, "mastercard", "08"},
-	{card{pan: "378282246310005", expiry: "0632", cvv: "4826"}, "amex", "08"},
+	{card{pan: "4111111111111111", expiry: "1230", cvv: "737"}, "visa"},
+	{card{pan: "5555555555554444", expiry: "0831", cvv: "358"}, "mastercard"},
+	{card{pan: "378282246310005", expiry: "0632", cvv: "4826"}, "amex"},
 }
 
 // corePayments: each card typed a different way, and the first one again
@@ -69,8 +90,8 @@ const maxStride = 64
 // where they would sit beside something that fixes them: the JSON quotes
 // of a Vault request, the fields that follow them in an ISO 8583 0100
 // (14 is followed by 18, 22 and 25, whose values the gateway sets the
-// same way for every payment; 126 follows 60, the brand's MOTO
-// indicator), and the key presses around them. The card number is
+// same way for every payment; 126 follows 61, 60 or 49, set the same way
+// for every payment of a brand), and the key presses around them. The card number is
 // distinctive on its own in every form.
 func corePatterns(cards []brandCard) []memPattern {
 	var ps []memPattern
@@ -84,8 +105,8 @@ func corePatterns(cards []brandCard) []memPattern {
 			memPattern{i, "expiry in base64 (Vault transit input)", []byte(`"` + base64.StdEncoding.EncodeToString([]byte(c.expiry)) + `"`), false},
 			memPattern{i, "card number and expiry in base64 (Vault hmac input for the expiry's MAC)", []byte(base64.StdEncoding.EncodeToString([]byte("exp:" + c.pan + ":" + c.expiry))), false},
 			memPattern{i, "security code in base64 (the former Vault wrapping input)", []byte(`"` + base64.StdEncoding.EncodeToString([]byte(c.cvv)) + `"`), false},
-			memPattern{i, "expiry in an ISO 8583 0100 (fields 14, 18, 22, 25)", []byte(yymm + mcc + "012" + "08"), false},
-			memPattern{i, "security code in an ISO 8583 0100 (fields 60, 126)", []byte(lll(c.moto) + lll(c.cvv)), false},
+			memPattern{i, "expiry in an ISO 8583 0100 (fields 14, 18, 22, 25)", []byte(yymm + mcc + c.moto().EntryMode + c.moto().Condition), false},
+			memPattern{i, "security code in an ISO 8583 0100 (fields 60/61/49, 126)", []byte(c.before126() + lll(c.cvv)), false},
 			memPattern{i, "expiry, '#' and security code as typed", []byte(c.expiry + "#" + c.cvv), false},
 			memPattern{i, "card number as spaced key presses", []byte(c.pan), true},
 			memPattern{i, "expiry, '#' and security code as spaced key presses", []byte(c.expiry + "#" + c.cvv), true},
@@ -374,9 +395,13 @@ func packedRequest(t *testing.T, c brandCard) []byte {
 	t.Helper()
 	m := iso8583.NewMessage(psp.Spec)
 	m.MTI("0100")
+	moto := c.moto()
 	for id, v := range map[int]string{3: "000000", 4: "1999", 7: "1206235959", 11: "000042", 12: "235959",
-		13: "1206", 18: mcc, 22: "012", 25: "08", 37: "634023000042", 41: "TERM0001", 42: "MERCHANT0000001",
-		49: "826", 60: c.moto} {
+		13: "1206", 18: mcc, 22: moto.EntryMode, 25: moto.Condition, 37: "634023000042", 41: "TERM0001", 42: "MERCHANT0000001",
+		49: "826", 60: moto.Field60, 61: moto.Field61} {
+		if v == "" {
+			continue
+		}
 		if err := m.Field(id, v); err != nil {
 			t.Fatal(err)
 		}

@@ -94,6 +94,7 @@ func (r *recorder) sources(t *testing.T) map[string]string {
 type stackOptions struct {
 	persistentVault bool
 	pspTimeout      time.Duration // default 2s
+	pspLeaseMargin  time.Duration // psp.lease_margin; default psp's
 	media           string        // extra keys under media: (indented YAML lines)
 }
 
@@ -128,6 +129,10 @@ func newStack(t *testing.T, o stackOptions) *stack {
 
 	s.agent = callertest.NewUAS(t, callertest.UASOptions{})
 	trail := filepath.Join(s.dir, "audit.jsonl")
+	leaseMargin := ""
+	if o.pspLeaseMargin > 0 {
+		leaseMargin = fmt.Sprintf("  lease_margin: %s\n", o.pspLeaseMargin)
+	}
 	s.cfg = filepath.Join(s.dir, "tonevault.yaml")
 	cfg := fmt.Sprintf(`sip:
   trunks:
@@ -163,8 +168,11 @@ psp:
   addrs: [%s]
   timeout: %s
   state_dir: %s
+%sstore:
+  sqlite:
+    path: %s
 `, s.agent.Target(), o.media, trail, api.HashKey(apiKey), s.vault.Addr, roleID, secretFile,
-		s.sim.Addr(), o.pspTimeout, filepath.Join(s.dir, "psp"))
+		s.sim.Addr(), o.pspTimeout, filepath.Join(s.dir, "psp"), leaseMargin, s.storePath())
 	if err := os.WriteFile(s.cfg, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -173,6 +181,10 @@ psp:
 	s.api = &apiClient{base: "http://" + s.gw.http, rec: s.rec}
 	return s
 }
+
+// storePath is the gateway's SQLite store: the reversal queue and the
+// STAN counter.
+func (s *stack) storePath() string { return filepath.Join(s.dir, "tonevault.db") }
 
 // vaultSetup runs `tonevault vault setup` with the root token, as an
 // operator would, and returns the AppRole credentials it wrote.

@@ -4,8 +4,8 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -13,6 +13,7 @@ import (
 
 	"github.com/tonevault/tonevault/audit"
 	"github.com/tonevault/tonevault/sip/caller"
+	"github.com/tonevault/tonevault/store"
 )
 
 // dial places the customer's call to the gateway's carrier trunk and
@@ -351,8 +352,8 @@ func TestAgentLegCheckCanFail(t *testing.T) {
 
 // TestReversalSurvivesRestart: the acquirer never answers the
 // authorization and then ignores the reversal; the gateway is stopped
-// with the reversal still queued on disk, and after a restart with the
-// same state directory it delivers it.
+// with the reversal still queued in its store, and after a restart with
+// the same store it delivers it.
 func TestReversalSurvivesRestart(t *testing.T) {
 	t.Parallel()
 	c := visaNoAnswer
@@ -365,19 +366,12 @@ func TestReversalSurvivesRestart(t *testing.T) {
 	}
 	waitFor(t, "the (ignored) reversal at the acquirer", 30*time.Second, func() bool { return s.sim.Stats().Reversals >= 1 })
 	s.gw.stop(t)
-	queue := filepath.Join(s.dir, "psp", "reversals")
-	files, _ := filepath.Glob(filepath.Join(queue, "*"))
-	if len(files) != 1 {
-		t.Fatalf("reversal queue after stop: %v, want one queued reversal", files)
+	queued := s.queuedReversals(t)
+	if len(queued) != 1 {
+		t.Fatalf("reversal queue after stop: %+v, want one queued reversal", queued)
 	}
-	for _, f := range files {
-		// Kept now: the gateway removes it once the acquirer answers.
-		data, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		s.rec.add("queued reversal "+filepath.Base(f), data)
-	}
+	// Kept now: the gateway removes it once the acquirer answers.
+	s.rec.add("queued reversal", fmt.Appendf(nil, "%+v", queued[0]))
 	if st := s.sim.Stats(); len(st.ReversedSTANs) != 0 {
 		t.Fatalf("acknowledged reversals before the restart: %v", st.ReversedSTANs)
 	}
@@ -385,11 +379,13 @@ func TestReversalSurvivesRestart(t *testing.T) {
 	s.sim.SetIgnoreReversals(false)
 	s.gw = startGateway(t, s.cfg, s.gw.trail, s.rec)
 	waitFor(t, "the reversal delivered after the restart", 60*time.Second, func() bool { return len(s.sim.Stats().ReversedSTANs) == 1 })
-	waitFor(t, "the reversal queue to empty", 30*time.Second, func() bool {
-		f, _ := filepath.Glob(filepath.Join(queue, "*"))
-		return len(f) == 0
-	})
+	if got := s.sim.Stats().ReversedSTANs[0]; got != queued[0].STAN {
+		t.Errorf("reversed STAN %s, queued %s", got, queued[0].STAN)
+	}
 	recs := s.finish(t)
+	if left := s.queuedReversals(t); len(left) != 0 {
+		t.Errorf("reversal queue after the acknowledgement: %+v", left)
+	}
 	ev := paymentEvents(recs, v.ID)
 	requireEvents(t, ev, audit.EventAuthorizationResult, audit.EventCardDataWiped)
 	t.Logf("payment audit events: %v", ev)
@@ -398,6 +394,24 @@ func TestReversalSurvivesRestart(t *testing.T) {
 		tok = v.Result.Token
 	}
 	assertNoLeaks(t, s.rec, c, tok, v.field("card_number").Masked)
+}
+
+// queuedReversals opens the stopped gateway's store and lists its
+// reversal queue.
+func (s *stack) queuedReversals(t *testing.T) []store.Reversal {
+	t.Helper()
+	cfg := store.DefaultConfig()
+	cfg.SQLite.Path = s.storePath()
+	st, err := store.Open(ctxFor(t, 30*time.Second), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	rs, err := st.ListReversals(ctxFor(t, 30*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rs
 }
 
 // TestReversalAudited: a reversal is a security-relevant money movement
