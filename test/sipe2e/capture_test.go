@@ -10,6 +10,7 @@ import (
 	"encoding/binary"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"math/big"
 	"net"
 	"net/netip"
@@ -27,14 +28,18 @@ import (
 // capture is tshark writing what crosses loopback, through a capture
 // filter on the test's own ports, to a pcap file.
 type capture struct {
-	cmd  *exec.Cmd
-	path string
-	out  testutil.SyncBuffer
-	done chan error
+	cmd   *exec.Cmd
+	path  string
+	out   testutil.SyncBuffer
+	done  chan error
+	probe netip.AddrPort // the socket whose datagrams show the capture is live
 }
 
 // startCapture starts tshark on lo with filter and waits until it
-// captures.
+// captures. "Capturing on" comes before the capture is live: under load
+// the first packets after it were missed. So the capture also takes the
+// datagrams sent to a probe socket of the test's, and tshark prints a line
+// per packet (-P -l); startCapture sends probes until tshark prints one.
 func startCapture(t *testing.T, filter string) *capture {
 	t.Helper()
 	bin, err := exec.LookPath("tshark")
@@ -45,8 +50,15 @@ func startCapture(t *testing.T, filter string) *capture {
 		}
 		t.Skipf("skipping: %s", msg)
 	}
-	c := &capture{path: filepath.Join(t.TempDir(), "capture.pcap"), done: make(chan error, 1)}
-	c.cmd = exec.Command(bin, "-i", "lo", "-f", filter, "-F", "pcap", "-w", c.path)
+	probe, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer probe.Close()
+	c := &capture{path: filepath.Join(t.TempDir(), "capture.pcap"), done: make(chan error, 1),
+		probe: probe.LocalAddr().(*net.UDPAddr).AddrPort()}
+	full := fmt.Sprintf("(%s) or (udp dst port %d)", filter, c.probe.Port())
+	c.cmd = exec.Command(bin, "-i", "lo", "-f", full, "-F", "pcap", "-w", c.path, "-P", "-l")
 	c.cmd.Stdout, c.cmd.Stderr = &c.out, &c.out
 	if err := c.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -58,8 +70,9 @@ func startCapture(t *testing.T, filter string) *capture {
 			<-c.done
 		}
 	})
-	deadline := time.Now().Add(20 * time.Second)
-	for !strings.Contains(c.out.String(), "Capturing on") {
+	seen := fmt.Sprintf("→ %d ", c.probe.Port())
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(c.out.String(), seen) {
 		select {
 		case err := <-c.done:
 			t.Fatalf("tshark ended (%v) before capturing:\n%s", err, c.out.String())
@@ -68,12 +81,15 @@ func startCapture(t *testing.T, filter string) *capture {
 		if time.Now().After(deadline) {
 			t.Fatalf("tshark did not start capturing:\n%s", c.out.String())
 		}
-		time.Sleep(20 * time.Millisecond)
+		if strings.Contains(c.out.String(), "Capturing on") {
+			_, _ = probe.WriteToUDPAddrPort([]byte("probe"), c.probe)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 	return c
 }
 
-// stop ends the capture and returns its packets.
+// stop ends the capture and returns its packets, the probes left out.
 func (c *capture) stop(t *testing.T) []pkt {
 	t.Helper()
 	// Let the last packets reach the capture before it ends.
@@ -93,7 +109,13 @@ func (c *capture) stop(t *testing.T) []pkt {
 	if err != nil {
 		t.Fatalf("capture: %v", err)
 	}
-	return pkts
+	out := pkts[:0]
+	for _, p := range pkts {
+		if !(p.udp && p.dst == c.probe) {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // pkt is one captured UDP datagram or TCP segment's payload.

@@ -149,8 +149,10 @@ func startGatewayWith(t *testing.T, agentPort int, agentTransport string, revers
 }
 
 // startGatewayMod is startGatewayWith with the SIP configuration changed
-// by mod (TLS, SRTP) before the gateway starts.
-func startGatewayMod(t *testing.T, agentPort int, agentTransport string, reverse bool, mod func(*sip.Config)) *gateway {
+// by mod (TLS, SRTP) before the gateway starts. mediaBase, when given, is
+// the first of 8 free ports (freePorts) for the relay, so that a capture
+// can tell the gateway's media from other processes' on loopback.
+func startGatewayMod(t *testing.T, agentPort int, agentTransport string, reverse bool, mod func(*sip.Config), mediaBase ...int) *gateway {
 	t.Helper()
 	gw := &gateway{reg: sip.NewRegistry(0), audit: &memAudit{}}
 	unsub := gw.reg.Subscribe(func(d media.Digit) {
@@ -160,10 +162,14 @@ func startGatewayMod(t *testing.T, agentPort int, agentTransport string, reverse
 	})
 	t.Cleanup(unsub)
 	log := zaptest.NewLogger(t, zaptest.Level(zap.InfoLevel))
-	relay, err := media.NewRelay(media.Config{
+	mcfg := media.Config{
 		BindIP: netip.MustParseAddr("127.0.0.1"), LookAhead: dtmf.DefaultLookAhead,
 		MaskMode: dtmf.MaskTone, Policy: media.Always,
-	}, media.Options{Digits: gw.reg, Logger: log.Named("media")})
+	}
+	if len(mediaBase) > 0 {
+		mcfg.PortMin, mcfg.PortMax = mediaBase[0], mediaBase[0]+7
+	}
+	relay, err := media.NewRelay(mcfg, media.Options{Digits: gw.reg, Logger: log.Named("media")})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -122,7 +122,11 @@ func TestSecureBaresipCustomer(t *testing.T) {
 			gwCert, gwKey, _ := ca.issue(t, "gateway")
 			_, _, bsBoth := ca.issue(t, "customer")
 			uas := callertest.NewUAS(t, callertest.UASOptions{SRTP: true})
-			gw := startGatewayMod(t, uasPort(t, uas), "", false, secureTrunks(ca, gwCert, gwKey, sip.SRTPRequired, sip.SRTPRequired))
+			// The relay's ports, known, so that the capture's customer leg
+			// is the gateway's and baresip's packets, not another
+			// process's on loopback.
+			gwBase := freePorts(t, 8)
+			gw := startGatewayMod(t, uasPort(t, uas), "", false, secureTrunks(ca, gwCert, gwKey, sip.SRTPRequired, sip.SRTPRequired), gwBase)
 			tlsAddr := gw.g.AddrTLS("carrier")
 
 			mic, tones := voice(baresipMic), time.Duration(0)
@@ -187,7 +191,7 @@ func TestSecureBaresipCustomer(t *testing.T) {
 					toAgent = append(toAgent, p.payload)
 				case p.src.Port() == agentRTP:
 					fromAgent++
-				case inRange(p.src.Port(), rtpBase) || inRange(p.dst.Port(), rtpBase):
+				case inRange(p.src.Port(), rtpBase) && inRange(p.dst.Port(), gwBase) || inRange(p.src.Port(), gwBase) && inRange(p.dst.Port(), rtpBase):
 					if len(p.payload) < 12 || p.payload[1]&0x7f >= 72 && p.payload[1]&0x7f <= 76 {
 						continue // RTCP
 					}
