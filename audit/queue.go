@@ -195,22 +195,23 @@ func (q *Queue) Depth() int {
 	return q.n
 }
 
-// Sync returns once every record appended before it is on disk. It
-// returns the error at once (wrapping ErrUnavailable) when the trail
-// cannot be written, or becomes so while it waits, and ctx's error when
-// ctx ends first.
+// Sync returns once every record appended before it is on disk and the
+// trail can be written. It returns the error at once (wrapping
+// ErrUnavailable) when the trail cannot be written, or becomes so while
+// it waits (its records may be on disk, but a checkpoint cannot be signed
+// or anchored), and ctx's error when ctx ends first.
 func (q *Queue) Sync(ctx context.Context) error {
 	q.mu.Lock()
 	target := q.in
 	for {
 		switch {
-		case q.out >= target:
-			q.mu.Unlock()
-			return nil
 		case q.err != nil:
 			err := q.err
 			q.mu.Unlock()
 			return err
+		case q.out >= target:
+			q.mu.Unlock()
+			return nil
 		}
 		ch := q.progress
 		q.mu.Unlock()
@@ -397,7 +398,9 @@ func (q *Queue) drain(ctx context.Context) error {
 		}
 		written, skipped, err := q.w.appendBatch(ctx, q.batch)
 		if written {
-			q.pop(k, skipped)
+			// With an error (the checkpoint after them failed), Sync's
+			// waiters hear of it from settle, not before.
+			q.pop(k, skipped, err == nil)
 		}
 		if err != nil {
 			return err
@@ -406,8 +409,8 @@ func (q *Queue) drain(ctx context.Context) error {
 }
 
 // pop forgets the first k records, written (but skipped of them, which
-// could not be).
-func (q *Queue) pop(k, skipped int) {
+// could not be); notify wakes Sync's waiters.
+func (q *Queue) pop(k, skipped int, notify bool) {
 	q.mu.Lock()
 	for i := range k {
 		q.buf[(q.head+i)%len(q.buf)] = Record{}
@@ -421,8 +424,10 @@ func (q *Queue) pop(k, skipped int) {
 			q.gap = ReasonIOError
 		}
 	}
-	close(q.progress)
-	q.progress = make(chan struct{})
+	if notify {
+		close(q.progress)
+		q.progress = make(chan struct{})
+	}
 	q.mu.Unlock()
 	q.m.written.Add(float64(k - skipped))
 }
@@ -469,9 +474,11 @@ func (q *Queue) settle(err error) error {
 	changed := (was == nil) != (q.err == nil)
 	now := q.err
 	var fns []func(error)
-	if changed {
+	if err != nil || changed {
 		close(q.progress)
 		q.progress = make(chan struct{})
+	}
+	if changed {
 		for _, fn := range q.watchers {
 			fns = append(fns, fn)
 		}
