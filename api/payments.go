@@ -229,6 +229,9 @@ func (s *Server) sessionError(w http.ResponseWriter, r *http.Request, err error)
 	case errors.Is(err, capture.ErrUnavailable):
 		w.Header().Set("Retry-After", "5")
 		writeProblem(w, r, http.StatusServiceUnavailable, "unavailable", "the payment processor is temporarily unavailable; the card data is kept, submit again")
+	case errors.Is(err, capture.ErrAuditUnavailable):
+		w.Header().Set("Retry-After", "5")
+		writeProblem(w, r, http.StatusServiceUnavailable, "unavailable", "the audit trail cannot be written: payments are stopped until it can (calls go on, masked)")
 	case errors.Is(err, capture.ErrClosed):
 		w.Header().Set("Retry-After", "5")
 		writeProblem(w, r, http.StatusServiceUnavailable, "unavailable", "the payment service is shutting down")

@@ -41,7 +41,7 @@ const serveUsage = `Usage: tonevault serve [--config FILE]
 Run the gateway: the SIP B2BUA on the carrier and platform trunks, the
 media relay that masks every customer digit, and the HTTP listener with
 /metrics, /healthz (200 while the process runs) and /readyz (200 while the
-SIP listeners are up). SIGINT or SIGTERM end every call with BYE and stop.
+SIP listeners are up and the audit trail can be written). SIGINT or SIGTERM end every call with BYE and stop.
 
 Options:
   --config FILE  configuration, read on top of the built-in default
@@ -106,30 +106,32 @@ func serveContext(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return 2
 	}
 	defer closeProc()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	// Audit: every record goes through the queue (serve_audit.go), so no
+	// caller waits for the disk or Vault, and payments stop while the
+	// trail cannot be written.
 	trail, err := openAudit(ctx, cfg, vault, log)
 	if err != nil {
 		fmt.Fprintf(stderr, "tonevault serve: %v\n", err)
 		return 1
 	}
-	defer func() {
-		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := trail.Close(cctx); err != nil {
-			log.Error("audit close failed", zap.Error(err))
-		}
-	}()
+	aq, err := startAuditQueue(cfg, trail, reg, log)
+	if err != nil {
+		fmt.Fprintf(stderr, "tonevault serve: %v\n", err)
+		return 1
+	}
+	defer closeAuditQueue(aq, log)
 	revCtx, stopRevs := context.WithCancel(context.Background())
 	defer stopRevs()
-	go revs.run(revCtx, trail)
+	go revs.run(revCtx, aq)
 	appendAudit := func(r audit.Record) {
 		r.Actor = "system"
-		if _, err := trail.Append(context.Background(), r); err != nil {
+		if _, err := aq.Append(context.Background(), r); err != nil {
 			log.Error("audit append failed", zap.Error(err))
 		}
 	}
 
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics, err := sip.NewMetrics(reg)
 	if err != nil {
 		fmt.Fprintf(stderr, "tonevault serve: %v\n", err)
@@ -149,14 +151,14 @@ func serveContext(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	defer relay.Close()
 	log.Info("media relay ready", zap.String("io", relay.IO()), zap.Int("port_min", cfg.Media.PortMin), zap.Int("port_max", cfg.Media.PortMax))
 	gw, err := sip.New(cfg.SIP, sip.Options{
-		Relay: sip.AdaptRelay(relay), Registry: calls, Audit: trail, Metrics: metrics,
+		Relay: sip.AdaptRelay(relay), Registry: calls, Audit: aq, Metrics: metrics,
 		Log: log.Named("sip"), SIPLog: sipLog,
 	})
 	if err != nil {
 		fmt.Fprintf(stderr, "tonevault serve: %v\n", err)
 		return 1
 	}
-	pay, err := startPayments(cfg, gw, trail, proc, log)
+	pay, err := startPayments(cfg, gw, aq, proc, log)
 	if err != nil {
 		gw.Close(context.Background())
 		fmt.Fprintf(stderr, "tonevault serve: %v\n", err)
@@ -169,7 +171,7 @@ func serveContext(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		fmt.Fprintf(stderr, "tonevault serve: http: %v\n", err)
 		return 1
 	}
-	mux := httpMux(reg, gw)
+	mux := httpMux(reg, gw, aq)
 	// The API routes its own paths (404/405 as problem+json).
 	mux.Handle("/v1/", pay.api)
 	mux.Handle("/widget/", pay.api)
@@ -270,7 +272,7 @@ func openAudit(ctx context.Context, cfg configs.Config, vault *tokenize.LazyVaul
 		log.Warn("AUDIT TRAIL SIGNED WITH A DEVELOPMENT KEY: set audit.key_file for production",
 			zap.String("key_file", devKey))
 	}
-	w, err := audit.Open(ctx, cfg.Audit.Path, audit.Options{Signer: h})
+	w, err := audit.Open(ctx, cfg.Audit.Path, audit.Options{Signer: h, Anchor: auditAnchor(cfg, vault, log)})
 	if err != nil {
 		return nil, fmt.Errorf("audit: %w", err)
 	}
@@ -295,7 +297,7 @@ func openVaultAudit(ctx context.Context, cfg configs.Config, vault *tokenize.Laz
 	if err != nil {
 		return nil, fmt.Errorf("audit.signer vault: %w", err)
 	}
-	w, err := audit.Open(ctx, cfg.Audit.Path, audit.Options{Signer: signer})
+	w, err := audit.Open(ctx, cfg.Audit.Path, audit.Options{Signer: signer, Anchor: auditAnchor(cfg, vault, log)})
 	if err != nil {
 		return nil, fmt.Errorf("audit: %w", err)
 	}
@@ -304,7 +306,7 @@ func openVaultAudit(ctx context.Context, cfg configs.Config, vault *tokenize.Laz
 }
 
 // httpMux serves /metrics, /healthz and /readyz.
-func httpMux(reg *prometheus.Registry, gw *sip.Gateway) *http.ServeMux {
+func httpMux(reg *prometheus.Registry, gw *sip.Gateway, aq *audit.Queue) *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -313,6 +315,10 @@ func httpMux(reg *prometheus.Registry, gw *sip.Gateway) *http.ServeMux {
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
 		if !gw.Ready() {
 			http.Error(w, "sip listeners not up", http.StatusServiceUnavailable)
+			return
+		}
+		if aq.Err() != nil { // no trail, no payments (serve_audit.go)
+			http.Error(w, "audit trail cannot be written: payments stopped", http.StatusServiceUnavailable)
 			return
 		}
 		io.WriteString(w, "ready\n")
