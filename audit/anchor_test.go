@@ -287,3 +287,66 @@ func TestKVAnchor(t *testing.T) {
 		t.Errorf("cut trail: %v, want ErrCut", err)
 	}
 }
+
+// TestOpenChecksAnchor: a trail whose end was cut off is not continued:
+// with an Anchor that keeps only the last checkpoint, continuing it would
+// overwrite the evidence. Open refuses it when the anchor can be read;
+// when it cannot, every anchoring fails until the trail is moved aside.
+// An intact trail is continued (the control).
+func TestOpenChecksAnchor(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "audit.jsonl")
+	kv := &mapKV{}
+	a := KVAnchor{KV: kv, Prefix: "p"}
+	open := func() (*Writer, error) {
+		return Open(ctx, path, Options{Signer: testHMAC(t), CheckpointEvery: 3, Anchor: a})
+	}
+	w, err := open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 6 {
+		if _, err := w.Append(ctx, sample(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// The control: intact, it is continued.
+	if w, err = open(); err != nil {
+		t.Fatalf("Open of an intact trail: %v", err)
+	}
+	if err := w.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(path)
+	ls := splitLines(b)
+	cut := joinLines(ls[:8]) // seq 8 is an interval checkpoint; the anchor holds a later one
+	if err := os.WriteFile(path, cut, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := open(); !errors.Is(err, ErrCut) {
+		t.Fatalf("Open of a cut trail = %v, want ErrCut", err)
+	}
+	if got, _ := os.ReadFile(path); !bytes.Equal(got, cut) {
+		t.Error("the refused trail was changed")
+	}
+
+	// The anchor cannot be read at Open: the trail opens, but nothing is
+	// anchored, even once the anchor is back.
+	kv.setFail(errors.New("vault sealed"))
+	w, err = open()
+	if err != nil {
+		t.Fatalf("Open with the anchor unreadable: %v", err)
+	}
+	defer w.Close(ctx)
+	kv.setFail(nil)
+	if err := w.Checkpoint(ctx); !errors.Is(err, ErrAnchor) || !errors.Is(err, ErrCut) {
+		t.Fatalf("Checkpoint of a cut trail = %v, want ErrAnchor and ErrCut", err)
+	}
+	if err := w.Anchor(ctx); !errors.Is(err, ErrCut) {
+		t.Fatalf("Anchor again = %v, want ErrCut still", err)
+	}
+}

@@ -107,6 +107,11 @@ type Writer struct {
 
 	anchorMu sync.Mutex
 	anchored uint64 // seq of the last checkpoint the Anchor took
+	// opened is where a continued file ended when it was opened, for
+	// checking it against its anchor before anchoring anything (checked
+	// once that was done).
+	opened  *tailState
+	checked bool
 }
 
 // position is where the chain stands at the end of the file.
@@ -131,7 +136,12 @@ func (w *Writer) position() position {
 // last line is cut short. Only the tail is read, so that opening stays
 // fast however long the file: damage before the last checkpoint is found
 // by Verify, not by Open. A refused file is left as it is, for an operator
-// to look at; the gateway should then start a new file. A file that is writable by group or others, or
+// to look at; the gateway should then start a new file. With an Anchor,
+// a continued file is also checked against the last checkpoint anchored
+// for it, and refused when its end was cut off (ErrCut) or that
+// checkpoint differs (ErrAnchorMismatch); when the anchor cannot be read
+// then, the check comes before the first anchoring, which fails (ErrAnchor)
+// until it passes. A file that is writable by group or others, or
 // not a regular file, is refused too. The file is locked (flock) while the
 // Writer has it open.
 func Open(ctx context.Context, path string, opts Options) (*Writer, error) {
@@ -205,6 +215,16 @@ func Open(ctx context.Context, path string, opts Options) (*Writer, error) {
 			return fail(fmt.Errorf("audit: %s: %w", path, err))
 		}
 		w.trail = hexHash(hashLine(first))
+		w.opened = &st
+		if w.anc != nil {
+			// A trail cut and then continued would, with an Anchor that
+			// keeps only the last checkpoint, lose the evidence of the
+			// cut: refuse it now if the anchor can be read, or before
+			// the first anchoring.
+			if err := w.checkAnchor(ctx); err != nil && !errors.Is(err, errAnchorRead) {
+				return fail(fmt.Errorf("audit: %s: refusing to append: %w", path, err))
+			}
+		}
 		reason = ReasonContinued
 		if !st.clean {
 			reason = ReasonContinuedUnclean
@@ -324,10 +344,46 @@ func (w *Writer) anchor(ctx context.Context) error {
 	if cp.Seq <= w.anchored {
 		return nil
 	}
+	if err := w.checkAnchor(ctx); err != nil {
+		return fmt.Errorf("%w (seq %d): %w", ErrAnchor, cp.Seq, err)
+	}
 	if err := w.anc.Put(ctx, cp); err != nil {
 		return fmt.Errorf("%w (seq %d): %w", ErrAnchor, cp.Seq, err)
 	}
 	w.anchored = cp.Seq
+	return nil
+}
+
+// errAnchorRead: the anchor could not be read to check a continued trail.
+var errAnchorRead = errors.New("cannot read the anchor")
+
+// checkAnchor checks a continued file against the last checkpoint its
+// Anchor holds, once: that checkpoint must not be beyond the file's end
+// at open (the end was cut off), and when it is the file's last
+// checkpoint it must be the same line. A file refused so is one to move
+// aside and keep as evidence; the gateway then starts a new one.
+func (w *Writer) checkAnchor(ctx context.Context) error {
+	if w.opened == nil || w.checked {
+		return nil
+	}
+	points, err := w.anc.Points(ctx, w.trail)
+	if err != nil {
+		return fmt.Errorf("%w: %w", errAnchorRead, err)
+	}
+	w.checked = true
+	if len(points) == 0 {
+		return nil
+	}
+	last, st := points[len(points)-1], w.opened
+	if last.Seq >= st.next {
+		w.checked = false
+		return fmt.Errorf("%w: the anchor holds checkpoint seq %d of %s, but the trail ended at seq %d when opened: its end was cut off",
+			ErrCut, last.Seq, last.Time.UTC().Format(TimeLayout), st.next-1)
+	}
+	if last.Seq == st.cpSeq && last.Hash != hexHash(st.cpHash) {
+		w.checked = false
+		return fmt.Errorf("%w: the trail's checkpoint seq %d is not the one anchored", ErrAnchorMismatch, last.Seq)
+	}
 	return nil
 }
 
@@ -648,10 +704,12 @@ func syncDir(dir string) error {
 
 // tailState is where an existing file's chain stands.
 type tailState struct {
-	next  uint64
-	prev  [32]byte
-	since int  // records after the last checkpoint
-	clean bool // the last record is a checkpoint with reason "close"
+	next   uint64
+	prev   [32]byte
+	since  int  // records after the last checkpoint
+	clean  bool // the last record is a checkpoint with reason "close"
+	cpSeq  uint64
+	cpHash [32]byte // the last checkpoint's line hash, when cpSeq != 0
 }
 
 const tailChunk = 64 << 10
@@ -698,7 +756,7 @@ func readTail(ctx context.Context, f *os.File, size int64, v Verifier) (tailStat
 		if cp < 0 && pos > 0 {
 			continue
 		}
-		c := chain{ctx: ctx, v: v, next: 1}
+		c := chain{ctx: ctx, v: v, next: 1, cps: map[uint64][32]byte{}}
 		seg := data
 		if cp >= 0 {
 			seg = data[cp:]
@@ -716,5 +774,8 @@ func (c *chain) tailRun(lr *lineReader) (tailState, error) {
 	}
 	st := tailState{next: c.next, prev: c.prevHash, since: c.since}
 	st.clean = c.last.Event == EventAuditCheckpoint && c.last.Reason == ReasonClose
+	if cp := c.sum.Checkpointed; cp != 0 {
+		st.cpSeq, st.cpHash = cp, c.cps[cp]
+	}
 	return st, nil
 }
