@@ -41,7 +41,8 @@ const serveUsage = `Usage: tonevault serve [--config FILE]
 Run the gateway: the SIP B2BUA on the carrier and platform trunks, the
 media relay that masks every customer digit, and the HTTP listener with
 /metrics, /healthz (200 while the process runs) and /readyz (200 while the
-SIP listeners are up and the audit trail can be written). SIGINT or SIGTERM end every call with BYE and stop.
+SIP listeners are up and the audit trail can be written). SIGINT or SIGTERM
+end every call with BYE and stop.
 
 Options:
   --config FILE  configuration, read on top of the built-in default
