@@ -25,13 +25,16 @@ const (
 	otherKey = "tvk_test_other_00000000000000000000000000"
 )
 
-// recAudit keeps the records, and writes each to a real audit.Writer
-// first, so that a record the Writer would refuse fails the test.
+// recAudit keeps the records, and hands each to a real audit.Queue in
+// front of a real audit.Writer first, so that a record the trail would
+// refuse fails the test. fail, when set, is what Err and Sync say: a
+// trail that cannot be written.
 type recAudit struct {
-	w       *audit.Writer
+	q       *audit.Queue
 	mu      sync.Mutex
 	recs    []audit.Record
 	refused []error
+	fail    error
 }
 
 func newRecAudit(t *testing.T) *recAudit {
@@ -40,13 +43,18 @@ func newRecAudit(t *testing.T) *recAudit {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w, err := audit.Open(context.Background(), filepath.Join(t.TempDir(), "audit.jsonl"), audit.Options{Signer: h, Sync: audit.SyncOnCheckpoint})
+	dir := t.TempDir()
+	w, err := audit.Open(context.Background(), filepath.Join(dir, "audit.jsonl"), audit.Options{Signer: h, Anchor: &audit.FileAnchor{Path: filepath.Join(dir, "audit.anchor")}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := &recAudit{w: w}
+	q, err := audit.NewQueue(w, audit.QueueOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &recAudit{q: q}
 	t.Cleanup(func() {
-		w.Close(context.Background())
+		q.Close(context.Background())
 		a.mu.Lock()
 		defer a.mu.Unlock()
 		for _, err := range a.refused {
@@ -59,7 +67,7 @@ func newRecAudit(t *testing.T) *recAudit {
 func (a *recAudit) Append(ctx context.Context, r audit.Record) (uint64, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if _, err := a.w.Append(ctx, r); err != nil {
+	if _, err := a.q.Append(ctx, r); err != nil {
 		if !errors.Is(err, audit.ErrClosed) { // not a request that outlived its test
 			a.refused = append(a.refused, fmt.Errorf("%s: %w", r.Event, err))
 		}
@@ -68,6 +76,24 @@ func (a *recAudit) Append(ctx context.Context, r audit.Record) (uint64, error) {
 	a.recs = append(a.recs, r)
 	return uint64(len(a.recs)), nil
 }
+
+func (a *recAudit) Err() error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.fail != nil {
+		return a.fail
+	}
+	return a.q.Err()
+}
+
+func (a *recAudit) Sync(ctx context.Context) error {
+	if err := a.Err(); err != nil {
+		return err
+	}
+	return a.q.Sync(ctx)
+}
+
+func (a *recAudit) Watch(fn func(error)) func() { return a.q.Watch(fn) }
 
 func (a *recAudit) records() []audit.Record {
 	a.mu.Lock()

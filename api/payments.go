@@ -253,6 +253,9 @@ func (s *Server) sessionError(w http.ResponseWriter, r *http.Request, err error)
 	case errors.Is(err, capture.ErrCapacity):
 		w.Header().Set("Retry-After", "10")
 		writeProblem(w, r, http.StatusServiceUnavailable, "unavailable", "too many payments are being taken at once (capture.max_live_sessions); try again shortly")
+	case errors.Is(err, capture.ErrAuditUnavailable):
+		w.Header().Set("Retry-After", "5")
+		writeProblem(w, r, http.StatusServiceUnavailable, "unavailable", "the audit trail cannot be written: payments are stopped until it can (calls go on, masked)")
 	case errors.Is(err, capture.ErrClosed):
 		w.Header().Set("Retry-After", "5")
 		writeProblem(w, r, http.StatusServiceUnavailable, "unavailable", "the payment service is shutting down")

@@ -82,3 +82,31 @@ func BenchmarkVerify(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/record")
 }
+
+// BenchmarkQueue: what a caller (the relay's thread with a key press)
+// pays to hand a record over, and the throughput to disk: each
+// iteration appends one record; Sync at the end waits until all are
+// written, a batch per fsync.
+func BenchmarkQueue(b *testing.B) {
+	ctx := context.Background()
+	w, err := Open(ctx, filepath.Join(b.TempDir(), "a.jsonl"), Options{Signer: testHMAC(b)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	q, err := NewQueue(w, QueueOptions{Size: 1 << 20})
+	if err != nil {
+		b.Fatal(err)
+	}
+	r := sample(1)
+	for b.Loop() {
+		if _, err := q.Append(ctx, r); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := q.Sync(ctx); err != nil {
+		b.Fatal(err)
+	}
+	if err := q.Close(ctx); err != nil {
+		b.Fatal(err)
+	}
+}

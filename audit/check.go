@@ -12,8 +12,8 @@ import (
 
 // checkNew checks a record given to Writer.Append.
 func (r *Record) checkNew() error {
-	if r.Seq != 0 || !r.Time.IsZero() || r.Prev != "" || r.KeyID != "" || r.Sig != "" {
-		return errors.New("audit: Seq, Time, Prev, KeyID and Sig are set by the Writer")
+	if r.Seq != 0 || !r.Time.IsZero() || r.Prev != "" || r.KeyID != "" || r.Sig != "" || r.Lost != 0 {
+		return errors.New("audit: Seq, Time, Prev, KeyID, Sig and Lost are set by the Writer")
 	}
 	if !r.Event.Known() {
 		return refused("event", string(r.Event), "a known event")

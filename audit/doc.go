@@ -17,7 +17,12 @@
 // (shown on four lines here; one line in the file). Fields:
 //
 //	seq           1 for the first record of the file, then +1 with no gaps
-//	time          when the Writer wrote it: RFC 3339, UTC, 9 fractional digits (TimeLayout)
+//	time          when the record was handed to the trail (Queue.Append; Writer.Append for
+//	              records written directly, and the Writer's own): RFC 3339, UTC, 9
+//	              fractional digits (TimeLayout). Through a Queue, a record written after
+//	              an outage keeps the time it was handed over, so times may step back by
+//	              the queue's delay
+
 //	actor         who (API key name, "system", "customer", "sip:<peer>", ...)
 //	origin        from where (IP, host:port); optional
 //	call_id       the gateway's call id; optional
@@ -37,11 +42,12 @@
 //	stan          optional: an ISO 8583 system trace audit number, 6 digits
 //	response_code optional: an ISO 8583 response code, 2 characters ("05", "N7")
 //	expires_at    optional: when what the event issued expires, written like time
+//	lost          audit.resumed only: records dropped, never written (a number)
 //	key_id, sig   checkpoints only
 //	prev          lowercase hex SHA-256 of the previous line's bytes (without
 //	              its "\n"); for seq 1, GenesisPrev (64 zeros)
 //
-// Fields from field to expires_at were added after the first version of
+// Fields from field to lost were added after the first version of
 // the format, as was the closed set of reason codes: lines written before
 // have none of them and may hold free text in reason. Such lines are in
 // canonical form still, and verify; Verify checks integrity, not codes.
@@ -56,7 +62,26 @@
 // That line holds the checkpoint's seq, time and prev, and prev chains to
 // every line before it, so one signature covers the whole file up to the
 // checkpoint. A file that was closed ends with a checkpoint whose reason is
-// "close".
+// "close". Each checkpoint, once on disk, is also handed to the Anchor
+// (Options.Anchor): its seq and the SHA-256 of its line, filed under the
+// trail's id (the SHA-256 of its first line), in Vault KV or an
+// append-only file on another path.
+//
+// # The queue
+//
+// The gateway writes through a Queue, never the Writer itself: Append
+// checks and stamps a record and returns without waiting, so that the
+// relay's thread (a key press), SIP and API handlers never wait for a
+// disk or for Vault; one goroutine writes the records in order, a batch
+// per fsync, and a checkpoint every CheckpointInterval (10 s) when
+// records came. When the trail cannot be written (a write or fsync
+// error, a full file system, a signer or an anchor that fails) the Queue
+// keeps what it holds, says so (Err, Sync, Watch, tonevault_audit_up,
+// tonevault_audit_errors_total) and tries again with backoff; the payment
+// sessions stop meanwhile (capture). Once a write, a signed checkpoint
+// and its anchoring all work again, it writes audit.resumed. Records
+// that find the queue full are dropped and counted, and audit.resumed
+// says how many (lost).
 //
 // # Events, reasons and fields
 //
@@ -65,6 +90,7 @@
 //
 //	audit.started            created, continued, continued_after_unclean_stop
 //	audit.checkpoint         interval, requested, close
+//	audit.resumed            disk_full, io_error, signer_unavailable, anchor_unavailable, queue_full; lost
 //	service.started          version
 //	service.stopped          stop_requested, http_failed
 //	config.loaded            default, file; digest for a file
@@ -96,7 +122,7 @@
 //	authorization.reversed   psp_timeout, psp_connection_lost, psp_bad_response; stan
 //	session.ended            state, and the reason: approved, an authorization result's code,
 //	                         attempts_exhausted, not_configured, cancelled, call_ended,
-//	                         session_timeout, shutdown, tokenization_failed
+//	                         session_timeout, shutdown, tokenization_failed, audit_unavailable
 //
 // Any event may carry unlisted: a code from outside ToneVault (a payment
 // processor, an acquirer) that the list does not name.
@@ -104,11 +130,21 @@
 // # What verification proves, and what not
 //
 // Verify detects a changed, removed, inserted or reordered line anywhere,
-// and a cut at any point that is not just after a checkpoint. Cutting the
-// file right after an earlier checkpoint, or replacing it whole with an
-// older copy, leaves a valid trail: only a copy of the checkpoints kept
-// elsewhere (a log shipper, Vault) can show that. Without the key (a nil
-// Verifier), someone able to write the file can rewrite it whole.
+// and a line cut short. A trail that does not end with a checkpoint still
+// verifies: it is live, or its writer stopped without closing it; Summary
+// says how far it is checkpointed (Checkpointed) and whether it was
+// closed. So on its own Verify cannot see the end cut off, nor the file
+// replaced whole with an older copy.
+//
+// VerifyAnchored can: it also checks the trail against the checkpoints
+// its Anchor kept. The last anchored checkpoint must be in the trail
+// (else ErrCut), each anchored checkpoint must be the same line there
+// (else ErrAnchorMismatch: rewritten, even by someone holding the signing
+// key), and a trail the anchor does not know is ErrNotAnchored. Only the
+// records after the last anchored checkpoint, at most one
+// CheckpointInterval of them, can be cut unseen. Without the key (a nil
+// Verifier) and without the anchor, someone able to write the file can
+// rewrite it whole.
 //
 // # Card data
 //

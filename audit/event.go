@@ -22,6 +22,13 @@ const (
 	// logging.
 	// [10.2.1.6]
 	EventAuditCheckpoint Event = "audit.checkpoint"
+	// EventAuditResumed: records reach the trail again after they could
+	// not (reason: disk_full, io_error, signer_unavailable,
+	// anchor_unavailable, queue_full; lost: records dropped meanwhile,
+	// when any). Records held in the Queue during the outage come before
+	// it, each with the time it was handed over.
+	// [10.2.1.6]
+	EventAuditResumed Event = "audit.resumed"
 )
 
 // The gateway and its configuration.
@@ -104,7 +111,7 @@ const (
 
 // events is every Event, in the order of the documentation.
 var events = []Event{
-	EventAuditStarted, EventAuditCheckpoint, EventAuditAccessed,
+	EventAuditStarted, EventAuditCheckpoint, EventAuditResumed, EventAuditAccessed,
 	EventServiceStarted, EventServiceStopped,
 	EventConfigLoaded, EventConfigRejected,
 	EventAPIAuthFailed, EventAPITokenIssued, EventAPITokenRevoked,
@@ -132,7 +139,9 @@ func Events() []Event { return append([]Event(nil), events...) }
 func (e Event) Known() bool { return eventSet[e] }
 
 // reserved reports whether only the Writer may write e.
-func (e Event) reserved() bool { return e == EventAuditStarted || e == EventAuditCheckpoint }
+func (e Event) reserved() bool {
+	return e == EventAuditStarted || e == EventAuditCheckpoint || e == EventAuditResumed
+}
 
 // Outcome says how the event ended.
 type Outcome string

@@ -30,7 +30,8 @@ func FuzzVerify(f *testing.F) {
 		var ve *VerifyError
 		switch {
 		case err == nil:
-			if sum.Records != lines || sum.Checkpoints == 0 || int(sum.LastSeq) != sum.Records {
+			if sum.Records != lines || int(sum.LastSeq) != sum.Records || sum.Checkpointed > sum.LastSeq ||
+				(sum.Checkpoints == 0) != (sum.Checkpointed == 0) || sum.Closed && sum.Checkpointed != sum.LastSeq {
 				t.Fatalf("Verify passed with %+v for %d lines", sum, lines)
 			}
 		case errors.As(err, &ve):

@@ -137,7 +137,7 @@ const (
 // the first thirteen as before typed fields existed, so that a column
 // keeps its place; the typed fields after them, in the order of the line.
 var CSVHeader = []string{"seq", "time", "actor", "origin", "call_id", "payment_id", "event", "outcome", "reason", "masked_pan", "key_id", "sig", "prev",
-	"field", "state", "trunk", "method", "status", "route", "digest", "version", "stan", "response_code", "expires_at"}
+	"field", "state", "trunk", "method", "status", "route", "digest", "version", "stan", "response_code", "expires_at", "lost"}
 
 // Query writes the records of the trail in r that match f to out, in the
 // given format, and returns how many matched. It does not verify the
@@ -175,19 +175,22 @@ func Query(r io.Reader, f Filter, out io.Writer, format Format) (int, error) {
 			}
 			continue
 		}
-		status, expires := "", ""
+		status, expires, lost := "", "", ""
 		if rec.Status != 0 {
 			status = strconv.Itoa(rec.Status)
 		}
 		if !rec.ExpiresAt.IsZero() {
 			expires = rec.ExpiresAt.Format(TimeLayout)
 		}
+		if rec.Lost != 0 {
+			lost = strconv.FormatUint(rec.Lost, 10)
+		}
 		row = append(row[:0],
 			strconv.FormatUint(rec.Seq, 10), rec.Time.Format(TimeLayout),
 			rec.Actor, rec.Origin, rec.CallID, rec.PaymentID,
 			string(rec.Event), string(rec.Outcome), string(rec.Reason), rec.MaskedPAN,
 			rec.KeyID, rec.Sig, rec.Prev,
-			rec.Field, rec.State, rec.Trunk, rec.Method, status, rec.Route, rec.Digest, rec.Version, rec.STAN, rec.ResponseCode, expires)
+			rec.Field, rec.State, rec.Trunk, rec.Method, status, rec.Route, rec.Digest, rec.Version, rec.STAN, rec.ResponseCode, expires, lost)
 		for i := range row {
 			row[i] = csvSafe(row[i])
 		}

@@ -30,6 +30,22 @@ const (
 	ReasonClose Reason = "close"
 )
 
+// audit.resumed (written by the Writer's Queue only): what kept records
+// from the trail until then. The same codes label the metric
+// tonevault_audit_errors_total.
+const (
+	// ReasonDiskFull: the file system holding the trail was full (ENOSPC, EDQUOT).
+	ReasonDiskFull Reason = "disk_full"
+	// ReasonIOError: a write or fsync of the trail failed otherwise.
+	ReasonIOError Reason = "io_error"
+	// ReasonSignerUnavailable: a checkpoint could not be signed (Vault down, sealed or refusing).
+	ReasonSignerUnavailable Reason = "signer_unavailable"
+	// ReasonAnchorUnavailable: a checkpoint could not be anchored outside the trail (Vault KV, the anchor file).
+	ReasonAnchorUnavailable Reason = "anchor_unavailable"
+	// ReasonQueueFull: the queue in front of the Writer was full and records were dropped (lost says how many).
+	ReasonQueueFull Reason = "queue_full"
+)
+
 // service.stopped.
 const (
 	// ReasonStopRequested: the process was asked to stop (SIGTERM, SIGINT).
@@ -169,6 +185,8 @@ const (
 	ReasonCallEnded Reason = "call_ended"
 	// ReasonSessionTimeout: the session outlived its timeout.
 	ReasonSessionTimeout Reason = "session_timeout"
+	// ReasonAuditUnavailable: the audit trail could not be written, so the payment stopped and its card data was wiped (no trail, no capture).
+	ReasonAuditUnavailable Reason = "audit_unavailable"
 	// ReasonTokenizationFailed: session.ended, tokenization.result: Vault refused to tokenize the card.
 	ReasonTokenizationFailed Reason = "tokenization_failed"
 	// ReasonAuthorizationFailed: session.ended, authorization.result: the processor failed with an error that is not temporary.
@@ -234,6 +252,7 @@ const (
 var reasons = []Reason{
 	ReasonCreated, ReasonContinued, ReasonContinuedUnclean,
 	ReasonInterval, ReasonRequested, ReasonClose,
+	ReasonDiskFull, ReasonIOError, ReasonSignerUnavailable, ReasonAnchorUnavailable, ReasonQueueFull,
 	ReasonStopRequested, ReasonHTTPFailed,
 	ReasonConfigDefault, ReasonConfigFile,
 	ReasonMissingCredentials, ReasonUnknownKey, ReasonKeyInQuery, ReasonInvalidToken, ReasonExpiredToken, ReasonTokenNotAllowed,
@@ -244,7 +263,7 @@ var reasons = []Reason{
 	ReasonUnknownPayloadType, ReasonOversize, ReasonShortHeader, ReasonBadVersion, ReasonBadCSRCCount, ReasonBadExtension, ReasonBadPadding,
 	ReasonLuhn, ReasonLength, ReasonBrandNotAccepted, ReasonUnknownBrand, ReasonMonth, ReasonExpired, ReasonTimeout,
 	ReasonFieldRefused, ReasonFieldReset, ReasonSessionRestarted, ReasonSessionEnded,
-	ReasonApproved, ReasonAttemptsExhausted, ReasonNotConfigured, ReasonCallEnded, ReasonSessionTimeout,
+	ReasonApproved, ReasonAttemptsExhausted, ReasonNotConfigured, ReasonCallEnded, ReasonSessionTimeout, ReasonAuditUnavailable,
 	ReasonTokenizationFailed, ReasonAuthorizationFailed, ReasonInvalidResult,
 	ReasonUnavailable,
 	ReasonReferToIssuer, ReasonInvalidMerchant, ReasonPickUpCard, ReasonDoNotHonour, ReasonInvalidTransaction,

@@ -44,6 +44,7 @@ type Record struct {
 	STAN         string    // an ISO 8583 system trace audit number: 6 digits (ValidSTAN)
 	ResponseCode string    // an ISO 8583 response code (field 39): "05", "N7" (ValidResponseCode)
 	ExpiresAt    time.Time // when what the event issued expires (a widget token); written like Time
+	Lost         uint64    // audit.resumed only: records dropped, never written, while the trail could not take them
 
 	KeyID string // checkpoints only: the signing key
 	Sig   string // checkpoints only: the signature
@@ -96,6 +97,7 @@ type wire struct {
 	STAN         string  `json:"stan,omitempty"`
 	ResponseCode string  `json:"response_code,omitempty"`
 	ExpiresAt    string  `json:"expires_at,omitempty"`
+	Lost         uint64  `json:"lost,omitempty"`
 	KeyID        string  `json:"key_id,omitempty"`
 	Sig          string  `json:"sig,omitempty"`
 	Prev         string  `json:"prev"`
@@ -108,7 +110,7 @@ func (r *Record) wire() wire {
 		Event: r.Event, Outcome: r.Outcome, Reason: r.Reason, MaskedPAN: r.MaskedPAN,
 		Field: r.Field, State: r.State, Trunk: r.Trunk, Method: r.Method, Status: r.Status,
 		Route: r.Route, Digest: r.Digest, Version: r.Version, STAN: r.STAN, ResponseCode: r.ResponseCode,
-		KeyID: r.KeyID, Sig: r.Sig, Prev: r.Prev,
+		Lost: r.Lost, KeyID: r.KeyID, Sig: r.Sig, Prev: r.Prev,
 	}
 	if !r.ExpiresAt.IsZero() {
 		w.ExpiresAt = r.ExpiresAt.UTC().Format(TimeLayout)
@@ -133,8 +135,8 @@ func (w *wire) record() (Record, error) {
 		Event: w.Event, Outcome: w.Outcome, Reason: w.Reason, MaskedPAN: w.MaskedPAN,
 		Field: w.Field, State: w.State, Trunk: w.Trunk, Method: w.Method, Status: w.Status,
 		Route: w.Route, Digest: w.Digest, Version: w.Version, STAN: w.STAN, ResponseCode: w.ResponseCode,
-		ExpiresAt: exp,
-		KeyID:     w.KeyID, Sig: w.Sig, Prev: w.Prev,
+		ExpiresAt: exp, Lost: w.Lost,
+		KeyID: w.KeyID, Sig: w.Sig, Prev: w.Prev,
 	}, nil
 }
 

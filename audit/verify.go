@@ -27,9 +27,17 @@ var (
 	// ErrOutOfOrder: a seq comes again or too early: lines were inserted,
 	// copied or reordered.
 	ErrOutOfOrder = errors.New("record inserted or out of order")
-	// ErrNoCheckpoint: the last record is not a checkpoint: the end of
-	// the file was cut off, or its writer never closed it.
-	ErrNoCheckpoint = errors.New("no checkpoint at end")
+	// ErrCut: the anchor holds a checkpoint beyond the trail's last
+	// record: the end of the trail was cut off (VerifyAnchored).
+	ErrCut = errors.New("records cut off the end")
+	// ErrAnchorMismatch: the trail's line at an anchored checkpoint's seq
+	// is not that checkpoint: the trail was rewritten, or replaced by
+	// another (VerifyAnchored).
+	ErrAnchorMismatch = errors.New("checkpoint differs from its anchor")
+	// ErrNotAnchored: the anchor holds no checkpoint of this trail: the
+	// trail was replaced whole, or its writer never anchored a checkpoint
+	// (VerifyAnchored).
+	ErrNotAnchored = errors.New("no anchored checkpoint")
 	// ErrEmpty: the file holds no record.
 	ErrEmpty = errors.New("no records")
 	// ErrBadSignature (declared with Verifier): a checkpoint's signature
@@ -40,7 +48,7 @@ var (
 type VerifyError struct {
 	Line   int    // 1-based line number; 0 when not known
 	Seq    uint64 // the record's seq; 0 when the line holds none that can be read
-	Err    error  // ErrTruncated, ErrMalformed, ErrChanged, ErrRemoved, ErrOutOfOrder, ErrNoCheckpoint, ErrEmpty or ErrBadSignature
+	Err    error  // ErrTruncated, ErrMalformed, ErrChanged, ErrRemoved, ErrOutOfOrder, ErrEmpty, ErrBadSignature, ErrCut, ErrAnchorMismatch or ErrNotAnchored
 	Detail string // what exactly, for a human
 
 	cause error // the Verifier's error, for errors.Is (ErrUnknownKey)
@@ -77,15 +85,33 @@ type Summary struct {
 	LastSeq     uint64 // seq of the last record
 	LastHash    string // hex SHA-256 of the last line: what a next record's prev would be
 	Signed      bool   // checkpoint signatures were checked (a Verifier was given)
+	TrailID     string // hex SHA-256 of the first line, under which an Anchor files the trail's checkpoints
+	// Checkpointed is the seq of the last checkpoint: the records up to
+	// it are covered by its signature, those after it (LastSeq -
+	// Checkpointed of them) not yet. 0 when there is no checkpoint.
+	Checkpointed uint64
+	// Closed: the last record is the checkpoint a Writer writes when it
+	// closes. Otherwise the trail is live, or its writer stopped without
+	// closing (a crash), or, if no anchor says otherwise, its end was cut
+	// off.
+	Closed bool
+	// Anchored is the seq of the last anchored checkpoint found in the
+	// trail (VerifyAnchored); 0 without an anchor.
+	Anchored uint64
 }
 
 // Verify reads a whole audit trail from r and checks it: every line is a
 // complete record in canonical form, seq counts from 1 without gaps, every
-// prev is the SHA-256 of the line before (GenesisPrev for the first), the
-// last record is a checkpoint, and, when v is not nil, every checkpoint's
-// signature verifies. With a nil v the chain is checked but signatures are
-// not, so a trail rewritten whole by someone who can write the file would
-// pass: give a Verifier whenever the key is at hand.
+// prev is the SHA-256 of the line before (GenesisPrev for the first), and,
+// when v is not nil, every checkpoint's signature verifies. With a nil v
+// the chain is checked but signatures are not, so a trail rewritten whole
+// by someone who can write the file would pass: give a Verifier whenever
+// the key is at hand.
+//
+// A trail that does not end with a checkpoint verifies: it is live, or
+// its writer stopped without closing it. Summary says how far it is
+// checkpointed and whether it was closed. That its end was not cut off,
+// only VerifyAnchored can tell.
 //
 // It returns a *VerifyError for the first bad record (in file order; when
 // a changed line is only seen at the next record, the changed line is
@@ -93,6 +119,51 @@ type Summary struct {
 func Verify(ctx context.Context, r io.Reader, v Verifier) (Summary, error) {
 	c := chain{ctx: ctx, v: v, lines: true, next: 1}
 	return c.run(newLineReader(r))
+}
+
+// VerifyAnchored is Verify, then a check of the trail against the
+// checkpoints a holds for it (by Summary.TrailID): each must be in the
+// trail, as a checkpoint whose line hashes to the anchored hash. So a
+// trail cut after a checkpoint later than the last anchored one
+// (ErrCut), rewritten or replaced by an older copy (ErrCut,
+// ErrAnchorMismatch) or by another trail (ErrNotAnchored) fails. Records
+// after the last anchored checkpoint are covered by the chain only: a cut
+// among them cannot be told from a trail still being written; the
+// gateway anchors a checkpoint every audit.checkpoint_interval.
+//
+// A plain error (not a *VerifyError) means the anchor could not be read.
+func VerifyAnchored(ctx context.Context, r io.Reader, v Verifier, a Anchor) (Summary, error) {
+	c := chain{ctx: ctx, v: v, lines: true, next: 1, cps: map[uint64][32]byte{}}
+	sum, err := c.run(newLineReader(r))
+	if err != nil {
+		return sum, err
+	}
+	points, err := a.Points(ctx, sum.TrailID)
+	if err != nil {
+		return sum, err
+	}
+	if len(points) == 0 {
+		return sum, &VerifyError{Err: ErrNotAnchored, Detail: fmt.Sprintf(
+			"the anchor holds no checkpoint of trail %s: the trail was replaced whole, or never anchored", sum.TrailID)}
+	}
+	for _, p := range points {
+		if p.Seq > sum.LastSeq {
+			last := points[len(points)-1]
+			return sum, &VerifyError{Seq: last.Seq, Err: ErrCut, Detail: fmt.Sprintf(
+				"the anchor holds checkpoint seq %d of %s, but the trail ends at seq %d",
+				last.Seq, last.Time.UTC().Format(TimeLayout), sum.LastSeq)}
+		}
+	}
+	for _, p := range points {
+		h, ok := c.cps[p.Seq]
+		if !ok || hexHash(h) != p.Hash {
+			return sum, &VerifyError{Line: int(p.Seq), Seq: p.Seq, Err: ErrAnchorMismatch, Detail: fmt.Sprintf(
+				"the anchored checkpoint of %s is not this line: the trail was rewritten from here or before",
+				p.Time.UTC().Format(TimeLayout))}
+		}
+		sum.Anchored = max(sum.Anchored, p.Seq)
+	}
+	return sum, nil
 }
 
 // chain walks lines and checks them.
@@ -109,6 +180,7 @@ type chain struct {
 	since    int // records after the last checkpoint
 	last     Record
 	sum      Summary
+	cps      map[uint64][32]byte // when not nil: each checkpoint's line hash, by seq
 }
 
 func (c *chain) fail(idx int, seq uint64, kind error, format string, a ...any) *VerifyError {
@@ -145,10 +217,7 @@ func (c *chain) run(lr *lineReader) (Summary, error) {
 	if c.sum.Records == 0 {
 		return c.sum, &VerifyError{Err: ErrEmpty}
 	}
-	if c.last.Event != EventAuditCheckpoint {
-		return c.sum, c.fail(idx, c.last.Seq, ErrNoCheckpoint,
-			"the last record is %s, not a checkpoint: lines were cut off the end, or the writer did not close", c.last.Event)
-	}
+	c.sum.Closed = c.last.Event == EventAuditCheckpoint && c.last.Reason == ReasonClose
 	return c.sum, nil
 }
 
@@ -232,6 +301,15 @@ func (c *chain) check(idx int, cur, nxt *line) *VerifyError {
 		}
 	}
 	c.prevHash = hashLine(cur.b)
+	if first && !c.tail {
+		c.sum.TrailID = hexHash(c.prevHash)
+	}
+	if rec.Event == EventAuditCheckpoint {
+		c.sum.Checkpointed = rec.Seq
+		if c.cps != nil {
+			c.cps[rec.Seq] = c.prevHash
+		}
+	}
 	c.prevSeq = rec.Seq
 	c.next = rec.Seq + 1
 	c.last = rec

@@ -45,6 +45,11 @@ type Options struct {
 	Sync SyncPolicy
 	// Now is the clock; nil means time.Now. Times are written in UTC.
 	Now func() time.Time
+	// Anchor keeps a copy of each checkpoint outside the trail, once the
+	// checkpoint is on disk, so that VerifyAnchored can tell a trail cut
+	// after a checkpoint (or replaced by an older copy) from a whole one.
+	// Nil: checkpoints are not anchored.
+	Anchor Anchor
 }
 
 // Errors from Open and the Writer's methods.
@@ -57,13 +62,21 @@ var (
 	// the checkpoint due after it could not be signed or written. The
 	// next Append tries again.
 	ErrCheckpoint = errors.New("audit: checkpoint failed")
+	// ErrSigner: the Signer failed; nothing was written for the
+	// checkpoint. Wrapped with the Signer's error.
+	ErrSigner = errors.New("audit: checkpoint not signed")
+	// ErrAnchor: a checkpoint is on disk but the Anchor did not take it;
+	// the next checkpoint, or Writer.Anchor, tries again. Wrapped with
+	// the Anchor's error.
+	ErrAnchor = errors.New("audit: checkpoint not anchored")
 )
 
 // Writer appends records to an audit trail file. It is safe for concurrent
 // use. It never logs: every failure is returned to the caller.
 //
 // After a failed write or fsync the Writer stops: every later call returns
-// the same error, because the state of the file's end is no longer known.
+// the same error, because the state of the file's end is no longer known,
+// until Recover cuts the file back to where it is known to be whole.
 // Opening the file again checks its tail.
 type Writer struct {
 	f     *os.File
@@ -71,19 +84,46 @@ type Writer struct {
 	sync  SyncPolicy
 	sign  Signer
 	now   func() time.Time
+	anc   Anchor
 
-	mu      sync.Mutex
-	next    uint64   // seq of the next record
-	prev    [32]byte // hash of the last line
-	since   int      // records since the last checkpoint
-	size    int64    // bytes in the file
-	written uint64   // seq of the last record written
-	closed  bool
-	err     error // sticky write or sync failure
-	buf     []byte
+	mu       sync.Mutex
+	next     uint64   // seq of the next record
+	prev     [32]byte // hash of the last line
+	since    int      // records since the last checkpoint
+	size     int64    // bytes in the file
+	written  uint64   // seq of the last record written
+	closed   bool
+	err      error     // sticky write or sync failure
+	failSync bool      // err came from fsync: what was written since the last good one is in doubt
+	cutTo    *position // err came from a batch: Recover cuts back to its start
+	buf      []byte
+	trail    string      // TrailID: hex SHA-256 of the file's first line
+	durable  position    // where the file stood after the last good fsync
+	lastCP   AnchorPoint // the last checkpoint written
+	cpOnDisk AnchorPoint // the last checkpoint known to be on disk
 
 	syncMu sync.Mutex
 	synced uint64 // seq of the last record known to be on disk
+
+	anchorMu sync.Mutex
+	anchored uint64 // seq of the last checkpoint the Anchor took
+	// opened is where a continued file ended when it was opened, for
+	// checking it against its anchor before anchoring anything (checked
+	// once that was done).
+	opened  *tailState
+	checked bool
+}
+
+// position is where the chain stands at the end of the file.
+type position struct {
+	size  int64
+	next  uint64
+	prev  [32]byte
+	since int
+}
+
+func (w *Writer) position() position {
+	return position{size: w.size, next: w.next, prev: w.prev, since: w.since}
 }
 
 // Open opens the trail at path for appending, creating it with mode 0600
@@ -96,7 +136,12 @@ type Writer struct {
 // last line is cut short. Only the tail is read, so that opening stays
 // fast however long the file: damage before the last checkpoint is found
 // by Verify, not by Open. A refused file is left as it is, for an operator
-// to look at; the gateway should then start a new file. A file that is writable by group or others, or
+// to look at; the gateway should then start a new file. With an Anchor,
+// a continued file is also checked against the last checkpoint anchored
+// for it, and refused when its end was cut off (ErrCut) or that
+// checkpoint differs (ErrAnchorMismatch); when the anchor cannot be read
+// then, the check comes before the first anchoring, which fails (ErrAnchor)
+// until it passes. A file that is writable by group or others, or
 // not a regular file, is refused too. The file is locked (flock) while the
 // Writer has it open.
 func Open(ctx context.Context, path string, opts Options) (*Writer, error) {
@@ -114,6 +159,7 @@ func Open(ctx context.Context, path string, opts Options) (*Writer, error) {
 		sync:  opts.Sync,
 		sign:  opts.Signer,
 		now:   opts.Now,
+		anc:   opts.Anchor,
 		next:  1,
 	}
 	if w.every == 0 {
@@ -164,11 +210,27 @@ func Open(ctx context.Context, path string, opts Options) (*Writer, error) {
 		}
 		w.next, w.prev, w.since = st.next, st.prev, st.since
 		w.written, w.synced = st.next-1, st.next-1
+		first, err := readFirstLine(f)
+		if err != nil {
+			return fail(fmt.Errorf("audit: %s: %w", path, err))
+		}
+		w.trail = hexHash(hashLine(first))
+		w.opened = &st
+		if w.anc != nil {
+			// A trail cut and then continued would, with an Anchor that
+			// keeps only the last checkpoint, lose the evidence of the
+			// cut: refuse it now if the anchor can be read, or before
+			// the first anchoring.
+			if err := w.checkAnchor(ctx); err != nil && !errors.Is(err, errAnchorRead) {
+				return fail(fmt.Errorf("audit: %s: refusing to append: %w", path, err))
+			}
+		}
 		reason = ReasonContinued
 		if !st.clean {
 			reason = ReasonContinuedUnclean
 		}
 	}
+	w.durable = w.position()
 	if created {
 		if err := syncDir(filepath.Dir(path)); err != nil {
 			return fail(fmt.Errorf("audit: %w", err))
@@ -223,12 +285,17 @@ func (w *Writer) append(ctx context.Context, r Record) (uint64, error) {
 			return seq, err
 		}
 	}
+	if durable != seq {
+		if err := w.anchor(ctx); err != nil {
+			return seq, fmt.Errorf("%w: %w", ErrCheckpoint, err)
+		}
+	}
 	return seq, cpErr
 }
 
 // Checkpoint writes a signed checkpoint now (reason "requested"), for
 // example from a timer so that a quiet gateway's trail is signed often
-// enough, and makes it durable.
+// enough, makes it durable and anchors it.
 func (w *Writer) Checkpoint(ctx context.Context) error {
 	w.mu.Lock()
 	if err := w.usable(); err != nil {
@@ -240,7 +307,143 @@ func (w *Writer) Checkpoint(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	return w.syncTo(seq)
+	if err := w.syncTo(seq); err != nil {
+		return err
+	}
+	return w.anchor(ctx)
+}
+
+// Anchor hands the last checkpoint on disk to Options.Anchor, if the
+// Anchor has not taken it yet (a checkpoint whose anchoring failed).
+func (w *Writer) Anchor(ctx context.Context) error { return w.anchor(ctx) }
+
+// anchorBehind reports whether a checkpoint on disk is not anchored yet.
+func (w *Writer) anchorBehind() bool {
+	if w.anc == nil {
+		return false
+	}
+	w.mu.Lock()
+	seq := w.cpOnDisk.Seq
+	w.mu.Unlock()
+	w.anchorMu.Lock()
+	defer w.anchorMu.Unlock()
+	return seq > w.anchored
+}
+
+// anchor puts the last checkpoint on disk to the Anchor, once; anchorMu
+// keeps the Anchor's copies in seq order.
+func (w *Writer) anchor(ctx context.Context) error {
+	if w.anc == nil {
+		return nil
+	}
+	w.anchorMu.Lock()
+	defer w.anchorMu.Unlock()
+	w.mu.Lock()
+	cp := w.cpOnDisk
+	w.mu.Unlock()
+	if cp.Seq <= w.anchored {
+		return nil
+	}
+	if err := w.checkAnchor(ctx); err != nil {
+		return fmt.Errorf("%w (seq %d): %w", ErrAnchor, cp.Seq, err)
+	}
+	if err := w.anc.Put(ctx, cp); err != nil {
+		return fmt.Errorf("%w (seq %d): %w", ErrAnchor, cp.Seq, err)
+	}
+	w.anchored = cp.Seq
+	return nil
+}
+
+// errAnchorRead: the anchor could not be read to check a continued trail.
+var errAnchorRead = errors.New("cannot read the anchor")
+
+// checkAnchor checks a continued file against the last checkpoint its
+// Anchor holds, once: that checkpoint must not be beyond the file's end
+// at open (the end was cut off), and when it is the file's last
+// checkpoint it must be the same line. A file refused so is one to move
+// aside and keep as evidence; the gateway then starts a new one.
+func (w *Writer) checkAnchor(ctx context.Context) error {
+	if w.opened == nil || w.checked {
+		return nil
+	}
+	points, err := w.anc.Points(ctx, w.trail)
+	if err != nil {
+		return fmt.Errorf("%w: %w", errAnchorRead, err)
+	}
+	w.checked = true
+	if len(points) == 0 {
+		return nil
+	}
+	last, st := points[len(points)-1], w.opened
+	if last.Seq >= st.next {
+		w.checked = false
+		return fmt.Errorf("%w: the anchor holds checkpoint seq %d of %s, but the trail ended at seq %d when opened: its end was cut off",
+			ErrCut, last.Seq, last.Time.UTC().Format(TimeLayout), st.next-1)
+	}
+	if last.Seq == st.cpSeq && last.Hash != hexHash(st.cpHash) {
+		w.checked = false
+		return fmt.Errorf("%w: the trail's checkpoint seq %d is not the one anchored", ErrAnchorMismatch, last.Seq)
+	}
+	return nil
+}
+
+// TrailID identifies the trail: the hex SHA-256 of its first line. The
+// Anchor files checkpoints under it.
+func (w *Writer) TrailID() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.trail
+}
+
+// Recover makes a Writer that stopped on a failed write or fsync usable
+// again, once the file can be written: it cuts the file back to where it
+// is known to be whole, makes that durable, and carries on from there.
+// After a failed write that is the end of the last record written whole;
+// after a failed fsync, the end of the last record an fsync covered,
+// since what the kernel did with the rest is not known. With
+// SyncEveryRecord, no record cut off was reported written: its Append
+// returned an error. Recover returns nil at once on a Writer that has not
+// stopped, and an error (the Writer still stopped) when the file cannot be
+// cut back or synced.
+func (w *Writer) Recover(ctx context.Context) error {
+	w.syncMu.Lock()
+	defer w.syncMu.Unlock()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		return ErrClosed
+	}
+	if w.err == nil {
+		return nil
+	}
+	to := w.position()
+	switch {
+	case w.failSync:
+		to = w.durable
+	case w.cutTo != nil:
+		to = *w.cutTo
+	}
+	if err := w.f.Truncate(to.size); err != nil {
+		return fmt.Errorf("audit: recover: %w", err)
+	}
+	if err := fsync(w.f); err != nil {
+		return fmt.Errorf("audit: recover: fsync: %w", err)
+	}
+	fi, err := w.f.Stat()
+	if err != nil {
+		return fmt.Errorf("audit: recover: %w", err)
+	}
+	if fi.Size() != to.size {
+		return fmt.Errorf("audit: recover: file is %d bytes after cutting it to %d", fi.Size(), to.size)
+	}
+	w.size, w.next, w.prev, w.since = to.size, to.next, to.prev, to.since
+	w.written, w.synced = to.next-1, to.next-1
+	w.durable = to
+	if w.lastCP.Seq >= to.next {
+		w.lastCP = w.cpOnDisk
+	}
+	w.err, w.failSync, w.cutTo = nil, false, nil
+	return nil
 }
 
 // Close writes a final checkpoint (reason "close"), syncs and closes the
@@ -262,14 +465,26 @@ func (w *Writer) Close(ctx context.Context) error {
 	w.mu.Unlock()
 
 	w.syncMu.Lock()
-	defer w.syncMu.Unlock()
+	synced := false
 	if serr := fsync(w.f); serr != nil {
 		err = errors.Join(err, fmt.Errorf("audit: fsync: %w", serr))
 	} else {
 		w.synced = written
+		synced = true
+		w.mu.Lock()
+		w.cpOnDisk = w.lastCP
+		w.mu.Unlock()
 	}
 	if cerr := w.f.Close(); cerr != nil {
 		err = errors.Join(err, fmt.Errorf("audit: %w", cerr))
+	}
+	w.syncMu.Unlock()
+	if synced {
+		// The close checkpoint is the trail's last: an Anchor that missed
+		// it would let a cut before it pass.
+		if aerr := w.anchor(ctx); aerr != nil {
+			err = errors.Join(err, aerr)
+		}
 	}
 	return err
 }
@@ -285,10 +500,15 @@ func (w *Writer) checkpointLocked(ctx context.Context, reason Reason) (uint64, e
 	return w.writeLocked(ctx, Record{Actor: "system", Event: EventAuditCheckpoint, Outcome: Info, Reason: reason})
 }
 
-// writeLocked stamps r, signs it if it is a checkpoint, and writes it.
+// writeLocked stamps r, signs it if it is a checkpoint, and writes it. A
+// record that has a Time already (from the Queue: when it was handed
+// over) keeps it.
 func (w *Writer) writeLocked(ctx context.Context, r Record) (uint64, error) {
 	r.Seq = w.next
-	r.Time = w.now().UTC()
+	if r.Time.IsZero() {
+		r.Time = w.now()
+	}
+	r.Time = r.Time.UTC()
 	r.Prev = GenesisPrev
 	if r.Seq > 1 {
 		r.Prev = hexHash(w.prev)
@@ -300,7 +520,7 @@ func (w *Writer) writeLocked(ctx context.Context, r Record) (uint64, error) {
 		}
 		sig, keyID, err := w.sign.Sign(ctx, data)
 		if err != nil {
-			return 0, fmt.Errorf("audit: signing checkpoint: %w", err)
+			return 0, fmt.Errorf("%w: %w", ErrSigner, err)
 		}
 		if !validKeyID(keyID) || !validSig(sig) {
 			return 0, fmt.Errorf("audit: signer returned an unusable key id %q or signature", keyID)
@@ -326,8 +546,12 @@ func (w *Writer) writeLocked(ctx context.Context, r Record) (uint64, error) {
 	w.prev = hashLine(b)
 	w.next++
 	w.written = r.Seq
+	if r.Seq == 1 {
+		w.trail = hexHash(w.prev)
+	}
 	if r.Event == EventAuditCheckpoint {
 		w.since = 0
+		w.lastCP = AnchorPoint{Trail: w.trail, Seq: r.Seq, Hash: hexHash(w.prev), Time: r.Time}
 	} else {
 		w.since++
 	}
@@ -356,7 +580,7 @@ func (w *Writer) syncTo(seq uint64) error {
 		return nil
 	}
 	w.mu.Lock()
-	target, err := w.written, w.usable()
+	target, pos, cp, err := w.written, w.position(), w.lastCP, w.usable()
 	w.mu.Unlock()
 	if err != nil {
 		return err
@@ -365,13 +589,105 @@ func (w *Writer) syncTo(seq uint64) error {
 		w.mu.Lock()
 		if w.err == nil {
 			w.err = fmt.Errorf("audit: fsync failed, writer stopped: %w", err)
+			w.failSync = true
 		}
 		err = w.err
 		w.mu.Unlock()
 		return err
 	}
 	w.synced = target
+	w.mu.Lock()
+	w.durable = pos
+	w.cpOnDisk = cp
+	w.mu.Unlock()
 	return nil
+}
+
+// appendBatch writes records the Queue checked and stamped, then a
+// checkpoint if one is due, makes them durable with one fsync, and
+// anchors the checkpoint. written reports whether every record is on
+// disk, even when err says the checkpoint failed (ErrCheckpoint). skipped
+// counts records that could not be written at all and were left out (a
+// line over MaxLineLen); the rest of the batch is written.
+func (w *Writer) appendBatch(ctx context.Context, recs []Record) (written bool, skipped int, err error) {
+	w.mu.Lock()
+	if err := w.usable(); err != nil {
+		w.mu.Unlock()
+		return false, 0, err
+	}
+	last := w.written
+	// A batch is written whole or not at all: the Queue writes it again
+	// after Recover, which cuts a failed one back to here.
+	start := w.position()
+	stop := func(err error) (bool, int, error) {
+		if w.cutTo == nil {
+			w.cutTo = &start
+		}
+		w.mu.Unlock()
+		return false, 0, err
+	}
+	for _, r := range recs {
+		seq, err := w.writeLocked(ctx, r)
+		if err != nil {
+			if w.err != nil {
+				return stop(err)
+			}
+			skipped++
+			continue
+		}
+		last = seq
+	}
+	var cpErr error
+	cp := false
+	if w.since >= w.every {
+		seq, err := w.checkpointLocked(ctx, ReasonInterval)
+		switch {
+		case err == nil:
+			last, cp = seq, true
+		case w.err != nil:
+			return stop(err)
+		default:
+			cpErr = fmt.Errorf("%w: %w", ErrCheckpoint, err)
+		}
+	}
+	w.mu.Unlock()
+	if err := w.syncTo(last); err != nil {
+		return false, 0, err
+	}
+	if cp {
+		if err := w.anchor(ctx); err != nil {
+			return true, skipped, fmt.Errorf("%w: %w", ErrCheckpoint, err)
+		}
+	}
+	return true, skipped, cpErr
+}
+
+// pending is the number of records after the last checkpoint.
+func (w *Writer) pending() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.since
+}
+
+// stopped reports whether a failed write or fsync stopped the Writer.
+func (w *Writer) stopped() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.err != nil
+}
+
+// readFirstLine returns the first line of f, without its newline.
+func readFirstLine(f *os.File) ([]byte, error) {
+	b := make([]byte, MaxLineLen+1)
+	n, err := f.ReadAt(b, 0)
+	if err != nil && err != io.EOF {
+		return nil, err
+	}
+	i := bytes.IndexByte(b[:n], '\n')
+	if i < 0 {
+		return nil, errors.New("first line has no newline or is too long")
+	}
+	return b[:i], nil
 }
 
 // fsync is (*os.File).Sync; the fuzz test turns it off to run faster.
@@ -388,10 +704,12 @@ func syncDir(dir string) error {
 
 // tailState is where an existing file's chain stands.
 type tailState struct {
-	next  uint64
-	prev  [32]byte
-	since int  // records after the last checkpoint
-	clean bool // the last record is a checkpoint with reason "close"
+	next   uint64
+	prev   [32]byte
+	since  int  // records after the last checkpoint
+	clean  bool // the last record is a checkpoint with reason "close"
+	cpSeq  uint64
+	cpHash [32]byte // the last checkpoint's line hash, when cpSeq != 0
 }
 
 const tailChunk = 64 << 10
@@ -438,7 +756,7 @@ func readTail(ctx context.Context, f *os.File, size int64, v Verifier) (tailStat
 		if cp < 0 && pos > 0 {
 			continue
 		}
-		c := chain{ctx: ctx, v: v, next: 1}
+		c := chain{ctx: ctx, v: v, next: 1, cps: map[uint64][32]byte{}}
 		seg := data
 		if cp >= 0 {
 			seg = data[cp:]
@@ -448,15 +766,16 @@ func readTail(ctx context.Context, f *os.File, size int64, v Verifier) (tailStat
 	}
 }
 
-// tailRun checks the lines of a tail like run, except that the tail may
-// end without a checkpoint (a writer that stopped without Close).
+// tailRun checks the lines of a tail like run; the tail may end without a
+// checkpoint (a writer that stopped without Close).
 func (c *chain) tailRun(lr *lineReader) (tailState, error) {
-	_, err := c.run(lr)
-	var ve *VerifyError
-	if err != nil && !(errors.As(err, &ve) && ve.Err == ErrNoCheckpoint) {
+	if _, err := c.run(lr); err != nil {
 		return tailState{}, err
 	}
 	st := tailState{next: c.next, prev: c.prevHash, since: c.since}
 	st.clean = c.last.Event == EventAuditCheckpoint && c.last.Reason == ReasonClose
+	if cp := c.sum.Checkpointed; cp != 0 {
+		st.cpSeq, st.cpHash = cp, c.cps[cp]
+	}
 	return st, nil
 }

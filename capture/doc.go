@@ -47,6 +47,20 @@
 // tokenization.requested/result, authorization.requested/result) go to
 // the AuditSink with the card number masked to at most first 6 + last 4.
 //
+// # No trail, no capture
+//
+// The AuditSink (the gateway's audit.Queue) is required. Its Append never
+// blocks, so a key press handled on the relay's thread never waits for a
+// disk or for Vault. A payment goes no further than its trail: Start is
+// refused (ErrAuditUnavailable) while the trail cannot be written; when
+// it stops being writable (Watch) every live session ends failed with
+// reason audit_unavailable and its card data is wiped, as does a session
+// one of whose records the queue could not take; and Submit lends the
+// card data to the processor (tokenize, then authorize) only once the
+// records before it are durable (Sync), else the session ends the same
+// way. A payment whose authorization was already sent keeps its outcome:
+// its records wait in the queue until the trail can take them.
+//
 // # Card data
 //
 // Digits live only in each field's buffer, allocated once at the

@@ -33,30 +33,77 @@ func (c *fakeClock) advance(d time.Duration) time.Time {
 	return c.t
 }
 
-// recSink records audit records, and writes each to a real audit.Writer
-// first: a record the Writer refuses (card data, a field out of its
-// syntax, an unknown reason code) is an error to the session, as in
-// production, and fails the test (see newEnv).
+// recSink is the session's audit trail in tests: a real audit.Queue in
+// front of a real audit.Writer on a temporary file. It also keeps every
+// record the Queue took. A record the Queue refuses (card data, a field
+// out of its syntax, an unknown reason code) is an error to the session,
+// as in production, and fails the test (see newEnv). Its signer can be
+// made to fail (down) or to hold (hold), for what a trail that cannot be
+// written does to the sessions.
 type recSink struct {
-	w       *audit.Writer
+	q       *audit.Queue
+	signer  *testSigner
 	mu      sync.Mutex
 	recs    []audit.Record
 	refused []error
 }
 
-func newRecSink(t testing.TB) *recSink {
+// testSigner is an HMAC signer that a test can make fail, or wait in
+// Sign until released.
+type testSigner struct {
+	*audit.HMAC
+	mu      sync.Mutex
+	fail    error
+	gate    chan struct{}
+	entered chan struct{}
+}
+
+func (s *testSigner) Sign(ctx context.Context, data []byte) (string, string, error) {
+	s.mu.Lock()
+	fail, gate, entered := s.fail, s.gate, s.entered
+	s.mu.Unlock()
+	if entered != nil {
+		entered <- struct{}{}
+	}
+	if gate != nil {
+		<-gate
+	}
+	if fail != nil {
+		return "", "", fail
+	}
+	return s.HMAC.Sign(ctx, data)
+}
+
+func newRecSink(t testing.TB) *recSink { return newRecSinkWith(t, 0, 0) }
+
+// newRecSinkWith is newRecSink with a checkpoint after every `every`
+// records and a queue of size records (0: the defaults).
+func newRecSinkWith(t testing.TB, every, size int) *recSink {
 	t.Helper()
 	h, err := audit.NewHMAC(audit.HMACKey{ID: "test", Key: []byte("capture-test-key-0123456789abcdef")})
 	if err != nil {
 		t.Fatal(err)
 	}
-	w, err := audit.Open(context.Background(), filepath.Join(t.TempDir(), "audit.jsonl"), audit.Options{Signer: h, Sync: audit.SyncOnCheckpoint})
+	sig := &testSigner{HMAC: h}
+	dir := t.TempDir()
+	w, err := audit.Open(context.Background(), filepath.Join(dir, "audit.jsonl"), audit.Options{
+		Signer: sig, CheckpointEvery: every, Anchor: &audit.FileAnchor{Path: filepath.Join(dir, "audit.anchor")}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &recSink{w: w}
+	// Attempts after a failure come when the test asks (Checkpoint).
+	q, err := audit.NewQueue(w, audit.QueueOptions{Size: size, RetryMin: time.Hour, RetryMax: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &recSink{q: q, signer: sig}
 	t.Cleanup(func() {
-		w.Close(context.Background())
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		sig.mu.Lock()
+		sig.fail, sig.gate, sig.entered = nil, nil, nil
+		sig.mu.Unlock()
+		q.Close(ctx)
 		r.mu.Lock()
 		defer r.mu.Unlock()
 		for _, err := range r.refused {
@@ -69,14 +116,44 @@ func newRecSink(t testing.TB) *recSink {
 func (r *recSink) Append(ctx context.Context, rec audit.Record) (uint64, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if _, err := r.w.Append(ctx, rec); err != nil {
-		if !errors.Is(err, audit.ErrClosed) { // not a goroutine that outlived its test
+	if _, err := r.q.Append(ctx, rec); err != nil {
+		if !errors.Is(err, audit.ErrClosed) && !errors.Is(err, audit.ErrQueueFull) { // not a goroutine that outlived its test
 			r.refused = append(r.refused, err)
 		}
 		return 0, err
 	}
 	r.recs = append(r.recs, rec)
 	return uint64(len(r.recs)), nil
+}
+
+func (r *recSink) Err() error                     { return r.q.Err() }
+func (r *recSink) Sync(ctx context.Context) error { return r.q.Sync(ctx) }
+func (r *recSink) Watch(fn func(error)) func()    { return r.q.Watch(fn) }
+
+// down makes the trail unwritable: the signer fails, and a checkpoint
+// attempt finds it (Watch has been told when it returns).
+func (r *recSink) down(t testing.TB) {
+	t.Helper()
+	r.signer.mu.Lock()
+	r.signer.fail = errors.New("signer down (test)")
+	r.signer.mu.Unlock()
+	if _, err := r.q.Append(context.Background(), audit.Record{Actor: "test", Event: audit.EventConfigLoaded, Outcome: audit.Success, Reason: audit.ReasonConfigDefault}); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.q.Checkpoint(context.Background()); !errors.Is(err, audit.ErrUnavailable) {
+		t.Fatalf("trail still writable with the signer down: %v", err)
+	}
+}
+
+// up lets the signer work again and waits until the trail recovers.
+func (r *recSink) up(t testing.TB) {
+	t.Helper()
+	r.signer.mu.Lock()
+	r.signer.fail = nil
+	r.signer.mu.Unlock()
+	if err := r.q.Checkpoint(context.Background()); err != nil {
+		t.Fatalf("trail did not recover: %v", err)
+	}
 }
 
 func (r *recSink) events() []audit.Event {
@@ -185,7 +262,13 @@ type transition struct{ from, to State }
 // may be nil (no Processor).
 func newEnv(t testing.TB, cfg Config, proc *fakeProc) *env {
 	t.Helper()
-	e := &env{t: t, clk: &fakeClock{t: t0}, sink: newRecSink(t)}
+	return newEnvSink(t, cfg, proc, newRecSink(t))
+}
+
+// newEnvSink is newEnv with the given trail.
+func newEnvSink(t testing.TB, cfg Config, proc *fakeProc, sink *recSink) *env {
+	t.Helper()
+	e := &env{t: t, clk: &fakeClock{t: t0}, sink: sink}
 	opts := Options{Audit: e.sink, Now: e.clk.now, TickInterval: -1}
 	if proc != nil {
 		opts.Processor = proc

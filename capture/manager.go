@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base32"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -19,7 +20,7 @@ import (
 // Options are the Manager's collaborators.
 type Options struct {
 	Processor Processor        // nil: Submit fails sessions with not_configured
-	Audit     AuditSink        // nil: no audit records
+	Audit     AuditSink        // required: the audit trail (an *audit.Queue)
 	Now       func() time.Time // the clock; default time.Now
 	Logger    *zap.Logger      // operational log; default none. Never given card data.
 	// TickInterval is how often the Manager's goroutine runs the timers
@@ -59,17 +60,22 @@ type Manager struct {
 
 	stop        chan struct{}
 	done        chan struct{}
+	unwatch     func()
 	auditErrors atomic.Uint64
 
 	transitionHook func(from, to State) // tests: sees every transition attempted
 }
 
 // NewManager checks cfg (zero values take the defaults) and starts the
-// timer goroutine unless opts.TickInterval is negative.
+// timer goroutine unless opts.TickInterval is negative. opts.Audit is
+// required.
 func NewManager(cfg Config, opts Options) (*Manager, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
 		return nil, err
+	}
+	if opts.Audit == nil {
+		return nil, errors.New("capture: Options.Audit is required: no capture without an audit trail")
 	}
 	m := &Manager{
 		cfg: cfg, proc: opts.Processor, sink: opts.Audit, now: opts.Now, log: opts.Logger,
@@ -86,6 +92,7 @@ func NewManager(cfg Config, opts Options) (*Manager, error) {
 	if m.retain <= 0 {
 		m.retain = time.Hour
 	}
+	m.unwatch = m.sink.Watch(m.auditChanged)
 	every := opts.TickInterval
 	if every == 0 {
 		every = time.Second
@@ -116,10 +123,14 @@ func (m *Manager) run(every time.Duration) {
 func (m *Manager) Config() Config { return m.cfg }
 
 // Start opens a payment session on a call. Only digits pressed after this
-// moment go into it. ErrCallBusy if the call has a live session.
+// moment go into it. ErrCallBusy if the call has a live session,
+// ErrAuditUnavailable while the audit trail cannot be written.
 func (m *Manager) Start(callID string, req PaymentRequest, actor string) (*Session, error) {
 	if err := checkRequest(callID, req); err != nil {
 		return nil, err
+	}
+	if err := m.sink.Err(); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrAuditUnavailable, err)
 	}
 	if actor == "" {
 		actor = actorSystem
@@ -350,16 +361,39 @@ func (m *Manager) Tick(now time.Time) {
 	m.mu.Unlock()
 }
 
-// AuditErrors counts audit records the sink refused or failed to write.
+// AuditErrors counts audit records the sink refused or could not take.
 func (m *Manager) AuditErrors() uint64 { return m.auditErrors.Load() }
 
-func (m *Manager) appendAudit(recs []audit.Record) {
+// appendAudit queues recs; Append never blocks. It reports whether a
+// record was lost because the trail could not take it (as opposed to a
+// record it refused, which is a bug, logged and counted).
+func (m *Manager) appendAudit(recs []audit.Record) (lost bool) {
 	for _, r := range recs {
 		if _, err := m.sink.Append(context.Background(), r); err != nil {
 			m.auditErrors.Add(1)
 			m.log.Error("capture: audit record not written",
 				zap.String("event", string(r.Event)), zap.String("payment_id", r.PaymentID), zap.Error(err))
+			lost = lost || errors.Is(err, audit.ErrQueueFull) || errors.Is(err, audit.ErrUnavailable) || errors.Is(err, audit.ErrClosed)
 		}
+	}
+	return lost
+}
+
+// auditChanged hears from the trail: when it cannot be written, every
+// live session ends with audit_unavailable and its card data is wiped (a
+// session whose processor runs ends when it returns, unless the payment
+// reached an outcome). New sessions are refused until it can (Start).
+func (m *Manager) auditChanged(err error) {
+	if err == nil {
+		m.log.Info("capture: audit trail writable again; payments accepted")
+		return
+	}
+	m.log.Error("capture: audit trail cannot be written; live payments end, new ones are refused", zap.Error(err))
+	now := m.now()
+	for _, s := range m.sessions() {
+		s.lock()
+		s.abort(StateFailed, ReasonAuditUnavailable, now)
+		s.unlock()
 	}
 }
 
@@ -373,6 +407,7 @@ func (m *Manager) Close() {
 	}
 	m.closed = true
 	m.mu.Unlock()
+	m.unwatch()
 	select {
 	case <-m.done:
 	default:

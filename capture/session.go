@@ -22,17 +22,16 @@ const (
 // use.
 //
 // Locking: mu guards everything below it. Audit records are gathered under
-// mu and appended after it is released, under auditMu, which is taken
-// before mu is released so that a session's records reach the trail in the
-// order they happened. A Manager's lock is never taken while mu is held.
+// mu and queued before it is released (the sink's Append never blocks), so
+// that a session's records reach the trail in the order they happened. A
+// Manager's lock is never taken while mu is held.
 type Session struct {
 	m      *Manager
 	id     string
 	callID string
 	req    PaymentRequest
 
-	auditMu sync.Mutex
-	mu      sync.Mutex
+	mu sync.Mutex
 
 	state      State
 	reason     string
@@ -79,19 +78,23 @@ func (s *Session) ID() string { return s.id }
 // CallID is the call the session belongs to.
 func (s *Session) CallID() string { return s.callID }
 
-// lock and unlock wrap every mutation: unlock appends the gathered audit
-// records in order and detaches a session that ended from its call.
+// lock and unlock wrap every mutation: unlock queues the gathered audit
+// records in order and detaches a session that ended from its call. A
+// session one of whose records the trail could not take stops there: a
+// payment is audited whole or not at all.
 func (s *Session) lock() { s.mu.Lock() }
 
 func (s *Session) unlock() {
 	recs := s.pending
 	s.pending = nil
+	if s.m.appendAudit(recs) && s.state.Live() {
+		s.abort(StateFailed, ReasonAuditUnavailable, s.m.now())
+		recs, s.pending = s.pending, nil
+		s.m.appendAudit(recs)
+	}
 	ended := s.ended
 	s.ended = false
-	s.auditMu.Lock()
 	s.mu.Unlock()
-	s.m.appendAudit(recs)
-	s.auditMu.Unlock()
 	if ended {
 		s.m.detach(s)
 	}
@@ -99,9 +102,6 @@ func (s *Session) unlock() {
 
 // audit gathers r with the session's actor and ids filled in.
 func (s *Session) audit(actor string, r audit.Record) {
-	if s.m.sink == nil {
-		return
-	}
 	if actor == "" {
 		actor = actorSystem
 	}

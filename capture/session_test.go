@@ -518,7 +518,7 @@ func TestStart(t *testing.T) {
 
 func TestManagerGoroutineTicks(t *testing.T) {
 	clk := &fakeClock{t: t0}
-	m, err := NewManager(Config{SessionTimeout: time.Second}, Options{Now: clk.now, TickInterval: time.Millisecond})
+	m, err := NewManager(Config{SessionTimeout: time.Second}, Options{Audit: newRecSink(t), Now: clk.now, TickInterval: time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -662,7 +662,7 @@ func TestOnActive(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			var got []string
 			clk := &fakeClock{t: t0}
-			m, err := NewManager(Config{}, Options{Now: clk.now, TickInterval: -1,
+			m, err := NewManager(Config{}, Options{Audit: newRecSink(t), Now: clk.now, TickInterval: -1,
 				OnActive: func(call string, on bool) { got = append(got, fmt.Sprintf("%s %v", call, on)) }})
 			if err != nil {
 				t.Fatal(err)

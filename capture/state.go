@@ -10,7 +10,8 @@ var legal = map[State][]State{
 	StateCreated:    {StateCollecting, StateCancelled, StateExpired},
 	StateCollecting: {StateCollecting, StateComplete, StateFailed, StateCancelled, StateExpired},
 	StateComplete:   {StateCollecting, StateTokenized, StateFailed, StateCancelled, StateExpired},
-	StateTokenized:  {StateCollecting, StateSubmitting, StateCancelled, StateExpired},
+	// tokenized → failed: the audit trail went down (audit_unavailable).
+	StateTokenized: {StateCollecting, StateSubmitting, StateFailed, StateCancelled, StateExpired},
 	// submitting → tokenized: the PSP was unavailable; the agent may submit again.
 	StateSubmitting: {StateTokenized, StateApproved, StateDeclined, StateFailed, StateCancelled, StateExpired},
 }

@@ -18,7 +18,7 @@ func TestTransitionTable(t *testing.T) {
 	add(StateCreated, StateCollecting, StateCancelled, StateExpired)
 	add(StateCollecting, StateCollecting, StateComplete, StateFailed, StateCancelled, StateExpired)
 	add(StateComplete, StateCollecting, StateTokenized, StateFailed, StateCancelled, StateExpired)
-	add(StateTokenized, StateCollecting, StateSubmitting, StateCancelled, StateExpired)
+	add(StateTokenized, StateCollecting, StateSubmitting, StateFailed, StateCancelled, StateExpired)
 	add(StateSubmitting, StateTokenized, StateApproved, StateDeclined, StateFailed, StateCancelled, StateExpired)
 	for _, from := range States() {
 		for _, to := range States() {
@@ -59,9 +59,13 @@ func TestTransitionsReached(t *testing.T) {
 			e.complete("c")
 			_, _ = s.Submit(context.Background(), "a")
 		},
-		"unavailable, reset":   func(e *env, s *Session) { unavailable(e, s); _ = s.Restart("a") },
-		"unavailable, cancel":  func(e *env, s *Session) { unavailable(e, s); _ = s.Cancel("a") },
-		"unavailable, expire":  func(e *env, s *Session) { unavailable(e, s); e.m.Tick(e.clk.advance(time.Hour)) },
+		"unavailable, reset":  func(e *env, s *Session) { unavailable(e, s); _ = s.Restart("a") },
+		"unavailable, cancel": func(e *env, s *Session) { unavailable(e, s); _ = s.Cancel("a") },
+		"unavailable, expire": func(e *env, s *Session) { unavailable(e, s); e.m.Tick(e.clk.advance(time.Hour)) },
+		"unavailable, audit down": func(e *env, s *Session) {
+			unavailable(e, s)
+			e.sink.down(e.t)
+		},
 		"declined":             func(e *env, s *Session) { outcome(e, s, OutcomeDeclined) },
 		"failed":               func(e *env, s *Session) { outcome(e, s, OutcomeFailed) },
 		"call end in submit":   func(e *env, s *Session) { abortInSubmit(e, s, func() { e.m.CallEnded("c") }) },

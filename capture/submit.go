@@ -105,8 +105,15 @@ func (s *Session) tokenize(ctx context.Context, actor string) error {
 	s.audit(actor, audit.Record{Event: audit.EventTokenizationRequested, Outcome: audit.Info, MaskedPAN: s.fields[0].auditPAN})
 	c := s.card()
 	var tok string
-	var err error
-	s.call(func() { tok, err = s.m.proc.Tokenize(ctx, c, s.req) })
+	var err, aerr error
+	s.call(func() {
+		if aerr = s.m.sink.Sync(ctx); aerr == nil {
+			tok, err = s.m.proc.Tokenize(ctx, c, s.req)
+		}
+	})
+	if aerr != nil {
+		return s.auditFailed(ctx, actor, aerr)
+	}
 	now := s.m.now()
 	switch {
 	case err != nil && temporary(err):
@@ -135,8 +142,15 @@ func (s *Session) authorize(ctx context.Context, actor string) error {
 	s.changed(s.m.now())
 	c, tok := s.card(), s.token
 	var res Result
-	var err error
-	s.call(func() { res, err = s.m.proc.Authorize(ctx, c, tok, s.req) })
+	var err, aerr error
+	s.call(func() {
+		if aerr = s.m.sink.Sync(ctx); aerr == nil {
+			res, err = s.m.proc.Authorize(ctx, c, tok, s.req)
+		}
+	})
+	if aerr != nil {
+		return s.auditFailed(ctx, actor, aerr)
+	}
 	now := s.m.now()
 	if err != nil && temporary(err) {
 		s.m.log.Warn("capture: authorization unavailable", zap.String("payment_id", s.id), zap.Error(err))
@@ -165,6 +179,20 @@ func (s *Session) authorize(ctx context.Context, actor string) error {
 	s.audit(actor, resultRecord(out, res))
 	s.finish(to, &res, actor, now)
 	return nil
+}
+
+// auditFailed stops a submit whose records could not be made durable
+// before the card data would have gone to the processor: the session ends
+// with audit_unavailable and its card data is wiped. A submit whose
+// context ended meanwhile is left as it was, for another try.
+func (s *Session) auditFailed(ctx context.Context, actor string, err error) error {
+	if ctx.Err() != nil {
+		return fmt.Errorf("capture: %w", ctx.Err())
+	}
+	s.m.log.Error("capture: audit trail unavailable; payment stopped", zap.String("payment_id", s.id), zap.Error(err))
+	s.finish(StateFailed, &Result{Outcome: OutcomeFailed, Reason: ReasonAuditUnavailable}, actorSystem, s.m.now())
+	s.submitErr = ErrAuditUnavailable
+	return ErrAuditUnavailable
 }
 
 // finish ends a submitted session: its outcome is what every later Submit

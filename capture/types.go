@@ -68,6 +68,7 @@ const (
 	ReasonTokenization      = string(audit.ReasonTokenizationFailed)
 	ReasonAuthorization     = string(audit.ReasonAuthorizationFailed)
 	ReasonInvalidResult     = string(audit.ReasonInvalidResult)
+	ReasonAuditUnavailable  = string(audit.ReasonAuditUnavailable)
 )
 
 // Outcomes of a Result.
@@ -159,16 +160,24 @@ type Processor interface {
 	Authorize(ctx context.Context, c *Card, token string, req PaymentRequest) (Result, error)
 }
 
-// AuditSink receives the session's audit records. *audit.Writer
-// satisfies it.
+// AuditSink is the audit trail the sessions write to: the gateway's
+// *audit.Queue. It is required: there is no capture without a trail.
 type AuditSink interface {
+	// Append queues a record. It must not block: the relay's thread
+	// calls it with each key press.
 	Append(ctx context.Context, r audit.Record) (uint64, error)
+	// Err is nil while records reach the trail, and says why not
+	// otherwise (new sessions are refused then).
+	Err() error
+	// Sync returns once every record appended before it is on disk, or
+	// an error as soon as the trail cannot be written: card data goes to
+	// the processor only after its records are durable.
+	Sync(ctx context.Context) error
+	// Watch calls fn when the trail stops being writable (err set: every
+	// live session ends with audit_unavailable) and when it is again
+	// (nil); it returns a function that stops the calls.
+	Watch(fn func(err error)) (stop func())
 }
-
-// AuditFunc adapts a function to AuditSink (for tests and fan-out).
-type AuditFunc func(ctx context.Context, r audit.Record) (uint64, error)
-
-func (f AuditFunc) Append(ctx context.Context, r audit.Record) (uint64, error) { return f(ctx, r) }
 
 var (
 	// ErrUnavailable: the processor (Vault, PSP) failed for now; submit again.
@@ -192,4 +201,8 @@ var (
 	ErrClosed = errors.New("capture: manager closed")
 	// ErrCapacity: Start with Config.MaxLiveSessions sessions live.
 	ErrCapacity = errors.New("capture: too many live payment sessions")
+	// ErrAuditUnavailable: the audit trail cannot be written, so no
+	// payment may start or go on (the session, if any, ended with reason
+	// audit_unavailable and its card data was wiped).
+	ErrAuditUnavailable = errors.New("capture: audit trail unavailable")
 )

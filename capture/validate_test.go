@@ -348,8 +348,9 @@ func TestConfig(t *testing.T) {
 		{ExtraFields: []ExtraField{{Name: "post code", MinDigits: 1, MaxDigits: 3}}},
 		{ExtraFields: []ExtraField{{Name: "pc2", MinDigits: 1, MaxDigits: 3}}},
 	}
+	sink := newRecSink(t)
 	for i, c := range bad {
-		if _, err := NewManager(c, Options{TickInterval: -1}); err == nil {
+		if _, err := NewManager(c, Options{Audit: sink, TickInterval: -1}); err == nil {
 			t.Errorf("config %d accepted", i)
 		}
 	}

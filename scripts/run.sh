@@ -225,7 +225,7 @@ In a third terminal, be the agent and the CRM:
 
 After Ctrl-C here, check the audit trail:
 
-  @TV@ audit verify --hmac-key-file @STATE@/audit.jsonl.devkey --key-id dev @STATE@/audit.jsonl
+  @TV@ audit verify --hmac-key-file @STATE@/audit.jsonl.devkey --key-id dev --anchor-file @STATE@/audit.jsonl.anchor @STATE@/audit.jsonl
 
 Ctrl-C stops everything.
 WALKTHROUGH

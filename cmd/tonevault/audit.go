@@ -30,17 +30,29 @@ func init() {
 	})
 }
 
-const auditVerifyUsage = `Usage: tonevault audit verify [--hmac-key-file FILE --key-id ID | --vault] TRAIL
+const auditVerifyUsage = `Usage: tonevault audit verify [--hmac-key-file FILE --key-id ID | --vault]
+                              [--anchor-file FILE | --anchor-vault] TRAIL
 
 Check that the audit trail TRAIL is intact: every line is a complete record
-exactly as the gateway wrote it, seq counts up from 1 with no gap, each
+exactly as the gateway wrote it, seq counts up from 1 with no gap, and each
 record's prev is the SHA-256 of the line before it (so no line was changed,
-removed, inserted or moved), and the file ends with a checkpoint (so it was
-not cut short after its last checkpoint). With --hmac-key-file, every
-checkpoint's HMAC-SHA256 signature is checked too; with --vault, every
-checkpoint's Vault transit (ed25519) signature, by Vault (audit.signer:
-vault). Without either a warning is printed: whoever can write the file
-could then have rewritten it whole.
+removed, inserted or moved). With --hmac-key-file, every checkpoint's
+HMAC-SHA256 signature is checked too; with --vault, every checkpoint's Vault
+transit (ed25519) signature, by Vault (audit.signer: vault).
+
+With --anchor-file or --anchor-vault, the trail is checked against the
+copies of its checkpoints the gateway anchored outside it (audit.anchor):
+the last anchored checkpoint must be in the trail, and each anchored
+checkpoint must be the same line there. That detects a trail whose end was
+cut off (even right after a checkpoint), that was replaced by an older copy
+or another trail, or rewritten by someone holding the key. Only the records
+after the last anchored checkpoint (at most audit.checkpoint_interval of
+them) are not covered.
+
+A trail being written, or whose gateway stopped without closing it, does
+not end with a checkpoint: it verifies, and the output says how far it is
+checkpointed. Without a key, or without an anchor, a warning is printed:
+whoever can write the file could then have rewritten it whole, or cut it.
 
 Options:
   --hmac-key-file FILE  the key the gateway signs checkpoints with: the
@@ -52,17 +64,31 @@ Options:
                         verify with the key, e.g. the gateway's policy)
   --vault-key MOUNT/KEY the transit signing key (default
                         tonevault-transit/tonevault-audit)
+  --anchor-file FILE    the anchor file (audit.anchor_file; the gateway's
+                        default is TRAIL.anchor)
+  --anchor-vault        the anchors in Vault KV v2, at VAULT_ADDR with
+                        VAULT_TOKEN (audit.anchor: vault)
+  --anchor-kv MOUNT/PREFIX  where they are (default
+                        tonevault-kv/tonevault/audit-anchor: vault.kv.mount,
+                        vault.kv.prefix + /audit-anchor)
   --help                show this help
 
 Output, one line on stdout:
-  TRAIL: OK: 1234 records, 2 checkpoints, last seq 1234, signatures verified (key id "k1")
+  TRAIL: OK: 1234 records, 12 checkpoints, last seq 1234, closed, signatures
+    verified (key id "k1"), anchored through seq 1234
+  TRAIL: OK: 1240 records, 12 checkpoints, last seq 1240, not closed:
+    checkpointed through seq 1234, 6 records after it (a live trail, or its
+    writer stopped), signatures ..., anchored through seq 1234
   TRAIL: FAILED: line 7 (seq 7): record changed: its SHA-256 no longer matches ...
-A failure names the first bad record: its line number, its seq when it
-has one, and what is wrong.
+  TRAIL: FAILED: seq 1240: records cut off the end: the anchor holds
+    checkpoint seq 1240 of ..., but the trail ends at seq 1100
+(each on one line). A failure names the first bad record: its line number,
+its seq when it has one, and what is wrong.
 
 Exit status: 0 when the trail is intact, 1 when a record is bad (changed,
-removed, inserted, reordered, truncated, a missing or bad checkpoint), 2 on
-a usage error or when a file cannot be read.
+removed, inserted, reordered, truncated, a bad checkpoint, a cut or
+mismatch the anchor shows), 2 on a usage error or when a file or the
+anchor cannot be read.
 `
 
 var auditQueryUsage = `Usage: tonevault audit query [options] TRAIL
@@ -150,6 +176,9 @@ func auditVerify(args []string, stdout, stderr io.Writer) int {
 	keyID := fs.String("key-id", "", "")
 	useVault := fs.Bool("vault", false, "")
 	vaultKey := fs.String("vault-key", "tonevault-transit/tonevault-audit", "")
+	anchorFile := fs.String("anchor-file", "", "")
+	anchorVault := fs.Bool("anchor-vault", false, "")
+	anchorKV := fs.String("anchor-kv", "tonevault-kv/tonevault/audit-anchor", "")
 	ops, code, ok := auditFlags(fs, auditVerifyUsage, "verify", args, stdout, stderr)
 	if !ok {
 		return code
@@ -163,36 +192,58 @@ func auditVerify(args []string, stdout, stderr io.Writer) int {
 	if *useVault && *keyFile != "" {
 		return auditUsageError(stderr, "verify", auditVerifyUsage, "--vault and --hmac-key-file exclude each other")
 	}
+	if *anchorVault && *anchorFile != "" {
+		return auditUsageError(stderr, "verify", auditVerifyUsage, "--anchor-vault and --anchor-file exclude each other")
+	}
 	name := ops[0]
+	fail := func(err error) int {
+		fmt.Fprintf(stderr, "tonevault audit verify: %v\n", err)
+		return 2
+	}
 	var v audit.Verifier
 	if *useVault {
 		ts, err := vaultVerifier(*vaultKey)
 		if err != nil {
-			fmt.Fprintf(stderr, "tonevault audit verify: %v\n", err)
-			return 2
+			return fail(err)
 		}
 		v, *keyID = ts, ts.KeyID()
 	}
 	if *keyFile != "" {
 		key, err := audit.LoadHMACKey(*keyFile)
 		if err != nil {
-			fmt.Fprintf(stderr, "tonevault audit verify: %v\n", err)
-			return 2
+			return fail(err)
 		}
 		h, err := audit.NewHMAC(audit.HMACKey{ID: *keyID, Key: key})
 		if err != nil {
-			fmt.Fprintf(stderr, "tonevault audit verify: %v\n", err)
-			return 2
+			return fail(err)
 		}
 		v = h
 	}
+	var anchor audit.Anchor
+	switch {
+	case *anchorFile != "":
+		if _, err := os.Stat(*anchorFile); err != nil {
+			return fail(fmt.Errorf("--anchor-file: %w", err))
+		}
+		anchor = &audit.FileAnchor{Path: *anchorFile}
+	case *anchorVault:
+		a, err := vaultAnchor(*anchorKV)
+		if err != nil {
+			return fail(err)
+		}
+		anchor = a
+	}
 	f, err := os.Open(name)
 	if err != nil {
-		fmt.Fprintf(stderr, "tonevault audit verify: %v\n", err)
-		return 2
+		return fail(err)
 	}
 	defer f.Close()
-	sum, err := audit.Verify(context.Background(), f, v)
+	var sum audit.Summary
+	if anchor != nil {
+		sum, err = audit.VerifyAnchored(context.Background(), f, v, anchor)
+	} else {
+		sum, err = audit.Verify(context.Background(), f, v)
+	}
 	var ve *audit.VerifyError
 	switch {
 	case errors.As(err, &ve):
@@ -202,13 +253,28 @@ func auditVerify(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "tonevault audit verify: %s: %v\n", name, err)
 		return 2
 	}
+	end := "closed"
+	switch {
+	case sum.Checkpointed == 0:
+		end = fmt.Sprintf("not closed: no checkpoint yet, %d records (a live trail, or its writer stopped)", sum.LastSeq)
+	case !sum.Closed:
+		end = fmt.Sprintf("not closed: checkpointed through seq %d, %d records after it (a live trail, or its writer stopped)",
+			sum.Checkpointed, sum.LastSeq-sum.Checkpointed)
+	}
 	signed := "signatures NOT checked (no --hmac-key-file or --vault)"
 	if v != nil {
 		signed = fmt.Sprintf("signatures verified (key id %q)", *keyID)
 	} else {
 		fmt.Fprintf(stderr, "tonevault audit verify: warning: %s: checkpoint signatures not checked; give --hmac-key-file and --key-id, or --vault, to check them\n", name)
 	}
-	fmt.Fprintf(stdout, "%s: OK: %d records, %d checkpoints, last seq %d, %s\n", name, sum.Records, sum.Checkpoints, sum.LastSeq, signed)
+	anchored := "end NOT checked against an anchor (no --anchor-file or --anchor-vault)"
+	if anchor != nil {
+		anchored = fmt.Sprintf("anchored through seq %d", sum.Anchored)
+	} else {
+		fmt.Fprintf(stderr, "tonevault audit verify: warning: %s: not checked against its anchor, so a cut after a checkpoint or an older copy would pass; give --anchor-file or --anchor-vault\n", name)
+	}
+	fmt.Fprintf(stdout, "%s: OK: %d records, %d checkpoints, last seq %d, %s, %s, %s\n",
+		name, sum.Records, sum.Checkpoints, sum.LastSeq, end, signed, anchored)
 	return 0
 }
 
@@ -288,14 +354,40 @@ func vaultVerifier(mountKey string) (*tokenize.TransitSigner, error) {
 	if !ok {
 		return nil, fmt.Errorf("--vault-key %q: want MOUNT/KEY", mountKey)
 	}
+	client, err := envVaultClient("--vault")
+	if err != nil {
+		return nil, err
+	}
+	return tokenize.NewTransitSigner(client, mount, key)
+}
+
+// auditAnchorTimeout bounds one anchoring in Vault: the queue waits for
+// it, and a checkpoint not anchored in time counts as a failure.
+const auditAnchorTimeout = 10 * time.Second
+
+// vaultAnchor reads the anchors the gateway keeps in Vault KV v2, as the
+// standard VAULT_ADDR and VAULT_TOKEN say.
+func vaultAnchor(mountPrefix string) (audit.Anchor, error) {
+	mount, prefix, ok := strings.Cut(mountPrefix, "/")
+	if !ok || mount == "" || prefix == "" {
+		return nil, fmt.Errorf("--anchor-kv %q: want MOUNT/PREFIX", mountPrefix)
+	}
+	client, err := envVaultClient("--anchor-vault")
+	if err != nil {
+		return nil, err
+	}
+	return audit.KVAnchor{Prefix: prefix, KV: vaultKV{mount: mount, client: func() (*vaultapi.Client, error) { return client, nil }}}, nil
+}
+
+func envVaultClient(flag string) (*vaultapi.Client, error) {
 	if os.Getenv("VAULT_TOKEN") == "" {
-		return nil, errors.New("--vault: VAULT_TOKEN is not set")
+		return nil, fmt.Errorf("%s: VAULT_TOKEN is not set", flag)
 	}
 	client, err := vaultapi.NewClient(vaultapi.DefaultConfig())
 	if err != nil {
-		return nil, fmt.Errorf("--vault: %w", err)
+		return nil, fmt.Errorf("%s: %w", flag, err)
 	}
-	return tokenize.NewTransitSigner(client, mount, key)
+	return client, nil
 }
 
 // auditCode is the audit reason code for a code from another package (a
@@ -307,4 +399,39 @@ func auditCode(s string) audit.Reason {
 		return r
 	}
 	return audit.ReasonUnlisted
+}
+
+// vaultKV is audit.KV on Vault KV v2: the gateway's anchors (with its
+// own login) and verify's (with VAULT_TOKEN).
+type vaultKV struct {
+	mount  string
+	client func() (*vaultapi.Client, error)
+}
+
+func (k vaultKV) Put(ctx context.Context, key string, data map[string]any) error {
+	c, err := k.client()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, auditAnchorTimeout)
+	defer cancel()
+	_, err = c.KVv2(k.mount).Put(ctx, key, data)
+	return err
+}
+
+func (k vaultKV) Get(ctx context.Context, key string) (map[string]any, error) {
+	c, err := k.client()
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, auditAnchorTimeout)
+	defer cancel()
+	s, err := c.KVv2(k.mount).Get(ctx, key)
+	if errors.Is(err, vaultapi.ErrSecretNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return s.Data, nil
 }

@@ -22,7 +22,8 @@ func auditCLI(args ...string) (code int, stdout, stderr string) {
 var auditTestKey = []byte("cmd-test-key-0123456789abcdefghij")
 
 // writeAuditTrail writes a trail of 8 records (two calls) with a checkpoint
-// every 4, and the key file; it returns their paths.
+// every 4, each anchored in TRAIL.anchor, and the key file; it returns
+// the paths of the trail and the key.
 func writeAuditTrail(t *testing.T) (trail, keyFile string) {
 	t.Helper()
 	dir := t.TempDir()
@@ -38,7 +39,7 @@ func writeAuditTrail(t *testing.T) (trail, keyFile string) {
 	now := time.Date(2025, 11, 23, 10, 0, 0, 0, time.UTC)
 	clock := func() time.Time { now = now.Add(time.Minute); return now }
 	ctx := context.Background()
-	w, err := audit.Open(ctx, trail, audit.Options{Signer: h, CheckpointEvery: 4, Now: clock})
+	w, err := audit.Open(ctx, trail, audit.Options{Signer: h, CheckpointEvery: 4, Now: clock, Anchor: &audit.FileAnchor{Path: trail + ".anchor"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,9 +80,13 @@ func editTrail(t *testing.T, path string, edit func(lines []string) []string) {
 
 func TestAuditVerify(t *testing.T) {
 	trail, key := writeAuditTrail(t)
-	code, out, errOut := auditCLI("audit", "verify", "--hmac-key-file", key, "--key-id", "k1", trail)
-	if code != 0 || out != trail+`: OK: 12 records, 3 checkpoints, last seq 12, signatures verified (key id "k1")`+"\n" || errOut != "" {
+	code, out, errOut := auditCLI("audit", "verify", "--hmac-key-file", key, "--key-id", "k1", "--anchor-file", trail+".anchor", trail)
+	if code != 0 || out != trail+`: OK: 12 records, 3 checkpoints, last seq 12, closed, signatures verified (key id "k1"), anchored through seq 12`+"\n" || errOut != "" {
 		t.Errorf("verify = %d\nstdout %q\nstderr %q", code, out, errOut)
+	}
+	code, out, errOut = auditCLI("audit", "verify", "--hmac-key-file", key, "--key-id", "k1", trail)
+	if code != 0 || !strings.Contains(out, "end NOT checked against an anchor") || !strings.Contains(errOut, "warning") || !strings.Contains(errOut, "--anchor-file") {
+		t.Errorf("verify without anchor = %d\nstdout %q\nstderr %q", code, out, errOut)
 	}
 	// Options after the file work too.
 	if code, _, _ := auditCLI("audit", "verify", trail, "--key-id=k1", "--hmac-key-file="+key); code != 0 {
@@ -109,7 +114,9 @@ func TestAuditVerifyTampered(t *testing.T) {
 		{"deleted", func(ls []string) []string { return append(ls[:5:5], ls[6:]...) }, "", "line 6 (seq 7): record removed"},
 		{"swapped", func(ls []string) []string { ls[6], ls[7] = ls[7], ls[6]; return ls }, "", "line 7 (seq 8): record inserted or out of order"},
 		{"inserted copy", func(ls []string) []string { return append(ls[:8:8], append([]string{ls[1]}, ls[8:]...)...) }, "", "line 9 (seq 2): record inserted or out of order"},
-		{"cut", func(ls []string) []string { return ls[:11] }, "", "line 11 (seq 11): no checkpoint at end"},
+		{"cut", func(ls []string) []string { return ls[:11] }, "", "seq 12: records cut off the end: the anchor holds checkpoint seq 12 of 2025-11-23T10:12:00.000000000Z, but the trail ends at seq 11"},
+		{"cut after a checkpoint", func(ls []string) []string { return ls[:10] }, "", "seq 12: records cut off the end"},
+		{"older copy", func(ls []string) []string { return ls[:5] }, "", "seq 12: records cut off the end"},
 		{"cut mid-line", func(ls []string) []string { ls[11] = ls[11][:50]; return ls }, "", "line 12: malformed record"},
 		{"wrong key", func(ls []string) []string { return ls }, otherKey, "line 5 (seq 5): bad checkpoint signature"},
 		{"changed, no key", func(ls []string) []string {
@@ -120,7 +127,7 @@ func TestAuditVerifyTampered(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			trail, key := writeAuditTrail(t)
 			editTrail(t, trail, tc.edit)
-			args := []string{"audit", "verify", trail}
+			args := []string{"audit", "verify", trail, "--anchor-file", trail + ".anchor"}
 			switch tc.key {
 			case "":
 				args = append(args, "--hmac-key-file", key, "--key-id", "k1")
@@ -134,13 +141,55 @@ func TestAuditVerifyTampered(t *testing.T) {
 			}
 		})
 	}
-	// A file cut in the middle of its last line.
+	// A file cut in the middle of its last line (the anchor not needed).
 	trail, key := writeAuditTrail(t)
 	b, _ := os.ReadFile(trail)
 	os.WriteFile(trail, b[:len(b)-10], 0o600)
 	code, out, _ := auditCLI("audit", "verify", "--hmac-key-file", key, "--key-id", "k1", trail)
 	if code != 1 || !strings.Contains(out, "FAILED: line 12: truncated line") {
 		t.Errorf("verify truncated = %d, %q", code, out)
+	}
+}
+
+// TestAuditVerifyCutControl: a trail cut right after a checkpoint passes
+// without its anchor (the blind spot the anchor closes, shown so that the
+// anchored failure above is not taken for granted) and fails with it.
+func TestAuditVerifyCutControl(t *testing.T) {
+	trail, key := writeAuditTrail(t)
+	editTrail(t, trail, func(ls []string) []string { return ls[:10] }) // seq 10 is an interval checkpoint
+	code, out, _ := auditCLI("audit", "verify", "--hmac-key-file", key, "--key-id", "k1", trail)
+	if code != 0 || !strings.Contains(out, "OK: 10 records, 2 checkpoints, last seq 10, not closed: checkpointed through seq 10, 0 records after it") {
+		t.Fatalf("without the anchor: %d %q", code, out)
+	}
+	code, out, _ = auditCLI("audit", "verify", "--hmac-key-file", key, "--key-id", "k1", "--anchor-file", trail+".anchor", trail)
+	if code != 1 || !strings.Contains(out, "FAILED: seq 12: records cut off the end") {
+		t.Fatalf("with the anchor: %d %q", code, out)
+	}
+}
+
+// TestAuditVerifyLive: the trail of a running writer verifies and says how
+// far it is checkpointed and anchored.
+func TestAuditVerifyLive(t *testing.T) {
+	dir := t.TempDir()
+	trail := filepath.Join(dir, "audit.jsonl")
+	keyFile := filepath.Join(dir, "audit.key")
+	os.WriteFile(keyFile, auditTestKey, 0o600)
+	h, _ := audit.NewHMAC(audit.HMACKey{ID: "k1", Key: auditTestKey})
+	ctx := context.Background()
+	w, err := audit.Open(ctx, trail, audit.Options{Signer: h, CheckpointEvery: 3, Anchor: &audit.FileAnchor{Path: trail + ".anchor"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close(ctx)
+	for range 4 { // seq 1 started, 2-3, checkpoint 4, 5-6
+		if _, err := w.Append(ctx, audit.Record{Actor: "crm", Event: audit.EventSessionStarted, Outcome: audit.Success}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	code, out, errOut := auditCLI("audit", "verify", "--hmac-key-file", keyFile, "--key-id", "k1", "--anchor-file", trail+".anchor", trail)
+	want := trail + `: OK: 6 records, 1 checkpoints, last seq 6, not closed: checkpointed through seq 4, 2 records after it (a live trail, or its writer stopped), signatures verified (key id "k1"), anchored through seq 4` + "\n"
+	if code != 0 || out != want || errOut != "" {
+		t.Errorf("verify of a live trail = %d\nstdout %q\nstderr %q\nwant %q", code, out, errOut, want)
 	}
 }
 
@@ -170,6 +219,9 @@ func TestAuditVerifyUsage(t *testing.T) {
 		{[]string{"audit", "verify", "--hmac-key-file", key, "--key-id", "has space", trail}, 2, "", "key id"},
 		{[]string{"audit", "verify", "/nonexistent/audit.jsonl"}, 2, "", "no such file"},
 		{[]string{"audit", "verify", t.TempDir()}, 2, "", "is a directory"},
+		{[]string{"audit", "verify", "--anchor-file", "/nonexistent.anchor", trail}, 2, "", "--anchor-file"},
+		{[]string{"audit", "verify", "--anchor-file", trail + ".anchor", "--anchor-vault", trail}, 2, "", "exclude each other"},
+		{[]string{"audit", "verify", "--anchor-vault", "--anchor-kv", "nomount", trail}, 2, "", "want MOUNT/PREFIX"},
 	} {
 		code, out, errOut := auditCLI(tc.args...)
 		if code != tc.code || !strings.Contains(out, tc.out) || !strings.Contains(errOut, tc.err) {
@@ -237,7 +289,7 @@ func TestAuditQueryCSV(t *testing.T) {
 		t.Fatal(err)
 	}
 	header := "seq,time,actor,origin,call_id,payment_id,event,outcome,reason,masked_pan,key_id,sig,prev," +
-		"field,state,trunk,method,status,route,digest,version,stan,response_code,expires_at"
+		"field,state,trunk,method,status,route,digest,version,stan,response_code,expires_at,lost"
 	if len(rows) != 4 || strings.Join(rows[0], ",") != header {
 		t.Fatalf("rows %q", rows)
 	}
@@ -289,7 +341,8 @@ func TestAuditOldTrail(t *testing.T) {
 	os.WriteFile(trail, old, 0o600)
 	os.WriteFile(key, []byte("tonevault-example-key-not-secret"), 0o600)
 	code, out, errOut := auditCLI("audit", "verify", "--hmac-key-file", key, "--key-id", "example", trail)
-	if code != 0 || !strings.Contains(out, "OK: 20 records, 3 checkpoints") || errOut != "" {
+	// Written before anchors: the only warning is that there is none.
+	if code != 0 || !strings.Contains(out, "OK: 20 records, 3 checkpoints") || strings.Count(errOut, "warning") != 1 || !strings.Contains(errOut, "not checked against its anchor") {
 		t.Errorf("verify old trail = %d\nstdout %q\nstderr %q", code, out, errOut)
 	}
 	code, out, errOut = auditCLI("audit", "query", "--csv", "--event", "sip.call_ended", trail)

@@ -43,7 +43,8 @@ const serveUsage = `Usage: tonevault serve [--config FILE]
 Run the gateway: the SIP B2BUA on the carrier and platform trunks, the
 media relay that masks every customer digit, and the HTTP listener with
 /metrics, /healthz (200 while the process runs) and /readyz (200 while the
-SIP listeners are up and taking calls).
+SIP listeners are up and taking calls, and the audit trail can be
+written).
 
 SIGINT or SIGTERM stop it gracefully: new calls get 503 (and /readyz 503),
 the calls in progress have sip.drain_timeout (20s by default) to end by
@@ -144,30 +145,32 @@ func serveUntil(ctx, hurry context.Context, args []string, stdout, stderr io.Wri
 		return 2
 	}
 	defer closeProc()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	// Audit: every record goes through the queue (serve_audit.go), so no
+	// caller waits for the disk or Vault, and payments stop while the
+	// trail cannot be written.
 	trail, err := openAudit(ctx, cfg, vault, log)
 	if err != nil {
 		fmt.Fprintf(stderr, "tonevault serve: %v\n", err)
 		return 1
 	}
-	defer func() {
-		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := trail.Close(cctx); err != nil {
-			log.Error("audit close failed", zap.Error(err))
-		}
-	}()
+	aq, err := startAuditQueue(cfg, trail, reg, log)
+	if err != nil {
+		fmt.Fprintf(stderr, "tonevault serve: %v\n", err)
+		return 1
+	}
+	defer closeAuditQueue(aq, log)
 	revCtx, stopRevs := context.WithCancel(context.Background())
 	defer stopRevs()
-	go revs.run(revCtx, trail)
+	go revs.run(revCtx, aq)
 	appendAudit := func(r audit.Record) {
 		r.Actor = "system"
-		if _, err := trail.Append(context.Background(), r); err != nil {
+		if _, err := aq.Append(context.Background(), r); err != nil {
 			log.Error("audit append failed", zap.Error(err))
 		}
 	}
 
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics, err := sip.NewMetrics(reg)
 	if err != nil {
 		fmt.Fprintf(stderr, "tonevault serve: %v\n", err)
@@ -187,14 +190,14 @@ func serveUntil(ctx, hurry context.Context, args []string, stdout, stderr io.Wri
 	defer relay.Close()
 	log.Info("media relay ready", zap.String("io", relay.IO()), zap.Int("port_min", cfg.Media.PortMin), zap.Int("port_max", cfg.Media.PortMax))
 	gw, err := sip.New(cfg.SIP, sip.Options{
-		Relay: sip.AdaptRelay(relay), Registry: calls, Audit: trail, Metrics: metrics,
+		Relay: sip.AdaptRelay(relay), Registry: calls, Audit: aq, Metrics: metrics,
 		Log: log.Named("sip"), SIPLog: sipLog,
 	})
 	if err != nil {
 		fmt.Fprintf(stderr, "tonevault serve: %v\n", err)
 		return 1
 	}
-	pay, err := startPayments(cfg, gw, trail, proc, log)
+	pay, err := startPayments(cfg, gw, aq, proc, log)
 	if err != nil {
 		gw.Close(context.Background())
 		fmt.Fprintf(stderr, "tonevault serve: %v\n", err)
@@ -223,7 +226,7 @@ func serveUntil(ctx, hurry context.Context, args []string, stdout, stderr io.Wri
 	}, func() float64 { return float64(maxConns) }))
 	httpLn = api.LimitListener(httpLn, maxConns, perIP, func(netip.Addr) { refusedConns.Inc() })
 	log.Info("file descriptors", zap.String("split", fds.String()), zap.Int("http_max_conns", maxConns), zap.Int("http_max_conns_per_ip", perIP))
-	mux := httpMux(reg, gw)
+	mux := httpMux(reg, gw, aq)
 	// The API routes its own paths and answers every other one (404/405
 	// as problem+json), so that the mux never redirects: "/v1" would get
 	// a redirect to the "/v1/" subtree otherwise.
@@ -362,7 +365,7 @@ func openAudit(ctx context.Context, cfg configs.Config, vault *tokenize.LazyVaul
 		log.Warn("AUDIT TRAIL SIGNED WITH A DEVELOPMENT KEY: set audit.key_file for production",
 			zap.String("key_file", devKey))
 	}
-	w, err := audit.Open(ctx, cfg.Audit.Path, audit.Options{Signer: h})
+	w, err := audit.Open(ctx, cfg.Audit.Path, audit.Options{Signer: h, Anchor: auditAnchor(cfg, vault, log)})
 	if err != nil {
 		return nil, fmt.Errorf("audit: %w", err)
 	}
@@ -387,7 +390,7 @@ func openVaultAudit(ctx context.Context, cfg configs.Config, vault *tokenize.Laz
 	if err != nil {
 		return nil, fmt.Errorf("audit.signer vault: %w", err)
 	}
-	w, err := audit.Open(ctx, cfg.Audit.Path, audit.Options{Signer: signer})
+	w, err := audit.Open(ctx, cfg.Audit.Path, audit.Options{Signer: signer, Anchor: auditAnchor(cfg, vault, log)})
 	if err != nil {
 		return nil, fmt.Errorf("audit: %w", err)
 	}
@@ -396,7 +399,7 @@ func openVaultAudit(ctx context.Context, cfg configs.Config, vault *tokenize.Laz
 }
 
 // httpMux serves /metrics, /healthz and /readyz.
-func httpMux(reg *prometheus.Registry, gw *sip.Gateway) *http.ServeMux {
+func httpMux(reg *prometheus.Registry, gw *sip.Gateway, aq *audit.Queue) *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -405,6 +408,10 @@ func httpMux(reg *prometheus.Registry, gw *sip.Gateway) *http.ServeMux {
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
 		if !gw.Ready() {
 			http.Error(w, "sip listeners not up", http.StatusServiceUnavailable)
+			return
+		}
+		if aq.Err() != nil { // no trail, no payments (serve_audit.go)
+			http.Error(w, "audit trail cannot be written: payments stopped", http.StatusServiceUnavailable)
 			return
 		}
 		io.WriteString(w, "ready\n")

@@ -108,7 +108,7 @@ type payments struct {
 // startPayments connects the call registry's digits and call ends to
 // capture, capture's start and end to the relay's capture-only masking,
 // and serves the API over both.
-func startPayments(cfg configs.Config, gw *sip.Gateway, trail *audit.Writer, proc capture.Processor, log *zap.Logger) (*payments, error) {
+func startPayments(cfg configs.Config, gw *sip.Gateway, trail *audit.Queue, proc capture.Processor, log *zap.Logger) (*payments, error) {
 	mgr, err := capture.NewManager(cfg.Capture, capture.Options{
 		Processor: proc,
 		Audit:     trail,
@@ -227,7 +227,7 @@ func (l *reversalLog) add(r psp.Reversal) {
 // the original by its STAN: an RRN is 12 digits, which no audit field
 // takes since it could not be told from a card number; and the merchant
 // reference is the CRM's free text.
-func (l *reversalLog) run(ctx context.Context, trail *audit.Writer) {
+func (l *reversalLog) run(ctx context.Context, trail *audit.Queue) {
 	for {
 		select {
 		case <-ctx.Done():

@@ -156,7 +156,7 @@ func TestWebhookEchoFromGateway(t *testing.T) {
 	}
 	pay := func(secretFile string, printed *syncBuffer, want func(id string) string) string {
 		t.Helper()
-		m, err := capture.NewManager(capture.Config{}, capture.Options{TickInterval: -1})
+		m, err := capture.NewManager(capture.Config{}, capture.Options{Audit: testAuditQueue(t), TickInterval: -1})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -96,6 +97,11 @@ type stackOptions struct {
 	pspTimeout      time.Duration // default 2s
 	pspLeaseMargin  time.Duration // psp.lease_margin; default psp's
 	media           string        // extra keys under media: (indented YAML lines)
+	auditDir        string        // where the trail lives (default: the stack's directory)
+	audit           string        // extra keys under audit: (indented YAML lines)
+	// verify gives `tonevault audit verify` its options and environment
+	// (default: the development HMAC key and the anchor beside the trail).
+	verify func(s *stack) (args, env []string)
 }
 
 // stack is one complete deployment: Vault, acquirer, agent, gateway.
@@ -128,7 +134,10 @@ func newStack(t *testing.T, o stackOptions) *stack {
 	t.Cleanup(func() { s.sim.Close() })
 
 	s.agent = callertest.NewUAS(t, callertest.UASOptions{})
-	trail := filepath.Join(s.dir, "audit.jsonl")
+	if o.auditDir == "" {
+		o.auditDir = s.dir
+	}
+	trail := filepath.Join(o.auditDir, "audit.jsonl")
 	leaseMargin := ""
 	if o.pspLeaseMargin > 0 {
 		leaseMargin = fmt.Sprintf("  lease_margin: %s\n", o.pspLeaseMargin)
@@ -153,6 +162,7 @@ log:
   level: debug
 audit:
   path: %s
+%s
 api:
   keys:
     - name: e2e
@@ -171,13 +181,16 @@ psp:
 %sstore:
   sqlite:
     path: %s
-`, s.agent.Target(), o.media, trail, api.HashKey(apiKey), s.vault.Addr, roleID, secretFile,
+`, s.agent.Target(), o.media, trail, o.audit, api.HashKey(apiKey), s.vault.Addr, roleID, secretFile,
 		s.sim.Addr(), o.pspTimeout, filepath.Join(s.dir, "psp"), leaseMargin, s.storePath())
 	if err := os.WriteFile(s.cfg, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	s.rec.file("audit trail", trail)
 	s.gw = startGateway(t, s.cfg, trail, s.rec)
+	if o.verify != nil {
+		s.gw.verifyArgs, s.gw.verifyEnv = o.verify(s)
+	}
 	s.api = &apiClient{base: "http://" + s.gw.http, rec: s.rec}
 	return s
 }
@@ -218,6 +231,7 @@ type gateway struct {
 	carrier, platform, http string
 	trail                   string
 	stopped                 bool
+	verifyArgs, verifyEnv   []string // for verifyAudit, when not the defaults
 }
 
 // startGateway starts the binary with cfg, waits for its listener lines
@@ -297,12 +311,22 @@ func (g *gateway) stop(t *testing.T) {
 }
 
 // verifyAudit runs `tonevault audit verify` on the stopped gateway's
-// trail with its development key.
+// trail with its development key, against the anchor beside it (or with
+// verifyArgs), and wants it closed and anchored to its end.
 func (g *gateway) verifyAudit(t *testing.T, rec *recorder) {
 	t.Helper()
-	cmd := exec.Command(tvBin, "audit", "verify", "--hmac-key-file", g.trail+".devkey", "--key-id", "dev", g.trail)
+	args := g.verifyArgs
+	if args == nil {
+		args = []string{"--hmac-key-file", g.trail + ".devkey", "--key-id", "dev", "--anchor-file", g.trail + ".anchor"}
+	}
+	cmd := exec.Command(tvBin, append(append([]string{"audit", "verify"}, args...), g.trail)...)
+	cmd.Env = append(os.Environ(), g.verifyEnv...)
 	out, err := cmd.CombinedOutput()
+	if m := regexp.MustCompile(`last seq (\d+), closed, signatures verified \(key id "[^"]+"\), anchored through seq (\d+)\n`).FindSubmatch(out); err == nil && (m == nil || string(m[1]) != string(m[2])) {
+		t.Errorf("tonevault audit verify: not closed, signed and anchored to its end:\n%s", out)
+	}
 	rec.add("audit verify output", out)
+	t.Logf("audit verify: %s", bytes.TrimSpace(out))
 	if err != nil {
 		t.Errorf("tonevault audit verify: %v\n%s", err, out)
 	}
