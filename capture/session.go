@@ -71,6 +71,9 @@ type Session struct {
 
 	pending []audit.Record
 	ended   bool // became final in this critical section: detach from the call
+
+	saved  saveMark // what the Journal was last given (persist.go)
+	toSave *View    // for unlock to give the Journal
 }
 
 // ID is the session's id: "pay_" and 24 characters of lowercase base32.
@@ -88,9 +91,14 @@ func (s *Session) unlock() {
 	s.pending = nil
 	ended := s.ended
 	s.ended = false
+	save := s.toSave
+	s.toSave = nil
 	s.auditMu.Lock()
 	s.mu.Unlock()
 	s.m.appendAudit(recs)
+	if save != nil {
+		s.m.journal.save(*save)
+	}
 	s.auditMu.Unlock()
 	if ended {
 		s.m.detach(s)
@@ -146,6 +154,7 @@ func (s *Session) setState(to State) bool {
 func (s *Session) changed(now time.Time) {
 	s.version++
 	s.updatedAt = now
+	s.markSave()
 	if len(s.subs) == 0 {
 		return
 	}
