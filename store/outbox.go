@@ -164,6 +164,15 @@ func (s *Store) MarkDelivered(ctx context.Context, id string, status int) error 
 	return err // already delivered: nil
 }
 
+// ReleaseOutbox gives up owner's lease on an event without counting an
+// attempt (the owner is stopping in the middle of a delivery): it is due
+// again at once. ErrNotLeased when owner does not hold it.
+func (s *Store) ReleaseOutbox(ctx context.Context, id, owner string) error {
+	res, err := s.w.ExecContext(ctx, `UPDATE outbox SET lease_owner = '', lease_until = 0, updated_at = $1
+		WHERE id = $2 AND lease_owner = $3 AND state = $4`, nanos(s.now()), id, owner, string(OutboxPending))
+	return leased(res, err, "releasing event "+id)
+}
+
 // DeliveryFailure is how an attempt failed.
 type DeliveryFailure struct {
 	Status int    // the receiver's HTTP status; 0 when none came
