@@ -138,7 +138,7 @@ func serveUntil(ctx, hurry context.Context, args []string, stdout, stderr io.Wri
 	// checkpoints are signed by Vault, and it is closed (with a signed
 	// final checkpoint) before they are.
 	revs := newReversalLog(log)
-	proc, vault, closeProc, err := startProcessor(cfg, revs, log)
+	proc, vault, st, closeProc, err := startProcessor(cfg, revs, log)
 	if err != nil {
 		fmt.Fprintf(stderr, "tonevault serve: %v\n", err)
 		return 2
@@ -194,13 +194,17 @@ func serveUntil(ctx, hurry context.Context, args []string, stdout, stderr io.Wri
 		fmt.Fprintf(stderr, "tonevault serve: %v\n", err)
 		return 1
 	}
-	pay, err := startPayments(cfg, gw, trail, proc, log)
+	pay, err := startPayments(cfg, gw, trail, proc, st, log)
 	if err != nil {
 		gw.Close(context.Background())
 		fmt.Fprintf(stderr, "tonevault serve: %v\n", err)
 		return 2
 	}
 	defer pay.close()
+	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "tonevault_store_payment_write_errors_total",
+		Help: "Payment records the store did not take (the payment went on; its record lags until the next write).",
+	}, func() float64 { return float64(pay.journal.Errors()) }))
 	fds, err := fileBudget(cfg)
 	if err != nil {
 		gw.Close(context.Background())

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"os"
 	"strings"
 	"time"
 
@@ -30,12 +31,12 @@ const storeOpenTimeout = time.Minute
 // gateway masks calls while Vault is still down) and the acquirer (the
 // connector redials by itself). The returned function closes them all,
 // the store last.
-func startProcessor(cfg configs.Config, revs *reversalLog, log *zap.Logger) (*payment.Service, *tokenize.LazyVault, func(), error) {
+func startProcessor(cfg configs.Config, revs *reversalLog, log *zap.Logger) (*payment.Service, *tokenize.LazyVault, *store.Store, func(), error) {
 	ctx, cancel := context.WithTimeout(context.Background(), storeOpenTimeout)
 	st, err := store.Open(ctx, cfg.Store)
 	cancel()
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, nil, nil, err
 	}
 	log.Info("store open", zap.String("driver", st.Driver()), zap.Int64("schema", st.SchemaVersion()))
 	p := &payment.Service{Kind: cfg.PSP.Kind}
@@ -45,7 +46,7 @@ func startProcessor(cfg configs.Config, revs *reversalLog, log *zap.Logger) (*pa
 		pc.Logger, pc.OnReversal = log, revs.add
 		if conn, err = psp.NewISO(pc, st); err != nil {
 			_ = st.Close()
-			return nil, nil, nil, fmt.Errorf("psp: %w", err)
+			return nil, nil, nil, nil, fmt.Errorf("psp: %w", err)
 		}
 		p.PSP = conn
 	} else {
@@ -53,7 +54,7 @@ func startProcessor(cfg configs.Config, revs *reversalLog, log *zap.Logger) (*pa
 	}
 	vault := tokenize.Dial(cfg.Vault, tokenize.Options{Logger: log.Named("vault")})
 	p.Vault = vault
-	return p, vault, func() {
+	return p, vault, st, func() {
 		_ = vault.Close()
 		if conn != nil {
 			flushReversals(conn, reversalFlushWait, log)
@@ -100,26 +101,48 @@ func flushReversals(q pendingReversals, wait time.Duration, log *zap.Logger) {
 
 // payments is payment capture and the API, wired onto the gateway's calls.
 type payments struct {
-	mgr   *capture.Manager
-	api   *api.Server
-	unsub []func()
+	mgr     *capture.Manager
+	journal *capture.Journal
+	api     *api.Server
+	unsub   []func()
 }
 
 // startPayments connects the call registry's digits and call ends to
 // capture, capture's start and end to the relay's capture-only masking,
-// and serves the API over both.
-func startPayments(cfg configs.Config, gw *sip.Gateway, trail *audit.Writer, proc capture.Processor, log *zap.Logger) (*payments, error) {
+// keeps the sessions in the store (ending, first, those a previous run
+// left live: see capture.ReasonGatewayRestarted), and serves the API over
+// them.
+func startPayments(cfg configs.Config, gw *sip.Gateway, trail *audit.Writer, proc capture.Processor, st *store.Store, log *zap.Logger) (*payments, error) {
+	reg := gw.Registry()
+	journal := capture.NewJournal(st, capture.JournalOptions{
+		Node: storeNode(cfg.Store),
+		Correlation: func(callID string) map[string]string {
+			c, _ := reg.Get(callID)
+			return c.Correlation
+		},
+		Events: api.WebhookEvents(cfg.API, log),
+		Logger: log.Named("capture"),
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), storeOpenTimeout)
+	ended, err := journal.EndInterrupted(ctx, time.Now())
+	cancel()
+	if err != nil {
+		return nil, fmt.Errorf("store: ending the payments a previous run left live: %w", err)
+	}
+	for _, v := range ended {
+		log.Warn("payment left live by the previous run ended", zap.String("payment_id", v.ID), zap.String("reason", v.Reason))
+	}
 	mgr, err := capture.NewManager(cfg.Capture, capture.Options{
 		Processor: proc,
 		Audit:     trail,
 		Logger:    log.Named("capture"),
 		OnActive:  func(callID string, on bool) { gw.SetCapture(callID, on) },
+		Journal:   journal,
 	})
 	if err != nil {
 		return nil, err
 	}
-	reg := gw.Registry()
-	p := &payments{mgr: mgr}
+	p := &payments{mgr: mgr, journal: journal}
 	p.unsub = append(p.unsub,
 		reg.Subscribe(func(d media.Digit) { mgr.Digit(d.CallID, d.Digit, d.At) }),
 		reg.OnEnd(func(c sip.CallInfo) { mgr.CallEnded(c.ID) }),
@@ -130,6 +153,8 @@ func startPayments(cfg configs.Config, gw *sip.Gateway, trail *audit.Writer, pro
 	p.api, err = api.NewServer(cfg.API, api.Deps{
 		Payments: api.CaptureManager(mgr),
 		Calls:    callDirectory{reg},
+		Store:    st,
+		History:  journal,
 		Audit:    trail,
 		Logger:   log.Named("api"),
 	})
@@ -138,6 +163,30 @@ func startPayments(cfg configs.Config, gw *sip.Gateway, trail *audit.Writer, pro
 		return nil, err
 	}
 	return p, nil
+}
+
+// storeNode names this gateway in the store's payments: none with SQLite
+// (one gateway per file: every live payment there is this one's); the
+// host name with PostgreSQL, so that a gateway restarting ends its own
+// payments and not those its peers are taking. Give each gateway of a
+// cluster a stable host name (a StatefulSet's, say).
+func storeNode(c store.Config) string {
+	if c.Driver != store.DriverPostgres {
+		return ""
+	}
+	h, err := os.Hostname()
+	if err != nil {
+		return ""
+	}
+	var b strings.Builder
+	for _, r := range h {
+		if r < 0x80 && (r == '-' || r == '_' || '0' <= r && r <= '9' || 'a' <= r && r <= 'z' || 'A' <= r && r <= 'Z') {
+			b.WriteRune(r)
+		} else {
+			b.WriteByte('-')
+		}
+	}
+	return b.String()[:min(b.Len(), 64)]
 }
 
 // close stops the API's streams and webhooks and ends every capture (their
