@@ -226,7 +226,9 @@ func TestJournalEndInterrupted(t *testing.T) {
 func TestJournalFailures(t *testing.T) {
 	st, _ := openStore(t)
 	e, j := newJournalEnv(t, st, JournalOptions{
-		Correlation: func(string) map[string]string { return map[string]string{"X-Interaction-ID": "card 4111 1111 1111 1111"} },
+		Correlation: func(string) map[string]string {
+			return map[string]string{"X-Interaction-ID": "card 4111 1111 1111 1111"}
+		},
 	}, nil)
 	s := e.start("call-1")
 	if p := stored(t, st, s.ID()); len(p.Correlation) != 0 || p.State != string(StateCollecting) {
