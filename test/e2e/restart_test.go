@@ -14,6 +14,7 @@ import (
 
 	"github.com/tonevault/tonevault/api"
 	"github.com/tonevault/tonevault/sip/caller"
+	"github.com/tonevault/tonevault/store"
 )
 
 // hookReceiver is the CRM's webhook endpoint: down (503) until up is
@@ -220,6 +221,13 @@ func TestRestartKeepsPayments(t *testing.T) {
 	}
 
 	s.finish(t)
+	// The record keeps how each authorization said "telephone order"
+	// (Visa: fields 22, 25 and 60.8), for disputes.
+	for _, id := range []string{approved.ID, declined.ID} {
+		if p := s.storedPayment(t, id); p.EntryMode != "012" || p.ConditionCode != "08" || p.Field60 != "0000000001" || p.Field61 != "" {
+			t.Errorf("stored indicators of %s: 22=%q 25=%q 60=%q 61=%q", id, p.EntryMode, p.ConditionCode, p.Field60, p.Field61)
+		}
+	}
 	for _, c := range []card{visaApproved, visaDeclined} {
 		assertStoreHoldsNo(t, s, c.pan)
 	}
@@ -229,4 +237,21 @@ func TestRestartKeepsPayments(t *testing.T) {
 	}
 	assertNoLeaks(t, s.rec, visaApproved, tok, approved.field("card_number").Masked)
 	assertNoLeaks(t, s.rec, visaDeclined, declined.field("card_number").Masked)
+}
+
+// storedPayment opens the stopped gateway's store and reads a payment.
+func (s *stack) storedPayment(t *testing.T, id string) store.Payment {
+	t.Helper()
+	cfg := store.DefaultConfig()
+	cfg.SQLite.Path = s.storePath()
+	st, err := store.Open(ctxFor(t, 30*time.Second), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	p, err := st.GetPayment(ctxFor(t, 30*time.Second), id)
+	if err != nil {
+		t.Fatalf("payment %s in the store: %v", id, err)
+	}
+	return p
 }
