@@ -1,16 +1,20 @@
 package api
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/tonevault/tonevault/audit"
 	"github.com/tonevault/tonevault/capture"
+	"github.com/tonevault/tonevault/store"
 )
 
 func TestAuthFailures(t *testing.T) {
@@ -425,30 +429,61 @@ func TestProblemNeverEchoesCardNumber(t *testing.T) {
 	}
 }
 
-func TestIdemStore(t *testing.T) {
-	now := time.Unix(1000, 0)
-	s := newIdemStore(func() time.Time { return now })
-	fp1, fp2 := [32]byte{1}, [32]byte{2}
-	if res, _ := s.begin("k", fp1); res != idemNew {
-		t.Fatalf("first: %v", res)
+// TestIdempotencyAcrossRestart: the first answer to a key is in the
+// store. A gateway started again on it replays the answer (the call gone
+// meanwhile) and starts nothing; the key with another request is
+// refused; a key held by a request in flight gets 409 until its hold
+// runs out (its gateway died), then it is taken afresh.
+func TestIdempotencyAcrossRestart(t *testing.T) {
+	var mu sync.Mutex
+	clock := time.Now()
+	now := func() time.Time { mu.Lock(); defer mu.Unlock(); return clock }
+	st, _ := newTestStoreAt(t, now)
+	first := newEnv(t, testConfig(), Deps{Store: st})
+	const body = `{"amount":1999,"currency":"GBP"}`
+	resp := first.do(t, "POST", "/v1/calls/call-1/payments", testKey, body, "Idempotency-Key", "k-1")
+	answer := readBody(t, resp)
+	if resp.StatusCode != 201 {
+		t.Fatalf("first: %d %s", resp.StatusCode, answer)
 	}
-	if res, _ := s.begin("k", fp1); res != idemBusy {
-		t.Fatalf("while running: %v", res)
+	loc := resp.Header.Get("Location")
+	first.ts.Close()
+	first.srv.Close()
+
+	second := newEnv(t, testConfig(), Deps{Store: st, Calls: fakeCalls{}})
+	resp = second.do(t, "POST", "/v1/calls/call-1/payments", testKey, body, "Idempotency-Key", "k-1")
+	if b := readBody(t, resp); resp.StatusCode != 201 || !bytes.Equal(b, answer) ||
+		resp.Header.Get("Idempotent-Replayed") != "true" || resp.Header.Get("Location") != loc {
+		t.Errorf("retry after the restart: %d %v %s; want the first answer %s", resp.StatusCode, resp.Header, b, answer)
 	}
-	if res, _ := s.begin("k", fp2); res != idemMismatch {
-		t.Fatalf("other request while running: %v", res)
+	if second.pay.starts != 0 {
+		t.Errorf("the retry started %d sessions", second.pay.starts)
 	}
-	s.finish("k", 201, []byte("body"), "/loc")
-	if res, e := s.begin("k", fp1); res != idemReplay || string(e.body) != "body" || e.location != "/loc" || e.status != 201 {
-		t.Fatalf("replay: %v %+v", res, e)
+	p := problem(t, second.do(t, "POST", "/v1/calls/call-1/payments", testKey, `{"amount":2000,"currency":"GBP"}`, "Idempotency-Key", "k-1"), 422)
+	if p.Type != problemBase+"idempotency-mismatch" {
+		t.Errorf("other request with the key: %+v", p)
 	}
-	s.abandon("k")
-	if res, _ := s.begin("k", fp2); res != idemNew {
-		t.Fatalf("after abandon: %v", res)
+	// Without the first answer the call's absence is what the retry hears.
+	problem(t, second.do(t, "POST", "/v1/calls/call-1/payments", testKey, body, "Idempotency-Key", "k-3"), 404)
+
+	// A request that claimed k-2 and whose gateway died before it answered.
+	req := capture.PaymentRequest{Amount: 1999, Currency: "GBP"}
+	fp := idemFingerprint("call-1", req)
+	if _, err := st.BeginIdempotent(context.Background(), store.IdempotencyClaim{Key: idemScope(principal{key: "crm"}, "k-2"),
+		Fingerprint: fp[:], TTL: idemTTL, Hold: time.Minute}); err != nil {
+		t.Fatal(err)
 	}
-	now = now.Add(idemTTL + time.Second)
-	if res, _ := s.begin("k", fp1); res != idemNew {
-		t.Fatalf("after the TTL: %v", res)
+	third := newEnv(t, testConfig(), Deps{Store: st})
+	resp = third.do(t, "POST", "/v1/calls/call-1/payments", testKey, body, "Idempotency-Key", "k-2")
+	if p := problem(t, resp, 409); resp.Header.Get("Retry-After") == "" || !strings.Contains(p.Detail, "still being processed") {
+		t.Errorf("key held: %+v", p)
+	}
+	mu.Lock()
+	clock = clock.Add(time.Minute) // the hold of the dead request runs out
+	mu.Unlock()
+	resp = third.do(t, "POST", "/v1/calls/call-1/payments", testKey, body, "Idempotency-Key", "k-2")
+	if b := readBody(t, resp); resp.StatusCode != 201 {
+		t.Errorf("after the hold: %d %s", resp.StatusCode, b)
 	}
 }
 
@@ -471,32 +506,5 @@ func TestRoutesAreAuditRoutes(t *testing.T) {
 		if !audit.ValidRoute(rt.method + " " + rt.path) {
 			t.Errorf("route %s %s is not an audit route", rt.method, rt.path)
 		}
-	}
-}
-
-// TestIdemStoreBounded: however many keys a client sends, the store
-// keeps at most its maximum, forgetting the oldest first; abandoned
-// entries do not pile up in its queue.
-func TestIdemStoreBounded(t *testing.T) {
-	now := time.Unix(1000, 0)
-	s := newIdemStore(func() time.Time { return now })
-	s.max = 10
-	for i := range 100 {
-		key := fmt.Sprint("k", i)
-		s.begin(key, [32]byte{1})
-		if i%2 == 0 {
-			s.finish(key, 201, []byte("b"), "/l")
-		} else {
-			s.abandon(key)
-		}
-		if len(s.entries) > s.max || len(s.order) > 2*s.max {
-			t.Fatalf("after %d keys: %d entries, %d queued", i+1, len(s.entries), len(s.order))
-		}
-	}
-	if res, _ := s.begin("k98", [32]byte{1}); res != idemReplay {
-		t.Errorf("a recent key was forgotten: %v", res)
-	}
-	if res, _ := s.begin("k0", [32]byte{2}); res != idemNew {
-		t.Errorf("the oldest key was kept: %v", res)
 	}
 }

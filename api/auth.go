@@ -13,8 +13,9 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
-	"sync"
 	"time"
+
+	"github.com/tonevault/tonevault/store"
 )
 
 // principal is who made a request: an API key, or a widget token minted
@@ -137,9 +138,9 @@ type tokenSigner struct {
 	ttl    time.Duration // at mint, and the longest lifetime accepted at verify
 	now    func() time.Time
 	keys   *keyring
-
-	mu      sync.Mutex
-	revoked map[string]time.Time // token id → when the entry can go
+	// st keeps the revoked token ids (their SHA-256), for every gateway
+	// on the database and past a restart.
+	st *store.Store
 }
 
 func newSecret() ([]byte, error) {
@@ -222,6 +223,9 @@ var (
 	errTokenExpired    = fmt.Errorf("%w: expired", errTokenInvalid)
 	errTokenRevoked    = fmt.Errorf("%w: revoked", errTokenInvalid)
 	errTokenKeyRemoved = fmt.Errorf("%w: its API key is no longer configured", errTokenInvalid)
+	// errTokenUnchecked: the store could not say whether the token is
+	// revoked; the request is refused, but the token is not at fault.
+	errTokenUnchecked = errors.New("widget token revocation not checked")
 )
 
 // verify returns the token's principal if its signature is good, it has
@@ -229,7 +233,7 @@ var (
 // under a longer TTL, by an older configuration, is refused), the key
 // that minted it is still configured with the same hash, and it was not
 // revoked.
-func (s *tokenSigner) verify(tok string) (principal, error) {
+func (s *tokenSigner) verify(ctx context.Context, tok string) (principal, error) {
 	if !strings.HasPrefix(tok, widgetPrefix) || len(tok) > 2048 {
 		return principal{}, errTokenInvalid
 	}
@@ -264,49 +268,34 @@ func (s *tokenSigner) verify(tok string) (principal, error) {
 		return principal{}, errTokenKeyRemoved
 	}
 	p := principal{key: key, callID: callID, tokenID: tokenIDString(id)}
-	if s.isRevoked(p.tokenID) {
+	revoked, err := s.st.TokenRevoked(ctx, p.tokenID)
+	if err != nil {
+		return principal{}, fmt.Errorf("%w: %w", errTokenUnchecked, err)
+	}
+	if revoked {
 		return principal{}, errTokenRevoked
 	}
 	return p, nil
 }
 
 // revoke refuses the token with id from now on, if key minted it: false
-// when the id is not one of key's tokens. The list is in memory: it is
-// gone at restart (a persistent store is planned), which tokens minted
-// with a per-process secret do not outlive anyway.
-func (s *tokenSigner) revoke(key, id string) bool {
+// when the id is not one of key's tokens. The store keeps the id's
+// SHA-256 until no token with it can still be accepted.
+func (s *tokenSigner) revoke(ctx context.Context, key, id string) (bool, error) {
 	raw, ok := parseTokenID(id)
 	if !ok {
-		return false
+		return false, nil
 	}
 	b, ok := s.keys.binding(key)
 	if !ok || !hmac.Equal(raw[tokenRandLen:], s.idTag(b, raw[:tokenRandLen])) {
-		return false
-	}
-	now := s.now()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.revoked == nil {
-		s.revoked = map[string]time.Time{}
-	}
-	if len(s.revoked) >= pruneBuckets {
-		for k, until := range s.revoked {
-			if now.After(until) {
-				delete(s.revoked, k)
-			}
-		}
+		return false, nil
 	}
 	// No token with this id outlives the longest lifetime verify accepts,
 	// counted from now: after that, the entry has nothing left to refuse.
-	s.revoked[id] = now.Add(s.ttl + tokenSkew)
-	return true
-}
-
-func (s *tokenSigner) isRevoked(id string) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	_, ok := s.revoked[id]
-	return ok
+	if err := s.st.RevokeToken(ctx, id, s.now().Add(s.ttl+tokenSkew)); err != nil {
+		return false, err
+	}
+	return true, nil
 }
 
 // bearer returns the credential of an "Authorization: Bearer" header.

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -26,11 +27,12 @@ func BenchmarkKeyLookup(b *testing.B) {
 }
 
 func BenchmarkWidgetTokenVerify(b *testing.B) {
-	s := &tokenSigner{secret: []byte(strings.Repeat("k", 32)), ttl: 1 << 62, now: nowFixed, keys: testKeyring(b)}
+	st, _ := newTestStore(b)
+	s := &tokenSigner{secret: []byte(strings.Repeat("k", 32)), ttl: 1 << 62, now: nowFixed, keys: testKeyring(b), st: st}
 	tok, _, _, _ := s.mint("crm", "call-1@127.0.0.1")
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := s.verify(tok); err != nil {
+		if _, err := s.verify(context.Background(), tok); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -53,7 +55,8 @@ func BenchmarkGetPayment(b *testing.B) {
 	cfg := testConfig()
 	cfg.RateLimit = RateLimit{PerSecond: 1e9, Burst: 1 << 30}
 	pay := newFakePayments()
-	srv, err := NewServer(cfg, Deps{Payments: pay, Calls: fakeCalls{"call-1": {ID: "call-1"}}})
+	st, _ := newTestStore(b)
+	srv, err := NewServer(cfg, Deps{Payments: pay, Calls: fakeCalls{"call-1": {ID: "call-1"}}, Store: st})
 	if err != nil {
 		b.Fatal(err)
 	}

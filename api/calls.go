@@ -30,6 +30,9 @@ func (s *Server) listCalls(w http.ResponseWriter, r *http.Request) {
 	if calls == nil {
 		calls = []CallView{}
 	}
+	for i := range calls {
+		s.withPayment(&calls[i])
+	}
 	writeJSON(w, http.StatusOK, callList{Calls: calls})
 }
 
@@ -39,5 +42,14 @@ func (s *Server) getCall(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, http.StatusNotFound, "not-found", "no such call")
 		return
 	}
+	s.withPayment(&c)
 	writeJSON(w, http.StatusOK, c)
+}
+
+// withPayment adds the call's live payment to c.
+func (s *Server) withPayment(c *CallView) {
+	if sess, ok := s.deps.Payments.Live(c.ID); ok {
+		v := sess.View()
+		c.Payment = &v
+	}
 }

@@ -24,3 +24,11 @@ func (c captureManager) Get(id string) (Session, bool) {
 	}
 	return s, true
 }
+
+func (c captureManager) Live(callID string) (Session, bool) {
+	s, ok := c.m.Session(callID)
+	if !ok {
+		return nil, false
+	}
+	return s, true
+}

@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 	"github.com/tonevault/tonevault/capture"
 	"github.com/tonevault/tonevault/dtmf"
 	"github.com/tonevault/tonevault/internal/testutil"
+	"github.com/tonevault/tonevault/store"
 )
 
 // The card this file's tests type. Test card numbers only.
@@ -42,48 +44,82 @@ func (approver) Authorize(ctx context.Context, c *capture.Card, token string, re
 type syncBuf = testutil.SyncBuffer
 
 // realEnv runs the API on a real capture.Manager with a fixed clock (so
-// no timestamp can contain the test card's digits by chance).
+// no timestamp can contain the test card's digits by chance), which only
+// advance moves.
 type realEnv struct {
 	*testEnv
-	m      *capture.Manager
-	clock  time.Time
-	logs   *syncBuf
-	hooks  chan []byte
-	secret []byte
+	m       *capture.Manager
+	mu      sync.Mutex
+	clock   time.Time
+	logs    *syncBuf
+	hooks   chan []byte
+	secret  []byte
+	journal *capture.Journal
 	// capAudit gets capture's own audit records.
 	capAudit *recAudit
 }
 
 func newRealEnv(t *testing.T, proc capture.Processor) *realEnv {
 	t.Helper()
+	return newRealEnvOn(t, proc, nil)
+}
+
+// newRealEnvOn is newRealEnv on store st (nil: a new one): a second env
+// on the first's store is the gateway started again.
+func newRealEnvOn(t *testing.T, proc capture.Processor, st *store.Store) *realEnv {
+	t.Helper()
 	re := &realEnv{clock: time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC), logs: &syncBuf{}, hooks: make(chan []byte, 16), secret: []byte(strings.Repeat("w", 32))}
 	logger := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(re.logs), zap.DebugLevel))
-	now := func() time.Time { return re.clock }
+	now := re.now
 	capAudit := newRecAudit(t)
 	re.capAudit = capAudit
-	m, err := capture.NewManager(capture.Config{}, capture.Options{Processor: proc, Audit: capAudit, Now: now, Logger: logger, TickInterval: -1})
-	if err != nil {
-		t.Fatal(err)
+	if st == nil {
+		st, _ = newTestStore(t)
 	}
-	t.Cleanup(m.Close)
-	re.m = m
+	calls := fakeCalls{
+		"call-1": {ID: "call-1", State: "answered", Caller: "+447700900001", Callee: "agent", Correlation: map[string]string{"X-Interaction-ID": "int-1"}},
+		"call-2": {ID: "call-2", State: "answered", Caller: "+447700900002", Callee: "agent", Correlation: map[string]string{"X-Interaction-ID": "int-2"}},
+	}
+	cfg := testConfig()
 	receiver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
-		if err := verifyWebhookAt(re.secret, r.Header, b, time.Minute, re.clock); err != nil {
+		if err := verifyWebhookAt(re.secret, r.Header, b, time.Minute, re.now()); err != nil {
 			t.Errorf("webhook signature: %v", err)
 		}
 		re.hooks <- b
 	}))
 	t.Cleanup(receiver.Close)
-	cfg := testConfig()
 	cfg.Webhook = WebhookConfig{URL: receiver.URL, SecretFile: "unused", MaxAttempts: 3}
-	re.testEnv = newEnv(t, cfg, Deps{Payments: CaptureManager(m), Now: now, Logger: logger, WebhookSecret: re.secret})
+	// As the gateway wires it: the Journal keeps the sessions and queues
+	// the webhook of an outcome with it.
+	re.journal = capture.NewJournal(st, capture.JournalOptions{Logger: logger, Events: WebhookEvents(cfg, logger),
+		Correlation: func(id string) map[string]string { return calls[id].Correlation }})
+	m, err := capture.NewManager(capture.Config{}, capture.Options{Processor: proc, Audit: capAudit, Now: now, Logger: logger, TickInterval: -1, Journal: re.journal})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(m.Close)
+	re.m = m
+	re.testEnv = newEnv(t, cfg, Deps{Payments: CaptureManager(m), Calls: calls, Store: st, History: re.journal, Now: now, Logger: logger, WebhookSecret: re.secret})
 	return re
+}
+
+func (re *realEnv) now() time.Time {
+	re.mu.Lock()
+	defer re.mu.Unlock()
+	return re.clock
+}
+
+// advance moves the clock on.
+func (re *realEnv) advance(d time.Duration) {
+	re.mu.Lock()
+	defer re.mu.Unlock()
+	re.clock = re.clock.Add(d)
 }
 
 func (re *realEnv) press(callID, digits string) {
 	for i := 0; i < len(digits); i++ {
-		re.m.Digit(callID, dtmf.Digit(digits[i]), re.clock.Add(time.Second))
+		re.m.Digit(callID, dtmf.Digit(digits[i]), re.now().Add(time.Second))
 	}
 }
 

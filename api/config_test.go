@@ -12,7 +12,8 @@ import (
 
 func TestNewRefusesBadConfig(t *testing.T) {
 	good := HashKey("k")
-	deps := Deps{Payments: newFakePayments(), Calls: fakeCalls{}}
+	st, _ := newTestStore(t)
+	deps := Deps{Payments: newFakePayments(), Calls: fakeCalls{}, Store: st}
 	tests := []struct {
 		name string
 		cfg  Config
@@ -27,8 +28,9 @@ func TestNewRefusesBadConfig(t *testing.T) {
 		{"webhook without secret", Config{Webhook: WebhookConfig{URL: "https://crm.example/hook"}}, deps, "secret_file"},
 		{"webhook not http", Config{Webhook: WebhookConfig{URL: "ftp://x", SecretFile: "s"}}, deps, "http(s)"},
 		{"mask style", Config{MaskStyle: "none"}, deps, "mask_style"},
-		{"no payments", Config{}, Deps{Calls: fakeCalls{}}, "required"},
-		{"short widget secret", Config{}, Deps{Payments: newFakePayments(), Calls: fakeCalls{}, WidgetSecret: []byte("short")}, "32 bytes"},
+		{"no payments", Config{}, Deps{Calls: fakeCalls{}, Store: st}, "required"},
+		{"no store", Config{}, Deps{Payments: newFakePayments(), Calls: fakeCalls{}}, "required"},
+		{"short widget secret", Config{}, Deps{Payments: newFakePayments(), Calls: fakeCalls{}, Store: st, WidgetSecret: []byte("short")}, "32 bytes"},
 		{"missing secret file", Config{WidgetSecretFile: filepath.Join(t.TempDir(), "nope")}, deps, "secret file"},
 		{"frame ancestor with path", Config{FrameAncestors: []string{"https://crm.example.com/app"}}, deps, "frame_ancestors[0]"},
 		{"frame ancestor without scheme", Config{FrameAncestors: []string{"crm.example.com"}}, deps, "frame_ancestors[0]"},

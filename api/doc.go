@@ -10,10 +10,21 @@
 // prove it by grepping every response, event and webhook body of a real
 // capture session for the card number, expiry and security code.
 //
+// State lives in the store (Deps.Store), not in memory: idempotency keys
+// (their SHA-256, with the first answer, replayed after a restart and by
+// any gateway on the database), revoked widget tokens, and the webhook
+// outbox, which a worker delivers at least once (stable event ids, leases,
+// backoff, dead letters the API lists and requeues). Payments come from
+// capture while in memory and from the store (Deps.History, capture's
+// Journal) after: GET /v1/payments/{id} answers after a restart, and
+// GET /v1/payments lists a call's payments, by call id or correlation
+// header, a page at a time.
+//
 // Errors are RFC 9457 problem documents (application/problem+json).
 // Request bodies are strict JSON: one object, no unknown fields, at most
 // Config.MaxBodyBytes, Content-Type application/json.
 //
 // The handler returned by New is a *Server; the gateway mounts it next to
-// /metrics and calls Close at shutdown to stop webhook deliveries.
+// /metrics and calls Close at shutdown to stop webhook deliveries (those
+// cut short are due again at once, for the next start).
 package api

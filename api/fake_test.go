@@ -6,8 +6,6 @@ import (
 	"sync"
 	"time"
 
-	"go.uber.org/zap"
-
 	"github.com/tonevault/tonevault/capture"
 )
 
@@ -56,6 +54,17 @@ func (f *fakePayments) Get(id string) (Session, bool) {
 		return nil, false
 	}
 	return s, true
+}
+
+func (f *fakePayments) Live(callID string) (Session, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, s := range f.sessions {
+		if v := s.View(); v.CallID == callID && !v.State.Final() {
+			return s, true
+		}
+	}
+	return nil, false
 }
 
 type fakeSession struct {
@@ -211,7 +220,5 @@ func (c fakeCalls) List(f CallFilter) []CallView {
 }
 
 func (c fakeCalls) Get(id string) (CallView, bool) { cv, ok := c[id]; return cv, ok }
-
-func nopLogger() *zap.Logger { return zap.NewNop() }
 
 func nowFixed() time.Time { return time.Unix(1_800_000_000, 0) }

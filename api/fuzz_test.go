@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"strings"
 	"testing"
@@ -79,13 +80,14 @@ func FuzzDecodeWidgetTokenRequest(f *testing.F) {
 }
 
 func FuzzWidgetToken(f *testing.F) {
-	s := &tokenSigner{secret: []byte(strings.Repeat("k", 32)), ttl: 1 << 62, now: nowFixed, keys: testKeyring(f)}
+	st, _ := newTestStore(f)
+	s := &tokenSigner{secret: []byte(strings.Repeat("k", 32)), ttl: 1 << 62, now: nowFixed, keys: testKeyring(f), st: st}
 	good, _, _, _ := s.mint("crm", "call-1")
 	f.Add(good)
 	f.Add(widgetPrefix)
 	f.Add(widgetPrefix + "AAAA.AAAA")
 	f.Fuzz(func(t *testing.T, tok string) {
-		p, err := s.verify(tok)
+		p, err := s.verify(context.Background(), tok)
 		if err == nil && tok != good {
 			// Another spelling of the same bytes (base64 padding bits)
 			// is fine only if it says the same.

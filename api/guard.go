@@ -23,6 +23,13 @@ type guard struct {
 
 const redacted = "[redacted]"
 
+func newGuard(cfg Config, log *zap.Logger) guard {
+	if log == nil {
+		log = zap.NewNop()
+	}
+	return guard{last4: cfg.MaskStyle == "last4", log: log.Named("api")}
+}
+
 func (g guard) view(v capture.View) capture.View {
 	changed := false
 	fields := v.Fields
@@ -99,6 +106,14 @@ func (gp guardedPayments) Start(callID string, req capture.PaymentRequest, actor
 
 func (gp guardedPayments) Get(id string) (Session, bool) {
 	s, ok := gp.p.Get(id)
+	if !ok {
+		return nil, false
+	}
+	return guardedSession{s, gp.g}, true
+}
+
+func (gp guardedPayments) Live(callID string) (Session, bool) {
+	s, ok := gp.p.Live(callID)
 	if !ok {
 		return nil, false
 	}

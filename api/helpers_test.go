@@ -18,6 +18,7 @@ import (
 
 	"github.com/tonevault/tonevault/audit"
 	"github.com/tonevault/tonevault/capture"
+	"github.com/tonevault/tonevault/store"
 )
 
 const (
@@ -102,10 +103,39 @@ func (a *recAudit) records() []audit.Record {
 }
 
 type testEnv struct {
-	srv   *Server
-	ts    *httptest.Server
-	pay   *fakePayments
-	audit *recAudit
+	srv    *Server
+	ts     *httptest.Server
+	pay    *fakePayments
+	audit  *recAudit
+	st     *store.Store
+	stPath string // the store's SQLite file
+}
+
+// newTestStore opens a store in a temporary SQLite file, with webhook
+// retries a few milliseconds apart.
+func newTestStore(t testing.TB) (*store.Store, string) {
+	t.Helper()
+	return newTestStoreAt(t, nil)
+}
+
+func testStoreOnly(t testing.TB) *store.Store {
+	st, _ := newTestStore(t)
+	return st
+}
+
+// newTestStoreAt is newTestStore on the clock now (nil: time.Now).
+func newTestStoreAt(t testing.TB, now func() time.Time) (*store.Store, string) {
+	t.Helper()
+	cfg := store.DefaultConfig()
+	cfg.Now = now
+	cfg.SQLite.Path = filepath.Join(t.TempDir(), "tonevault.db")
+	cfg.Outbox = store.OutboxConfig{Backoff: 2 * time.Millisecond, MaxBackoff: 10 * time.Millisecond}
+	st, err := store.Open(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st, cfg.SQLite.Path
 }
 
 // testKeyring holds testConfig's keys.
@@ -136,6 +166,13 @@ func newEnv(t *testing.T, cfg Config, deps Deps) *testEnv {
 		}
 	}
 	deps.Audit = e.audit
+	if deps.Store == nil {
+		deps.Store, e.stPath = newTestStore(t)
+	}
+	if deps.OutboxPoll == 0 {
+		deps.OutboxPoll = 5 * time.Millisecond
+	}
+	e.st = deps.Store
 	srv, err := NewServer(cfg, deps)
 	if err != nil {
 		t.Fatal(err)

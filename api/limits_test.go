@@ -123,7 +123,7 @@ func TestSSEStreamsPerKey(t *testing.T) {
 // TestCaptureCapacity: past capture.max_live_sessions, starting a payment
 // is a 503 problem with Retry-After, and one ending makes room.
 func TestCaptureCapacity(t *testing.T) {
-	m, err := capture.NewManager(capture.Config{MaxLiveSessions: 1}, capture.Options{TickInterval: -1})
+	m, err := capture.NewManager(capture.Config{MaxLiveSessions: 1}, capture.Options{Audit: newRecAudit(t), TickInterval: -1})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,17 +2,21 @@ package api
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
+	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 
 	"go.uber.org/zap"
 
+	"github.com/tonevault/tonevault/audit"
 	"github.com/tonevault/tonevault/capture"
 	"github.com/tonevault/tonevault/internal/pan"
+	"github.com/tonevault/tonevault/store"
 )
 
 // resetRequest is the body of POST /v1/payments/{id}/reset.
@@ -88,32 +92,38 @@ func (s *Server) startPayment(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, http.StatusUnprocessableEntity, "validation", err.Error())
 		return
 	}
-	if _, ok := s.deps.Calls.Get(callID); !ok {
-		writeProblem(w, r, http.StatusNotFound, "not-found", "no such call")
+	// The key is the client's text: the store keeps its hash only. The
+	// first answer is replayed before the call is looked up: a retry
+	// after the call ended (or the gateway restarted) still gets it.
+	idem, claim, err := s.beginIdem(r.Context(), idemScope(p, key), idemFingerprint(callID, req))
+	if err != nil {
+		s.storeError(w, r, err)
 		return
 	}
-	canon, _ := json.Marshal(req)
-	fp := sha256.Sum256(append([]byte(callID+"\x00"), canon...))
-	// The key is the client's text: only its hash is kept.
-	keySum := sha256.Sum256([]byte(key))
-	scope := p.actor() + "\x00" + p.callID + "\x00" + string(keySum[:])
-	switch res, e := s.idem.begin(scope, fp); res {
-	case idemMismatch:
+	switch idem.State {
+	case store.IdemMismatch:
 		writeProblem(w, r, http.StatusUnprocessableEntity, "idempotency-mismatch", "this Idempotency-Key was used with a different request")
 		return
-	case idemBusy:
+	case store.IdemBusy:
 		w.Header().Set("Retry-After", "1")
 		writeProblem(w, r, http.StatusConflict, "conflict", "a request with this Idempotency-Key is still being processed")
 		return
-	case idemReplay:
-		w.Header().Set("Location", e.location)
+	case store.IdemReplay:
+		if idem.Response.Location != "" {
+			w.Header().Set("Location", idem.Response.Location)
+		}
 		w.Header().Set("Idempotent-Replayed", "true")
-		writeRaw(w, e.status, e.body)
+		writeRaw(w, idem.Response.Status, idem.Response.Body)
+		return
+	}
+	if _, ok := s.deps.Calls.Get(callID); !ok {
+		s.abandonIdem(r.Context(), claim)
+		writeProblem(w, r, http.StatusNotFound, "not-found", "no such call")
 		return
 	}
 	sess, err := s.deps.Payments.Start(callID, req, p.actor())
 	if err != nil {
-		s.idem.abandon(scope)
+		s.abandonIdem(r.Context(), claim)
 		s.sessionError(w, r, err)
 		return
 	}
@@ -121,43 +131,146 @@ func (s *Server) startPayment(w http.ResponseWriter, r *http.Request) {
 	s.watch(sess)
 	body, err := json.Marshal(v)
 	if err != nil {
-		s.idem.abandon(scope)
+		s.abandonIdem(r.Context(), claim)
 		writeProblem(w, r, http.StatusInternalServerError, "internal", "")
 		return
 	}
 	body = append(body, '\n')
 	loc := "/v1/payments/" + v.ID
-	s.idem.finish(scope, http.StatusCreated, body, loc)
+	s.finishIdem(r.Context(), claim, http.StatusCreated, body, loc)
 	w.Header().Set("Location", loc)
 	writeRaw(w, http.StatusCreated, body)
 }
 
 // session finds the payment of the path, within the principal's reach: a
 // widget token sees only the payments of its call, and the others do not
-// exist for it.
-func (s *Server) session(w http.ResponseWriter, r *http.Request) (Session, principal, bool) {
-	p, _ := principalFrom(r.Context())
-	sess, ok := s.deps.Payments.Get(r.PathValue("id"))
-	if ok && p.widget() && sess.View().CallID != p.callID {
-		ok = false
+// exist for it. The session in memory comes first; a payment that left
+// memory (ended long ago, or before a restart) is stored, and comes back
+// as its last View, with sess nil.
+func (s *Server) session(w http.ResponseWriter, r *http.Request) (sess Session, stored capture.View, p principal, ok bool) {
+	p, _ = principalFrom(r.Context())
+	id := r.PathValue("id")
+	if sess, ok = s.deps.Payments.Get(id); ok {
+		if p.widget() && sess.View().CallID != p.callID {
+			ok = false
+		}
+	} else if audit.ValidID(id) {
+		v, err := s.history.Get(r.Context(), id)
+		switch {
+		case errors.Is(err, capture.ErrNotFound):
+		case err != nil:
+			s.storeError(w, r, err)
+			return nil, capture.View{}, p, false
+		case !p.widget() || v.CallID == p.callID:
+			stored, ok = s.guard.view(v), true
+		}
 	}
 	if !ok {
 		writeProblem(w, r, http.StatusNotFound, "not-found", "no such payment")
-		return nil, p, false
+		return nil, capture.View{}, p, false
 	}
-	return sess, p, true
+	return sess, stored, p, true
+}
+
+// endedElsewhere answers an action on a stored payment: it has ended (or
+// is held by another gateway), so nothing can change it.
+func (s *Server) endedElsewhere(w http.ResponseWriter, r *http.Request, v capture.View) {
+	if v.State.Final() {
+		s.sessionError(w, r, capture.ErrFinal)
+		return
+	}
+	writeProblem(w, r, http.StatusConflict, "conflict", "this payment is live on another gateway; act on it there")
 }
 
 func (s *Server) getPayment(w http.ResponseWriter, r *http.Request) {
-	sess, _, ok := s.session(w, r)
+	sess, stored, _, ok := s.session(w, r)
 	if !ok {
+		return
+	}
+	if sess == nil {
+		writeJSON(w, http.StatusOK, stored)
 		return
 	}
 	writeJSON(w, http.StatusOK, sess.View())
 }
 
+// paymentList is the body of GET /v1/payments.
+type paymentList struct {
+	Payments []capture.View `json:"payments"`
+	// NextCursor, when set, is the ?cursor= of the next page.
+	NextCursor string `json:"next_cursor,omitempty"`
+}
+
+// listPayments finds payments by call (?call_id=) and by the call's
+// correlation headers (?correlation=name:value, repeatable), newest
+// first, a page at a time (?limit=, ?cursor=). A widget token lists the
+// payments of its call only, and must say so (?call_id=). A payment in
+// memory is shown as it is now, one in the store as it was last written.
+func (s *Server) listPayments(w http.ResponseWriter, r *http.Request) {
+	p, _ := principalFrom(r.Context())
+	qs := r.URL.Query()
+	q := store.PaymentQuery{CallID: qs.Get("call_id"), Cursor: qs.Get("cursor")}
+	if p.widget() && q.CallID != p.callID {
+		writeProblem(w, r, http.StatusForbidden, "forbidden", "a widget token lists the payments of its own call: set call_id")
+		return
+	}
+	if q.CallID != "" && !audit.ValidID(q.CallID) {
+		// Capture takes no other call id: there is no payment to find.
+		writeJSON(w, http.StatusOK, paymentList{Payments: []capture.View{}})
+		return
+	}
+	for _, c := range qs["correlation"] {
+		k, v, ok := strings.Cut(c, ":")
+		if !ok || k == "" {
+			writeProblem(w, r, http.StatusBadRequest, "bad-request", "correlation must be name:value")
+			return
+		}
+		if q.Correlation == nil {
+			q.Correlation = map[string]string{}
+		}
+		q.Correlation[k] = v
+	}
+	if q.CallID == "" && len(q.Correlation) == 0 {
+		writeProblem(w, r, http.StatusBadRequest, "bad-request", "say which payments: call_id or correlation")
+		return
+	}
+	if l := qs.Get("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 1 || n > store.MaxPageSize {
+			writeProblem(w, r, http.StatusBadRequest, "bad-request", fmt.Sprintf("limit must be 1 to %d", store.MaxPageSize))
+			return
+		}
+		q.Limit = n
+	}
+	views, next, err := s.history.List(r.Context(), q)
+	switch {
+	case errors.Is(err, store.ErrBadCursor):
+		writeProblem(w, r, http.StatusBadRequest, "bad-request", "cursor is not one this API gave")
+		return
+	case err != nil:
+		s.storeError(w, r, err)
+		return
+	}
+	out := paymentList{Payments: make([]capture.View, 0, len(views)), NextCursor: next}
+	for _, v := range views {
+		if sess, ok := s.deps.Payments.Get(v.ID); ok {
+			out.Payments = append(out.Payments, sess.View())
+			continue
+		}
+		out.Payments = append(out.Payments, s.guard.view(v))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// storeError answers a request the store could not serve.
+func (s *Server) storeError(w http.ResponseWriter, r *http.Request, err error) {
+	s.log.Error("store unavailable", zap.String("route", r.Pattern), zap.Error(err))
+	w.Header().Set("Retry-After", "5")
+	writeProblem(w, r, http.StatusServiceUnavailable, "unavailable", "the gateway's database is unavailable; try again shortly")
+}
+
 func (s *Server) resetField(w http.ResponseWriter, r *http.Request) {
-	sess, p, ok := s.session(w, r)
+	sess, stored, p, ok := s.session(w, r)
 	if !ok {
 		return
 	}
@@ -169,12 +282,20 @@ func (s *Server) resetField(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, http.StatusUnprocessableEntity, "validation", err.Error())
 		return
 	}
+	if sess == nil {
+		s.endedElsewhere(w, r, stored)
+		return
+	}
 	s.action(w, r, sess, sess.Reset(capture.FieldName(req.Field), p.actor()))
 }
 
 func (s *Server) restart(w http.ResponseWriter, r *http.Request) {
-	sess, p, ok := s.session(w, r)
+	sess, stored, p, ok := s.session(w, r)
 	if !ok || !s.decode(w, r, &emptyRequest{}, true) {
+		return
+	}
+	if sess == nil {
+		s.endedElsewhere(w, r, stored)
 		return
 	}
 	s.action(w, r, sess, sess.Restart(p.actor()))
@@ -183,8 +304,16 @@ func (s *Server) restart(w http.ResponseWriter, r *http.Request) {
 // cancel is idempotent: cancelling a cancelled session answers as the
 // first time did.
 func (s *Server) cancel(w http.ResponseWriter, r *http.Request) {
-	sess, p, ok := s.session(w, r)
+	sess, stored, p, ok := s.session(w, r)
 	if !ok || !s.decode(w, r, &emptyRequest{}, true) {
+		return
+	}
+	if sess == nil {
+		if stored.State == capture.StateCancelled {
+			writeJSON(w, http.StatusOK, stored)
+			return
+		}
+		s.endedElsewhere(w, r, stored)
 		return
 	}
 	err := sess.Cancel(p.actor())
@@ -199,12 +328,20 @@ func (s *Server) cancel(w http.ResponseWriter, r *http.Request) {
 const answerWriteTimeout = 10 * time.Second
 
 // submit tokenizes and authorizes. It is idempotent (capture returns the
-// first outcome again). The processor's work is not tied to the client's
-// connection: a client that hangs up must not leave an authorization
-// half done.
+// first outcome again; for a payment that left memory, the store does).
+// The processor's work is not tied to the client's connection: a client
+// that hangs up must not leave an authorization half done.
 func (s *Server) submit(w http.ResponseWriter, r *http.Request) {
-	sess, p, ok := s.session(w, r)
+	sess, stored, p, ok := s.session(w, r)
 	if !ok || !s.decode(w, r, &emptyRequest{}, true) {
+		return
+	}
+	if sess == nil {
+		if stored.Result != nil {
+			writeJSON(w, http.StatusOK, stored)
+			return
+		}
+		s.endedElsewhere(w, r, stored)
 		return
 	}
 	v, err := sess.Submit(context.WithoutCancel(r.Context()), p.actor())

@@ -15,6 +15,8 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/tonevault/tonevault/audit"
+	"github.com/tonevault/tonevault/capture"
+	"github.com/tonevault/tonevault/store"
 )
 
 // AuditSink is where the API records failed authentication and minted
@@ -25,19 +27,33 @@ type AuditSink interface {
 
 // Deps are the API's collaborators.
 type Deps struct {
-	Payments Payments  // required: CaptureManager(m) in the gateway
-	Calls    Calls     // required: the SIP call registry
-	Audit    AuditSink // required in production; nil drops records (tests)
-	Logger   *zap.Logger
-	Now      func() time.Time
+	Payments Payments // required: CaptureManager(m) in the gateway
+	Calls    Calls    // required: the SIP call registry
+	// Store keeps idempotency keys, the webhook outbox and revoked widget
+	// tokens (required).
+	Store *store.Store
+	// History finds the payments no longer in memory (Options.Retain, a
+	// restart): capture's Journal, which writes them. Default: a Journal
+	// reading Store.
+	History History
+	Audit   AuditSink // required in production; nil drops records (tests)
+	Logger  *zap.Logger
+	Now     func() time.Time
 	// HTTPClient posts webhooks (default: a client with
 	// Config.Webhook.Timeout).
 	HTTPClient *http.Client
 	// WidgetSecret and WebhookSecret override the files of Config (tests).
 	WidgetSecret, WebhookSecret []byte
-	// WebhookBackoff is the first retry delay (default 1s), doubled per
-	// attempt with jitter, capped at 5 minutes.
-	WebhookBackoff time.Duration
+	// OutboxPoll is how often the webhook worker looks for events due
+	// (default 500ms).
+	OutboxPoll time.Duration
+}
+
+// History is the payments kept in the store; *capture.Journal satisfies
+// it. Get's error wraps capture.ErrNotFound for an unknown id.
+type History interface {
+	Get(ctx context.Context, id string) (capture.View, error)
+	List(ctx context.Context, q store.PaymentQuery) ([]capture.View, string, error)
 }
 
 // Server is the handler New returns.
@@ -50,7 +66,9 @@ type Server struct {
 	tokens   *tokenSigner
 	limit    *limiter
 	failures *limiter // failed authentications per origin IP
-	idem     *idemStore
+	st       *store.Store
+	history  History
+	guard    guard
 	streams  streamCounter
 	// streamWrite is how long one write of an event stream may take
 	// (streamWriteTimeout; tests shorten it).
@@ -97,8 +115,8 @@ func NewServer(cfg Config, deps Deps) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if deps.Payments == nil || deps.Calls == nil {
-		return nil, errors.New("api: Deps.Payments and Deps.Calls are required")
+	if deps.Payments == nil || deps.Calls == nil || deps.Store == nil {
+		return nil, errors.New("api: Deps.Payments, Deps.Calls and Deps.Store are required")
 	}
 	if deps.Logger == nil {
 		deps.Logger = zap.NewNop()
@@ -107,7 +125,11 @@ func NewServer(cfg Config, deps Deps) (*Server, error) {
 		deps.Now = time.Now
 	}
 	// Every View leaves through the guard.
-	deps.Payments = guardedPayments{deps.Payments, guard{last4: cfg.MaskStyle == "last4", log: deps.Logger.Named("api")}}
+	g := newGuard(cfg, deps.Logger)
+	deps.Payments = guardedPayments{deps.Payments, g}
+	if deps.History == nil {
+		deps.History = capture.NewJournal(deps.Store, capture.JournalOptions{Logger: deps.Logger.Named("api")})
+	}
 	keys, err := newKeyring(cfg.Keys)
 	if err != nil {
 		return nil, err
@@ -132,12 +154,14 @@ func NewServer(cfg Config, deps Deps) (*Server, error) {
 		log:    deps.Logger.Named("api"),
 		now:    deps.Now,
 		keys:   keys,
-		tokens: &tokenSigner{secret: widgetSecret, ttl: cfg.WidgetTokenTTL, now: deps.Now, keys: keys},
+		tokens: &tokenSigner{secret: widgetSecret, ttl: cfg.WidgetTokenTTL, now: deps.Now, keys: keys, st: deps.Store},
 		limit:  newLimiter(cfg.RateLimit, deps.Now),
 		// Every failed authentication is an audit record, written with
 		// fsync: an origin that keeps failing is slowed down first.
 		failures:    newLimiter(RateLimit{PerSecond: 1, Burst: 30}, deps.Now),
-		idem:        newIdemStore(deps.Now),
+		st:          deps.Store,
+		history:     deps.History,
+		guard:       g,
 		streamWrite: streamWriteTimeout,
 		mux:         http.NewServeMux(),
 	}
@@ -155,8 +179,10 @@ func NewServer(cfg Config, deps Deps) (*Server, error) {
 	s.ctx, s.stop = context.WithCancel(context.Background())
 	s.streamsCtx, s.endStreams = context.WithCancel(s.ctx)
 	if cfg.Webhook.URL != "" {
-		s.hooks = newWebhooks(s.ctx, cfg.Webhook, hookSecret, deps, s.log)
+		s.hooks = newWebhooks(s.ctx, cfg, hookSecret, deps, s.log)
 	}
+	s.watchers.Add(1)
+	go s.housekeeping()
 	s.routes = s.routeTable()
 	for _, rt := range s.routes {
 		s.mux.Handle(rt.method+" "+rt.path, s.wrap(rt))
@@ -170,6 +196,7 @@ func (s *Server) routeTable() []route {
 		{"GET", "/v1/calls", keyOnly, s.listCalls},
 		{"GET", "/v1/calls/{id}", keyOnly, s.getCall},
 		{"POST", "/v1/calls/{id}/payments", keyOrWidget, s.startPayment},
+		{"GET", "/v1/payments", keyOrWidget, s.listPayments},
 		{"GET", "/v1/payments/{id}", keyOrWidget, s.getPayment},
 		{"GET", "/v1/payments/{id}/events", keyOrWidgetQuery, s.paymentEvents},
 		{"POST", "/v1/payments/{id}/reset", keyOrWidget, s.resetField},
@@ -178,6 +205,8 @@ func (s *Server) routeTable() []route {
 		{"POST", "/v1/payments/{id}/submit", keyOrWidget, s.submit},
 		{"POST", "/v1/widget-tokens", keyOnly, s.mintWidgetToken},
 		{"DELETE", "/v1/widget-tokens/{id}", keyOnly, s.revokeWidgetToken},
+		{"GET", "/v1/webhooks/dead-letters", keyOnly, s.listDeadLetters},
+		{"POST", "/v1/webhooks/dead-letters/{id}/requeue", keyOnly, s.requeueDeadLetter},
 	}
 }
 
@@ -188,7 +217,8 @@ func (s *Server) routeTable() []route {
 func (s *Server) EndStreams() { s.endStreams() }
 
 // Close stops webhook deliveries and waits for session watchers to
-// notice. Deliveries not yet made are dropped (and logged).
+// notice. Events not yet delivered stay in the outbox: the next start (or
+// another gateway on the same database) delivers them.
 func (s *Server) Close() error {
 	s.stop()
 	if s.hooks != nil {
@@ -327,7 +357,7 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request, rt route) 
 			writeProblem(w, r, http.StatusForbidden, "forbidden", "a widget token cannot be used here")
 			return principal{}, false
 		}
-		p, err := s.tokens.verify(cred)
+		p, err := s.tokens.verify(r.Context(), cred)
 		switch {
 		case err == nil:
 			return p, true
@@ -337,6 +367,11 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request, rt route) 
 			return fail(audit.ReasonRevokedToken)
 		case errors.Is(err, errTokenKeyRemoved):
 			return fail(audit.ReasonTokenKeyRemoved)
+		case errors.Is(err, errTokenUnchecked):
+			// Not the client's fault: no refusal to audit.
+			w.Header().Set("Retry-After", "5")
+			writeProblem(w, r, http.StatusServiceUnavailable, "unavailable", "widget tokens cannot be checked right now; try again")
+			return principal{}, false
 		default:
 			return fail(audit.ReasonInvalidToken)
 		}
@@ -398,4 +433,33 @@ func ReadSecretFile(path string) ([]byte, error) {
 		return nil, fmt.Errorf("api: secret file %s: at least 32 bytes needed", path)
 	}
 	return b, nil
+}
+
+// Housekeeping of the store's API tables: expired idempotency keys and
+// revocations, and delivered webhook events once deliveredKept has
+// passed (kept a while for operators; a receiver drops repeats by id).
+const (
+	housekeepingEvery = 10 * time.Minute
+	deliveredKept     = 7 * 24 * time.Hour
+)
+
+func (s *Server) housekeeping() {
+	defer s.watchers.Done()
+	t := time.NewTicker(housekeepingEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-t.C:
+		}
+		ctx, cancel := context.WithTimeout(s.ctx, time.Minute)
+		_, err1 := s.st.ExpireIdempotencyKeys(ctx)
+		_, err2 := s.st.ExpireRevocations(ctx)
+		_, err3 := s.st.PruneOutbox(ctx, s.now().Add(-deliveredKept))
+		cancel()
+		if err := errors.Join(err1, err2, err3); err != nil && s.ctx.Err() == nil {
+			s.log.Warn("store housekeeping failed; tried again later", zap.Error(err))
+		}
+	}
 }

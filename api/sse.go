@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -47,9 +48,14 @@ func (c *streamCounter) close(key string) {
 // stream ends after the final state. With Last-Event-ID, a snapshot the
 // client already has is not sent again.
 func (s *Server) paymentEvents(w http.ResponseWriter, r *http.Request) {
-	sess, p, ok := s.session(w, r)
+	sess, stored, p, ok := s.session(w, r)
 	if !ok {
 		return
+	}
+	if sess == nil {
+		// Out of memory: nothing will change it here, so the stream is
+		// the View as stored, and ends.
+		sess = storedSession{stored}
 	}
 	if !s.streams.open(p.key, s.cfg.MaxStreamsPerKey) {
 		w.Header().Set("Retry-After", "10")
@@ -127,4 +133,24 @@ func (s *Server) paymentEvents(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
+}
+
+// storedSession is a payment that left memory, as a Session whose View
+// never changes: the stream of one snapshot.
+type storedSession struct{ v capture.View }
+
+func (s storedSession) View() capture.View { return s.v }
+
+func (s storedSession) Subscribe() (<-chan capture.View, func()) {
+	ch := make(chan capture.View, 1)
+	ch <- s.v
+	close(ch)
+	return ch, func() {}
+}
+
+func (storedSession) Reset(capture.FieldName, string) error { return capture.ErrFinal }
+func (storedSession) Restart(string) error                  { return capture.ErrFinal }
+func (storedSession) Cancel(string) error                   { return capture.ErrFinal }
+func (s storedSession) Submit(context.Context, string) (capture.View, error) {
+	return s.v, capture.ErrFinal
 }

@@ -57,7 +57,12 @@ func (s *Server) mintWidgetToken(w http.ResponseWriter, r *http.Request) {
 // twice is not an error.
 func (s *Server) revokeWidgetToken(w http.ResponseWriter, r *http.Request) {
 	p, _ := principalFrom(r.Context())
-	if !s.tokens.revoke(p.key, r.PathValue("id")) {
+	ok, err := s.tokens.revoke(r.Context(), p.key, r.PathValue("id"))
+	if err != nil {
+		s.storeError(w, r, err)
+		return
+	}
+	if !ok {
 		writeProblem(w, r, http.StatusNotFound, "not-found", "no such widget token for this API key")
 		return
 	}

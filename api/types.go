@@ -17,7 +17,10 @@ import (
 type Payments interface {
 	// Start begins a session on a call; capture.ErrCallBusy if one is live.
 	Start(callID string, req capture.PaymentRequest, actor string) (Session, error)
+	// Get finds a session in memory, live or recently ended.
 	Get(id string) (Session, bool)
+	// Live finds the call's live session.
+	Live(callID string) (Session, bool)
 }
 
 // Session is one payment session; *capture.Session satisfies it. Errors
@@ -43,6 +46,9 @@ type CallView struct {
 	StartedAt   time.Time         `json:"started_at"`
 	AnsweredAt  *time.Time        `json:"answered_at,omitempty"`
 	Correlation map[string]string `json:"correlation,omitempty"`
+	// Payment is the call's live payment, filled in by the API: a CRM
+	// that lost a payment's id finds it here.
+	Payment *capture.View `json:"payment,omitempty"`
 }
 
 // CallFilter selects calls; empty fields match everything. Correlation

@@ -1,6 +1,10 @@
 package api
 
 import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -10,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tonevault/tonevault/capture"
+	"github.com/tonevault/tonevault/store"
 )
 
 func TestVerifyWebhook(t *testing.T) {
@@ -76,7 +80,7 @@ func TestWebhookRetries(t *testing.T) {
 	defer receiver.Close()
 	cfg := testConfig()
 	cfg.Webhook = WebhookConfig{URL: receiver.URL, SecretFile: "x", MaxAttempts: 5}
-	e := newEnv(t, cfg, Deps{WebhookSecret: secret, WebhookBackoff: time.Millisecond})
+	e := newEnv(t, cfg, Deps{WebhookSecret: secret})
 	v := e.startPayment(t, testKey, "call-1")
 	if err := e.pay.sessions[v.ID].Cancel("t"); err != nil {
 		t.Fatal(err)
@@ -93,12 +97,33 @@ func TestWebhookRetries(t *testing.T) {
 	if ids[0] == "" || ids[0] != ids[1] || ids[1] != ids[2] {
 		t.Errorf("event ids %v", ids)
 	}
+	waitOutbox(t, e.st, ids[0], store.OutboxDelivered)
 	e.srv.Close()
 	if n := calls.Load(); n != 3 {
 		t.Errorf("%d attempts, want 3 (stop after the first 2xx)", n)
 	}
 }
 
+// waitOutbox waits until event id is in state and returns it.
+func waitOutbox(t *testing.T, st *store.Store, id string, state store.OutboxState) store.OutboxEvent {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		e, err := st.GetOutbox(context.Background(), id)
+		if err == nil && e.State == state {
+			return e
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("event %s: %+v, %v; want %s", id, e, err, state)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestWebhookGivesUp: an event is retried up to max_attempts, or not at
+// all when the receiver refuses it (4xx but 408, 425, 429); then it is a
+// dead letter, which the API lists and requeues, and which is delivered
+// once requeued, with its id.
 func TestWebhookGivesUp(t *testing.T) {
 	for _, tc := range []struct {
 		status, tries int
@@ -108,29 +133,152 @@ func TestWebhookGivesUp(t *testing.T) {
 		{http.StatusBadRequest, 4, 1},          // the receiver refuses: no retry
 		{http.StatusTooManyRequests, 2, 2},
 	} {
-		var calls atomic.Int32
-		receiver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			calls.Add(1)
-			w.WriteHeader(tc.status)
-		}))
-		h := newWebhooks(t.Context(), WebhookConfig{URL: receiver.URL, MaxAttempts: tc.tries, Timeout: 5 * time.Second},
-			[]byte(strings.Repeat("s", 32)), Deps{Now: time.Now, WebhookBackoff: time.Millisecond}, nopLogger())
-		h.send(capture.View{ID: "pay_1", State: capture.StateDeclined, Version: 4})
-		h.wait()
-		receiver.Close()
-		if n := calls.Load(); n != tc.want {
-			t.Errorf("status %d: %d attempts, want %d", tc.status, n, tc.want)
-		}
+		t.Run(strconv.Itoa(tc.status), func(t *testing.T) {
+			var calls atomic.Int32
+			var fixed atomic.Bool
+			delivered := make(chan string, 1)
+			receiver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if fixed.Load() {
+					delivered <- r.Header.Get(HeaderEventID)
+					return
+				}
+				calls.Add(1)
+				w.WriteHeader(tc.status)
+			}))
+			defer receiver.Close()
+			cfg := testConfig()
+			cfg.Webhook = WebhookConfig{URL: receiver.URL, SecretFile: "x", MaxAttempts: tc.tries}
+			e := newEnv(t, cfg, Deps{WebhookSecret: []byte(strings.Repeat("s", 32))})
+			v := e.startPayment(t, testKey, "call-1")
+			if err := e.pay.sessions[v.ID].Cancel("t"); err != nil {
+				t.Fatal(err)
+			}
+			id := fmt.Sprintf("evt_%s_%d", v.ID, v.Version+1)
+			dead := waitOutbox(t, e.st, id, store.OutboxDead)
+			if n := calls.Load(); n != tc.want || dead.Attempts != int(tc.want) || dead.LastStatus != tc.status {
+				t.Errorf("%d attempts (%d recorded, last status %d), want %d", n, dead.Attempts, dead.LastStatus, tc.want)
+			}
+
+			var list deliveryList
+			if err := json.Unmarshal(readBody(t, e.do(t, "GET", "/v1/webhooks/dead-letters", testKey, nil)), &list); err != nil {
+				t.Fatal(err)
+			}
+			if len(list.Events) != 1 || list.Events[0].ID != id || list.Events[0].State != "dead" || list.Events[0].PaymentID != v.ID ||
+				list.Events[0].Type != "payment.cancelled" || list.Events[0].LastStatus != tc.status {
+				t.Fatalf("dead letters: %+v", list)
+			}
+			fixed.Store(true)
+			resp := e.do(t, "POST", "/v1/webhooks/dead-letters/"+id+"/requeue", testKey, nil)
+			if b := readBody(t, resp); resp.StatusCode != 200 || !strings.Contains(string(b), `"state":"pending"`) {
+				t.Fatalf("requeue: %d %s", resp.StatusCode, b)
+			}
+			select {
+			case got := <-delivered:
+				if got != id {
+					t.Errorf("requeued delivery has id %q, want %q", got, id)
+				}
+			case <-time.After(20 * time.Second):
+				t.Fatal("requeued event not delivered")
+			}
+			waitOutbox(t, e.st, id, store.OutboxDelivered)
+		})
 	}
 }
 
-func TestWebhookBackoff(t *testing.T) {
-	h := &webhooks{backoff: time.Second}
-	for attempt, max := range map[int]time.Duration{1: time.Second, 2: 2 * time.Second, 4: 8 * time.Second, 30: maxBackoff} {
-		for i := 0; i < 50; i++ {
-			if d := h.delay(attempt); d < max/2 || d > max {
-				t.Fatalf("delay(%d) = %v, want in [%v, %v]", attempt, d, max/2, max)
+// TestDeadLetterAPI: the list pages; requeue of what is not a dead
+// letter is 404; widget tokens have no access.
+func TestDeadLetterAPI(t *testing.T) {
+	e := newEnv(t, testConfig(), Deps{})
+	ctx := context.Background()
+	for i := range 3 {
+		id := fmt.Sprintf("evt_pay_%d_1", i)
+		if _, err := e.st.EnqueueOutbox(ctx, store.OutboxEvent{ID: id, Kind: "payment.approved", PaymentID: fmt.Sprintf("pay_%d", i), Body: []byte("{}"), MaxAttempts: 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	evs, err := e.st.ClaimOutbox(ctx, "test", 3, time.Minute)
+	if err != nil || len(evs) != 3 {
+		t.Fatalf("claim: %d %v", len(evs), err)
+	}
+	for _, ev := range evs[:2] {
+		if _, err := e.st.MarkFailed(ctx, ev.ID, "test", store.DeliveryFailure{Status: 500, Error: "HTTP 500"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var seen []string
+	cursor := ""
+	for pages := 0; pages < 5; pages++ {
+		var list deliveryList
+		resp := e.do(t, "GET", "/v1/webhooks/dead-letters?limit=1&cursor="+cursor, testKey, nil)
+		if err := json.Unmarshal(readBody(t, resp), &list); err != nil || resp.StatusCode != 200 || len(list.Events) > 1 {
+			t.Fatalf("page: %d %+v %v", resp.StatusCode, list, err)
+		}
+		for _, d := range list.Events {
+			seen = append(seen, d.ID)
+		}
+		if cursor = list.NextCursor; cursor == "" {
+			break
+		}
+	}
+	if len(seen) != 2 || seen[0] == seen[1] {
+		t.Errorf("paged dead letters %v, want the 2 dead ones", seen)
+	}
+	problem(t, e.do(t, "GET", "/v1/webhooks/dead-letters?limit=0", testKey, nil), 400)
+	problem(t, e.do(t, "GET", "/v1/webhooks/dead-letters?cursor=nope", testKey, nil), 400)
+	problem(t, e.do(t, "POST", "/v1/webhooks/dead-letters/"+evs[2].ID+"/requeue", testKey, nil), 404)
+	problem(t, e.do(t, "POST", "/v1/webhooks/dead-letters/evt_none/requeue", testKey, nil), 404)
+	tok, _ := mintToken(t, e, "call-1")
+	problem(t, e.do(t, "GET", "/v1/webhooks/dead-letters", tok, nil), 403)
+}
+
+// TestWebhookAfterRestart: an event not delivered when its gateway
+// stopped (the receiver was down) is delivered by the next gateway on the
+// same store, with the same id and body.
+func TestWebhookAfterRestart(t *testing.T) {
+	secret := []byte(strings.Repeat("s", 32))
+	var up atomic.Bool
+	type hook struct {
+		id   string
+		body []byte
+	}
+	got := make(chan hook, 16)
+	receiver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		select {
+		case got <- hook{r.Header.Get(HeaderEventID), b}:
+		default:
+		}
+		if !up.Load() {
+			http.Error(w, "down", http.StatusBadGateway)
+		}
+	}))
+	defer receiver.Close()
+	cfg := testConfig()
+	cfg.Webhook = WebhookConfig{URL: receiver.URL, SecretFile: "x", MaxAttempts: 1000}
+	st, _ := newTestStore(t)
+	first := newEnv(t, cfg, Deps{Store: st, WebhookSecret: secret})
+	v := first.startPayment(t, testKey, "call-1")
+	if err := first.pay.sessions[v.ID].Cancel("t"); err != nil {
+		t.Fatal(err)
+	}
+	before := <-got
+	first.ts.Close()
+	first.srv.Close()
+	for len(got) > 0 {
+		<-got
+	}
+	up.Store(true)
+	newEnv(t, cfg, Deps{Store: st, WebhookSecret: secret})
+	for {
+		select {
+		case h := <-got:
+			if h.id != before.id || !bytes.Equal(h.body, before.body) {
+				t.Fatalf("after the restart: event %s %s; before: %s %s", h.id, h.body, before.id, before.body)
 			}
+			waitOutbox(t, st, before.id, store.OutboxDelivered)
+			return
+		case <-time.After(30 * time.Second):
+			t.Fatal("the event was not delivered after the restart")
 		}
 	}
 }

@@ -179,6 +179,14 @@ func TestWidgetEndToEnd(t *testing.T) {
 	poll("card number valid again", `document.querySelector('[data-field="card_number"] .tick').textContent === "✓"`)
 	re.press("call-1", testExpiry)
 	poll("expiry valid", `document.querySelector('[data-field="expiry"] .tick').textContent === "✓"`)
+	// The agent reloads the page mid-payment: the widget finds the
+	// payment running on its call and follows it again.
+	step("reload", chromedp.Reload(), chromedp.WaitReady("body", chromedp.ByQuery))
+	poll("the running payment found after the reload", `!document.getElementById("session").hidden && document.getElementById("start").hidden && `+
+		`document.querySelector('[data-field="expiry"] .tick').textContent === "✓" && document.querySelector('[data-field="card_number"] .masked').textContent.startsWith("411111")`)
+	if got := text("#summary"); !strings.Contains(got, "19.99") {
+		t.Errorf("summary after the reload %q", got)
+	}
 	re.press("call-1", testCVV[:2])
 	poll("two dots", `document.querySelector('[data-field="security_code"] .masked').textContent === "••"`)
 	if got := text("#status"); !strings.Contains(got, "2 digits") {

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"strings"
@@ -96,17 +97,17 @@ func TestWidgetTokenTTLAtVerify(t *testing.T) {
 
 	// An issue time in the future (beyond clock skew) is refused too.
 	now := time.Unix(1_800_000_000, 0)
-	s := &tokenSigner{secret: fixedWidgetSecret, ttl: 15 * time.Minute, now: func() time.Time { return now }, keys: testKeyring(t)}
+	s := &tokenSigner{secret: fixedWidgetSecret, ttl: 15 * time.Minute, now: func() time.Time { return now }, keys: testKeyring(t), st: testStoreOnly(t)}
 	tok, _, _, err := s.mint("crm", "call-1")
 	if err != nil {
 		t.Fatal(err)
 	}
 	now = now.Add(-2 * tokenSkew)
-	if _, err := s.verify(tok); err == nil {
+	if _, err := s.verify(context.Background(), tok); err == nil {
 		t.Error("a token issued in the future was accepted")
 	}
 	now = now.Add(2 * tokenSkew)
-	if _, err := s.verify(tok); err != nil {
+	if _, err := s.verify(context.Background(), tok); err != nil {
 		t.Errorf("control: %v", err)
 	}
 }

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"strings"
@@ -92,7 +93,7 @@ func TestWidgetTokenScope(t *testing.T) {
 
 func TestWidgetTokenTampering(t *testing.T) {
 	now := time.Unix(1_800_000_000, 0)
-	s := &tokenSigner{secret: []byte(strings.Repeat("k", 32)), ttl: 15 * time.Minute, now: func() time.Time { return now }, keys: testKeyring(t)}
+	s := &tokenSigner{secret: []byte(strings.Repeat("k", 32)), ttl: 15 * time.Minute, now: func() time.Time { return now }, keys: testKeyring(t), st: testStoreOnly(t)}
 	tok, _, exp, err := s.mint("crm", "call-1")
 	if err != nil {
 		t.Fatal(err)
@@ -100,7 +101,7 @@ func TestWidgetTokenTampering(t *testing.T) {
 	if !exp.Equal(now.Add(15 * time.Minute)) {
 		t.Errorf("expires %v", exp)
 	}
-	p, err := s.verify(tok)
+	p, err := s.verify(context.Background(), tok)
 	if err != nil || p.key != "crm" || p.callID != "call-1" {
 		t.Fatalf("verify: %+v %v", p, err)
 	}
@@ -108,12 +109,12 @@ func TestWidgetTokenTampering(t *testing.T) {
 	for i := len(widgetPrefix); i < len(tok); i++ {
 		b := []byte(tok)
 		b[i] ^= 1
-		if p, err := s.verify(string(b)); err == nil && (p.callID != "call-1" || p.key != "crm") {
+		if p, err := s.verify(context.Background(), string(b)); err == nil && (p.callID != "call-1" || p.key != "crm") {
 			t.Fatalf("tampered token at %d accepted as %+v", i, p)
 		}
 	}
 	now = now.Add(15 * time.Minute)
-	if _, err := s.verify(tok); err == nil {
+	if _, err := s.verify(context.Background(), tok); err == nil {
 		t.Error("expired token accepted")
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -293,6 +294,45 @@ func TestKVAnchor(t *testing.T) {
 // overwrite the evidence. Open refuses it when the anchor can be read;
 // when it cannot, every anchoring fails until the trail is moved aside.
 // An intact trail is continued (the control).
+// TestFileAnchorAfterKill: a gateway killed before its first checkpoint
+// leaves a trail and no anchor file; the next one continues the trail and
+// anchors its checkpoints, creating the file.
+func TestFileAnchorAfterKill(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	path, anchor := filepath.Join(dir, "audit.jsonl"), filepath.Join(dir, "audit.anchor")
+	open := func() *Writer {
+		w, err := Open(ctx, path, Options{Signer: testHMAC(t), Anchor: &FileAnchor{Path: anchor}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return w
+	}
+	w := open()
+	if _, err := w.Append(ctx, sample(0)); err != nil {
+		t.Fatal(err)
+	}
+	w.f.Close() // killed: no checkpoint, nothing anchored
+	if _, err := os.Stat(anchor); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("anchor file before any checkpoint: %v", err)
+	}
+	w = open()
+	if err := w.Checkpoint(ctx); err != nil {
+		t.Fatalf("Checkpoint after the restart: %v", err)
+	}
+	if err := w.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := VerifyAnchored(ctx, f, testHMAC(t), &FileAnchor{Path: anchor}); err != nil {
+		t.Errorf("VerifyAnchored after the restart: %v", err)
+	}
+}
+
 func TestOpenChecksAnchor(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()

@@ -73,6 +73,17 @@
 // digits are ignored, agent actions get ErrInFlight, and a call end or
 // expiry is applied when the processor returns.
 //
+// # Persistence
+//
+// With Options.Journal, sessions are kept in the store (see Journal):
+// written at the start, at each field completed, refused for good or
+// reset, at each step of a submit (the submitting state is on disk before
+// the authorization is sent) and at the final state, with the webhook
+// event of an outcome in the same transaction. Digits are never written,
+// only the masked View. A gateway that starts again after a crash ends
+// the sessions it left live (Journal.EndInterrupted): failed, reason
+// gateway_restarted.
+//
 // # Time
 //
 // Timers run off Options.Now: Manager.Tick(now) checks every session, and

@@ -36,6 +36,8 @@ type Options struct {
 	// called with the session locked: it must not block or call back into
 	// the Manager.
 	OnActive func(callID string, active bool)
+	// Journal, when set, keeps the sessions in the store (see Journal).
+	Journal *Journal
 }
 
 // Manager owns the payment sessions of every call.
@@ -50,6 +52,8 @@ type Manager struct {
 	log    *zap.Logger
 	retain time.Duration
 	active func(callID string, active bool)
+
+	journal *Journal // nil: sessions live in memory only
 
 	mu     sync.RWMutex
 	byID   map[string]*Session
@@ -79,7 +83,7 @@ func NewManager(cfg Config, opts Options) (*Manager, error) {
 	}
 	m := &Manager{
 		cfg: cfg, proc: opts.Processor, sink: opts.Audit, now: opts.Now, log: opts.Logger,
-		retain: opts.Retain, active: opts.OnActive,
+		retain: opts.Retain, active: opts.OnActive, journal: opts.Journal,
 		byID: make(map[string]*Session), byCall: make(map[string]*Session),
 		stop: make(chan struct{}), done: make(chan struct{}),
 	}

@@ -23,15 +23,19 @@ const (
 //
 // Locking: mu guards everything below it. Audit records are gathered under
 // mu and queued before it is released (the sink's Append never blocks), so
-// that a session's records reach the trail in the order they happened. A
-// Manager's lock is never taken while mu is held.
+// that a session's records reach the trail in the order they happened.
+// Snapshots for the store are written after mu is released (a database
+// write may wait), under saveMu, which is taken before mu is released so
+// that they reach the store in order too. A Manager's lock is never taken
+// while mu is held.
 type Session struct {
 	m      *Manager
 	id     string
 	callID string
 	req    PaymentRequest
 
-	mu sync.Mutex
+	saveMu sync.Mutex
+	mu     sync.Mutex
 
 	state      State
 	reason     string
@@ -70,6 +74,9 @@ type Session struct {
 
 	pending []audit.Record
 	ended   bool // became final in this critical section: detach from the call
+
+	saved  saveMark // what the Journal was last given (persist.go)
+	toSave *View    // for unlock to give the Journal
 }
 
 // ID is the session's id: "pay_" and 24 characters of lowercase base32.
@@ -94,7 +101,14 @@ func (s *Session) unlock() {
 	}
 	ended := s.ended
 	s.ended = false
+	save := s.toSave
+	s.toSave = nil
+	s.saveMu.Lock()
 	s.mu.Unlock()
+	if save != nil {
+		s.m.journal.save(*save)
+	}
+	s.saveMu.Unlock()
 	if ended {
 		s.m.detach(s)
 	}
@@ -146,6 +160,7 @@ func (s *Session) setState(to State) bool {
 func (s *Session) changed(now time.Time) {
 	s.version++
 	s.updatedAt = now
+	s.markSave()
 	if len(s.subs) == 0 {
 		return
 	}

@@ -141,6 +141,9 @@ type Result struct {
 	AuthCode     string `json:"auth_code,omitempty"`
 	Reason       string `json:"reason,omitempty"`
 	ResponseCode string `json:"response_code,omitempty"`
+	// MOTO is what the authorization was sent with, once sent; kept by
+	// the Journal, not shown.
+	MOTO MOTO `json:"-"`
 }
 
 // Card is the card data Submit lends to the Processor. The Secrets alias

@@ -61,13 +61,16 @@ func (p *Service) Authorize(ctx context.Context, c *capture.Card, token string, 
 		Amount: req.Amount, Currency: req.Currency, Token: token, MerchantRef: req.MerchantRef,
 	}
 	resp, err := p.PSP.Authorize(ctx, r)
+	// What the request was sent with to say "telephone order", for the
+	// payment's record; zero when nothing was sent.
+	moto := capture.MOTO{EntryMode: resp.MOTO.EntryMode, ConditionCode: resp.MOTO.Condition, Field60: resp.MOTO.Field60, Field61: resp.MOTO.Field61}
 	if err != nil {
 		if errors.Is(err, psp.ErrUnavailable) {
 			return capture.Result{}, fmt.Errorf("payment: psp: %w: %w", capture.ErrUnavailable, err)
 		}
-		return capture.Result{Outcome: capture.OutcomeFailed, Token: token, Reason: reasonOf(resp, "psp_error")}, nil
+		return capture.Result{Outcome: capture.OutcomeFailed, Token: token, Reason: reasonOf(resp, "psp_error"), MOTO: moto}, nil
 	}
-	res := capture.Result{Token: token, ResponseCode: resp.ResponseCode, Reason: resp.Reason}
+	res := capture.Result{Token: token, ResponseCode: resp.ResponseCode, Reason: resp.Reason, MOTO: moto}
 	switch resp.Outcome {
 	case psp.Approved:
 		res.Outcome, res.AuthCode = capture.OutcomeApproved, resp.AuthCode

@@ -116,6 +116,13 @@ func TestAuthorizeAgainstSim(t *testing.T) {
 			if tc.outcome == capture.OutcomeApproved && res.AuthCode == "" {
 				t.Error("approved without an auth code")
 			}
+			// The telephone-order indicators sent reach the Result, for
+			// the payment's record: the brand's own, whatever the outcome.
+			want := capture.MOTO{EntryMode: psp.DefaultEntryMode, ConditionCode: psp.DefaultCondition,
+				Field60: psp.DefaultMOTO[string(tc.brand)].Field60, Field61: psp.DefaultMOTO[string(tc.brand)].Field61}
+			if res.MOTO != want {
+				t.Errorf("MOTO %+v, want %+v", res.MOTO, want)
+			}
 		})
 	}
 	var all bytes.Buffer

@@ -90,7 +90,16 @@
 // masked. The tests search the SQLite files (-wal and -shm included) and
 // a pg_dump for the test cards after offering one to every column.
 //
+// # Who writes what
+//
 // serve opens the store and hands it to psp, which keeps its reversal
-// queue and STAN counter here; api and capture still keep their state in
-// memory, and no payment is written yet.
+// queue and STAN counter here; to capture's Journal, which writes each
+// payment (its columns, and its masked View as the API shows it in
+// Payment.Snapshot, so that it reads back unchanged after a restart) and
+// queues the payment's webhook event in the same transaction
+// (UpsertPayment's events); and to api, which keeps idempotency keys,
+// revoked widget tokens and the outbox's deliveries here. Payment.Node
+// names the gateway that held a payment, so that a gateway restarting
+// ends its own interrupted payments (PaymentQuery Live and Node) and no
+// other's.
 package store

@@ -27,6 +27,9 @@ const (
 	maxBody  = 1 << 20 // an outbox event's body
 	maxToken = 128
 	maxError = 512 // an outbox failure's text, cut to this
+	// maxSnapshot: a payment's snapshot (a View of a few fields is
+	// about 1 KiB).
+	maxSnapshot = 64 << 10
 	// maxPrivateField: an ISO 8583 LLL field (60, 61).
 	maxPrivateField = 999
 )
@@ -107,6 +110,26 @@ func validID(s string) bool { return audit.ValidID(s) }
 
 // validCode: 1 to 32 lowercase letters and '_' ("approved", "psp_timeout").
 func validCode(s string) bool { return audit.ValidState(s) }
+
+// validReason: a code, or a code with the acquirer's response code the
+// gateway does not know after it ("declined_Q9"): 1 to 32 letters, digits
+// and '_', starting with a lowercase letter. 32 characters leave no room
+// for a card number in its digits alone, and the value is searched for
+// one anyway.
+func validReason(s string) bool {
+	if validCode(s) {
+		return true
+	}
+	if len(s) == 0 || len(s) > 32 || s[0] < 'a' || s[0] > 'z' {
+		return false
+	}
+	for i := 1; i < len(s); i++ {
+		if c := s[i]; !isAlnum(c) && c != '_' {
+			return false
+		}
+	}
+	return true
+}
 
 func validCurrency(s string) bool {
 	if len(s) != 3 {

@@ -133,25 +133,33 @@ func offerEverywhere(t *testing.T, s *Store, pan string) {
 	}
 	fp := sha256.Sum256([]byte("x"))
 	refused := map[string]func() error{
-		"payments.id":               pay(func(p *Payment) { p.ID = pan }),
-		"payments.call_id":          pay(func(p *Payment) { p.CallID = pan }),
-		"payments.state":            pay(func(p *Payment) { p.State = pan }),
-		"payments.reason":           pay(func(p *Payment) { p.Reason = pan }),
-		"payments.amount":           pay(func(p *Payment) { p.Amount = amount }),
-		"payments.currency":         pay(func(p *Payment) { p.Currency = pan }),
-		"payments.merchant_ref":     pay(func(p *Payment) { p.MerchantRef = "ref " + pan }),
-		"payments.description":      pay(func(p *Payment) { p.Description = "card " + pan + " please" }),
-		"payments.merchant":         pay(func(p *Payment) { p.Merchant = pan }),
-		"payments.brand":            pay(func(p *Payment) { p.Brand = pan }),
-		"payments.masked_pan":       pay(func(p *Payment) { p.MaskedPAN = pan }),
-		"payments.token":            pay(func(p *Payment) { p.Token = pan }),
-		"payments.outcome":          pay(func(p *Payment) { p.Outcome = pan }),
-		"payments.auth_code":        pay(func(p *Payment) { p.AuthCode = pan }),
-		"payments.response_code":    pay(func(p *Payment) { p.ResponseCode = pan }),
-		"payments.entry_mode":       pay(func(p *Payment) { p.EntryMode = pan }),
-		"payments.condition_code":   pay(func(p *Payment) { p.ConditionCode = pan }),
-		"payments.field_60":         pay(func(p *Payment) { p.Field60 = pan }),
-		"payments.field_61":         pay(func(p *Payment) { p.Field61 = "2033 " + pan }),
+		"payments.id":             pay(func(p *Payment) { p.ID = pan }),
+		"payments.call_id":        pay(func(p *Payment) { p.CallID = pan }),
+		"payments.state":          pay(func(p *Payment) { p.State = pan }),
+		"payments.reason":         pay(func(p *Payment) { p.Reason = pan }),
+		"payments.amount":         pay(func(p *Payment) { p.Amount = amount }),
+		"payments.currency":       pay(func(p *Payment) { p.Currency = pan }),
+		"payments.merchant_ref":   pay(func(p *Payment) { p.MerchantRef = "ref " + pan }),
+		"payments.description":    pay(func(p *Payment) { p.Description = "card " + pan + " please" }),
+		"payments.merchant":       pay(func(p *Payment) { p.Merchant = pan }),
+		"payments.brand":          pay(func(p *Payment) { p.Brand = pan }),
+		"payments.masked_pan":     pay(func(p *Payment) { p.MaskedPAN = pan }),
+		"payments.token":          pay(func(p *Payment) { p.Token = pan }),
+		"payments.outcome":        pay(func(p *Payment) { p.Outcome = pan }),
+		"payments.auth_code":      pay(func(p *Payment) { p.AuthCode = pan }),
+		"payments.response_code":  pay(func(p *Payment) { p.ResponseCode = pan }),
+		"payments.entry_mode":     pay(func(p *Payment) { p.EntryMode = pan }),
+		"payments.condition_code": pay(func(p *Payment) { p.ConditionCode = pan }),
+		"payments.field_60":       pay(func(p *Payment) { p.Field60 = pan }),
+		"payments.field_61":       pay(func(p *Payment) { p.Field61 = "2033 " + pan }),
+		"payments.node":           pay(func(p *Payment) { p.Node = pan }),
+		"payments.snapshot":       pay(func(p *Payment) { p.Snapshot = `{"fields":[{"masked":"` + pan + `"}]}` }),
+		"outbox.body (with a payment)": func() error {
+			e := testEvent("evt_pay-2_2")
+			e.Body = []byte(`{"payment":{"masked":"` + pan + `"}}`)
+			_, err := s.UpsertPayment(c, approved(testPayment("pay-2", "call-2", 1), 2), e)
+			return err
+		},
 		"payment_correlations.name": pay(func(p *Payment) { p.Correlation = map[string]string{pan: "v"} }),
 		"payment_correlations.value": pay(func(p *Payment) {
 			p.Correlation = map[string]string{"X-Interaction-ID": pan}

@@ -49,6 +49,22 @@ func validEventID(s string) bool { return validName(s) && len(s) <= 128 }
 // already there changes nothing and reports false: a gateway that
 // restarts and enqueues the same outcome again sends it once.
 func (s *Store) EnqueueOutbox(ctx context.Context, e OutboxEvent) (bool, error) {
+	if err := e.check(); err != nil {
+		return false, err
+	}
+	var added bool
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		var err error
+		added, err = s.enqueueOutbox(ctx, tx, e)
+		return err
+	})
+	if err != nil {
+		return false, fmt.Errorf("store: enqueueing event %s: %w", e.ID, err)
+	}
+	return added, nil
+}
+
+func (e *OutboxEvent) check() error {
 	err := firstErr(
 		syntax("outbox.id", e.ID, false, validEventID, "an event id (letters, digits, '-' and '_')"),
 		syntax("outbox.kind", e.Kind, false, validKind, "an event type"),
@@ -56,18 +72,23 @@ func (s *Store) EnqueueOutbox(ctx context.Context, e OutboxEvent) (bool, error) 
 		freeText("outbox.body", string(e.Body), maxBody),
 	)
 	if err != nil {
-		return false, err
+		return err
 	}
 	if e.MaxAttempts < 1 {
-		return false, fmt.Errorf("%w: outbox.max_attempts %d: want at least 1", ErrInvalid, e.MaxAttempts)
+		return fmt.Errorf("%w: outbox.max_attempts %d: want at least 1", ErrInvalid, e.MaxAttempts)
 	}
+	return nil
+}
+
+// enqueueOutbox inserts a checked event in tx.
+func (s *Store) enqueueOutbox(ctx context.Context, tx *sql.Tx, e OutboxEvent) (bool, error) {
 	now := nanos(s.now())
-	res, err := s.w.ExecContext(ctx, `INSERT INTO outbox (id, kind, payment_id, body, state, attempts, max_attempts,
+	res, err := tx.ExecContext(ctx, `INSERT INTO outbox (id, kind, payment_id, body, state, attempts, max_attempts,
 			next_attempt_at, lease_owner, lease_until, last_status, last_error, created_at, updated_at)
 		VALUES ($1, $2, $3, $4, $5, 0, $6, $7, '', 0, 0, '', $7, $7)
 		ON CONFLICT (id) DO NOTHING`, e.ID, e.Kind, e.PaymentID, string(e.Body), string(OutboxPending), e.MaxAttempts, now)
 	if err != nil {
-		return false, fmt.Errorf("store: enqueueing event %s: %w", e.ID, err)
+		return false, err
 	}
 	n, err := res.RowsAffected()
 	return n == 1, err
@@ -141,6 +162,15 @@ func (s *Store) MarkDelivered(ctx context.Context, id string, status int) error 
 		return ErrNotFound
 	}
 	return err // already delivered: nil
+}
+
+// ReleaseOutbox gives up owner's lease on an event without counting an
+// attempt (the owner is stopping in the middle of a delivery): it is due
+// again at once. ErrNotLeased when owner does not hold it.
+func (s *Store) ReleaseOutbox(ctx context.Context, id, owner string) error {
+	res, err := s.w.ExecContext(ctx, `UPDATE outbox SET lease_owner = '', lease_until = 0, updated_at = $1
+		WHERE id = $2 AND lease_owner = $3 AND state = $4`, nanos(s.now()), id, owner, string(OutboxPending))
+	return leased(res, err, "releasing event "+id)
 }
 
 // DeliveryFailure is how an attempt failed.

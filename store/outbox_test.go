@@ -13,6 +13,31 @@ func testEvent(id string) OutboxEvent {
 		Body: []byte(`{"id":"` + id + `","payment":{"masked":"411111******1111"}}`), MaxAttempts: 3}
 }
 
+// TestOutboxRelease: a worker stopping mid-delivery gives its lease up:
+// the event is due again at once, its attempts unchanged; only the
+// holder can.
+func TestOutboxRelease(t *testing.T) {
+	each(t, func(t *testing.T, s *Store, _ *clock) {
+		c := ctx(t)
+		if _, err := s.EnqueueOutbox(c, testEvent("evt_pay-1_7")); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := s.ClaimOutbox(c, "node-a", 1, time.Hour); err != nil || len(got) != 1 {
+			t.Fatalf("claim: %v %v", ids(got), err)
+		}
+		if err := s.ReleaseOutbox(c, "evt_pay-1_7", "node-b"); !errors.Is(err, ErrNotLeased) {
+			t.Errorf("released by another owner: %v", err)
+		}
+		if err := s.ReleaseOutbox(c, "evt_pay-1_7", "node-a"); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.ClaimOutbox(c, "node-b", 1, time.Hour)
+		if err != nil || len(got) != 1 || got[0].Attempts != 0 {
+			t.Fatalf("after the release: %+v, %v", got, err)
+		}
+	})
+}
+
 func TestOutboxDelivery(t *testing.T) {
 	each(t, func(t *testing.T, s *Store, clk *clock) {
 		c := ctx(t)

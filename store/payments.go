@@ -49,6 +49,16 @@ type Payment struct {
 	// its value is kept.
 	Correlation map[string]string
 
+	// Node names the gateway that held the session ("" when unnamed):
+	// a gateway that restarts ends the live payments it held
+	// (PaymentQuery.Node), and no other gateway's.
+	Node string
+	// Snapshot is the caller's own masked rendering of the payment (the
+	// API's JSON View), kept so that it can be shown after a restart
+	// exactly as before. It is free text to the store: searched for card
+	// numbers like every other.
+	Snapshot string
+
 	// Version orders updates: an upsert with a version not above the
 	// stored one changes nothing (capture.View.Version).
 	Version   uint64
@@ -62,7 +72,7 @@ func (p *Payment) check() error {
 		syntax("payments.id", p.ID, false, validID, "an id"),
 		syntax("payments.call_id", p.CallID, false, validID, "an id"),
 		syntax("payments.state", p.State, false, validCode, "a state"),
-		syntax("payments.reason", p.Reason, true, validCode, "a reason code"),
+		syntax("payments.reason", p.Reason, true, validReason, "a reason code"),
 		refuseCardAmount("payments.amount", p.Amount),
 		syntax("payments.currency", p.Currency, false, validCurrency, "a currency code"),
 		freeText("payments.merchant_ref", p.MerchantRef, maxText),
@@ -78,6 +88,8 @@ func (p *Payment) check() error {
 		syntax("payments.condition_code", p.ConditionCode, true, digitsN(2), "2 digits"),
 		syntax("payments.field_60", p.Field60, true, printableN(maxPrivateField), "up to 999 printable characters"),
 		syntax("payments.field_61", p.Field61, true, printableN(maxPrivateField), "up to 999 printable characters"),
+		syntax("payments.node", p.Node, true, validName, "a node name (letters, digits, '-' and '_')"),
+		freeText("payments.snapshot", p.Snapshot, maxSnapshot),
 	)
 	if err != nil {
 		return err
@@ -101,16 +113,26 @@ func (p *Payment) check() error {
 
 const paymentColumns = `id, call_id, state, final, reason, amount, currency, merchant_ref, description, merchant,
 	brand, masked_pan, token, outcome, auth_code, response_code, entry_mode, condition_code, field_60, field_61,
-	version, created_at, updated_at, expires_at`
+	node, snapshot, version, created_at, updated_at, expires_at`
 
 // UpsertPayment writes p: a new payment, or a newer version of a stored
 // one. It reports whether it wrote anything: false when the store already
 // holds this version or a later one, which makes updates that arrive out
 // of order harmless. A payment never moves to another call: an upsert
 // with another CallID writes nothing either.
-func (s *Store) UpsertPayment(ctx context.Context, p Payment) (bool, error) {
+//
+// events are added to the webhook outbox in the same transaction, and
+// only when p is written: the outcome and its notification are on disk
+// together or not at all, and an event already queued (same id) is kept
+// as it is (see EnqueueOutbox).
+func (s *Store) UpsertPayment(ctx context.Context, p Payment, events ...OutboxEvent) (bool, error) {
 	if err := p.check(); err != nil {
 		return false, err
+	}
+	for _, e := range events {
+		if err := e.check(); err != nil {
+			return false, err
+		}
 	}
 	if p.UpdatedAt.IsZero() {
 		p.UpdatedAt = s.now()
@@ -118,7 +140,7 @@ func (s *Store) UpsertPayment(ctx context.Context, p Payment) (bool, error) {
 	var applied bool
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `INSERT INTO payments (`+paymentColumns+`)
-			VALUES (`+placeholders(1, 24)+`)
+			VALUES (`+placeholders(1, 26)+`)
 			ON CONFLICT (id) DO UPDATE SET
 				state = excluded.state, final = excluded.final, reason = excluded.reason,
 				amount = excluded.amount, currency = excluded.currency, merchant_ref = excluded.merchant_ref,
@@ -127,11 +149,11 @@ func (s *Store) UpsertPayment(ctx context.Context, p Payment) (bool, error) {
 				auth_code = excluded.auth_code, response_code = excluded.response_code,
 				entry_mode = excluded.entry_mode, condition_code = excluded.condition_code,
 				field_60 = excluded.field_60, field_61 = excluded.field_61,
-				version = excluded.version, updated_at = excluded.updated_at, expires_at = excluded.expires_at
+				node = excluded.node, snapshot = excluded.snapshot, version = excluded.version, updated_at = excluded.updated_at, expires_at = excluded.expires_at
 			WHERE payments.version < excluded.version AND payments.call_id = excluded.call_id`,
 			p.ID, p.CallID, p.State, bit(p.Final), p.Reason, p.Amount, p.Currency, p.MerchantRef, p.Description, p.Merchant,
 			p.Brand, p.MaskedPAN, p.Token, p.Outcome, p.AuthCode, p.ResponseCode,
-			p.EntryMode, p.ConditionCode, p.Field60, p.Field61, int64(p.Version),
+			p.EntryMode, p.ConditionCode, p.Field60, p.Field61, p.Node, p.Snapshot, int64(p.Version),
 			nanos(p.CreatedAt), nanos(p.UpdatedAt), nanos(p.ExpiresAt))
 		if err != nil {
 			return err
@@ -145,6 +167,11 @@ func (s *Store) UpsertPayment(ctx context.Context, p Payment) (bool, error) {
 			if _, err := tx.ExecContext(ctx, `INSERT INTO payment_correlations (payment_id, name, name_fold, value)
 				VALUES ($1, $2, $3, $4) ON CONFLICT (payment_id, name_fold) DO NOTHING`,
 				p.ID, name, strings.ToLower(name), p.Correlation[name]); err != nil {
+				return err
+			}
+		}
+		for _, e := range events {
+			if _, err := s.enqueueOutbox(ctx, tx, e); err != nil {
 				return err
 			}
 		}
@@ -192,6 +219,10 @@ const (
 // every payment.
 type PaymentQuery struct {
 	CallID string
+	// Live selects the payments that are not final.
+	Live bool
+	// Node selects the payments of one gateway (Payment.Node).
+	Node string
 	// Correlation matches payments whose call carried every given header
 	// (name compared without case) with exactly the given value. An
 	// empty name matches the value in any header.
@@ -225,6 +256,12 @@ func (s *Store) ListPayments(ctx context.Context, q PaymentQuery) (PaymentPage, 
 	}
 	if q.CallID != "" {
 		where = append(where, "p.call_id = "+arg(q.CallID))
+	}
+	if q.Live {
+		where = append(where, "p.final = 0")
+	}
+	if q.Node != "" {
+		where = append(where, "p.node = "+arg(q.Node))
 	}
 	for _, name := range slices.Sorted(maps.Keys(q.Correlation)) {
 		cond := "c.value = " + arg(q.Correlation[name])
@@ -274,7 +311,7 @@ func (s *Store) queryPayments(ctx context.Context, query string, args ...any) ([
 		var version, created, updated, expires int64
 		if err := rows.Scan(&p.ID, &p.CallID, &p.State, &final, &p.Reason, &p.Amount, &p.Currency, &p.MerchantRef,
 			&p.Description, &p.Merchant, &p.Brand, &p.MaskedPAN, &p.Token, &p.Outcome, &p.AuthCode, &p.ResponseCode,
-			&p.EntryMode, &p.ConditionCode, &p.Field60, &p.Field61, &version, &created, &updated, &expires); err != nil {
+			&p.EntryMode, &p.ConditionCode, &p.Field60, &p.Field61, &p.Node, &p.Snapshot, &version, &created, &updated, &expires); err != nil {
 			return nil, fmt.Errorf("store: reading payments: %w", err)
 		}
 		p.Final = final != 0

@@ -18,7 +18,8 @@ func testPayment(id, call string, version uint64) Payment {
 		ID: id, CallID: call, State: "collecting", Amount: 1250, Currency: "GBP",
 		MerchantRef: "order 7", Description: "Renewal", Merchant: "acme",
 		Correlation: map[string]string{"X-Interaction-ID": "int-" + call},
-		Version:     version, CreatedAt: t0, UpdatedAt: t0.Add(time.Duration(version) * time.Second),
+		Node:        "gw-1", Snapshot: `{"id":"` + id + `","fields":[{"name":"card_number","masked":"411111••••••1111"}]}`,
+		Version: version, CreatedAt: t0, UpdatedAt: t0.Add(time.Duration(version) * time.Second),
 		ExpiresAt: t0.Add(10 * time.Minute),
 	}
 }
@@ -27,7 +28,7 @@ func testPayment(id, call string, version uint64) Payment {
 func approved(p Payment, version uint64) Payment {
 	p.State, p.Final, p.Version = "approved", true, version
 	p.Brand, p.MaskedPAN, p.Token = "visa", "411111******1111", "4111114829171111"
-	p.Outcome, p.AuthCode, p.ResponseCode = "approved", "A1B2C3", "00"
+	p.Outcome, p.AuthCode, p.ResponseCode, p.Reason = "approved", "A1B2C3", "00", "approved"
 	p.EntryMode, p.ConditionCode, p.Field60 = "012", "08", "0000000001"
 	p.UpdatedAt = p.UpdatedAt.Add(time.Minute)
 	return p
@@ -215,6 +216,86 @@ func TestListPayments(t *testing.T) {
 	})
 }
 
+// TestPaymentEvents: the events given with a payment are queued with it
+// in one transaction, only when the payment is written, and not at all
+// when one of them is refused.
+func TestPaymentEvents(t *testing.T) {
+	each(t, func(t *testing.T, s *Store, _ *clock) {
+		c := ctx(t)
+		p := approved(testPayment("pay-1", "call-1", 1), 4)
+		if ok, err := s.UpsertPayment(c, p, testEvent("evt_pay-1_4")); err != nil || !ok {
+			t.Fatalf("upsert with event: %v %v", ok, err)
+		}
+		if e, err := s.GetOutbox(c, "evt_pay-1_4"); err != nil || e.State != OutboxPending || e.PaymentID != "pay-1" {
+			t.Fatalf("event queued with the payment: %+v, %v", e, err)
+		}
+		// A stale version writes nothing, its event included.
+		if ok, err := s.UpsertPayment(c, approved(testPayment("pay-1", "call-1", 1), 3), testEvent("evt_pay-1_3")); err != nil || ok {
+			t.Fatalf("stale upsert: %v %v", ok, err)
+		}
+		if _, err := s.GetOutbox(c, "evt_pay-1_3"); !errors.Is(err, ErrNotFound) {
+			t.Errorf("the event of a payment not written was queued: %v", err)
+		}
+		// A refused event refuses the payment.
+		bad := testEvent("evt_pay-1_5")
+		bad.Body = []byte(`{"card":"4111111111111111"}`)
+		if _, err := s.UpsertPayment(c, approved(testPayment("pay-1", "call-1", 1), 5), bad); !errors.Is(err, ErrCardData) {
+			t.Fatalf("refused event: %v, want ErrCardData", err)
+		}
+		if got, _ := s.GetPayment(c, "pay-1"); got.Version != 4 {
+			t.Errorf("payment written with a refused event: version %d", got.Version)
+		}
+		// An event queued already stays as it was.
+		again := testEvent("evt_pay-1_4")
+		again.Body = []byte(`{"other":true}`)
+		if _, err := s.UpsertPayment(c, approved(testPayment("pay-1", "call-1", 1), 6), again); err != nil {
+			t.Fatal(err)
+		}
+		if e, _ := s.GetOutbox(c, "evt_pay-1_4"); string(e.Body) == string(again.Body) {
+			t.Error("a queued event was replaced")
+		}
+	})
+}
+
+// TestLiveByNode: the live payments of one gateway, for the sweep of a
+// gateway that restarts.
+func TestLiveByNode(t *testing.T) {
+	each(t, func(t *testing.T, s *Store, _ *clock) {
+		c := ctx(t)
+		mine := testPayment("pay-1", "call-1", 1)
+		ended := approved(testPayment("pay-2", "call-2", 1), 2)
+		theirs := testPayment("pay-3", "call-3", 1)
+		theirs.Node = "gw-2"
+		for _, p := range []Payment{mine, ended, theirs} {
+			if _, err := s.UpsertPayment(c, p); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, tt := range []struct {
+			q    PaymentQuery
+			want []string
+		}{
+			{PaymentQuery{Live: true, Node: "gw-1"}, []string{"pay-1"}},
+			{PaymentQuery{Live: true}, []string{"pay-3", "pay-1"}},
+			{PaymentQuery{Node: "gw-1"}, []string{"pay-2", "pay-1"}},
+		} {
+			page, err := s.ListPayments(c, tt.q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, p := range page.Payments {
+				got = append(got, p.ID)
+			}
+			slices.Sort(got)
+			slices.Sort(tt.want)
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("%+v: %v, want %v", tt.q, got, tt.want)
+			}
+		}
+	})
+}
+
 // TestPaymentRefused: values that are not what their column holds are
 // refused with an error naming the column, and a card number anywhere is
 // reported as card data.
@@ -229,6 +310,10 @@ func TestPaymentRefused(t *testing.T) {
 		{"no id", func(p *Payment) { p.ID = "" }, ErrInvalid, "payments.id"},
 		{"card number as id", func(p *Payment) { p.ID = "4111111111111111" }, ErrCardData, "payments.id"},
 		{"bad state", func(p *Payment) { p.State = "Approved!" }, ErrInvalid, "payments.state"},
+		{"bad reason", func(p *Payment) { p.Reason = "declined 05" }, ErrInvalid, "payments.reason"},
+		{"bad node", func(p *Payment) { p.Node = "gw 1" }, ErrInvalid, "payments.node"},
+		{"card in snapshot", func(p *Payment) { p.Snapshot = `{"masked":"4111111111111111"}` }, ErrCardData, "payments.snapshot"},
+		{"long snapshot", func(p *Payment) { p.Snapshot = string(make([]byte, maxSnapshot+1)) }, ErrInvalid, "payments.snapshot"},
 		{"bad currency", func(p *Payment) { p.Currency = "pounds" }, ErrInvalid, "payments.currency"},
 		{"card in description", func(p *Payment) { p.Description = "card 4111 1111 1111 1111" }, ErrCardData, "payments.description"},
 		{"card in reference", func(p *Payment) { p.MerchantRef = "5555555555554444" }, ErrCardData, "payments.merchant_ref"},
@@ -260,8 +345,14 @@ func TestPaymentRefused(t *testing.T) {
 	if _, err := s.GetPayment(ctx(t), "pay-1"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("a refused payment was written: %v", err)
 	}
-	// The check can pass: the same payment, unchanged, is written.
+	// The check can pass: the same payment, unchanged, is written, and
+	// so is a decline with a response code the gateway has no name for.
 	if _, err := s.UpsertPayment(ctx(t), approved(testPayment("pay-1", "call-1", 1), 1)); err != nil {
+		t.Fatal(err)
+	}
+	p := approved(testPayment("pay-1", "call-1", 1), 2)
+	p.State, p.Outcome, p.Reason, p.ResponseCode, p.AuthCode = "declined", "declined", "declined_Q9", "Q9", ""
+	if _, err := s.UpsertPayment(ctx(t), p); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -12,7 +12,7 @@ import (
 )
 
 // newestSchema is the version of the newest migration in migrations/.
-const newestSchema = 2
+const newestSchema = 3
 
 func TestOpenMigrates(t *testing.T) {
 	for _, b := range backends {

@@ -1,12 +1,19 @@
 // ToneVault agent widget: start a payment on the call, follow it live,
 // act on it. It only ever sees what the API returns: masked values.
 // The widget token comes in the URL and is removed from it at once, so it
-// is not left in the history or shown on screen.
+// is not left in the history or shown on screen. It is kept in the tab's
+// sessionStorage (gone with the tab, and useless once the token expires),
+// so that a reload of the page finds it, and the payment it was showing.
 "use strict";
 (function () {
   const q = new URLSearchParams(location.search);
   const callID = q.get("call") || "";
-  const token = q.get("token") || "";
+  const kept = "tonevault.widget-token." + callID;
+  let token = q.get("token") || "";
+  try {
+    if (token) sessionStorage.setItem(kept, token);
+    else token = sessionStorage.getItem(kept) || "";
+  } catch (e) { /* storage refused: a reload needs a new link */ }
   if (q.has("token")) {
     q.delete("token");
     const rest = q.toString();
@@ -287,6 +294,22 @@
     if (f.status === "invalid") { say(label + ": " + (reasons[f.error] || "invalid") + ". Ask the customer to type it again."); return; }
     say(label + ": " + f.entered + (f.entered === 1 ? " digit" : " digits") + " entered.");
   }
+
+  // resume finds the payment running on the call when the widget opens
+  // (a reload in the middle of a payment) and follows it again.
+  async function resume() {
+    try {
+      const list = await call("GET", "/payments?call_id=" + encodeURIComponent(callID) + "&limit=1");
+      const v = list && list.payments && list.payments[0];
+      if (v && !payment && !finalStates.includes(v.state)) {
+        show(v);
+        follow(v.id);
+      }
+    } catch (e) {
+      fail(e.message);
+    }
+  }
+  resume();
 
   function showResult(v) {
     const titles = { approved: "Payment approved", declined: "Payment declined", failed: "Payment failed", cancelled: "Payment cancelled", expired: "Payment expired" };

@@ -139,12 +139,13 @@ func serveUntil(ctx, hurry context.Context, args []string, stdout, stderr io.Wri
 	// checkpoints are signed by Vault, and it is closed (with a signed
 	// final checkpoint) before they are.
 	revs := newReversalLog(log)
-	proc, vault, closeProc, err := startProcessor(cfg, revs, log)
+	be, err := startBackends(cfg, revs, log)
 	if err != nil {
 		fmt.Fprintf(stderr, "tonevault serve: %v\n", err)
 		return 2
 	}
-	defer closeProc()
+	defer be.close()
+	vault := be.vault
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// Audit: every record goes through the queue (serve_audit.go), so no
@@ -161,9 +162,19 @@ func serveUntil(ctx, hurry context.Context, args []string, stdout, stderr io.Wri
 		return 1
 	}
 	defer closeAuditQueue(aq, log)
+	// At the stop, before the trail closes: the acquirer's last
+	// reversals, then their audit records.
 	revCtx, stopRevs := context.WithCancel(context.Background())
-	defer stopRevs()
-	go revs.run(revCtx, aq)
+	revsDone := make(chan struct{})
+	go func() {
+		defer close(revsDone)
+		revs.run(revCtx, aq)
+	}()
+	defer func() {
+		be.stopPSP()
+		stopRevs()
+		<-revsDone
+	}()
 	appendAudit := func(r audit.Record) {
 		r.Actor = "system"
 		if _, err := aq.Append(context.Background(), r); err != nil {
@@ -197,13 +208,17 @@ func serveUntil(ctx, hurry context.Context, args []string, stdout, stderr io.Wri
 		fmt.Fprintf(stderr, "tonevault serve: %v\n", err)
 		return 1
 	}
-	pay, err := startPayments(cfg, gw, aq, proc, log)
+	pay, err := startPayments(cfg, gw, aq, be.pay, be.store, log)
 	if err != nil {
 		gw.Close(context.Background())
 		fmt.Fprintf(stderr, "tonevault serve: %v\n", err)
 		return 2
 	}
 	defer pay.close()
+	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "tonevault_store_payment_write_errors_total",
+		Help: "Payment records the store did not take (the payment went on; its record lags until the next write).",
+	}, func() float64 { return float64(pay.journal.Errors()) }))
 	fds, err := fileBudget(cfg)
 	if err != nil {
 		gw.Close(context.Background())

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"os"
 	"strings"
 	"time"
 
@@ -24,45 +25,66 @@ import (
 // storeOpenTimeout bounds opening the store, migrations included.
 const storeOpenTimeout = time.Minute
 
-// startProcessor connects what Submit needs: the store (SQLite by
-// default, PostgreSQL shared by a cluster), where the connector keeps its
+// backends are what Submit needs: the store (SQLite by default,
+// PostgreSQL shared by a cluster), where the connector keeps its
 // reversals and STANs; Vault (logging in in the background, so the
 // gateway masks calls while Vault is still down) and the acquirer (the
-// connector redials by itself). The returned function closes them all,
-// the store last.
-func startProcessor(cfg configs.Config, revs *reversalLog, log *zap.Logger) (*payment.Service, *tokenize.LazyVault, func(), error) {
+// connector redials by itself).
+type backends struct {
+	pay   *payment.Service
+	vault *tokenize.LazyVault
+	store *store.Store
+	psp   *psp.ISO // nil without psp.addrs
+	log   *zap.Logger
+}
+
+// startBackends opens the store, starts the Vault login and connects the
+// acquirer; its reversals go to revs.
+func startBackends(cfg configs.Config, revs *reversalLog, log *zap.Logger) (*backends, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), storeOpenTimeout)
 	st, err := store.Open(ctx, cfg.Store)
 	cancel()
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, err
 	}
 	log.Info("store open", zap.String("driver", st.Driver()), zap.Int64("schema", st.SchemaVersion()))
-	p := &payment.Service{Kind: cfg.PSP.Kind}
-	var conn *psp.ISO
+	b := &backends{pay: &payment.Service{Kind: cfg.PSP.Kind}, store: st, log: log}
 	if len(cfg.PSP.Addrs) > 0 {
 		pc := cfg.PSP
 		pc.Logger, pc.OnReversal = log, revs.add
-		if conn, err = psp.NewISO(pc, st); err != nil {
+		if b.psp, err = psp.NewISO(pc, st); err != nil {
 			_ = st.Close()
-			return nil, nil, nil, fmt.Errorf("psp: %w", err)
+			return nil, fmt.Errorf("psp: %w", err)
 		}
-		p.PSP = conn
+		b.pay.PSP = b.psp
 	} else {
 		log.Warn("no PSP configured (psp.addrs): payments end in a not_configured failure at submit")
 	}
-	vault := tokenize.Dial(cfg.Vault, tokenize.Options{Logger: log.Named("vault")})
-	p.Vault = vault
-	return p, vault, func() {
-		_ = vault.Close()
-		if conn != nil {
-			flushReversals(conn, reversalFlushWait, log)
-			_ = conn.Close()
-		}
-		if err := st.Close(); err != nil {
-			log.Error("store close failed", zap.Error(err))
-		}
-	}, nil
+	b.vault = tokenize.Dial(cfg.Vault, tokenize.Options{Logger: log.Named("vault")})
+	b.pay.Vault = b.vault
+	return b, nil
+}
+
+// stopPSP gives the reversal queue its last chance and closes the
+// connector: every reversal acknowledged by then has reached revs. It
+// runs before the audit trail closes, so that they are audited.
+func (b *backends) stopPSP() {
+	if b.psp != nil {
+		flushReversals(b.psp, reversalFlushWait, b.log)
+		_ = b.psp.Close()
+		b.psp = nil
+	}
+}
+
+// close stops the acquirer (if stopPSP has not), Vault's login, then the
+// store. With audit.signer vault it runs after the trail is closed, which
+// needs Vault to sign its last checkpoint.
+func (b *backends) close() {
+	b.stopPSP()
+	_ = b.vault.Close()
+	if err := b.store.Close(); err != nil {
+		b.log.Error("store close failed", zap.Error(err))
+	}
 }
 
 // reversalFlushWait is how long a stopping gateway gives the reversal
@@ -100,26 +122,48 @@ func flushReversals(q pendingReversals, wait time.Duration, log *zap.Logger) {
 
 // payments is payment capture and the API, wired onto the gateway's calls.
 type payments struct {
-	mgr   *capture.Manager
-	api   *api.Server
-	unsub []func()
+	mgr     *capture.Manager
+	journal *capture.Journal
+	api     *api.Server
+	unsub   []func()
 }
 
 // startPayments connects the call registry's digits and call ends to
 // capture, capture's start and end to the relay's capture-only masking,
-// and serves the API over both.
-func startPayments(cfg configs.Config, gw *sip.Gateway, trail *audit.Queue, proc capture.Processor, log *zap.Logger) (*payments, error) {
+// keeps the sessions in the store (ending, first, those a previous run
+// left live: see capture.ReasonGatewayRestarted), and serves the API over
+// them.
+func startPayments(cfg configs.Config, gw *sip.Gateway, trail *audit.Queue, proc capture.Processor, st *store.Store, log *zap.Logger) (*payments, error) {
+	reg := gw.Registry()
+	journal := capture.NewJournal(st, capture.JournalOptions{
+		Node: storeNode(cfg.Store),
+		Correlation: func(callID string) map[string]string {
+			c, _ := reg.Get(callID)
+			return c.Correlation
+		},
+		Events: api.WebhookEvents(cfg.API, log),
+		Logger: log.Named("capture"),
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), storeOpenTimeout)
+	ended, err := journal.EndInterrupted(ctx, time.Now())
+	cancel()
+	if err != nil {
+		return nil, fmt.Errorf("store: ending the payments a previous run left live: %w", err)
+	}
+	for _, v := range ended {
+		log.Warn("payment left live by the previous run ended", zap.String("payment_id", v.ID), zap.String("reason", v.Reason))
+	}
 	mgr, err := capture.NewManager(cfg.Capture, capture.Options{
 		Processor: proc,
 		Audit:     trail,
 		Logger:    log.Named("capture"),
 		OnActive:  func(callID string, on bool) { gw.SetCapture(callID, on) },
+		Journal:   journal,
 	})
 	if err != nil {
 		return nil, err
 	}
-	reg := gw.Registry()
-	p := &payments{mgr: mgr}
+	p := &payments{mgr: mgr, journal: journal}
 	p.unsub = append(p.unsub,
 		reg.Subscribe(func(d media.Digit) { mgr.Digit(d.CallID, d.Digit, d.At) }),
 		reg.OnEnd(func(c sip.CallInfo) { mgr.CallEnded(c.ID) }),
@@ -130,6 +174,8 @@ func startPayments(cfg configs.Config, gw *sip.Gateway, trail *audit.Queue, proc
 	p.api, err = api.NewServer(cfg.API, api.Deps{
 		Payments: api.CaptureManager(mgr),
 		Calls:    callDirectory{reg},
+		Store:    st,
+		History:  journal,
 		Audit:    trail,
 		Logger:   log.Named("api"),
 	})
@@ -138,6 +184,30 @@ func startPayments(cfg configs.Config, gw *sip.Gateway, trail *audit.Queue, proc
 		return nil, err
 	}
 	return p, nil
+}
+
+// storeNode names this gateway in the store's payments: none with SQLite
+// (one gateway per file: every live payment there is this one's); the
+// host name with PostgreSQL, so that a gateway restarting ends its own
+// payments and not those its peers are taking. Give each gateway of a
+// cluster a stable host name (a StatefulSet's, say).
+func storeNode(c store.Config) string {
+	if c.Driver != store.DriverPostgres {
+		return ""
+	}
+	h, err := os.Hostname()
+	if err != nil {
+		return ""
+	}
+	var b strings.Builder
+	for _, r := range h {
+		if r < 0x80 && (r == '-' || r == '_' || '0' <= r && r <= '9' || 'a' <= r && r <= 'z' || 'A' <= r && r <= 'Z') {
+			b.WriteRune(r)
+		} else {
+			b.WriteByte('-')
+		}
+	}
+	return b.String()[:min(b.Len(), 64)]
 }
 
 // close stops the API's streams and webhooks and ends every capture (their
@@ -231,15 +301,27 @@ func (l *reversalLog) run(ctx context.Context, trail *audit.Queue) {
 	for {
 		select {
 		case <-ctx.Done():
-			return
+			// Those acknowledged before the stop are still audited.
+			for {
+				select {
+				case r := <-l.ch:
+					l.audit(trail, r)
+				default:
+					return
+				}
+			}
 		case r := <-l.ch:
-			rec := audit.Record{Actor: "system", Event: audit.EventAuthorizationReversed, Outcome: audit.Success, Reason: auditCode(r.Reason)}
-			if audit.ValidSTAN(r.STAN) {
-				rec.STAN = r.STAN
-			}
-			if _, err := trail.Append(context.Background(), rec); err != nil {
-				l.log.Error("reversal not audited", zap.String("stan", r.STAN), zap.Error(err))
-			}
+			l.audit(trail, r)
 		}
+	}
+}
+
+func (l *reversalLog) audit(trail *audit.Queue, r psp.Reversal) {
+	rec := audit.Record{Actor: "system", Event: audit.EventAuthorizationReversed, Outcome: audit.Success, Reason: auditCode(r.Reason)}
+	if audit.ValidSTAN(r.STAN) {
+		rec.STAN = r.STAN
+	}
+	if _, err := trail.Append(context.Background(), rec); err != nil {
+		l.log.Error("reversal not audited", zap.String("stan", r.STAN), zap.Error(err))
 	}
 }

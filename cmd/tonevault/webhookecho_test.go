@@ -14,6 +14,7 @@ import (
 
 	"github.com/tonevault/tonevault/api"
 	"github.com/tonevault/tonevault/capture"
+	"github.com/tonevault/tonevault/store"
 )
 
 var echoSecret = []byte(strings.Repeat("e", 32))
@@ -164,7 +165,7 @@ func TestWebhookEchoFromGateway(t *testing.T) {
 		srv, err := api.NewServer(api.Config{
 			Keys:    []api.Key{{Name: "crm", Hash: api.HashKey(key)}},
 			Webhook: api.WebhookConfig{URL: url, SecretFile: secretFile, MaxAttempts: 1},
-		}, api.Deps{Payments: api.CaptureManager(m), Calls: echoCalls{}})
+		}, api.Deps{Payments: api.CaptureManager(m), Calls: echoCalls{}, Store: openTestStore(t)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -207,4 +208,17 @@ func TestWebhookEchoFromGateway(t *testing.T) {
 	if code := <-exit; code != 0 || !strings.Contains(errw.String(), "stopped after 1 events") {
 		t.Errorf("exit %d:\n%s", code, errw.String())
 	}
+}
+
+// openTestStore opens a store in a temporary SQLite file.
+func openTestStore(t *testing.T) *store.Store {
+	t.Helper()
+	cfg := store.DefaultConfig()
+	cfg.SQLite.Path = filepath.Join(t.TempDir(), "tonevault.db")
+	st, err := store.Open(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
 }

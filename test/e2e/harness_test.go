@@ -102,6 +102,9 @@ type stackOptions struct {
 	// verify gives `tonevault audit verify` its options and environment
 	// (default: the development HMAC key and the anchor beside the trail).
 	verify func(s *stack) (args, env []string)
+	// webhook is the URL final outcomes are posted to, signed with
+	// stack.webhookSecret; "" for none.
+	webhook string
 }
 
 // stack is one complete deployment: Vault, acquirer, agent, gateway.
@@ -114,6 +117,8 @@ type stack struct {
 	gw    *gateway
 	api   *apiClient
 	cfg   string
+	// webhookSecret signs the webhooks (stackOptions.webhook).
+	webhookSecret []byte
 }
 
 // newStack starts everything and stops it at the end of the test.
@@ -142,6 +147,15 @@ func newStack(t *testing.T, o stackOptions) *stack {
 	if o.pspLeaseMargin > 0 {
 		leaseMargin = fmt.Sprintf("  lease_margin: %s\n", o.pspLeaseMargin)
 	}
+	webhook := ""
+	if o.webhook != "" {
+		s.webhookSecret = []byte("e2e-webhook-secret-not-secret-0123456789")
+		secretFile := filepath.Join(s.dir, "webhook.key")
+		if err := os.WriteFile(secretFile, s.webhookSecret, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		webhook = fmt.Sprintf("  webhook:\n    url: %s\n    secret_file: %s\n    max_attempts: 1000\n", o.webhook, secretFile)
+	}
 	s.cfg = filepath.Join(s.dir, "tonevault.yaml")
 	cfg := fmt.Sprintf(`sip:
   trunks:
@@ -167,7 +181,7 @@ api:
   keys:
     - name: e2e
       hash: %q
-vault:
+%svault:
   address: %s
   auth:
     method: approle
@@ -181,7 +195,10 @@ psp:
 %sstore:
   sqlite:
     path: %s
-`, s.agent.Target(), o.media, trail, o.audit, api.HashKey(apiKey), s.vault.Addr, roleID, secretFile,
+  outbox:
+    backoff: 200ms
+    max_backoff: 1s
+`, s.agent.Target(), o.media, trail, o.audit, api.HashKey(apiKey), webhook, s.vault.Addr, roleID, secretFile,
 		s.sim.Addr(), o.pspTimeout, filepath.Join(s.dir, "psp"), leaseMargin, s.storePath())
 	if err := os.WriteFile(s.cfg, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)

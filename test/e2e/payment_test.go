@@ -18,10 +18,11 @@ import (
 
 // dial places the customer's call to the gateway's carrier trunk and
 // returns it once answered (the agent UAS answers behind the gateway).
-func (s *stack) dial(t *testing.T) *caller.Call {
+func (s *stack) dial(t *testing.T, headers ...caller.Header) *caller.Call {
 	t.Helper()
 	call, err := caller.Dial(ctxFor(t, 30*time.Second), caller.Options{
-		Target: "sip:pay@" + s.gw.carrier,
+		Target:  "sip:pay@" + s.gw.carrier,
+		Headers: headers,
 		// Seeded, so a failure can be replayed; presses and gaps fixed at
 		// comfortable lengths (Q.24: detect at 40 ms) to keep the run short.
 		Timing:   caller.Timing{Seed: 4733, Press: 90 * time.Millisecond, Gap: 110 * time.Millisecond, HashPause: 250 * time.Millisecond},
