@@ -82,9 +82,15 @@ func (e *env) policyTokenFile(t testing.TB, ttl time.Duration) string {
 
 func (e *env) gateway(t testing.TB, cfg Config) *Vault {
 	t.Helper()
-	log := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()),
+	return e.gatewayWith(t, cfg, Options{})
+}
+
+// gatewayWith is gateway with options; the logger is always the env's.
+func (e *env) gatewayWith(t testing.TB, cfg Config, opts Options) *Vault {
+	t.Helper()
+	opts.Logger = zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()),
 		zapcore.AddSync(e.logs), zapcore.DebugLevel))
-	v, err := New(testCtx(t), cfg, Options{Logger: log})
+	v, err := New(testCtx(t), cfg, opts)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}

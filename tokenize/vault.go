@@ -23,6 +23,13 @@ type Options struct {
 	Logger *zap.Logger
 	// Now is the clock for token creation times; nil means time.Now.
 	Now func() time.Time
+	// Observe, if set, is called after each try of each Vault call with
+	// the call's name ("transit hmac", "kv read token", ...), how long the
+	// try took and its error (nil on success; one of this package's, whose
+	// text holds no card data and no request path): for latency metrics
+	// and per-step benchmarks. It runs on the caller's goroutine, so it
+	// must be quick.
+	Observe func(op string, took time.Duration, err error)
 }
 
 // Vault is the gateway's connection to Vault. It is safe for concurrent
@@ -55,7 +62,7 @@ func New(ctx context.Context, cfg Config, opts Options) (*Vault, error) {
 	v := &Vault{
 		cfg:    cfg,
 		client: client,
-		retry:  retryPolicy{timeout: cfg.Timeout, retries: cfg.Retries, backoff: cfg.Backoff},
+		retry:  retryPolicy{timeout: cfg.Timeout, retries: cfg.Retries, backoff: cfg.Backoff, observe: opts.Observe},
 		log:    opts.Logger,
 		now:    opts.Now,
 	}

@@ -3,8 +3,11 @@ package tokenize
 import (
 	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/vault/api"
 	"github.com/tonevault/tonevault/test/vaultserver"
@@ -294,5 +297,64 @@ func TestExpiryMAC(t *testing.T) {
 	}
 	if _, exp := e.stored(t, a.Value); exp != "1230" {
 		t.Error("legacy record's expiry changed")
+	}
+}
+
+// callLog records the Vault calls a gateway makes (Options.Observe).
+type callLog struct {
+	mu    sync.Mutex
+	calls []string
+}
+
+func (l *callLog) observe(op string, _ time.Duration, err error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err != nil {
+		op += " (" + err.Error() + ")"
+	}
+	l.calls = append(l.calls, op)
+}
+
+// take returns the calls since the last take.
+func (l *callLog) take() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	c := l.calls
+	l.calls = nil
+	return c
+}
+
+// TestTokenizeVaultCalls: the Vault round trips of each kind of
+// tokenization, in order: each costs Vault a request, and Vault's CPU
+// bounds the payments per second (BENCHMARKS.md, Payments).
+func TestTokenizeVaultCalls(t *testing.T) {
+	e := newEnv(t, vaultserver.Options{}, nil)
+	t.Cleanup(func() { e.checkNoLeak(t, "4111111111111111", "5555555555554444") })
+	ctx := testCtx(t)
+	var log callLog
+	v := e.gatewayWith(t, e.cfg, Options{Observe: log.observe})
+	log.take() // the login
+	tests := []struct {
+		name, pan, exp, brand string
+		want                  []string
+	}{
+		{"new card", "4111111111111111", "1230", "visa",
+			[]string{"transit hmac", "kv read index (tokenize: token not found: kv read index)", "transit encrypt", "kv write token", "kv write index"}},
+		{"known card", "4111111111111111", "1230", "visa",
+			[]string{"transit hmac", "kv read index", "kv read token"}},
+		{"known card, new expiry", "4111111111111111", "0131", "visa",
+			[]string{"transit hmac", "kv read index", "kv read token", "transit encrypt", "kv write token"}},
+		{"known card, new brand", "4111111111111111", "0131", "VISA",
+			[]string{"transit hmac", "kv read index", "kv read token", "kv write token"}},
+		{"another new card", "5555555555554444", "1230", "mastercard",
+			[]string{"transit hmac", "kv read index (tokenize: token not found: kv read index)", "transit encrypt", "kv write token", "kv write index"}},
+	}
+	for _, tt := range tests {
+		if _, err := v.Tokenize(ctx, sec(tt.pan), sec(tt.exp), tt.brand, "m"); err != nil {
+			t.Fatalf("%s: %v", tt.name, e.noteErr(err))
+		}
+		if got := log.take(); !slices.Equal(got, tt.want) {
+			t.Errorf("%s: Vault calls\n  %q\nwant\n  %q", tt.name, got, tt.want)
+		}
 	}
 }
