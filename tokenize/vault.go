@@ -41,6 +41,10 @@ type Vault struct {
 	log    *zap.Logger
 	now    func() time.Time
 
+	// layout is what the store's layout marker said (layoutIndex, ...);
+	// see indexMayExist.
+	layout atomic.Int32
+
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	closed atomic.Bool
