@@ -175,13 +175,17 @@ func (s *stepTimes) report(b *testing.B, payments int) {
 		name := strings.ReplaceAll(op, " ", "-")
 		b.ReportMetric(ms(st.took)/float64(payments), "ms-"+name)
 		b.ReportMetric(float64(st.n)/float64(payments), "n-"+name)
-		b.Logf("%-20s %5.2f calls/payment  %6.2f ms/call", op, float64(st.n)/float64(payments), ms(st.took)/float64(st.n))
+		if testing.Verbose() {
+			b.Logf("%-20s %5.2f calls/payment  %6.2f ms/call", op, float64(st.n)/float64(payments), ms(st.took)/float64(st.n))
+		}
 		total += st.took
 		if op != "psp" {
 			calls += st.n
 		}
 	}
-	b.Logf("%-20s %5.2f calls/payment  %6.2f ms/payment (sum of the steps)", "all", float64(calls)/float64(payments), ms(total)/float64(payments))
+	if testing.Verbose() {
+		b.Logf("%-20s %5.2f calls/payment  %6.2f ms/payment (sum of the steps)", "all", float64(calls)/float64(payments), ms(total)/float64(payments))
+	}
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
