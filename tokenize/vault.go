@@ -105,6 +105,10 @@ func (v *Vault) Close() error {
 // for NewTransitSigner.
 func (v *Vault) Client() *api.Client { return v.client }
 
+// maxIdleConns bounds the idle connections to Vault kept for reuse: as
+// many as there were calls at once, up to this.
+const maxIdleConns = 64
+
 // newClient builds an api.Client from cfg alone: api.DefaultConfig reads
 // VAULT_* variables, so the TLS settings and the retry behaviour it picked
 // from the environment are reset here.
@@ -131,6 +135,12 @@ func newClient(cfg Config) (*api.Client, error) {
 			return nil, fmt.Errorf("tokenize: vault.ca_file: %w", err)
 		}
 	}
+	// The default keeps GOMAXPROCS+1 idle connections: with more
+	// payments than that at once, each burst closes connections the next
+	// one opens again, and a new connection costs Vault and the gateway
+	// more than the request it carries.
+	tr.MaxIdleConnsPerHost = maxIdleConns
+	tr.MaxIdleConns = maxIdleConns
 	wipeWrites(tr)
 	client, err := api.NewClient(ac)
 	if err != nil {
