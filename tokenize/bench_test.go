@@ -54,6 +54,21 @@ func BenchmarkTokenize(b *testing.B) {
 		}
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "tok/s")
 	})
+	// A store that gateways wrote before token paths came from lookup
+	// keys: a new card is also looked up in the old index.
+	b.Run("new-card-indexed-store", func(b *testing.B) {
+		e.dropLayoutMarker(b)
+		v := e.gateway(b, e.cfg)
+		for b.Loop() {
+			b.StopTimer()
+			pan := benchPAN(b)
+			b.StartTimer()
+			if _, err := v.Tokenize(ctx, pan, sec("1230"), "test", "m"); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "tok/s")
+	})
 	b.Run("parallel-new-card", func(b *testing.B) {
 		b.RunParallel(func(pb *testing.PB) {
 			for pb.Next() {

@@ -214,3 +214,64 @@ func TestBatchBody(t *testing.T) {
 		}
 	}
 }
+
+// TestVaultConnectionsReused: after a burst of calls at once, the next
+// burst of the same size reuses the connections instead of opening new
+// ones (the default pool kept GOMAXPROCS+1 of them).
+func TestVaultConnectionsReused(t *testing.T) {
+	const burst = 16
+	var (
+		mu      sync.Mutex
+		opened  int
+		arrived = make(chan struct{}, burst)
+		release = make(chan struct{})
+	)
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		arrived <- struct{}{}
+		<-release // hold every call until all are in flight
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"data":{"ok":true}}`)
+	}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			mu.Lock()
+			opened++
+			mu.Unlock()
+		}
+	}
+	srv.Start()
+	defer srv.Close()
+	cfg := DefaultConfig()
+	cfg.Address = srv.URL
+	c, err := newClient(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetToken("test-token")
+	for round := 1; round <= 2; round++ {
+		errs := make(chan error, burst)
+		for i := 0; i < burst; i++ {
+			go func() {
+				_, err := c.Logical().ReadWithContext(context.Background(), "tonevault-kv/data/tonevault/tokens/x")
+				errs <- err
+			}()
+		}
+		for i := 0; i < burst; i++ {
+			<-arrived
+		}
+		for i := 0; i < burst; i++ {
+			release <- struct{}{}
+		}
+		for i := 0; i < burst; i++ {
+			if err := <-errs; err != nil {
+				t.Fatal(err)
+			}
+		}
+		mu.Lock()
+		n := opened
+		mu.Unlock()
+		if n != burst {
+			t.Fatalf("after burst %d of %d calls at once: %d connections opened, want %d", round, burst, n, burst)
+		}
+	}
+}

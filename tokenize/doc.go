@@ -10,20 +10,32 @@
 //     decrypt, new encryptions use the latest; Rewrap moves a token's data
 //     to the latest version inside Vault).
 //   - The lookup key is the transit HMAC-SHA256 of the card number under a
-//     separate key at a pinned version, so the same card gets the same
-//     token. Index: <kv mount>/data/<prefix>/index/<format>/<hex hmac> →
-//     token.
-//   - The token record <kv mount>/data/<prefix>/tokens/<token> holds the two
-//     ciphertexts, the expiry's MAC (HMAC under the lookup key of "exp:",
-//     the card number, ":" and the expiry: a known card with a new expiry
-//     is told from one with the same expiry without decrypting), brand,
-//     last four and creation time. Writes use KV check-and-set, so a
-//     generated token that collides with an existing one, or two
-//     concurrent tokenizations of one card, are detected.
+//     separate key at a pinned version. The token is made from it (the
+//     digits the format does not keep, or an opaque token's bits, come
+//     from SHA-256 of the format, the lookup key and a candidate number),
+//     so the same card always gets the same token, and its record is
+//     found at its own path, <kv mount>/data/<prefix>/tokens/<token>, with
+//     no index. The record holds the two ciphertexts, the expiry's MAC
+//     (HMAC under the lookup key of "exp:", the card number, ":" and the
+//     expiry: a known card with a new expiry is told from one with the
+//     same expiry without decrypting), brand, last four, format, lookup
+//     key and creation time.
+//   - A new card costs one KV write, with check-and-set 0: two concurrent
+//     tokenizations of one card write the same path, and the loser reads
+//     the winner's record. A candidate held by another card (its record
+//     names another lookup key or format) is skipped for the next one,
+//     the same for every try, so collisions are detected and the same card
+//     still finds its token. A known card costs the HMAC call and one read.
+//   - Tokens made before (random middle, any path) are found through the
+//     old lookup index <prefix>/index/<format>/<hex hmac> → token, which
+//     the gateway now only reads, for a card not found at its own path;
+//     their records stay where they are, and are updated and rewrapped in
+//     place. A store that Setup found without an index gets the marker
+//     <prefix>/layout {"index": "none"}, and then the gateway does not look.
 //   - Tokens: digits (same length as the card or 16-19, keeping the first 6
-//     and/or last 4 card digits, random middle from crypto/rand, and always
-//     failing the Luhn check so a token can never pass for a card number)
-//     or opaque ("tok_" + 26 base32 characters). Chosen per merchant.
+//     and/or last 4 card digits, and always failing the Luhn check so a
+//     token can never pass for a card number) or opaque ("tok_" + 26
+//     base32 characters). Chosen per merchant.
 //   - Security codes never go to Vault: they go from the payment session
 //     to the acquirer and are wiped.
 //
@@ -65,5 +77,6 @@
 // is in.
 //
 // Setup prepares a dev or test Vault; production operators apply the
-// policy in configs/vault themselves.
+// policy in configs/vault themselves (and write the layout marker on a new
+// store: configs/vault/README.md).
 package tokenize

@@ -38,6 +38,7 @@ type retryPolicy struct {
 	timeout time.Duration
 	retries int
 	backoff time.Duration
+	observe func(op string, took time.Duration, err error) // Options.Observe, or nil
 }
 
 // do runs f until it succeeds, fails with an error that retrying cannot
@@ -46,12 +47,22 @@ func (p retryPolicy) do(ctx context.Context, op string, f func(ctx context.Conte
 	var last error
 	try := func() error {
 		tctx, cancel := context.WithTimeout(ctx, p.timeout)
+		start := time.Now()
 		err := f(tctx)
+		took := time.Since(start)
 		cancel()
+		if err != nil {
+			// The vault/api error's text holds the request URL: only
+			// the classified one goes anywhere.
+			err = classify(op, err)
+		}
+		if p.observe != nil {
+			p.observe(op, took, err)
+		}
 		if err == nil {
 			return nil
 		}
-		last = classify(op, err)
+		last = err
 		if !errors.Is(last, ErrUnavailable) || ctx.Err() != nil {
 			return backoff.Permanent(last)
 		}

@@ -1,12 +1,14 @@
 package tokenize
 
 import (
-	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base32"
+	"encoding/binary"
 	"errors"
 	"fmt"
-	"github.com/tonevault/tonevault/internal/pan"
 	"strconv"
+
+	"github.com/tonevault/tonevault/internal/pan"
 )
 
 // Token kinds.
@@ -15,8 +17,9 @@ const (
 	// four for display and routing) but always fail the Luhn check, so a
 	// token can never pass for a card number.
 	KindDigits = "digits"
-	// KindOpaque tokens are "tok_" and 26 base32 characters (128 random
-	// bits).
+	// KindOpaque tokens are "tok_" and 26 base32 characters (128 bits
+	// that look random to whoever lacks Vault's lookup key: see
+	// candidate).
 	KindOpaque = "opaque"
 )
 
@@ -84,31 +87,33 @@ func (f Format) id() string {
 	return fmt.Sprintf("digits-%d-%d-%s", f.KeepFirst, f.KeepLast, l)
 }
 
-// generate makes a new random token for pan, which the caller has checked
-// to be 12 to 19 ASCII digits. The token holds at most the first 6 and the
-// last 4 card digits (PCI DSS 3.4.1), so it is not card data.
-func (f Format) generate(pan []byte) (string, error) {
+// candidate returns the n-th token candidate (n from 0) in format f for
+// pan, whose lookup key is lookup; the caller has checked pan to be 12 to
+// 19 ASCII digits. The token holds at most the first 6 and the last 4
+// card digits (PCI DSS 3.4.1), so it is not card data; the rest comes
+// from the lookup key (an HMAC of the card number under a key only Vault
+// holds), so the same card always has the same candidates, and its token
+// is found at its path with no index, while another card's candidates
+// are unrelated. A digits token always fails the Luhn check.
+func (f Format) candidate(pan []byte, lookup string, n int) (string, error) {
+	src := newTokenStream(f.id(), lookup, n)
 	if f.Kind == KindOpaque {
 		var raw [16]byte
-		if _, err := rand.Read(raw[:]); err != nil {
-			return "", fmt.Errorf("tokenize: random: %w", err)
-		}
+		src.read(raw[:])
 		return OpaquePrefix + opaqueEncoding.EncodeToString(raw[:]), nil
 	}
-	n := f.Length
-	if n == 0 {
-		n = len(pan)
+	l := f.Length
+	if l == 0 {
+		l = len(pan)
 	}
-	if n-f.KeepFirst-f.KeepLast < minRandomDigits {
+	if l-f.KeepFirst-f.KeepLast < minRandomDigits {
 		return "", fmt.Errorf("%w: format %s leaves fewer than %d random digits for a %d-digit card number",
 			ErrInvalidInput, f.id(), minRandomDigits, len(pan))
 	}
-	tok := make([]byte, n)
+	tok := make([]byte, l)
 	copy(tok, pan[:f.KeepFirst])
-	copy(tok[n-f.KeepLast:], pan[len(pan)-f.KeepLast:])
-	if err := randomDigits(tok[f.KeepFirst : n-f.KeepLast]); err != nil {
-		return "", err
-	}
+	copy(tok[l-f.KeepLast:], pan[len(pan)-f.KeepLast:])
+	src.digits(tok[f.KeepFirst : l-f.KeepLast])
 	if luhnValid(tok) {
 		// Changing any one digit changes the Luhn sum mod 10 (doubling is a
 		// permutation of 0-9), so the token now fails the check.
@@ -118,22 +123,51 @@ func (f Format) generate(pan []byte) (string, error) {
 	return string(tok), nil
 }
 
-// randomDigits fills b with uniformly random ASCII digits.
-func randomDigits(b []byte) error {
-	var buf [32]byte
-	for i := 0; i < len(b); {
-		if _, err := rand.Read(buf[:]); err != nil {
-			return fmt.Errorf("tokenize: random: %w", err)
+// tokenStream is the bytes a token candidate is made of: SHA-256 in
+// counter mode over a seed that names the format, the lookup key and the
+// candidate's number, so that formats and candidates draw independent
+// bytes.
+type tokenStream struct {
+	seed  [sha256.Size]byte
+	block uint32
+	buf   []byte
+}
+
+func newTokenStream(format, lookup string, n int) *tokenStream {
+	h := sha256.New()
+	// The parts are separated by NUL, which none of them holds.
+	fmt.Fprintf(h, "tonevault token\x00%s\x00%s\x00%d", format, lookup, n)
+	s := &tokenStream{}
+	h.Sum(s.seed[:0])
+	return s
+}
+
+func (s *tokenStream) read(p []byte) {
+	for len(p) > 0 {
+		if len(s.buf) == 0 {
+			var in [sha256.Size + 4]byte
+			copy(in[:], s.seed[:])
+			binary.BigEndian.PutUint32(in[sha256.Size:], s.block)
+			s.block++
+			sum := sha256.Sum256(in[:])
+			s.buf = sum[:]
 		}
-		for _, r := range buf {
-			// Reject 250-255 so that each digit is equally likely.
-			if r < 250 && i < len(b) {
-				b[i] = '0' + r%10
-				i++
-			}
+		n := copy(p, s.buf)
+		p, s.buf = p[n:], s.buf[n:]
+	}
+}
+
+// digits fills b with ASCII digits, each equally likely.
+func (s *tokenStream) digits(b []byte) {
+	var r [1]byte
+	for i := 0; i < len(b); {
+		s.read(r[:])
+		// Reject 250-255 so that each digit is equally likely.
+		if r[0] < 250 {
+			b[i] = '0' + r[0]%10
+			i++
 		}
 	}
-	return nil
 }
 
 // luhnValid reports whether the ASCII digits in b pass the Luhn check.

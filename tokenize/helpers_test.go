@@ -2,7 +2,9 @@ package tokenize
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/base64"
+	"encoding/hex"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -82,9 +84,15 @@ func (e *env) policyTokenFile(t testing.TB, ttl time.Duration) string {
 
 func (e *env) gateway(t testing.TB, cfg Config) *Vault {
 	t.Helper()
-	log := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()),
+	return e.gatewayWith(t, cfg, Options{})
+}
+
+// gatewayWith is gateway with options; the logger is always the env's.
+func (e *env) gatewayWith(t testing.TB, cfg Config, opts Options) *Vault {
+	t.Helper()
+	opts.Logger = zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()),
 		zapcore.AddSync(e.logs), zapcore.DebugLevel))
-	v, err := New(testCtx(t), cfg, Options{Logger: log})
+	v, err := New(testCtx(t), cfg, opts)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
@@ -150,4 +158,58 @@ func (e *env) stored(t testing.TB, tok string) (pan, exp string) {
 		return string(b)
 	}
 	return plain("pan"), plain("exp")
+}
+
+// writeOldLayout stores a card as gateways did before token paths came
+// from lookup keys, and returns its token: a token with a random middle,
+// its record at tokens/<token>, and the index entry
+// index/<format>/<lookup key> → token, both written with cas 0 as the
+// gateway of the time wrote them (here as root: the gateway's policy no
+// longer lets it write the index). The lookup key, the expiry's MAC and
+// the ciphertexts are the gateway's own.
+func (e *env) writeOldLayout(t testing.TB, pan, exp, brand string, f Format) string {
+	t.Helper()
+	ctx := testCtx(t)
+	lookup, expMAC, err := e.v.macs(ctx, sec(pan), sec(exp))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ct, err := e.v.encrypt(ctx, []byte(pan), []byte(exp))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r [32]byte
+	if _, err := rand.Read(r[:]); err != nil {
+		t.Fatal(err)
+	}
+	// A candidate of a random lookup key: a random middle, as tokens had.
+	tok, err := f.candidate([]byte(pan), hex.EncodeToString(r[:]), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for n := 0; n < maxCreateTries; n++ {
+		if c, _ := f.candidate([]byte(pan), lookup, n); c == tok {
+			t.Fatalf("the random token %q is one of the card's candidates", tok)
+		}
+	}
+	rec := record{pan: ct[0], exp: ct[1], expMAC: expMAC, brand: brand, last4: pan[len(pan)-4:],
+		format: f.id(), lookup: lookup, created: time.Now().UTC()}
+	kv := e.cfg.KV.Mount + "/data/" + e.cfg.KV.Prefix
+	root := e.srv.Client.Logical()
+	if _, err := root.Write(kv+"/tokens/"+tok, casData(rec.data(), 0)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := root.Write(kv+"/index/"+f.id()+"/"+lookup, casData(map[string]any{"token": tok}, 0)); err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+// dropLayoutMarker removes the marker Setup writes on a new store, as on
+// a store that gateways used before it existed.
+func (e *env) dropLayoutMarker(t testing.TB) {
+	t.Helper()
+	if _, err := e.srv.Client.Logical().Delete(e.cfg.KV.Mount + "/metadata/" + e.cfg.KV.Prefix + "/" + layoutKey); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -35,7 +35,15 @@ func TestRetryCount(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p := retryPolicy{timeout: time.Minute, retries: tt.retries, backoff: 0}
+			// observe sees every try, the failed ones with their error.
+			var observed []error
+			p := retryPolicy{timeout: time.Minute, retries: tt.retries, backoff: 0,
+				observe: func(op string, _ time.Duration, err error) {
+					if op != "op" {
+						t.Errorf("observed op %q", op)
+					}
+					observed = append(observed, err)
+				}}
 			calls := 0
 			err := p.do(context.Background(), "op", func(ctx context.Context) error {
 				calls++
@@ -49,6 +57,11 @@ func TestRetryCount(t *testing.T) {
 			})
 			if calls != tt.calls {
 				t.Errorf("%d calls, want %d", calls, tt.calls)
+			}
+			if len(observed) != calls {
+				t.Errorf("%d tries observed, want %d", len(observed), calls)
+			} else if last := observed[calls-1]; (last == nil) != (err == nil) {
+				t.Errorf("last observed try: %v; do's error: %v", last, err)
 			}
 			if tt.want == nil && err != nil || tt.want != nil && !errors.Is(err, tt.want) {
 				t.Errorf("err = %v, want %v", err, tt.want)

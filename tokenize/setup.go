@@ -40,10 +40,11 @@ func Policy(cfg Config) string {
 	p("Audit checkpoints: sign and verify with the ed25519 key.",
 		t.Mount+"/sign/"+t.SigningKey, "update")
 	p("", t.Mount+"/verify/"+t.SigningKey, "update")
-	p("Tokens and the lookup index, under the gateway's own prefix only; no list.",
-		kv.Mount+"/data/"+kv.Prefix+"/*", "create", "read", "update")
-	p("Deleting a token record that lost a race with a concurrent tokenization.",
-		kv.Mount+"/metadata/"+kv.Prefix+"/tokens/*", "delete")
+	p("Token records, under the gateway's own prefix only; no list, no delete.",
+		kv.Mount+"/data/"+kv.Prefix+"/tokens/*", "create", "read", "update")
+	p("The lookup index of tokens made before their paths came from the card's\n# lookup key, and the marker that says a store has none: read only.",
+		kv.Mount+"/data/"+kv.Prefix+"/index/*", "read")
+	p("", kv.Mount+"/data/"+kv.Prefix+"/"+layoutKey, "read")
 	p("The gateway's own token.", "auth/token/lookup-self", "read")
 	p("", "auth/token/renew-self", "update")
 	return b.String()
@@ -71,8 +72,9 @@ type SetupResult struct {
 
 // Setup prepares a Vault (dev or test) for the gateway with a root-like
 // client: transit and KV v2 mounts, the card, lookup and signing keys (none
-// exportable), the policy and an AppRole role with a new secret id. It is
-// idempotent except that each call issues a new secret id. Production
+// exportable), the layout marker if the store has no lookup index (see
+// Vault.indexMayExist), the policy and an AppRole role with a new secret
+// id. It is idempotent except that each call issues a new secret id. Production
 // operators apply configs/vault instead (see its README).
 func Setup(ctx context.Context, client *api.Client, cfg Config) (*SetupResult, error) {
 	if err := cfg.Validate(); err != nil {
@@ -101,6 +103,9 @@ func Setup(ctx context.Context, client *api.Client, cfg Config) (*SetupResult, e
 	// ciphertext behind in KV.
 	if _, err := client.Logical().WriteWithContext(ctx, kv.Mount+"/config", map[string]any{"max_versions": 1}); err != nil {
 		return nil, classify("setup: kv config", err)
+	}
+	if err := markNoIndex(ctx, client, kv); err != nil {
+		return nil, err
 	}
 	for _, k := range []struct {
 		name string
@@ -157,6 +162,29 @@ func Setup(ctx context.Context, client *api.Client, cfg Config) (*SetupResult, e
 	}
 	secretID, _ := s.Data["secret_id"].(string)
 	return &SetupResult{RoleID: roleID, SecretID: secretID}, nil
+}
+
+// layoutKey is the layout marker's path under the KV prefix.
+const layoutKey = "layout"
+
+// markNoIndex writes the layout marker that spares gateways the index
+// lookup of every new card (Vault.indexMayExist), if the store has no
+// index, that is, no token made before token paths came from lookup keys.
+// The marker is never overwritten.
+func markNoIndex(ctx context.Context, client *api.Client, kv KV) error {
+	s, err := client.Logical().ListWithContext(ctx, kv.Mount+"/metadata/"+kv.Prefix+"/index")
+	if err != nil {
+		return classify("setup: list index", err)
+	}
+	if s != nil {
+		return nil // an index: gateways must keep looking in it
+	}
+	_, err = client.Logical().WriteWithContext(ctx, kv.Mount+"/data/"+kv.Prefix+"/"+layoutKey,
+		casData(map[string]any{"index": layoutIndexNone}, 0))
+	if err != nil && !isCASMismatch(classify("setup: layout marker", err)) {
+		return classify("setup: layout marker", err)
+	}
+	return nil
 }
 
 func orNotFound(err error) error {

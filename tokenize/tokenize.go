@@ -21,8 +21,11 @@ type Token struct {
 	Created time.Time
 }
 
-// maxCreateTries bounds token generation when generated tokens collide
-// with existing ones.
+// maxCreateTries bounds the token candidates tried for one card (each
+// taken by another card costs a read), and the updates of one record that
+// keeps changing under us. A same-length digits token has at least nine
+// times as many values as there are cards with its kept digits, so eight
+// taken candidates in a row are a one in 10^7 event or worse.
 const maxCreateTries = 8
 
 // record is a token's KV entry. expMAC tells whether a new expiry is the
@@ -45,12 +48,24 @@ func (r record) token(value string) Token {
 	return Token{Value: value, Brand: r.brand, Last4: r.last4, Created: r.created}
 }
 
+// of reports whether r is the record of the card with lookup key lookup in
+// format f, rather than another card's whose candidate is the same token.
+func (r record) of(lookup string, f Format) bool {
+	return r.lookup == lookup && r.format == f.id()
+}
+
 // Tokenize stores a card and returns its token. The same card (for the
 // same token format) always gets the same token; a different expiry or
 // brand replaces the stored one. pan is 12 to 19 digits passing the Luhn
 // check, expiry 4 or 6 digits (MMYY, MMYYYY); the caller keeps ownership of
 // both and wipes them. merchant chooses the token format
 // (Config.MerchantFormats).
+//
+// The token's record lives at a path made from the card's lookup key
+// (Format.candidate), so a known card costs Vault two calls (the HMACs and
+// the record) and a new one four (and the index read while the store may
+// hold tokens made before; see Vault.indexMayExist): the HMACs, the read
+// that finds nothing, the encryption and one write.
 func (v *Vault) Tokenize(ctx context.Context, pan, expiry secret.Secret, brand, merchant string) (Token, error) {
 	if err := checkCard(pan, expiry, brand); err != nil {
 		return Token{}, err
@@ -60,101 +75,150 @@ func (v *Vault) Tokenize(ctx context.Context, pan, expiry secret.Secret, brand, 
 	if err != nil {
 		return Token{}, err
 	}
-	idxPath := v.kvPath("data", "index", f.id(), lookup)
-	idxVersion := 0
-	idx, err := v.read(ctx, "kv read index", idxPath)
-	switch {
-	case err == nil:
-		var tok string
-		tok, idxVersion = indexToken(idx.Data)
-		t, err := v.refresh(ctx, tok, expiry, expMAC, brand)
-		if !errors.Is(err, ErrNotFound) {
-			return t, err
-		}
-		// The index points at a token that is gone: make a new one.
-	case !errors.Is(err, ErrNotFound):
-		return Token{}, err
-	}
-	return v.create(ctx, pan, expiry, expMAC, brand, f, lookup, idxPath, idxVersion)
-}
-
-// create stores a new token for a card that has none.
-func (v *Vault) create(ctx context.Context, pan, expiry secret.Secret, expMAC, brand string, f Format, lookup, idxPath string, idxVersion int) (Token, error) {
-	ct, err := v.encrypt(ctx, pan.Bytes(), expiry.Bytes())
-	if err != nil {
-		return Token{}, err
-	}
-	rec := record{pan: ct[0], exp: ct[1], expMAC: expMAC, brand: brand, last4: string(pan.Bytes()[pan.Len()-4:]),
-		format: f.id(), lookup: lookup, created: v.now().UTC()}
-	var tok string
-	for try := 0; ; try++ {
-		if try == maxCreateTries {
-			return Token{}, &vaultError{kind: ErrVault, op: "create token", msg: "every generated token collided"}
-		}
-		if tok, err = f.generate(pan.Bytes()); err != nil {
+	indexChecked := false
+	var ct []string // the card's ciphertexts, once made
+	for n := 0; n < maxCreateTries; n++ {
+		tok, err := f.candidate(pan.Bytes(), lookup, n)
+		if err != nil {
 			return Token{}, err
 		}
-		// cas 0: write only if no such token exists. A collision (or our
-		// own write whose answer was lost) fails it; try another token.
+		rec, err := v.readRecord(ctx, tok)
+		switch {
+		case err == nil && rec.of(lookup, f):
+			return v.update(ctx, tok, rec, expiry, expMAC, brand)
+		case err == nil:
+			continue // another card's token
+		case !errors.Is(err, ErrNotFound):
+			return Token{}, err
+		}
+		if !indexChecked {
+			indexChecked = true
+			t, rec, err := v.indexed(ctx, f, lookup)
+			if err == nil {
+				return v.update(ctx, t, rec, expiry, expMAC, brand)
+			}
+			if !errors.Is(err, ErrNotFound) {
+				return Token{}, err
+			}
+		}
+		if ct == nil {
+			if ct, err = v.encrypt(ctx, pan.Bytes(), expiry.Bytes()); err != nil {
+				return Token{}, err
+			}
+		}
+		rec = record{pan: ct[0], exp: ct[1], expMAC: expMAC, brand: brand, last4: string(pan.Bytes()[pan.Len()-4:]),
+			format: f.id(), lookup: lookup, created: v.now().UTC()}
+		// cas 0: write only if the path holds nothing. It fails when a
+		// concurrent tokenization of this card wrote first (or our own
+		// try whose answer was lost did), or another card took this
+		// token since the read.
 		_, err = v.write(ctx, "kv write token", v.kvPath("data", "tokens", tok), casData(rec.data(), 0))
 		if err == nil {
-			break
+			return rec.token(tok), nil
 		}
 		if !isCASMismatch(err) {
 			return Token{}, err
 		}
-	}
-	_, err = v.write(ctx, "kv write index", idxPath, casData(map[string]any{"token": tok}, idxVersion))
-	if err == nil {
-		return rec.token(tok), nil
-	}
-	if !isCASMismatch(err) {
-		v.forget(ctx, tok)
-		return Token{}, err
-	}
-	// Someone indexed this card first (a concurrent Tokenize), or our own
-	// earlier try did: use the indexed token.
-	idx, err := v.read(ctx, "kv read index", idxPath)
-	if err != nil {
-		v.forget(ctx, tok)
-		return Token{}, err
-	}
-	winner, _ := indexToken(idx.Data)
-	if winner == tok {
-		return rec.token(tok), nil
-	}
-	v.forget(ctx, tok)
-	return v.refresh(ctx, winner, expiry, expMAC, brand)
-}
-
-// forget deletes a token record that lost a race, best effort: an orphan
-// record is harmless (nothing points to it) but keeps a ciphertext.
-func (v *Vault) forget(ctx context.Context, tok string) {
-	_, _ = v.client.Logical().DeleteWithContext(ctx, v.kvPath("metadata", "tokens", tok))
-}
-
-// refresh returns the stored token tok, first replacing its expiry and
-// brand when they differ from the given ones. The expiries are compared by
-// their MACs: the gateway cannot decrypt what it stored.
-func (v *Vault) refresh(ctx context.Context, tok string, expiry secret.Secret, expMAC, brand string) (Token, error) {
-	for try := 0; try < maxCreateTries; try++ {
-		rec, err := v.readRecord(ctx, tok)
-		if err != nil {
+		rec, err = v.readRecord(ctx, tok)
+		switch {
+		case err == nil && rec.of(lookup, f):
+			return v.update(ctx, tok, rec, expiry, expMAC, brand)
+		case err != nil && !errors.Is(err, ErrNotFound):
 			return Token{}, err
 		}
+		// Another card's, or a record an operator deleted (its path keeps
+		// its versions, so cas 0 fails): the next candidate.
+	}
+	return Token{}, &vaultError{kind: ErrVault, op: "create token", msg: "every token candidate is taken"}
+}
+
+// indexMayExist reports whether this store may hold lookup index entries:
+// <kv mount>/data/<prefix>/index/<format>/<hex hmac> → token, written for
+// tokens made before their paths came from the card's lookup key. Those
+// tokens keep working, so a card not found at its own path is looked up
+// there too, unless the store's layout marker (<prefix>/layout, written
+// by Setup on a store with no index) says there is none. The answer is
+// read once.
+func (v *Vault) indexMayExist(ctx context.Context) (bool, error) {
+	switch v.layout.Load() {
+	case layoutNoIndex:
+		return false, nil
+	case layoutIndex:
+		return true, nil
+	}
+	const op = "kv read layout"
+	s, err := v.read(ctx, op, v.kvPath("data", layoutKey))
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return true, err
+	}
+	state := int32(layoutIndex)
+	if err == nil {
+		data, _ := s.Data["data"].(map[string]any)
+		if idx, _ := data["index"].(string); idx == layoutIndexNone {
+			state = layoutNoIndex
+		}
+	}
+	v.layout.Store(state)
+	return state == layoutIndex, nil
+}
+
+// Layout marker states (Vault.layout) and the marker's value.
+const (
+	layoutUnknown = iota
+	layoutIndex
+	layoutNoIndex
+
+	layoutIndexNone = "none"
+)
+
+// indexed finds a card's token in the lookup index (see indexMayExist),
+// with its record; ErrNotFound if it has none there, or its record is gone.
+func (v *Vault) indexed(ctx context.Context, f Format, lookup string) (string, record, error) {
+	may, err := v.indexMayExist(ctx)
+	if err != nil {
+		return "", record{}, err
+	}
+	if !may {
+		return "", record{}, &vaultError{kind: ErrNotFound, op: "kv read index", msg: "this store has no index"}
+	}
+	idx, err := v.read(ctx, "kv read index", v.kvPath("data", "index", f.id(), lookup))
+	if err != nil {
+		return "", record{}, err
+	}
+	tok := indexToken(idx.Data)
+	if !validToken(tok) {
+		return "", record{}, &vaultError{kind: ErrVault, op: "kv read index", msg: "malformed token in index"}
+	}
+	rec, err := v.readRecord(ctx, tok)
+	return tok, rec, err
+}
+
+// update returns the token tok, whose record rec was just read, first
+// replacing its expiry and brand when they differ from the given ones. The
+// expiries are compared by their MACs: the gateway cannot decrypt what it
+// stored.
+func (v *Vault) update(ctx context.Context, tok string, rec record, expiry secret.Secret, expMAC, brand string) (Token, error) {
+	var expCT string // the new expiry's ciphertext, once made
+	for try := 0; ; try++ {
 		same := subtle.ConstantTimeCompare([]byte(rec.expMAC), []byte(expMAC)) == 1
 		if same && rec.brand == brand {
 			return rec.token(tok), nil
 		}
+		if try == maxCreateTries {
+			return Token{}, &vaultError{kind: ErrVault, op: "update token", msg: "token kept changing"}
+		}
 		if !same {
-			ct, err := v.encrypt(ctx, expiry.Bytes())
-			if err != nil {
-				return Token{}, err
+			if expCT == "" {
+				ct, err := v.encrypt(ctx, expiry.Bytes())
+				if err != nil {
+					return Token{}, err
+				}
+				expCT = ct[0]
 			}
-			rec.exp, rec.expMAC = ct[0], expMAC
+			rec.exp, rec.expMAC = expCT, expMAC
 		}
 		rec.brand = brand
-		_, err = v.write(ctx, "kv write token", v.kvPath("data", "tokens", tok), casData(rec.data(), rec.version))
+		_, err := v.write(ctx, "kv write token", v.kvPath("data", "tokens", tok), casData(rec.data(), rec.version))
 		if err == nil {
 			return rec.token(tok), nil
 		}
@@ -162,8 +226,10 @@ func (v *Vault) refresh(ctx context.Context, tok string, expiry secret.Secret, e
 			return Token{}, err
 		}
 		// A concurrent update won: read it and compare again.
+		if rec, err = v.readRecord(ctx, tok); err != nil {
+			return Token{}, err
+		}
 	}
-	return Token{}, &vaultError{kind: ErrVault, op: "update token", msg: "token kept changing"}
 }
 
 // Rewrap re-encrypts a token's stored card data with the latest version of
@@ -226,11 +292,11 @@ func isCASMismatch(err error) bool {
 	return errors.As(err, &ve) && ve.status == 400 && strings.Contains(ve.msg, "check-and-set")
 }
 
-// indexToken reads an index entry's token and KV version.
-func indexToken(d map[string]any) (string, int) {
+// indexToken reads an index entry's token.
+func indexToken(d map[string]any) string {
 	data, _ := d["data"].(map[string]any)
 	tok, _ := data["token"].(string)
-	return tok, kvVersion(d)
+	return tok
 }
 
 func kvVersion(d map[string]any) int {

@@ -1,6 +1,8 @@
 package tokenize
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -8,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -26,7 +29,13 @@ var testPANs = []string{
 	"4000056655665556", "6250941006528599", "3056930009020004",
 }
 
-func TestFormatGenerate(t *testing.T) {
+// fakeLookup stands in for a card's lookup key (64 hex digits).
+func fakeLookup(i int) string {
+	sum := sha256.Sum256([]byte(strconv.Itoa(i)))
+	return hex.EncodeToString(sum[:])
+}
+
+func TestFormatCandidate(t *testing.T) {
 	formats := []Format{
 		{Kind: KindDigits, KeepFirst: 6, KeepLast: 4},
 		{Kind: KindDigits, KeepFirst: 0, KeepLast: 4},
@@ -43,39 +52,92 @@ func TestFormatGenerate(t *testing.T) {
 				if wantLen == 0 {
 					wantLen = len(pan)
 				}
-				seen := map[string]bool{}
+				// 200 cards' first candidates, and 200 candidates of one
+				// card.
+				byCard, byN := map[string]bool{}, map[string]bool{}
 				for i := 0; i < 200; i++ {
-					tok, err := f.generate(pan)
-					if err != nil {
-						t.Fatal(err)
+					for _, c := range []struct {
+						lookup string
+						n      int
+						seen   map[string]bool
+					}{{fakeLookup(i), 0, byCard}, {fakeLookup(0), i, byN}} {
+						tok, err := f.candidate(pan, c.lookup, c.n)
+						if err != nil {
+							t.Fatal(err)
+						}
+						if len(tok) != wantLen || !allDigits([]byte(tok)) {
+							t.Fatalf("token %q: want %d digits", tok, wantLen)
+						}
+						if tok[:f.KeepFirst] != p[:f.KeepFirst] || tok[len(tok)-f.KeepLast:] != p[len(p)-f.KeepLast:] {
+							t.Fatalf("token %q does not keep first %d / last %d of the card", tok, f.KeepFirst, f.KeepLast)
+						}
+						if luhnValid([]byte(tok)) {
+							t.Fatalf("token %q passes the Luhn check", tok)
+						}
+						if !validToken(tok) {
+							t.Fatalf("validToken(%q) = false", tok)
+						}
+						if again, _ := f.candidate(pan, c.lookup, c.n); again != tok {
+							t.Fatalf("candidate %d of one card: %q, then %q", c.n, tok, again)
+						}
+						c.seen[tok] = true
 					}
-					if len(tok) != wantLen || !allDigits([]byte(tok)) {
-						t.Fatalf("token %q: want %d digits", tok, wantLen)
-					}
-					if tok[:f.KeepFirst] != p[:f.KeepFirst] || tok[len(tok)-f.KeepLast:] != p[len(p)-f.KeepLast:] {
-						t.Fatalf("token %q does not keep first %d / last %d of the card", tok, f.KeepFirst, f.KeepLast)
-					}
-					if luhnValid([]byte(tok)) {
-						t.Fatalf("token %q passes the Luhn check", tok)
-					}
-					if !validToken(tok) {
-						t.Fatalf("validToken(%q) = false", tok)
-					}
-					seen[tok] = true
 				}
 				// 200 draws from at least 10^4 values: a handful of
-				// repeats at most, unless the middle is not random.
-				if len(seen) < 180 {
-					t.Errorf("only %d distinct tokens in 200", len(seen))
+				// repeats at most, unless the middle does not depend on
+				// the lookup key and the candidate's number.
+				if len(byCard) < 180 || len(byN) < 180 {
+					t.Errorf("%d distinct tokens for 200 cards, %d in 200 candidates of one card", len(byCard), len(byN))
 				}
 			})
 		}
 	}
 }
 
+// TestCandidateIsStable: a card's token is found at the path its
+// candidates name, so the derivation must never change, or every stored
+// token would be lost to its card (which would get a new one). These are
+// the candidates as first released; a change must fail here.
+func TestCandidateIsStable(t *testing.T) {
+	lookup := fakeLookup(42)
+	tests := []struct {
+		f    Format
+		pan  string
+		n    int
+		want string
+	}{
+		{Format{Kind: KindDigits, KeepFirst: 6, KeepLast: 4}, "4111111111111111", 0, "4111118065301111"},
+		{Format{Kind: KindDigits, KeepFirst: 6, KeepLast: 4}, "4111111111111111", 1, "4111118919791111"},
+		{Format{Kind: KindDigits, KeepFirst: 0, KeepLast: 4, Length: 19}, "378282246310005", 0, "2209170330390540005"},
+		{Format{Kind: KindOpaque}, "4111111111111111", 0, "tok_bqrlzc6qhymvl6qcvczpw6ezne"},
+	}
+	for _, tt := range tests {
+		if got, err := tt.f.candidate([]byte(tt.pan), lookup, tt.n); err != nil || got != tt.want {
+			t.Errorf("%s candidate %d: %q, %v; want %q", tt.f.id(), tt.n, got, err, tt.want)
+		}
+	}
+}
+
+// TestCandidateFormatsApart: formats whose tokens look alike still give
+// one card different tokens (the index of old kept them apart by format).
+func TestCandidateFormatsApart(t *testing.T) {
+	pan := []byte("4111111111111111")
+	a, err := Format{Kind: KindDigits, KeepFirst: 6, KeepLast: 4}.candidate(pan, fakeLookup(1), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := Format{Kind: KindDigits, KeepFirst: 6, KeepLast: 4, Length: 16}.candidate(pan, fakeLookup(1), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a == b {
+		t.Fatalf("formats digits-6-4-pan and digits-6-4-16: both %q", a)
+	}
+}
+
 func TestFormatTooFewRandomDigits(t *testing.T) {
 	f := Format{Kind: KindDigits, KeepFirst: 6, KeepLast: 4}
-	_, err := f.generate([]byte("4222222222222")) // 13-digit test Visa
+	_, err := f.candidate([]byte("4222222222222"), fakeLookup(0), 0) // 13-digit test Visa
 	if !errors.Is(err, ErrInvalidInput) {
 		t.Fatalf("err = %v, want ErrInvalidInput", err)
 	}
@@ -88,7 +150,7 @@ func TestOpaqueToken(t *testing.T) {
 	f := Format{Kind: KindOpaque}
 	seen := map[string]bool{}
 	for i := 0; i < 100; i++ {
-		tok, err := f.generate([]byte("4111111111111111"))
+		tok, err := f.candidate([]byte("4111111111111111"), fakeLookup(i), 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -295,10 +357,10 @@ func FuzzValidToken(f *testing.F) {
 	})
 }
 
-// FuzzGenerate: for any valid card number and format, a digits token keeps
-// only what the format says, fails Luhn and passes validToken; anything
-// else is refused with an error, never a panic.
-func FuzzGenerate(f *testing.F) {
+// FuzzCandidate: for any valid card number and format, a digits token
+// keeps only what the format says, fails Luhn and passes validToken;
+// anything else is refused with an error, never a panic.
+func FuzzCandidate(f *testing.F) {
 	f.Add([]byte("4111111111111111"), uint8(6), uint8(4), uint8(0))
 	f.Add([]byte("378282246310005"), uint8(0), uint8(4), uint8(19))
 	f.Add([]byte("41111"), uint8(6), uint8(4), uint8(16))
@@ -310,10 +372,10 @@ func FuzzGenerate(f *testing.F) {
 		if checkCard(secret.Wrap(pan), sec("1230"), "") != nil {
 			return
 		}
-		tok, err := fm.generate(pan)
+		tok, err := fm.candidate(pan, fakeLookup(len(pan)), int(first))
 		if err != nil {
 			if !errors.Is(err, ErrInvalidInput) || strings.Contains(err.Error(), string(pan)) {
-				t.Fatalf("generate: %v", err)
+				t.Fatalf("candidate: %v", err)
 			}
 			return
 		}

@@ -3,8 +3,11 @@ package tokenize
 import (
 	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/vault/api"
 	"github.com/tonevault/tonevault/test/vaultserver"
@@ -294,5 +297,184 @@ func TestExpiryMAC(t *testing.T) {
 	}
 	if _, exp := e.stored(t, a.Value); exp != "1230" {
 		t.Error("legacy record's expiry changed")
+	}
+}
+
+// callLog records the Vault calls a gateway makes (Options.Observe).
+type callLog struct {
+	mu    sync.Mutex
+	calls []string
+}
+
+func (l *callLog) observe(op string, _ time.Duration, err error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err != nil {
+		op += " (" + err.Error() + ")"
+	}
+	l.calls = append(l.calls, op)
+}
+
+// take returns the calls since the last take.
+func (l *callLog) take() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	c := l.calls
+	l.calls = nil
+	return c
+}
+
+// TestTokenizeVaultCalls: the Vault round trips of each kind of
+// tokenization, in order: each costs Vault a request, and Vault's CPU
+// bounds the payments per second (BENCHMARKS.md, Payments). A new card
+// costs one write; a known one, the HMACs and its record.
+func TestTokenizeVaultCalls(t *testing.T) {
+	e := newEnv(t, vaultserver.Options{}, nil)
+	t.Cleanup(func() { e.checkNoLeak(t, "4111111111111111", "5555555555554444", "378282246310005") })
+	ctx := testCtx(t)
+	const (
+		miss = " (tokenize: token not found: kv read token)"
+		noIx = " (tokenize: token not found: kv read index)"
+	)
+	type call struct {
+		name, pan, exp, brand string
+		want                  []string
+	}
+	run := func(t *testing.T, v *Vault, log *callLog, calls []call) {
+		for _, c := range calls {
+			if _, err := v.Tokenize(ctx, sec(c.pan), sec(c.exp), c.brand, "m"); err != nil {
+				t.Fatalf("%s: %v", c.name, e.noteErr(err))
+			}
+			if got := log.take(); !slices.Equal(got, c.want) {
+				t.Errorf("%s: Vault calls\n  %q\nwant\n  %q", c.name, got, c.want)
+			}
+		}
+	}
+	t.Run("new store", func(t *testing.T) {
+		var log callLog
+		v := e.gatewayWith(t, e.cfg, Options{Observe: log.observe})
+		log.take() // the login
+		run(t, v, &log, []call{
+			// The layout marker is read once.
+			{"new card", "4111111111111111", "1230", "visa",
+				[]string{"transit hmac", "kv read token" + miss, "kv read layout", "transit encrypt", "kv write token"}},
+			{"known card", "4111111111111111", "1230", "visa",
+				[]string{"transit hmac", "kv read token"}},
+			{"known card, new expiry", "4111111111111111", "0131", "visa",
+				[]string{"transit hmac", "kv read token", "transit encrypt", "kv write token"}},
+			{"known card, new brand", "4111111111111111", "0131", "VISA",
+				[]string{"transit hmac", "kv read token", "kv write token"}},
+			{"another new card", "5555555555554444", "1230", "mastercard",
+				[]string{"transit hmac", "kv read token" + miss, "transit encrypt", "kv write token"}},
+		})
+	})
+	t.Run("store with an index", func(t *testing.T) {
+		old := e.writeOldLayout(t, "378282246310005", "1230", "amex", e.cfg.TokenFormat)
+		e.dropLayoutMarker(t)
+		var log callLog
+		v := e.gatewayWith(t, e.cfg, Options{Observe: log.observe})
+		log.take()
+		run(t, v, &log, []call{
+			{"card with an old token", "378282246310005", "1230", "amex",
+				[]string{"transit hmac", "kv read token" + miss, "kv read layout (tokenize: token not found: kv read layout)", "kv read index", "kv read token"}},
+			{"card with an old token, again", "378282246310005", "1230", "amex",
+				[]string{"transit hmac", "kv read token" + miss, "kv read index", "kv read token"}},
+			{"new card", "6011111111111117", "1230", "discover",
+				[]string{"transit hmac", "kv read token" + miss, "kv read index" + noIx, "transit encrypt", "kv write token"}},
+			{"known card", "4111111111111111", "0131", "VISA",
+				[]string{"transit hmac", "kv read token"}},
+		})
+		if tok, err := v.Tokenize(ctx, sec("378282246310005"), sec("1230"), "amex", "m"); err != nil || tok.Value != old {
+			t.Errorf("card with an old token: %q, %v; want %q", tok.Value, e.noteErr(err), old)
+		}
+	})
+}
+
+// TestOldLayoutTokensKeepWorking: tokens stored before token paths came
+// from lookup keys (a random token, its record and an index entry) keep
+// working on a store that holds them: the same card gets its old token, a
+// new expiry updates the old record, Rewrap moves it to a new key
+// version, and Setup leaves such a store without the marker that would
+// skip the index.
+func TestOldLayoutTokensKeepWorking(t *testing.T) {
+	e := newEnv(t, vaultserver.Options{}, nil)
+	cards := []string{"4111111111111111", "5555555555554444", "378282246310005", "6011111111111117"}
+	t.Cleanup(func() { e.checkNoLeak(t, cards...) })
+	ctx := testCtx(t)
+	f := e.cfg.TokenFormat
+	oldA := e.writeOldLayout(t, cards[0], "1230", "visa", f)
+	oldB := e.writeOldLayout(t, cards[1], "1230", "mastercard", f)
+	oldGone := e.writeOldLayout(t, cards[2], "1230", "amex", f)
+	kv := e.cfg.KV.Mount + "/metadata/" + e.cfg.KV.Prefix
+	if _, err := e.srv.Client.Logical().Delete(kv + "/tokens/" + oldGone); err != nil {
+		t.Fatal(err)
+	}
+	// The store as an upgrade finds it: an index, no marker; Setup runs
+	// again and must not declare the index absent.
+	e.dropLayoutMarker(t)
+	if _, err := Setup(ctx, e.srv.Client, e.cfg); err != nil {
+		t.Fatal(err)
+	}
+	if s, err := e.srv.Client.Logical().Read(e.cfg.KV.Mount + "/data/" + e.cfg.KV.Prefix + "/" + layoutKey); err != nil || s != nil {
+		t.Fatalf("Setup on a store with an index wrote the layout marker: %v %v", s, err)
+	}
+	v := e.gateway(t, e.cfg)
+	tokens := func() int {
+		s, err := e.srv.Client.Logical().List(kv + "/tokens")
+		if err != nil || s == nil {
+			t.Fatalf("list tokens: %v", err)
+		}
+		keys, _ := s.Data["keys"].([]any)
+		return len(keys)
+	}
+	before := tokens()
+
+	a, err := v.Tokenize(ctx, sec(cards[0]), sec("1230"), "visa", "m")
+	if err != nil || a.Value != oldA || a.Brand != "visa" || a.Last4 != "1111" {
+		t.Fatalf("old token, same expiry: %+v, %v; want %q", a, e.noteErr(err), oldA)
+	}
+	b, err := v.Tokenize(ctx, sec(cards[1]), sec("0931"), "mc", "m")
+	if err != nil || b.Value != oldB || b.Brand != "mc" {
+		t.Fatalf("old token, new expiry: %+v, %v; want %q", b, e.noteErr(err), oldB)
+	}
+	if pan, exp := e.stored(t, oldB); pan != cards[1] || exp != "0931" {
+		t.Fatal("the old record of a card with a new expiry: not updated in place")
+	}
+	if n := tokens(); n != before {
+		t.Fatalf("%d token records after tokenizing cards with old tokens, want %d", n, before)
+	}
+
+	// An index entry whose record is gone: the card gets a new token.
+	c, err := v.Tokenize(ctx, sec(cards[2]), sec("1230"), "amex", "m")
+	if err != nil || c.Value == oldGone {
+		t.Fatalf("card whose old record is gone: %q, %v", c.Value, e.noteErr(err))
+	}
+	// A new card, and the same again: one token, no index entry.
+	d, err := v.Tokenize(ctx, sec(cards[3]), sec("1230"), "discover", "m")
+	if err != nil {
+		t.Fatal(e.noteErr(err))
+	}
+	if d2, err := v.Tokenize(ctx, sec(cards[3]), sec("1230"), "discover", "m"); err != nil || d2.Value != d.Value {
+		t.Fatalf("new card twice: %q then %q, %v", d.Value, d2.Value, e.noteErr(err))
+	}
+	if pan, _ := e.stored(t, d.Value); pan != cards[3] {
+		t.Fatal("new card's record holds another card")
+	}
+	if n := tokens(); n != before+2 {
+		t.Fatalf("%d token records, want %d (and the two new tokens')", n, before+2)
+	}
+
+	// Rotation: the old token's record moves to the new key version.
+	if _, err := e.srv.Client.Logical().Write(e.cfg.Transit.Mount+"/keys/"+e.cfg.Transit.CardKey+"/rotate", nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := v.Rewrap(ctx, oldA); err != nil {
+		t.Fatal(e.noteErr(err))
+	}
+	if ver := e.storedVersion(t, oldA); ver != "vault:v2:" {
+		t.Fatalf("old token after Rewrap: %q, want vault:v2:", ver)
+	}
+	if again, err := v.Tokenize(ctx, sec(cards[0]), sec("1230"), "visa", "m"); err != nil || again.Value != oldA {
+		t.Fatalf("old token after Rewrap: %q, %v; want %q", again.Value, e.noteErr(err), oldA)
 	}
 }

@@ -25,14 +25,18 @@ path "tonevault-transit/verify/tonevault-audit" {
   capabilities = ["update"]
 }
 
-# Tokens and the lookup index, under the gateway's own prefix only; no list.
-path "tonevault-kv/data/tonevault/*" {
+# Token records, under the gateway's own prefix only; no list, no delete.
+path "tonevault-kv/data/tonevault/tokens/*" {
   capabilities = ["create", "read", "update"]
 }
 
-# Deleting a token record that lost a race with a concurrent tokenization.
-path "tonevault-kv/metadata/tonevault/tokens/*" {
-  capabilities = ["delete"]
+# The lookup index of tokens made before their paths came from the card's
+# lookup key, and the marker that says a store has none: read only.
+path "tonevault-kv/data/tonevault/index/*" {
+  capabilities = ["read"]
+}
+path "tonevault-kv/data/tonevault/layout" {
+  capabilities = ["read"]
 }
 
 # The gateway's own token.
