@@ -191,17 +191,44 @@ const block = 2048
 // signal can be resampled piece by piece with the same result as all at
 // once. Input outside src counts as silence.
 func (r *Resampler) ResampleAt(dst, src []int16, first int) {
+	r.ResampleWindow(dst, src, 0, len(src), first)
+}
+
+// InputSpan is the input samples [from, to) that output samples first, …,
+// first+n-1 are computed from; from may be negative and to past the
+// input's end (silence there).
+func (r *Resampler) InputSpan(first, n int) (from, to int) {
+	if r.from == r.to || n <= 0 {
+		return first, first + max(n, 0)
+	}
+	lo := int64(first)*r.m/r.l - int64(r.half) + 1
+	hi := int64(first+n-1)*r.m/r.l + int64(r.half) + 1
+	for k := len(r.halves) - 1; k >= 0; k-- {
+		reach := int64(r.halves[k].reach())
+		lo, hi = 2*lo-reach, 2*hi+reach
+	}
+	return int(lo), int(hi) + 1
+}
+
+// ResampleWindow is ResampleAt for a signal of inLen samples of which only
+// a window is at hand: win holds input samples winStart, winStart+1, ….
+// Outside the window the input counts as silence, so the result equals
+// ResampleAt's on the whole signal when the window covers InputSpan(first,
+// len(dst)). A long recording can so be decoded, resampled and analysed a
+// piece at a time.
+func (r *Resampler) ResampleWindow(dst, win []int16, winStart, inLen, first int) {
+	// The part of the signal at hand: [a, b) of the input.
+	a, b := max(winStart, 0), min(winStart+len(win), inLen)
 	if r.from == r.to {
-		n := 0
-		if first >= 0 && first < len(src) {
-			n = copy(dst, src[first:])
+		clear(dst)
+		if c0, c1 := max(first, a), min(first+len(dst), b); c0 < c1 {
+			copy(dst[c0-first:c1-first], win[c0-winStart:c1-winStart])
 		}
-		clear(dst[n:])
 		return
 	}
 	s := r.scratch.Get().(*scratch)
 	defer r.scratch.Put(s)
-	outEnd := int64(r.OutLen(len(src)))
+	outEnd := int64(r.OutLen(inLen))
 	// lo[k], hi[k]: the range of stage k's input that the block needs
 	// (stage len(r.halves) is the last one).
 	nst := len(r.halves)
@@ -227,13 +254,13 @@ func (r *Resampler) ResampleAt(dst, src []int16, first int) {
 			hi[k] = 2*hi[k+1] + reach
 		}
 		x := s.buf(0, int(hi[0]-lo[0]+1))
-		// src[a:b] lands in x[a-lo:b-lo]; silence around it.
-		a, b := max(lo[0], 0), min(hi[0]+1, int64(len(src)))
-		b = max(a, b)
-		clear(x[:a-lo[0]])
-		clear(x[b-lo[0]:])
-		in := x[a-lo[0] : b-lo[0]]
-		for j, v := range src[a:b] {
+		// Input [xa, xb) lands in x[xa-lo:xb-lo]; silence around it.
+		xa, xb := max(lo[0], int64(a)), min(hi[0]+1, int64(b))
+		xb = max(xa, xb)
+		clear(x[:xa-lo[0]])
+		clear(x[xb-lo[0]:])
+		in := x[xa-lo[0] : xb-lo[0]]
+		for j, v := range win[xa-int64(winStart) : xb-int64(winStart)] {
 			in[j] = float32(v)
 		}
 		for k := range r.halves {
