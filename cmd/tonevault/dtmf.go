@@ -478,7 +478,7 @@ func (env dtmfEnv) scan(args []string, stdout, stderr io.Writer) int {
 	took := now().Sub(began).Seconds()
 	speed := ""
 	if took > 0 && sum.seconds > 0 {
-		speed = fmt.Sprintf(", %.0f× real time", sum.seconds/took)
+		speed = fmt.Sprintf(", %.0fx real time", sum.seconds/took)
 	}
 	fmt.Fprintf(stderr, "tonevault dtmf scan: %d file%s scanned, %d with digits (%d digit%s found), %d error%s; %.1f s of audio in %.2f s%s\n",
 		sum.ok, plural(sum.ok), sum.withDigits, sum.digits, plural(sum.digits), sum.failed, plural(sum.failed), sum.seconds, took, speed)

@@ -86,7 +86,7 @@ func runCLI(args ...string) (code int, stdout, stderr string) {
 }
 
 // summaryRE matches the summary scan ends with on stderr.
-var summaryRE = regexp.MustCompile(`(?m)^tonevault dtmf scan: (\d+) files? scanned, (\d+) with digits \((\d+) digits? found\), (\d+) errors?; [0-9.]+ s of audio in [0-9.]+ s(, \d+× real time)?\n`)
+var summaryRE = regexp.MustCompile(`(?m)^tonevault dtmf scan: (\d+) files? scanned, (\d+) with digits \((\d+) digits? found\), (\d+) errors?; [0-9.]+ s of audio in [0-9.]+ s(, \d+x real time)?\n`)
 
 // splitSummary returns stderr without scan's summary, and the summary's
 // counts: files scanned, with digits, digits found, errors.
