@@ -1,7 +1,6 @@
 package main
 
 import (
-	"cmp"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -10,8 +9,10 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/tonevault/tonevault/dtmf"
@@ -46,32 +47,42 @@ func (env dtmfEnv) commands() []command {
 	}
 }
 
-const scanUsage = `Usage: tonevault dtmf scan [--json] FILE...
+const scanUsage = `Usage: tonevault dtmf scan [--json] [--reveal] [-j N] FILE|DIR...
 
-Scan WAV recordings for DTMF keypad tones and list every digit found.
+Scan WAV recordings for DTMF keypad tones and list every digit found. The
+digits are masked unless --reveal is given: a compliance run must not put a
+card number typed on a call into its log.
 
 Reads RIFF/WAVE files in 16-bit PCM, G.711 µ-law (format 7) or A-law
 (format 6), plain or WAVE_FORMAT_EXTENSIBLE, 1 to 8 channels, any rate from
 1000 to 384000 Hz. Each channel is scanned on its own after resampling to
-8 kHz. Each file is read whole into memory (a one-hour 8 kHz stereo
-recording takes about 120 MB while it is scanned).
+8 kHz. A DIR is scanned recursively: every file under it whose name ends in
+.wav (any case), following symbolic links to files but not to directories.
+Files and channels are scanned in parallel (-j). Each file is read whole
+into memory while it is scanned (a one-hour 8 kHz stereo 16-bit recording
+takes about 120 MB), so up to N files at once with -j N.
 
-Output: one line per digit, in time order within a file, files in the order
-given:
+Output: one line per digit, sorted by file (in the order given, a DIR's
+files in the order of their paths), then channel, then time:
   <digit> <start_ms>                     one FILE with one channel
-  <file>:<channel> <digit> <start_ms>    several FILEs, or a FILE with several channels
-<digit> is one of 0-9 * # A-D, <start_ms> the start of the tone in whole
-milliseconds from the start of the file, <channel> counts from 1 and <file>
-is the name as given. The last two space-separated fields are always the
-digit and the start time.
+  <file>:<channel> <digit> <start_ms>    several FILEs, a DIR, or several channels
+<digit> is x, the mask, or with --reveal the key: one of 0-9 * # A-D.
+<start_ms> is the start of the tone in whole milliseconds from the start of
+the file, <channel> counts from 1 and <file> is the name as given or as
+found under the DIR given. The last two space-separated fields are always
+the digit and the start time.
 
 Options (before or after the files; "--" ends them):
-  --json   one JSON object per digit and line instead, always with every field:
-           {"file":"rec.wav","channel":1,"digit":"4","start_ms":160,"end_ms":240}
-           (end_ms: end of the tone, exclusive)
-  --help   show this help
+  --json     one JSON object per digit and line instead, always with every field:
+             {"file":"rec.wav","channel":1,"digit":"x","start_ms":160,"end_ms":240}
+             (end_ms: end of the tone, exclusive)
+  --reveal   print each digit's key instead of x
+  -j N       scan up to N files and channels at once (default: one per CPU)
+  --help     show this help
 
-While scanning, a progress line is drawn on stderr when stdout and stderr are
+At the end a summary goes to stderr: files scanned, with digits, digits
+found, errors, and the audio's length against the time taken. While
+scanning, a progress bar is drawn on stderr when stdout and stderr are
 terminals.
 
 Exit status: 0 when no file holds a digit, 1 when digits were found, 2 on an
@@ -195,101 +206,289 @@ func detect8k(pcm8k []int16, step func(done int)) []dtmf.Event {
 	return d.Flush(evs)
 }
 
+// scanChannel finds the digits on channel c of a. It decodes, resamples
+// and analyses a second of audio at a time, so a channel costs a few
+// seconds of buffers whatever its length, and calls step after each with
+// the 8 kHz samples done so far.
+func scanChannel(a *wav.Audio, c int, rs *wav.Resampler, step func(done int)) []dtmf.Event {
+	frames := a.Frames()
+	n8k := rs.OutLen(frames)
+	d := dtmf.NewDetector(dtmf.DetectorConfig{})
+	var evs []dtmf.Event
+	buf := make([]int16, min(chunk8k, n8k))
+	var win []int16
+	for i := 0; i < n8k; i += chunk8k {
+		out := buf[:min(chunk8k, n8k-i)]
+		from, to := rs.InputSpan(i, len(out))
+		from, to = max(from, 0), min(to, frames)
+		win = slices.Grow(win[:0], to-from)[:to-from]
+		a.DecodeChannel(win, c, from)
+		rs.ResampleWindow(out, win, from, frames, i)
+		evs = d.Process(out, evs)
+		step(i + len(out))
+	}
+	return d.Flush(evs)
+}
+
+// maskedDigit stands for every digit scan prints without --reveal. Not
+// '*', which is a key too.
+const maskedDigit = "x"
+
 // scanHit is one digit found by scan.
 type scanHit struct {
 	File    string `json:"file"`
 	Channel int    `json:"channel"` // from 1
-	Digit   string `json:"digit"`
+	Digit   string `json:"digit"`   // maskedDigit unless --reveal
 	StartMS int64  `json:"start_ms"`
 	EndMS   int64  `json:"end_ms"`
 }
 
-func (env dtmfEnv) scan(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("scan", flag.ContinueOnError)
-	asJSON := fs.Bool("json", false, "")
-	files, code, ok := parseFlags(fs, scanUsage, "scan", args, stdout, stderr)
-	if !ok {
-		return code
-	}
-	if len(files) == 0 {
-		fmt.Fprintf(stderr, "tonevault dtmf scan: no FILE given\n%s\nRun 'tonevault dtmf scan --help' for details.\n", firstLine(scanUsage))
-		return 2
-	}
-	prog := newProgress(stderr, env.progress, env.now)
-	defer prog.clear()
-	enc := json.NewEncoder(stdout)
-	enc.SetEscapeHTML(false)
-	found, failed := false, false
-	for _, name := range files {
-		hits, channels, err := scanFile(name, prog)
-		prog.clear()
-		if err != nil {
-			fmt.Fprintf(stderr, "tonevault dtmf scan: %s\n", fileError(name, err))
-			failed = true
-			continue
-		}
-		found = found || len(hits) > 0
-		short := len(files) == 1 && channels == 1
-		for _, h := range hits {
-			switch {
-			case *asJSON:
-				enc.Encode(h)
-			case short:
-				fmt.Fprintf(stdout, "%s %d\n", h.Digit, h.StartMS)
-			default:
-				fmt.Fprintf(stdout, "%s:%d %s %d\n", h.File, h.Channel, h.Digit, h.StartMS)
-			}
-		}
-	}
-	switch {
-	case failed:
-		return 2
-	case found:
-		return 1
-	}
-	return 0
+// scanTarget is a file to scan, or an operand or directory entry that
+// failed before it could be (err).
+type scanTarget struct {
+	name string
+	size int64 // bytes, to weigh the file in the progress bar
+	err  error
 }
 
-// scanFile finds the digits on every channel of one file, in time order.
-func scanFile(name string, prog *progress) ([]scanHit, int, error) {
-	a, err := readWAV(name)
+// scanTargets expands the operands: a directory becomes the .wav files
+// under it, in the order of their paths; every file is listed once. A
+// directory holding none is reported on stderr but is no error.
+func scanTargets(operands []string, stderr io.Writer) []scanTarget {
+	var ts []scanTarget
+	seen := map[string]bool{}
+	add := func(name string, size int64) {
+		if key := filepath.Clean(name); !seen[key] {
+			seen[key] = true
+			ts = append(ts, scanTarget{name: name, size: size})
+		}
+	}
+	for _, op := range operands {
+		st, err := os.Stat(op)
+		switch {
+		case err != nil:
+			ts = append(ts, scanTarget{name: op, err: err})
+			continue
+		case !st.IsDir():
+			add(op, st.Size())
+			continue
+		}
+		before := len(ts)
+		filepath.WalkDir(op, func(path string, d fs.DirEntry, err error) error {
+			if err != nil {
+				ts = append(ts, scanTarget{name: path, err: err})
+				return nil
+			}
+			if d.IsDir() || !strings.EqualFold(filepath.Ext(path), ".wav") {
+				return nil
+			}
+			// Stat follows a symbolic link; only regular files count.
+			st, err := os.Stat(path)
+			if err != nil {
+				ts = append(ts, scanTarget{name: path, err: err})
+			} else if st.Mode().IsRegular() {
+				add(path, st.Size())
+			}
+			return nil
+		})
+		if len(ts) == before {
+			fmt.Fprintf(stderr, "tonevault dtmf scan: %s: no .wav files\n", op)
+		}
+	}
+	return ts
+}
+
+// fileScan is what scanning one target gave.
+type fileScan struct {
+	hits     []scanHit // by channel, then time
+	channels int
+	seconds  float64 // the audio's length
+	err      error
+}
+
+// scanner scans files with at most cap(cpu) channels at once.
+type scanner struct {
+	cpu    chan struct{} // a token a channel being scanned
+	reveal bool
+	prog   *scanProgress
+
+	mu  sync.Mutex
+	rss map[int]*wav.Resampler // by input rate: building one takes a millisecond
+}
+
+func (sc *scanner) resampler(rate int) (*wav.Resampler, error) {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	if rs := sc.rss[rate]; rs != nil {
+		return rs, nil
+	}
+	rs, err := wav.NewResampler(rate, dtmf.SampleRate)
+	if err == nil {
+		sc.rss[rate] = rs
+	}
+	return rs, err
+}
+
+// file scans target i, its channels in parallel when tokens allow.
+func (sc *scanner) file(i int, t scanTarget) fileScan {
+	defer sc.prog.finish(i)
+	if t.err != nil {
+		return fileScan{err: t.err}
+	}
+	a, err := readWAV(t.name)
 	if err != nil {
-		return nil, 0, err
+		return fileScan{err: err}
 	}
 	f := a.Format
-	rs, err := wav.NewResampler(f.Rate, dtmf.SampleRate)
+	rs, err := sc.resampler(f.Rate)
 	if err != nil {
-		return nil, 0, err
+		return fileScan{err: err}
 	}
-	// Progress counts 8 kHz samples through each stage: resampling (unless
-	// the file is at 8 kHz already), then detection.
-	per := int64(rs.OutLen(a.Frames()))
-	stages := int64(2)
-	if f.Rate == dtmf.SampleRate {
-		stages = 1
+	sc.prog.start(i, int64(rs.OutLen(a.Frames()))*int64(f.Channels))
+	evs := make([][]dtmf.Event, f.Channels)
+	channel := func(c int) {
+		sc.cpu <- struct{}{}
+		defer func() { <-sc.cpu }()
+		done := 0
+		evs[c] = scanChannel(a, c, rs, func(n int) {
+			sc.prog.advance(i, int64(n-done))
+			done = n
+		})
 	}
-	total := stages * per * int64(f.Channels)
-	var hits []scanHit
-	pcm := make([]int16, a.Frames())
-	for c := range f.Channels {
-		a.DecodeChannel(pcm, c, 0)
-		base := stages * per * int64(c)
-		label := fmt.Sprintf("scanning %s, channel %d of %d:", filepath.Base(name), c+1, f.Channels)
-		pcm8k := to8k(rs, pcm, func(done int) { prog.update(label, base+int64(done), total) })
-		base += (stages - 1) * per
-		evs := detect8k(pcm8k, func(done int) { prog.update(label, base+int64(done), total) })
-		for _, e := range evs {
-			hits = append(hits, scanHit{
-				File: name, Channel: c + 1, Digit: e.Digit.String(),
+	if cap(sc.cpu) == 1 || f.Channels == 1 {
+		for c := range f.Channels {
+			channel(c)
+		}
+	} else {
+		var wg sync.WaitGroup
+		for c := range f.Channels {
+			wg.Go(func() { channel(c) })
+		}
+		wg.Wait()
+	}
+	res := fileScan{channels: f.Channels, seconds: a.Duration().Seconds()}
+	for c, list := range evs {
+		for _, e := range list {
+			digit := maskedDigit
+			if sc.reveal {
+				digit = e.Digit.String()
+			}
+			res.hits = append(res.hits, scanHit{
+				File: t.name, Channel: c + 1, Digit: digit,
 				StartMS: e.Start * 1000 / dtmf.SampleRate,
 				EndMS:   e.End * 1000 / dtmf.SampleRate,
 			})
 		}
 	}
-	slices.SortStableFunc(hits, func(x, y scanHit) int {
-		return cmp.Or(cmp.Compare(x.StartMS, y.StartMS), cmp.Compare(x.Channel, y.Channel))
-	})
-	return hits, f.Channels, nil
+	return res
+}
+
+func (env dtmfEnv) scan(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("scan", flag.ContinueOnError)
+	asJSON := fs.Bool("json", false, "")
+	reveal := fs.Bool("reveal", false, "")
+	jobs := fs.Int("j", runtime.GOMAXPROCS(0), "")
+	operands, code, ok := parseFlags(fs, scanUsage, "scan", args, stdout, stderr)
+	if !ok {
+		return code
+	}
+	usageErr := func(msg string) int {
+		fmt.Fprintf(stderr, "tonevault dtmf scan: %s\n%s\nRun 'tonevault dtmf scan --help' for details.\n", msg, firstLine(scanUsage))
+		return 2
+	}
+	switch {
+	case len(operands) == 0:
+		return usageErr("no FILE or DIR given")
+	case *jobs < 1:
+		return usageErr(fmt.Sprintf("-j %d: want 1 or more", *jobs))
+	}
+	now := env.now
+	if now == nil {
+		now = time.Now
+	}
+	began := now()
+	targets := scanTargets(operands, stderr)
+	prog := newScanProgress(newProgress(stderr, env.progress, now), targets)
+	defer prog.clear()
+	sc := &scanner{cpu: make(chan struct{}, *jobs), reveal: *reveal, prog: prog, rss: map[int]*wav.Resampler{}}
+
+	// Up to -j files are read and scanned at once; results come back in
+	// any order and are printed in the targets' order.
+	results := make([]fileScan, len(targets))
+	done := make(chan int, len(targets))
+	next := make(chan int)
+	go func() {
+		for i := range targets {
+			next <- i
+		}
+		close(next)
+	}()
+	for range min(*jobs, len(targets)) {
+		go func() {
+			for i := range next {
+				results[i] = sc.file(i, targets[i])
+				done <- i
+			}
+		}()
+	}
+
+	enc := json.NewEncoder(stdout)
+	enc.SetEscapeHTML(false)
+	short := len(operands) == 1 && len(targets) == 1 && targets[0].name == operands[0]
+	var sum struct {
+		ok, withDigits, failed, digits int
+		seconds                        float64
+	}
+	ready := make([]bool, len(targets))
+	printed := 0
+	for range targets {
+		ready[<-done] = true
+		for ; printed < len(targets) && ready[printed]; printed++ {
+			r, name := results[printed], targets[printed].name
+			prog.suspend(func() {
+				if r.err != nil {
+					fmt.Fprintf(stderr, "tonevault dtmf scan: %s\n", fileError(name, r.err))
+					return
+				}
+				for _, h := range r.hits {
+					switch {
+					case *asJSON:
+						enc.Encode(h)
+					case short && r.channels == 1:
+						fmt.Fprintf(stdout, "%s %d\n", h.Digit, h.StartMS)
+					default:
+						fmt.Fprintf(stdout, "%s:%d %s %d\n", h.File, h.Channel, h.Digit, h.StartMS)
+					}
+				}
+			})
+			if r.err != nil {
+				sum.failed++
+				continue
+			}
+			sum.ok++
+			sum.seconds += r.seconds
+			sum.digits += len(r.hits)
+			if len(r.hits) > 0 {
+				sum.withDigits++
+			}
+			results[printed] = fileScan{} // let the hits go
+		}
+	}
+	prog.clear()
+	took := now().Sub(began).Seconds()
+	speed := ""
+	if took > 0 && sum.seconds > 0 {
+		speed = fmt.Sprintf(", %.0fx real time", sum.seconds/took)
+	}
+	fmt.Fprintf(stderr, "tonevault dtmf scan: %d file%s scanned, %d with digits (%d digit%s found), %d error%s; %.1f s of audio in %.2f s%s\n",
+		sum.ok, plural(sum.ok), sum.withDigits, sum.digits, plural(sum.digits), sum.failed, plural(sum.failed), sum.seconds, took, speed)
+	switch {
+	case sum.failed > 0:
+		return 2
+	case sum.digits > 0:
+		return 1
+	}
+	return 0
 }
 
 func (env dtmfEnv) mask(args []string, stdout, stderr io.Writer) int {
@@ -445,8 +644,8 @@ func maskAudio(a *wav.Audio, cfg dtmf.MaskConfig, name string, prog *progress) (
 		pcm8k = to8k(rs, pcm, step)
 		base += (stages - 1) * per
 		if left := detect8k(pcm8k, step); len(left) > 0 {
-			return nil, fmt.Errorf("channel %d: %d digit(s) still detected after masking (first %v at %d ms); nothing written",
-				c+1, len(left), left[0].Digit, left[0].Start*1000/dtmf.SampleRate)
+			return nil, fmt.Errorf("channel %d: %d digit(s) still detected after masking (first at %d ms); nothing written",
+				c+1, len(left), left[0].Start*1000/dtmf.SampleRate)
 		}
 	}
 	return res, nil

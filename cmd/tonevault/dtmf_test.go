@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -84,6 +85,27 @@ func runCLI(args ...string) (code int, stdout, stderr string) {
 	return code, o.String(), e.String()
 }
 
+// summaryRE matches the summary scan ends with on stderr.
+var summaryRE = regexp.MustCompile(`(?m)^tonevault dtmf scan: (\d+) files? scanned, (\d+) with digits \((\d+) digits? found\), (\d+) errors?; [0-9.]+ s of audio in [0-9.]+ s(, \d+x real time)?\n`)
+
+// splitSummary returns stderr without scan's summary, and the summary's
+// counts: files scanned, with digits, digits found, errors.
+func splitSummary(t testing.TB, stderr string) (string, [4]int) {
+	t.Helper()
+	m := summaryRE.FindStringSubmatchIndex(stderr)
+	if m == nil {
+		t.Fatalf("stderr %q lacks the summary", stderr)
+	}
+	var n [4]int
+	for i := range n {
+		n[i], _ = strconv.Atoi(stderr[m[2+2*i]:m[3+2*i]])
+	}
+	if m[1] != len(stderr) {
+		t.Errorf("stderr %q goes on after the summary", stderr)
+	}
+	return stderr[:m[0]] + stderr[m[1]:], n
+}
+
 var extPCM48 = wav.Format{Tag: wav.TagExtensible, Encoding: wav.PCM, Channels: 2, Rate: 48000, Bits: 16, ValidBits: 16, ChannelMask: 3}
 
 // testFormats is every supported encoding, mono and stereo, 8 kHz and
@@ -129,8 +151,8 @@ func TestScanFormats(t *testing.T) {
 	for _, tc := range testFormats {
 		t.Run(tc.name, func(t *testing.T) {
 			p := writeTestWAV(t, dir, tc.name+".wav", tc.f, genPCM(tc.f.Rate, tc.f.Channels, tc.toneCh, testDigits))
-			code, out, errs := runCLI("dtmf", "scan", p)
-			if code != 1 || errs != "" {
+			code, out, errs := runCLI("dtmf", "scan", "--reveal", p)
+			if rest, n := splitSummary(t, errs); code != 1 || rest != "" || n != [4]int{1, 1, len(testDigits), 0} {
 				t.Fatalf("exit %d, stderr %q", code, errs)
 			}
 			var hits [][2]string
@@ -159,9 +181,9 @@ func TestScanFormats(t *testing.T) {
 func TestScanJSON(t *testing.T) {
 	dir := t.TempDir()
 	p := writeTestWAV(t, dir, "stereo.wav", wav.NewFormat(wav.ULaw, 8000, 2), genPCM(8000, 2, 1, testDigits))
-	for _, args := range [][]string{{"--json", p}, {p, "--json"}, {"-json", "--", p}} {
+	for _, args := range [][]string{{"--json", "--reveal", p}, {p, "--json", "--reveal"}, {"-json", "-reveal", "--", p}} {
 		code, out, errs := runCLI(append([]string{"dtmf", "scan"}, args...)...)
-		if code != 1 || errs != "" {
+		if rest, _ := splitSummary(t, errs); code != 1 || rest != "" {
 			t.Fatalf("%v: exit %d, stderr %q", args, code, errs)
 		}
 		var hits [][2]string
@@ -211,28 +233,33 @@ func TestScanExitCodes(t *testing.T) {
 	os.WriteFile(float, fb, 0o644)
 	missing := filepath.Join(dir, "missing.wav")
 
+	emptyDir := filepath.Join(dir, "nothing")
+	os.Mkdir(emptyDir, 0o755)
+
 	for _, tc := range []struct {
 		name     string
 		args     []string
 		code     int
 		stdout   string   // exact, with FILE for the dirty file's name
 		stderr   []string // substrings, in order
-		noStderr bool
+		noStderr bool     // nothing but the summary
+		summary  [4]int   // files scanned, with digits, digits, errors
 	}{
-		{"clean", []string{clean}, 0, "", nil, true},
-		{"clean stereo", []string{cleanStereo}, 0, "", nil, true},
-		{"empty audio", []string{empty}, 0, "", nil, true},
-		{"clean files", []string{clean, cleanStereo, empty}, 0, "", nil, true},
-		{"text", []string{text}, 2, "", []string{"tonevault dtmf scan: " + text + ": not a WAV file: no RIFF/WAVE header\n"}, false},
-		{"truncated", []string{truncated}, 2, "", []string{truncated + `: truncated WAV file: "data" chunk declares`}, false},
-		{"float", []string{float}, 2, "", []string{float + ": unsupported encoding: IEEE float 32-bit (format 3); ToneVault reads 16-bit PCM, G.711 µ-law and A-law\n"}, false},
-		{"missing", []string{missing}, 2, "", []string{missing + ": cannot open: no such file\n"}, false},
-		{"directory", []string{dir}, 2, "", []string{dir + ": cannot read: is a directory\n"}, false},
+		{"clean", []string{clean}, 0, "", nil, true, [4]int{1, 0, 0, 0}},
+		{"clean stereo", []string{cleanStereo}, 0, "", nil, true, [4]int{1, 0, 0, 0}},
+		{"empty audio", []string{empty}, 0, "", nil, true, [4]int{1, 0, 0, 0}},
+		{"clean files", []string{clean, cleanStereo, empty}, 0, "", nil, true, [4]int{3, 0, 0, 0}},
+		{"text", []string{text}, 2, "", []string{"tonevault dtmf scan: " + text + ": not a WAV file: no RIFF/WAVE header\n"}, false, [4]int{0, 0, 0, 1}},
+		{"truncated", []string{truncated}, 2, "", []string{truncated + `: truncated WAV file: "data" chunk declares`}, false, [4]int{0, 0, 0, 1}},
+		{"float", []string{float}, 2, "", []string{float + ": unsupported encoding: IEEE float 32-bit (format 3); ToneVault reads 16-bit PCM, G.711 µ-law and A-law\n"}, false, [4]int{0, 0, 0, 1}},
+		{"missing", []string{missing}, 2, "", []string{missing + ": cannot open: no such file\n"}, false, [4]int{0, 0, 0, 1}},
+		{"empty directory", []string{emptyDir}, 0, "", []string{emptyDir + ": no .wav files\n"}, false, [4]int{0, 0, 0, 0}},
 		// Errors do not stop the scan: later files are still reported.
-		{"errors then digits", []string{missing, text, dirty, float, clean}, 2, "FILE:1 4 \nFILE:1 1 \nFILE:1 # \n",
-			[]string{missing + ": cannot open", text + ": not a WAV", float + ": unsupported encoding"}, false},
-		{"two files", []string{clean, dirty}, 1, "FILE:1 4 \nFILE:1 1 \nFILE:1 # \n", nil, true},
-		{"option terminator", []string{"--", "--json"}, 2, "", []string{"--json: cannot open"}, false},
+		{"errors then digits", []string{missing, text, dirty, float, clean}, 2, "FILE:1 x \nFILE:1 x \nFILE:1 x \n",
+			[]string{missing + ": cannot open", text + ": not a WAV", float + ": unsupported encoding"}, false, [4]int{2, 1, 3, 3}},
+		{"two files", []string{clean, dirty}, 1, "FILE:1 x \nFILE:1 x \nFILE:1 x \n", nil, true, [4]int{2, 1, 3, 0}},
+		{"same file twice", []string{dirty, filepath.Join(dir, ".", "dirty.wav")}, 1, "FILE:1 x \nFILE:1 x \nFILE:1 x \n", nil, true, [4]int{1, 1, 3, 0}},
+		{"option terminator", []string{"--", "--json"}, 2, "", []string{"--json: cannot open"}, false, [4]int{0, 0, 0, 1}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			code, out, errs := runCLI(append([]string{"dtmf", "scan"}, tc.args...)...)
@@ -250,10 +277,13 @@ func TestScanExitCodes(t *testing.T) {
 			if want := strings.ReplaceAll(tc.stdout, "FILE", dirty); trimmed.String() != want {
 				t.Errorf("stdout %q, want %q", out, want)
 			}
-			if tc.noStderr && errs != "" {
+			rest, sum := splitSummary(t, errs)
+			if sum != tc.summary {
+				t.Errorf("summary %v, want %v: %q", sum, tc.summary, errs)
+			}
+			if tc.noStderr && rest != "" {
 				t.Errorf("stderr %q", errs)
 			}
-			rest := errs
 			for _, s := range tc.stderr {
 				i := strings.Index(rest, s)
 				if i < 0 {
@@ -265,20 +295,179 @@ func TestScanExitCodes(t *testing.T) {
 	}
 }
 
+// testPAN is typed as tones in the masking tests: a test card number.
+const testPAN = "4111111111111111"
+
+// digitFields returns the digit field of every scan line: the last but one
+// space-separated field, or "digit" in --json output.
+func digitFields(t *testing.T, out string, asJSON bool) string {
+	t.Helper()
+	var b strings.Builder
+	for _, line := range strings.Split(strings.TrimSuffix(out, "\n"), "\n") {
+		if asJSON {
+			var h scanHit
+			if err := json.Unmarshal([]byte(line), &h); err != nil {
+				t.Fatalf("line %q: %v", line, err)
+			}
+			b.WriteString(h.Digit)
+			continue
+		}
+		f := strings.Fields(line)
+		if len(f) < 2 {
+			t.Fatalf("line %q", line)
+		}
+		b.WriteString(f[len(f)-2])
+	}
+	return b.String()
+}
+
+// Without --reveal no digit of a card number typed on the call reaches
+// stdout or stderr, in any output form; with it, all do. The --reveal run
+// is the control: it shows the greps find the number when it is there.
+func TestScanMasksDigits(t *testing.T) {
+	dir := t.TempDir()
+	mono := writeTestWAV(t, dir, "mono.wav", wav.NewFormat(wav.ULaw, 8000, 1), genPCM(8000, 1, 0, testPAN))
+	sub := filepath.Join(dir, "calls")
+	os.Mkdir(sub, 0o755)
+	writeTestWAV(t, sub, "stereo.wav", wav.NewFormat(wav.PCM, 44100, 2), genPCM(44100, 2, 1, testPAN))
+
+	for _, tc := range []struct {
+		name  string
+		args  []string
+		files int // files holding the number
+	}{
+		{"one mono file", []string{mono}, 1},
+		{"json", []string{"--json", mono}, 1},
+		{"directory", []string{dir}, 2},
+		{"directory, json, parallel", []string{"--json", "-j", "4", dir}, 2},
+	} {
+		asJSON := tc.args[0] == "--json"
+		t.Run(tc.name, func(t *testing.T) {
+			code, out, errs := runCLI(append([]string{"dtmf", "scan"}, tc.args...)...)
+			if code != 1 {
+				t.Fatalf("exit %d, stderr %q", code, errs)
+			}
+			masked := strings.Repeat(maskedDigit, tc.files*len(testPAN))
+			if got := digitFields(t, out, asJSON); got != masked {
+				t.Errorf("digits %q, want %q", got, masked)
+			}
+			for _, s := range []string{out, errs} {
+				if strings.Contains(s, testPAN) || strings.Contains(s, testPAN[:6]) {
+					t.Errorf("the card number is in the output:\n%s", s)
+				}
+			}
+
+			code, out, errs = runCLI(append([]string{"dtmf", "scan", "--reveal"}, tc.args...)...)
+			if code != 1 {
+				t.Fatalf("--reveal: exit %d, stderr %q", code, errs)
+			}
+			if got := digitFields(t, out, asJSON); got != strings.Repeat(testPAN, tc.files) {
+				t.Errorf("--reveal: digits %q, want %q", got, strings.Repeat(testPAN, tc.files))
+			}
+		})
+	}
+}
+
+// twoChannels is a stereo recording with digits a on the left and b on
+// the right, pressed at the same times, so that ordering by time would
+// interleave them.
+func twoChannels(rate int, a, b string) [][]int16 {
+	l, r := genPCM(rate, 1, 0, a)[0], genPCM(rate, 1, 0, b)[0]
+	n := max(len(l), len(r))
+	return [][]int16{append(l, make([]int16, n-len(l))...), append(r, make([]int16, n-len(r))...)}
+}
+
+// A directory is scanned recursively: .wav files in any case, through
+// links to files but not to directories; other files are left alone.
+// Output is sorted by file, then channel, then time, the same whatever
+// -j, and each file is listed once.
+func TestScanDirectories(t *testing.T) {
+	root := t.TempDir()
+	mk := func(parts ...string) string {
+		p := filepath.Join(append([]string{root}, parts...)...)
+		os.MkdirAll(p, 0o755)
+		return p
+	}
+	tree, b, a, other := mk("tree"), mk("tree", "b"), mk("tree", "a", "deep"), mk("other")
+	writeTestWAV(t, b, "2.wav", wav.NewFormat(wav.ALaw, 8000, 2), twoChannels(8000, "12", "34"))
+	writeTestWAV(t, b, "1.WAV", wav.NewFormat(wav.PCM, 16000, 1), genPCM(16000, 1, 0, "5"))
+	writeTestWAV(t, a, "x.wav", wav.NewFormat(wav.PCM, 48000, 2), twoChannels(48000, "6", "78"))
+	writeTestWAV(t, tree, "clean.wav", wav.NewFormat(wav.PCM, 8000, 1), genPCM(8000, 1, -1, ""))
+	writeTestWAV(t, other, "9.wav", wav.NewFormat(wav.PCM, 8000, 1), genPCM(8000, 1, 0, "9"))
+	writeTestWAV(t, other, "0.wav", wav.NewFormat(wav.PCM, 8000, 1), genPCM(8000, 1, 0, "0"))
+	// Not scanned: not .wav, and a link to a directory.
+	os.WriteFile(filepath.Join(tree, "notes.txt"), []byte("not audio"), 0o644)
+	os.WriteFile(filepath.Join(tree, "b", "2.wav.bak"), []byte("not audio"), 0o644)
+	if err := os.Symlink(other, filepath.Join(tree, "linked-dir")); err != nil {
+		t.Fatal(err)
+	}
+	// Scanned: a link to a file, under its own name.
+	if err := os.Symlink(filepath.Join(other, "9.wav"), filepath.Join(tree, "c.wav")); err != nil {
+		t.Fatal(err)
+	}
+	// Not a WAV: an error, and the rest is still scanned.
+	os.WriteFile(filepath.Join(tree, "bad.wav"), []byte("RIFF"), 0o644)
+
+	wantLines := []string{
+		"tree/a/deep/x.wav:1 6",
+		"tree/a/deep/x.wav:2 7",
+		"tree/a/deep/x.wav:2 8",
+		"tree/b/1.WAV:1 5",
+		"tree/b/2.wav:1 1",
+		"tree/b/2.wav:1 2",
+		"tree/b/2.wav:2 3",
+		"tree/b/2.wav:2 4",
+		"tree/c.wav:1 9",
+		"other/0.wav:1 0",
+	}
+	var first string
+	for _, j := range []string{"1", "2", "8", "8", "8"} {
+		// other/0.wav after the tree: operands keep their order; tree's
+		// b/2.wav named again is not scanned twice.
+		code, out, errs := runCLI("dtmf", "scan", "--reveal", "-j", j, tree, filepath.Join(other, "0.wav"), filepath.Join(b, "2.wav"))
+		if code != 2 {
+			t.Fatalf("-j %s: exit %d, want 2 for bad.wav; stderr %q", j, code, errs)
+		}
+		rest, sum := splitSummary(t, errs)
+		if want := "tonevault dtmf scan: " + filepath.Join(tree, "bad.wav") + ": "; !strings.HasPrefix(rest, want) || strings.Count(rest, "\n") != 1 {
+			t.Errorf("-j %s: stderr %q, want one error for bad.wav", j, errs)
+		}
+		if sum != [4]int{6, 5, 10, 1} {
+			t.Errorf("-j %s: summary %v", j, sum)
+		}
+		var got []string
+		for _, line := range strings.Split(strings.TrimSuffix(out, "\n"), "\n") {
+			rel, _ := strings.CutPrefix(line, root+"/")
+			got = append(got, rel[:strings.LastIndexByte(rel, ' ')])
+		}
+		if !slices.Equal(got, wantLines) {
+			t.Errorf("-j %s: got\n%s\nwant\n%s", j, strings.Join(got, "\n"), strings.Join(wantLines, "\n"))
+		}
+		if first == "" {
+			first = out
+		} else if out != first {
+			t.Errorf("-j %s: output differs from -j 1:\n%s\nvs\n%s", j, out, first)
+		}
+	}
+}
+
 func TestDTMFUsage(t *testing.T) {
 	for _, tc := range []struct {
 		args     []string
 		code     int
 		out, err string // substrings; "" means must be empty
 	}{
-		{[]string{"dtmf", "scan", "--help"}, 0, "Usage: tonevault dtmf scan [--json] FILE...", ""},
+		{[]string{"dtmf", "scan", "--help"}, 0, "Usage: tonevault dtmf scan [--json] [--reveal] [-j N] FILE|DIR...", ""},
+		{[]string{"dtmf", "scan", "--help"}, 0, "<digit> is x, the mask, or with --reveal the key", ""},
 		{[]string{"dtmf", "scan", "-h"}, 0, "<file>:<channel> <digit> <start_ms>", ""},
 		{[]string{"dtmf", "mask", "--help"}, 0, "Usage: tonevault dtmf mask [--mode tone|silence] IN.wav OUT.wav", ""},
 		{[]string{"dtmf", "mask", "x.wav", "-help"}, 0, "read whole into memory", ""},
 		{[]string{"dtmf", "--help"}, 0, "scan", ""},
 		{[]string{"help", "dtmf"}, 0, "mask", ""},
 		{[]string{"dtmf"}, 2, "", "Usage: tonevault dtmf <command>"},
-		{[]string{"dtmf", "scan"}, 2, "", "no FILE given"},
+		{[]string{"dtmf", "scan"}, 2, "", "no FILE or DIR given"},
+		{[]string{"dtmf", "scan", "-j", "0", "x.wav"}, 2, "", "-j 0: want 1 or more"},
+		{[]string{"dtmf", "scan", "-j", "two", "x.wav"}, 2, "", `invalid value "two" for flag -j`},
 		{[]string{"dtmf", "scan", "--bogus", "x.wav"}, 2, "", "flag provided but not defined: -bogus"},
 		{[]string{"dtmf", "mask", "in.wav"}, 2, "", "want IN.wav and OUT.wav, got 1 file names"},
 		{[]string{"dtmf", "mask", "a", "b", "c"}, 2, "", "got 3 file names"},
@@ -337,7 +526,7 @@ func TestMaskFormats(t *testing.T) {
 						t.Errorf("summary %q lacks %q", errs, want)
 					}
 				}
-				if code, stdout, errs := runCLI("dtmf", "scan", out); code != 0 || stdout != "" || errs != "" {
+				if code, stdout, errs := runCLI("dtmf", "scan", out); code != 0 || stdout != "" || !strings.HasPrefix(errs, "tonevault dtmf scan: 1 file scanned, 0 with digits") {
 					t.Fatalf("scan of the masked file: exit %d, stdout %q, stderr %q", code, stdout, errs)
 				}
 
@@ -454,58 +643,68 @@ func fakeClock(step time.Duration) func() time.Time {
 
 func TestProgress(t *testing.T) {
 	dir := t.TempDir()
-	// 20 s at 8 kHz: 20 progress steps, one a second of audio.
+	// 20 s at 8 kHz: 20 progress steps, one a second of audio, and one
+	// when the file is done.
 	pcm := genPCM(8000, 1, 0, testDigits)
 	long := make([]int16, 20*8000)
 	copy(long, pcm[0])
 	p := writeTestWAV(t, dir, "long.wav", wav.NewFormat(wav.PCM, 8000, 1), [][]int16{long})
 	out := filepath.Join(dir, "masked.wav")
-	// 20 s at 11025 Hz: resampling adds 20 steps.
+	// 20 s at 11025 Hz: resampled and analysed in the same steps.
 	pcm = genPCM(11025, 1, 0, testDigits)
 	long = make([]int16, 20*11025)
 	copy(long, pcm[0])
 	sub := filepath.Join(dir, "11k")
 	os.Mkdir(sub, 0o755)
 	p11 := writeTestWAV(t, sub, "long.wav", wav.NewFormat(wav.PCM, 11025, 1), [][]int16{long})
+	// Two files in a directory: 21 steps each.
+	two := filepath.Join(dir, "two")
+	os.Mkdir(two, 0o755)
+	writeTestWAV(t, two, "a.wav", wav.NewFormat(wav.PCM, 11025, 1), [][]int16{long})
+	writeTestWAV(t, two, "b.wav", wav.NewFormat(wav.PCM, 11025, 1), [][]int16{long})
 
+	full := "[" + strings.Repeat("#", barWidth) + "] 100%"
 	for _, tc := range []struct {
 		name     string
 		env      dtmfEnv
 		args     []string
-		min, max int // \r-drawn lines
+		min, max int    // \r-drawn lines
+		last     string // the last line drawn, when min == max
 	}{
-		// Each clock reading is 30 ms on: 40 readings (resample and
-		// detect) span 1.2 s, so at most 13 lines at 10 a second.
-		{"scan on terminal", dtmfEnv{progress: true, now: fakeClock(30 * time.Millisecond)}, []string{"scan", p11}, 5, 13},
-		{"scan slow clock", dtmfEnv{progress: true, now: fakeClock(time.Second)}, []string{"scan", p}, 20, 20},
-		{"scan slow clock 11025 Hz", dtmfEnv{progress: true, now: fakeClock(time.Second)}, []string{"scan", p11}, 40, 40},
-		{"scan not a terminal", dtmfEnv{progress: false, now: fakeClock(time.Second)}, []string{"scan", p}, 0, 0},
+		// Each clock reading is 30 ms on: 21 readings span 0.63 s, so at
+		// most 7 lines at 10 a second.
+		{"scan on terminal", dtmfEnv{progress: true, now: fakeClock(30 * time.Millisecond)}, []string{"scan", "-j", "1", p11}, 4, 7, ""},
+		{"scan slow clock", dtmfEnv{progress: true, now: fakeClock(time.Second)}, []string{"scan", "-j", "1", p}, 21, 21, "scanning long.wav " + full},
+		{"scan slow clock 11025 Hz", dtmfEnv{progress: true, now: fakeClock(time.Second)}, []string{"scan", "-j", "1", p11}, 21, 21, "scanning long.wav " + full},
+		{"scan a directory", dtmfEnv{progress: true, now: fakeClock(time.Second)}, []string{"scan", "-j", "1", two}, 42, 42, "scanning 2/2 files " + full},
+		{"scan a directory in parallel", dtmfEnv{progress: true, now: fakeClock(time.Second)}, []string{"scan", "-j", "2", two}, 42, 42, "scanning 2/2 files " + full},
+		{"scan not a terminal", dtmfEnv{progress: false, now: fakeClock(time.Second)}, []string{"scan", p}, 0, 0, ""},
 		// Detect, plan, verify: 20 + 1 + 20.
-		{"mask on terminal", dtmfEnv{progress: true, now: fakeClock(time.Second)}, []string{"mask", p, out}, 41, 41},
-		{"mask not a terminal", dtmfEnv{}, []string{"mask", p, out}, 0, 0},
+		{"mask on terminal", dtmfEnv{progress: true, now: fakeClock(time.Second)}, []string{"mask", p, out}, 41, 41, "masking long.wav, channel 1 of 1: " + full},
+		{"mask not a terminal", dtmfEnv{}, []string{"mask", p, out}, 0, 0, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var o, e bytes.Buffer
 			code := subcommands("dtmf", tc.env.commands(), tc.args, &o, &e)
-			if tc.args[0] == "scan" && (code != 1 || !strings.HasPrefix(o.String(), "4 ")) {
+			if tc.args[0] == "scan" && (code != 1 || !strings.Contains(o.String(), "x ")) {
 				t.Fatalf("exit %d, stdout %q", code, o.String())
 			}
 			if strings.Contains(o.String(), "\r") {
 				t.Error("progress on stdout")
 			}
-			lines := 0
+			var lines []string
 			for _, seg := range strings.Split(e.String(), "\r") {
 				if strings.Contains(seg, "%") {
-					lines++
+					lines = append(lines, strings.TrimRight(seg, " "))
 				}
 			}
-			if lines < tc.min || lines > tc.max {
-				t.Errorf("%d progress lines, want %d to %d:\n%q", lines, tc.min, tc.max, e.String())
+			if len(lines) < tc.min || len(lines) > tc.max {
+				t.Errorf("%d progress lines, want %d to %d:\n%q", len(lines), tc.min, tc.max, e.String())
+			}
+			if tc.last != "" && (len(lines) == 0 || lines[len(lines)-1] != tc.last) {
+				t.Errorf("last progress line %q, want %q", lines, tc.last)
 			}
 			if tc.min > 0 {
-				if tc.min == tc.max && !strings.Contains(e.String(), "\rscanning long.wav, channel 1 of 1: 100%") && !strings.Contains(e.String(), "\rmasking long.wav, channel 1 of 1: 100%") {
-					t.Errorf("no 100%% line: %q", e.String())
-				}
 				// The line is blanked before anything else is printed.
 				s := e.String()
 				last := strings.LastIndex(s, "%")
@@ -513,8 +712,10 @@ func TestProgress(t *testing.T) {
 					t.Errorf("progress line not cleared: %q", tail)
 				}
 			}
-			if tc.env.progress == false && tc.args[0] == "scan" && e.Len() != 0 {
-				t.Errorf("stderr %q", e.String())
+			if !tc.env.progress && tc.args[0] == "scan" {
+				if rest, _ := splitSummary(t, e.String()); rest != "" {
+					t.Errorf("stderr %q", e.String())
+				}
 			}
 		})
 	}

@@ -43,7 +43,7 @@ func TestDtmfTones(t *testing.T) {
 				return
 			}
 			stdout.Reset()
-			if code := run([]string{"dtmf", "scan", out}, &stdout, &stderr); code != 1 {
+			if code := run([]string{"dtmf", "scan", "--reveal", out}, &stdout, &stderr); code != 1 {
 				t.Fatalf("scan exit %d: %s", code, stderr.String())
 			}
 			if got := stdout.String(); !sameDigitsWithin(got, c.lines, 8) {
