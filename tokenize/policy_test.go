@@ -48,6 +48,8 @@ func TestPolicyLeastPrivilege(t *testing.T) {
 		{"read token metadata", "read", kv + "/metadata/" + e.cfg.KV.Prefix + "/tokens/" + tok.Value, nil},
 		{"destroy token versions", "write", kv + "/destroy/" + e.cfg.KV.Prefix + "/tokens/" + tok.Value, map[string]any{"versions": []int{1}}},
 		{"kv config", "write", kv + "/config", map[string]any{"max_versions": 5}},
+		{"list audit anchors", "list", kv + "/metadata/" + e.cfg.KV.Prefix + "/" + AuditAnchorDir, nil},
+		{"delete an audit anchor", "delete", kv + "/metadata/" + e.cfg.KV.Prefix + "/" + AuditAnchorDir + "/t", nil},
 		{"export card key", "read", tm + "/export/encryption-key/" + e.cfg.Transit.CardKey, nil},
 		{"export hmac key", "read", tm + "/export/hmac-key/" + e.cfg.Transit.HMACKey, nil},
 		{"export signing key", "read", tm + "/export/signing-key/" + e.cfg.Transit.SigningKey, nil},
@@ -99,6 +101,17 @@ func TestPolicyLeastPrivilege(t *testing.T) {
 				t.Fatalf("%s %s: %v, want 403 permission denied", d.op, d.path, err)
 			}
 		})
+	}
+	// What the audit trail's Vault anchor does: write a trail's latest
+	// checkpoint, overwrite it, read it back.
+	anchor := kv + "/data/" + e.cfg.KV.Prefix + "/" + AuditAnchorDir + "/t"
+	for i := range 2 {
+		if _, err := c.Logical().WriteWithContext(ctx, anchor, map[string]any{"data": map[string]any{"seq": i}}); err != nil {
+			t.Fatalf("write the audit anchor: %v", err)
+		}
+	}
+	if _, err := c.Logical().ReadWithContext(ctx, anchor); err != nil {
+		t.Fatalf("read the audit anchor: %v", err)
 	}
 	// And the gateway's own card data cannot be exported in any way: the
 	// key itself says so.

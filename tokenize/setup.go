@@ -20,6 +20,10 @@ const RoleName = "tonevault-gateway"
 // card data. Read and write its own KV prefix, renew and look up its own
 // token.
 // configs/vault/tonevault-gateway.hcl is Policy(DefaultConfig()).
+// AuditAnchorDir is where, under vault.kv.prefix, the gateway anchors its
+// audit checkpoints (audit.anchor: vault).
+const AuditAnchorDir = "audit-anchor"
+
 func Policy(cfg Config) string {
 	t, kv := cfg.Transit, cfg.KV
 	var b strings.Builder
@@ -45,6 +49,8 @@ func Policy(cfg Config) string {
 	p("The lookup index of tokens made before their paths came from the card's\n# lookup key, and the marker that says a store has none: read only.",
 		kv.Mount+"/data/"+kv.Prefix+"/index/*", "read")
 	p("", kv.Mount+"/data/"+kv.Prefix+"/"+layoutKey, "read")
+	p("Audit checkpoints anchored outside the trail (audit.anchor: vault): the\n# latest checkpoint of each trail, written and read back; no list, no delete.",
+		kv.Mount+"/data/"+kv.Prefix+"/"+AuditAnchorDir+"/*", "create", "read", "update")
 	p("The gateway's own token.", "auth/token/lookup-self", "read")
 	p("", "auth/token/renew-self", "update")
 	return b.String()

@@ -520,17 +520,29 @@ func TestSIGTERMDrainsCalls(t *testing.T) {
 			"-timeout", "60s", "-timeout_error", p.addrs["carrier"])
 	}
 
+	// Calls that were answered, ended or not: on a loaded machine a
+	// leaver may hang up before the last of the others is answered.
 	answered := func() int {
-		req, _ := http.NewRequest("GET", "http://"+p.addrs["http"]+"/v1/calls?state=answered", nil)
+		req, _ := http.NewRequest("GET", "http://"+p.addrs["http"]+"/v1/calls", nil)
 		req.Header.Set("Authorization", "Bearer "+serveTestKey)
 		res, err := http.DefaultClient.Do(req)
 		if err != nil {
 			return 0
 		}
 		defer res.Body.Close()
-		var l struct{ Calls []json.RawMessage }
+		var l struct {
+			Calls []struct {
+				AnsweredAt *time.Time `json:"answered_at"`
+			}
+		}
 		json.NewDecoder(res.Body).Decode(&l)
-		return len(l.Calls)
+		n := 0
+		for _, c := range l.Calls {
+			if c.AnsweredAt != nil {
+				n++
+			}
+		}
+		return n
 	}
 	staying := customers("uac_until_bye.xml", calls)
 	waitFor(t, "50 answered calls", func() bool { return answered() == calls })

@@ -19,7 +19,7 @@ import (
 // anchor file.
 func auditAnchor(cfg configs.Config, vault *tokenize.LazyVault, log *zap.Logger) audit.Anchor {
 	if cfg.Audit.Anchor == audit.AnchorVault {
-		prefix := cfg.Vault.KV.Prefix + "/audit-anchor"
+		prefix := cfg.Vault.KV.Prefix + "/" + tokenize.AuditAnchorDir
 		log.Info("audit checkpoints anchored in Vault KV", zap.String("mount", cfg.Vault.KV.Mount), zap.String("prefix", prefix))
 		return audit.KVAnchor{Prefix: prefix, KV: vaultKV{mount: cfg.Vault.KV.Mount, client: func() (*vaultapi.Client, error) {
 			if v := vault.Vault(); v != nil {

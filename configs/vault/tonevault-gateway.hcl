@@ -39,6 +39,12 @@ path "tonevault-kv/data/tonevault/layout" {
   capabilities = ["read"]
 }
 
+# Audit checkpoints anchored outside the trail (audit.anchor: vault): the
+# latest checkpoint of each trail, written and read back; no list, no delete.
+path "tonevault-kv/data/tonevault/audit-anchor/*" {
+  capabilities = ["create", "read", "update"]
+}
+
 # The gateway's own token.
 path "auth/token/lookup-self" {
   capabilities = ["read"]
