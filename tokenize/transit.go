@@ -167,8 +167,7 @@ func (v *Vault) rewrap(ctx context.Context, cipher ...string) ([]string, error) 
 func (v *Vault) macs(ctx context.Context, pan, expiry secret.Secret) (lookup, expMAC string, err error) {
 	const op = "transit hmac"
 	p, e := pan.Bytes(), expiry.Bytes()
-	expInput := make([]byte, 0, len("exp:")+len(p)+1+len(e))
-	expInput = append(append(append(append(expInput, "exp:"...), p...), ':'), e...)
+	expInput := expMACInput(p, e)
 	defer secret.Wipe(expInput)
 	version := `,"key_version":` + strconv.Itoa(v.cfg.Transit.HMACKeyVersion)
 	s, err := v.writeCard(ctx, op, v.transitPath("hmac", v.cfg.Transit.HMACKey)+"/sha2-256", func() []byte {
@@ -192,4 +191,13 @@ func (v *Vault) macs(ctx context.Context, pan, expiry secret.Secret) (lookup, ex
 		out[i] = hex.EncodeToString(mac)
 	}
 	return out[0], out[1], nil
+}
+
+// expMACInput is "exp:" + pan + ":" + expiry, in a buffer on the heap
+// (secret.Alloc): made here with make, it was small enough for the
+// compiler to put on macs' stack, and the Vault call below it grows that
+// stack, which leaves the old one, input in clear, in freed memory.
+func expMACInput(pan, expiry []byte) []byte {
+	b := secret.Alloc(len("exp:") + len(pan) + 1 + len(expiry))
+	return append(append(append(append(b, "exp:"...), pan...), ':'), expiry...)
 }
