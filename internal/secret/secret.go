@@ -31,8 +31,9 @@ func New(b []byte) Secret {
 }
 
 // Alloc returns an empty buffer with room for n bytes, always on the heap:
-// every buffer that card data is built in comes from here (or is a field
-// of a heap object).
+// for card data built in a buffer that does not leave its function (one
+// that does, stored in a heap object or returned by a function too large
+// to inline, is on the heap anyway).
 //
 // Card data must never be on a goroutine stack. A goroutine whose stack
 // runs out gets a larger one: the runtime copies the stack there and
