@@ -264,14 +264,28 @@ func requireGcore(t *testing.T) string {
 // The control: a dump taken while the first card is captured and not yet
 // submitted must hold its card number once more than the baseline (the
 // capture session keeps it until submit): that proves that gcore sees the
-// gateway's heap and that the search reads the core. TestCoreSearch
-// proves that every pattern is found when present.
+// gateway's heap and that the search reads the core; and the locator must
+// find it in an allocated heap object (the session's field), which proves
+// that it reads the runtime's heap. TestCoreSearch proves that every
+// pattern is found when present.
 //
 // No garbage collection is forced before the dump (the gateway has no
 // way to ask for one, and should not): it would not help anyway, since
 // the Go runtime does not clear memory it frees, only memory it hands out
 // again. A copy made and dropped without wiping is therefore still in the
-// dump, which is what the test wants to see.
+// dump, which is what the test wants to see. That includes goroutine
+// stacks: the runtime copies a stack that runs out to a larger one and
+// frees the old one as it is, so a buffer on the stack that was wiped
+// after the stack grew left a copy. Whether a given call grows its
+// goroutine's stack, and whether the freed stack is used again before the
+// dump, depends on what that goroutine ran before: such a leak shows in
+// some runs only (the expiry MAC's input in package tokenize did, in 1 run
+// in 2 to 4, until it moved to the heap).
+//
+// A failure says where each copy the payments left is (coremap_test.go):
+// its address, the mapping, the heap object or goroutine stack (live, or
+// freed) it is in, the functions whose addresses lie near it, and the
+// bytes around it with all card data masked.
 func TestCoreDumpHoldsNoCardData(t *testing.T) {
 	t.Parallel()
 	gcore := requireGcore(t)
