@@ -570,3 +570,33 @@ func TestCoreHitMasked(t *testing.T) {
 		}
 	}
 }
+
+// TestWhereIs checks how a hit is named from what gdb read, for each kind
+// of memory the runtime has. A span record that does not cover the hit's
+// page is stale (freed pages keep the last one).
+func TestWhereIs(t *testing.T) {
+	const a = 0x10000 + 0x40
+	d := &coreDump{maps: []procMapping{{lo: 0x10000, hi: 0x20000, perms: "rw-p"}}}
+	for _, tt := range []struct {
+		name string
+		rt   runtimeView
+		want string
+	}{
+		{"outside the heap", runtimeView{}, "outside the Go heap"},
+		{"stale span record", runtimeView{spans: map[int]goSpan{0: {state: 1, start: 0x30000, npages: 1, elemsize: 64}}}, "is stale"},
+		{"free pages", runtimeView{spans: map[int]goSpan{0: {state: 0, start: 0x10000, npages: 2}}}, "free pages"},
+		{"allocated object", runtimeView{spans: map[int]goSpan{0: {state: 1, start: 0x10000, npages: 1, elemsize: 48, freeIndex: 2, index: 1, hasIndex: true}}}, "object 1 at 0x10030, hit at +16; allocated"},
+		{"free object", runtimeView{spans: map[int]goSpan{0: {state: 1, start: 0x10000, npages: 1, elemsize: 48, freeIndex: 1, index: 1, hasIndex: true}}}, "free (unreachable"},
+		{"object live at the last GC", runtimeView{spans: map[int]goSpan{0: {state: 1, start: 0x10000, npages: 1, elemsize: 48, index: 1, allocBit: 1, hasIndex: true}}}, "; allocated"},
+		{"freed stack", runtimeView{spans: map[int]goSpan{0: {state: 2, start: 0x10000, npages: 4}}}, "a freed stack"},
+		{"returned frame", runtimeView{spans: map[int]goSpan{0: {state: 2, start: 0x10000, npages: 4}}, gs: []goroutine{{id: 7, status: 4, lo: 0x10000, hi: 0x18000, sp: 0x17000}}}, "goroutine 7 (waiting"},
+		{"returned frame", runtimeView{spans: map[int]goSpan{0: {state: 2, start: 0x10000, npages: 4}}, gs: []goroutine{{id: 7, status: 4, lo: 0x10000, hi: 0x18000, sp: 0x17000}}}, "a frame that returned"},
+		{"live frame", runtimeView{spans: map[int]goSpan{0: {state: 2, start: 0x10000, npages: 4}}, gs: []goroutine{{id: 7, status: 4, lo: 0x10000, hi: 0x18000, sp: 0x10020}}}, "a live frame"},
+		{"dead goroutine", runtimeView{spans: map[int]goSpan{0: {state: 2, start: 0x10000, npages: 4}}, gs: []goroutine{{id: 7, status: 6, lo: 0x10000, hi: 0x18000}}}, "a dead goroutine's stack"},
+	} {
+		got := strings.Join(whereIs(coreHit{addr: a, stride: 1, n: 16}, 0, d, nil, tt.rt), "; ")
+		if !strings.Contains(got, tt.want) {
+			t.Errorf("%s: %q, want it to say %q", tt.name, got, tt.want)
+		}
+	}
+}
