@@ -327,7 +327,7 @@ func TestCoreDumpHoldsNoCardData(t *testing.T) {
 			}
 			desc, rt := describeHits(t, control, ps, live)
 			t.Logf("control: where the card number being captured is:%s", desc)
-			if !slices.ContainsFunc(live, func(h patternHit) bool { return rt.allocated(h.addr) }) {
+			if spanLookup && !slices.ContainsFunc(live, func(h patternHit) bool { return rt.allocated(h.addr) }) {
 				t.Error("control: the locator finds no allocated Go heap object holding the card number being captured: it no longer reads the runtime's heap (see gdbScripts)")
 			}
 			control.drop()

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -298,10 +299,17 @@ end
 	return files, err
 }
 
+// spanLookup: gdbScripts knows the heap's layout on this platform.
+const spanLookup = runtime.GOOS == "linux" && runtime.GOARCH == "amd64"
+
 // readRuntime asks gdb, with the binary's debug information, what the
 // runtime's heap and goroutines were at each address.
 func readRuntime(bin, core, dir string, addrs []uint64) runtimeView {
 	v := runtimeView{addrs: addrs, spans: map[int]goSpan{}}
+	if !spanLookup {
+		v.err = "the heap's layout is known here for linux/amd64 only"
+		return v
+	}
 	gdb, err := exec.LookPath("gdb")
 	if err != nil {
 		v.err = "gdb not found"
