@@ -293,9 +293,9 @@ func TestCoreDumpHoldsNoCardData(t *testing.T) {
 	ps := corePatterns(coreCards)
 
 	base := dumpGateway(t, gcore, s.gw, "baseline")
-	baseHits := base.search(ps)
+	baseHits, cols := base.search(ps)
 	baseline := hitCounts(baseHits)
-	logCounts(t, "baseline dump (before the call)", ps, baseline)
+	logCounts(t, "baseline dump (before the call)", ps, baseline, cols)
 
 	call := s.dial(t)
 	callID := s.api.answeredCall(t)
@@ -311,9 +311,9 @@ func TestCoreDumpHoldsNoCardData(t *testing.T) {
 		}
 		if i == 0 {
 			control := dumpGateway(t, gcore, s.gw, "control")
-			ch := control.search(ps)
+			ch, cols := control.search(ps)
 			counts := hitCounts(ch)
-			logCounts(t, "control dump (card 0 captured, not submitted)", ps, counts)
+			logCounts(t, "control dump (card 0 captured, not submitted)", ps, counts, cols)
 			if counts[0] <= baseline[0] {
 				t.Fatal("control: the card number being captured is not in the gateway's core: the dump or the search is broken")
 			}
@@ -361,9 +361,9 @@ func TestCoreDumpHoldsNoCardData(t *testing.T) {
 	})
 
 	after := dumpGateway(t, gcore, s.gw, "after")
-	hits := after.search(ps)
+	hits, cols := after.search(ps)
 	counts := hitCounts(hits)
-	logCounts(t, fmt.Sprintf("dump after every payment ended (%d MB of writable memory)", after.size()>>20), ps, counts)
+	logCounts(t, fmt.Sprintf("dump after every payment ended (%d MB of writable memory)", after.size()>>20), ps, counts, cols)
 	// The hits at an address that held the same pattern before the call
 	// are the baseline's; the others are what the payments left.
 	var fresh, old []patternHit
@@ -396,11 +396,16 @@ func TestCoreDumpHoldsNoCardData(t *testing.T) {
 	}
 }
 
-func logCounts(t *testing.T, what string, ps []memPattern, counts []int) {
+// logCounts logs the hits of each pattern, and the strided matches left
+// out as columns of pointers.
+func logCounts(t *testing.T, what string, ps []memPattern, counts, columns []int) {
 	t.Helper()
 	var b strings.Builder
 	for i, p := range ps {
 		fmt.Fprintf(&b, "\n  card %d (%s) %-72s %d", p.card, coreCards[p.card].brand, p.name, counts[i])
+		if columns[i] > 0 {
+			fmt.Fprintf(&b, " (and %d columns of pointers, left out)", columns[i])
+		}
 	}
 	t.Logf("%s:%s", what, b.String())
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"debug/elf"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"os"
@@ -125,17 +126,42 @@ func (d *coreDump) size() int {
 	return n
 }
 
-// search finds every pattern in every segment.
-func (d *coreDump) search(ps []memPattern) [][]coreHit {
-	hits := make([][]coreHit, len(ps))
+// search finds every pattern in every segment. A strided match whose
+// every byte is a byte of an address into the gateway's own memory is
+// left out and counted in columns: it is a column of pointers (an array
+// of pointers into one 64 KiB block has the same third byte in each
+// element, and a heap address's third byte is a digit's ASCII code as
+// often as any other value), not key presses.
+func (d *coreDump) search(ps []memPattern) (hits [][]coreHit, columns []int) {
+	hits, columns = make([][]coreHit, len(ps)), make([]int, len(ps))
 	for i, p := range ps {
 		for _, s := range d.segs {
 			for _, m := range p.find(s.data) {
-				hits[i] = append(hits[i], coreHit{addr: s.vaddr + uint64(m.at), off: s.off + uint64(m.at), stride: m.stride, n: len(p.seq)})
+				h := coreHit{addr: s.vaddr + uint64(m.at), off: s.off + uint64(m.at), stride: m.stride, n: len(p.seq)}
+				if p.strided && d.pointerColumn(h) {
+					columns[i]++
+					continue
+				}
+				hits[i] = append(hits[i], h)
 			}
 		}
 	}
-	return hits
+	return hits, columns
+}
+
+// pointerColumn reports whether every byte of h lies in an aligned 8-byte
+// word that points into a mapping of the process.
+func (d *coreDump) pointerColumn(h coreHit) bool {
+	for k := 0; k < h.n; k++ {
+		w, _ := d.read((h.addr+uint64(k*h.stride))&^7, 0, 8)
+		if len(w) < 8 {
+			return false
+		}
+		if _, ok := d.mapping(binary.LittleEndian.Uint64(w)); !ok {
+			return false
+		}
+	}
+	return true
 }
 
 // read returns the bytes at [addr, addr+n) that the dump holds, clipped
@@ -465,9 +491,7 @@ func textNear(h coreHit, d *coreDump, syms *binarySyms) string {
 	b, base := d.read(h.addr&^7, 256, 256+int(h.span()))
 	var fr []string
 	for i := 0; i+8 <= len(b); i += 8 {
-		w := uint64(b[i]) | uint64(b[i+1])<<8 | uint64(b[i+2])<<16 | uint64(b[i+3])<<24 |
-			uint64(b[i+4])<<32 | uint64(b[i+5])<<40 | uint64(b[i+6])<<48 | uint64(b[i+7])<<56
-		if syms.isText(w) {
+		if w := binary.LittleEndian.Uint64(b[i:]); syms.isText(w) {
 			fr = append(fr, fmt.Sprintf("%+d %s", int64(base+uint64(i))-int64(h.addr), syms.name(w)))
 		}
 	}
@@ -551,7 +575,8 @@ func TestCoreHitMasked(t *testing.T) {
 	d := &coreDump{segs: []coreSegment{{vaddr: 0x1000, off: 0x200, data: mem}}}
 	ps := corePatterns(coreCards)
 	var out strings.Builder
-	for i, hs := range d.search(ps) {
+	hits, _ := d.search(ps)
+	for i, hs := range hits {
 		if ps[i].card != 0 {
 			continue
 		}
@@ -605,6 +630,43 @@ func TestWhereIs(t *testing.T) {
 		got := strings.Join(whereIs(coreHit{addr: a, stride: 1, n: 16}, 0, d, nil, tt.rt), "; ")
 		if !strings.Contains(got, tt.want) {
 			t.Errorf("%s: %q, want it to say %q", tt.name, got, tt.want)
+		}
+	}
+}
+
+// TestCorePointerColumns: an array of pointers whose third bytes spell a
+// card number (pointers into one 64 KiB block share it) is not key
+// presses; key presses beside it still are.
+func TestCorePointerColumns(t *testing.T) {
+	const heap = 0x0890_4000_0000
+	c := coreCards[0]
+	ptrs := make([]byte, 16*len(c.pan))
+	for i := range c.pan {
+		p := uint64(heap) | uint64(0x02)<<24 | uint64(c.pan[i])<<16 | uint64(0x1730+8*i)
+		binary.LittleEndian.PutUint64(ptrs[16*i:], p)
+	}
+	presses := make([]byte, 24*len(c.pan))
+	for i := range c.pan {
+		presses[24*i+18] = c.pan[i]
+	}
+	mem := append(append(slices.Clone(ptrs), make([]byte, 256)...), presses...)
+	seg := uint64(heap + 0x1f1_0000)
+	d := &coreDump{
+		maps: []procMapping{{lo: heap, hi: heap + 0x400_0000, perms: "rw-p"}},
+		segs: []coreSegment{{vaddr: seg, data: mem}},
+	}
+	ps := corePatterns(coreCards)
+	i := slices.IndexFunc(ps, func(p memPattern) bool { return p.card == 0 && p.strided && string(p.seq) == c.pan })
+	hits, columns := d.search(ps)
+	if columns[i] == 0 {
+		t.Error("the column of pointers is not recognised as one")
+	}
+	if len(hits[i]) == 0 {
+		t.Error("the key presses are no longer found")
+	}
+	for _, h := range hits[i] {
+		if h.addr < seg+uint64(len(ptrs)) {
+			t.Errorf("a column of pointers counted as key presses (stride %d)", h.stride)
 		}
 	}
 }
