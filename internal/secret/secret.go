@@ -24,11 +24,28 @@ type Secret struct {
 	b []byte
 }
 
-// New copies b into a new Secret. The caller should wipe b if it is card
-// data.
+// New copies b into a new Secret, on the heap (see Alloc). The caller
+// should wipe b if it is card data.
 func New(b []byte) Secret {
-	return Secret{b: append(make([]byte, 0, len(b)), b...)}
+	return Secret{b: append(Alloc(len(b)), b...)}
 }
+
+// Alloc returns an empty buffer with room for n bytes, always on the heap:
+// for card data built in a buffer that does not leave its function (one
+// that does, stored in a heap object or returned by a function too large
+// to inline, is on the heap anyway).
+//
+// Card data must never be on a goroutine stack. A goroutine whose stack
+// runs out gets a larger one: the runtime copies the stack there and
+// frees the old one without clearing it, so a buffer wiped where it lives
+// now stays readable where it lived (until that memory happens to be used
+// again). And the compiler puts a buffer on the stack whenever it can: a
+// make or an append of up to 32 bytes that does not escape (Go 1.25 on),
+// which fits any card number or "exp:" + card number + ":" + expiry. A
+// slice returned by a function that is never inlined always escapes.
+//
+//go:noinline
+func Alloc(n int) []byte { return make([]byte, 0, n) }
 
 // Wrap makes b a Secret without copying it: the Secret and b are the same
 // bytes, and wiping either wipes both. For a buffer that already holds

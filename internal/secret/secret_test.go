@@ -94,3 +94,26 @@ func TestWrapShares(t *testing.T) {
 		t.Fatalf("wiping the Secret left its buffer %v", b)
 	}
 }
+
+// TestAllocOnHeap proves that a buffer from Alloc is a heap allocation
+// even where the compiler could have put it on the stack: the buffer
+// here does not escape and is small, so without the go:noinline on Alloc
+// it is inlined and costs no allocation.
+func TestAllocOnHeap(t *testing.T) {
+	for _, n := range []int{4, 16, 25, 32} {
+		allocs := testing.AllocsPerRun(100, func() {
+			b := append(Alloc(n), pan[:min(n, len(pan))]...)
+			Wipe(b)
+		})
+		if allocs != 1 {
+			t.Errorf("Alloc(%d): %v heap allocations per run, want 1: the buffer is on the stack", n, allocs)
+		}
+	}
+	allocs := testing.AllocsPerRun(100, func() {
+		s := New([]byte{'4', '1', '1', '1'})
+		s.Wipe()
+	})
+	if allocs != 1 {
+		t.Errorf("New: %v heap allocations per run, want 1: the copy is on the stack", allocs)
+	}
+}

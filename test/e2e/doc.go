@@ -11,7 +11,9 @@
 // the card data it typed; see leak_test.go for how that search avoids
 // false positives on masks, tokens and timestamps. One test also dumps
 // the running gateway's memory with gdb's gcore after its payments ended
-// and searches the dump (coredump_test.go).
+// and searches the dump (coredump_test.go); a copy it finds is located in
+// the gateway's memory (heap object, goroutine stack, freed stack) by gdb
+// and shown with the card data masked (coremap_test.go).
 //
 // Run: TONEVAULT_REQUIRE_TOOLS=1 go test -count=1 -v ./test/e2e
 //
