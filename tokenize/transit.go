@@ -157,20 +157,6 @@ func (v *Vault) rewrap(ctx context.Context, cipher ...string) ([]string, error) 
 	return batchResults(op, s, len(cipher), "ciphertext")
 }
 
-// expMACInput returns "exp:" + pan + ":" + exp in a new buffer on the
-// heap, for the caller to wipe. Not on the stack, where the compiler puts
-// a small buffer that does not escape: a goroutine whose stack grows
-// (likely during the Vault call that follows) gets a copy of it, and the
-// runtime frees the old stack, card data and all, without clearing it;
-// the wipe reaches only the copy. Hence noinline: the buffer this returns
-// escapes whoever calls it.
-//
-//go:noinline
-func expMACInput(pan, exp []byte) []byte {
-	b := make([]byte, 0, len("exp:")+len(pan)+1+len(exp))
-	return append(append(append(append(b, "exp:"...), pan...), ':'), exp...)
-}
-
 // macs returns, as hex, the HMAC-SHA256 under the lookup key (at the
 // pinned version) of the card number, which is the lookup key: the same
 // card always gives the same one; and of "exp:" + card number + ":" +
