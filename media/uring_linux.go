@@ -5,9 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"os"
 	"runtime"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -27,14 +31,26 @@ import (
 
 // Kernel ABI (include/uapi/linux/io_uring.h).
 const (
-	sysIOUringSetup = 425
-	sysIOUringEnter = 426
+	sysIOUringSetup    = 425
+	sysIOUringEnter    = 426
+	sysIOUringRegister = 427
 
 	setupCQSize       = 1 << 3
 	setupSingleIssuer = 1 << 12
 	setupDeferTaskrun = 1 << 13
 	featSingleMmap    = 1 << 0
+	featExtArg        = 1 << 8
+	featRegRegRing    = 1 << 13 // 6.3: the newest feature this engine relies on
 	enterGetEvents    = 1 << 0
+	enterExtArg       = 1 << 3
+
+	sqeBufferSelect = 1 << 5
+	recvMultishot   = 1 << 1 // in ioprio
+	cqeFBuffer      = 1 << 0
+	cqeFMore        = 1 << 1
+	cqeBufferShift  = 16
+
+	registerPbufRing = 22
 
 	offSQRing = 0
 	offCQRing = 0x8000000
@@ -44,6 +60,7 @@ const (
 	opRecvmsg     = 10
 	opAsyncCancel = 14
 	opRead        = 22
+	opSend        = 26
 )
 
 type uringParams struct {
@@ -88,7 +105,64 @@ const (
 	ringSQ = 4096
 	ringCQ = 32768
 	bufLen = recvBuf
+
+	// The provided buffers every receive of a ring draws from.
+	nBufs    = 4096
+	nameRoom = unix.SizeofSockaddrInet6 // source address space in a multishot buffer
+	recvOut  = 16                       // struct io_uring_recvmsg_out
 )
+
+type bufReg struct {
+	ringAddr    uint64
+	ringEntries uint32
+	bgid        uint16
+	flags       uint16
+	resv        [3]uint64
+}
+
+type getEventsArg struct {
+	sigmask     uint64
+	sigmaskSz   uint32
+	minWaitUsec uint32
+	ts          uint64
+}
+
+type kernelTimespec struct{ sec, nsec int64 }
+
+// levers switch the engine's optional techniques, so that each can be
+// measured on its own (TONEVAULT_URING, a comma-separated list of pbuf,
+// multishot, sendaddr, window=DURATION, batch=N). Temporary.
+type levers struct {
+	pbuf, multishot, sendAddr bool
+	window, pace              time.Duration
+	batch                     uint32
+	rings                     int
+}
+
+func leversFromEnv() levers {
+	lv := levers{batch: 32}
+	for _, f := range strings.Split(os.Getenv("TONEVAULT_URING"), ",") {
+		k, v, _ := strings.Cut(f, "=")
+		switch k {
+		case "pbuf":
+			lv.pbuf = true
+		case "multishot":
+			lv.pbuf, lv.multishot = true, true
+		case "sendaddr":
+			lv.sendAddr = true
+		case "window":
+			lv.window, _ = time.ParseDuration(v)
+		case "pace":
+			lv.pace, _ = time.ParseDuration(v)
+		case "rings":
+			lv.rings, _ = strconv.Atoi(v)
+		case "batch":
+			n, _ := strconv.Atoi(v)
+			lv.batch = uint32(max(n, 1))
+		}
+	}
+	return lv
+}
 
 // uringEngine spreads sessions over its rings, one per CPU (at most 4).
 type uringEngine struct {
@@ -98,6 +172,9 @@ type uringEngine struct {
 
 func newUringEngine() (ioEngine, error) {
 	n := min(max(runtime.GOMAXPROCS(0), 1), 4)
+	if lv := leversFromEnv(); lv.rings > 0 {
+		n = lv.rings
+	}
 	e := &uringEngine{}
 	for range n {
 		r, err := newRing()
@@ -186,6 +263,14 @@ type ring struct {
 	scratch [bufLen]byte
 	digits  []Digit
 	quit    *ringCmd
+
+	lv       levers
+	pbufRing []byte // the provided-buffer ring's entries
+	bufs     []byte // nBufs buffers of bufLen bytes
+	pbufTail uint16
+	reaped   int // completions the last reap handled
+	ts       kernelTimespec
+	earg     getEventsArg
 }
 
 // ringSession is a session's four slots and who waits for its stop.
@@ -197,7 +282,7 @@ type ringSession struct {
 // newRing sets a ring up on the thread that will drive it: a ring with
 // a single issuer belongs to the thread that created it.
 func newRing() (*ring, error) {
-	r := &ring{fd: -1, efd: -1, sessions: make(map[*Session]*ringSession)}
+	r := &ring{fd: -1, efd: -1, sessions: make(map[*Session]*ringSession), lv: leversFromEnv()}
 	started := make(chan error)
 	go r.loop(started)
 	if err := <-started; err != nil {
@@ -230,7 +315,54 @@ func (r *ring) setup() error {
 		return fmt.Errorf("eventfd: %w", err)
 	}
 	r.efd = efd
+	if r.lv.pbuf {
+		if err := r.setupBufs(); err != nil {
+			r.release()
+			return err
+		}
+	}
 	return nil
+}
+
+// setupBufs registers the ring of buffers receives select from.
+func (r *ring) setupBufs() error {
+	anon := func(size int) ([]byte, error) {
+		return unix.Mmap(-1, 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_ANONYMOUS|unix.MAP_PRIVATE)
+	}
+	var err error
+	if r.pbufRing, err = anon(nBufs * 16); err != nil {
+		return fmt.Errorf("buffer ring: %w", err)
+	}
+	if r.bufs, err = anon(nBufs * bufLen); err != nil {
+		return fmt.Errorf("buffers: %w", err)
+	}
+	reg := bufReg{ringAddr: uint64(uintptr(unsafe.Pointer(&r.pbufRing[0]))), ringEntries: nBufs}
+	if _, _, errno := unix.Syscall6(sysIOUringRegister, uintptr(r.fd), registerPbufRing, uintptr(unsafe.Pointer(&reg)), 1, 0, 0); errno != 0 {
+		return fmt.Errorf("io_uring_register buffer ring: %w", errno)
+	}
+	for i := range nBufs {
+		r.provide(uint16(i))
+	}
+	r.publishBufs()
+	return nil
+}
+
+// provide puts buffer bid back on the ring; publishBufs makes what was
+// provided visible to the kernel.
+func (r *ring) provide(bid uint16) {
+	e := r.pbufRing[int(r.pbufTail&(nBufs-1))*16:]
+	binary.NativeEndian.PutUint64(e, uint64(uintptr(unsafe.Pointer(&r.bufs[int(bid)*bufLen]))))
+	binary.NativeEndian.PutUint32(e[8:], bufLen)
+	binary.NativeEndian.PutUint16(e[12:], bid)
+	r.pbufTail++
+}
+
+func (r *ring) publishBufs() {
+	// The tail is the u16 at offset 14, beside entry 0's bid: one 32-bit
+	// store with release order writes both, bid unchanged.
+	w := (*uint32)(unsafe.Pointer(&r.pbufRing[12]))
+	bid0 := binary.NativeEndian.Uint16(r.pbufRing[12:])
+	atomic.StoreUint32(w, uint32(bid0)|uint32(r.pbufTail)<<16)
 }
 
 func (r *ring) mapRings(p *uringParams) error {
@@ -281,6 +413,12 @@ func (r *ring) release() {
 		unix.Munmap(b)
 	}
 	r.maps = nil
+	for _, b := range [][]byte{r.pbufRing, r.bufs} {
+		if b != nil {
+			unix.Munmap(b)
+		}
+	}
+	r.pbufRing, r.bufs = nil, nil
 	if r.efd >= 0 {
 		unix.Close(r.efd)
 	}
@@ -321,30 +459,45 @@ func (r *ring) sqe() *uringSQE {
 			r.pending++
 			return e
 		}
-		r.enter(0)
+		r.enter(0, 0)
 	}
 }
 
 // enter submits the queued entries and, with wait, blocks for at least
-// one completion.
-func (r *ring) enter(wait uint32) {
+// wait completions, or until window has passed when it is not zero.
+func (r *ring) enter(wait uint32, window time.Duration) {
+	r.enterFlags(wait, wait > 0, window)
+}
+
+// enterFlags is enter with get: run the deferred work (receives) and
+// reap, even without waiting.
+func (r *ring) enterFlags(wait uint32, get bool, window time.Duration) {
 	tail := atomic.LoadUint32(r.sqTail) + r.pending
 	atomic.StoreUint32(r.sqTail, tail)
 	r.pending = 0
 	var flags uintptr
-	if wait > 0 {
+	if get {
 		flags = enterGetEvents
 	}
 	for {
 		// Everything the kernel has not consumed yet, including what an
 		// interrupted or refused call left behind.
 		n := tail - atomic.LoadUint32(r.sqHead)
-		_, _, errno := unix.Syscall6(sysIOUringEnter, uintptr(r.fd), uintptr(n), uintptr(wait), flags, 0, 0)
+		var arg, argSz uintptr
+		if window > 0 {
+			r.ts = kernelTimespec{nsec: int64(window)}
+			r.earg = getEventsArg{ts: uint64(uintptr(unsafe.Pointer(&r.ts)))}
+			arg, argSz = uintptr(unsafe.Pointer(&r.earg)), unsafe.Sizeof(r.earg)
+			flags |= enterExtArg
+		}
+		_, _, errno := unix.Syscall6(sysIOUringEnter, uintptr(r.fd), uintptr(n), uintptr(wait), flags, arg, argSz)
 		switch errno {
 		case 0:
 			return
 		case unix.EINTR:
 			continue
+		case unix.ETIME:
+			return
 		case unix.EAGAIN, unix.EBUSY:
 			// Completions not reaped yet fill the queue: the loop reaps
 			// them and comes back.
@@ -372,6 +525,16 @@ func (r *ring) armRecv(i int) {
 	e := r.sqe()
 	e.opcode, e.fd = opRecvmsg, int32(u.fd)
 	e.addr, e.len = uint64(uintptr(unsafe.Pointer(&u.rmsg))), 1
+	if r.lv.pbuf {
+		// No iovec: the kernel picks a buffer from the ring.
+		u.rmsg.Iov, u.rmsg.Iovlen = nil, 0
+		e.flags |= sqeBufferSelect
+		if r.lv.multishot {
+			// Armed once; the source address goes into the buffer.
+			u.rmsg.Namelen = nameRoom
+			e.ioprio = recvMultishot
+		}
+	}
 	e.userData = uint64(i)<<8 | udRecv
 	u.recvOn = true
 }
@@ -385,9 +548,27 @@ func (r *ring) loop(started chan<- error) {
 	}
 	r.armWake()
 	started <- nil
+	var woke time.Time
 	for {
-		r.enter(1)
-		r.reap()
+		switch {
+		case r.lv.pace > 0 && r.reaped > 0:
+			// Busy: send what the last batch produced, then let the
+			// next batch gather while the thread sleeps outside the
+			// ring, where arrivals queue work without waking it.
+			r.enter(0, 0)
+			if d := r.lv.pace - time.Since(woke); d > 0 {
+				ts := unix.NsecToTimespec(int64(d))
+				for unix.Nanosleep(&ts, &ts) == unix.EINTR {
+				}
+			}
+			r.enterFlags(0, true, 0)
+		case r.lv.window > 0 && r.reaped > 0:
+			r.enter(r.lv.batch, r.lv.window)
+		default:
+			r.enter(1, 0)
+		}
+		woke = time.Now()
+		r.reaped = r.reap()
 		if r.quit != nil && len(r.sessions) == 0 {
 			break
 		}
@@ -406,21 +587,27 @@ func (r *ring) loop(started chan<- error) {
 	}
 }
 
-// reap handles every completion there is.
-func (r *ring) reap() {
+// reap handles every completion there is and says how many.
+func (r *ring) reap() int {
+	n := 0
 	head := atomic.LoadUint32(r.cqHead)
 	for tail := atomic.LoadUint32(r.cqTail); head != tail; tail = atomic.LoadUint32(r.cqTail) {
+		n += int(tail - head)
 		for ; head != tail; head++ {
 			c := r.cqes[head&*r.cqMask]
-			r.complete(int(c.userData>>8), int(c.userData&0xff), c.res)
+			r.complete(int(c.userData>>8), int(c.userData&0xff), c.res, c.flags)
 		}
 		// Free the entries before handling more: a full completion
 		// queue would stall the kernel.
 		atomic.StoreUint32(r.cqHead, head)
+		if r.lv.pbuf {
+			r.publishBufs()
+		}
 	}
+	return n
 }
 
-func (r *ring) complete(i, op int, res int32) {
+func (r *ring) complete(i, op int, res int32, flags uint32) {
 	switch op {
 	case udWake:
 		r.commands()
@@ -434,12 +621,26 @@ func (r *ring) complete(i, op int, res int32) {
 	case udSend:
 		u.sendOn = false
 	case udRecv:
-		u.recvOn = false
-		if u.stopping {
-			break
+		more := flags&cqeFMore != 0
+		if !more {
+			u.recvOn = false
 		}
-		if res >= 0 {
-			r.packet(i, int(res))
+		if flags&cqeFBuffer != 0 {
+			bid := uint16(flags >> cqeBufferShift)
+			if !u.stopping && res >= 0 {
+				b := r.bufs[int(bid)*bufLen : (int(bid)+1)*bufLen]
+				if r.lv.multishot {
+					r.multishotPacket(u, b[:res])
+				} else {
+					r.packet(u, b[:res], u.fromAddr())
+				}
+			}
+			r.provide(bid)
+		} else if !u.stopping && res >= 0 {
+			r.packet(u, u.rbuf[:res], u.fromAddr())
+		}
+		if more || u.stopping {
+			break
 		}
 		if res == -int32(unix.EBADF) || res == -int32(unix.ENOTSOCK) {
 			break // not ours any more: never spin on it
@@ -561,11 +762,19 @@ func (r *ring) maybeStopped(s *Session) {
 	}
 }
 
-// packet relays what slot i received through the session's relay, with
-// the send queued on the ring.
-func (r *ring) packet(i, n int) {
-	u := r.slots[i]
-	from := u.fromAddr()
+// multishotPacket unpacks a multishot receive's buffer: a struct
+// io_uring_recvmsg_out, the source address in nameRoom bytes, the payload.
+func (r *ring) multishotPacket(u *usock, b []byte) {
+	if len(b) < recvOut+nameRoom {
+		return
+	}
+	nl := int(binary.NativeEndian.Uint32(b[0:4]))
+	r.packet(u, b[recvOut+nameRoom:], sockaddrAddr(b[recvOut:recvOut+min(nl, nameRoom)]))
+}
+
+// packet relays what u received through the session's relay, with the
+// send queued on the ring.
+func (r *ring) packet(u *usock, in []byte, from netip.AddrPort) {
 	if !from.IsValid() {
 		return
 	}
@@ -578,7 +787,7 @@ func (r *ring) packet(i, n int) {
 	}
 	var pkt []byte
 	var dst netip.AddrPort
-	pkt, dst, r.digits = u.s.relay(u.leg, u.rtcp, u.rbuf[:n], from, buf[:MaxPacket], r.digits)
+	pkt, dst, r.digits = u.s.relay(u.leg, u.rtcp, in, from, buf[:MaxPacket], r.digits)
 	if pkt == nil {
 		return
 	}
@@ -597,11 +806,18 @@ func (r *ring) send(out *usock, b []byte, dst netip.AddrPort) {
 		return
 	}
 	out.to = to
-	out.smsg.Namelen = tl
-	out.siov.SetLen(len(b))
 	e := r.sqe()
-	e.opcode, e.fd = opSendmsg, int32(out.fd)
-	e.addr, e.len = uint64(uintptr(unsafe.Pointer(&out.smsg))), 1
+	if r.lv.sendAddr {
+		e.opcode, e.fd = opSend, int32(out.fd)
+		e.addr, e.len = uint64(uintptr(unsafe.Pointer(&b[0]))), uint32(len(b))
+		e.off = uint64(uintptr(unsafe.Pointer(&out.to[0]))) // addr2: the destination
+		e.spliceFd = int32(tl)                              // addr_len
+	} else {
+		out.smsg.Namelen = tl
+		out.siov.SetLen(len(b))
+		e.opcode, e.fd = opSendmsg, int32(out.fd)
+		e.addr, e.len = uint64(uintptr(unsafe.Pointer(&out.smsg))), 1
+	}
 	e.opFlags = unix.MSG_DONTWAIT
 	e.userData = uint64(out.self)<<8 | udSend
 	out.sendOn = true
@@ -609,12 +825,22 @@ func (r *ring) send(out *usock, b []byte, dst netip.AddrPort) {
 
 func (u *usock) fromAddr() netip.AddrPort {
 	b := (*[unix.SizeofSockaddrAny]byte)(unsafe.Pointer(&u.from))
+	return sockaddrAddr(b[:])
+}
+
+// sockaddrAddr decodes a struct sockaddr_in or sockaddr_in6.
+func sockaddrAddr(b []byte) netip.AddrPort {
+	if len(b) < unix.SizeofSockaddrInet4 {
+		return netip.AddrPort{}
+	}
 	port := binary.BigEndian.Uint16(b[2:4])
-	switch u.from.Addr.Family {
+	switch binary.NativeEndian.Uint16(b[0:2]) {
 	case unix.AF_INET:
 		return netip.AddrPortFrom(netip.AddrFrom4([4]byte(b[4:8])), port)
 	case unix.AF_INET6:
-		return unmap(netip.AddrPortFrom(netip.AddrFrom16([16]byte(b[8:24])), port))
+		if len(b) >= unix.SizeofSockaddrInet6 {
+			return unmap(netip.AddrPortFrom(netip.AddrFrom16([16]byte(b[8:24])), port))
+		}
 	}
 	return netip.AddrPort{}
 }
