@@ -12,7 +12,10 @@
 #   browser  headless Chromium for the agent widget's end-to-end tests
 #   store    PostgreSQL, which the store's tests start as their own server
 #            (the gateway's default database, SQLite, needs nothing)
-#   all      every group
+#   rtpengine  Debian's rtpengine-daemon, the relay make bench-rtpengine
+#            compares with (the daemon only, run in userspace: not the
+#            metapackage, which builds a kernel module). Not in all.
+#   all      every group but rtpengine
 #
 # Idempotent and fast when everything is present: it only asks dpkg what is
 # installed, and runs `apt-get update` (once) and `apt-get install` only for
@@ -26,9 +29,10 @@ group_packages() {
 	sip) echo "sip-tester baresip tshark curl jq" ;;
 	browser) echo "chromium" ;;
 	store) echo "postgresql" ;;
+	rtpengine) echo "rtpengine-daemon" ;;
 	all) echo "$(group_packages dtmf) $(group_packages sip) $(group_packages browser) $(group_packages store)" ;;
 	*)
-		echo "install-deps: unknown group '$1' (known: dtmf sip browser store all)" >&2
+		echo "install-deps: unknown group '$1' (known: dtmf sip browser store rtpengine all)" >&2
 		return 1
 		;;
 	esac
@@ -40,7 +44,7 @@ for arg in "$@"; do
 	case "$arg" in
 	--list) list_only=1 ;;
 	-h | --help)
-		sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'
+		sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'
 		exit 0
 		;;
 	*) groups+=("$arg") ;;

@@ -29,6 +29,9 @@ type Options struct {
 	LookAhead   time.Duration // the masker's look-ahead
 	Relay       string        // one of RelayKinds; "" is RelayTonevault
 	IO          string        // the tonevault relay's engine (media.io): auto, io_uring or goroutines
+	// RtpengineProfile is RtpenginePass or RtpengineMask ("" is pass);
+	// Rtpengine the daemon's binary ("" is rtpengine on PATH).
+	RtpengineProfile, Rtpengine string
 	// Child starts the relay in its own process, so that its CPU time is
 	// read from /proc apart from the generator's: a command whose standard
 	// input and output speak ServeRelay's protocol (the gateway binary
@@ -47,6 +50,9 @@ func (o Options) Validate() error {
 	}
 	if o.Relay != "" && !slices.Contains(RelayKinds, o.Relay) {
 		return fmt.Errorf("--relay %q: want one of %s", o.Relay, strings.Join(RelayKinds, ", "))
+	}
+	if p := o.RtpengineProfile; p != "" && p != RtpenginePass && p != RtpengineMask {
+		return fmt.Errorf("--rtpengine-profile %q: want %s or %s", p, RtpenginePass, RtpengineMask)
 	}
 	// --io and --lookahead, as the relay will see them.
 	return relayConfig(o).Validate()
@@ -106,6 +112,11 @@ func Run(o Options, logw io.Writer) (*Result, error) {
 	if o.Relay == RelayTonevault {
 		delay = int(o.LookAhead.Seconds()*dtmf.SampleRate + 0.5)
 	}
+	if o.Relay == RelayRtpengine {
+		// rtpengine is started here and is the process measured: the
+		// relay child would only add a process between them.
+		o.Child = nil
+	}
 	// Stamp position q in the packet such that after the delay it still
 	// lies inside one packet: output offset (q+delay) mod 160.
 	if delay%ptime > ptime-stampLen {
@@ -113,6 +124,9 @@ func Run(o Options, logw io.Writer) (*Result, error) {
 	}
 	g.outOff = (g.q + delay) % ptime
 	res.expectedLat = time.Duration((g.q+delay)/ptime) * 20 * time.Millisecond
+	if o.Relay == RelayRtpengine && o.RtpengineProfile == RtpengineMask {
+		res.expectedLat = rtpengineDelay
+	}
 
 	var err error
 	if g.carrier, err = newGenSide(); err != nil {
@@ -158,6 +172,9 @@ func Run(o Options, logw io.Writer) (*Result, error) {
 			c.setRelay(cl, pl)
 		}
 		res.io = h.io()
+		if p, ok := h.(interface{ pid() int }); ok {
+			childPID = p.pid() // a daemon of its own: rtpengine
+		}
 		finish = func() (int64, error) { return h.close(), nil }
 	} else {
 		cmd := o.Child()
@@ -310,6 +327,9 @@ func (r *Result) Print(w io.Writer, o Options) {
 	if relay == RelayTonevault {
 		fmt.Fprintf(w, " on %s, look-ahead %v, digits every %v in every 10th call", r.io, o.LookAhead, o.DigitsEvery)
 	}
+	if relay == RelayRtpengine {
+		fmt.Fprintf(w, ": %s", r.io)
+	}
 	fmt.Fprint(w, "\n\n")
 	tw := func(k, v string) { fmt.Fprintf(w, "  %-34s %s\n", k, v) }
 	sent := [2]int64{r.sent[0].Load(), r.sent[1].Load()}
@@ -349,6 +369,9 @@ func (r *Result) Print(w io.Writer, o Options) {
 			o999, on := r.own[d].quantile(0.999)
 			tw("  of which the relay's own", fmt.Sprintf("%v / %v / %v (%d packets: arrival of the packet that releases the audio to its departure)", o50, o99, o999, on))
 		}
+	}
+	if relay == RelayRtpengine && o.RtpengineProfile == RtpengineMask {
+		tw("expected delay", fmt.Sprintf("%v (the delay buffer; the relay's own cost is latency minus this)", r.expectedLat))
 	}
 	if relay == RelayTonevault {
 		tw("expected look-ahead quantisation", fmt.Sprintf("%v (whole packets the stamped sample waits; the relay's own cost is latency minus this)", r.expectedLat))
