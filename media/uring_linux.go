@@ -5,26 +5,35 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"os"
 	"runtime"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
-	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
 
 // The io_uring engine. Each ring has one locked OS thread that keeps a
-// receive outstanding on every socket of its sessions, handles each
+// multishot receive armed on every socket of its sessions, handles each
 // completion with the same packet functions the goroutine loops use, and
 // queues the resulting send on the ring; one io_uring_enter per loop
-// submits all of them and waits for the next completions. Under load on
-// a 2-core VM that halves the CPU per relayed packet against Go's poller
-// (BENCHMARKS.md): the syscalls and wake-ups per packet go, the kernel's
-// own UDP work stays.
+// submits all of them and waits for the next completions. The syscalls
+// and wake-ups per packet go, the kernel's own UDP work stays.
+//
+// What each part is worth was measured one at a time (BENCHMARKS.md):
+//   - one ring fewer than GOMAXPROCS: a ring thread blocks in
+//     io_uring_enter holding its P, and when every P is so held the
+//     runtime's sysmon takes them back and polls every 20 µs; at 50
+//     calls that cost more than the relaying did;
+//   - multishot receives into a ring of provided buffers: no submission,
+//     no failed first try and no poll arming per packet;
+//   - sends with the destination in the entry (IORING_OP_SEND with
+//     addr2): no msghdr and iovec to copy in.
+//
+// Waiting for several completions with a timeout (IORING_ENTER_EXT_ARG)
+// and sleeping between batches were measured too and are not used: a
+// socket's poll wake-up always wakes the waiting thread, whatever count
+// it waits for, so both only added latency.
 //
 // Nothing here is reached from outside the ring thread but post, which
 // queues a command and wakes the thread through an eventfd.
@@ -39,10 +48,8 @@ const (
 	setupSingleIssuer = 1 << 12
 	setupDeferTaskrun = 1 << 13
 	featSingleMmap    = 1 << 0
-	featExtArg        = 1 << 8
-	featRegRegRing    = 1 << 13 // 6.3: the newest feature this engine relies on
+	featRegRegRing    = 1 << 13 // 6.3: implies multishot recvmsg and send with an address (6.0)
 	enterGetEvents    = 1 << 0
-	enterExtArg       = 1 << 3
 
 	sqeBufferSelect = 1 << 5
 	recvMultishot   = 1 << 1 // in ioprio
@@ -56,7 +63,6 @@ const (
 	offCQRing = 0x8000000
 	offSQEs   = 0x10000000
 
-	opSendmsg     = 9
 	opRecvmsg     = 10
 	opAsyncCancel = 14
 	opRead        = 22
@@ -120,61 +126,17 @@ type bufReg struct {
 	resv        [3]uint64
 }
 
-type getEventsArg struct {
-	sigmask     uint64
-	sigmaskSz   uint32
-	minWaitUsec uint32
-	ts          uint64
-}
-
-type kernelTimespec struct{ sec, nsec int64 }
-
-// levers switch the engine's optional techniques, so that each can be
-// measured on its own (TONEVAULT_URING, a comma-separated list of pbuf,
-// multishot, sendaddr, window=DURATION, batch=N). Temporary.
-type levers struct {
-	pbuf, multishot, sendAddr bool
-	window, pace              time.Duration
-	batch                     uint32
-	rings                     int
-}
-
-func leversFromEnv() levers {
-	lv := levers{batch: 32}
-	for _, f := range strings.Split(os.Getenv("TONEVAULT_URING"), ",") {
-		k, v, _ := strings.Cut(f, "=")
-		switch k {
-		case "pbuf":
-			lv.pbuf = true
-		case "multishot":
-			lv.pbuf, lv.multishot = true, true
-		case "sendaddr":
-			lv.sendAddr = true
-		case "window":
-			lv.window, _ = time.ParseDuration(v)
-		case "pace":
-			lv.pace, _ = time.ParseDuration(v)
-		case "rings":
-			lv.rings, _ = strconv.Atoi(v)
-		case "batch":
-			n, _ := strconv.Atoi(v)
-			lv.batch = uint32(max(n, 1))
-		}
-	}
-	return lv
-}
-
-// uringEngine spreads sessions over its rings, one per CPU (at most 4).
+// uringEngine spreads sessions over its rings: one fewer than GOMAXPROCS,
+// at least one, at most 4.
 type uringEngine struct {
 	rings []*ring
 	next  atomic.Uint32
 }
 
 func newUringEngine() (ioEngine, error) {
-	n := min(max(runtime.GOMAXPROCS(0), 1), 4)
-	if lv := leversFromEnv(); lv.rings > 0 {
-		n = lv.rings
-	}
+	// A P left over for the rest of the process keeps sysmon from
+	// taking back the Ps of ring threads blocked in io_uring_enter.
+	n := min(max(runtime.GOMAXPROCS(0)-1, 1), 4)
 	e := &uringEngine{}
 	for range n {
 		r, err := newRing()
@@ -220,8 +182,9 @@ type ringCmd struct {
 	done        chan struct{}
 }
 
-// usock is one socket on a ring, with the buffers and message headers
-// the kernel reads and writes while its operations are in flight.
+// usock is one socket on a ring, with what the kernel reads while its
+// operations are in flight: the receive's message header and the send's
+// packet and destination.
 type usock struct {
 	s        *Session
 	fd       int
@@ -233,11 +196,10 @@ type usock struct {
 	sendOn   bool
 	stopping bool
 
-	rmsg, smsg unix.Msghdr
-	riov, siov unix.Iovec
-	from       unix.RawSockaddrAny
-	to         [unix.SizeofSockaddrInet6]byte
-	rbuf, sbuf [bufLen]byte
+	rmsg unix.Msghdr
+	from [nameRoom]byte // rmsg's name: multishot writes the buffer's instead
+	to   [unix.SizeofSockaddrInet6]byte
+	sbuf [MaxPacket]byte
 }
 
 type ring struct {
@@ -260,17 +222,13 @@ type ring struct {
 	free     []int
 	sessions map[*Session]*ringSession
 
-	scratch [bufLen]byte
+	scratch [MaxPacket]byte
 	digits  []Digit
 	quit    *ringCmd
 
-	lv       levers
 	pbufRing []byte // the provided-buffer ring's entries
 	bufs     []byte // nBufs buffers of bufLen bytes
 	pbufTail uint16
-	reaped   int // completions the last reap handled
-	ts       kernelTimespec
-	earg     getEventsArg
 }
 
 // ringSession is a session's four slots and who waits for its stop.
@@ -282,7 +240,7 @@ type ringSession struct {
 // newRing sets a ring up on the thread that will drive it: a ring with
 // a single issuer belongs to the thread that created it.
 func newRing() (*ring, error) {
-	r := &ring{fd: -1, efd: -1, sessions: make(map[*Session]*ringSession), lv: leversFromEnv()}
+	r := &ring{fd: -1, efd: -1, sessions: make(map[*Session]*ringSession)}
 	started := make(chan error)
 	go r.loop(started)
 	if err := <-started; err != nil {
@@ -296,15 +254,16 @@ func (r *ring) setup() error {
 	p.cqEntries = ringCQ
 	p.flags = setupCQSize | setupSingleIssuer | setupDeferTaskrun
 	fd, _, errno := unix.Syscall(sysIOUringSetup, ringSQ, uintptr(unsafe.Pointer(&p)), 0)
-	if errno == unix.EINVAL {
-		// Before 6.1: no single-issuer or deferred task work.
-		p = uringParams{cqEntries: ringCQ, flags: setupCQSize}
-		fd, _, errno = unix.Syscall(sysIOUringSetup, ringSQ, uintptr(unsafe.Pointer(&p)), 0)
-	}
 	if errno != 0 {
+		// EINVAL before 6.1 (no single issuer, no deferred task work):
+		// the goroutines relay there.
 		return fmt.Errorf("io_uring_setup: %w", errno)
 	}
 	r.fd = int(fd)
+	if p.features&featRegRegRing == 0 {
+		r.release()
+		return errors.New("io_uring: kernel before 6.3 (no multishot recvmsg or send with an address)")
+	}
 	if err := r.mapRings(&p); err != nil {
 		r.release()
 		return err
@@ -315,11 +274,9 @@ func (r *ring) setup() error {
 		return fmt.Errorf("eventfd: %w", err)
 	}
 	r.efd = efd
-	if r.lv.pbuf {
-		if err := r.setupBufs(); err != nil {
-			r.release()
-			return err
-		}
+	if err := r.setupBufs(); err != nil {
+		r.release()
+		return err
 	}
 	return nil
 }
@@ -459,45 +416,30 @@ func (r *ring) sqe() *uringSQE {
 			r.pending++
 			return e
 		}
-		r.enter(0, 0)
+		r.enter(0)
 	}
 }
 
 // enter submits the queued entries and, with wait, blocks for at least
-// wait completions, or until window has passed when it is not zero.
-func (r *ring) enter(wait uint32, window time.Duration) {
-	r.enterFlags(wait, wait > 0, window)
-}
-
-// enterFlags is enter with get: run the deferred work (receives) and
-// reap, even without waiting.
-func (r *ring) enterFlags(wait uint32, get bool, window time.Duration) {
+// one completion.
+func (r *ring) enter(wait uint32) {
 	tail := atomic.LoadUint32(r.sqTail) + r.pending
 	atomic.StoreUint32(r.sqTail, tail)
 	r.pending = 0
 	var flags uintptr
-	if get {
+	if wait > 0 {
 		flags = enterGetEvents
 	}
 	for {
 		// Everything the kernel has not consumed yet, including what an
 		// interrupted or refused call left behind.
 		n := tail - atomic.LoadUint32(r.sqHead)
-		var arg, argSz uintptr
-		if window > 0 {
-			r.ts = kernelTimespec{nsec: int64(window)}
-			r.earg = getEventsArg{ts: uint64(uintptr(unsafe.Pointer(&r.ts)))}
-			arg, argSz = uintptr(unsafe.Pointer(&r.earg)), unsafe.Sizeof(r.earg)
-			flags |= enterExtArg
-		}
-		_, _, errno := unix.Syscall6(sysIOUringEnter, uintptr(r.fd), uintptr(n), uintptr(wait), flags, arg, argSz)
+		_, _, errno := unix.Syscall6(sysIOUringEnter, uintptr(r.fd), uintptr(n), uintptr(wait), flags, 0, 0)
 		switch errno {
 		case 0:
 			return
 		case unix.EINTR:
 			continue
-		case unix.ETIME:
-			return
 		case unix.EAGAIN, unix.EBUSY:
 			// Completions not reaped yet fill the queue: the loop reaps
 			// them and comes back.
@@ -517,24 +459,16 @@ func (r *ring) armWake() {
 	e.userData = udWake
 }
 
+// armRecv arms slot i's multishot receive: it stays armed, each datagram
+// landing in a buffer the kernel picks from the ring, source address
+// included, until an error or a cancel ends it.
 func (r *ring) armRecv(i int) {
 	u := r.slots[i]
-	u.rmsg.Namelen = unix.SizeofSockaddrAny
-	u.rmsg.Controllen = 0
-	u.rmsg.Flags = 0
 	e := r.sqe()
 	e.opcode, e.fd = opRecvmsg, int32(u.fd)
 	e.addr, e.len = uint64(uintptr(unsafe.Pointer(&u.rmsg))), 1
-	if r.lv.pbuf {
-		// No iovec: the kernel picks a buffer from the ring.
-		u.rmsg.Iov, u.rmsg.Iovlen = nil, 0
-		e.flags |= sqeBufferSelect
-		if r.lv.multishot {
-			// Armed once; the source address goes into the buffer.
-			u.rmsg.Namelen = nameRoom
-			e.ioprio = recvMultishot
-		}
-	}
+	e.flags = sqeBufferSelect
+	e.ioprio = recvMultishot
 	e.userData = uint64(i)<<8 | udRecv
 	u.recvOn = true
 }
@@ -548,27 +482,9 @@ func (r *ring) loop(started chan<- error) {
 	}
 	r.armWake()
 	started <- nil
-	var woke time.Time
 	for {
-		switch {
-		case r.lv.pace > 0 && r.reaped > 0:
-			// Busy: send what the last batch produced, then let the
-			// next batch gather while the thread sleeps outside the
-			// ring, where arrivals queue work without waking it.
-			r.enter(0, 0)
-			if d := r.lv.pace - time.Since(woke); d > 0 {
-				ts := unix.NsecToTimespec(int64(d))
-				for unix.Nanosleep(&ts, &ts) == unix.EINTR {
-				}
-			}
-			r.enterFlags(0, true, 0)
-		case r.lv.window > 0 && r.reaped > 0:
-			r.enter(r.lv.batch, r.lv.window)
-		default:
-			r.enter(1, 0)
-		}
-		woke = time.Now()
-		r.reaped = r.reap()
+		r.enter(1)
+		r.reap()
 		if r.quit != nil && len(r.sessions) == 0 {
 			break
 		}
@@ -587,12 +503,10 @@ func (r *ring) loop(started chan<- error) {
 	}
 }
 
-// reap handles every completion there is and says how many.
-func (r *ring) reap() int {
-	n := 0
+// reap handles every completion there is.
+func (r *ring) reap() {
 	head := atomic.LoadUint32(r.cqHead)
 	for tail := atomic.LoadUint32(r.cqTail); head != tail; tail = atomic.LoadUint32(r.cqTail) {
-		n += int(tail - head)
 		for ; head != tail; head++ {
 			c := r.cqes[head&*r.cqMask]
 			r.complete(int(c.userData>>8), int(c.userData&0xff), c.res, c.flags)
@@ -600,11 +514,9 @@ func (r *ring) reap() int {
 		// Free the entries before handling more: a full completion
 		// queue would stall the kernel.
 		atomic.StoreUint32(r.cqHead, head)
-		if r.lv.pbuf {
-			r.publishBufs()
-		}
+		// The buffers handled go back to the kernel.
+		r.publishBufs()
 	}
-	return n
 }
 
 func (r *ring) complete(i, op int, res int32, flags uint32) {
@@ -628,20 +540,15 @@ func (r *ring) complete(i, op int, res int32, flags uint32) {
 		if flags&cqeFBuffer != 0 {
 			bid := uint16(flags >> cqeBufferShift)
 			if !u.stopping && res >= 0 {
-				b := r.bufs[int(bid)*bufLen : (int(bid)+1)*bufLen]
-				if r.lv.multishot {
-					r.multishotPacket(u, b[:res])
-				} else {
-					r.packet(u, b[:res], u.fromAddr())
-				}
+				r.received(u, r.bufs[int(bid)*bufLen:][:res])
 			}
 			r.provide(bid)
-		} else if !u.stopping && res >= 0 {
-			r.packet(u, u.rbuf[:res], u.fromAddr())
 		}
 		if more || u.stopping {
 			break
 		}
+		// Ended: ENOBUFS when every buffer was taken (re-armed once this
+		// batch gave them back), a full completion queue, an error.
 		if res == -int32(unix.EBADF) || res == -int32(unix.ENOTSOCK) {
 			break // not ours any more: never spin on it
 		}
@@ -692,12 +599,9 @@ func (r *ring) startSession(s *Session) {
 	socks := [4]sock{s.pairs[Carrier].rtp, s.pairs[Platform].rtp, s.pairs[Carrier].rtcp, s.pairs[Platform].rtcp}
 	for k, sk := range socks {
 		u := &usock{s: s, fd: sk.fd, leg: Leg(k % 2), rtcp: k >= 2}
-		u.riov.Base, u.siov.Base = &u.rbuf[0], &u.sbuf[0]
-		u.riov.SetLen(bufLen)
-		u.rmsg.Name = (*byte)(unsafe.Pointer(&u.from))
-		u.rmsg.Iov, u.rmsg.Iovlen = &u.riov, 1
-		u.smsg.Name = &u.to[0]
-		u.smsg.Iov, u.smsg.Iovlen = &u.siov, 1
+		// The template of every receive: room for the source address,
+		// no control data, no iovec (the buffer comes from the ring).
+		u.rmsg.Name, u.rmsg.Namelen = &u.from[0], nameRoom
 		i := r.slot()
 		u.self = i
 		r.slots[i] = u
@@ -762,9 +666,11 @@ func (r *ring) maybeStopped(s *Session) {
 	}
 }
 
-// multishotPacket unpacks a multishot receive's buffer: a struct
-// io_uring_recvmsg_out, the source address in nameRoom bytes, the payload.
-func (r *ring) multishotPacket(u *usock, b []byte) {
+// received unpacks a multishot receive's buffer: a struct
+// io_uring_recvmsg_out, the source address in nameRoom bytes, the
+// datagram. A datagram longer than the buffer is cut to it, still longer
+// than MaxPacket, so it is dropped as oversize.
+func (r *ring) received(u *usock, b []byte) {
 	if len(b) < recvOut+nameRoom {
 		return
 	}
@@ -792,7 +698,8 @@ func (r *ring) packet(u *usock, in []byte, from netip.AddrPort) {
 		return
 	}
 	if &pkt[0] != &buf[0] {
-		// Relayed as it came: the receive buffer is armed again at once.
+		// Relayed as it came: the receive buffer goes back to the ring
+		// at once.
 		pkt = buf[:copy(buf, pkt)]
 	}
 	r.send(out, pkt, dst)
@@ -807,25 +714,13 @@ func (r *ring) send(out *usock, b []byte, dst netip.AddrPort) {
 	}
 	out.to = to
 	e := r.sqe()
-	if r.lv.sendAddr {
-		e.opcode, e.fd = opSend, int32(out.fd)
-		e.addr, e.len = uint64(uintptr(unsafe.Pointer(&b[0]))), uint32(len(b))
-		e.off = uint64(uintptr(unsafe.Pointer(&out.to[0]))) // addr2: the destination
-		e.spliceFd = int32(tl)                              // addr_len
-	} else {
-		out.smsg.Namelen = tl
-		out.siov.SetLen(len(b))
-		e.opcode, e.fd = opSendmsg, int32(out.fd)
-		e.addr, e.len = uint64(uintptr(unsafe.Pointer(&out.smsg))), 1
-	}
+	e.opcode, e.fd = opSend, int32(out.fd)
+	e.addr, e.len = uint64(uintptr(unsafe.Pointer(&b[0]))), uint32(len(b))
+	e.off = uint64(uintptr(unsafe.Pointer(&out.to[0]))) // addr2: the destination
+	e.spliceFd = int32(tl)                              // addr_len in its low half
 	e.opFlags = unix.MSG_DONTWAIT
 	e.userData = uint64(out.self)<<8 | udSend
 	out.sendOn = true
-}
-
-func (u *usock) fromAddr() netip.AddrPort {
-	b := (*[unix.SizeofSockaddrAny]byte)(unsafe.Pointer(&u.from))
-	return sockaddrAddr(b[:])
 }
 
 // sockaddrAddr decodes a struct sockaddr_in or sockaddr_in6.
