@@ -128,8 +128,9 @@
 //
 // Config.IO picks how packets move. IOUring (the default where the kernel
 // allows it, "auto") puts every socket on one of a few io_uring rings, one
-// fewer than GOMAXPROCS (at least one, at most 4), each driven by one
-// locked OS thread: a multishot receive stays armed on every socket, each
+// per P (at most 4), each driven by one locked OS thread, filled in order
+// (500 calls a ring) so that at low call counts one thread works and the
+// others sleep: a multishot receive stays armed on every socket, each
 // datagram landing in one of the ring's provided buffers with its source
 // address; each completion runs through the same packet functions as
 // below, and the resulting sends, destination in the entry, are queued on

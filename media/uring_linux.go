@@ -21,10 +21,12 @@ import (
 // and wake-ups per packet go, the kernel's own UDP work stays.
 //
 // What each part is worth was measured one at a time (BENCHMARKS.md):
-//   - one ring fewer than GOMAXPROCS: a ring thread blocks in
-//     io_uring_enter holding its P, and when every P is so held the
-//     runtime's sysmon takes them back and polls every 20 µs; at 50
-//     calls that cost more than the relaying did;
+//   - sessions fill one ring before the next gets any: a ring thread
+//     blocks in io_uring_enter holding its P, and when every P is so
+//     held the runtime's sysmon takes them back and polls every 20 µs;
+//     at 50 calls on two rings that cost more than the relaying did. A
+//     ring without sessions sleeps for good, its P goes back to the
+//     scheduler, and the busy ring's waits are left alone;
 //   - multishot receives into a ring of provided buffers: no submission,
 //     no failed first try and no poll arming per packet;
 //   - sends with the destination in the entry (IORING_OP_SEND with
@@ -126,17 +128,19 @@ type bufReg struct {
 	resv        [3]uint64
 }
 
-// uringEngine spreads sessions over its rings: one fewer than GOMAXPROCS,
-// at least one, at most 4.
+// uringEngine has a ring per P, at most 4, and fills them in order.
 type uringEngine struct {
 	rings []*ring
-	next  atomic.Uint32
 }
 
+// perRing is how many sessions a ring takes before the next one gets
+// any: 500 calls are 50 000 packets/s, a third of a core at the engine's
+// cost on a 2-core VM, so that a ring keeps headroom for bursts and the
+// next ring takes over well before the first saturates.
+const perRing = 500
+
 func newUringEngine() (ioEngine, error) {
-	// A P left over for the rest of the process keeps sysmon from
-	// taking back the Ps of ring threads blocked in io_uring_enter.
-	n := min(max(runtime.GOMAXPROCS(0)-1, 1), 4)
+	n := min(max(runtime.GOMAXPROCS(0), 1), 4)
 	e := &uringEngine{}
 	for range n {
 		r, err := newRing()
@@ -153,9 +157,25 @@ func (e *uringEngine) name() string { return IOUring }
 func (e *uringEngine) raw() bool    { return true }
 
 func (e *uringEngine) start(s *Session) {
-	r := e.rings[int(e.next.Add(1))%len(e.rings)]
+	r := e.pick()
+	r.load.Add(1)
 	s.ring = r
 	r.post(ringCmd{start: s})
+}
+
+// pick is the first ring with room, else the least loaded.
+func (e *uringEngine) pick() *ring {
+	best := e.rings[0]
+	for _, r := range e.rings {
+		n := r.load.Load()
+		if n < perRing {
+			return r
+		}
+		if n < best.load.Load() {
+			best = r
+		}
+	}
+	return best
 }
 
 func (e *uringEngine) stop(s *Session) {
@@ -166,6 +186,7 @@ func (e *uringEngine) stop(s *Session) {
 	done := make(chan struct{})
 	r.post(ringCmd{stop: s, done: done})
 	<-done
+	r.load.Add(-1)
 }
 
 func (e *uringEngine) close() {
@@ -210,6 +231,8 @@ type ring struct {
 	cqes                   []uringCQE
 	pending                uint32
 	maps                   [][]byte
+
+	load atomic.Int32 // sessions started and not stopped, for pick
 
 	efd     int
 	efdBuf  [8]byte
