@@ -129,8 +129,8 @@
 // Config.IO picks how packets move. IOUring (the default where the kernel
 // allows it, "auto") puts every socket on one of a few io_uring rings, one
 // per P (at most 4), each driven by one locked OS thread, filled in order
-// (1000 calls a ring) so that one thread works until it has a full
-// batch to do and the others sleep: a multishot receive stays armed on every socket, each
+// (500 calls a ring) so that at low call counts one thread works and the
+// others sleep: a multishot receive stays armed on every socket, each
 // datagram landing in one of the ring's provided buffers with its source
 // address; each completion runs through the same packet functions as
 // below, and the resulting sends, destination in the entry, are queued on

@@ -135,10 +135,12 @@ type uringEngine struct {
 
 // perRing is how many sessions a ring takes before the next one gets
 // any. A ring batches more the more calls it carries: on a 2-core VM one
-// ring relayed 1000 calls at 5.2–6.0 µs a packet (0.6 of a core), two
-// rings of 500 at 6.9–7.2 µs. 1000 keeps it below a core with room for
-// bursts.
-const perRing = 1000
+// ring relayed 1000 calls at 5.2–6.0 µs a packet, two rings of 500 at
+// 6.9–7.2 µs. But one thread gets one share of a contended machine: with
+// other work running, one ring of 1000 calls fell behind (p50 28–361 ms,
+// once 22 % lost) where two rings of 500 did not; and at 500 calls a
+// second ring bought no latency (BENCHMARKS.md).
+const perRing = 500
 
 func newUringEngine() (ioEngine, error) {
 	n := min(max(runtime.GOMAXPROCS(0), 1), 4)
