@@ -140,8 +140,8 @@
 // refused: seccomp, kernel.io_uring_disabled, a kernel before 6.3,
 // non-Linux) reads each socket in its own goroutine into a reused buffer.
 // On a 2-core VM io_uring costs less CPU per packet than the goroutines
-// from 50 calls up, and about 1.3 times the batched-syscall floor from
-// 500 calls up (BENCHMARKS.md). Either way the DigitSink runs on the
+// from 50 calls up, 1.3–1.5 times the batched-syscall floor at 500 calls
+// and 1.5–2 times at 1000 (BENCHMARKS.md). Either way the DigitSink runs on the
 // relaying thread and must not block: with io_uring a slow sink holds up
 // every call on its ring.
 //
