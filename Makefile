@@ -10,7 +10,7 @@ STATICCHECK_VERSION := v0.8.2
 STATICCHECK := $(BIN)/staticcheck-$(STATICCHECK_VERSION)/staticcheck
 FUZZTIME ?= 20s
 
-.PHONY: all build run demo test e2e test-unit bench load cps lint fuzz fuzz-long deps tools clean
+.PHONY: all build run demo test e2e test-unit bench bench-rtpengine load cps lint fuzz fuzz-long deps tools clean
 
 all: build
 
@@ -59,6 +59,15 @@ LOAD_DURATION ?= 10s
 LOAD_RELAY ?= tonevault
 load: build
 	$(TONEVAULT) load --relay $(LOAD_RELAY) --calls $(LOAD_CALLS) --duration $(LOAD_DURATION)
+
+# The relay beside Debian's rtpengine (userspace, driven over ng by
+# tonevault load): BENCH_CALLS call counts, RUNS rounds of each of
+# tonevault, goroutines, batched, rtpengine pass and mask. A benchmark,
+# not part of make test; see BENCHMARKS.md.
+BENCH_CALLS ?= 50 500 1000
+bench-rtpengine: build
+	scripts/install-deps.sh rtpengine
+	scripts/bench-rtpengine.sh $(TONEVAULT) $(BENCH_CALLS)
 
 # SIP call rate: a SIPp customer places CPS_CALLS calls at CPS_RATE per
 # second through tonevault serve to a SIPp agent; see BENCHMARKS.md.

@@ -150,17 +150,22 @@
 //
 // Config.IO picks how packets move. IOUring (the default where the kernel
 // allows it, "auto") puts every socket on one of a few io_uring rings, one
-// per CPU (at most 4), each driven by one locked OS thread: a receive is
-// kept outstanding on every socket, each completion runs through the same
-// packet functions as below, and the resulting sends are queued on the
-// ring, so that one io_uring_enter submits a whole batch across calls and
-// waits for the next. The sockets are bare descriptors that Go's poller
-// never sees. IOGoroutines (the fallback when io_uring_setup is refused:
-// seccomp, kernel.io_uring_disabled, non-Linux) reads each socket in its
-// own goroutine into a reused buffer. On a 2-core VM io_uring costs about
-// half the CPU per packet (BENCHMARKS.md). Either way the DigitSink runs
-// on the relaying thread and must not block: with io_uring a slow sink
-// holds up every call on its ring.
+// per P (at most 4), each driven by one locked OS thread, filled in order
+// (500 calls a ring) so that at low call counts one thread works and the
+// others sleep: a multishot receive stays armed on every socket, each
+// datagram landing in one of the ring's provided buffers with its source
+// address; each completion runs through the same packet functions as
+// below, and the resulting sends, destination in the entry, are queued on
+// the ring, so that one io_uring_enter submits a whole batch across calls
+// and waits for the next. The sockets are bare descriptors that Go's
+// poller never sees. IOGoroutines (the fallback when io_uring_setup is
+// refused: seccomp, kernel.io_uring_disabled, a kernel before 6.3,
+// non-Linux) reads each socket in its own goroutine into a reused buffer.
+// On a 2-core VM io_uring costs less CPU per packet than the goroutines
+// from 50 calls up, 1.3–1.5 times the batched-syscall floor at 500 calls
+// and 1.5–2 times at 1000 (BENCHMARKS.md). Either way the DigitSink runs on the
+// relaying thread and must not block: with io_uring a slow sink holds up
+// every call on its ring.
 //
 // A session's state is behind one mutex, taken once per packet and by the
 // SIP-side methods. The carrier path does not allocate per packet (except

@@ -15,7 +15,7 @@ const (
 	// syscall per batch instead of two or three per packet.
 	IOUring = "io_uring"
 	// IOGoroutines reads each socket in its own goroutine through Go's
-	// poller: portable, and 2–3 times the CPU per packet of io_uring
+	// poller: portable, and more CPU per packet than io_uring
 	// (BENCHMARKS.md).
 	IOGoroutines = "goroutines"
 )

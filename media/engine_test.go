@@ -200,3 +200,49 @@ func TestChurnUnderTraffic(t *testing.T) {
 		t.Errorf("%d port pairs still in use after every session closed", used)
 	}
 }
+
+// TestMorePacketsThanBuffers relays three times as many packets as the
+// io_uring engine has receive buffers on a ring: each buffer must go back
+// to the kernel once its packet is handled, or receiving stops at the
+// 4097th.
+func TestMorePacketsThanBuffers(t *testing.T) {
+	e := newEnv(t, nil)
+	const total, burst = 3 * 4096, 64
+	pkt := rtpPkt(0, 0, 0, 9, false, make([]byte, 160))
+	for sent := 0; sent < total; sent += burst {
+		for k := range burst {
+			binary.BigEndian.PutUint16(pkt[2:], uint16(sent+k))
+			e.send(e.platform, Platform, pkt)
+		}
+		for k := range burst {
+			if _, err := recv(e.carrier, 2*time.Second); err != nil {
+				t.Fatalf("packet %d of %d not relayed: %v", sent+k+1, total, err)
+			}
+		}
+	}
+}
+
+// TestOversizeBeyondReceiveBuffer: a datagram longer than the receive
+// buffer (cut to it by the kernel) is still dropped as oversize, never
+// relayed as the valid-looking packet its first bytes make.
+func TestOversizeBeyondReceiveBuffer(t *testing.T) {
+	e := newEnv(t, nil)
+	good := rtpPkt(0, 1, 0, 1, false, make([]byte, 160))
+	huge := append(append([]byte(nil), good...), make([]byte, 4000)...)
+	for _, c := range []struct {
+		from *net.UDPConn
+		leg  Leg
+		to   *net.UDPConn
+		dir  direction
+	}{{e.carrier, Carrier, e.platform, toPlatform}, {e.platform, Platform, e.carrier, toCarrier}} {
+		before := e.metric(c.dir, dropOversize)
+		e.send(c.from, c.leg, huge)
+		expectNothing(t, c.to)
+		if n := e.metric(c.dir, dropOversize); n != before+1 {
+			t.Errorf("%v: oversize counter %v, want %v", c.leg, n, before+1)
+		}
+	}
+	if g := e.toPlatform(good); g.seq != 1 {
+		t.Fatal("relay stopped after oversize packets")
+	}
+}

@@ -14,36 +14,61 @@ import (
 )
 
 // The io_uring engine. Each ring has one locked OS thread that keeps a
-// receive outstanding on every socket of its sessions, handles each
+// multishot receive armed on every socket of its sessions, handles each
 // completion with the same packet functions the goroutine loops use, and
 // queues the resulting send on the ring; one io_uring_enter per loop
-// submits all of them and waits for the next completions. Under load on
-// a 2-core VM that halves the CPU per relayed packet against Go's poller
-// (BENCHMARKS.md): the syscalls and wake-ups per packet go, the kernel's
-// own UDP work stays.
+// submits all of them and waits for the next completions. The syscalls
+// and wake-ups per packet go, the kernel's own UDP work stays.
+//
+// What each part is worth was measured one at a time (BENCHMARKS.md):
+//   - sessions fill one ring before the next gets any: a ring thread
+//     blocks in io_uring_enter holding its P, and when every P is so
+//     held the runtime's sysmon takes them back and polls every 20 µs;
+//     at 50 calls on two rings that cost more than the relaying did. A
+//     ring without sessions sleeps for good, its P goes back to the
+//     scheduler, and the busy ring's waits are left alone;
+//   - multishot receives into a ring of provided buffers: no submission,
+//     no failed first try and no poll arming per packet;
+//   - sends with the destination in the entry (IORING_OP_SEND with
+//     addr2): no msghdr and iovec to copy in.
+//
+// Waiting for several completions with a timeout (IORING_ENTER_EXT_ARG)
+// and sleeping between batches were measured too and are not used: a
+// socket's poll wake-up always wakes the waiting thread, whatever count
+// it waits for, so both only added latency.
 //
 // Nothing here is reached from outside the ring thread but post, which
 // queues a command and wakes the thread through an eventfd.
 
 // Kernel ABI (include/uapi/linux/io_uring.h).
 const (
-	sysIOUringSetup = 425
-	sysIOUringEnter = 426
+	sysIOUringSetup    = 425
+	sysIOUringEnter    = 426
+	sysIOUringRegister = 427
 
 	setupCQSize       = 1 << 3
 	setupSingleIssuer = 1 << 12
 	setupDeferTaskrun = 1 << 13
 	featSingleMmap    = 1 << 0
+	featRegRegRing    = 1 << 13 // 6.3: implies multishot recvmsg and send with an address (6.0)
 	enterGetEvents    = 1 << 0
+
+	sqeBufferSelect = 1 << 5
+	recvMultishot   = 1 << 1 // in ioprio
+	cqeFBuffer      = 1 << 0
+	cqeFMore        = 1 << 1
+	cqeBufferShift  = 16
+
+	registerPbufRing = 22
 
 	offSQRing = 0
 	offCQRing = 0x8000000
 	offSQEs   = 0x10000000
 
-	opSendmsg     = 9
 	opRecvmsg     = 10
 	opAsyncCancel = 14
 	opRead        = 22
+	opSend        = 26
 )
 
 type uringParams struct {
@@ -88,13 +113,34 @@ const (
 	ringSQ = 4096
 	ringCQ = 32768
 	bufLen = recvBuf
+
+	// The provided buffers every receive of a ring draws from.
+	nBufs    = 4096
+	nameRoom = unix.SizeofSockaddrInet6 // source address space in a multishot buffer
+	recvOut  = 16                       // struct io_uring_recvmsg_out
 )
 
-// uringEngine spreads sessions over its rings, one per CPU (at most 4).
+type bufReg struct {
+	ringAddr    uint64
+	ringEntries uint32
+	bgid        uint16
+	flags       uint16
+	resv        [3]uint64
+}
+
+// uringEngine has a ring per P, at most 4, and fills them in order.
 type uringEngine struct {
 	rings []*ring
-	next  atomic.Uint32
 }
+
+// perRing is how many sessions a ring takes before the next one gets
+// any. A ring batches more the more calls it carries: on a 2-core VM one
+// ring relayed 1000 calls at 5.2–6.0 µs a packet, two rings of 500 at
+// 6.9–7.2 µs. But one thread gets one share of a contended machine: with
+// other work running, one ring of 1000 calls fell behind (p50 28–361 ms,
+// once 22 % lost) where two rings of 500 did not; and at 500 calls a
+// second ring bought no latency (BENCHMARKS.md).
+const perRing = 500
 
 func newUringEngine() (ioEngine, error) {
 	n := min(max(runtime.GOMAXPROCS(0), 1), 4)
@@ -114,9 +160,25 @@ func (e *uringEngine) name() string { return IOUring }
 func (e *uringEngine) raw() bool    { return true }
 
 func (e *uringEngine) start(s *Session) {
-	r := e.rings[int(e.next.Add(1))%len(e.rings)]
+	r := e.pick()
+	r.load.Add(1)
 	s.ring = r
 	r.post(ringCmd{start: s})
+}
+
+// pick is the first ring with room, else the least loaded.
+func (e *uringEngine) pick() *ring {
+	best := e.rings[0]
+	for _, r := range e.rings {
+		n := r.load.Load()
+		if n < perRing {
+			return r
+		}
+		if n < best.load.Load() {
+			best = r
+		}
+	}
+	return best
 }
 
 func (e *uringEngine) stop(s *Session) {
@@ -127,6 +189,7 @@ func (e *uringEngine) stop(s *Session) {
 	done := make(chan struct{})
 	r.post(ringCmd{stop: s, done: done})
 	<-done
+	r.load.Add(-1)
 }
 
 func (e *uringEngine) close() {
@@ -143,8 +206,9 @@ type ringCmd struct {
 	done        chan struct{}
 }
 
-// usock is one socket on a ring, with the buffers and message headers
-// the kernel reads and writes while its operations are in flight.
+// usock is one socket on a ring, with what the kernel reads while its
+// operations are in flight: the receive's message header and the send's
+// packet and destination.
 type usock struct {
 	s        *Session
 	fd       int
@@ -156,11 +220,10 @@ type usock struct {
 	sendOn   bool
 	stopping bool
 
-	rmsg, smsg unix.Msghdr
-	riov, siov unix.Iovec
-	from       unix.RawSockaddrAny
-	to         [unix.SizeofSockaddrInet6]byte
-	rbuf, sbuf [bufLen]byte
+	rmsg unix.Msghdr
+	from [nameRoom]byte // rmsg's name: multishot writes the buffer's instead
+	to   [unix.SizeofSockaddrInet6]byte
+	sbuf [MaxPacket]byte
 }
 
 type ring struct {
@@ -171,6 +234,8 @@ type ring struct {
 	cqes                   []uringCQE
 	pending                uint32
 	maps                   [][]byte
+
+	load atomic.Int32 // sessions started and not stopped, for pick
 
 	efd     int
 	efdBuf  [8]byte
@@ -183,9 +248,13 @@ type ring struct {
 	free     []int
 	sessions map[*Session]*ringSession
 
-	scratch [bufLen]byte
+	scratch [MaxPacket]byte
 	digits  []Digit
 	quit    *ringCmd
+
+	pbufRing []byte // the provided-buffer ring's entries
+	bufs     []byte // nBufs buffers of bufLen bytes
+	pbufTail uint16
 }
 
 // ringSession is a session's four slots and who waits for its stop.
@@ -211,15 +280,16 @@ func (r *ring) setup() error {
 	p.cqEntries = ringCQ
 	p.flags = setupCQSize | setupSingleIssuer | setupDeferTaskrun
 	fd, _, errno := unix.Syscall(sysIOUringSetup, ringSQ, uintptr(unsafe.Pointer(&p)), 0)
-	if errno == unix.EINVAL {
-		// Before 6.1: no single-issuer or deferred task work.
-		p = uringParams{cqEntries: ringCQ, flags: setupCQSize}
-		fd, _, errno = unix.Syscall(sysIOUringSetup, ringSQ, uintptr(unsafe.Pointer(&p)), 0)
-	}
 	if errno != 0 {
+		// EINVAL before 6.1 (no single issuer, no deferred task work):
+		// the goroutines relay there.
 		return fmt.Errorf("io_uring_setup: %w", errno)
 	}
 	r.fd = int(fd)
+	if p.features&featRegRegRing == 0 {
+		r.release()
+		return errors.New("io_uring: kernel before 6.3 (no multishot recvmsg or send with an address)")
+	}
 	if err := r.mapRings(&p); err != nil {
 		r.release()
 		return err
@@ -230,7 +300,52 @@ func (r *ring) setup() error {
 		return fmt.Errorf("eventfd: %w", err)
 	}
 	r.efd = efd
+	if err := r.setupBufs(); err != nil {
+		r.release()
+		return err
+	}
 	return nil
+}
+
+// setupBufs registers the ring of buffers receives select from.
+func (r *ring) setupBufs() error {
+	anon := func(size int) ([]byte, error) {
+		return unix.Mmap(-1, 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_ANONYMOUS|unix.MAP_PRIVATE)
+	}
+	var err error
+	if r.pbufRing, err = anon(nBufs * 16); err != nil {
+		return fmt.Errorf("buffer ring: %w", err)
+	}
+	if r.bufs, err = anon(nBufs * bufLen); err != nil {
+		return fmt.Errorf("buffers: %w", err)
+	}
+	reg := bufReg{ringAddr: uint64(uintptr(unsafe.Pointer(&r.pbufRing[0]))), ringEntries: nBufs}
+	if _, _, errno := unix.Syscall6(sysIOUringRegister, uintptr(r.fd), registerPbufRing, uintptr(unsafe.Pointer(&reg)), 1, 0, 0); errno != 0 {
+		return fmt.Errorf("io_uring_register buffer ring: %w", errno)
+	}
+	for i := range nBufs {
+		r.provide(uint16(i))
+	}
+	r.publishBufs()
+	return nil
+}
+
+// provide puts buffer bid back on the ring; publishBufs makes what was
+// provided visible to the kernel.
+func (r *ring) provide(bid uint16) {
+	e := r.pbufRing[int(r.pbufTail&(nBufs-1))*16:]
+	binary.NativeEndian.PutUint64(e, uint64(uintptr(unsafe.Pointer(&r.bufs[int(bid)*bufLen]))))
+	binary.NativeEndian.PutUint32(e[8:], bufLen)
+	binary.NativeEndian.PutUint16(e[12:], bid)
+	r.pbufTail++
+}
+
+func (r *ring) publishBufs() {
+	// The tail is the u16 at offset 14, beside entry 0's bid: one 32-bit
+	// store with release order writes both, bid unchanged.
+	w := (*uint32)(unsafe.Pointer(&r.pbufRing[12]))
+	bid0 := binary.NativeEndian.Uint16(r.pbufRing[12:])
+	atomic.StoreUint32(w, uint32(bid0)|uint32(r.pbufTail)<<16)
 }
 
 func (r *ring) mapRings(p *uringParams) error {
@@ -281,6 +396,12 @@ func (r *ring) release() {
 		unix.Munmap(b)
 	}
 	r.maps = nil
+	for _, b := range [][]byte{r.pbufRing, r.bufs} {
+		if b != nil {
+			unix.Munmap(b)
+		}
+	}
+	r.pbufRing, r.bufs = nil, nil
 	if r.efd >= 0 {
 		unix.Close(r.efd)
 	}
@@ -364,14 +485,16 @@ func (r *ring) armWake() {
 	e.userData = udWake
 }
 
+// armRecv arms slot i's multishot receive: it stays armed, each datagram
+// landing in a buffer the kernel picks from the ring, source address
+// included, until an error or a cancel ends it.
 func (r *ring) armRecv(i int) {
 	u := r.slots[i]
-	u.rmsg.Namelen = unix.SizeofSockaddrAny
-	u.rmsg.Controllen = 0
-	u.rmsg.Flags = 0
 	e := r.sqe()
 	e.opcode, e.fd = opRecvmsg, int32(u.fd)
 	e.addr, e.len = uint64(uintptr(unsafe.Pointer(&u.rmsg))), 1
+	e.flags = sqeBufferSelect
+	e.ioprio = recvMultishot
 	e.userData = uint64(i)<<8 | udRecv
 	u.recvOn = true
 }
@@ -412,15 +535,17 @@ func (r *ring) reap() {
 	for tail := atomic.LoadUint32(r.cqTail); head != tail; tail = atomic.LoadUint32(r.cqTail) {
 		for ; head != tail; head++ {
 			c := r.cqes[head&*r.cqMask]
-			r.complete(int(c.userData>>8), int(c.userData&0xff), c.res)
+			r.complete(int(c.userData>>8), int(c.userData&0xff), c.res, c.flags)
 		}
 		// Free the entries before handling more: a full completion
 		// queue would stall the kernel.
 		atomic.StoreUint32(r.cqHead, head)
+		// The buffers handled go back to the kernel.
+		r.publishBufs()
 	}
 }
 
-func (r *ring) complete(i, op int, res int32) {
+func (r *ring) complete(i, op int, res int32, flags uint32) {
 	switch op {
 	case udWake:
 		r.commands()
@@ -434,13 +559,22 @@ func (r *ring) complete(i, op int, res int32) {
 	case udSend:
 		u.sendOn = false
 	case udRecv:
-		u.recvOn = false
-		if u.stopping {
+		more := flags&cqeFMore != 0
+		if !more {
+			u.recvOn = false
+		}
+		if flags&cqeFBuffer != 0 {
+			bid := uint16(flags >> cqeBufferShift)
+			if !u.stopping && res >= 0 {
+				r.received(u, r.bufs[int(bid)*bufLen:][:res])
+			}
+			r.provide(bid)
+		}
+		if more || u.stopping {
 			break
 		}
-		if res >= 0 {
-			r.packet(i, int(res))
-		}
+		// Ended: ENOBUFS when every buffer was taken (re-armed once this
+		// batch gave them back), a full completion queue, an error.
 		if res == -int32(unix.EBADF) || res == -int32(unix.ENOTSOCK) {
 			break // not ours any more: never spin on it
 		}
@@ -491,12 +625,9 @@ func (r *ring) startSession(s *Session) {
 	socks := [4]sock{s.pairs[Carrier].rtp, s.pairs[Platform].rtp, s.pairs[Carrier].rtcp, s.pairs[Platform].rtcp}
 	for k, sk := range socks {
 		u := &usock{s: s, fd: sk.fd, leg: Leg(k % 2), rtcp: k >= 2}
-		u.riov.Base, u.siov.Base = &u.rbuf[0], &u.sbuf[0]
-		u.riov.SetLen(bufLen)
-		u.rmsg.Name = (*byte)(unsafe.Pointer(&u.from))
-		u.rmsg.Iov, u.rmsg.Iovlen = &u.riov, 1
-		u.smsg.Name = &u.to[0]
-		u.smsg.Iov, u.smsg.Iovlen = &u.siov, 1
+		// The template of every receive: room for the source address,
+		// no control data, no iovec (the buffer comes from the ring).
+		u.rmsg.Name, u.rmsg.Namelen = &u.from[0], nameRoom
 		i := r.slot()
 		u.self = i
 		r.slots[i] = u
@@ -561,11 +692,21 @@ func (r *ring) maybeStopped(s *Session) {
 	}
 }
 
-// packet relays what slot i received through the session's relay, with
-// the send queued on the ring.
-func (r *ring) packet(i, n int) {
-	u := r.slots[i]
-	from := u.fromAddr()
+// received unpacks a multishot receive's buffer: a struct
+// io_uring_recvmsg_out, the source address in nameRoom bytes, the
+// datagram. A datagram longer than the buffer is cut to it, still longer
+// than MaxPacket, so it is dropped as oversize.
+func (r *ring) received(u *usock, b []byte) {
+	if len(b) < recvOut+nameRoom {
+		return
+	}
+	nl := int(binary.NativeEndian.Uint32(b[0:4]))
+	r.packet(u, b[recvOut+nameRoom:], sockaddrAddr(b[recvOut:recvOut+min(nl, nameRoom)]))
+}
+
+// packet relays what u received through the session's relay, with the
+// send queued on the ring.
+func (r *ring) packet(u *usock, in []byte, from netip.AddrPort) {
 	if !from.IsValid() {
 		return
 	}
@@ -578,12 +719,13 @@ func (r *ring) packet(i, n int) {
 	}
 	var pkt []byte
 	var dst netip.AddrPort
-	pkt, dst, r.digits = u.s.relay(u.leg, u.rtcp, u.rbuf[:n], from, buf[:MaxPacket], r.digits)
+	pkt, dst, r.digits = u.s.relay(u.leg, u.rtcp, in, from, buf[:MaxPacket], r.digits)
 	if pkt == nil {
 		return
 	}
 	if &pkt[0] != &buf[0] {
-		// Relayed as it came: the receive buffer is armed again at once.
+		// Relayed as it came: the receive buffer goes back to the ring
+		// at once.
 		pkt = buf[:copy(buf, pkt)]
 	}
 	r.send(out, pkt, dst)
@@ -597,24 +739,29 @@ func (r *ring) send(out *usock, b []byte, dst netip.AddrPort) {
 		return
 	}
 	out.to = to
-	out.smsg.Namelen = tl
-	out.siov.SetLen(len(b))
 	e := r.sqe()
-	e.opcode, e.fd = opSendmsg, int32(out.fd)
-	e.addr, e.len = uint64(uintptr(unsafe.Pointer(&out.smsg))), 1
+	e.opcode, e.fd = opSend, int32(out.fd)
+	e.addr, e.len = uint64(uintptr(unsafe.Pointer(&b[0]))), uint32(len(b))
+	e.off = uint64(uintptr(unsafe.Pointer(&out.to[0]))) // addr2: the destination
+	e.spliceFd = int32(tl)                              // addr_len in its low half
 	e.opFlags = unix.MSG_DONTWAIT
 	e.userData = uint64(out.self)<<8 | udSend
 	out.sendOn = true
 }
 
-func (u *usock) fromAddr() netip.AddrPort {
-	b := (*[unix.SizeofSockaddrAny]byte)(unsafe.Pointer(&u.from))
+// sockaddrAddr decodes a struct sockaddr_in or sockaddr_in6.
+func sockaddrAddr(b []byte) netip.AddrPort {
+	if len(b) < unix.SizeofSockaddrInet4 {
+		return netip.AddrPort{}
+	}
 	port := binary.BigEndian.Uint16(b[2:4])
-	switch u.from.Addr.Family {
+	switch binary.NativeEndian.Uint16(b[0:2]) {
 	case unix.AF_INET:
 		return netip.AddrPortFrom(netip.AddrFrom4([4]byte(b[4:8])), port)
 	case unix.AF_INET6:
-		return unmap(netip.AddrPortFrom(netip.AddrFrom16([16]byte(b[8:24])), port))
+		if len(b) >= unix.SizeofSockaddrInet6 {
+			return unmap(netip.AddrPortFrom(netip.AddrFrom16([16]byte(b[8:24])), port))
+		}
 	}
 	return netip.AddrPort{}
 }

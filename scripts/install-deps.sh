@@ -14,7 +14,10 @@
 #            (the gateway's default database, SQLite, needs nothing)
 #   memory   gdb, whose gcore dumps a running gateway for the test that
 #            searches its memory for card data
-#   all      every group
+#   rtpengine  Debian's rtpengine-daemon, the relay make bench-rtpengine
+#            compares with (the daemon only, run in userspace: not the
+#            metapackage, which builds a kernel module). Not in all.
+#   all      every group but rtpengine
 #
 # Idempotent and fast when everything is present: it only asks dpkg what is
 # installed, and runs `apt-get update` (once) and `apt-get install` only for
@@ -29,9 +32,10 @@ group_packages() {
 	browser) echo "chromium" ;;
 	store) echo "postgresql" ;;
 	memory) echo "gdb" ;;
+	rtpengine) echo "rtpengine-daemon" ;;
 	all) echo "$(group_packages dtmf) $(group_packages sip) $(group_packages browser) $(group_packages store) $(group_packages memory)" ;;
 	*)
-		echo "install-deps: unknown group '$1' (known: dtmf sip browser store memory all)" >&2
+		echo "install-deps: unknown group '$1' (known: dtmf sip browser store memory rtpengine all)" >&2
 		return 1
 		;;
 	esac
@@ -43,7 +47,7 @@ for arg in "$@"; do
 	case "$arg" in
 	--list) list_only=1 ;;
 	-h | --help)
-		sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'
+		sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'
 		exit 0
 		;;
 	*) groups+=("$arg") ;;

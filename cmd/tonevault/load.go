@@ -49,6 +49,16 @@ Options:
                         batched    every call on one port per side,
                                    recvmmsg/sendmmsg, no inspection: the
                                    floor of what UDP costs on this machine
+                        rtpengine  Debian's rtpengine-daemon in userspace
+                                   (table=-1), started by this command on
+                                   loopback and driven over its ng protocol;
+                                   its CPU is the daemon's
+  --rtpengine-profile P
+                      pass (default): plain forwarding; mask: block DTMF
+                      with DTMF-security=silence and delay-buffer=100, the
+                      setting that masks in-band digits
+  --rtpengine PATH    the rtpengine binary (default: rtpengine on PATH;
+                      scripts/install-deps.sh rtpengine installs it)
   --io MODE           the tonevault relay's packet engine: auto (default),
                       io_uring or goroutines (media.io in the config)
   --srtp              SDES-SRTP (AES_CM_128_HMAC_SHA1_80) on both legs of
@@ -69,6 +79,8 @@ func loadCmd(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.Relay, "relay", loadtest.RelayTonevault, "")
 	fs.StringVar(&o.IO, "io", media.IOAuto, "")
 	fs.BoolVar(&o.SRTP, "srtp", false, "")
+	fs.StringVar(&o.RtpengineProfile, "rtpengine-profile", loadtest.RtpenginePass, "")
+	fs.StringVar(&o.Rtpengine, "rtpengine", "", "")
 	inProcess := fs.Bool("in-process", false, "")
 	relayOnly := fs.Bool("relay-only", false, "")
 	if err := fs.Parse(args); err != nil {

@@ -15,6 +15,7 @@ func TestLoadFlags(t *testing.T) {
 		{"extra"},
 		{"--relay", "kernel"},
 		{"--io", "epoll"},
+		{"--relay", "rtpengine", "--rtpengine-profile", "random"},
 	} {
 		var out, errb bytes.Buffer
 		if code := run(append([]string{"load"}, args...), &out, &errb); code != 2 {
@@ -22,7 +23,8 @@ func TestLoadFlags(t *testing.T) {
 		}
 	}
 	var out bytes.Buffer
-	if run([]string{"load", "--help"}, &out, &out) != 0 || !strings.Contains(out.String(), "--digits-every") {
+	if run([]string{"load", "--help"}, &out, &out) != 0 || !strings.Contains(out.String(), "--digits-every") ||
+		!strings.Contains(out.String(), "--rtpengine-profile") {
 		t.Error("help")
 	}
 }

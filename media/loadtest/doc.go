@@ -6,7 +6,9 @@
 //
 // The relay under load is the product's (media.Relay) or one of two
 // yardsticks run through the same generator: a bare Go UDP relay and the
-// batched-syscall floor (RelayKinds). The generator plays every call from
+// batched-syscall floor (RelayKinds); or Debian's rtpengine, started by
+// the run in userspace and driven over its ng control protocol (bencode
+// over UDP), passing or masking (RtpenginePass, RtpengineMask). The generator plays every call from
 // a few shared sockets with sendmmsg/recvmmsg, each call on its own 1 ms
 // slot, and latency comes from kernel receive stamps.
 //

@@ -33,6 +33,9 @@ type Options struct {
 	// (AES_CM_128_HMAC_SHA1_80): the relay authenticates and decrypts
 	// each packet, masks, and protects it again with the other leg's key.
 	SRTP bool
+	// RtpengineProfile is RtpenginePass or RtpengineMask ("" is pass);
+	// Rtpengine the daemon's binary ("" is rtpengine on PATH).
+	RtpengineProfile, Rtpengine string
 	// Child starts the relay in its own process, so that its CPU time is
 	// read from /proc apart from the generator's: a command whose standard
 	// input and output speak ServeRelay's protocol (the gateway binary
@@ -54,6 +57,9 @@ func (o Options) Validate() error {
 	}
 	if o.SRTP && o.Relay != "" && o.Relay != RelayTonevault {
 		return fmt.Errorf("--srtp: only the tonevault relay speaks SRTP, not %s", o.Relay)
+	}
+	if p := o.RtpengineProfile; p != "" && p != RtpenginePass && p != RtpengineMask {
+		return fmt.Errorf("--rtpengine-profile %q: want %s or %s", p, RtpenginePass, RtpengineMask)
 	}
 	// --io and --lookahead, as the relay will see them.
 	return relayConfig(o).Validate()
@@ -117,6 +123,11 @@ func Run(o Options, logw io.Writer) (*Result, error) {
 	if o.Relay == RelayTonevault {
 		delay = int(o.LookAhead.Seconds()*dtmf.SampleRate + 0.5)
 	}
+	if o.Relay == RelayRtpengine {
+		// rtpengine is started here and is the process measured: the
+		// relay child would only add a process between them.
+		o.Child = nil
+	}
 	// Stamp position q in the packet such that after the delay it still
 	// lies inside one packet: output offset (q+delay) mod 160.
 	if delay%ptime > ptime-stampLen {
@@ -124,6 +135,9 @@ func Run(o Options, logw io.Writer) (*Result, error) {
 	}
 	g.outOff = (g.q + delay) % ptime
 	res.expectedLat = time.Duration((g.q+delay)/ptime) * 20 * time.Millisecond
+	if o.Relay == RelayRtpengine && o.RtpengineProfile == RtpengineMask {
+		res.expectedLat = rtpengineDelay
+	}
 
 	var err error
 	if g.carrier, err = newGenSide(); err != nil {
@@ -169,6 +183,9 @@ func Run(o Options, logw io.Writer) (*Result, error) {
 			c.setRelay(cl, pl)
 		}
 		res.io = h.io()
+		if p, ok := h.(interface{ pid() int }); ok {
+			childPID = p.pid() // a daemon of its own: rtpengine
+		}
 		finish = func() (int64, error) { return h.close(), nil }
 	} else {
 		cmd := o.Child()
@@ -328,6 +345,9 @@ func (r *Result) Print(w io.Writer, o Options) {
 	if relay == RelayTonevault {
 		fmt.Fprintf(w, " on %s, look-ahead %v, digits every %v in every 10th call", r.io, o.LookAhead, o.DigitsEvery)
 	}
+	if relay == RelayRtpengine {
+		fmt.Fprintf(w, ": %s", r.io)
+	}
 	fmt.Fprint(w, "\n\n")
 	tw := func(k, v string) { fmt.Fprintf(w, "  %-34s %s\n", k, v) }
 	sent := [2]int64{r.sent[0].Load(), r.sent[1].Load()}
@@ -367,6 +387,9 @@ func (r *Result) Print(w io.Writer, o Options) {
 			o999, on := r.own[d].quantile(0.999)
 			tw("  of which the relay's own", fmt.Sprintf("%v / %v / %v (%d packets: arrival of the packet that releases the audio to its departure)", o50, o99, o999, on))
 		}
+	}
+	if relay == RelayRtpengine && o.RtpengineProfile == RtpengineMask {
+		tw("expected delay", fmt.Sprintf("%v (the delay buffer; the relay's own cost is latency minus this)", r.expectedLat))
 	}
 	if relay == RelayTonevault {
 		tw("expected look-ahead quantisation", fmt.Sprintf("%v (whole packets the stamped sample waits; the relay's own cost is latency minus this)", r.expectedLat))

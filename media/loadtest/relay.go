@@ -25,7 +25,7 @@ const (
 	RelayBatched   = "batched"   // one port per side for every call, recvmmsg/sendmmsg, no inspection
 )
 
-var RelayKinds = []string{RelayTonevault, RelayBare, RelayBatched}
+var RelayKinds = []string{RelayTonevault, RelayBare, RelayBatched, RelayRtpengine}
 
 // relayHost is the relay under load: open gets the generator's two peer
 // addresses of one call and answers where that call's packets go.
@@ -45,6 +45,8 @@ func newRelayHost(o Options) (relayHost, error) {
 		return &bareHost{}, nil
 	case RelayBatched:
 		return &batchedHost{}, nil
+	case RelayRtpengine:
+		return newRtpengineHost(o)
 	}
 	return nil, fmt.Errorf("unknown relay %q", o.Relay)
 }
