@@ -401,8 +401,11 @@ Content-Length: 0
 
 `, tg.carrier, p.addr(), tg.carrier))
 	res := p.readResponse(200)
-	if a := headerValue(res, "Allow"); !strings.Contains(a, "INVITE") || strings.Contains(a, "PRACK") {
-		t.Errorf("Allow = %q", a)
+	if a := headerValue(res, "Allow"); !strings.Contains(a, "INVITE") || !strings.Contains(a, "PRACK") || strings.Contains(a, "REFER") || strings.Contains(a, "MESSAGE") {
+		t.Errorf("carrier's Allow = %q: want INVITE and PRACK, no REFER or MESSAGE", a)
+	}
+	if s := headerValue(res, "Supported"); s != "100rel, timer" {
+		t.Errorf("Supported = %q", s)
 	}
 	if a := headerValue(res, "Accept"); !strings.Contains(a, "application/sdp") {
 		t.Errorf("Accept = %q", a)
@@ -473,7 +476,9 @@ func TestCallThrough(t *testing.T) {
 	}{
 		{"X-Interaction-ID", headerValue(inv, "X-Interaction-ID"), "ix-77"},
 		{"P-Asserted-Identity", headerValue(inv, "P-Asserted-Identity"), "<sip:+441234567890@carrier>"},
-		{"Supported", headerValue(inv, "Supported"), "timer"},
+		{"Supported", headerValue(inv, "Supported"), "100rel, timer"},
+		{"Session-Expires", headerValue(inv, "Session-Expires"), "1800"},
+		{"Min-SE", headerValue(inv, "Min-SE"), "90"},
 		{"From user", inv.From().Address.User, "441234567890"},
 		{"From name", inv.From().DisplayName, "Jane"},
 		{"From host", inv.From().Address.Host, "127.0.0.1"},
