@@ -232,6 +232,12 @@ func (c *call) stopTimers() {
 
 // expire ends the call whose session on leg was not refreshed in time.
 func (c *call) expire(leg media.Leg) {
+	c.mu.Lock()
+	ended := c.ended
+	c.mu.Unlock()
+	if ended {
+		return
+	}
 	c.g.log.Info("session expired, ending call", zap.String("call", c.id), zap.String("leg", legName(leg)))
 	c.g.metrics.expired(legName(leg))
 	c.bye(-1)
@@ -247,11 +253,16 @@ func (c *call) expire(leg media.Leg) {
 // expire unless the peer refreshes.
 func (c *call) refresh(leg media.Leg) {
 	c.mu.Lock()
-	busy := c.pending
-	if !busy {
+	useUpdate, sdp := c.st[leg].peerUpdate, c.lastSDP[leg]
+	if sdp == nil {
+		useUpdate = true
+	}
+	// A re-INVITE is an offer: one at a time per call. An UPDATE without
+	// SDP is none and goes whatever crosses the gateway.
+	busy := !useUpdate && c.pending
+	if !busy && !useUpdate {
 		c.pending = true
 	}
-	useUpdate, sdp := c.st[leg].peerUpdate, c.lastSDP[leg]
 	c.mu.Unlock()
 	if busy {
 		// An offer is crossing the gateway: it refreshes both legs when
@@ -263,13 +274,12 @@ func (c *call) refresh(leg media.Leg) {
 		c.mu.Unlock()
 		return
 	}
-	defer func() {
-		c.mu.Lock()
-		c.pending = false
-		c.mu.Unlock()
-	}()
-	if sdp == nil {
-		useUpdate = true
+	if !useUpdate {
+		defer func() {
+			c.mu.Lock()
+			c.pending = false
+			c.mu.Unlock()
+		}()
 	}
 	d := c.leg(leg)
 	for range 3 {
@@ -304,10 +314,14 @@ func (c *call) refresh(leg media.Leg) {
 			c.st[leg].interval = max(c.st[leg].interval, minSE(res))
 			c.mu.Unlock()
 		case useUpdate && (res.StatusCode == 405 || res.StatusCode == 501) && sdp != nil:
+			// No UPDATE after all: a re-INVITE, which waits its turn.
 			c.mu.Lock()
 			c.st[leg].peerUpdate = false
+			if !c.ended {
+				c.armTimer(leg, 0, true)
+			}
 			c.mu.Unlock()
-			useUpdate = false
+			return
 		default:
 			c.g.log.Info("session refresh refused", zap.String("call", c.id), zap.String("leg", legName(leg)), zap.Int("status", res.StatusCode))
 			c.expireLater(leg)
