@@ -156,6 +156,7 @@ func (m *memAudit) find(e audit.Event) []audit.Record {
 type peer struct {
 	t    testing.TB
 	conn *net.UDPConn
+	gw   netip.AddrPort // where respondAs sends
 }
 
 func newPeer(t testing.TB) *peer {
@@ -260,6 +261,13 @@ func startTestGW(t *testing.T, allow string, agent string) *testGW {
 // startTestGWWith is startTestGW with the configuration changed by mod.
 func startTestGWWith(t testing.TB, allow string, agent string, mod func(*Config)) *testGW {
 	t.Helper()
+	return startTestGWWithOpts(t, allow, agent, mod, nil)
+}
+
+// startTestGWWithOpts is startTestGWWith with the options changed by
+// opt (a resolver).
+func startTestGWWithOpts(t testing.TB, allow string, agent string, mod func(*Config), opt func(*Options)) *testGW {
+	t.Helper()
 	tg := &testGW{relay: &fakeRelay{}, audit: newMemAudit(t)}
 	var err error
 	tg.metrics, err = NewMetrics(prometheus.NewRegistry())
@@ -280,7 +288,11 @@ func startTestGWWith(t testing.TB, allow string, agent string, mod func(*Config)
 	obs, logs := observer.New(zap.DebugLevel)
 	tg.logs = logs
 	log := zaptest.NewLogger(t, zaptest.Level(zap.DebugLevel), zaptest.WrapOptions(zap.WrapCore(func(c zapcore.Core) zapcore.Core { return zapcore.NewTee(c, obs) })))
-	tg.g, err = New(cfg, Options{Relay: tg.relay, Audit: tg.audit, Metrics: tg.metrics, Log: log})
+	opts := Options{Relay: tg.relay, Audit: tg.audit, Metrics: tg.metrics, Log: log}
+	if opt != nil {
+		opt(&opts)
+	}
+	tg.g, err = New(cfg, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -283,12 +283,12 @@ func (t *trunk) probeOnce(log *zap.Logger, m *Metrics) {
 		wg.Go(func() {
 			up := t.ping(d)
 			was := !t.routes.isDown(d.key())
+			m.targetUp(t.name, d.key(), up)
 			if up {
 				t.routes.markUp(d.key())
 			} else {
 				t.routes.markDown(d.key(), 0)
 			}
-			m.targetUp(t.name, d.key(), up)
 			if up != was {
 				log.Info("sip target state", zap.String("trunk", t.name), zap.String("target", d.key()), zap.Bool("up", up))
 			}

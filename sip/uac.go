@@ -109,14 +109,16 @@ func (o *outbound) send(ctx context.Context, dst dest) (*attempt, error) {
 	d.mu.Unlock()
 	// Only the connection (TCP, TLS) uses this context: a peer that
 	// drops SYNs is given up like one that does not answer.
+	// Watch before sending: the ICMP error can come back at once.
+	unreachable, stopWatch := d.t.watchUnreachable(dst)
 	dctx, cancel := context.WithTimeout(ctx, d.t.failoverTimeout())
 	tx, err := d.t.transaction(dctx, req)
 	cancel()
 	if err != nil {
+		stopWatch()
 		return nil, err
 	}
 	a := &attempt{o: o, dest: dst, req: req, tx: tx, giveUp: make(chan struct{}), forks: map[string]*fork{}}
-	unreachable, stopWatch := d.t.watchUnreachable(dst)
 	a.stopWatch = stopWatch
 	a.timer = time.AfterFunc(d.t.failoverTimeout(), func() { a.fail(false) })
 	if unreachable != nil {
