@@ -43,6 +43,7 @@ type call struct {
 	keys       [2]legKeys             // SDES-SRTP negotiation per leg
 	lastRecv   [2][]byte              // the last SDP received on each leg (a transfer offers from it)
 	st         [2]legTimer            // session timers per leg
+	expiring   bool                   // a leg's session ran out: the call is being ended
 	rel        relState               // reliable 18x to the caller
 	inviteSeq  uint32                 // CSeq of the caller's INVITE (PRACKs name it)
 	earlyTag   string                 // the early dialog whose media the relay has (forking)

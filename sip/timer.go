@@ -233,10 +233,11 @@ func (c *call) stopTimers() {
 // expire ends the call whose session on leg was not refreshed in time.
 func (c *call) expire(leg media.Leg) {
 	c.mu.Lock()
-	ended := c.ended
+	done := c.ended || c.expiring
+	c.expiring = true
 	c.mu.Unlock()
-	if ended {
-		return
+	if done {
+		return // both legs ran out together, or the call is over
 	}
 	c.g.log.Info("session expired, ending call", zap.String("call", c.id), zap.String("leg", legName(leg)))
 	c.g.metrics.expired(legName(leg))
