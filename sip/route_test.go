@@ -171,7 +171,7 @@ func TestSRV(t *testing.T) {
 	})
 	tests := []struct {
 		name, target, wantHost string
-		wantQuery             string
+		wantQuery              string
 	}{
 		{"SRV", "sip:agent@agents.test", "agents.test", "SRV _sip._udp.agents.test"},
 		{"two A records", fmt.Sprintf("sip:agent@pair.agents.test:%d", ap.Port()), "pair.agents.test", "A pair.agents.test"},
