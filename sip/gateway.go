@@ -177,7 +177,11 @@ func (g *Gateway) Drain(ctx context.Context) int {
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	return len(g.calls) / 2
+	left := map[*call]bool{}
+	for _, c := range g.calls {
+		left[c] = true // a call is there once per leg (and per dialog a transfer replaced)
+	}
+	return len(left)
 }
 
 // Close ends every call (BYE on both legs, waiting up to ctx) and stops

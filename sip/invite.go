@@ -197,13 +197,15 @@ func (g *Gateway) newCall(in *trunk, req *sip.Request, tx sip.ServerTransaction)
 	ident := sip.NewRequest(sip.INVITE, target)
 	copyIdentity(req, ident, out)
 	copyHeaders(req, ident, g.cfg.CorrelationHeaders)
-	c.identity = ident.Headers()
+	if out.leg == media.Platform {
+		c.identity = ident.Headers()
+	}
 	build := func(r *sip.Request) {
 		if mf := req.MaxForwards(); mf != nil {
 			v := sip.MaxForwardsHeader(mf.Val() - 1)
 			r.ReplaceHeader(&v)
 		}
-		for _, h := range c.identity {
+		for _, h := range ident.Headers() {
 			r.AppendHeader(sip.HeaderClone(h))
 		}
 		r.AppendHeader(sip.NewHeader("Allow", out.allow()))
@@ -364,12 +366,12 @@ func (c *call) runInvite(inReq *sip.Request, inTx sip.ServerTransaction, o *outb
 			case res.StatusCode == 100:
 				continue
 			case res.IsProvisional():
-				f := o.provisional(res)
+				o.provisional(res)
 				if stopping {
 					sendCancel()
 					continue
 				}
-				c.provisional(inReq, inTx, res, f)
+				c.provisional(inReq, inTx, res)
 			case res.IsSuccess():
 				if failovers > 0 {
 					g.log.Info("call answered after failover", zap.String("call", c.id), zap.String("target", cur.dest.key()),
@@ -506,7 +508,7 @@ func cancelFor(inv *sip.Request) *sip.Request {
 // 18x came last; the 2xx settles it. The 18x goes reliably to a caller
 // that asked for 100rel (see prack.go); after the caller has an answer
 // reliably, later early answers go to the relay only.
-func (c *call) provisional(inReq *sip.Request, inTx sip.ServerTransaction, res *sip.Response, f *fork) {
+func (c *call) provisional(inReq *sip.Request, inTx sip.ServerTransaction, res *sip.Response) {
 	ind, out := c.leg(c.in), otherLeg(c.in)
 	tag, _ := res.To().Params.Get("tag")
 	var body []byte
@@ -530,7 +532,6 @@ func (c *call) provisional(inReq *sip.Request, inTx sip.ServerTransaction, res *
 			c.mu.Unlock()
 		}
 	}
-	_ = f
 	resp := ind.respond(inReq, res.StatusCode, res.Reason, body, "application/sdp")
 	copyIdentity(res, resp, ind.t)
 	if c.reliable(len(body) > 0) {
