@@ -540,7 +540,9 @@ func (c *call) provisional(inReq *sip.Request, inTx sip.ServerTransaction, res *
 		_ = inTx.Respond(resp)
 	}
 	c.g.reg.update(c.id, func(ci *CallInfo) {
-		ci.State = state
+		if ci.State != StateEnded {
+			ci.State = state
+		}
 		c.legInfo(ci)
 		li := &ci.Platform
 		if out == media.Carrier {
@@ -655,7 +657,10 @@ func (c *call) answer(inReq *sip.Request, inTx sip.ServerTransaction, o *outboun
 	c.timerRestart(c.in)
 	now := time.Now()
 	g.reg.update(c.id, func(ci *CallInfo) {
-		ci.State, ci.Answer = StateAnswered, now
+		ci.Answer = now
+		if ci.State != StateEnded { // a BYE may have come right after the 2xx
+			ci.State = StateAnswered
+		}
 		c.legInfo(ci)
 	})
 	g.log.Info("call answered", zap.String("call", c.id))
@@ -705,7 +710,10 @@ func (c *call) answerLate(inReq *sip.Request, inTx sip.ServerTransaction, res *s
 	c.timerRestart(c.in)
 	now := time.Now()
 	g.reg.update(c.id, func(ci *CallInfo) {
-		ci.State, ci.Answer = StateAnswered, now
+		ci.Answer = now
+		if ci.State != StateEnded { // a BYE may have come right after the 2xx
+			ci.State = StateAnswered
+		}
 		c.legInfo(ci)
 	})
 	g.log.Info("call answered (late offer)", zap.String("call", c.id))

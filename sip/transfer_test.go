@@ -98,6 +98,7 @@ func TestTransfer(t *testing.T) {
 			// The transferor's side: the NOTIFYs (and the answer to its
 			// BYE, when it left).
 			notifies := make(chan []string, 1)
+			byeAnswered := make(chan struct{})
 			go func() {
 				var got []string
 				for {
@@ -122,6 +123,9 @@ func TestTransfer(t *testing.T) {
 						}
 					case *sip.Response:
 						got = append(got, fmt.Sprintf("%d %s", r.StatusCode, r.CSeq().MethodName))
+						if r.CSeq().MethodName == sip.BYE {
+							close(byeAnswered)
+						}
 					}
 				}
 			}()
@@ -153,6 +157,16 @@ func TestTransfer(t *testing.T) {
 				// The call stays with the first agent.
 				hangUp(t, tg, cust, agent, callID, toTag, 9)
 				return
+			}
+			if tt.leave {
+				// The transferor's BYE is taken before the new agent
+				// answers (had it crossed the gateway's BYE, both would
+				// be answered all the same).
+				select {
+				case <-byeAnswered:
+				case <-time.After(5 * time.Second):
+					t.Fatal("the transferor's BYE was not answered")
+				}
 			}
 			agent2.respond(tg.plat, inv2, 200, "OK", "", agent2SDP)
 			agent2.readRequest(sip.ACK)
