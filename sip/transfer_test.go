@@ -57,6 +57,7 @@ func TestTransfer(t *testing.T) {
 		fail     int    // the new agent answers this instead of 200
 		leave    bool   // the transferor hangs up right after 202
 		hold     bool   // the transferor holds the customer first
+		keep     bool   // transfer.capture: keep
 	}{
 		{name: "blind", referTo: func(a2 *peer) string { return "<sip:agent2@" + a2.addr() + ">" }},
 		{name: "attended", referTo: func(a2 *peer) string {
@@ -65,11 +66,16 @@ func TestTransfer(t *testing.T) {
 		{name: "new agent busy", referTo: func(a2 *peer) string { return "<sip:agent2@" + a2.addr() + ">" }, fail: 486},
 		{name: "transferor leaves first", referTo: func(a2 *peer) string { return "<sip:agent2@" + a2.addr() + ">" }, leave: true},
 		{name: "held customer resumed", referTo: func(a2 *peer) string { return "<sip:agent2@" + a2.addr() + ">" }, hold: true},
+		{name: "capture kept", referTo: func(a2 *peer) string { return "<sip:agent2@" + a2.addr() + ">" }, keep: true},
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			agent, agent2, cust := newPeer(t), newPeer(t), newPeer(t)
-			tg := startTestGW(t, "127.0.0.0/8", agent.addr())
+			tg := startTestGWWith(t, "127.0.0.0/8", agent.addr(), func(c *Config) {
+				if tt.keep {
+					c.Transfer.Capture = CaptureKeep
+				}
+			})
 			var events transferEvents
 			t.Cleanup(tg.g.Registry().OnTransfer(func(tr Transfer) {
 				events.mu.Lock()
@@ -191,7 +197,7 @@ func TestTransfer(t *testing.T) {
 			for len(events.list()) == 0 && time.Now().Before(deadline) {
 				time.Sleep(10 * time.Millisecond)
 			}
-			if ev := events.list(); len(ev) != 1 || ev[0].Attended != (tt.replaces != "") || ev[0].KeepCapture {
+			if ev := events.list(); len(ev) != 1 || ev[0].Attended != (tt.replaces != "") || ev[0].KeepCapture != tt.keep {
 				t.Errorf("transfer events %+v", ev)
 			}
 			sess.mu.Lock()
