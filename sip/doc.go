@@ -175,7 +175,9 @@
 // within that time, or that gets 503, is given up and the next target
 // tried; the caller gets 503 only when every one failed. ICMP errors are
 // read from the trunk's UDP socket (IP_RECVERR, Linux; sipgo reads no
-// errors from an unconnected socket), so a dead target is left at once.
+// errors from an unconnected socket), so a dead target is left at once;
+// an ICMP error the kernel does not send (its rate limits,
+// net.ipv4.icmp_msgs_per_sec, are per host) leaves it to the timeout.
 // A given-up target that answers late gets a CANCEL, or an ACK and a BYE
 // for a 2xx. A target that failed is tried after the others for 30 s;
 // with ProbeInterval, OPTIONS probes mark each target down (no answer,
