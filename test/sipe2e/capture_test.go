@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -34,8 +35,10 @@ type capture struct {
 }
 
 // startCapture starts tshark on lo with filter and waits until it
-// captures.
-func startCapture(t *testing.T, filter string) *capture {
+// captures: "Capturing on" comes a moment before packets do, so one-byte
+// datagrams go to probe, a loopback UDP port the filter takes, until the
+// file holds one (the parsers pass over such a datagram).
+func startCapture(t *testing.T, filter string, probe int) *capture {
 	t.Helper()
 	bin, err := exec.LookPath("tshark")
 	if err != nil {
@@ -70,7 +73,21 @@ func startCapture(t *testing.T, filter string) *capture {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	return c
+	conn, err := net.Dial("udp", "127.0.0.1:"+strconv.Itoa(probe))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	for {
+		_, _ = conn.Write([]byte{0})
+		if fi, err := os.Stat(c.path); err == nil && fi.Size() > 24 { // more than the pcap header
+			return c
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("tshark captures nothing:\n%s", c.out.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // stop ends the capture and returns its packets.
