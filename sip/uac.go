@@ -107,11 +107,16 @@ func (o *outbound) send(ctx context.Context, dst dest) (*attempt, error) {
 	d.mu.Lock()
 	d.inviteSeq = req.CSeq().SeqNo
 	d.mu.Unlock()
-	// Only the connection (TCP, TLS) uses this context: a peer that
-	// drops SYNs is given up like one that does not answer.
 	// Watch before sending: the ICMP error can come back at once.
 	unreachable, stopWatch := d.t.watchUnreachable(dst)
-	dctx, cancel := context.WithTimeout(ctx, d.t.failoverTimeout())
+	dctx, cancel := ctx, context.CancelFunc(func() {})
+	if dst.transport != "UDP" {
+		// Only the connection uses this context: a peer that drops SYNs
+		// is given up like one that does not answer. (A UDP request too
+		// large for UDP tries TCP for tcpDialTimeout, then goes over UDP
+		// all the same.)
+		dctx, cancel = context.WithTimeout(ctx, d.t.failoverTimeout())
+	}
 	tx, err := d.t.transaction(dctx, req)
 	cancel()
 	if err != nil {
