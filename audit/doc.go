@@ -103,7 +103,11 @@
 //	sip.call_started         call_id, trunk (the call came in on it, and leaves on the other)
 //	sip.call_ended           the call's outcome: completed, busy, declined, cancelled, not_found,
 //	                         no_answer, not_acceptable, rejected, failed, media_timeout,
-//	                         max_duration, no_ack, shutdown, bye; trunk, method, status when known
+//	                         max_duration, no_ack, shutdown, bye, session_expired; trunk, method,
+//	                         status when known
+//	sip.call_transferred     transferred, or the new leg's failure (busy, declined, cancelled,
+//	                         not_found, no_answer, not_acceptable, rejected, failed); trunk,
+//	                         method REFER, status
 //	masking.failed           unknown_payload_type, oversize, short_header, bad_version,
 //	                         bad_csrc_count, bad_extension, bad_padding
 //	session.started          (ids, actor)
@@ -122,7 +126,8 @@
 //	authorization.reversed   psp_timeout, psp_connection_lost, psp_bad_response; stan
 //	session.ended            state, and the reason: approved, an authorization result's code,
 //	                         attempts_exhausted, not_configured, cancelled, call_ended,
-//	                         session_timeout, shutdown, tokenization_failed, audit_unavailable
+//	                         session_timeout, shutdown, tokenization_failed, audit_unavailable,
+//	                         transferred
 //
 // Any event may carry unlisted: a code from outside ToneVault (a payment
 // processor, an acquirer) that the list does not name.

@@ -69,6 +69,11 @@ const (
 	// call is the resource payments belong to.
 	EventSIPCallStarted Event = "sip.call_started"
 	EventSIPCallEnded   Event = "sip.call_ended"
+	// EventSIPCallTransferred: a REFER moved the call's platform leg to
+	// another target, the customer's media still through the gateway
+	// (trunk: the side that sent the REFER; reason: transferred, or why
+	// the new leg failed; status: its final status).
+	EventSIPCallTransferred Event = "sip.call_transferred"
 	// EventMaskingFailed: a stream could not be inspected during capture
 	// and that direction was muted (fail closed, DESIGN.md invariant 5);
 	// reason says what could not be inspected.
@@ -115,7 +120,7 @@ var events = []Event{
 	EventServiceStarted, EventServiceStopped,
 	EventConfigLoaded, EventConfigRejected,
 	EventAPIAuthFailed, EventAPITokenIssued, EventAPITokenRevoked,
-	EventSIPPeerRefused, EventSIPCallStarted, EventSIPCallEnded,
+	EventSIPPeerRefused, EventSIPCallStarted, EventSIPCallEnded, EventSIPCallTransferred,
 	EventMaskingFailed,
 	EventSessionStarted, EventSessionRestarted, EventSessionEnded,
 	EventFieldCompleted, EventFieldReset, EventFieldFailed,

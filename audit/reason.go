@@ -120,6 +120,10 @@ const (
 	ReasonShutdown Reason = "shutdown"
 	// ReasonBye: a BYE ended the call before it was answered.
 	ReasonBye Reason = "bye"
+	// ReasonSessionExpired: a leg's session timer (RFC 4028) ran out without a refresh, or the gateway's refresh found the session gone; the gateway hung up both legs (trunk: the leg).
+	ReasonSessionExpired Reason = "session_expired"
+	// ReasonTransferred: sip.call_transferred: the call went to the REFER's target; session.ended: a transfer ended the payment session (sip.transfer.capture: cancel).
+	ReasonTransferred Reason = "transferred"
 )
 
 // masking.failed: what made carrier audio impossible to inspect (the
@@ -260,6 +264,7 @@ var reasons = []Reason{
 	ReasonPeerNotAllowed,
 	ReasonCompleted, ReasonBusy, ReasonDeclined, ReasonCancelled, ReasonNotFound, ReasonNoAnswer, ReasonNotAcceptable,
 	ReasonRejected, ReasonFailed, ReasonMediaTimeout, ReasonMaxDuration, ReasonNoACK, ReasonShutdown, ReasonBye,
+	ReasonSessionExpired, ReasonTransferred,
 	ReasonUnknownPayloadType, ReasonOversize, ReasonShortHeader, ReasonBadVersion, ReasonBadCSRCCount, ReasonBadExtension, ReasonBadPadding,
 	ReasonLuhn, ReasonLength, ReasonBrandNotAccepted, ReasonUnknownBrand, ReasonMonth, ReasonExpired, ReasonTimeout,
 	ReasonFieldRefused, ReasonFieldReset, ReasonSessionRestarted, ReasonSessionEnded,

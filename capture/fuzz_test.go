@@ -16,7 +16,7 @@ func dtmfDigit(c byte) dtmf.Digit { return dtmf.Digit(c) }
 var reasons = map[string]bool{"": true,
 	ReasonLuhn: true, ReasonLength: true, ReasonBrandNotAccepted: true, ReasonUnknownBrand: true,
 	ReasonMonth: true, ReasonExpired: true, ReasonTimeout: true, ReasonAttemptsExhausted: true,
-	ReasonNotConfigured: true, ReasonCancelled: true, ReasonCallEnded: true, ReasonSessionTimeout: true,
+	ReasonNotConfigured: true, ReasonCancelled: true, ReasonCallEnded: true, ReasonTransferred: true, ReasonSessionTimeout: true,
 	ReasonShutdown: true, ReasonTokenization: true, ReasonAuthorization: true, ReasonInvalidResult: true,
 	OutcomeApproved: true, OutcomeDeclined: true, OutcomeFailed: true,
 }

@@ -295,6 +295,20 @@ func (m *Manager) CallEnded(callID string) {
 	}
 }
 
+// CallTransferred cancels the call's live session (reason transferred)
+// and wipes its card data, as CallEnded does: the agent who started it
+// has handed the call to another (sip.transfer.capture: cancel).
+func (m *Manager) CallTransferred(callID string) {
+	m.mu.RLock()
+	s := m.byCall[callID]
+	m.mu.RUnlock()
+	if s != nil {
+		s.lock()
+		s.abort(StateCancelled, ReasonTransferred, m.now())
+		s.unlock()
+	}
+}
+
 // Active reports whether the call has a live payment session (the relay
 // masks digits while it does).
 func (m *Manager) Active(callID string) bool {

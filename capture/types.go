@@ -63,6 +63,7 @@ const (
 	ReasonNotConfigured     = string(audit.ReasonNotConfigured)
 	ReasonCancelled         = string(audit.ReasonCancelled)
 	ReasonCallEnded         = string(audit.ReasonCallEnded)
+	ReasonTransferred       = string(audit.ReasonTransferred)
 	ReasonSessionTimeout    = string(audit.ReasonSessionTimeout)
 	ReasonShutdown          = string(audit.ReasonShutdown)
 	ReasonTokenization      = string(audit.ReasonTokenizationFailed)

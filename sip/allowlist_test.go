@@ -76,7 +76,9 @@ func TestCarrierAllowlist(t *testing.T) {
 		{"NOTIFY dialog event", "NOTIFY", "Event: dialog\nSubscription-State: active\n", "application/dialog-info+xml", "<dialog-info/>", 489, "", refusedEvent},
 		{"NOTIFY without Event", "NOTIFY", "", "text/plain", "9", 489, "", refusedEvent},
 		{"MESSAGE", "MESSAGE", "", "text/plain", "card 9", 405, "", refusedMethod},
-		{"PRACK", "PRACK", "RAck: 1 1 INVITE\n", "", "", 481, "", refusedMethod},
+		// The gateway's own (RFC 3262): answered, never forwarded; it
+		// acknowledges no reliable 18x here.
+		{"PRACK", "PRACK", "RAck: 1 1 INVITE\n", "", "", 481, "", ""},
 		{"REFER", "REFER", "Refer-To: <sip:elsewhere@example.com>\n", "", "", 403, "", refusedMethod},
 		{"SUBSCRIBE", "SUBSCRIBE", "Event: kpml\nExpires: 60\n", "", "", 405, "", refusedMethod},
 		{"PUBLISH", "PUBLISH", "Event: presence\n", "", "", 405, "", refusedMethod},

@@ -20,8 +20,8 @@ import (
 type call struct {
 	g    *Gateway
 	id   string
-	in   media.Leg // the leg the call arrived on
-	legs [2]*dialog
+	in   media.Leg  // the leg the call arrived on
+	legs [2]*dialog // set before the call is published; a transfer replaces one under mu (leg, setLeg)
 	sess MediaSession
 
 	// abort ends a call that is not answered yet; the INVITE loop reads
@@ -41,6 +41,15 @@ type call struct {
 	presses    pressTracker           // RFC 4733 reports in the carrier's signalling
 	lateOffer  bool                   // the INVITE had no SDP: the offer is in the 2xx
 	keys       [2]legKeys             // SDES-SRTP negotiation per leg
+	lastRecv   [2][]byte              // the last SDP received on each leg (a transfer offers from it)
+	st         [2]legTimer            // session timers per leg
+	expiring   bool                   // a leg's session ran out: the call is being ended
+	rel        relState               // reliable 18x to the caller
+	inviteSeq  uint32                 // CSeq of the caller's INVITE (PRACKs name it)
+	earlyTag   string                 // the early dialog whose media the relay has (forking)
+	identity   []sip.Header           // what a leg made on the platform trunk says of the caller
+	transfer   *transfer              // a REFER being carried out
+	retired    []*dialog              // platform dialogs a transfer replaced: BYE still answered
 }
 
 // ackWait is a 2xx to an INVITE received on a leg, waiting for its ACK:
@@ -49,6 +58,20 @@ type call struct {
 type ackWait struct {
 	done chan struct{}
 	ack  *sip.Request
+}
+
+// leg is the dialog of leg l now.
+func (c *call) leg(l media.Leg) *dialog {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.legs[l]
+}
+
+// legPair is both dialogs now, carrier first.
+func (c *call) legPair() [2]*dialog {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.legs
 }
 
 func otherLeg(l media.Leg) media.Leg {
@@ -74,17 +97,7 @@ func legName(l media.Leg) string {
 func (c *call) turn(from, to media.Leg, body []byte, offer bool) ([]byte, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	opts := RewriteOptions{Local: c.sess.Local(to), Origin: c.origins[to], KeepUninspectable: !c.g.cfg.RejectUninspectable, AcceptSAVP: true}
-	if to == media.Carrier {
-		// The customer may always send RFC 4733 to the relay, with the
-		// payload type it offered when it did.
-		opts.TelephoneEvent, opts.TelephoneEventPT = true, 101
-		for _, pt := range c.remote[media.Carrier].PayloadTypes {
-			if pt.Codec == media.TelephoneEvent && pt.Rate == 8000 {
-				opts.TelephoneEventPT = pt.PT
-			}
-		}
-	}
+	opts := c.rewriteOpts(to)
 	p, err := readSDP(body, opts)
 	if err != nil {
 		return nil, err
@@ -127,7 +140,80 @@ func (c *call) turn(from, to media.Leg, body []byte, offer bool) ([]byte, error)
 	c.keys[from].cur = st.SRTP
 	c.lastSDP[to] = out
 	c.prevRemote[from], c.remote[from] = c.remote[from], st
+	c.keepRecv(from, body)
 	return out, nil
+}
+
+// takeAnswer gives the relay an answer received on leg from that goes no
+// further: the other side has its own already (it got one reliably, or a
+// transfer's new leg answered an offer the gateway made alone).
+func (c *call) takeAnswer(from media.Leg, body []byte) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	p, err := readSDP(body, RewriteOptions{KeepUninspectable: !c.g.cfg.RejectUninspectable, AcceptSAVP: true})
+	if err != nil {
+		return err
+	}
+	st := p.remote
+	if st.SRTP, err = c.keys[from].tookAnswer(p, c.policy(from)); err != nil {
+		return err
+	}
+	if err := c.sess.SetRemote(from, st); err != nil {
+		return err
+	}
+	c.keys[from].cur = st.SRTP
+	c.prevRemote[from], c.remote[from] = c.remote[from], st
+	c.keepRecv(from, body)
+	return nil
+}
+
+// keepRecv keeps a copy of the SDP received on leg (its a=crypto keys
+// too: wiped when replaced and when the call ends). Caller holds c.mu.
+func (c *call) keepRecv(leg media.Leg, body []byte) {
+	clear(c.lastRecv[leg])
+	c.lastRecv[leg] = append([]byte(nil), body...)
+}
+
+// rewriteOpts are the options of an SDP sent on leg to. Caller holds
+// c.mu.
+func (c *call) rewriteOpts(to media.Leg) RewriteOptions {
+	opts := RewriteOptions{Local: c.sess.Local(to), Origin: c.origins[to], KeepUninspectable: !c.g.cfg.RejectUninspectable, AcceptSAVP: true}
+	if to == media.Carrier {
+		// The customer may always send RFC 4733 to the relay, with the
+		// payload type it offered when it did.
+		opts.TelephoneEvent, opts.TelephoneEventPT = true, 101
+		for _, pt := range c.remote[media.Carrier].PayloadTypes {
+			if pt.Codec == media.TelephoneEvent && pt.Rate == 8000 {
+				opts.TelephoneEventPT = pt.PT
+			}
+		}
+	}
+	return opts
+}
+
+// offerFrom writes an offer of the gateway's own for leg to, from the
+// last description received on the other leg (not an offer that side is
+// making): for a leg the gateway makes alone (a transfer's new leg) or
+// re-offers alone (a held customer taken off hold after a transfer).
+// The offer sends and receives whatever the description said. keys is
+// the SDES state of this offer on to, origin its o= line. Caller holds
+// c.mu.
+func (c *call) offerFrom(to media.Leg, keys *legKeys, origin Origin) ([]byte, error) {
+	body := c.lastRecv[otherLeg(to)]
+	if body == nil {
+		return nil, ErrNoAudio
+	}
+	opts := c.rewriteOpts(to)
+	opts.Origin = origin
+	p, err := readSDP(body, opts)
+	if err != nil {
+		return nil, err
+	}
+	sendrecv(p)
+	if opts.Crypto, opts.SAVP, err = keys.offer(c.policy(to)); err != nil {
+		return nil, err
+	}
+	return p.write(opts)
 }
 
 // policy is the SRTP policy of leg's trunk.
@@ -177,7 +263,7 @@ func (c *call) gotAck(leg media.Leg, ack *sip.Request) {
 // ACK. No ACK in that time ends the call (after onGiveUp, when not nil)
 // and returns nil, as does the call ending meanwhile.
 func (c *call) retransmit(leg media.Leg, tx sip.ServerTransaction, res *sip.Response, w *ackWait, onGiveUp func()) *sip.Request {
-	reliable := sip.IsReliable(c.legs[leg].transport)
+	reliable := sip.IsReliable(c.leg(leg).transport)
 	interval := sip.T1
 	deadline := time.NewTimer(64 * sip.T1)
 	defer deadline.Stop()
@@ -245,7 +331,7 @@ func (c *call) hangup(reason audit.Reason) {
 // for the answers, a few seconds at most.
 func (c *call) bye(skip int) {
 	var wg sync.WaitGroup
-	for l, d := range c.legs {
+	for l, d := range c.legPair() {
 		if l == skip || d == nil || !d.confirmed() {
 			continue
 		}
@@ -300,11 +386,14 @@ func (c *call) end(e ending) {
 	c.mu.Lock()
 	for l := range c.keys {
 		c.keys[l].wipe()
+		clear(c.lastRecv[l])
 	}
+	c.stopTimers()
+	dialogs := append(c.legs[:], c.retired...)
 	c.mu.Unlock()
 	g := c.g
 	g.mu.Lock()
-	for _, d := range c.legs {
+	for _, d := range dialogs {
 		if d != nil && g.calls[d.callID] == c {
 			delete(g.calls, d.callID)
 		}

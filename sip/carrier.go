@@ -26,7 +26,7 @@ import (
 type refusal string
 
 const (
-	refusedMethod      refusal = "method"       // not on the allowlist: 405, 501 (REFER 403, PRACK 481)
+	refusedMethod      refusal = "method"       // not on the allowlist: 405, 501 (REFER 403)
 	refusedMediaType   refusal = "media_type"   // a body that carries no key press: 415
 	refusedEvent       refusal = "event"        // NOTIFY of an event other than telephone-event or kpml: 489
 	refusedInfoPackage refusal = "info_package" // INFO of a package the gateway did not offer: 469
@@ -49,9 +49,6 @@ func (c *call) fromCarrier(req *sip.Request, tx sip.ServerTransaction) {
 		c.carrierInfo(req, tx)
 	case sip.NOTIFY:
 		c.carrierNotify(req, tx)
-	case sip.PRACK:
-		// The gateway never sends reliable provisional responses.
-		c.stop(req, tx, refusedMethod, 481, "Call/Transaction Does Not Exist", nil)
 	case sip.REFER:
 		// A transfer would move the call off the gateway.
 		c.stop(req, tx, refusedMethod, 403, "Forbidden", nil)
@@ -64,7 +61,7 @@ func (c *call) fromCarrier(req *sip.Request, tx sip.ServerTransaction) {
 // headers go on the response. The body is never logged.
 func (c *call) stop(req *sip.Request, tx sip.ServerTransaction, reason refusal, code int, text string, extra []sip.Header) {
 	// respond adds Allow to a 405.
-	res := c.legs[media.Carrier].respond(req, code, text, nil, "")
+	res := c.leg(media.Carrier).respond(req, code, text, nil, "")
 	for _, h := range extra {
 		res.AppendHeader(h)
 	}
@@ -186,7 +183,7 @@ func (c *call) takeDigits(req *sip.Request, tx sip.ServerTransaction, reports []
 		n++
 	}
 	c.g.metrics.digit(req.Method, n)
-	_ = tx.Respond(c.legs[media.Carrier].respond(req, 200, "OK", nil, ""))
+	_ = tx.Respond(c.leg(media.Carrier).respond(req, 200, "OK", nil, ""))
 }
 
 // eventOf is a NOTIFY's event package, lower case, and its parameters

@@ -31,6 +31,11 @@ type Config struct {
 	ISUP ISUPMode `yaml:"isup"`
 	// Limits cap the calls and requests taken, in total and per source.
 	Limits Limits `yaml:"limits"`
+	// SessionTimer is RFC 4028 session timers, negotiated and enforced
+	// on each leg on its own.
+	SessionTimer SessionTimerConfig `yaml:"session_timer"`
+	// Transfer is what the gateway does with REFER.
+	Transfer TransferConfig `yaml:"transfer"`
 	// DrainTimeout is how long a stopping gateway (SIGTERM) waits for its
 	// calls to end by themselves, refusing new ones with 503, before it
 	// ends the rest with BYE (default 20s; serve reads it).
@@ -66,8 +71,25 @@ type TrunkConfig struct {
 	// Target is where calls that leave through this trunk go: a SIP URI.
 	// "{user}" in it is replaced by the user part of the Request-URI the
 	// call arrived with (routing by Request-URI), e.g.
-	// "sip:{user}@sbc.example.net:5060;transport=tcp".
+	// "sip:{user}@sbc.example.net:5060;transport=tcp". A host name with
+	// no port is looked up as DNS SRV (RFC 3263: _sip._udp, _sip._tcp
+	// or _sips._tcp after the transport), else as A/AAAA; every
+	// address found is a target of its own, tried in SRV order.
 	Target string `yaml:"target"`
+	// Failover are more targets, written as Target, tried in order when
+	// the ones before fail: no answer at all in FailoverTimeout, ICMP
+	// unreachable, a refused TCP or TLS connection, or 503.
+	Failover []string `yaml:"failover"`
+	// FailoverTimeout is how long a target may take to answer an INVITE
+	// at all (a 100 Trying will do) before the next target is tried
+	// (default 1s).
+	FailoverTimeout time.Duration `yaml:"failover_timeout"`
+	// ProbeInterval sends OPTIONS to every target this often (0: never,
+	// the default). A target that does not answer within
+	// FailoverTimeout, is unreachable or answers 503 is marked down, any
+	// other answer marks it up; targets that are down are tried after
+	// those that are up.
+	ProbeInterval time.Duration `yaml:"probe_interval"`
 	// Trusted puts the trunk's peer in the gateway's trust domain (RFC
 	// 3325): it gets P-Asserted-Identity and the caller's From even when
 	// the caller asked for privacy (Privacy: id, user or header). An
@@ -80,6 +102,52 @@ type TrunkConfig struct {
 	// SRTP and plain RTP mix across the two.
 	SRTP SRTPPolicy `yaml:"srtp"`
 }
+
+// SessionTimerConfig is "sip.session_timer" (RFC 4028). Each leg
+// negotiates its own interval and refresher with its peer: a peer that
+// supports timers refreshes when it asks to or when the gateway asks it
+// to, else the gateway refreshes (UPDATE, or a re-INVITE with the same
+// SDP to a peer that does not allow UPDATE). A leg whose session is not
+// refreshed in time ends the call: BYE on both legs and a sip.call_ended
+// record with reason session_expired.
+type SessionTimerConfig struct {
+	// Expires is the session interval the gateway asks for on the legs
+	// it makes and uses where the peer asked for none (default 30m).
+	Expires time.Duration `yaml:"expires"`
+	// MinSE is the shortest interval the gateway takes: a request that
+	// asks for less gets 422 with Min-SE (default 90s, the least RFC
+	// 4028 allows).
+	MinSE time.Duration `yaml:"min_se"`
+}
+
+// Defaults of SessionTimerConfig.
+const (
+	DefaultSessionExpires = 30 * time.Minute
+	DefaultMinSE          = 90 * time.Second
+)
+
+// TransferConfig is "sip.transfer": REFER.
+type TransferConfig struct {
+	// Refer is what a REFER from the platform gets: accept (202; the
+	// gateway places the new leg to the Refer-To target through the
+	// platform trunk, blind or attended with Replaces, and bridges the
+	// customer to it, media still through the relay) or refuse (403).
+	// A REFER from the carrier is always refused.
+	Refer string `yaml:"refer"`
+	// Capture is what a transfer that completes does to a payment
+	// capture in progress on the call: cancel (the session ends with
+	// reason transferred) or keep (it goes on with the new agent).
+	Capture string `yaml:"capture"`
+}
+
+// Values of TransferConfig.
+const (
+	ReferAccept     = "accept"
+	ReferRefuse     = "refuse"
+	CaptureCancel   = "cancel"
+	CaptureKeep     = "keep"
+	defaultFailover = time.Second
+)
 
 // ISUPMode is sip.isup: what to do with the ISUP part of a SIP-I/SIP-T
 // body.
@@ -149,10 +217,10 @@ func DefaultConfig() Config {
 		Trunks: Trunks{
 			Carrier: TrunkConfig{Listen: netip.MustParseAddrPort("127.0.0.1:5060"), Transports: []string{"udp", "tcp"},
 				Allow: loopback, Target: "sip:{user}@127.0.0.1:5080", SRTP: SRTPOff,
-				TLS: TLSConfig{Port: 5061, MinVersion: "1.2"}},
+				TLS: TLSConfig{Port: 5061, MinVersion: "1.2"}, FailoverTimeout: defaultFailover},
 			Platform: TrunkConfig{Listen: netip.MustParseAddrPort("127.0.0.1:5070"), Transports: []string{"udp", "tcp"},
 				Allow: loopback, Target: "sip:agent@127.0.0.1:5090", SRTP: SRTPOff,
-				TLS: TLSConfig{Port: 5071, MinVersion: "1.2"}},
+				TLS: TLSConfig{Port: 5071, MinVersion: "1.2"}, FailoverTimeout: defaultFailover},
 		},
 		RejectUninspectable: true,
 		CorrelationHeaders:  DefaultCorrelationHeaders,
@@ -160,6 +228,8 @@ func DefaultConfig() Config {
 		ISUP:                ISUPDrop,
 		Limits:              DefaultLimits(),
 		DrainTimeout:        DefaultDrainTimeout,
+		SessionTimer:        SessionTimerConfig{Expires: DefaultSessionExpires, MinSE: DefaultMinSE},
+		Transfer:            TransferConfig{Refer: ReferAccept, Capture: CaptureCancel},
 	}
 }
 
@@ -184,6 +254,19 @@ func (c Config) Validate() error {
 	if c.DrainTimeout < 0 {
 		return errors.New("sip.drain_timeout: negative")
 	}
+	if err := c.SessionTimer.validate(); err != nil {
+		return err
+	}
+	switch c.Transfer.Refer {
+	case "", ReferAccept, ReferRefuse:
+	default:
+		return fmt.Errorf("sip.transfer.refer: %q: want accept or refuse", c.Transfer.Refer)
+	}
+	switch c.Transfer.Capture {
+	case "", CaptureCancel, CaptureKeep:
+	default:
+		return fmt.Errorf("sip.transfer.capture: %q: want cancel or keep", c.Transfer.Capture)
+	}
 	if err := c.Limits.validate(); err != nil {
 		return err
 	}
@@ -193,6 +276,30 @@ func (c Config) Validate() error {
 		}
 	}
 	return nil
+}
+
+func (s SessionTimerConfig) validate() error {
+	switch {
+	case s.MinSE != 0 && s.MinSE < DefaultMinSE:
+		return fmt.Errorf("sip.session_timer.min_se: %v: RFC 4028 allows no less than 90s", s.MinSE)
+	case s.Expires < 0:
+		return errors.New("sip.session_timer.expires: negative")
+	case s.Expires != 0 && s.Expires < max(s.MinSE, DefaultMinSE):
+		return fmt.Errorf("sip.session_timer.expires: %v is less than min_se", s.Expires)
+	}
+	return nil
+}
+
+// withDefaults is s with its zero values set: what the gateway applies.
+// Values under RFC 4028's 90 s are taken here (tests), not from YAML.
+func (s SessionTimerConfig) withDefaults() SessionTimerConfig {
+	if s.MinSE <= 0 {
+		s.MinSE = DefaultMinSE
+	}
+	if s.Expires <= 0 {
+		s.Expires = max(DefaultSessionExpires, s.MinSE)
+	}
+	return s
 }
 
 func (t TrunkConfig) validate(key string) error {
@@ -223,16 +330,34 @@ func (t TrunkConfig) validate(key string) error {
 	default:
 		return fmt.Errorf("%s.srtp: %q: want off, optional or required", key, t.SRTP)
 	}
-	if t.Target != "" {
-		var u sip.Uri
-		if !strings.HasPrefix(t.Target, "sip:") && !strings.HasPrefix(t.Target, "sips:") {
-			return fmt.Errorf("%s.target: %q is not a sip: or sips: URI", key, t.Target)
+	if t.FailoverTimeout < 0 {
+		return fmt.Errorf("%s.failover_timeout: negative", key)
+	}
+	if t.ProbeInterval < 0 {
+		return fmt.Errorf("%s.probe_interval: negative", key)
+	}
+	if len(t.Failover) > 0 && t.Target == "" {
+		return fmt.Errorf("%s.failover: no target before it", key)
+	}
+	targets := []struct {
+		key, uri string
+	}{{key + ".target", t.Target}}
+	for i, f := range t.Failover {
+		targets = append(targets, struct{ key, uri string }{fmt.Sprintf("%s.failover[%d]", key, i), f})
+	}
+	for _, tg := range targets {
+		if tg.uri == "" && tg.key == key+".target" {
+			continue
 		}
-		if err := sip.ParseUri(strings.ReplaceAll(t.Target, "{user}", "x"), &u); err != nil || u.Host == "" {
-			return fmt.Errorf("%s.target: %q is not a SIP URI", key, t.Target)
+		var u sip.Uri
+		if !strings.HasPrefix(tg.uri, "sip:") && !strings.HasPrefix(tg.uri, "sips:") {
+			return fmt.Errorf("%s: %q is not a sip: or sips: URI", tg.key, tg.uri)
+		}
+		if err := sip.ParseUri(strings.ReplaceAll(tg.uri, "{user}", "x"), &u); err != nil || u.Host == "" {
+			return fmt.Errorf("%s: %q is not a SIP URI", tg.key, tg.uri)
 		}
 		if transportFor(u) == "TLS" && !tlsOn {
-			return fmt.Errorf("%s.target: %q goes over TLS: add tls to %s.transports", key, t.Target, key)
+			return fmt.Errorf("%s: %q goes over TLS: add tls to %s.transports", tg.key, tg.uri, key)
 		}
 	}
 	return nil

@@ -114,6 +114,24 @@ func (d *dialog) acceptSeq(req *sip.Request) bool {
 	return true
 }
 
+// fork is a copy of the dialog's state, for an early dialog of an
+// INVITE the gateway sent (or a dialog it ends at once): learnUAC then
+// gives it its peer.
+func (d *dialog) fork() *dialog {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return &dialog{t: d.t, callID: d.callID, localTag: d.localTag, localName: d.localName, localURI: *d.localURI.Clone(),
+		remoteName: d.remoteName, remoteURI: *d.remoteURI.Clone(), localSeq: d.localSeq, target: *d.target.Clone(),
+		transport: d.transport, sips: d.sips, inviteSeq: d.inviteSeq}
+}
+
+// peerTag is the peer's tag ("" before its first response).
+func (d *dialog) peerTag() string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.remoteTag
+}
+
 func (d *dialog) confirmed() bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()

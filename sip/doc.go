@@ -21,8 +21,9 @@
 // Via and Contact of the outgoing trunk, sent from its listening socket
 // (UDP). Copied from the incoming INVITE: the From display name and user
 // (host replaced by the gateway's), Privacy and P-Asserted-Identity (see
-// Privacy), Session-Expires, Min-SE, Supported and Require (without
-// 100rel), the configured correlation headers, Max-Forwards less one.
+// Privacy), the configured correlation headers, Max-Forwards less one.
+// Supported, Require, Session-Expires and Min-SE are the gateway's own on
+// each leg (see Call flows): option tags are not copied across.
 //
 // # TLS
 //
@@ -70,8 +71,9 @@
 // session refresh) go across with their SDP turned both ways; one offer
 // at a time per call (491 otherwise), and a failed offer restores the
 // relay's previous view of the offering side. OPTIONS is answered by the
-// gateway (200, Allow, Accept). REFER is refused (403): a transfer would
-// take the call off the gateway.
+// gateway (200, Allow, Accept, Supported). REFER from the platform is
+// carried out by the gateway (Transfers); from the carrier it is refused
+// (403).
 //
 // # SDP
 //
@@ -140,7 +142,9 @@
 // 469, a NOTIFY of another event 489 (the gateway subscribes to nothing),
 // an INFO or NOTIFY without body 200, MESSAGE, SUBSCRIBE, PUBLISH and
 // other known methods 405 (the carrier trunk's Allow has no MESSAGE), an
-// unknown method 501, REFER 403, PRACK 481. In-dialog requests from the
+// unknown method 501, REFER 403. A PRACK is answered by the gateway (it
+// acknowledges the gateway's own reliable 18x, or gets 481) and goes no
+// further. In-dialog requests from the
 // platform (the agent's INFO, MESSAGE, NOTIFY) are forwarded to the
 // carrier as before.
 //
@@ -154,16 +158,100 @@
 // request whose CSeq names another method gets 400, an unknown body type
 // 415.
 //
+// # Call flows
+//
+// Targets and failover (RFC 3263). A trunk's Target, then each of its
+// Failover targets, is tried in order. A host name without a port is
+// looked up as DNS SRV (_sip._udp, _sip._tcp or _sips._tcp after the
+// target's transport; weights shuffled as RFC 2782 says), else as A and
+// AAAA records on 5060 (5061 over TLS); a name with a port is its A and
+// AAAA records; every address found is a target of its own (over TLS
+// the request goes to the name, which the certificate is checked
+// against). The Request-URI keeps the configured URI. Resolutions are
+// kept 30 s (Options.Resolver; net.DefaultResolver by default). An
+// INVITE that gets no answer at all (a 100 Trying will do) within the
+// trunk's FailoverTimeout (1 s), whose destination an ICMP error says
+// cannot be reached, whose TCP or TLS connection is refused or not made
+// within that time, or that gets 503, is given up and the next target
+// tried; the caller gets 503 only when every one failed. ICMP errors are
+// read from the trunk's UDP socket (IP_RECVERR, Linux; sipgo reads no
+// errors from an unconnected socket), so a dead target is left at once;
+// an ICMP error the kernel does not send (its rate limits,
+// net.ipv4.icmp_msgs_per_sec, are per host) leaves it to the timeout.
+// A given-up target that answers late gets a CANCEL, or an ACK and a BYE
+// for a 2xx. A target that failed is tried after the others for 30 s;
+// with ProbeInterval, OPTIONS probes mark each target down (no answer,
+// unreachable, 503) and up (any other answer) and
+// tonevault_sip_target_up shows it; a target marked down is still tried
+// when the others fail. The same applies to a transfer's target.
+//
+// Reliable provisional responses (RFC 3262), on each leg on its own.
+// The gateway offers 100rel to the callee (not with a late offer, whose
+// callee could put an offer in a reliable 18x that the caller could not
+// answer) and PRACKs each reliable 18x on its early dialog. To a caller
+// that requires 100rel every 18x goes reliably, to one that supports it
+// those with SDP: Require: 100rel and RSeq, retransmitted at T1 doubling
+// until its PRACK (answered 200; one for nothing gets 481); a second
+// reliable 18x waits for the first's PRACK (only the newest waiting one
+// goes), and the 2xx waits for the PRACK of one that carried the answer
+// and then carries no SDP. No PRACK in 64*T1: the caller gets 503 and
+// the callee a CANCEL. A PRACK with an offer gets 488.
+//
+// Session timers (RFC 4028), on each leg on its own (SessionTimerConfig):
+// the gateway asks the callee for Expires (Min-SE MinSE; a 422 is
+// answered with the interval it asks) and takes the caller's interval
+// unless it is under MinSE (422 with Min-SE). A peer that supports timers
+// refreshes when it says so, or when nobody said; otherwise, and when a
+// callee's 2xx says nothing, the gateway refreshes that leg at half the
+// interval: an UPDATE without SDP, or, to a peer whose Allow has no
+// UPDATE, a re-INVITE with the SDP the gateway last sent there,
+// unchanged (its answer is not passed on). A re-INVITE or UPDATE that
+// crosses the gateway refreshes both legs, each with its own headers. A
+// leg not refreshed by the interval less a third (32 s at most), or whose
+// refresh gets 408, 481 or no answer, ends the call: BYE on both legs, a
+// sip.call_ended record with reason session_expired (trunk: the leg), and
+// tonevault_sip_sessions_expired_total.
+//
+// Forking. Early dialogs of the callee (a forking proxy's several 18x
+// with their own To tags) each get their own dialog state and PRACKs;
+// the relay takes the early media of the latest 18x with SDP. The first
+// 2xx wins: the relay takes that dialog's answer (its 2xx's SDP, or the
+// SDP of its 18x), and the 2xx of any other dialog gets an ACK and a
+// BYE. The caller sees one dialog throughout. A caller that got an
+// answer reliably keeps it when another dialog wins (the relay follows
+// the winner; the answer is not changed with the caller).
+//
+// Transfers (RFC 3515, 3891, 5589). A REFER from the platform, in a
+// call that is answered, gets 202 (491 while another transfer goes on,
+// 400 without exactly one sip: or sips: Refer-To for INVITE, 403 under
+// TransferConfig.Refer refuse) and a NOTIFY (message/sipfrag) "100
+// Trying". The gateway places a new leg to the Refer-To URI through the
+// platform trunk (its targets' failover applies to the URI's
+// destinations): its own offer, drawn from the customer's last
+// description (SRTP keys drawn for the new leg), sending and receiving;
+// the caller's identity and correlation headers as on the first leg; the
+// Replaces of an attended transfer and the REFER's Referred-By. When that
+// leg answers, the relay takes the new agent's media, the new dialog
+// becomes the call's platform leg (registry, session timer), a customer
+// held before the transfer is taken off hold with a re-INVITE, the
+// transferor gets NOTIFY "200 OK" (subscription terminated) and a BYE,
+// the trail a sip.call_transferred record, and Registry.OnTransfer's
+// subscribers the Transfer (serve cancels a payment capture in progress
+// unless TransferConfig.Capture is keep). The customer's leg is the same
+// dialog throughout, and its audio never leaves the relay, masking
+// included. A new leg that fails gets the transferor a NOTIFY with its
+// final status and the call stays as it was; a transferor that hung up
+// after the 202 does not stop the transfer, but its failure then ends the
+// call. A BYE on the replaced dialog is answered; nothing else is taken
+// on it.
+//
 // # Limits
 //
-// sipgo has no reliable provisional responses (RFC 3262, PRACK), so the
-// gateway removes 100rel from Supported and Require. A UAC that only
-// Supports 100rel is served as RFC 3262 allows; one that Requires it gets
-// unreliable provisionals anyway (its Require is dropped rather than the
-// call refused with 420, which is what such callers usually prefer; an
-// early-media answer in a 18x is then a preview and the 2xx carries it
-// again). Not supported: forking to several early dialogs (the last tag
-// wins), DTLS-SRTP, transfers (REFER), session timer refreshes by the
-// gateway itself, DNS SRV and failover. Key-press bodies of a type not
-// listed above are refused, not forwarded, and their digit is lost.
+// Not supported: DTLS-SRTP; NAPTR (SRV is looked up for the target's
+// transport only); a transfer's early media (the customer hears the first
+// agent, or silence, until the new agent answers); REFER from the
+// carrier; transfers to a dialog of the gateway itself (Replaces is
+// passed to the target, which must hold the replaced dialog). Key-press
+// bodies of a type not listed above are refused, not forwarded, and
+// their digit is lost.
 package sip

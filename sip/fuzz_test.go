@@ -87,6 +87,8 @@ func handleParsed(m sip.Message) {
 		res := m.(*sip.Response)
 		normalizeParams(res)
 		optionTags(res, "Supported")
+		rseqOf(res)
+		sessionExpires(res)
 		if s, err := readSession(res); err == nil && s.sdp != nil {
 			RewriteSDP(s.sdp, RewriteOptions{Local: netip.MustParseAddrPort("127.0.0.1:20000")})
 		}
@@ -122,9 +124,13 @@ func handleParsed(m sip.Message) {
 	_ = d.respond(req, 200, "OK", []byte("v=0\r\n"), "application/sdp").String()
 	_ = d.request(sip.BYE, 0).String()
 	out := sip.NewRequest(sip.INVITE, sip.Uri{Scheme: "sip", Host: "127.0.0.1"})
-	copyHeaders(req, out, passHeaders)
 	copyIdentity(req, out, tr)
-	copyOptionTags(req, out)
+	sessionExpires(req)
+	minSE(req)
+	unsupportedRequire(req)
+	allows(req, sip.UPDATE)
+	rack(req)
+	referTarget(req)
 	_ = out.String()
 }
 

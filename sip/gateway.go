@@ -30,6 +30,7 @@ type Options struct {
 	Metrics  *Metrics     // nil: not measured
 	Log      *zap.Logger  // nil: no logging
 	SIPLog   *slog.Logger // sipgo's own logging, message contents withheld; nil: discarded
+	Resolver Resolver     // DNS for targets (RFC 3263); nil: net.DefaultResolver
 }
 
 // Gateway is the B2BUA: two trunks, the calls between them.
@@ -97,6 +98,13 @@ func New(cfg Config, opts Options) (*Gateway, error) {
 		return nil, err
 	}
 	cfg.Limits = cfg.Limits.WithDefaults()
+	cfg.SessionTimer = cfg.SessionTimer.withDefaults()
+	if cfg.Transfer.Refer == "" {
+		cfg.Transfer.Refer = ReferAccept
+	}
+	if cfg.Transfer.Capture == "" {
+		cfg.Transfer.Capture = CaptureCancel
+	}
 	g := &Gateway{cfg: cfg, relay: opts.Relay, reg: opts.Registry, audit: opts.Audit, metrics: opts.Metrics, log: opts.Log, calls: map[string]*call{},
 		sources: newSources(cfg.Limits)}
 	if g.reg == nil {
@@ -110,10 +118,10 @@ func New(cfg Config, opts Options) (*Gateway, error) {
 		slogger = QuietLog(opts.SIPLog)
 	}
 	var err error
-	if g.carrier, err = newTrunk("carrier", media.Carrier, cfg.Trunks.Carrier, cfg.UserAgent, slogger); err != nil {
+	if g.carrier, err = newTrunk("carrier", media.Carrier, cfg.Trunks.Carrier, cfg.UserAgent, slogger, opts.Resolver); err != nil {
 		return nil, err
 	}
-	if g.platform, err = newTrunk("platform", media.Platform, cfg.Trunks.Platform, cfg.UserAgent, slogger); err != nil {
+	if g.platform, err = newTrunk("platform", media.Platform, cfg.Trunks.Platform, cfg.UserAgent, slogger, opts.Resolver); err != nil {
 		g.carrier.close()
 		return nil, err
 	}
@@ -127,6 +135,11 @@ func New(cfg Config, opts Options) (*Gateway, error) {
 func (g *Gateway) Start() {
 	g.carrier.serve()
 	g.platform.serve()
+	for _, t := range []*trunk{g.carrier, g.platform} {
+		if t.cfg.ProbeInterval > 0 && t.cfg.Target != "" {
+			go t.probe(t.stop, g.log, g.metrics)
+		}
+	}
 	g.ready.Store(true)
 }
 
@@ -164,7 +177,11 @@ func (g *Gateway) Drain(ctx context.Context) int {
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	return len(g.calls) / 2
+	left := map[*call]bool{}
+	for _, c := range g.calls {
+		left[c] = true // a call is there once per leg (and per dialog a transfer replaced)
+	}
+	return len(left)
 }
 
 // Close ends every call (BYE on both legs, waiting up to ctx) and stops
@@ -279,7 +296,7 @@ func (g *Gateway) handle(t *trunk) {
 		res := sip.NewResponseFromRequest(req, 200, "OK", nil)
 		res.AppendHeader(sip.NewHeader("Allow", t.allow()))
 		res.AppendHeader(sip.NewHeader("Accept", acceptTypes))
-		res.AppendHeader(sip.NewHeader("Supported", "timer"))
+		res.AppendHeader(sip.NewHeader("Supported", supportedTags))
 		_ = tx.Respond(res)
 	}))
 	t.srv.OnNoRoute(guard(func(t *trunk, req *sip.Request, tx sip.ServerTransaction) {

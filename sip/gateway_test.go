@@ -156,6 +156,7 @@ func (m *memAudit) find(e audit.Event) []audit.Record {
 type peer struct {
 	t    testing.TB
 	conn *net.UDPConn
+	gw   netip.AddrPort // where respondAs sends
 }
 
 func newPeer(t testing.TB) *peer {
@@ -260,6 +261,13 @@ func startTestGW(t *testing.T, allow string, agent string) *testGW {
 // startTestGWWith is startTestGW with the configuration changed by mod.
 func startTestGWWith(t testing.TB, allow string, agent string, mod func(*Config)) *testGW {
 	t.Helper()
+	return startTestGWWithOpts(t, allow, agent, mod, nil)
+}
+
+// startTestGWWithOpts is startTestGWWith with the options changed by
+// opt (a resolver).
+func startTestGWWithOpts(t testing.TB, allow string, agent string, mod func(*Config), opt func(*Options)) *testGW {
+	t.Helper()
 	tg := &testGW{relay: &fakeRelay{}, audit: newMemAudit(t)}
 	var err error
 	tg.metrics, err = NewMetrics(prometheus.NewRegistry())
@@ -280,7 +288,11 @@ func startTestGWWith(t testing.TB, allow string, agent string, mod func(*Config)
 	obs, logs := observer.New(zap.DebugLevel)
 	tg.logs = logs
 	log := zaptest.NewLogger(t, zaptest.Level(zap.DebugLevel), zaptest.WrapOptions(zap.WrapCore(func(c zapcore.Core) zapcore.Core { return zapcore.NewTee(c, obs) })))
-	tg.g, err = New(cfg, Options{Relay: tg.relay, Audit: tg.audit, Metrics: tg.metrics, Log: log})
+	opts := Options{Relay: tg.relay, Audit: tg.audit, Metrics: tg.metrics, Log: log}
+	if opt != nil {
+		opt(&opts)
+	}
+	tg.g, err = New(cfg, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -401,8 +413,11 @@ Content-Length: 0
 
 `, tg.carrier, p.addr(), tg.carrier))
 	res := p.readResponse(200)
-	if a := headerValue(res, "Allow"); !strings.Contains(a, "INVITE") || strings.Contains(a, "PRACK") {
-		t.Errorf("Allow = %q", a)
+	if a := headerValue(res, "Allow"); !strings.Contains(a, "INVITE") || !strings.Contains(a, "PRACK") || strings.Contains(a, "REFER") || strings.Contains(a, "MESSAGE") {
+		t.Errorf("carrier's Allow = %q: want INVITE and PRACK, no REFER or MESSAGE", a)
+	}
+	if s := headerValue(res, "Supported"); s != "100rel, timer" {
+		t.Errorf("Supported = %q", s)
 	}
 	if a := headerValue(res, "Accept"); !strings.Contains(a, "application/sdp") {
 		t.Errorf("Accept = %q", a)
@@ -473,7 +488,9 @@ func TestCallThrough(t *testing.T) {
 	}{
 		{"X-Interaction-ID", headerValue(inv, "X-Interaction-ID"), "ix-77"},
 		{"P-Asserted-Identity", headerValue(inv, "P-Asserted-Identity"), "<sip:+441234567890@carrier>"},
-		{"Supported", headerValue(inv, "Supported"), "timer"},
+		{"Supported", headerValue(inv, "Supported"), "100rel, timer"},
+		{"Session-Expires", headerValue(inv, "Session-Expires"), "1800"},
+		{"Min-SE", headerValue(inv, "Min-SE"), "90"},
 		{"From user", inv.From().Address.User, "441234567890"},
 		{"From name", inv.From().DisplayName, "Jane"},
 		{"From host", inv.From().Address.Host, "127.0.0.1"},
@@ -537,7 +554,7 @@ func TestCallThrough(t *testing.T) {
 	upd = strings.ReplaceAll(strings.TrimLeft(upd, "\n"), "\n", "\r\n")
 	cust.send(tg.carrier, fmt.Sprintf("UPDATE sip:tonevault@%s SIP/2.0\nVia: SIP/2.0/UDP %s;branch=z9hG4bK-upd1\nFrom: \"Jane\" <sip:441234567890@example.com>;tag=cust1\nTo: %s\nCall-ID: call-1\nCSeq: 5 UPDATE\nContact: <sip:customer@%s>\nMax-Forwards: 70\nContent-Type: application/sdp\nContent-Length: %d\n\n", tg.carrier, cust.addr(), toTag, cust.addr(), len(upd))+upd)
 	au := agent.readRequest(sip.UPDATE)
-	if b := string(au.Body()); !strings.Contains(b, fmt.Sprintf("m=audio %d RTP/AVP 8 101", sess.local[media.Platform].Port())) || strings.Contains(b, "7002") {
+	if b := string(au.Body()); !strings.Contains(b, fmt.Sprintf("m=audio %d RTP/AVP 8 101", sess.local[media.Platform].Port())) || strings.Contains(b, "m=audio 7002") {
 		t.Errorf("UPDATE to agent:\n%s", b)
 	}
 	if !strings.Contains(string(au.Body()), "o=tonevault ") {

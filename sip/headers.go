@@ -8,12 +8,13 @@ import (
 
 // allowMethods is what the gateway accepts (Allow header) on the
 // platform trunk; allowCarrier on the carrier trunk, where an in-dialog
-// MESSAGE would take the customer's text to the agent. PRACK is in
-// neither: sipgo has no reliable provisional responses, so 100rel is
-// taken out of Supported and Require on the way through (see doc.go).
+// MESSAGE would take the customer's text to the agent and REFER is
+// always refused. PRACK is the gateway's own on each leg (RFC 3262): it
+// acknowledges the gateway's reliable provisional responses and goes
+// nowhere else.
 const (
-	allowMethods = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, MESSAGE, NOTIFY"
-	allowCarrier = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, NOTIFY"
+	allowMethods = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, MESSAGE, NOTIFY, PRACK, REFER"
+	allowCarrier = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, NOTIFY, PRACK"
 )
 
 // acceptTypes is what the gateway reads in bodies (Accept header).
@@ -37,14 +38,17 @@ func headerValue(m message, name string) string {
 	return strings.Join(vals, ", ")
 }
 
-// optionTags returns the option tags of every Supported or Require header
-// (name) in m, without 100rel.
+// optionTags returns the option tags of every header called name in m
+// (Supported, Require; Supported's compact form is k).
 func optionTags(m message, name string) []string {
+	hs := m.GetHeaders(name)
+	if strings.EqualFold(name, "Supported") {
+		hs = append(hs, m.GetHeaders("k")...)
+	}
 	var tags []string
-	for _, h := range m.GetHeaders(name) {
+	for _, h := range hs {
 		for t := range strings.SplitSeq(h.Value(), ",") {
-			t = strings.TrimSpace(t)
-			if t != "" && !strings.EqualFold(t, "100rel") {
+			if t = strings.TrimSpace(t); t != "" {
 				tags = append(tags, t)
 			}
 		}
@@ -52,19 +56,54 @@ func optionTags(m message, name string) []string {
 	return tags
 }
 
-// copyOptionTags puts src's Supported and Require (without 100rel) on dst.
-func copyOptionTags(src, dst message) {
-	for _, name := range []string{"Supported", "Require"} {
-		dst.RemoveHeader(name)
-		if tags := optionTags(src, name); len(tags) > 0 {
-			dst.AppendHeader(sip.NewHeader(name, strings.Join(tags, ", ")))
+// hasTag reports whether a Supported or Require header (name) of m
+// names tag.
+func hasTag(m message, name, tag string) bool {
+	for _, t := range optionTags(m, name) {
+		if strings.EqualFold(t, tag) {
+			return true
 		}
 	}
+	return false
 }
 
-// passHeaders are copied across the gateway as they are: session timers
-// (RFC 4028). The asserted identity goes by copyIdentity.
-var passHeaders = []string{"Session-Expires", "Min-SE"}
+// supports reports whether m's sender does the extension tag: it is in
+// its Supported or its Require.
+func supports(m message, tag string) bool {
+	return hasTag(m, "Supported", tag) || hasTag(m, "Require", tag)
+}
+
+// unsupportedRequire is the first option tag of m's Require that the
+// gateway does not do (RFC 3261 8.2.2.3: 420 with Unsupported), or "".
+func unsupportedRequire(m message) string {
+	for _, tag := range optionTags(m, "Require") {
+		if !supportedRequire[strings.ToLower(tag)] {
+			return tag
+		}
+	}
+	return ""
+}
+
+// allows reports whether m's Allow names method; known is false when m
+// has no Allow.
+func allows(m message, method sip.RequestMethod) (ok, known bool) {
+	hs := m.GetHeaders("Allow")
+	for _, h := range hs {
+		for v := range strings.SplitSeq(h.Value(), ",") {
+			if strings.EqualFold(strings.TrimSpace(v), string(method)) {
+				return true, true
+			}
+		}
+	}
+	return false, len(hs) > 0
+}
+
+// setHeader replaces every header called name on m with one of value.
+func setHeader(m message, name, value string) {
+	for m.RemoveHeader(name) {
+	}
+	m.AppendHeader(sip.NewHeader(name, value))
+}
 
 // copyHeaders copies every header called one of names from src to dst.
 func copyHeaders(src, dst message, names []string) {

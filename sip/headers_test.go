@@ -24,18 +24,41 @@ To: <sip:a@b>
 Call-ID: 1
 CSeq: 1 INVITE
 Supported: timer, 100rel
-Supported: replaces
+k: replaces
 Require: 100rel
+Allow: INVITE, ACK, BYE
+Session-Expires: 1800;refresher=uac
+Min-SE: 120
 Content-Length: 0
 
 `)
-	out := sip.NewRequest(sip.INVITE, sip.Uri{Host: "h"})
-	copyOptionTags(req, out)
-	if got := headerValue(out, "Supported"); got != "timer, replaces" {
-		t.Errorf("Supported = %q", got)
+	checks := []struct {
+		what      string
+		got, want any
+	}{
+		{"Supported", strings.Join(optionTags(req, "Supported"), ","), "timer,100rel,replaces"},
+		{"supports 100rel", supports(req, "100rel"), true},
+		{"supports replaces (compact k)", supports(req, "replaces"), true},
+		{"supports norefersub", supports(req, "norefersub"), false},
+		{"requires 100rel", hasTag(req, "Require", "100rel"), true},
+		{"requires timer", hasTag(req, "Require", "timer"), false},
+		{"unsupported Require", unsupportedRequire(req), ""},
+		{"Min-SE", minSE(req).String(), "2m0s"},
 	}
-	if h := out.GetHeaders("Require"); len(h) != 0 {
-		t.Errorf("Require kept: %v", h)
+	for _, c := range checks {
+		if c.got != c.want {
+			t.Errorf("%s = %v, want %v", c.what, c.got, c.want)
+		}
+	}
+	if se, ref, ok := sessionExpires(req); !ok || se.Seconds() != 1800 || ref != "uac" {
+		t.Errorf("Session-Expires = %v %q %v", se, ref, ok)
+	}
+	if ok, known := allows(req, sip.UPDATE); ok || !known {
+		t.Errorf("allows UPDATE = %v, %v; want false, known", ok, known)
+	}
+	req.AppendHeader(sip.NewHeader("Require", "timer, foo"))
+	if got := unsupportedRequire(req); got != "foo" {
+		t.Errorf("unsupported Require = %q, want foo", got)
 	}
 }
 

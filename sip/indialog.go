@@ -12,26 +12,39 @@ import (
 	"github.com/tonevault/tonevault/media"
 )
 
-// find returns the call and leg an in-dialog message on trunk t belongs
-// to. A Call-ID of a leg on the other trunk does not match: a peer of one
-// trunk cannot act on the other trunk's dialog.
-func (g *Gateway) find(t *trunk, m message) (*call, media.Leg, bool) {
+// find returns the call, dialog and leg an in-dialog message on trunk t
+// belongs to: the leg's dialog, or one a transfer replaced. A Call-ID of
+// a leg on the other trunk does not match: a peer of one trunk cannot
+// act on the other trunk's dialog.
+func (g *Gateway) find(t *trunk, m message) (*call, *dialog, media.Leg, bool) {
 	if m.CallID() == nil {
-		return nil, 0, false
+		return nil, nil, 0, false
 	}
-	c := g.lookup(m.CallID().Value())
+	id := m.CallID().Value()
+	c := g.lookup(id)
 	if c == nil {
-		return nil, 0, false
+		return nil, nil, 0, false
 	}
-	d := c.legs[t.leg]
-	if d == nil || d.callID != m.CallID().Value() {
-		return nil, 0, false
+	var d *dialog
+	c.mu.Lock()
+	if cur := c.legs[t.leg]; cur != nil && cur.callID == id {
+		d = cur
+	} else {
+		for _, r := range c.retired {
+			if r.t == t && r.callID == id {
+				d = r
+			}
+		}
+	}
+	c.mu.Unlock()
+	if d == nil {
+		return nil, nil, 0, false
 	}
 	// RFC 3261 12.2.2: the dialog is Call-ID and both tags; a request
 	// with the right Call-ID but other tags is not in it.
 	from, to := m.From(), m.To()
 	if from == nil || to == nil {
-		return nil, 0, false
+		return nil, nil, 0, false
 	}
 	ft, _ := from.Params.Get("tag")
 	tt, _ := to.Params.Get("tag")
@@ -39,13 +52,13 @@ func (g *Gateway) find(t *trunk, m message) (*call, media.Leg, bool) {
 	match := tt == d.localTag && (d.remoteTag == "" || ft == d.remoteTag)
 	d.mu.Unlock()
 	if !match {
-		return nil, 0, false
+		return nil, nil, 0, false
 	}
-	return c, t.leg, true
+	return c, d, t.leg, true
 }
 
 func (g *Gateway) onAck(t *trunk, req *sip.Request, _ sip.ServerTransaction) {
-	if c, leg, ok := g.find(t, req); ok && req.CSeq() != nil {
+	if c, d, leg, ok := g.find(t, req); ok && req.CSeq() != nil && d == c.leg(leg) {
 		// Its body, if any, is read by whoever waits for it: the answer
 		// to an offer the gateway made in a 2xx (late offer).
 		c.gotAck(leg, req)
@@ -60,30 +73,48 @@ func (g *Gateway) onInDialog(t *trunk, req *sip.Request, tx sip.ServerTransactio
 		_ = tx.Respond(sip.NewResponseFromRequest(req, 400, "Bad Request", nil))
 		return
 	}
-	c, leg, ok := g.find(t, req)
+	c, d, leg, ok := g.find(t, req)
 	if !ok {
 		_ = tx.Respond(sip.NewResponseFromRequest(req, 481, "Call/Transaction Does Not Exist", nil))
 		return
 	}
-	d := c.legs[leg]
 	if !d.acceptSeq(req) {
 		_ = tx.Respond(d.respond(req, 500, "Server Internal Error", nil, ""))
+		return
+	}
+	if tag := unsupportedRequire(req); tag != "" {
+		// RFC 3261 8.2.2.3.
+		res := d.respond(req, 420, "Bad Extension", nil, "")
+		res.AppendHeader(sip.NewHeader("Unsupported", tag))
+		_ = tx.Respond(res)
+		return
+	}
+	if d != c.leg(leg) {
+		// A dialog a transfer replaced: its BYE is answered, and that
+		// is all it can do.
+		if req.Method == sip.BYE {
+			_ = tx.Respond(d.respond(req, 200, "OK", nil, ""))
+			return
+		}
+		_ = tx.Respond(d.respond(req, 481, "Call/Transaction Does Not Exist", nil, ""))
 		return
 	}
 	switch {
 	case req.Method == sip.BYE:
 		_ = tx.Respond(d.respond(req, 200, "OK", nil, ""))
+		if leg == media.Platform && c.transferBye(d) {
+			return // the transferor left; the transfer goes on
+		}
 		c.byeFrom(leg)
 	case req.Method == sip.INVITE || req.Method == sip.UPDATE:
 		c.reoffer(leg, req, tx)
+	case req.Method == sip.PRACK:
+		// The gateway's own, on either leg: it never crosses.
+		c.prack(leg, req, tx)
 	case leg == media.Carrier:
 		c.fromCarrier(req, tx)
 	case req.Method == sip.REFER:
-		// A transfer would move the call off the gateway.
-		_ = tx.Respond(d.respond(req, 403, "Forbidden", nil, ""))
-	case req.Method == sip.PRACK:
-		// The gateway never sends reliable provisional responses.
-		_ = tx.Respond(d.respond(req, 481, "Call/Transaction Does Not Exist", nil, ""))
+		c.refer(req, tx)
 	default:
 		c.forward(leg, req, tx)
 	}
@@ -124,7 +155,7 @@ func refuseBody(d *dialog, req *sip.Request, tx sip.ServerTransaction, err error
 // other side's offer comes back in the 2xx and the answer in the ACK.
 func (c *call) reoffer(leg media.Leg, req *sip.Request, tx sip.ServerTransaction) {
 	g := c.g
-	d, od := c.legs[leg], c.legs[otherLeg(leg)]
+	d, od := c.leg(leg), c.leg(otherLeg(leg))
 	isInvite := req.IsInvite()
 	sess, err := readSession(req)
 	if err != nil {
@@ -154,6 +185,10 @@ func (c *call) reoffer(leg media.Leg, req *sip.Request, tx sip.ServerTransaction
 		c.pending = false
 		c.mu.Unlock()
 	}()
+	if min := c.timerOffered(leg, req); min > 0 {
+		refuse422(d, req, tx, min)
+		return
+	}
 	if isInvite {
 		_ = tx.Respond(sip.NewResponseFromRequest(req, 100, "Trying", nil))
 	}
@@ -170,9 +205,12 @@ func (c *call) reoffer(leg media.Leg, req *sip.Request, tx sip.ServerTransaction
 		body = b
 	}
 	out := od.request(req.Method, 0)
-	copyHeaders(req, out, passHeaders)
 	copyIdentity(req, out, od.t)
-	copyOptionTags(req, out)
+	c.timerAsk(otherLeg(leg), out, 0)
+	out.AppendHeader(sip.NewHeader("Supported", "timer"))
+	if isInvite {
+		out.AppendHeader(sip.NewHeader("Allow", od.t.allow()))
+	}
 	setBody(out, body, "application/sdp")
 
 	ctx, cancel := context.WithTimeout(context.Background(), 64*sip.T1)
@@ -203,6 +241,7 @@ func (c *call) reoffer(leg media.Leg, req *sip.Request, tx sip.ServerTransaction
 		return
 	}
 	od.refreshTarget(res)
+	c.timerAnswered(otherLeg(leg), res, 0)
 	if isInvite && !offered {
 		c.reofferLate(leg, req, tx, res, acker)
 		return
@@ -225,15 +264,17 @@ func (c *call) reoffer(leg media.Leg, req *sip.Request, tx sip.ServerTransaction
 		}
 	}
 	resp := d.respond(req, res.StatusCode, res.Reason, answer, "application/sdp")
-	copyHeaders(res, resp, passHeaders)
 	copyIdentity(res, resp, d.t)
-	copyOptionTags(res, resp)
+	c.timerAnswer(leg, resp)
+	resp.AppendHeader(sip.NewHeader("Supported", supportedTags))
 	if !isInvite {
 		_ = tx.Respond(resp)
+		c.timerRestart(leg)
 		return
 	}
 	w := c.expectAck(leg, req.CSeq().SeqNo)
 	_ = tx.Respond(resp)
+	c.timerRestart(leg)
 	c.retransmit(leg, tx, resp, w, nil)
 }
 
@@ -243,7 +284,7 @@ func (c *call) reoffer(leg media.Leg, req *sip.Request, tx sip.ServerTransaction
 // missing or unusable offer or answer ends the call, on both legs.
 func (c *call) reofferLate(leg media.Leg, req *sip.Request, tx sip.ServerTransaction, res *sip.Response, acker *acker) {
 	g := c.g
-	d := c.legs[leg]
+	d := c.leg(leg)
 	fail := func(code int, text, why string, err error) {
 		g.log.Info("offerless re-INVITE failed, ending call", zap.String("call", c.id), zap.String("leg", legName(leg)), zap.String("why", why), zap.Error(err))
 		acker.send(nil)
@@ -263,11 +304,12 @@ func (c *call) reofferLate(leg media.Leg, req *sip.Request, tx sip.ServerTransac
 		return
 	}
 	resp := d.respond(req, res.StatusCode, res.Reason, offer, "application/sdp")
-	copyHeaders(res, resp, passHeaders)
 	copyIdentity(res, resp, d.t)
-	copyOptionTags(res, resp)
+	c.timerAnswer(leg, resp)
+	resp.AppendHeader(sip.NewHeader("Supported", supportedTags))
 	w := c.expectAck(leg, req.CSeq().SeqNo)
 	_ = tx.Respond(resp)
+	c.timerRestart(leg)
 	ack := c.retransmit(leg, tx, resp, w, func() { acker.send(nil) })
 	if ack == nil {
 		acker.send(nil) // the call is ending: stop the other side's 2xx
@@ -312,22 +354,33 @@ func (d *dialog) invite(ctx context.Context, req *sip.Request) (*sip.Response, *
 // acker sends the ACK of a 2xx to an INVITE the gateway sent on a
 // dialog, and again for each retransmission of that 2xx. Until send is
 // called, retransmissions get no ACK: with a late offer the ACK carries
-// the answer, which the gateway does not have yet.
+// the answer, which the gateway does not have yet. A 2xx with another
+// To tag (a fork) goes to other, when set.
 type acker struct {
 	d   *dialog
 	seq uint32
 
-	mu   sync.Mutex
-	tmpl *sip.Request // the ACK as built, before sipgo adds its Via
+	mu    sync.Mutex
+	tmpl  *sip.Request // the ACK as built, before sipgo adds its Via
+	other func(*sip.Response)
 }
 
 func newAcker(tx sip.ClientTransaction, d *dialog, seq uint32) *acker {
 	a := &acker{d: d, seq: seq}
 	tx.OnRetransmission(func(r *sip.Response) {
+		if !r.IsSuccess() {
+			return
+		}
+		tag, _ := r.To().Params.Get("tag")
 		a.mu.Lock()
-		tmpl := a.tmpl
+		tmpl, other := a.tmpl, a.other
 		a.mu.Unlock()
-		if tmpl != nil && r.IsSuccess() {
+		switch {
+		case tag != d.peerTag():
+			if other != nil {
+				other(r)
+			}
+		case tmpl != nil:
 			_ = d.t.cli.WriteRequest(tmpl.Clone(), d.t.build)
 		}
 	})
@@ -353,7 +406,7 @@ func (a *acker) send(sdp []byte) {
 // and its final response back. Nothing from the carrier comes here
 // (onInDialog sends it to fromCarrier); should it, it is refused.
 func (c *call) forward(leg media.Leg, req *sip.Request, tx sip.ServerTransaction) {
-	d, od := c.legs[leg], c.legs[otherLeg(leg)]
+	d, od := c.leg(leg), c.leg(otherLeg(leg))
 	if leg == media.Carrier {
 		c.stop(req, tx, refusedMethod, 403, "Forbidden", nil)
 		return

@@ -16,10 +16,14 @@ import (
 	"github.com/tonevault/tonevault/media"
 )
 
-// supportedRequire are the option tags the gateway accepts in Require.
-// timer (RFC 4028) is passed through to the other leg; 100rel is removed
-// (see doc.go).
+// supportedRequire are the option tags the gateway accepts in Require:
+// session timers (RFC 4028) and reliable provisional responses (RFC
+// 3262), each done on each leg by the gateway itself.
 var supportedRequire = map[string]bool{"timer": true, "100rel": true}
+
+// supportedTags is the gateway's Supported in OPTIONS answers and its
+// responses.
+const supportedTags = "100rel, timer"
 
 // validRequest reports whether req has what the gateway reads.
 func validRequest(req *sip.Request) bool {
@@ -109,31 +113,37 @@ func (g *Gateway) newCall(in *trunk, req *sip.Request, tx sip.ServerTransaction)
 		reject(483, "Too Many Hops")
 		return
 	}
-	for _, tag := range optionTags(req, "Require") {
-		if !supportedRequire[strings.ToLower(tag)] {
-			res := ind.respond(req, 420, "Bad Extension", nil, "")
-			res.AppendHeader(sip.NewHeader("Unsupported", tag))
-			_ = tx.Respond(res)
-			return
-		}
+	if tag := unsupportedRequire(req); tag != "" {
+		res := ind.respond(req, 420, "Bad Extension", nil, "")
+		res.AppendHeader(sip.NewHeader("Unsupported", tag))
+		_ = tx.Respond(res)
+		return
+	}
+	if se, _, ok := sessionExpires(req); ok && se < g.cfg.SessionTimer.MinSE {
+		refuse422(ind, req, tx, g.cfg.SessionTimer.MinSE)
+		return
 	}
 	sess, err := readSession(req)
 	if err != nil {
 		refuseBody(ind, req, tx, err)
 		return
 	}
-	target, err := out.target(req)
+	uris, err := out.targets(req.Recipient.User)
 	if err != nil {
 		g.log.Info("no route for call", zap.String("trunk", in.name), zap.Error(err))
 		reject(404, "Not Found")
 		return
 	}
+	target := uris[0]
 	_ = tx.Respond(sip.NewResponseFromRequest(req, 100, "Trying", nil))
 
 	c := &call{g: g, id: newCallID(), in: in.leg, abort: make(chan audit.Reason, 1), done: make(chan struct{})}
 	for i := range c.origins {
 		c.origins[i] = Origin{SessionID: uint64(time.Now().UnixNano()&0x7fff_ffff) + uint64(i), Version: 1}
 	}
+	c.inviteSeq = req.CSeq().SeqNo
+	c.rel = relState{use: supports(req, "100rel"), require: hasTag(req, "Require", "100rel"), tx: tx}
+	c.timerOffered(in.leg, req)
 	c.sess, err = g.relay.Open(c.id)
 	if err != nil {
 		g.log.Error("media relay refused a call", zap.String("call", c.id), zap.Error(err))
@@ -167,7 +177,7 @@ func (g *Gateway) newCall(in *trunk, req *sip.Request, tx sip.ServerTransaction)
 
 	// The outgoing leg is the gateway's own request: its Call-ID, tags,
 	// Via and Contact, with the caller's identity and the correlation
-	// headers copied.
+	// headers copied; its session timer and 100rel are the gateway's.
 	outd := &dialog{t: out, callID: newSIPCallID(out.addr.Addr().String()), localTag: sip.GenerateTagN(16), localSeq: randSeq(), transport: transportFor(target), target: target, sips: target.Scheme == "sips"}
 	outd.localName = req.From().DisplayName
 	outd.localURI = sip.Uri{Scheme: target.Scheme, User: req.From().Address.User, Host: out.addr.Addr().String()}
@@ -180,20 +190,31 @@ func (g *Gateway) newCall(in *trunk, req *sip.Request, tx sip.ServerTransaction)
 		}
 	}
 	outd.remoteURI = sip.Uri{Scheme: target.Scheme, User: target.User, Host: target.Host, Port: target.Port}
-	outReq := outd.request(sip.INVITE, 0)
-	outd.inviteSeq = outReq.CSeq().SeqNo
-	if mf := req.MaxForwards(); mf != nil {
-		v := sip.MaxForwardsHeader(mf.Val() - 1)
-		outReq.ReplaceHeader(&v)
-	}
-	copyHeaders(req, outReq, passHeaders)
-	copyIdentity(req, outReq, out)
-	copyHeaders(req, outReq, g.cfg.CorrelationHeaders)
-	copyOptionTags(req, outReq)
-	outReq.AppendHeader(sip.NewHeader("Allow", out.allow()))
-	outReq.AppendHeader(sip.NewHeader("User-Agent", g.cfg.UserAgent))
 	body, ctype := sessionBody(sdp, isup)
-	setBody(outReq, body, ctype)
+	// What the legs the gateway makes on the out trunk say of the
+	// caller: its asserted identity and the correlation headers (a
+	// transfer's new leg says the same).
+	ident := sip.NewRequest(sip.INVITE, target)
+	copyIdentity(req, ident, out)
+	copyHeaders(req, ident, g.cfg.CorrelationHeaders)
+	if out.leg == media.Platform {
+		c.identity = ident.Headers()
+	}
+	build := func(r *sip.Request) {
+		if mf := req.MaxForwards(); mf != nil {
+			v := sip.MaxForwardsHeader(mf.Val() - 1)
+			r.ReplaceHeader(&v)
+		}
+		for _, h := range ident.Headers() {
+			r.AppendHeader(sip.HeaderClone(h))
+		}
+		r.AppendHeader(sip.NewHeader("Allow", out.allow()))
+		r.AppendHeader(sip.NewHeader("User-Agent", g.cfg.UserAgent))
+		setBody(r, body, ctype)
+	}
+	// No 100rel with a late offer: the callee's offer would come in a
+	// reliable 18x, whose answer (in the PRACK) the caller has not given.
+	o := &outbound{c: c, d: outd, build: build, se: g.cfg.SessionTimer.Expires, rel: !c.lateOffer}
 
 	c.legs[in.leg], c.legs[out.leg] = ind, outd
 	info := &CallInfo{ID: c.id, Inbound: in.name, State: StateRinging, Start: time.Now(),
@@ -224,7 +245,7 @@ func (g *Gateway) newCall(in *trunk, req *sip.Request, tx sip.ServerTransaction)
 		Trunk: in.name})
 	g.log.Info("call started", zap.String("call", c.id), zap.String("in", in.name), zap.String("out", out.name))
 	go c.watch()
-	c.runInvite(req, tx, outReq)
+	c.runInvite(req, tx, o, uris)
 }
 
 func hostOf(hostport string) string {
@@ -234,22 +255,44 @@ func hostOf(hostport string) string {
 	return hostport
 }
 
-// runInvite sends the INVITE on the outgoing leg and carries its
-// responses back until the call is answered or failed.
-func (c *call) runInvite(inReq *sip.Request, inTx sip.ServerTransaction, outReq *sip.Request) {
+// runInvite sends the INVITE on the outgoing leg, to one target after
+// the other until one answers at all, and carries its responses back
+// until the call is answered or failed. The caller gets 503 when no
+// target answers.
+func (c *call) runInvite(inReq *sip.Request, inTx sip.ServerTransaction, o *outbound, uris []sip.Uri) {
 	g := c.g
-	ind, outd := c.legs[c.in], c.legs[otherLeg(c.in)]
-	tx, err := outd.t.transaction(context.Background(), outReq)
-	if err != nil {
-		g.log.Info("INVITE could not be sent", zap.String("call", c.id), zap.Error(err))
+	ind, outd := c.leg(c.in), c.leg(otherLeg(c.in))
+	ctx := context.Background()
+	unavailable := func(why string, err error) {
+		g.log.Info("no target answered", zap.String("call", c.id), zap.String("trunk", outd.t.name), zap.String("why", why), zap.Error(err))
 		_ = inTx.Respond(ind.respond(inReq, 503, "Service Unavailable", nil, ""))
-		c.end(ending{outcome: audit.ReasonFailed, trunk: outd.t.name})
+		c.end(ending{outcome: audit.ReasonFailed, trunk: outd.t.name, status: 503})
+	}
+	dests, err := outd.t.plan(ctx, uris)
+	if err != nil {
+		unavailable("targets do not resolve", err)
 		return
 	}
+	o.dests = dests
+	began := time.Now()
+	if !o.start(ctx) {
+		unavailable("no target took the INVITE", nil)
+		return
+	}
+	cur, giveUp := o.cur, o.cur.giveUp
+	next := func() bool {
+		if !o.start(ctx) {
+			return false
+		}
+		cur, giveUp = o.cur, o.cur.giveUp
+		return true
+	}
+	failovers := 0
 	keep := false // a 2xx: the transaction ends by itself (Timer M)
 	defer func() {
-		if !keep {
-			tx.Terminate()
+		if !keep && o.cur != nil {
+			o.cur.stop()
+			o.cur.tx.Terminate()
 		}
 	}()
 	cancelled := make(chan struct{})
@@ -262,58 +305,104 @@ func (c *call) runInvite(inReq *sip.Request, inTx sip.ServerTransaction, outReq 
 	defer ring.Stop()
 
 	var (
-		gotProvisional bool
-		stopping       bool         // CANCEL sent or to be sent
-		stopOutcome    audit.Reason // outcome when the call is stopped by us
-		stopCode       int          // response for the caller then (0: sipgo sent 487)
-		cancelSent     bool
+		stopping    bool         // CANCEL sent or to be sent
+		stopOutcome audit.Reason // outcome when the call is stopped by us
+		stopCode    int          // response for the caller then (0: sipgo sent 487)
+		cancelSent  bool
+		retried422  bool
 	)
 	sendCancel := func() {
-		if cancelSent || !gotProvisional {
+		if cancelSent || !cur.canCancel() {
 			return // RFC 3261 9.1: not before a provisional response
 		}
 		cancelSent = true
-		creq := cancelFor(outReq)
+		creq := cancelFor(cur.req)
 		go func() {
 			ctx, cancel := context.WithTimeout(context.Background(), 64*sip.T1)
 			defer cancel()
 			_, _ = outd.do(ctx, creq)
 		}()
 	}
-	stop := func(outcome audit.Reason, code int) {
+	// stop stops the call before it is answered; it reports true when
+	// the call is finished (nothing came back yet: the destination is
+	// abandoned, and what it answers later is cancelled or ended).
+	stop := func(outcome audit.Reason, code int) bool {
 		if stopping {
-			return
+			return false
 		}
 		stopping, stopOutcome, stopCode = true, outcome, code
+		if !cur.isResponded() {
+			o.abandon(cur)
+			o.cur = nil
+			c.finishStopped(inReq, inTx, stopOutcome, stopCode)
+			return true
+		}
 		sendCancel()
+		return false
 	}
-	responses, done := tx.Responses(), tx.Done()
+	// failover moves on to the next destination after cur failed for
+	// reason; false when the call is finished.
+	failover := func(reason string) bool {
+		failovers++
+		g.metrics.failedOver(outd.t.name, reason)
+		outd.t.routes.markDown(cur.dest.key(), downFor)
+		g.log.Info("target failed; next target", zap.String("call", c.id), zap.String("target", cur.dest.key()), zap.String("reason", reason))
+		if stopping {
+			o.cur = nil
+			c.finishStopped(inReq, inTx, stopOutcome, stopCode)
+			return false
+		}
+		if !next() {
+			unavailable("every target failed", nil)
+			return false
+		}
+		return true
+	}
 	for {
 		select {
-		case res := <-responses:
+		case res := <-cur.tx.Responses():
+			cur.answered(res)
 			switch {
 			case res.StatusCode == 100:
 				continue
 			case res.IsProvisional():
-				gotProvisional = true
+				o.provisional(res)
 				if stopping {
 					sendCancel()
 					continue
 				}
 				c.provisional(inReq, inTx, res)
 			case res.IsSuccess():
+				if failovers > 0 {
+					g.log.Info("call answered after failover", zap.String("call", c.id), zap.String("target", cur.dest.key()),
+						zap.Int("failovers", failovers), zap.Duration("after", time.Since(began)))
+				}
 				if stopping {
 					// The callee answered as we cancelled: RFC 3261 9.1
 					// says ACK and BYE it.
-					outd.learnUAC(res)
-					newAcker(tx, outd, outd.inviteSeq).send(nil)
+					_, acker := o.accept(res)
+					acker.send(nil)
 					c.bye(int(c.in))
 					c.finishStopped(inReq, inTx, stopOutcome, stopCode)
 					return
 				}
 				keep = true
-				c.answer(inReq, inTx, tx, res)
+				c.answer(inReq, inTx, o, res)
 				return
+			case res.StatusCode == 503 && !stopping:
+				// RFC 3263 4.3: the server is there but takes nothing
+				// now; another may.
+				o.cur = nil
+				if !failover("unavailable") {
+					return
+				}
+			case res.StatusCode == 422 && minSE(res) > o.se && !stopping && !retried422:
+				retried422 = true
+				if !o.retry(ctx, minSE(res)) {
+					unavailable("422 and the INVITE could not be sent again", nil)
+					return
+				}
+				cur, giveUp = o.cur, o.cur.giveUp
 			default:
 				if stopping {
 					c.finishStopped(inReq, inTx, stopOutcome, stopCode)
@@ -324,13 +413,33 @@ func (c *call) runInvite(inReq *sip.Request, inTx sip.ServerTransaction, outReq 
 				c.end(ending{outcome: failureOutcome(res.StatusCode), trunk: outd.t.name, status: res.StatusCode})
 				return
 			}
-		case <-done:
+		case <-giveUp:
+			giveUp = nil
+			if cur.isResponded() {
+				continue // an answer crossed the timer
+			}
+			o.abandon(cur)
+			o.cur = nil
+			if !failover(cur.reason()) {
+				return
+			}
+		case <-cur.tx.Done():
 			if stopping {
+				o.cur = nil
 				c.finishStopped(inReq, inTx, stopOutcome, stopCode)
 				return
 			}
+			if !cur.isResponded() {
+				// A transport error or Timer B before any answer.
+				cur.stop()
+				o.cur = nil
+				if !failover("refused") {
+					return
+				}
+				continue
+			}
 			code, reason := 503, "Service Unavailable"
-			if errors.Is(tx.Err(), sip.ErrTransactionTimeout) {
+			if errors.Is(cur.tx.Err(), sip.ErrTransactionTimeout) {
 				code, reason = 408, "Request Timeout"
 			}
 			_ = inTx.Respond(ind.respond(inReq, code, reason, nil, ""))
@@ -338,15 +447,21 @@ func (c *call) runInvite(inReq *sip.Request, inTx sip.ServerTransaction, outReq 
 			return
 		case <-cancelled:
 			cancelled = nil
-			stop(audit.ReasonCancelled, 0) // sipgo has answered 487 to the caller
+			if stop(audit.ReasonCancelled, 0) { // sipgo has answered 487 to the caller
+				return
+			}
 		case reason := <-c.abort:
 			code := 503
 			if reason == audit.ReasonBye {
 				code = 487
 			}
-			stop(reason, code)
+			if stop(reason, code) {
+				return
+			}
 		case <-ring.C:
-			stop(audit.ReasonNoAnswer, 408)
+			if stop(audit.ReasonNoAnswer, 408) {
+				return
+			}
 		}
 	}
 }
@@ -362,7 +477,7 @@ func (c *call) finishStopped(inReq *sip.Request, inTx sip.ServerTransaction, out
 		case 487:
 			reason = "Request Terminated"
 		}
-		_ = inTx.Respond(c.legs[c.in].respond(inReq, code, reason, nil, ""))
+		_ = inTx.Respond(c.leg(c.in).respond(inReq, code, reason, nil, ""))
 	}
 	c.end(ending{outcome: outcome})
 }
@@ -381,40 +496,65 @@ func cancelFor(inv *sip.Request) *sip.Request {
 	sip.CopyHeaders("Route", inv, r)
 	r.SetBody(nil)
 	r.SetTransport(inv.Transport())
+	r.SetDestination(inv.Destination())
 	r.Laddr = inv.Laddr
 	return r
 }
 
 // provisional passes a 18x on, with its SDP (early media) turned. With a
 // late offer a 18x carries no SDP on: the caller could not answer an
-// offer in an unreliable provisional response.
+// offer in an unreliable provisional response. When several early
+// dialogs answer (forking), the relay takes the media of the one whose
+// 18x came last; the 2xx settles it. The 18x goes reliably to a caller
+// that asked for 100rel (see prack.go); after the caller has an answer
+// reliably, later early answers go to the relay only.
 func (c *call) provisional(inReq *sip.Request, inTx sip.ServerTransaction, res *sip.Response) {
-	ind, outd := c.legs[c.in], c.legs[otherLeg(c.in)]
-	if tag, _ := res.To().Params.Get("tag"); tag != "" {
-		outd.learnUAC(res)
-	}
+	ind, out := c.leg(c.in), otherLeg(c.in)
+	tag, _ := res.To().Params.Get("tag")
 	var body []byte
 	state := StateRinging
 	if rs, err := readSession(res); err == nil && rs.sdp != nil && !c.lateOffer {
-		b, err := c.turn(otherLeg(c.in), c.in, rs.sdp, false)
-		if err != nil {
+		c.mu.Lock()
+		relAnswered := c.rel.answered
+		c.mu.Unlock()
+		if relAnswered {
+			if err := c.takeAnswer(out, rs.sdp); err == nil {
+				state = StateEarly
+			}
+		} else if b, err := c.turn(out, c.in, rs.sdp, false); err != nil {
 			c.g.log.Info("early media SDP refused; 18x passed on without it", zap.String("call", c.id), zap.Error(err))
 		} else {
 			body, state = b, StateEarly
 		}
+		if state == StateEarly {
+			c.mu.Lock()
+			c.earlyTag = tag
+			c.mu.Unlock()
+		}
 	}
-	out := ind.respond(inReq, res.StatusCode, res.Reason, body, "application/sdp")
-	copyIdentity(res, out, ind.t)
-	_ = inTx.Respond(out)
+	resp := ind.respond(inReq, res.StatusCode, res.Reason, body, "application/sdp")
+	copyIdentity(res, resp, ind.t)
+	if c.reliable(len(body) > 0) {
+		c.sendReliable(resp)
+	} else {
+		_ = inTx.Respond(resp)
+	}
 	c.g.reg.update(c.id, func(ci *CallInfo) {
-		ci.State = state
+		if ci.State != StateEnded {
+			ci.State = state
+		}
 		c.legInfo(ci)
+		li := &ci.Platform
+		if out == media.Carrier {
+			li = &ci.Carrier
+		}
+		li.RemoteTag = tag
 	})
 }
 
 // legInfo copies the legs' tags into the registry entry.
 func (c *call) legInfo(ci *CallInfo) {
-	for l, d := range c.legs {
+	for l, d := range c.legPair() {
 		d.mu.Lock()
 		li := LegInfo{Trunk: d.t.name, CallID: d.callID, LocalTag: d.localTag, RemoteTag: d.remoteTag}
 		d.mu.Unlock()
@@ -426,67 +566,105 @@ func (c *call) legInfo(ci *CallInfo) {
 	}
 }
 
-// answer completes the call on a 2xx from the callee.
-func (c *call) answer(inReq *sip.Request, inTx sip.ServerTransaction, tx sip.ClientTransaction, res *sip.Response) {
+// answer completes the call on a 2xx from the callee (o's current
+// destination).
+func (c *call) answer(inReq *sip.Request, inTx sip.ServerTransaction, o *outbound, res *sip.Response) {
 	g := c.g
-	ind, outd := c.legs[c.in], c.legs[otherLeg(c.in)]
-	outd.learnUAC(res)
-	acker := newAcker(tx, outd, outd.inviteSeq)
+	out := otherLeg(c.in)
+	ind, outd := c.leg(c.in), c.leg(out)
+	f, acker := o.accept(res)
+	c.timerAnswered(out, res, o.se)
 	if c.lateOffer {
 		c.answerLate(inReq, inTx, res, acker)
 		return
 	}
 	acker.send(nil)
-	var body []byte
+	fail := func(code int, text string, outcome audit.Reason, why string, err error) {
+		g.log.Info("answer refused", zap.String("call", c.id), zap.String("why", why), zap.Error(err))
+		c.bye(int(c.in))
+		_ = inTx.Respond(ind.respond(inReq, code, text, nil, ""))
+		c.end(ending{outcome: outcome, trunk: outd.t.name, status: res.StatusCode})
+	}
+	tag, _ := res.To().Params.Get("tag")
+	c.mu.Lock()
+	relAnswered, early := c.rel.answered, c.earlyTag
+	c.mu.Unlock()
+	var earlyAnswer []byte
+	if f != nil {
+		earlyAnswer = f.answer
+	}
 	rs, err := readSession(res)
 	if err != nil {
 		g.log.Info("2xx body unreadable", zap.String("call", c.id), zap.Error(err))
 	}
-	if rs.sdp != nil {
-		b, err := c.turn(otherLeg(c.in), c.in, rs.sdp, false)
-		if err != nil {
-			g.log.Info("answer SDP refused", zap.String("call", c.id), zap.Error(err))
-			c.bye(int(c.in))
-			_ = inTx.Respond(ind.respond(inReq, 488, "Not Acceptable Here", nil, ""))
-			c.end(ending{outcome: audit.ReasonNotAcceptable, trunk: outd.t.name, status: res.StatusCode})
+	var body []byte
+	switch {
+	case rs.sdp != nil && relAnswered:
+		// The caller has its answer (reliable 18x): this one is the
+		// relay's only.
+		if err := c.takeAnswer(out, rs.sdp); err != nil {
+			fail(488, "Not Acceptable Here", audit.ReasonNotAcceptable, "2xx SDP", err)
 			return
 		}
-		body = b
-	} else {
+	case rs.sdp != nil:
+		if body, err = c.turn(out, c.in, rs.sdp, false); err != nil {
+			fail(488, "Not Acceptable Here", audit.ReasonNotAcceptable, "2xx SDP", err)
+			return
+		}
+	case earlyAnswer != nil && tag != early:
+		// The answer came in an 18x of this dialog, but another early
+		// dialog's media is in the relay (forking): take this one's.
+		if relAnswered {
+			err = c.takeAnswer(out, earlyAnswer)
+		} else {
+			body, err = c.turn(out, c.in, earlyAnswer, false)
+		}
+		if err != nil {
+			fail(488, "Not Acceptable Here", audit.ReasonNotAcceptable, "early SDP", err)
+			return
+		}
+	case relAnswered:
+	default:
 		// The answer came in an unreliable 18x (a preview, RFC 3261
 		// 13.2.1); send the caller the same again.
 		c.mu.Lock()
 		body = c.lastSDP[c.in]
 		c.mu.Unlock()
 		if body == nil {
-			c.bye(int(c.in))
-			_ = inTx.Respond(ind.respond(inReq, 502, "Bad Gateway", nil, ""))
-			c.end(ending{outcome: audit.ReasonFailed, trunk: outd.t.name, status: res.StatusCode})
+			fail(502, "Bad Gateway", audit.ReasonFailed, "no SDP in 2xx", nil)
 			return
 		}
 	}
-	out := ind.respond(inReq, res.StatusCode, res.Reason, body, "application/sdp")
-	copyHeaders(res, out, passHeaders)
-	copyIdentity(res, out, ind.t)
-	copyOptionTags(res, out)
+	if !c.awaitPRACK() {
+		fail(503, "Service Unavailable", audit.ReasonFailed, "no PRACK for the reliable answer", nil)
+		return
+	}
+	resp := ind.respond(inReq, res.StatusCode, res.Reason, body, "application/sdp")
+	copyIdentity(res, resp, ind.t)
+	c.timerAnswer(c.in, resp)
+	resp.AppendHeader(sip.NewHeader("Supported", supportedTags))
 	w := c.expectAck(c.in, inReq.CSeq().SeqNo)
 	c.mu.Lock()
 	c.answered = true
 	c.mu.Unlock()
-	if err := inTx.Respond(out); err != nil {
+	if err := inTx.Respond(resp); err != nil {
 		// The caller cancelled as the callee answered.
 		g.log.Info("2xx to caller failed", zap.String("call", c.id), zap.Error(err))
 		c.bye(int(c.in))
 		c.end(ending{outcome: audit.ReasonCancelled, trunk: ind.t.name})
 		return
 	}
+	c.timerRestart(c.in)
 	now := time.Now()
 	g.reg.update(c.id, func(ci *CallInfo) {
-		ci.State, ci.Answer = StateAnswered, now
+		ci.Answer = now
+		if ci.State != StateEnded { // a BYE may have come right after the 2xx
+			ci.State = StateAnswered
+		}
 		c.legInfo(ci)
 	})
 	g.log.Info("call answered", zap.String("call", c.id))
-	c.retransmit(c.in, inTx, out, w, nil)
+	c.retransmit(c.in, inTx, resp, w, nil)
 }
 
 // answerLate completes a late-offer call on a 2xx from the callee: its
@@ -495,7 +673,7 @@ func (c *call) answer(inReq *sip.Request, inTx sip.ServerTransaction, tx sip.Cli
 // a usable offer, or an ACK without a usable answer, ends the call.
 func (c *call) answerLate(inReq *sip.Request, inTx sip.ServerTransaction, res *sip.Response, acker *acker) {
 	g := c.g
-	ind, outd := c.legs[c.in], c.legs[otherLeg(c.in)]
+	ind, outd := c.leg(c.in), c.leg(otherLeg(c.in))
 	refuse := func(code int, text string, outcome audit.Reason, err error) {
 		g.log.Info("late offer failed", zap.String("call", c.id), zap.Int("status", code), zap.Error(err))
 		// RFC 3261 13.2.2.4: ACK the 2xx, then BYE.
@@ -514,28 +692,32 @@ func (c *call) answerLate(inReq *sip.Request, inTx sip.ServerTransaction, res *s
 		refuse(488, "Not Acceptable Here", audit.ReasonNotAcceptable, err)
 		return
 	}
-	out := ind.respond(inReq, res.StatusCode, res.Reason, offer, "application/sdp")
-	copyHeaders(res, out, passHeaders)
-	copyIdentity(res, out, ind.t)
-	copyOptionTags(res, out)
+	resp := ind.respond(inReq, res.StatusCode, res.Reason, offer, "application/sdp")
+	copyIdentity(res, resp, ind.t)
+	c.timerAnswer(c.in, resp)
+	resp.AppendHeader(sip.NewHeader("Supported", supportedTags))
 	w := c.expectAck(c.in, inReq.CSeq().SeqNo)
 	c.mu.Lock()
 	c.answered = true
 	c.mu.Unlock()
-	if err := inTx.Respond(out); err != nil {
+	if err := inTx.Respond(resp); err != nil {
 		g.log.Info("2xx to caller failed", zap.String("call", c.id), zap.Error(err))
 		acker.send(nil)
 		c.bye(int(c.in))
 		c.end(ending{outcome: audit.ReasonCancelled, trunk: ind.t.name})
 		return
 	}
+	c.timerRestart(c.in)
 	now := time.Now()
 	g.reg.update(c.id, func(ci *CallInfo) {
-		ci.State, ci.Answer = StateAnswered, now
+		ci.Answer = now
+		if ci.State != StateEnded { // a BYE may have come right after the 2xx
+			ci.State = StateAnswered
+		}
 		c.legInfo(ci)
 	})
 	g.log.Info("call answered (late offer)", zap.String("call", c.id))
-	ack := c.retransmit(c.in, inTx, out, w, func() { acker.send(nil) })
+	ack := c.retransmit(c.in, inTx, resp, w, func() { acker.send(nil) })
 	if ack == nil {
 		acker.send(nil)
 		return

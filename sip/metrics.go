@@ -14,6 +14,10 @@ type Metrics struct {
 	digits   *prometheus.CounterVec
 	stopped  *prometheus.CounterVec
 	limitedN *prometheus.CounterVec
+	failover *prometheus.CounterVec
+	targets  *prometheus.GaugeVec
+	expiredN *prometheus.CounterVec
+	transfer *prometheus.CounterVec
 }
 
 // NewMetrics registers the metrics with reg:
@@ -26,6 +30,12 @@ type Metrics struct {
 //	    requests from the carrier trunk answered by the gateway instead of
 //	    going to the platform (reasons: refusedReasons)
 //	tonevault_sip_requests_limited_total{trunk,reason}  requests answered 503 by sip.limits or a drain
+//	tonevault_sip_failovers_total{trunk,reason}  INVITEs that moved on to the next target
+//	    (timeout, unreachable, refused, unavailable)
+//	tonevault_sip_target_up{trunk,target}   1 when the last OPTIONS probe got an answer
+//	tonevault_sip_sessions_expired_total{trunk}  calls ended by a leg's session timer
+//	tonevault_sip_transfers_total{outcome}  REFERs carried out, by outcome
+//	    (transferred, or the new leg's failure)
 func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	m := &Metrics{
 		active: prometheus.NewGauge(prometheus.GaugeOpts{
@@ -46,8 +56,20 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		limitedN: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tonevault_sip_requests_limited_total", Help: "SIP requests answered 503: over a source's rate (rate), the call caps (max_calls, max_calls_per_source), or while draining.",
 		}, []string{"trunk", "reason"}),
+		failover: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tonevault_sip_failovers_total", Help: "INVITEs given up on one target and sent to the next: no answer in failover_timeout (timeout), ICMP unreachable (unreachable), connection refused (refused), 503 (unavailable).",
+		}, []string{"trunk", "reason"}),
+		targets: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "tonevault_sip_target_up", Help: "1 when a target answered the last OPTIONS probe, 0 when not (probe_interval).",
+		}, []string{"trunk", "target"}),
+		expiredN: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tonevault_sip_sessions_expired_total", Help: "Calls ended because a leg's session timer (RFC 4028) ran out, by the leg.",
+		}, []string{"trunk"}),
+		transfer: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tonevault_sip_transfers_total", Help: "REFERs the gateway carried out, by outcome: transferred, or why the new leg failed.",
+		}, []string{"outcome"}),
 	}
-	for _, c := range []prometheus.Collector{m.active, m.calls, m.refusedN, m.digits, m.stopped, m.limitedN} {
+	for _, c := range []prometheus.Collector{m.active, m.calls, m.refusedN, m.digits, m.stopped, m.limitedN, m.failover, m.targets, m.expiredN, m.transfer} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -77,6 +99,34 @@ func (m *Metrics) refused(trunk string) {
 func (m *Metrics) limited(trunk, reason string) {
 	if m != nil {
 		m.limitedN.WithLabelValues(trunk, reason).Inc()
+	}
+}
+
+func (m *Metrics) failedOver(trunk, reason string) {
+	if m != nil {
+		m.failover.WithLabelValues(trunk, reason).Inc()
+	}
+}
+
+func (m *Metrics) targetUp(trunk, target string, up bool) {
+	if m != nil {
+		v := 0.0
+		if up {
+			v = 1
+		}
+		m.targets.WithLabelValues(trunk, target).Set(v)
+	}
+}
+
+func (m *Metrics) expired(trunk string) {
+	if m != nil {
+		m.expiredN.WithLabelValues(trunk).Inc()
+	}
+}
+
+func (m *Metrics) transferred(outcome string) {
+	if m != nil {
+		m.transfer.WithLabelValues(outcome).Inc()
 	}
 }
 

@@ -46,6 +46,7 @@ type CallInfo struct {
 	Start       time.Time
 	Answer      time.Time // zero until answered
 	End         time.Time // zero until ended
+	Transfers   int       // transfers completed (the platform leg is the newest)
 }
 
 // Filter selects calls for Registry.List; zero fields match everything.
@@ -66,10 +67,11 @@ type Registry struct {
 	endHead   int
 	keepEnded int
 
-	subMu sync.RWMutex
-	subs  map[int]func(media.Digit)
-	ends  map[int]func(CallInfo)
-	next  int
+	subMu     sync.RWMutex
+	subs      map[int]func(media.Digit)
+	ends      map[int]func(CallInfo)
+	transfers map[int]func(Transfer)
+	next      int
 }
 
 // NewRegistry returns an empty registry that keeps the last keepEnded
@@ -78,7 +80,7 @@ func NewRegistry(keepEnded int) *Registry {
 	if keepEnded <= 0 {
 		keepEnded = 1000
 	}
-	return &Registry{calls: map[string]*CallInfo{}, bySIP: map[string]string{}, keepEnded: keepEnded, subs: map[int]func(media.Digit){}, ends: map[int]func(CallInfo){}}
+	return &Registry{calls: map[string]*CallInfo{}, bySIP: map[string]string{}, keepEnded: keepEnded, subs: map[int]func(media.Digit){}, ends: map[int]func(CallInfo){}, transfers: map[int]func(Transfer){}}
 }
 
 // idEncoding is base32 (RFC 4648) in lowercase, without padding.
@@ -288,6 +290,38 @@ func (r *Registry) OnEnd(fn func(CallInfo)) (unsubscribe func()) {
 		r.subMu.Lock()
 		delete(r.ends, id)
 		r.subMu.Unlock()
+	}
+}
+
+// OnTransfer registers fn to receive every transfer that completes (a
+// REFER from the platform took the call to another agent; payment
+// capture keeps or cancels the call's session, as Transfer.KeepCapture
+// says), and returns a function that unsubscribes it. fn must not
+// block.
+func (r *Registry) OnTransfer(fn func(Transfer)) (unsubscribe func()) {
+	r.subMu.Lock()
+	id := r.next
+	r.next++
+	r.transfers[id] = fn
+	r.subMu.Unlock()
+	return func() {
+		r.subMu.Lock()
+		delete(r.transfers, id)
+		r.subMu.Unlock()
+	}
+}
+
+// transferred hands t to the OnTransfer subscribers.
+func (r *Registry) transferred(t Transfer) {
+	r.mu.Lock()
+	if c, ok := r.calls[t.CallID]; ok {
+		c.Transfers++
+	}
+	r.mu.Unlock()
+	r.subMu.RLock()
+	defer r.subMu.RUnlock()
+	for _, fn := range r.transfers {
+		fn(t)
 	}
 }
 

@@ -219,6 +219,29 @@ func readSDP(in []byte, opts RewriteOptions) (*sdpIn, error) {
 	return p, nil
 }
 
+// sendrecv makes p's stream send and receive, wherever it was held:
+// direction attributes at both levels are dropped (sendrecv is the
+// default) and an RFC 2543 hold address becomes a real one when written.
+func sendrecv(p *sdpIn) {
+	drop := func(attrs []sdp.Attribute) []sdp.Attribute {
+		out := attrs[:0:0]
+		for _, a := range attrs {
+			switch a.Key {
+			case "sendonly", "recvonly", "inactive", "sendrecv":
+				continue
+			}
+			out = append(out, a)
+		}
+		return out
+	}
+	p.sd.Attributes = drop(p.sd.Attributes)
+	p.md.Attributes = drop(p.md.Attributes)
+	if p.addr.IsUnspecified() {
+		p.addr = netip.IPv4Unspecified().Next() // anything specified: write puts the relay's address
+	}
+	p.remote.Direction = "sendrecv"
+}
+
 // write builds the SDP to send on the other leg from a received one.
 // It changes p: read it again to write it again.
 func (p *sdpIn) write(opts RewriteOptions) ([]byte, error) {

@@ -435,7 +435,7 @@ func TestTLSConfigValidate(t *testing.T) {
 	c.Trunks.Carrier.Listen = netip.MustParseAddrPort("127.0.0.1:0")
 	c.Trunks.Carrier.Transports = []string{"tls"}
 	c.Trunks.Carrier.TLS = TLSConfig{CertFile: "/nonexistent/c.pem", KeyFile: "/nonexistent/k.pem"}
-	if _, err := newTrunk("carrier", 0, c.Trunks.Carrier, "x", slog.New(slog.DiscardHandler)); err == nil || !strings.Contains(err.Error(), "sip.trunks.carrier.tls.cert_file") {
+	if _, err := newTrunk("carrier", 0, c.Trunks.Carrier, "x", slog.New(slog.DiscardHandler), nil); err == nil || !strings.Contains(err.Error(), "sip.trunks.carrier.tls.cert_file") {
 		t.Fatalf("newTrunk = %v", err)
 	}
 }

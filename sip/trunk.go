@@ -39,6 +39,10 @@ type trunk struct {
 
 	noTCPMu sync.Mutex
 	noTCP   map[string]time.Time // destinations that refused TCP, until when
+
+	routes *routes    // resolved targets and their health
+	icmp   *icmpWatch // ICMP errors on the UDP socket, by destination
+	stop   chan struct{}
 }
 
 // maxUDPRequest is RFC 3261 18.1.1's bound: a request larger than 1300
@@ -74,11 +78,11 @@ func init() {
 	sip.TransportBufferReadSize = 65535
 }
 
-func newTrunk(name string, leg media.Leg, cfg TrunkConfig, userAgent string, log *slog.Logger) (*trunk, error) {
+func newTrunk(name string, leg media.Leg, cfg TrunkConfig, userAgent string, log *slog.Logger, res Resolver) (*trunk, error) {
 	if err := cfg.validate("sip.trunks." + name); err != nil {
 		return nil, fmt.Errorf("sip: %w", err)
 	}
-	t := &trunk{name: name, leg: leg, cfg: cfg}
+	t := &trunk{name: name, leg: leg, cfg: cfg, routes: newRoutes(res), icmp: newICMPWatch(), stop: make(chan struct{})}
 	if t.hasTransport("tls") {
 		f, err := newTLSFiles(cfg.TLS, "sip.trunks."+name, log.With("trunk", name))
 		if err != nil {
@@ -186,7 +190,9 @@ func (t *trunk) bind() error {
 // serve runs the listeners until they are closed.
 func (t *trunk) serve() {
 	if t.udp != nil {
-		go func() { _ = t.srv.ServeUDP(t.udp) }()
+		// ICMP errors for what the socket sends (port or host
+		// unreachable) end the wait for a dead target at once.
+		go func() { _ = t.srv.ServeUDP(watchICMP(t.udp, t.icmp.unreachable)) }()
 	}
 	if t.tcp != nil {
 		go func() { _ = t.srv.ServeTCP(t.tcp) }()
@@ -217,6 +223,11 @@ func (t *trunk) closeSockets() {
 }
 
 func (t *trunk) close() {
+	select {
+	case <-t.stop:
+	default:
+		close(t.stop)
+	}
 	t.closeSockets()
 	if t.ua != nil {
 		t.ua.Close()
@@ -359,21 +370,36 @@ func (t *trunk) prepare(req *sip.Request, transport string) {
 // errNoTarget: a call would leave through a trunk with no target.
 var errNoTarget = errors.New("sip: no target configured for this trunk")
 
-// target is the Request-URI of a new call leaving through the trunk.
+// target is the Request-URI of a new call leaving through the trunk
+// when its first target answers.
 func (t *trunk) target(in *sip.Request) (sip.Uri, error) {
+	us, err := t.targets(in.Recipient.User)
+	if err != nil {
+		return sip.Uri{}, err
+	}
+	return us[0], nil
+}
+
+// targets are the Request-URIs of a new call leaving through the trunk,
+// to be tried in order: Target, then Failover. user goes where they say
+// {user}.
+func (t *trunk) targets(user string) ([]sip.Uri, error) {
 	if t.cfg.Target == "" {
-		return sip.Uri{}, errNoTarget
+		return nil, errNoTarget
 	}
-	user := in.Recipient.User
-	if strings.Contains(t.cfg.Target, "{user}") && !safeUser(user) {
-		return sip.Uri{}, fmt.Errorf("sip: Request-URI user %q cannot be routed", user)
+	var out []sip.Uri
+	for _, s := range append([]string{t.cfg.Target}, t.cfg.Failover...) {
+		if strings.Contains(s, "{user}") && !safeUser(user) {
+			return nil, fmt.Errorf("sip: Request-URI user %q cannot be routed", user)
+		}
+		var u sip.Uri
+		s = strings.ReplaceAll(s, "{user}", user)
+		if err := sip.ParseUri(s, &u); err != nil {
+			return nil, fmt.Errorf("sip: target %q: %w", s, err)
+		}
+		out = append(out, u)
 	}
-	var u sip.Uri
-	s := strings.ReplaceAll(t.cfg.Target, "{user}", user)
-	if err := sip.ParseUri(s, &u); err != nil {
-		return sip.Uri{}, fmt.Errorf("sip: target %q: %w", s, err)
-	}
-	return u, nil
+	return out, nil
 }
 
 // transportFor is the transport of requests to u: TLS for a sips: URI,

@@ -128,8 +128,9 @@ type payments struct {
 	unsub   []func()
 }
 
-// startPayments connects the call registry's digits and call ends to
-// capture, capture's start and end to the relay's capture-only masking,
+// startPayments connects the call registry's digits, call ends and
+// transfers (sip.transfer.capture) to capture, capture's start and end
+// to the relay's capture-only masking,
 // keeps the sessions in the store (ending, first, those a previous run
 // left live: see capture.ReasonGatewayRestarted), and serves the API over
 // them.
@@ -167,6 +168,11 @@ func startPayments(cfg configs.Config, gw *sip.Gateway, trail *audit.Queue, proc
 	p.unsub = append(p.unsub,
 		reg.Subscribe(func(d media.Digit) { mgr.Digit(d.CallID, d.Digit, d.At) }),
 		reg.OnEnd(func(c sip.CallInfo) { mgr.CallEnded(c.ID) }),
+		reg.OnTransfer(func(tr sip.Transfer) {
+			if !tr.KeepCapture {
+				mgr.CallTransferred(tr.CallID)
+			}
+		}),
 	)
 	if len(cfg.API.Keys) == 0 {
 		log.Warn("no API keys configured (api.keys): every API request will be refused; create one with `tonevault api-key --name NAME`")

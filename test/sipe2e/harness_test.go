@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
@@ -114,8 +115,52 @@ type gateway struct {
 	g      *sip.Gateway
 	reg    *sip.Registry
 	audit  *memAudit
+	prom   *prometheus.Registry // the gateway's SIP metrics
 	mu     sync.Mutex
 	digits []media.Digit
+}
+
+// metric is the value of the counter name whose labels include labels
+// (summed over the series that match).
+func (g *gateway) metric(t *testing.T, name string, labels map[string]string) float64 {
+	t.Helper()
+	mfs, err := g.prom.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := 0.0
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	series:
+		for _, m := range mf.GetMetric() {
+			for k, v := range labels {
+				found := false
+				for _, lp := range m.GetLabel() {
+					found = found || lp.GetName() == k && lp.GetValue() == v
+				}
+				if !found {
+					continue series
+				}
+			}
+			sum += m.GetCounter().GetValue() + m.GetGauge().GetValue()
+		}
+	}
+	return sum
+}
+
+// records are the audit records of event e.
+func (m *memAudit) records(e audit.Event) []audit.Record {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []audit.Record
+	for _, r := range m.recs {
+		if r.Event == e {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 func (g *gateway) digitString() string {
@@ -154,7 +199,18 @@ func startGatewayWith(t *testing.T, agentPort int, agentTransport string, revers
 // can tell the gateway's media from other processes' on loopback.
 func startGatewayMod(t *testing.T, agentPort int, agentTransport string, reverse bool, mod func(*sip.Config), mediaBase ...int) *gateway {
 	t.Helper()
-	gw := &gateway{reg: sip.NewRegistry(0), audit: &memAudit{}}
+	return startGatewayOpts(t, agentPort, agentTransport, reverse, mod, nil, mediaBase...)
+}
+
+// startGatewayOpts is startGatewayMod with the gateway's options changed
+// by opt (a resolver).
+func startGatewayOpts(t *testing.T, agentPort int, agentTransport string, reverse bool, mod func(*sip.Config), opt func(*sip.Options), mediaBase ...int) *gateway {
+	t.Helper()
+	gw := &gateway{reg: sip.NewRegistry(0), audit: &memAudit{}, prom: prometheus.NewRegistry()}
+	metrics, err := sip.NewMetrics(gw.prom)
+	if err != nil {
+		t.Fatal(err)
+	}
 	unsub := gw.reg.Subscribe(func(d media.Digit) {
 		gw.mu.Lock()
 		gw.digits = append(gw.digits, d)
@@ -194,7 +250,11 @@ func startGatewayMod(t *testing.T, agentPort int, agentTransport string, reverse
 	if mod != nil {
 		mod(&cfg)
 	}
-	gw.g, err = sip.New(cfg, sip.Options{Relay: sip.AdaptRelay(relay), Registry: gw.reg, Audit: gw.audit, Log: log.Named("sip")})
+	opts := sip.Options{Relay: sip.AdaptRelay(relay), Registry: gw.reg, Audit: gw.audit, Log: log.Named("sip"), Metrics: metrics}
+	if opt != nil {
+		opt(&opts)
+	}
+	gw.g, err = sip.New(cfg, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
