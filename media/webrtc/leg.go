@@ -116,19 +116,18 @@ func (e *Engine) NewLeg(offer []byte, p LegParams) (*Leg, []byte, error) {
 		log:       e.log.With(zap.String("call", p.CallID)),
 		connected: make(chan struct{}), done: make(chan struct{}), torn: make(chan struct{}),
 	}
+	// Armed for good once the answer is made; until then nothing can fire
+	// it, and a failure while negotiating tears the leg down like any.
+	l.timer = time.AfterFunc(time.Duration(1<<62), l.connectTimeout)
+	e.m.legs.Inc()
 	answer, err := l.negotiate(api, offer)
 	if err != nil {
-		if l.pc != nil {
-			_ = l.pc.Close()
-		}
-		conn.Close()
-		if errors.Is(err, ErrBadSDP) {
-			e.m.ended.WithLabelValues(reasonLabel(ErrBadSDP)).Inc()
-		}
+		l.closing.Store(true)
+		l.finish(err)
+		<-l.torn
 		return nil, nil, err
 	}
-	e.m.legs.Inc()
-	l.timer = time.AfterFunc(e.cfg.ConnectTimeout, l.connectTimeout)
+	l.timer.Reset(e.cfg.ConnectTimeout)
 	l.wg.Add(1)
 	go l.fromRelay()
 	return l, answer, nil
@@ -304,7 +303,9 @@ func (l *Leg) finish(err error) {
 		close(l.done)
 		go func() {
 			l.timer.Stop()
-			_ = l.pc.Close()
+			if l.pc != nil {
+				_ = l.pc.Close()
+			}
 			l.conn.Close()
 			l.wg.Wait()
 			l.e.m.legs.Dec()
