@@ -6,8 +6,6 @@ import (
 	"net/netip"
 	"strings"
 	"time"
-
-	"github.com/emiago/sipgo/sip"
 )
 
 // Config is the B2BUA's part of the configuration, the "sip:" section of
@@ -35,6 +33,10 @@ type Config struct {
 	// calls to end by themselves, refusing new ones with 503, before it
 	// ends the rest with BYE (default 20s; serve reads it).
 	DrainTimeout time.Duration `yaml:"drain_timeout"`
+	// Routes send calls from the carrier to a called number elsewhere
+	// than the platform trunk's target: a SIP URI or a pool of browser
+	// agents ("agents:NAME"). The first entry whose callee matches wins.
+	Routes []Route `yaml:"routes"`
 	// UserAgent is the User-Agent and Server header ("ToneVault"); the
 	// binary sets it to its name and version.
 	UserAgent string `yaml:"-"`
@@ -187,12 +189,32 @@ func (c Config) Validate() error {
 	if err := c.Limits.validate(); err != nil {
 		return err
 	}
+	platformTLS := TrunkConfig{Transports: c.Trunks.Platform.Transports}.hasTLS()
+	for i, r := range c.Routes {
+		key := fmt.Sprintf("sip.routes[%d]", i)
+		if !safeUser(r.Callee) {
+			return fmt.Errorf("%s.callee: %q is not a dialled number (digits, letters, +*#._-)", key, r.Callee)
+		}
+		if err := validateTarget(key+".target", r.Target, platformTLS, true); err != nil {
+			return err
+		}
+	}
 	for i, h := range c.CorrelationHeaders {
 		if h == "" || strings.ContainsAny(h, " \t\r\n:") {
 			return fmt.Errorf("sip.correlation_headers[%d]: %q is not a header name", i, h)
 		}
 	}
 	return nil
+}
+
+// hasTLS reports whether the trunk's transports include TLS.
+func (t TrunkConfig) hasTLS() bool {
+	for _, tp := range t.Transports {
+		if tp == "tls" {
+			return true
+		}
+	}
+	return false
 }
 
 func (t TrunkConfig) validate(key string) error {
@@ -224,15 +246,8 @@ func (t TrunkConfig) validate(key string) error {
 		return fmt.Errorf("%s.srtp: %q: want off, optional or required", key, t.SRTP)
 	}
 	if t.Target != "" {
-		var u sip.Uri
-		if !strings.HasPrefix(t.Target, "sip:") && !strings.HasPrefix(t.Target, "sips:") {
-			return fmt.Errorf("%s.target: %q is not a sip: or sips: URI", key, t.Target)
-		}
-		if err := sip.ParseUri(strings.ReplaceAll(t.Target, "{user}", "x"), &u); err != nil || u.Host == "" {
-			return fmt.Errorf("%s.target: %q is not a SIP URI", key, t.Target)
-		}
-		if transportFor(u) == "TLS" && !tlsOn {
-			return fmt.Errorf("%s.target: %q goes over TLS: add tls to %s.transports", key, t.Target, key)
+		if err := validateTarget(key+".target", t.Target, tlsOn, key == "sip.trunks.platform"); err != nil {
+			return err
 		}
 	}
 	return nil

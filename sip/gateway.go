@@ -30,6 +30,9 @@ type Options struct {
 	Metrics  *Metrics     // nil: not measured
 	Log      *zap.Logger  // nil: no logging
 	SIPLog   *slog.Logger // sipgo's own logging, message contents withheld; nil: discarded
+	// Agents are the pools of browser agents that targets "agents:NAME"
+	// name (nil: none may be named).
+	Agents AgentPools
 }
 
 // Gateway is the B2BUA: two trunks, the calls between them.
@@ -52,6 +55,9 @@ type Gateway struct {
 
 	refusals refusals
 	sources  *sources
+
+	agents     AgentPools
+	agentCalls sync.Map // *call → agents.Leg: the calls a browser agent answered
 }
 
 // refusalWindow is how long after auditing a refused peer its further
@@ -101,6 +107,10 @@ func New(cfg Config, opts Options) (*Gateway, error) {
 		sources: newSources(cfg.Limits)}
 	if g.reg == nil {
 		g.reg = NewRegistry(0)
+	}
+	g.agents = opts.Agents
+	if err := g.checkPools(); err != nil {
+		return nil, err
 	}
 	if g.log == nil {
 		g.log = zap.NewNop()

@@ -74,6 +74,8 @@ func (g *Gateway) onInDialog(t *trunk, req *sip.Request, tx sip.ServerTransactio
 	case req.Method == sip.BYE:
 		_ = tx.Respond(d.respond(req, 200, "OK", nil, ""))
 		c.byeFrom(leg)
+	case (req.Method == sip.INVITE || req.Method == sip.UPDATE) && g.agentOf(c) != nil:
+		c.agentReoffer(g.agentOf(c), req, tx) // a browser agent's call (agentcall.go)
 	case req.Method == sip.INVITE || req.Method == sip.UPDATE:
 		c.reoffer(leg, req, tx)
 	case leg == media.Carrier:

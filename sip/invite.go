@@ -122,7 +122,7 @@ func (g *Gateway) newCall(in *trunk, req *sip.Request, tx sip.ServerTransaction)
 		refuseBody(ind, req, tx, err)
 		return
 	}
-	target, err := out.target(req)
+	pool, target, err := g.route(out, req) // pool: browser agents (agentcall.go)
 	if err != nil {
 		g.log.Info("no route for call", zap.String("trunk", in.name), zap.Error(err))
 		reject(404, "Not Found")
@@ -224,6 +224,10 @@ func (g *Gateway) newCall(in *trunk, req *sip.Request, tx sip.ServerTransaction)
 		Trunk: in.name})
 	g.log.Info("call started", zap.String("call", c.id), zap.String("in", in.name), zap.String("out", out.name))
 	go c.watch()
+	if pool != "" {
+		c.runAgents(pool, req, tx, outReq)
+		return
+	}
 	c.runInvite(req, tx, outReq)
 }
 
