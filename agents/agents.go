@@ -242,13 +242,16 @@ func (ss *Session) sendLocked(ev Event) {
 	}
 }
 
-// SetAvailable says whether the agent takes calls now; an unavailable
-// agent is not rung.
-func (ss *Session) SetAvailable(on bool) {
-	s := ss.s
+// SetAvailable says whether the agent id (every page signed in with its
+// token) takes calls now; an unavailable agent is not rung.
+func (s *Service) SetAvailable(id Identity, on bool) {
 	s.mu.Lock()
-	ss.available = on
-	ss.sendLocked(Event{Type: "ready", Agent: ss.id.AgentID, Pools: ss.id.Pools, Available: &on})
+	for ss := range s.sessions {
+		if ss.id.TokenID == id.TokenID {
+			ss.available = on
+			ss.sendLocked(Event{Type: "ready", Agent: ss.id.AgentID, Pools: ss.id.Pools, Available: &on})
+		}
+	}
 	s.mu.Unlock()
 	s.changed()
 }
