@@ -125,7 +125,7 @@
       await gathered(pc);
       const res = await request("POST", "/agent/calls/" + encodeURIComponent(id) + "/answer", pc.localDescription.sdp, "application/sdp");
       await pc.setRemoteDescription({ type: "answer", sdp: await res.text() });
-      ringing.delete(id);
+      // Still ringing until the media connects: a failure offers it again.
       el.incoming.hidden = true;
       showCall("connecting");
     } catch (e) {
@@ -252,7 +252,7 @@
   });
   es.addEventListener("call", (m) => {
     const ev = JSON.parse(m.data);
-    if (ev.state === "connected" && call && call.id === ev.call_id) showCall("connected");
+    if (ev.state === "connected" && call && call.id === ev.call_id) { ringing.delete(ev.call_id); showCall("connected"); }
     else if (ev.state === "ended" || ev.state === "failed") ended(ev);
   });
   es.addEventListener("signed_out", (m) => {
