@@ -187,11 +187,15 @@ func Serve(o Options, in io.Reader, out io.Writer) error {
 
 // Result is a run's account.
 type Result struct {
-	Calls              int
-	Leg                string
-	Measured           time.Duration
-	GatewayCPU         time.Duration // the child's user+system time over Measured (0: in-process)
-	Sent               int           // packets each way per call
+	Calls      int
+	Leg        string
+	Measured   time.Duration
+	GatewayCPU time.Duration // the child's user+system time over Measured (0: in-process)
+	Sent       int           // packets each way per call
+	// Paced are the packets each way per call sent while measuring: 50
+	// a second when the load client keeps up, fewer when it does not.
+	Paced               int
+	Nominal             time.Duration // Options.Duration
 	ToAgent, ToCustomer struct {
 		Received, Lost int
 	}
@@ -203,9 +207,12 @@ func (r Result) Print(w io.Writer) {
 	fmt.Fprintf(w, "%d calls, agent leg %s, %v measured\n", r.Calls, r.Leg, r.Measured.Round(time.Millisecond))
 	if r.GatewayCPU > 0 {
 		share := r.GatewayCPU.Seconds() / r.Measured.Seconds()
-		pkts := float64(r.Calls) * 2 * 50 * r.Measured.Seconds()
+		pkts := float64(r.Calls) * 2 * float64(r.Paced)
 		fmt.Fprintf(w, "gateway CPU: %.2f cores; %.2f%% of a core per call; %.1f µs per packet relayed\n",
 			share, 100*share/float64(r.Calls), r.GatewayCPU.Seconds()*1e6/pkts)
+	}
+	if rate := float64(r.Paced) / r.Measured.Seconds(); rate < 49 {
+		fmt.Fprintf(w, "the load client did not keep the pace: %.1f packets/s per call each way, not 50 (%v of sending took %v)\n", rate, r.Nominal, r.Measured.Round(time.Millisecond))
 	}
 	total := r.Sent * r.Calls
 	fmt.Fprintf(w, "customer → agent: %d of %d packets, %d lost (%.3f%%)\n", r.ToAgent.Received, total, r.ToAgent.Lost, pct(r.ToAgent.Lost, total))
@@ -302,7 +309,7 @@ func Run(o Options, log io.Writer) (Result, error) {
 	measured := time.Since(measureFrom)
 	cpu1, _ = procCPU(pid)
 	time.Sleep(time.Second) // the last packets and the look-ahead
-	res := Result{Calls: o.Calls, Leg: o.Leg, Measured: measured, GatewayCPU: cpu1 - cpu0, Sent: total, LoadAvg: loadAvg()}
+	res := Result{Calls: o.Calls, Leg: o.Leg, Measured: measured, GatewayCPU: cpu1 - cpu0, Sent: total, Paced: total - warm, Nominal: o.Duration, LoadAvg: loadAvg()}
 	for _, c := range calls {
 		got := int(c.toAgentRTP.Load())
 		if c.browser != nil {
