@@ -136,7 +136,9 @@
   }
 
   function showCall(state) {
-    if (!call) return;
+    // The event stream may say "connected" before the answer's promise
+    // has resolved here: connecting never comes after it.
+    if (!call || (state === "connecting" && call.started)) return;
     el.callCaller.textContent = call.caller || "unknown caller";
     correlation(el.callCorrelation, call.correlation);
     el.callState.textContent = state === "connected" ? "Connected" : "Connecting…";
