@@ -2,6 +2,7 @@ package webrtc
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"strings"
@@ -392,6 +393,67 @@ func TestLite(t *testing.T) {
 		}
 		if got := c.lite(netip.MustParseAddr(tt.bind)); got != tt.want {
 			t.Errorf("%+v: lite = %v", tt, got)
+		}
+	}
+}
+
+// TestPublicAddress: behind a 1:1 NAT the answer's candidates name the
+// public address, never bind_ip, and the gateway says it is ICE-lite.
+func TestPublicAddress(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.PublicIP = netip.MustParseAddr("203.0.113.7")
+	e := testEngine(t, cfg)
+	if !e.Lite() {
+		t.Error("not ICE-lite with a public address")
+	}
+	leg, answer, err := e.NewLeg(newBrowser(t).offer(t, false), LegParams{Codec: media.PCMU, Relay: netip.MustParseAddrPort("127.0.0.1:9")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer leg.Close()
+	a := string(answer)
+	if !strings.Contains(a, "a=ice-lite") || !strings.Contains(a, " 203.0.113.7 ") || strings.Contains(a, " 127.0.0.1 ") {
+		t.Errorf("answer behind a NAT:\n%s", a)
+	}
+	// The control: without it, the candidate is bind_ip and ICE is full.
+	e = testEngine(t, DefaultConfig())
+	leg2, answer, err := e.NewLeg(newBrowser(t).offer(t, false), LegParams{Codec: media.PCMU, Relay: netip.MustParseAddrPort("127.0.0.1:9")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer leg2.Close()
+	if a := string(answer); strings.Contains(a, "a=ice-lite") || !strings.Contains(a, " 127.0.0.1 ") {
+		t.Errorf("answer on loopback:\n%s", a)
+	}
+}
+
+// TestOneUDPPort: with webrtc.udp_port every leg's candidate is that
+// port, and legs on it still connect.
+func TestOneUDPPort(t *testing.T) {
+	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := c.LocalAddr().(*net.UDPAddr).Port
+	c.Close()
+	cfg := DefaultConfig()
+	cfg.UDPPort = port
+	e := testEngine(t, cfg)
+	for range 2 {
+		b := newBrowser(t)
+		leg, answer, err := e.NewLeg(b.offer(t, false), LegParams{Codec: media.PCMU, Relay: netip.MustParseAddrPort("127.0.0.1:9")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer leg.Close()
+		if !strings.Contains(string(answer), fmt.Sprintf(" 127.0.0.1 %d typ host", port)) {
+			t.Errorf("candidate not on port %d:\n%s", port, answer)
+		}
+		b.answer(t, answer)
+		select {
+		case <-leg.Connected():
+		case <-time.After(15 * time.Second):
+			t.Fatalf("a leg on the shared port did not connect: %v", leg.Err())
 		}
 	}
 }
