@@ -24,10 +24,24 @@ import (
 
 // agentOf is the browser agent that has the call, if one does.
 func (g *Gateway) agentOf(c *call) agents.Leg {
-	if v, ok := g.agentCalls.Load(c); ok {
+	if v, ok := g.agentCalls.Load(c.id); ok {
 		return v.(agents.Leg)
 	}
 	return nil
+}
+
+// agentCallEnded closes the leg of a call a browser agent had, with the
+// call's outcome, once the registry has it (however the call ended).
+func (g *Gateway) agentCallEnded(ci CallInfo) {
+	v, ok := g.agentCalls.LoadAndDelete(ci.ID)
+	if !ok {
+		return
+	}
+	outcome := audit.Reason(ci.Outcome)
+	if !outcome.Known() {
+		outcome = audit.ReasonFailed
+	}
+	v.(agents.Leg).Close(outcome)
 }
 
 // runAgents rings the pool for a new call from the carrier instead of
@@ -176,7 +190,8 @@ func (c *call) answerAgent(inReq *sip.Request, inTx sip.ServerTransaction, leg a
 		c.end(ending{outcome: audit.ReasonNotAcceptable, trunk: legName(otherLeg(c.in))})
 		return
 	}
-	g.agentCalls.Store(c, leg)
+	g.agentEnds.Do(func() { g.reg.OnEnd(g.agentCallEnded) })
+	g.agentCalls.Store(c.id, leg)
 	out := ind.respond(inReq, 200, "OK", body, "application/sdp")
 	out.AppendHeader(sip.NewHeader("Allow", ind.t.allow()))
 	w := c.expectAck(c.in, inReq.CSeq().SeqNo)
@@ -201,27 +216,20 @@ func (c *call) answerAgent(inReq *sip.Request, inTx sip.ServerTransaction, leg a
 }
 
 // followAgent ends the call when the agent does (hang-up: completed by
-// the platform side; media gone: agent_gone), and closes the agent's leg
-// with the call's outcome when it ends.
+// the platform side; media gone: agent_gone). The leg hears the call's
+// outcome from agentCallEnded.
 func (c *call) followAgent(leg agents.Leg) {
-	g := c.g
 	select {
 	case <-leg.Done():
 		outcome := audit.ReasonCompleted
 		if leg.Reason() != audit.ReasonAgentHangup {
 			outcome = leg.Reason()
 		}
-		g.log.Info("browser agent ended the call", zap.String("call", c.id), zap.String("reason", string(leg.Reason())))
+		c.g.log.Info("browser agent ended the call", zap.String("call", c.id), zap.String("reason", string(leg.Reason())))
 		c.bye(int(media.Platform))
 		c.end(ending{outcome: outcome, trunk: legName(media.Platform)})
 	case <-c.done:
 	}
-	outcome := audit.ReasonFailed
-	if info, ok := g.reg.Get(c.id); ok && audit.Reason(info.Outcome).Known() {
-		outcome = audit.Reason(info.Outcome)
-	}
-	leg.Close(outcome)
-	g.agentCalls.Delete(c)
 }
 
 // agentReoffer answers a re-INVITE or UPDATE from the caller on a call a

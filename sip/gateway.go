@@ -57,7 +57,8 @@ type Gateway struct {
 	sources  *sources
 
 	agents     AgentPools
-	agentCalls sync.Map // *call → agents.Leg: the calls a browser agent answered
+	agentCalls sync.Map  // call id → agents.Leg: the calls a browser agent answered
+	agentEnds  sync.Once // the registry tells the agents' legs how their calls ended
 }
 
 // refusalWindow is how long after auditing a refused peer its further
