@@ -23,7 +23,12 @@ import (
 type principal struct {
 	key     string // the API key's name
 	callID  string // widget tokens only: the one call it may act on
-	tokenID string // widget tokens only: the token's id (rate limits, revocation)
+	tokenID string // widget and agent tokens: the token's id (rate limits, revocation)
+	// Agent tokens only (agenttokens.go): the agent, its pools, and when
+	// the token expires.
+	agent   string
+	pools   []string
+	expires time.Time
 }
 
 func (p principal) widget() bool { return p.callID != "" }
@@ -33,6 +38,9 @@ func (p principal) actor() string {
 	if p.widget() {
 		return "widget:" + p.key
 	}
+	if p.agent != "" {
+		return "agent:" + p.key + ":" + p.agent
+	}
 	return p.key
 }
 
@@ -40,7 +48,7 @@ func (p principal) actor() string {
 // so has each widget token, so that one busy agent does not slow the
 // others down and one leaked token cannot use up its key's requests.
 func (p principal) bucket() string {
-	if p.widget() {
+	if p.widget() || p.agent != "" {
 		return "widget-token\x00" + p.tokenID
 	}
 	return "key\x00" + p.key

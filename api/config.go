@@ -23,6 +23,10 @@ type Config struct {
 	MaxBodyBytes int64 `yaml:"max_body_bytes"`
 	// WidgetTokenTTL is how long a widget token lives (default 15m).
 	WidgetTokenTTL time.Duration `yaml:"widget_token_ttl"`
+	// AgentTokenTTL is how long an agent token (POST /v1/agent-tokens)
+	// signs a browser agent in (default 1h); the agent page's event
+	// stream ends when it expires or is revoked.
+	AgentTokenTTL time.Duration `yaml:"agent_token_ttl"`
 	// WidgetSecretFile holds the HMAC key for widget tokens (at least 32
 	// bytes). Empty: a random key per process, so tokens die at restart.
 	WidgetSecretFile string `yaml:"widget_secret_file"`
@@ -75,6 +79,7 @@ const (
 	defaultWebhookTries   = 8
 	defaultWebhookTimeout = 10 * time.Second
 	defaultStreamsPerKey  = 1000
+	defaultAgentTTL       = time.Hour
 )
 
 func (c *Config) applyDefaults() {
@@ -86,6 +91,9 @@ func (c *Config) applyDefaults() {
 	}
 	if c.Heartbeat <= 0 {
 		c.Heartbeat = defaultHeartbeat
+	}
+	if c.AgentTokenTTL <= 0 {
+		c.AgentTokenTTL = defaultAgentTTL
 	}
 	if c.RateLimit.PerSecond <= 0 {
 		c.RateLimit.PerSecond = defaultRate
@@ -115,6 +123,7 @@ func DefaultConfig() Config {
 		RateLimit:        RateLimit{PerSecond: 20, Burst: 40},
 		MaxBodyBytes:     defaultMaxBody,
 		WidgetTokenTTL:   defaultWidgetTTL,
+		AgentTokenTTL:    defaultAgentTTL,
 		MaskStyle:        "bin_last4",
 		Heartbeat:        defaultHeartbeat,
 		Webhook:          WebhookConfig{MaxAttempts: defaultWebhookTries, Timeout: defaultWebhookTimeout},

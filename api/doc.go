@@ -4,6 +4,18 @@
 // short-lived widget tokens, the OpenAPI document, and the agent widget
 // served from /widget/.
 //
+// Browser agents (agent.go, agenttokens.go, package agents): the CRM
+// mints an agent token (POST /v1/agent-tokens: agent id, pools), bound to
+// its API key and revocable like a widget token, and opens the agent page
+// (/agent/?token=, embedded static files, plain JavaScript) with it. The
+// page signs in by opening its event stream (GET /v1/agent/events), which
+// rings it for its pools' calls; it answers with its SDP offer (POST
+// /v1/agent/calls/{id}/answer, application/sdp in and out, 201 with a
+// Location that DELETE hangs up: a WHEP-like exchange), and mints a
+// widget token for the call it has, so that the payment widget opens
+// beside the softphone. Agent tokens are accepted on /v1/agent/ routes
+// alone, and nothing else is accepted there.
+//
 // Nothing this package writes ever holds card data: it only handles
 // capture.View, the masked snapshot of a payment session (DESIGN.md
 // invariant 4), and passes it through a guard before it leaves; tests

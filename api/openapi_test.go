@@ -8,6 +8,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/tonevault/tonevault/agents"
 	"github.com/tonevault/tonevault/capture"
 )
 
@@ -98,20 +99,24 @@ func TestOpenAPISchemas(t *testing.T) {
 		t       reflect.Type
 		request bool // decoded strictly: additionalProperties must be false
 	}{
-		"View":               {reflect.TypeFor[capture.View](), false},
-		"FieldView":          {reflect.TypeFor[capture.FieldView](), false},
-		"Result":             {reflect.TypeFor[capture.Result](), false},
-		"Problem":            {reflect.TypeFor[Problem](), false},
-		"Call":               {reflect.TypeFor[CallView](), false},
-		"CallList":           {reflect.TypeFor[callList](), false},
-		"WidgetToken":        {reflect.TypeFor[widgetTokenResponse](), false},
-		"WebhookEvent":       {reflect.TypeFor[WebhookEvent](), false},
-		"PaymentList":        {reflect.TypeFor[paymentList](), false},
-		"Delivery":           {reflect.TypeFor[delivery](), false},
-		"DeliveryList":       {reflect.TypeFor[deliveryList](), false},
-		"PaymentRequest":     {reflect.TypeFor[capture.PaymentRequest](), true},
-		"ResetRequest":       {reflect.TypeFor[resetRequest](), true},
-		"WidgetTokenRequest": {reflect.TypeFor[widgetTokenRequest](), true},
+		"View":                {reflect.TypeFor[capture.View](), false},
+		"FieldView":           {reflect.TypeFor[capture.FieldView](), false},
+		"Result":              {reflect.TypeFor[capture.Result](), false},
+		"Problem":             {reflect.TypeFor[Problem](), false},
+		"Call":                {reflect.TypeFor[CallView](), false},
+		"CallList":            {reflect.TypeFor[callList](), false},
+		"WidgetToken":         {reflect.TypeFor[widgetTokenResponse](), false},
+		"WebhookEvent":        {reflect.TypeFor[WebhookEvent](), false},
+		"PaymentList":         {reflect.TypeFor[paymentList](), false},
+		"Delivery":            {reflect.TypeFor[delivery](), false},
+		"DeliveryList":        {reflect.TypeFor[deliveryList](), false},
+		"PaymentRequest":      {reflect.TypeFor[capture.PaymentRequest](), true},
+		"ResetRequest":        {reflect.TypeFor[resetRequest](), true},
+		"WidgetTokenRequest":  {reflect.TypeFor[widgetTokenRequest](), true},
+		"AgentTokenRequest":   {reflect.TypeFor[agentTokenRequest](), true},
+		"AgentToken":          {reflect.TypeFor[agentTokenResponse](), false},
+		"AvailabilityRequest": {reflect.TypeFor[availabilityRequest](), true},
+		"AgentEvent":          {reflect.TypeFor[agents.Event](), false},
 	}
 	for name, want := range types {
 		s, ok := doc.Components.Schemas[name]

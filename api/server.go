@@ -42,6 +42,9 @@ type Deps struct {
 	// HTTPClient posts webhooks (default: a client with
 	// Config.Webhook.Timeout).
 	HTTPClient *http.Client
+	// Agents are the browser agents (agent.go); nil: no agent routes
+	// work, the agent page signs nobody in.
+	Agents Agents
 	// WidgetSecret and WebhookSecret override the files of Config (tests).
 	WidgetSecret, WebhookSecret []byte
 	// OutboxPoll is how often the webhook worker looks for events due
@@ -95,6 +98,10 @@ const (
 	// keyOrWidgetQuery also takes a widget token from ?access_token=,
 	// because EventSource cannot set headers.
 	keyOrWidgetQuery
+	// agentOnly takes agent tokens alone; agentQuery also from
+	// ?access_token= (the agent page's event stream). agent.go.
+	agentOnly
+	agentQuery
 )
 
 type route struct {
@@ -207,6 +214,14 @@ func (s *Server) routeTable() []route {
 		{"DELETE", "/v1/widget-tokens/{id}", keyOnly, s.revokeWidgetToken},
 		{"GET", "/v1/webhooks/dead-letters", keyOnly, s.listDeadLetters},
 		{"POST", "/v1/webhooks/dead-letters/{id}/requeue", keyOnly, s.requeueDeadLetter},
+		// Browser agents (agent.go, agenttokens.go).
+		{"POST", "/v1/agent-tokens", keyOnly, s.mintAgentToken},
+		{"DELETE", "/v1/agent-tokens/{id}", keyOnly, s.revokeAgentToken},
+		{"GET", "/v1/agent/events", agentQuery, s.agentEvents},
+		{"PUT", "/v1/agent/availability", agentOnly, s.agentAvailability},
+		{"POST", "/v1/agent/calls/{id}/answer", agentOnly, s.agentAnswer},
+		{"DELETE", "/v1/agent/calls/{id}", agentOnly, s.agentHangup},
+		{"POST", "/v1/agent/calls/{id}/widget-token", agentOnly, s.agentWidgetToken},
 	}
 }
 
@@ -255,6 +270,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if strings.HasPrefix(r.URL.Path, "/widget/") {
 		s.widget.ServeHTTP(w, r)
+		return
+	}
+	if r.URL.Path == "/agent" || strings.HasPrefix(r.URL.Path, "/agent/") {
+		s.serveAgentPage(w, r)
 		return
 	}
 	if hd, pattern := s.mux.Handler(r); pattern == "" {
@@ -315,7 +334,7 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request, rt route) 
 	a := rt.access
 	cred, ok := bearer(r)
 	fromQuery := false
-	if !ok && a == keyOrWidgetQuery {
+	if !ok && (a == keyOrWidgetQuery || a == agentQuery) {
 		if t := r.URL.Query().Get("access_token"); t != "" {
 			cred, ok, fromQuery = t, true, true
 		}
@@ -345,6 +364,9 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request, rt route) 
 	}
 	if !ok {
 		return fail(audit.ReasonMissingCredentials)
+	}
+	if a == agentOnly || a == agentQuery || strings.HasPrefix(cred, agentPrefix) {
+		return s.authenticateAgent(w, r, rt, cred, limited, fail)
 	}
 	if strings.HasPrefix(cred, widgetPrefix) {
 		if a == keyOnly {

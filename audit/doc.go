@@ -103,11 +103,18 @@
 //	sip.call_started         call_id, trunk (the call came in on it, and leaves on the other)
 //	sip.call_ended           the call's outcome: completed, busy, declined, cancelled, not_found,
 //	                         no_answer, not_acceptable, rejected, failed, media_timeout,
-//	                         max_duration, no_ack, shutdown, bye, session_expired; trunk, method,
+//	                         max_duration, no_ack, shutdown, bye, session_expired, agent_gone; trunk, method,
 //	                         status when known
 //	sip.call_transferred     transferred, or the new leg's failure (busy, declined, cancelled,
 //	                         not_found, no_answer, not_acceptable, rejected, failed); trunk,
 //	                         method REFER, status
+//	agent.token_issued       expires_at (actor: the key and the agent)
+//	agent.token_revoked      (actor: the key that revoked its token)
+//	agent.signed_in          (actor: the agent)
+//	agent.signed_out         (actor: the agent)
+//	agent.call_answered      call_id (actor: the agent)
+//	agent.answer_failed      bad_sdp, ice_failed, dtls_failed; call_id
+//	agent.call_ended         agent_hangup, agent_gone, or the call's outcome; call_id
 //	masking.failed           unknown_payload_type, oversize, short_header, bad_version,
 //	                         bad_csrc_count, bad_extension, bad_padding
 //	session.started          (ids, actor)

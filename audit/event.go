@@ -74,6 +74,25 @@ const (
 	// (trunk: the side that sent the REFER; reason: transferred, or why
 	// the new leg failed; status: its final status).
 	EventSIPCallTransferred Event = "sip.call_transferred"
+	// EventAgentTokenIssued and EventAgentTokenRevoked: an API key minted
+	// (expires_at: its expiry) or revoked a browser agent's sign-in token;
+	// actor names the key and the agent. [10.2.1.5]
+	EventAgentTokenIssued  Event = "agent.token_issued"
+	EventAgentTokenRevoked Event = "agent.token_revoked"
+	// EventAgentSignedIn and EventAgentSignedOut: a browser agent opened
+	// or closed its event stream (the agent page), and so started or
+	// stopped being offered calls. [10.2.1.1]
+	EventAgentSignedIn  Event = "agent.signed_in"
+	EventAgentSignedOut Event = "agent.signed_out"
+	// EventAgentCallAnswered: a browser agent answered a call and its
+	// media (WebRTC) connected; the call is the agent's. [10.2.1.1]
+	EventAgentCallAnswered Event = "agent.call_answered"
+	// EventAgentAnswerFailed: a browser agent's answer did not connect
+	// (reason: bad_sdp, ice_failed, dtls_failed); the call rings on.
+	EventAgentAnswerFailed Event = "agent.answer_failed"
+	// EventAgentCallEnded: a browser agent's call ended (reason:
+	// agent_hangup, agent_gone, or the call's own outcome).
+	EventAgentCallEnded Event = "agent.call_ended"
 	// EventMaskingFailed: a stream could not be inspected during capture
 	// and that direction was muted (fail closed, DESIGN.md invariant 5);
 	// reason says what could not be inspected.
@@ -121,6 +140,8 @@ var events = []Event{
 	EventConfigLoaded, EventConfigRejected,
 	EventAPIAuthFailed, EventAPITokenIssued, EventAPITokenRevoked,
 	EventSIPPeerRefused, EventSIPCallStarted, EventSIPCallEnded, EventSIPCallTransferred,
+	EventAgentTokenIssued, EventAgentTokenRevoked, EventAgentSignedIn, EventAgentSignedOut,
+	EventAgentCallAnswered, EventAgentAnswerFailed, EventAgentCallEnded,
 	EventMaskingFailed,
 	EventSessionStarted, EventSessionRestarted, EventSessionEnded,
 	EventFieldCompleted, EventFieldReset, EventFieldFailed,

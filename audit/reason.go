@@ -126,6 +126,21 @@ const (
 	ReasonTransferred Reason = "transferred"
 )
 
+// Browser agents (WebRTC): agent.answer_failed, agent.call_ended, and
+// sip.call_ended of a call a browser agent had.
+const (
+	// ReasonBadSDP: the agent page's SDP offer could not be answered (unparseable, no audio, no DTLS fingerprint, not the call's codec).
+	ReasonBadSDP Reason = "bad_sdp"
+	// ReasonICEFailed: ICE did not connect the agent's browser within webrtc.connect_timeout.
+	ReasonICEFailed Reason = "ice_failed"
+	// ReasonDTLSFailed: ICE connected but the DTLS handshake with the agent's browser failed or did not finish in time.
+	ReasonDTLSFailed Reason = "dtls_failed"
+	// ReasonAgentHangup: the browser agent hung up (trunk platform in sip.call_ended says the same with completed).
+	ReasonAgentHangup Reason = "agent_hangup"
+	// ReasonAgentGone: a connected browser agent's media stopped: the tab closed, the connection was closed or lost.
+	ReasonAgentGone Reason = "agent_gone"
+)
+
 // masking.failed: what made carrier audio impossible to inspect (the
 // reason label of tonevault_rtp_packets_total); that audio was replaced or
 // dropped, never forwarded.
@@ -265,6 +280,7 @@ var reasons = []Reason{
 	ReasonCompleted, ReasonBusy, ReasonDeclined, ReasonCancelled, ReasonNotFound, ReasonNoAnswer, ReasonNotAcceptable,
 	ReasonRejected, ReasonFailed, ReasonMediaTimeout, ReasonMaxDuration, ReasonNoACK, ReasonShutdown, ReasonBye,
 	ReasonSessionExpired, ReasonTransferred,
+	ReasonBadSDP, ReasonICEFailed, ReasonDTLSFailed, ReasonAgentHangup, ReasonAgentGone,
 	ReasonUnknownPayloadType, ReasonOversize, ReasonShortHeader, ReasonBadVersion, ReasonBadCSRCCount, ReasonBadExtension, ReasonBadPadding,
 	ReasonLuhn, ReasonLength, ReasonBrandNotAccepted, ReasonUnknownBrand, ReasonMonth, ReasonExpired, ReasonTimeout,
 	ReasonFieldRefused, ReasonFieldReset, ReasonSessionRestarted, ReasonSessionEnded,

@@ -17,12 +17,15 @@ import (
 	_ "embed"
 	"fmt"
 	"os"
+	"strings"
 
+	"github.com/tonevault/tonevault/agents"
 	"github.com/tonevault/tonevault/api"
 	"github.com/tonevault/tonevault/audit"
 	"github.com/tonevault/tonevault/capture"
 	"github.com/tonevault/tonevault/internal/oplog"
 	"github.com/tonevault/tonevault/media"
+	"github.com/tonevault/tonevault/media/webrtc"
 	"github.com/tonevault/tonevault/psp"
 	"github.com/tonevault/tonevault/sip"
 	"github.com/tonevault/tonevault/store"
@@ -46,6 +49,8 @@ type Config struct {
 	Vault   tokenize.Config `yaml:"vault"`   // tokenization
 	PSP     psp.Config      `yaml:"psp"`     // the acquirer connection
 	Store   store.Config    `yaml:"store"`   // the database
+	Agents  agents.Config   `yaml:"agents"`  // pools of browser agents
+	WebRTC  webrtc.Config   `yaml:"webrtc"`  // browser agents' media
 }
 
 // Defaults is every package's DefaultConfig: what the embedded
@@ -62,6 +67,8 @@ func Defaults() Config {
 		Vault:   tokenize.DefaultConfig(),
 		PSP:     psp.DefaultConfig(),
 		Store:   store.DefaultConfig(),
+		Agents:  agents.DefaultConfig(),
+		WebRTC:  webrtc.DefaultConfig(),
 	}
 }
 
@@ -101,7 +108,7 @@ func Parse(data []byte, name string) (Config, error) {
 
 // Validate checks every section, then what sections must agree on.
 func (c Config) Validate() error {
-	for _, v := range []interface{ Validate() error }{c.SIP, c.Media, c.HTTP, c.Log, c.Audit, c.Capture, c.API, c.Vault, c.PSP, c.Store} {
+	for _, v := range []interface{ Validate() error }{c.SIP, c.Media, c.HTTP, c.Log, c.Audit, c.Capture, c.API, c.Vault, c.PSP, c.Store, c.Agents, c.WebRTC} {
 		if err := v.Validate(); err != nil {
 			return err
 		}
@@ -112,5 +119,21 @@ func (c Config) Validate() error {
 	if c.API.MaskStyle != "" && c.Capture.MaskStyle != "" && c.API.MaskStyle != c.Capture.MaskStyle {
 		return fmt.Errorf("api.mask_style %q and capture.mask_style %q differ: set both to the same style", c.API.MaskStyle, c.Capture.MaskStyle)
 	}
+	// Every pool a target names must exist.
+	for _, t := range append([]string{c.SIP.Trunks.Platform.Target}, routeTargets(c.SIP.Routes)...) {
+		if name, ok := strings.CutPrefix(t, "agents:"); ok {
+			if _, ok := c.Agents.Pools[name]; !ok {
+				return fmt.Errorf("%s: no pool %q in agents.pools", t, name)
+			}
+		}
+	}
 	return nil
+}
+
+func routeTargets(rs []sip.Route) []string {
+	out := make([]string, len(rs))
+	for i, r := range rs {
+		out[i] = r.Target
+	}
+	return out
 }

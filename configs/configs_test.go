@@ -78,6 +78,13 @@ func TestParse(t *testing.T) {
 		{name: "bad duration", yaml: "media:\n  media_timeout: soon\n", wantErr: "media.media_timeout (line 2)"},
 		{name: "bad mask", yaml: "media:\n  mask: hush\n", wantErr: "media.mask (line 2)"},
 		{name: "bad policy", yaml: "media:\n  policy: sometimes\n", wantErr: "media.policy (line 2)"},
+		{name: "pool target", yaml: "sip:\n  trunks:\n    platform:\n      target: agents:default\n", check: func(t *testing.T, c Config) {
+			if c.SIP.Trunks.Platform.Target != "agents:default" || c.Agents.Pools["default"].RingTimeout != 30*time.Second {
+				t.Errorf("%q %+v", c.SIP.Trunks.Platform.Target, c.Agents.Pools)
+			}
+		}},
+		{name: "unknown pool", yaml: "sip:\n  routes: [{callee: \"0800\", target: \"agents:nope\"}]\n", wantErr: `no pool "nope" in agents.pools`},
+		{name: "bad webrtc", yaml: "webrtc:\n  ice_lite: maybe\n", wantErr: "webrtc.ice_lite"},
 		{name: "bad bind ip", yaml: "media:\n  bind_ip: 0.0.0.0\n", wantErr: "media.bind_ip"},
 		{name: "bad psp header", yaml: "psp:\n  header: ascii2\n", wantErr: "psp.header (line 2)"},
 		{name: "bad psp addr", yaml: "psp:\n  addrs: [localhost]\n", wantErr: "psp.addrs[0]"},

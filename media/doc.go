@@ -125,6 +125,13 @@
 //
 // Relayed unchanged, only the address rewritten.
 //
+// # Browser agents
+//
+// A browser agent's WebRTC leg (package media/webrtc) is a platform peer
+// like any other: sip signals its loopback socket as the platform's
+// address, so the browser is fed from what this direction sends, after
+// the masker, and from nothing else. The relay needs no change for it.
+//
 // # Media timeout and hold
 //
 // Once both legs are signalled (so not while the platform rings), and

@@ -6,8 +6,6 @@ import (
 	"net/netip"
 	"strings"
 	"time"
-
-	"github.com/emiago/sipgo/sip"
 )
 
 // Config is the B2BUA's part of the configuration, the "sip:" section of
@@ -40,6 +38,10 @@ type Config struct {
 	// calls to end by themselves, refusing new ones with 503, before it
 	// ends the rest with BYE (default 20s; serve reads it).
 	DrainTimeout time.Duration `yaml:"drain_timeout"`
+	// Routes send calls from the carrier to a called number elsewhere
+	// than the platform trunk's target: a SIP URI or a pool of browser
+	// agents ("agents:NAME"). The first entry whose callee matches wins.
+	Routes []Route `yaml:"routes"`
 	// UserAgent is the User-Agent and Server header ("ToneVault"); the
 	// binary sets it to its name and version.
 	UserAgent string `yaml:"-"`
@@ -270,6 +272,16 @@ func (c Config) Validate() error {
 	if err := c.Limits.validate(); err != nil {
 		return err
 	}
+	platformTLS := TrunkConfig{Transports: c.Trunks.Platform.Transports}.hasTLS()
+	for i, r := range c.Routes {
+		key := fmt.Sprintf("sip.routes[%d]", i)
+		if !safeUser(r.Callee) {
+			return fmt.Errorf("%s.callee: %q is not a dialled number (digits, letters, +*#._-)", key, r.Callee)
+		}
+		if err := validateTarget(key+".target", r.Target, platformTLS, true); err != nil {
+			return err
+		}
+	}
 	for i, h := range c.CorrelationHeaders {
 		if h == "" || strings.ContainsAny(h, " \t\r\n:") {
 			return fmt.Errorf("sip.correlation_headers[%d]: %q is not a header name", i, h)
@@ -300,6 +312,16 @@ func (s SessionTimerConfig) withDefaults() SessionTimerConfig {
 		s.Expires = max(DefaultSessionExpires, s.MinSE)
 	}
 	return s
+}
+
+// hasTLS reports whether the trunk's transports include TLS.
+func (t TrunkConfig) hasTLS() bool {
+	for _, tp := range t.Transports {
+		if tp == "tls" {
+			return true
+		}
+	}
+	return false
 }
 
 func (t TrunkConfig) validate(key string) error {
@@ -349,15 +371,11 @@ func (t TrunkConfig) validate(key string) error {
 		if tg.uri == "" && tg.key == key+".target" {
 			continue
 		}
-		var u sip.Uri
-		if !strings.HasPrefix(tg.uri, "sip:") && !strings.HasPrefix(tg.uri, "sips:") {
-			return fmt.Errorf("%s: %q is not a sip: or sips: URI", tg.key, tg.uri)
-		}
-		if err := sip.ParseUri(strings.ReplaceAll(tg.uri, "{user}", "x"), &u); err != nil || u.Host == "" {
-			return fmt.Errorf("%s: %q is not a SIP URI", tg.key, tg.uri)
-		}
-		if transportFor(u) == "TLS" && !tlsOn {
-			return fmt.Errorf("%s: %q goes over TLS: add tls to %s.transports", tg.key, tg.uri, key)
+		// A pool of browser agents only as the platform's own target: a
+		// failover target is a SIP URI.
+		pools := tg.key == key+".target" && key == "sip.trunks.platform"
+		if err := validateTarget(tg.key, tg.uri, tlsOn, pools); err != nil {
+			return err
 		}
 	}
 	return nil

@@ -244,6 +244,25 @@
 // after the 202 does not stop the transfer, but its failure then ends the
 // call. A BYE on the replaced dialog is answered; nothing else is taken
 // on it.
+// # Browser agents
+//
+// A platform target may be "agents:NAME", a pool of browser agents
+// (package agents), on the platform trunk or for one called number
+// (Config.Routes, looked up by the Request-URI user of calls from the
+// carrier). Such a call has no SIP dialog on the platform side
+// (agentcall.go): the gateway sends 180 to the caller and rings the pool
+// (Options.Agents); when an agent's WebRTC leg connects, the relay's
+// platform side is set to the leg's loopback socket (plain RTP, the
+// caller's codec alone, whatever the platform trunk's SRTP policy) and
+// the caller gets the 200 with the relay's address. Nobody signed in or
+// nobody answering in the pool's ring_timeout is 480, or the call goes to
+// the pool's fallback SIP target as any call would (runInvite). A CANCEL,
+// a BYE or the gateway stopping while it rings stops the ring. The
+// agent's hang-up, or its media gone (agent_gone), is a BYE to the
+// caller; re-INVITEs and UPDATEs from the caller are answered by the
+// gateway for the agent (hold, resume, refresh), keeping the leg's codec.
+// A late offer cannot go to browser agents (the codec must be known
+// before one answers): 488, or the fallback.
 //
 // # Limits
 //

@@ -31,6 +31,9 @@ type Options struct {
 	Log      *zap.Logger  // nil: no logging
 	SIPLog   *slog.Logger // sipgo's own logging, message contents withheld; nil: discarded
 	Resolver Resolver     // DNS for targets (RFC 3263); nil: net.DefaultResolver
+	// Agents are the pools of browser agents that targets "agents:NAME"
+	// name (nil: none may be named).
+	Agents AgentPools
 }
 
 // Gateway is the B2BUA: two trunks, the calls between them.
@@ -53,6 +56,10 @@ type Gateway struct {
 
 	refusals refusals
 	sources  *sources
+
+	agents     AgentPools
+	agentCalls sync.Map  // call id → agents.Leg: the calls a browser agent answered
+	agentEnds  sync.Once // the registry tells the agents' legs how their calls ended
 }
 
 // refusalWindow is how long after auditing a refused peer its further
@@ -109,6 +116,10 @@ func New(cfg Config, opts Options) (*Gateway, error) {
 		sources: newSources(cfg.Limits)}
 	if g.reg == nil {
 		g.reg = NewRegistry(0)
+	}
+	g.agents = opts.Agents
+	if err := g.checkPools(); err != nil {
+		return nil, err
 	}
 	if g.log == nil {
 		g.log = zap.NewNop()

@@ -106,6 +106,8 @@ func (g *Gateway) onInDialog(t *trunk, req *sip.Request, tx sip.ServerTransactio
 			return // the transferor left; the transfer goes on
 		}
 		c.byeFrom(leg)
+	case (req.Method == sip.INVITE || req.Method == sip.UPDATE) && g.agentOf(c) != nil:
+		c.agentReoffer(g.agentOf(c), req, tx) // a browser agent's call (agentcall.go)
 	case req.Method == sip.INVITE || req.Method == sip.UPDATE:
 		c.reoffer(leg, req, tx)
 	case req.Method == sip.PRACK:

@@ -128,7 +128,7 @@ func (g *Gateway) newCall(in *trunk, req *sip.Request, tx sip.ServerTransaction)
 		refuseBody(ind, req, tx, err)
 		return
 	}
-	uris, err := out.targets(req.Recipient.User)
+	pool, uris, err := g.route(out, req) // pool: browser agents (agentcall.go)
 	if err != nil {
 		g.log.Info("no route for call", zap.String("trunk", in.name), zap.Error(err))
 		reject(404, "Not Found")
@@ -245,6 +245,10 @@ func (g *Gateway) newCall(in *trunk, req *sip.Request, tx sip.ServerTransaction)
 		Trunk: in.name})
 	g.log.Info("call started", zap.String("call", c.id), zap.String("in", in.name), zap.String("out", out.name))
 	go c.watch()
+	if pool != "" {
+		c.runAgents(pool, req, tx, o, uris)
+		return
+	}
 	c.runInvite(req, tx, o, uris)
 }
 

@@ -200,15 +200,21 @@ func serveUntil(ctx, hurry context.Context, args []string, stdout, stderr io.Wri
 	}
 	defer relay.Close()
 	log.Info("media relay ready", zap.String("io", relay.IO()), zap.Int("port_min", cfg.Media.PortMin), zap.Int("port_max", cfg.Media.PortMax))
+	desk, stopAgents, err := startAgents(cfg, reg, aq, log) // serve_agents.go
+	if err != nil {
+		fmt.Fprintf(stderr, "tonevault serve: %v\n", err)
+		return 2
+	}
+	defer stopAgents()
 	gw, err := sip.New(cfg.SIP, sip.Options{
 		Relay: sip.AdaptRelay(relay), Registry: calls, Audit: aq, Metrics: metrics,
-		Log: log.Named("sip"), SIPLog: sipLog,
+		Log: log.Named("sip"), SIPLog: sipLog, Agents: desk,
 	})
 	if err != nil {
 		fmt.Fprintf(stderr, "tonevault serve: %v\n", err)
 		return 1
 	}
-	pay, err := startPayments(cfg, gw, aq, be.pay, be.store, log)
+	pay, err := startPayments(cfg, gw, aq, be.pay, be.store, desk, log)
 	if err != nil {
 		gw.Close(context.Background())
 		fmt.Fprintf(stderr, "tonevault serve: %v\n", err)

@@ -134,7 +134,7 @@ type payments struct {
 // keeps the sessions in the store (ending, first, those a previous run
 // left live: see capture.ReasonGatewayRestarted), and serves the API over
 // them.
-func startPayments(cfg configs.Config, gw *sip.Gateway, trail *audit.Queue, proc capture.Processor, st *store.Store, log *zap.Logger) (*payments, error) {
+func startPayments(cfg configs.Config, gw *sip.Gateway, trail *audit.Queue, proc capture.Processor, st *store.Store, desk api.Agents, log *zap.Logger) (*payments, error) {
 	reg := gw.Registry()
 	journal := capture.NewJournal(st, capture.JournalOptions{
 		Node: storeNode(cfg.Store),
@@ -184,6 +184,7 @@ func startPayments(cfg configs.Config, gw *sip.Gateway, trail *audit.Queue, proc
 		History:  journal,
 		Audit:    trail,
 		Logger:   log.Named("api"),
+		Agents:   desk,
 	})
 	if err != nil {
 		p.close()

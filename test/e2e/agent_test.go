@@ -89,7 +89,14 @@ func agentDigits(t *testing.T, agent *callertest.UAS, check func(t *testing.T, n
 		t.Errorf("the agent got %d digits in SIP INFO", len(info))
 	}
 	t.Logf("agent leg: %d audio packets (%.1f s), %d other packets", audio, float64(len(pcm))/8000, len(other))
+	digitsIn(t, pcm, check)
+}
 
+// digitsIn runs every detector over pcm (8 kHz) and calls check with
+// how many digits each found, after showing that each finds a '5'
+// planted in a copy of the same audio.
+func digitsIn(t *testing.T, pcm []int16, check func(t *testing.T, name string, n int)) {
+	t.Helper()
 	planted := slices.Clone(pcm)
 	at := len(planted) / 2
 	clear(planted[at : at+1600]) // 200 ms of quiet around the tone, as between presses

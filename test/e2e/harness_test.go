@@ -105,6 +105,10 @@ type stackOptions struct {
 	// webhook is the URL final outcomes are posted to, signed with
 	// stack.webhookSecret; "" for none.
 	webhook string
+	// platform is the platform trunk's target (default: the stack's SIP
+	// agent), e.g. "agents:e2e"; extra are more top-level sections.
+	platform string
+	extra    string
 }
 
 // stack is one complete deployment: Vault, acquirer, agent, gateway.
@@ -139,6 +143,9 @@ func newStack(t *testing.T, o stackOptions) *stack {
 	t.Cleanup(func() { s.sim.Close() })
 
 	s.agent = callertest.NewUAS(t, callertest.UASOptions{})
+	if o.platform == "" {
+		o.platform = s.agent.Target()
+	}
 	if o.auditDir == "" {
 		o.auditDir = s.dir
 	}
@@ -198,8 +205,8 @@ psp:
   outbox:
     backoff: 200ms
     max_backoff: 1s
-`, s.agent.Target(), o.media, trail, o.audit, api.HashKey(apiKey), webhook, s.vault.Addr, roleID, secretFile,
-		s.sim.Addr(), o.pspTimeout, filepath.Join(s.dir, "psp"), leaseMargin, s.storePath())
+%s`, o.platform, o.media, trail, o.audit, api.HashKey(apiKey), webhook, s.vault.Addr, roleID, secretFile,
+		s.sim.Addr(), o.pspTimeout, filepath.Join(s.dir, "psp"), leaseMargin, s.storePath(), o.extra)
 	if err := os.WriteFile(s.cfg, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
