@@ -110,6 +110,13 @@ func TestCallCaps(t *testing.T) {
 	}
 
 	hangUp(t, tg, a, agent, "cap-a1", toA, 2)
+	// The BYE is answered before the call is let go of: wait for that.
+	for deadline := time.Now().Add(10 * time.Second); len(tg.g.Registry().List(Filter{State: StateAnswered})) != 1; {
+		if time.Now().After(deadline) {
+			t.Fatal("the hung-up call is still up")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 	establish(t, tg, a, agent, "cap-a3")
 }
 
