@@ -168,7 +168,7 @@ func TestDrain(t *testing.T) {
 // TestSourcesBounded: the table of sources stays under its cap; new
 // sources past it share the overflow entry.
 func TestSourcesBounded(t *testing.T) {
-	s := newSources(Limits{RequestsPerSecond: 1, Burst: 1, MaxCalls: 10, MaxCallsPerSource: 10})
+	s := newSources(Limits{RequestsPerSecond: 0.001, Burst: 1, MaxCalls: 10, MaxCallsPerSource: 10})
 	live := func(string) bool { return false }
 	for i := range maxSources + 100 {
 		a := netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})
