@@ -75,8 +75,9 @@ var (
 func agentDigits(t *testing.T, agent *callertest.UAS, check func(t *testing.T, name string, n int)) {
 	t.Helper()
 	pcm, audio, other := agentAudio(agent.Packets())
-	// A few seconds of typing at 50 packets a second: far more than this.
-	if audio < 100 {
+	// A few seconds of typing at 50 packets a second: far more than this
+	// (a second's worth: fewer when a loaded machine starts the audio late).
+	if audio < 50 {
 		t.Fatalf("the agent got only %d audio packets: the call carried no media to check", audio)
 	}
 	for _, p := range other {
