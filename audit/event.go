@@ -74,6 +74,12 @@ const (
 	// (trunk: the side that sent the REFER; reason: transferred, or why
 	// the new leg failed; status: its final status).
 	EventSIPCallTransferred Event = "sip.call_transferred"
+	// EventCallFailed: a fault in the gateway (a panic in the call's
+	// relaying, its io_uring ring failing, a panic in its signalling)
+	// ended the call: BYE on both legs, its sip.call_ended follows with
+	// the same reason (media_fault, ring_failed, sip_fault). Other calls
+	// went on (DESIGN.md invariant 8).
+	EventCallFailed Event = "call.failed"
 	// EventMaskingFailed: a stream could not be inspected during capture
 	// and that direction was muted (fail closed, DESIGN.md invariant 5);
 	// reason says what could not be inspected.
@@ -120,7 +126,7 @@ var events = []Event{
 	EventServiceStarted, EventServiceStopped,
 	EventConfigLoaded, EventConfigRejected,
 	EventAPIAuthFailed, EventAPITokenIssued, EventAPITokenRevoked,
-	EventSIPPeerRefused, EventSIPCallStarted, EventSIPCallEnded, EventSIPCallTransferred,
+	EventSIPPeerRefused, EventSIPCallStarted, EventSIPCallEnded, EventSIPCallTransferred, EventCallFailed,
 	EventMaskingFailed,
 	EventSessionStarted, EventSessionRestarted, EventSessionEnded,
 	EventFieldCompleted, EventFieldReset, EventFieldFailed,
