@@ -1,9 +1,9 @@
 package media
 
 import (
-	"go.uber.org/zap"
 	"encoding/binary"
 	"errors"
+	"go.uber.org/zap"
 	"net"
 	"net/netip"
 	"os"
