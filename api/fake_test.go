@@ -153,6 +153,15 @@ func (s *fakeSession) Restart(actor string) error {
 	return nil
 }
 
+// Faulted ends the session as capture does after a handler panic.
+func (s *fakeSession) Faulted() {
+	s.change(func(v *capture.View) {
+		if !v.State.Final() {
+			v.State, v.Reason = "failed", capture.ReasonAPIFault
+		}
+	})
+}
+
 func (s *fakeSession) Cancel(actor string) error {
 	if err := s.live(); err != nil {
 		return err

@@ -128,6 +128,7 @@ func (s *Server) startPayment(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	v := sess.View()
+	involve(r, sess, v.ID)
 	s.watch(sess)
 	body, err := json.Marshal(v)
 	if err != nil {
@@ -168,6 +169,10 @@ func (s *Server) session(w http.ResponseWriter, r *http.Request) (sess Session, 
 	if !ok {
 		writeProblem(w, r, http.StatusNotFound, "not-found", "no such payment")
 		return nil, capture.View{}, p, false
+	}
+	if sess != nil {
+		involve(r, sess, id)
+		runTestFault("session", r.Pattern)
 	}
 	return sess, stored, p, true
 }

@@ -247,15 +247,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Referrer-Policy", "no-referrer")
+	r, inv := withInvolved(r)
 	defer func() {
 		if v := recover(); v != nil {
 			if v == http.ErrAbortHandler {
 				panic(v)
 			}
-			// The panic value could hold anything; log its type only, and
-			// the route's pattern, not the client's path.
-			s.log.Error("handler panic", zap.String("route", r.Pattern), zap.String("type", fmt.Sprintf("%T", v)))
-			writeProblem(w, r, http.StatusInternalServerError, "internal", "")
+			s.handlerPanic(w, r, inv, v)
 		}
 	}()
 	if !canonicalPath(r) {
@@ -326,6 +324,7 @@ func (s *Server) wrap(rt route) http.Handler {
 			writeProblem(w, r, http.StatusTooManyRequests, "rate-limited", "slow down; see Retry-After")
 			return
 		}
+		runTestFault("route", r.Pattern)
 		rt.h(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, p)))
 	})
 }

@@ -151,6 +151,7 @@ func (s storedSession) Subscribe() (<-chan capture.View, func()) {
 func (storedSession) Reset(capture.FieldName, string) error { return capture.ErrFinal }
 func (storedSession) Restart(string) error                  { return capture.ErrFinal }
 func (storedSession) Cancel(string) error                   { return capture.ErrFinal }
+func (storedSession) Faulted()                              {} // it ended already
 func (s storedSession) Submit(context.Context, string) (capture.View, error) {
 	return s.v, capture.ErrFinal
 }

@@ -35,6 +35,9 @@ type Session interface {
 	Restart(actor string) error
 	Cancel(actor string) error
 	Submit(ctx context.Context, actor string) (capture.View, error)
+	// Faulted ends a live session after a request on it panicked
+	// (failed, api_fault, card data wiped).
+	Faulted()
 }
 
 // CallView is a call as the SIP side's registry reports it.

@@ -20,6 +20,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/tonevault/tonevault/capture"
+	"github.com/tonevault/tonevault/internal/panics"
 	"github.com/tonevault/tonevault/store"
 )
 
@@ -232,6 +233,13 @@ func (h *webhooks) run() {
 			h.wg.Add(1)
 			go func() {
 				defer func() { <-sem; h.wg.Done() }()
+				// A panic delivering one event leaves it leased: it is
+				// due again when the lease runs out.
+				defer func() {
+					if v := recover(); v != nil {
+						h.log.Error("webhook: panic delivering an event; tried again later", panics.Fields(v)...)
+					}
+				}()
 				h.deliver(e)
 			}()
 		}
@@ -323,6 +331,7 @@ func (s *Server) watch(sess Session) {
 	s.watchers.Add(1)
 	go func() {
 		defer s.watchers.Done()
+		defer s.recoverGo(s.log, "a payment's webhook watcher")
 		updates, cancel := sess.Subscribe()
 		defer cancel()
 		if v := sess.View(); v.State.Final() {

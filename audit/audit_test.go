@@ -983,7 +983,7 @@ func TestEvents(t *testing.T) {
 	}
 	for _, want := range []Event{"session.started", "session.ended", "field.completed", "field.reset", "field.failed",
 		"tokenization.requested", "tokenization.result", "authorization.requested", "authorization.result",
-		"api.auth_failed", "sip.peer_refused", "masking.failed", "config.loaded", "audit.checkpoint"} {
+		"api.auth_failed", "sip.peer_refused", "masking.failed", "config.loaded", "audit.checkpoint", "call.failed"} {
 		if !seen[want] {
 			t.Errorf("event %s missing", want)
 		}
@@ -1040,5 +1040,34 @@ func TestCloseWhileAppending(t *testing.T) {
 	sum, err := verifyFile(t, path, testHMAC(t))
 	if err != nil || sum.Records < 2 {
 		t.Errorf("Verify = %+v, %v", sum, err)
+	}
+}
+
+// TestCallFailedRecord: a call.failed record with its fault's reason is
+// written and verifies; one with a reason outside the closed set is not.
+func TestCallFailedRecord(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	w := openTest(t, path, 1000)
+	for _, r := range []Reason{ReasonMediaFault, ReasonRingFailed, ReasonSIPFault} {
+		if _, err := w.Append(ctx, Record{Actor: "system", CallID: "c-fault1", Event: EventCallFailed, Outcome: Failure, Reason: r, Trunk: "carrier"}); err != nil {
+			t.Errorf("call.failed %s: %v", r, err)
+		}
+	}
+	if _, err := w.Append(ctx, Record{Actor: "system", CallID: "c-fault1", Event: EventCallFailed, Outcome: Failure, Reason: "panic: index out of range"}); err == nil {
+		t.Error("call.failed with free text as its reason was written")
+	}
+	if err := w.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if sum, err := Verify(ctx, f, testHMAC(t)); err != nil {
+		t.Fatalf("Verify: %v", err)
+	} else if sum.Records < 4 {
+		t.Errorf("Verify: %d records, want the three call.failed among them", sum.Records)
 	}
 }

@@ -132,6 +132,12 @@ func TestReasons(t *testing.T) {
 			t.Errorf("%q is Known", r)
 		}
 	}
+	// The codes of call.failed, and of a session a fault ended.
+	for _, r := range []Reason{"media_fault", "ring_failed", "sip_fault", "capture_fault", "api_fault"} {
+		if !seen[r] {
+			t.Errorf("reason %s missing", r)
+		}
+	}
 	// The codes the Writer writes itself.
 	for _, r := range []Reason{"created", "continued", "continued_after_unclean_stop", "interval", "requested", "close"} {
 		if !seen[r] {

@@ -103,8 +103,11 @@
 //	sip.call_started         call_id, trunk (the call came in on it, and leaves on the other)
 //	sip.call_ended           the call's outcome: completed, busy, declined, cancelled, not_found,
 //	                         no_answer, not_acceptable, rejected, failed, media_timeout,
-//	                         max_duration, no_ack, shutdown, bye, session_expired, agent_gone; trunk, method,
-//	                         status when known
+//	                         max_duration, no_ack, shutdown, bye, session_expired, agent_gone, or a fault
+//	                         (media_fault, ring_failed, sip_fault; a call.failed comes first);
+//	                         trunk, method, status when known
+//	call.failed              media_fault, ring_failed, sip_fault: a fault ended this call (BYE on
+//	                         both legs), and no other; outcome failure
 //	sip.call_transferred     transferred, or the new leg's failure (busy, declined, cancelled,
 //	                         not_found, no_answer, not_acceptable, rejected, failed); trunk,
 //	                         method REFER, status
@@ -134,7 +137,8 @@
 //	session.ended            state, and the reason: approved, an authorization result's code,
 //	                         attempts_exhausted, not_configured, cancelled, call_ended,
 //	                         session_timeout, shutdown, tokenization_failed, audit_unavailable,
-//	                         transferred
+//	                         transferred, capture_fault, api_fault (a panic handling the session:
+//	                         it failed and its card data was wiped)
 //
 // Any event may carry unlisted: a code from outside ToneVault (a payment
 // processor, an acquirer) that the list does not name.

@@ -93,6 +93,12 @@ const (
 	// EventAgentCallEnded: a browser agent's call ended (reason:
 	// agent_hangup, agent_gone, or the call's own outcome).
 	EventAgentCallEnded Event = "agent.call_ended"
+	// EventCallFailed: a fault in the gateway (a panic in the call's
+	// relaying, its io_uring ring failing, a panic in its signalling)
+	// ended the call: BYE on both legs, its sip.call_ended follows with
+	// the same reason (media_fault, ring_failed, sip_fault). Other calls
+	// went on (DESIGN.md invariant 8).
+	EventCallFailed Event = "call.failed"
 	// EventMaskingFailed: a stream could not be inspected during capture
 	// and that direction was muted (fail closed, DESIGN.md invariant 5);
 	// reason says what could not be inspected.
@@ -139,7 +145,7 @@ var events = []Event{
 	EventServiceStarted, EventServiceStopped,
 	EventConfigLoaded, EventConfigRejected,
 	EventAPIAuthFailed, EventAPITokenIssued, EventAPITokenRevoked,
-	EventSIPPeerRefused, EventSIPCallStarted, EventSIPCallEnded, EventSIPCallTransferred,
+	EventSIPPeerRefused, EventSIPCallStarted, EventSIPCallEnded, EventSIPCallTransferred, EventCallFailed,
 	EventAgentTokenIssued, EventAgentTokenRevoked, EventAgentSignedIn, EventAgentSignedOut,
 	EventAgentCallAnswered, EventAgentAnswerFailed, EventAgentCallEnded,
 	EventMaskingFailed,

@@ -141,6 +141,17 @@ const (
 	ReasonAgentGone Reason = "agent_gone"
 )
 
+// call.failed, and the sip.call_ended that follows it: the fault that
+// ended the call. Its audio was dropped, never forwarded unmasked.
+const (
+	// ReasonMediaFault: the relay panicked on one of the call's packets (the masker, a key press handed on); that packet and every later one were dropped.
+	ReasonMediaFault Reason = "media_fault"
+	// ReasonRingFailed: the io_uring ring that relayed the call failed (io_uring_enter refused, or a panic on its thread); every call on that ring ended, new calls go to the others.
+	ReasonRingFailed Reason = "ring_failed"
+	// ReasonSIPFault: a SIP handler or one of the call's own goroutines panicked.
+	ReasonSIPFault Reason = "sip_fault"
+)
+
 // masking.failed: what made carrier audio impossible to inspect (the
 // reason label of tonevault_rtp_packets_total); that audio was replaced or
 // dropped, never forwarded.
@@ -212,6 +223,10 @@ const (
 	ReasonAuthorizationFailed Reason = "authorization_failed"
 	// ReasonInvalidResult: session.ended, authorization.result: the processor returned an outcome that is none of approved, declined, failed.
 	ReasonInvalidResult Reason = "invalid_result"
+	// ReasonCaptureFault: the session's own handling panicked (a key press, a timer, the call's end); it failed and its card data was wiped.
+	ReasonCaptureFault Reason = "capture_fault"
+	// ReasonAPIFault: an API request on the session panicked; the session failed (its state could not be trusted) and its card data was wiped. The call goes on.
+	ReasonAPIFault Reason = "api_fault"
 )
 
 // tokenization.result and authorization.result.
@@ -281,11 +296,12 @@ var reasons = []Reason{
 	ReasonRejected, ReasonFailed, ReasonMediaTimeout, ReasonMaxDuration, ReasonNoACK, ReasonShutdown, ReasonBye,
 	ReasonSessionExpired, ReasonTransferred,
 	ReasonBadSDP, ReasonICEFailed, ReasonDTLSFailed, ReasonAgentHangup, ReasonAgentGone,
+	ReasonMediaFault, ReasonRingFailed, ReasonSIPFault,
 	ReasonUnknownPayloadType, ReasonOversize, ReasonShortHeader, ReasonBadVersion, ReasonBadCSRCCount, ReasonBadExtension, ReasonBadPadding,
 	ReasonLuhn, ReasonLength, ReasonBrandNotAccepted, ReasonUnknownBrand, ReasonMonth, ReasonExpired, ReasonTimeout,
 	ReasonFieldRefused, ReasonFieldReset, ReasonSessionRestarted, ReasonSessionEnded,
 	ReasonApproved, ReasonAttemptsExhausted, ReasonNotConfigured, ReasonCallEnded, ReasonSessionTimeout, ReasonAuditUnavailable,
-	ReasonTokenizationFailed, ReasonAuthorizationFailed, ReasonInvalidResult,
+	ReasonTokenizationFailed, ReasonAuthorizationFailed, ReasonInvalidResult, ReasonCaptureFault, ReasonAPIFault,
 	ReasonUnavailable,
 	ReasonReferToIssuer, ReasonInvalidMerchant, ReasonPickUpCard, ReasonDoNotHonour, ReasonInvalidTransaction,
 	ReasonInvalidAmount, ReasonInvalidCard, ReasonFormatError, ReasonLostCard, ReasonStolenCard, ReasonInsufficientFunds,

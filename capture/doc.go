@@ -73,6 +73,18 @@
 // digits are ignored, agent actions get ErrInFlight, and a call end or
 // expiry is applied when the processor returns.
 //
+// # Faults
+//
+// The Manager's callbacks run on other packages' goroutines: Digit on the
+// relay's thread, Tick on the Manager's timer, CallEnded and
+// CallTransferred on SIP's, the trail's state on the audit queue's. A
+// panic in one of them ends the session it was handling and no other:
+// failed, reason capture_fault, card data wiped (once the processor
+// returns, when it holds it), a session.ended record; the caller goes on
+// (DESIGN.md invariant 8). An API handler that panics on a session calls
+// Session.Faulted: the same, with reason api_fault. The log says where,
+// with the stack, never the panic's value; Manager.Faults counts them.
+//
 // # Persistence
 //
 // With Options.Journal, sessions are kept in the store (see Journal):

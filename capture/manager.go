@@ -66,6 +66,7 @@ type Manager struct {
 	done        chan struct{}
 	unwatch     func()
 	auditErrors atomic.Uint64
+	faults      atomic.Uint64
 
 	transitionHook func(from, to State) // tests: sees every transition attempted
 }
@@ -277,7 +278,7 @@ func (m *Manager) Digit(callID string, d dtmf.Digit, at time.Time) {
 	s := m.byCall[callID]
 	m.mu.RUnlock()
 	if s != nil {
-		s.digit(d, at)
+		m.safely(s, "digit", func() { s.digit(d, at) })
 	}
 }
 
@@ -289,9 +290,11 @@ func (m *Manager) CallEnded(callID string) {
 	s := m.byCall[callID]
 	m.mu.RUnlock()
 	if s != nil {
-		s.lock()
-		s.abort(StateCancelled, ReasonCallEnded, m.now())
-		s.unlock()
+		m.safely(s, "call_ended", func() {
+			s.lock()
+			defer s.unlock()
+			s.abort(StateCancelled, ReasonCallEnded, m.now())
+		})
 	}
 }
 
@@ -303,9 +306,11 @@ func (m *Manager) CallTransferred(callID string) {
 	s := m.byCall[callID]
 	m.mu.RUnlock()
 	if s != nil {
-		s.lock()
-		s.abort(StateCancelled, ReasonTransferred, m.now())
-		s.unlock()
+		m.safely(s, "call_transferred", func() {
+			s.lock()
+			defer s.unlock()
+			s.abort(StateCancelled, ReasonTransferred, m.now())
+		})
 	}
 }
 
@@ -354,7 +359,7 @@ func (m *Manager) sessions() []*Session {
 func (m *Manager) Tick(now time.Time) {
 	var old []*Session
 	for _, s := range m.sessions() {
-		s.tick(now)
+		m.safely(s, "tick", func() { s.tick(now) })
 		s.mu.Lock()
 		if s.state.Final() && now.Sub(s.updatedAt) > m.retain {
 			old = append(old, s)
@@ -409,9 +414,11 @@ func (m *Manager) auditChanged(err error) {
 	m.log.Error("capture: audit trail cannot be written; live payments end, new ones are refused", zap.Error(err))
 	now := m.now()
 	for _, s := range m.sessions() {
-		s.lock()
-		s.abort(StateFailed, ReasonAuditUnavailable, now)
-		s.unlock()
+		m.safely(s, "audit_unavailable", func() {
+			s.lock()
+			defer s.unlock()
+			s.abort(StateFailed, ReasonAuditUnavailable, now)
+		})
 	}
 }
 
@@ -434,8 +441,10 @@ func (m *Manager) Close() {
 	}
 	now := m.now()
 	for _, s := range m.sessions() {
-		s.lock()
-		s.abort(StateCancelled, ReasonShutdown, now)
-		s.unlock()
+		m.safely(s, "shutdown", func() {
+			s.lock()
+			defer s.unlock()
+			s.abort(StateCancelled, ReasonShutdown, now)
+		})
 	}
 }

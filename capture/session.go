@@ -273,6 +273,7 @@ func (s *Session) digit(d dtmf.Digit, at time.Time) {
 	if s.state != StateCollecting || s.busy || !at.After(s.acceptFrom) {
 		return
 	}
+	runTestFault("digit", s.id)
 	now := s.m.now()
 	f := s.fields[s.cur]
 	if s.swallow > 0 {
@@ -544,6 +545,7 @@ func (s *Session) tick(now time.Time) {
 	if !s.state.Live() {
 		return
 	}
+	runTestFault("tick", s.id)
 	if !s.expiresAt.IsZero() && !now.Before(s.expiresAt) {
 		s.abort(StateExpired, ReasonSessionTimeout, now)
 		return

@@ -246,6 +246,7 @@ func (s *Session) audio(p rtpPacket, codec Codec, at int64, masking bool, now ti
 	if !masking {
 		mout = c.scratch[:n]
 	}
+	runTestFault(s.callID)
 	evs := c.masker.G711(p.payload, mout, c.events[:0])
 	t0 := c.fed - int64(c.masker.Delay())
 	c.fed += int64(n)

@@ -127,4 +127,12 @@ var (
 	ErrMaxDuration    = errors.New("media: call reached its maximum duration")
 	ErrPortsExhausted = errors.New("media: RTP port range exhausted")
 	ErrClosed         = errors.New("media: relay closed")
+	// ErrFault: relaying the call's packets panicked (the masker, the
+	// DigitSink, a callback). Every packet of the session is dropped from
+	// then on, never forwarded; the call must end.
+	ErrFault = errors.New("media: fault while relaying the call")
+	// ErrRingFailed: the io_uring ring that relayed the call failed
+	// (io_uring_enter refused, or a panic on its thread); it is an
+	// ErrFault. Every session on that ring gets it.
+	ErrRingFailed = fmt.Errorf("%w: its io_uring ring failed", ErrFault)
 )

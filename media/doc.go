@@ -151,7 +151,8 @@
 // replaced or dropped), tonevault_digits_total{transport},
 // tonevault_mask_delay_seconds (arrival of the packet that brought an
 // output packet's first sample to that packet leaving), and
-// tonevault_media_sessions. Registered on Options.Registerer only.
+// tonevault_media_sessions, tonevault_media_faults_total{scope} (session,
+// ring; see Faults). Registered on Options.Registerer only.
 //
 // # Concurrency and cost
 //
@@ -177,6 +178,36 @@
 // A session's state is behind one mutex, taken once per packet and by the
 // SIP-side methods. The carrier path does not allocate per packet (except
 // at a codec change); its CPU is mostly the masker's detector.
+//
+// # Faults
+//
+// One fault, one call (DESIGN.md invariant 8). A panic while relaying a
+// session's packet (the masker, the DigitSink, SRTP, FailClosed, the
+// media timeout check, a SIP INFO digit) is recovered around that
+// session alone: the packet is dropped, and so is every later packet of
+// the session, counted as dropped/fault, since audio the masker has not
+// masked must never leave and its state can no longer be trusted. Done
+// closes with ErrFault and package sip ends the call (BYE on both legs,
+// call.failed). The engine's thread goes on with the other sessions.
+//
+// An io_uring ring that fails (io_uring_enter refused with anything but
+// EINTR, EAGAIN or EBUSY, or a panic on its thread outside a session's
+// packet handling) ends the sessions on it, and those on their way to it,
+// with ErrRingFailed (an ErrFault), lets whoever waits for it go on, and
+// closes the ring. It is retired for good: new sessions go to the rings
+// left, and once none is left, to the goroutine engine (a session whose
+// sockets were made for a ring that failed before it started is moved to
+// goroutines on the same ports). A failed ring is not replaced, since
+// whatever made it fail would likely fail the next. Its provided buffers
+// (8 MB) and its sockets' send buffers (1.5 KB a socket, four a call)
+// stay allocated until the process ends: the kernel may still be
+// finishing a receive into them or a send out of them. tonevault_media_faults_total{scope} counts session
+// and ring faults; the log says where, with the stack, never the panic's
+// value (internal/panics).
+//
+// Tests inject faults through unexported hooks (testFault in the masker's
+// path, testRingFault before each io_uring_enter) that only test files
+// set; nothing in the configuration or on the network reaches them.
 //
 // # What it must not do
 //

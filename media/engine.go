@@ -24,8 +24,9 @@ const (
 // functions (carrierPacket, platformPacket, rtcpPacket).
 type ioEngine interface {
 	name() string
-	// raw says whether the engine wants bare descriptors rather than
-	// *net.UDPConn (see sock).
+	// raw says whether the sockets of the next session should be bare
+	// descriptors rather than *net.UDPConn (see sock). It may change:
+	// once every io_uring ring has failed, new sessions go to goroutines.
 	raw() bool
 	start(s *Session)
 	// stop returns once no packet of s is being handled or will be; the
@@ -34,14 +35,14 @@ type ioEngine interface {
 	close()
 }
 
-func newEngine(mode string, log *zap.Logger) (ioEngine, error) {
+func newEngine(mode string, log *zap.Logger, m *metrics) (ioEngine, error) {
 	switch mode {
 	case IOGoroutines:
 		return loopsEngine{}, nil
 	case IOUring:
-		return newUringEngine()
+		return newUringEngine(log, m)
 	case "", IOAuto:
-		e, err := newUringEngine()
+		e, err := newUringEngine(log, m)
 		if err != nil {
 			// Seccomp (Docker's default profile), kernel.io_uring_disabled
 			// or an old kernel: the goroutines carry the same traffic at

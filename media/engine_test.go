@@ -3,6 +3,7 @@ package media
 import (
 	"encoding/binary"
 	"errors"
+	"go.uber.org/zap"
 	"net"
 	"net/netip"
 	"os"
@@ -28,7 +29,7 @@ func TestEngine(t *testing.T) {
 	case runtime.GOOS != "linux":
 		want = IOGoroutines
 	default:
-		e, err := newUringEngine()
+		e, err := newUringEngine(zap.NewNop(), testMetrics(t))
 		if err != nil {
 			t.Skipf("io_uring unavailable here (%v): the tests run on goroutines", err)
 		}

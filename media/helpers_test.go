@@ -21,14 +21,18 @@ var loopback = netip.MustParseAddr("127.0.0.1")
 
 // sink records digits.
 type sink struct {
-	mu sync.Mutex
-	ds []Digit
+	mu   sync.Mutex
+	ds   []Digit
+	bomb string // a call whose digits make Digit panic (fault tests)
 }
 
 func (s *sink) Digit(d Digit) {
 	s.mu.Lock()
+	defer s.mu.Unlock()
+	if d.CallID == s.bomb {
+		panic("test fault in the digit sink")
+	}
 	s.ds = append(s.ds, d)
-	s.mu.Unlock()
 }
 
 func (s *sink) digits() string {

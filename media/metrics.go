@@ -34,6 +34,7 @@ const (
 	dropSRTPAuth       // SRTP/SRTCP authentication failed (wrong key, forged, plain RTP on an SRTP leg)
 	dropSRTPRejected   // SRTP/SRTCP refused before authentication: replayed, too short
 	dropSRTPProtect    // could not be protected toward an SRTP leg (key exhausted)
+	dropFault          // the session's handling panicked: nothing of it leaves any more
 	numOutcomes
 )
 
@@ -60,6 +61,7 @@ var outcomeLabels = [numOutcomes][2]string{
 	dropSRTPAuth:       {"dropped", "srtp_auth_failed"},
 	dropSRTPRejected:   {"dropped", "srtp_rejected"},
 	dropSRTPProtect:    {"dropped", "srtp_protect_failed"},
+	dropFault:          {"dropped", "fault"},
 }
 
 func (o outcome) action() string { return outcomeLabels[o][0] }
@@ -82,7 +84,17 @@ type metrics struct {
 	digits  [4]prometheus.Counter // by dtmf.Source
 	delay   prometheus.Histogram
 	active  prometheus.Gauge
+	faults  [2]prometheus.Counter // by faultScope
 }
+
+// faultScope is what a fault ended: one session, or a ring and its
+// sessions.
+type faultScope uint8
+
+const (
+	faultSession faultScope = iota
+	faultRing
+)
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	packets := prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -103,14 +115,20 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		Name: "tonevault_media_sessions",
 		Help: "Media relay sessions open.",
 	})
+	faults := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tonevault_media_faults_total",
+		Help: "Faults in the media relay, by scope: session (a panic relaying one call's packets; that call was ended) or ring (an io_uring ring failed; its calls were ended and the ring retired).",
+	}, []string{"scope"})
 	if reg != nil {
-		for _, c := range []prometheus.Collector{packets, digits, delay, active} {
+		for _, c := range []prometheus.Collector{packets, digits, delay, active, faults} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}
 		}
 	}
 	m := &metrics{delay: delay, active: active}
+	m.faults[faultSession] = faults.WithLabelValues("session")
+	m.faults[faultRing] = faults.WithLabelValues("ring")
 	for d := range m.packets {
 		for o := outcome(1); o < numOutcomes; o++ {
 			m.packets[d][o] = packets.WithLabelValues(directionLabels[d], o.action(), o.reason())

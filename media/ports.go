@@ -15,14 +15,14 @@ type portPool struct {
 	ip        netip.Addr
 	min, max  int
 	ephemeral bool
-	raw       bool // bare descriptors for the io_uring engine, else *net.UDPConn
+	raw       func() bool // bare descriptors for the io_uring engine, else *net.UDPConn; asked at each bind
 
 	mu   sync.Mutex
 	free []int // RTP ports, FIFO
 	used int
 }
 
-func newPortPool(ip netip.Addr, min, max int, raw bool) *portPool {
+func newPortPool(ip netip.Addr, min, max int, raw func() bool) *portPool {
 	p := &portPool{ip: ip, min: min, max: max, ephemeral: min == 0 && max == 0, raw: raw}
 	if !p.ephemeral {
 		for port := min; port+1 <= max; port += 2 {
@@ -65,7 +65,7 @@ func (s sock) close() {
 
 // listen binds ip:port (0: the kernel picks) and says which port it got.
 func (p *portPool) listen(port int) (sock, int, error) {
-	if p.raw {
+	if p.raw != nil && p.raw() {
 		return listenRaw(p.ip, port)
 	}
 	c, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(p.ip, uint16(port))))

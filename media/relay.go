@@ -51,7 +51,7 @@ func NewRelay(cfg Config, opts Options) (*Relay, error) {
 	if err != nil {
 		return nil, fmt.Errorf("media: %w", err)
 	}
-	io, err := newEngine(cfg.IO, log)
+	io, err := newEngine(cfg.IO, log, m)
 	if err != nil {
 		return nil, err
 	}
@@ -62,12 +62,15 @@ func NewRelay(cfg Config, opts Options) (*Relay, error) {
 		fail:     opts.FailClosed,
 		m:        m,
 		io:       io,
-		ports:    newPortPool(cfg.BindIP, cfg.PortMin, cfg.PortMax, io.raw()),
+		ports:    newPortPool(cfg.BindIP, cfg.PortMin, cfg.PortMax, nil),
 		delay:    probe.Delay(),
 		epoch:    time.Now(),
 		sessions: make(map[*Session]struct{}),
 		stop:     make(chan struct{}),
 	}
+	// Asked at each Open: a relay whose io_uring rings have all failed
+	// opens sockets for goroutines.
+	r.ports.raw = func() bool { return r.io.raw() }
 	r.mask[PCMU], r.mask[PCMA] = maskTables(cfg)
 	if cfg.MediaTimeout > 0 {
 		r.wg.Add(1)
@@ -194,7 +197,7 @@ func (r *Relay) watch() {
 			}
 			r.mu.Unlock()
 			for _, s := range batch {
-				s.checkTimeout(now)
+				s.checkTimeoutSafe(now)
 			}
 		}
 	}

@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/tonevault/tonevault/dtmf"
+	"github.com/tonevault/tonevault/internal/panics"
 )
 
 // Session is one call's media: a port pair per leg, the goroutines that
@@ -38,6 +39,7 @@ type Session struct {
 	closed  bool
 
 	lastRTP atomic.Int64 // relay nanos of the last RTP accepted from either leg
+	faulted atomic.Bool  // its handling panicked, or its ring failed: every packet is dropped
 
 	done     chan struct{}
 	doneOnce sync.Once
@@ -247,18 +249,25 @@ func (s *Session) InfoDigit(d dtmf.Digit, dur time.Duration) {
 	if dur <= 0 {
 		dur = 100 * time.Millisecond
 	}
-	now := time.Now()
+	// A panic here is one in the call's digit handling, as on the relay's
+	// thread: the session ends, and the SIP handler that called goes on.
+	defer s.recoverFault("info_digit")
+	if s.faulted.Load() {
+		return
+	}
+	s.deliver(s.infoDigit(d, dur, time.Now()))
+}
+
+func (s *Session) infoDigit(d dtmf.Digit, dur time.Duration, now time.Time) []Digit {
 	var out [1]Digit
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.closed {
-		s.mu.Unlock()
-		return
+		return nil
 	}
 	pos := s.c.clockAt(now)
 	e := dtmf.Event{Digit: d, Start: pos, End: pos + int64(dur/(time.Second/dtmf.SampleRate)), Source: dtmf.SIPInfo}
-	got := s.addDigit(e, now, out[:0])
-	s.mu.Unlock()
-	s.deliver(got)
+	return s.addDigit(e, now, out[:0])
 }
 
 // addDigit de-duplicates a press and, if fresh, appends it to out.
@@ -327,6 +336,13 @@ func (s *Session) checkTimeout(now time.Time) {
 	}
 }
 
+// checkTimeoutSafe is checkTimeout on the relay's watcher: a panic
+// there ends this session, and the watcher goes on with the others.
+func (s *Session) checkTimeoutSafe(now time.Time) {
+	defer s.recoverFault("timeout")
+	s.checkTimeout(now)
+}
+
 // Close stops relaying, frees the ports and returns the session's
 // account. A press still in progress is reported first. It is idempotent.
 func (s *Session) Close() Stats {
@@ -338,25 +354,10 @@ func (s *Session) Close() Stats {
 			s.maxTimer.Stop()
 		}
 		s.r.io.stop(s)
-		var got []Digit
-		s.mu.Lock()
-		now := time.Now()
-		for _, e := range s.c.asm.Flush(s.c.events[:0]) {
-			got = s.addDigit(s.c.toCall(e), now, got)
-		}
-		s.stats = Stats{
-			Duration:   now.Sub(s.opened),
-			ToPlatform: s.dirStats(toPlatform),
-			ToCarrier:  s.dirStats(toCarrier),
-			Digits:     s.digits,
-			Mask:       s.c.maskStats(),
-		}
-		// The Deduper remembers the call's latest key presses, and events
-		// their digits: card data that no one needs once the call is over.
-		s.dedup.Reset()
-		clear(s.c.events[:cap(s.c.events)])
-		s.mu.Unlock()
-		s.deliver(got)
+		func() {
+			defer s.recoverFault("close")
+			s.deliver(s.closeState())
+		}()
 		for _, p := range s.pairs {
 			s.r.ports.put(p)
 		}
@@ -364,6 +365,40 @@ func (s *Session) Close() Stats {
 		s.finish(nil)
 	})
 	return s.stats
+}
+
+// closeState takes the session's account and forgets its digits, and
+// returns the press in progress to report. After a fault the press is
+// not reported (the call failed; the assembler's state is not to be
+// trusted), and a second panic here still frees the ports and wipes.
+func (s *Session) closeState() (got []Digit) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	defer func() {
+		// The Deduper remembers the call's latest key presses, and events
+		// their digits: card data that no one needs once the call is over.
+		s.dedup.Reset()
+		clear(s.c.events[:cap(s.c.events)])
+		if v := recover(); v != nil {
+			s.r.log.Error("media: panic closing a session; its ports are freed",
+				append([]zap.Field{zap.String("call_id", s.callID)}, panics.Fields(v)...)...)
+			got = nil
+		}
+	}()
+	now := time.Now()
+	if !s.faulted.Load() {
+		for _, e := range s.c.asm.Flush(s.c.events[:0]) {
+			got = s.addDigit(s.c.toCall(e), now, got)
+		}
+	}
+	s.stats = Stats{
+		Duration:   now.Sub(s.opened),
+		ToPlatform: s.dirStats(toPlatform),
+		ToCarrier:  s.dirStats(toCarrier),
+		Digits:     s.digits,
+	}
+	s.stats.Mask = s.c.maskStats()
+	return got
 }
 
 func (s *Session) dirStats(d direction) DirStats {
@@ -386,8 +421,15 @@ func (s *Session) count(d direction, o outcome) {
 	s.counts[d][o]++
 	s.r.m.packets[d][o].Inc()
 	if d == toPlatform && s.counts[d][o] == 1 && failClosed[o] && s.r.fail != nil {
-		go s.r.fail(s.callID, o.reason())
+		go s.failClosed(o.reason())
 	}
+}
+
+// failClosed tells Options.FailClosed, on its own goroutine: a panic
+// there ends this call, not the process.
+func (s *Session) failClosed(reason string) {
+	defer s.recoverFault("fail_closed")
+	s.r.fail(s.callID, reason)
 }
 
 // failClosed are the outcomes of carrier packets that could not be
@@ -485,6 +527,7 @@ const recvBuf = 2048
 // socket of the same kind.
 func (s *Session) loop(leg Leg, rtcp bool) {
 	defer s.wg.Done()
+	defer s.recoverFault("loop")
 	conn, send := s.pairs[leg].rtp.conn, s.pairs[1-leg].rtp.conn
 	if rtcp {
 		conn, send = s.pairs[leg].rtcp.conn, s.pairs[1-leg].rtcp.conn
@@ -515,7 +558,21 @@ func (s *Session) loop(leg Leg, rtcp bool) {
 // bytes); everything else leaves as it came, so the result may alias in.
 // Digits the packet completes are delivered before relay returns; digits
 // is scratch space for them, handed back for reuse.
-func (s *Session) relay(leg Leg, rtcp bool, in []byte, from netip.AddrPort, out []byte, digits []Digit) ([]byte, netip.AddrPort, []Digit) {
+//
+// A panic in there (the masker, the sink) is a fault of this session
+// alone: the packet is dropped, the session with it (ErrFault), and the
+// engine's thread goes on with the other calls.
+func (s *Session) relay(leg Leg, rtcp bool, in []byte, from netip.AddrPort, out []byte, digits []Digit) (pkt []byte, dst netip.AddrPort, ds []Digit) {
+	defer func() {
+		if v := recover(); v != nil {
+			s.fault("packet", v)
+			pkt, dst, ds = nil, netip.AddrPort{}, digits[:0]
+		}
+	}()
+	if s.faulted.Load() {
+		s.dropFaulted(leg)
+		return nil, netip.AddrPort{}, digits[:0]
+	}
 	switch {
 	case rtcp:
 		dir := toPlatform

@@ -10,7 +10,10 @@ import (
 	"sync/atomic"
 	"unsafe"
 
+	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
+
+	"github.com/tonevault/tonevault/internal/panics"
 )
 
 // The io_uring engine. Each ring has one locked OS thread that keeps a
@@ -39,6 +42,14 @@ import (
 //
 // Nothing here is reached from outside the ring thread but post, which
 // queues a command and wakes the thread through an eventfd.
+//
+// A ring that fails (io_uring_enter refused, or a panic on its thread
+// outside a session's own packet handling, which Session.relay recovers)
+// ends its own sessions and no others: each gets ErrRingFailed, which
+// package sip turns into a BYE on both legs. The ring is retired, new
+// sessions go to the rings left, and once none is left to the goroutine
+// engine. A failed ring is not replaced: what made it fail (the kernel
+// refusing the ring, a bug in this file) would likely fail the next one.
 
 // Kernel ABI (include/uapi/linux/io_uring.h).
 const (
@@ -130,7 +141,11 @@ type bufReg struct {
 
 // uringEngine has a ring per P, at most 4, and fills them in order.
 type uringEngine struct {
-	rings []*ring
+	rings   []*ring
+	perRing int32 // perRing, but tests spread sessions across rings with fewer
+	loops   loopsEngine
+	log     *zap.Logger
+	m       *metrics
 }
 
 // perRing is how many sessions a ring takes before the next one gets
@@ -142,11 +157,14 @@ type uringEngine struct {
 // second ring bought no latency (BENCHMARKS.md).
 const perRing = 500
 
-func newUringEngine() (ioEngine, error) {
-	n := min(max(runtime.GOMAXPROCS(0), 1), 4)
-	e := &uringEngine{}
-	for range n {
-		r, err := newRing()
+func newUringEngine(log *zap.Logger, m *metrics) (ioEngine, error) {
+	return newUringEngineN(min(max(runtime.GOMAXPROCS(0), 1), 4), log, m)
+}
+
+func newUringEngineN(n int, log *zap.Logger, m *metrics) (*uringEngine, error) {
+	e := &uringEngine{perRing: perRing, log: log, m: m}
+	for i := range n {
+		r, err := newRing(e, i)
 		if err != nil {
 			e.close()
 			return nil, err
@@ -157,24 +175,64 @@ func newUringEngine() (ioEngine, error) {
 }
 
 func (e *uringEngine) name() string { return IOUring }
-func (e *uringEngine) raw() bool    { return true }
 
-func (e *uringEngine) start(s *Session) {
-	r := e.pick()
-	r.load.Add(1)
-	s.ring = r
-	r.post(ringCmd{start: s})
+// raw holds while a ring is left.
+func (e *uringEngine) raw() bool { return e.live() > 0 }
+
+// live is the number of rings that have not failed.
+func (e *uringEngine) live() int {
+	n := 0
+	for _, r := range e.rings {
+		if !r.retired.Load() {
+			n++
+		}
+	}
+	return n
 }
 
-// pick is the first ring with room, else the least loaded.
+func (e *uringEngine) start(s *Session) {
+	if !s.pairs[Carrier].rtp.raw {
+		// Opened once no ring was left.
+		e.loops.start(s)
+		return
+	}
+	for {
+		r := e.pick()
+		if r == nil {
+			// The last ring failed since this session's sockets were
+			// made for it: the goroutines take them over.
+			if err := s.adopt(); err != nil {
+				e.log.Error("media: no io_uring ring left and the session's sockets could not move to goroutines", zap.String("call_id", s.callID), zap.Error(err))
+				s.ringFailed()
+				return
+			}
+			e.loops.start(s)
+			return
+		}
+		r.load.Add(1)
+		s.ring = r
+		if r.post(ringCmd{start: s}) {
+			return
+		}
+		// It failed since pick: the next one.
+		r.load.Add(-1)
+		s.ring = nil
+	}
+}
+
+// pick is the first ring with room, else the least loaded; nil when
+// every ring has failed.
 func (e *uringEngine) pick() *ring {
-	best := e.rings[0]
+	var best *ring
 	for _, r := range e.rings {
+		if r.retired.Load() {
+			continue
+		}
 		n := r.load.Load()
-		if n < perRing {
+		if n < e.perRing {
 			return r
 		}
-		if n < best.load.Load() {
+		if best == nil || n < best.load.Load() {
 			best = r
 		}
 	}
@@ -184,10 +242,11 @@ func (e *uringEngine) pick() *ring {
 func (e *uringEngine) stop(s *Session) {
 	r, _ := s.ring.(*ring)
 	if r == nil {
+		e.loops.stop(s)
 		return
 	}
 	done := make(chan struct{})
-	r.post(ringCmd{stop: s, done: done})
+	r.post(ringCmd{stop: s, done: done}) // a failed ring closes done at once
 	<-done
 	r.load.Add(-1)
 }
@@ -227,6 +286,9 @@ type usock struct {
 }
 
 type ring struct {
+	e                      *uringEngine
+	id                     int // its index in the engine, for the log
+	retired                atomic.Bool
 	fd                     int
 	sqHead, sqTail, sqMask *uint32
 	sqes                   []uringSQE
@@ -265,8 +327,8 @@ type ringSession struct {
 
 // newRing sets a ring up on the thread that will drive it: a ring with
 // a single issuer belongs to the thread that created it.
-func newRing() (*ring, error) {
-	r := &ring{fd: -1, efd: -1, sessions: make(map[*Session]*ringSession)}
+func newRing(e *uringEngine, id int) (*ring, error) {
+	r := &ring{e: e, id: id, fd: -1, efd: -1, sessions: make(map[*Session]*ringSession)}
 	started := make(chan error)
 	go r.loop(started)
 	if err := <-started; err != nil {
@@ -410,23 +472,25 @@ func (r *ring) release() {
 	}
 }
 
-// post queues a command for the ring thread and wakes it. The wake-up is
-// written under mu, so it never reaches an eventfd the ended loop closed.
-func (r *ring) post(c ringCmd) {
+// post queues a command for the ring thread and wakes it, and reports
+// whether it did: on a ring whose loop has ended (quit, failed) it
+// closes the command's done and returns false. The wake-up is written
+// under mu, so it never reaches an eventfd the ended loop closed.
+func (r *ring) post(c ringCmd) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.dead {
 		if c.done != nil {
 			close(c.done)
 		}
-		return
+		return false
 	}
 	r.cmds = append(r.cmds, c)
 	var one [8]byte
 	binary.NativeEndian.PutUint64(one[:], 1)
 	for {
 		if _, err := unix.Write(r.efd, one[:]); err != unix.EINTR {
-			return
+			return true
 		}
 	}
 }
@@ -460,7 +524,13 @@ func (r *ring) enter(wait uint32) {
 		// Everything the kernel has not consumed yet, including what an
 		// interrupted or refused call left behind.
 		n := tail - atomic.LoadUint32(r.sqHead)
-		_, _, errno := unix.Syscall6(sysIOUringEnter, uintptr(r.fd), uintptr(n), uintptr(wait), flags, 0, 0)
+		var errno unix.Errno
+		if h := testRingFault.Load(); h != nil {
+			errno = (*h)(r)
+		}
+		if errno == 0 {
+			_, _, errno = unix.Syscall6(sysIOUringEnter, uintptr(r.fd), uintptr(n), uintptr(wait), flags, 0, 0)
+		}
 		switch errno {
 		case 0:
 			return
@@ -471,11 +541,24 @@ func (r *ring) enter(wait uint32) {
 			// them and comes back.
 			return
 		}
-		// The ring itself failed: no socket can be read or masked any
-		// more, and relaying unmasked is not an option.
-		panic(fmt.Sprintf("media: io_uring_enter: %v", errno))
+		// The ring itself failed: none of its sockets can be read or
+		// masked any more, and relaying unmasked is not an option. Its
+		// loop ends the ring and its sessions (fail).
+		panic(enterError{errno})
 	}
 }
+
+// enterError is io_uring_enter failing: it unwinds the ring's thread
+// from wherever it entered (a full submission queue, the loop) to run,
+// which fails the ring.
+type enterError struct{ errno unix.Errno }
+
+func (e enterError) Error() string { return "io_uring_enter: " + e.errno.Error() }
+
+// testRingFault, when set, is asked before every io_uring_enter of every
+// ring: a non-zero errno stands for the syscall's own, and a panic in it
+// is one on the ring's thread. Only tests set it (export_test.go).
+var testRingFault atomic.Pointer[func(r *ring) unix.Errno]
 
 func (r *ring) armWake() {
 	e := r.sqe()
@@ -508,12 +591,8 @@ func (r *ring) loop(started chan<- error) {
 	}
 	r.armWake()
 	started <- nil
-	for {
-		r.enter(1)
-		r.reap()
-		if r.quit != nil && len(r.sessions) == 0 {
-			break
-		}
+	if !r.run() {
+		return // failed: the thread, still locked, ends with the goroutine
 	}
 	r.mu.Lock()
 	r.dead = true
@@ -526,6 +605,91 @@ func (r *ring) loop(started chan<- error) {
 		if c.done != nil && c.done != r.quit.done {
 			close(c.done)
 		}
+	}
+}
+
+// run drives the ring until it is told to quit and its sessions have
+// stopped (true), or until it fails (false): io_uring_enter refused, or a
+// panic on its thread that no session's own handling recovered.
+func (r *ring) run() (ok bool) {
+	defer func() {
+		if v := recover(); v != nil {
+			r.fail(v)
+			ok = false
+		}
+	}()
+	for {
+		r.enter(1)
+		r.reap()
+		if r.quit != nil && len(r.sessions) == 0 {
+			return true
+		}
+	}
+}
+
+// fail retires the ring after a failure on its thread: no new session
+// comes to it, every session on it (or on its way to it) ends with
+// ErrRingFailed, whoever waits for a stop or the quit goes on, and the
+// ring is closed. Its buffers and sockets' state stay allocated for
+// good: the kernel may still be finishing a receive into them or a send
+// out of them, and that memory must never become someone else's.
+func (r *ring) fail(v any) {
+	r.retired.Store(true)
+	r.mu.Lock()
+	r.dead = true
+	late := r.cmds
+	r.cmds = nil
+	r.mu.Unlock()
+
+	var victims []*Session
+	var dones []chan struct{}
+	for s, rs := range r.sessions {
+		victims = append(victims, s)
+		dones = append(dones, rs.done)
+	}
+	// The batch being run when it failed, and what came since.
+	for _, c := range append(r.running, late...) {
+		if c.start != nil {
+			victims = append(victims, c.start)
+		}
+		dones = append(dones, c.done)
+	}
+	if r.quit != nil {
+		dones = append(dones, r.quit.done)
+	}
+	fields := []zap.Field{zap.Int("ring", r.id), zap.Int("calls", len(r.sessions)), zap.Int("rings_left", r.e.live())}
+	if ee, ok := v.(enterError); ok {
+		fields = append(fields, zap.Error(ee))
+	} else {
+		fields = append(fields, panics.Fields(v)...)
+	}
+	r.e.m.faults[faultRing].Inc()
+	r.e.log.Error("media: io_uring ring failed; its calls are ended, new calls go to the other rings (or to goroutines when none is left)", fields...)
+
+	// Closing the ring makes the kernel cancel what is in flight and let
+	// go of the sockets, so that their ports can be bound again.
+	for _, b := range r.maps {
+		unix.Munmap(b)
+	}
+	r.maps = nil
+	unix.Close(r.efd)
+	unix.Close(r.fd)
+
+	for _, d := range dones {
+		// Only this thread closes these (post closes only what it did
+		// not queue), and one may be closed already: a stop that
+		// completed, whose command is still in the batch.
+		if d == nil {
+			continue
+		}
+		select {
+		case <-d:
+		default:
+			close(d)
+		}
+	}
+	for _, s := range victims {
+		s.ringFailed()
 	}
 }
 

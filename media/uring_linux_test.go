@@ -1,13 +1,14 @@
 package media
 
 import (
+	"go.uber.org/zap"
 	"runtime"
 	"testing"
 )
 
 // TestRingCount: a ring per P, at most 4.
 func TestRingCount(t *testing.T) {
-	probe, err := newUringEngine()
+	probe, err := newUringEngine(zap.NewNop(), testMetrics(t))
 	if err != nil {
 		t.Skipf("io_uring unavailable here: %v", err)
 	}
@@ -15,7 +16,7 @@ func TestRingCount(t *testing.T) {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
 	for _, tc := range []struct{ procs, rings int }{{1, 1}, {2, 2}, {3, 3}, {5, 4}, {16, 4}} {
 		runtime.GOMAXPROCS(tc.procs)
-		e, err := newUringEngine()
+		e, err := newUringEngine(zap.NewNop(), testMetrics(t))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -30,7 +31,7 @@ func TestRingCount(t *testing.T) {
 // perRing, so that the other rings' threads sleep (see uringEngine);
 // when every ring is full, to the least loaded.
 func TestRingsFillInOrder(t *testing.T) {
-	e := &uringEngine{rings: []*ring{{}, {}, {}}}
+	e := &uringEngine{rings: []*ring{{}, {}, {}}, perRing: perRing}
 	for _, tc := range []struct {
 		loads []int32
 		want  int

@@ -5,11 +5,13 @@ package media
 import (
 	"errors"
 	"net/netip"
+
+	"go.uber.org/zap"
 )
 
 var errNoUring = errors.New("io_uring is Linux only")
 
-func newUringEngine() (ioEngine, error) { return nil, errNoUring }
+func newUringEngine(*zap.Logger, *metrics) (ioEngine, error) { return nil, errNoUring }
 
 func listenRaw(netip.Addr, int) (sock, int, error) { return sock{}, 0, errNoUring }
 

@@ -200,7 +200,7 @@ func (c *call) answerAgent(inReq *sip.Request, inTx sip.ServerTransaction, leg a
 	c.mu.Unlock()
 	// From here the call is the agent's: whoever ends it, the leg hears
 	// the outcome last.
-	go c.followAgent(leg)
+	c.goCall("agent", func() { c.followAgent(leg) })
 	if err := inTx.Respond(out); err != nil {
 		g.log.Info("2xx to caller failed", zap.String("call", c.id), zap.Error(err))
 		c.end(ending{outcome: audit.ReasonCancelled, trunk: ind.t.name})

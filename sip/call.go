@@ -293,15 +293,24 @@ func (c *call) retransmit(leg media.Leg, tx sip.ServerTransaction, res *sip.Resp
 	}
 }
 
-// watch ends the call when the relay says its media stopped.
+// watch ends the call when the relay says its media stopped: timed out,
+// at its maximum duration, or after a fault (its packets are dropped from
+// then on, never forwarded).
 func (c *call) watch() {
 	select {
 	case <-c.sess.Done():
+		err := c.sess.Err()
 		reason := audit.ReasonMediaTimeout
-		if errors.Is(c.sess.Err(), media.ErrMaxDuration) {
+		switch {
+		case errors.Is(err, media.ErrMaxDuration):
 			reason = audit.ReasonMaxDuration
+		case errors.Is(err, media.ErrRingFailed):
+			reason = audit.ReasonRingFailed
+		case errors.Is(err, media.ErrFault):
+			reason = audit.ReasonMediaFault
 		}
 		c.g.log.Info("media ended, ending call", zap.String("call", c.id), zap.String("reason", string(reason)))
+		runTestFault("watch", "", c.id)
 		c.hangup(reason)
 	case <-c.done:
 	}
@@ -336,7 +345,7 @@ func (c *call) bye(skip int) {
 			continue
 		}
 		wg.Add(1)
-		go func() {
+		c.g.goQuiet("bye", c.id, func() {
 			defer wg.Done()
 			ctx, cancel := context.WithTimeout(context.Background(), 32*sip.T1)
 			defer cancel()
@@ -345,7 +354,7 @@ func (c *call) bye(skip int) {
 			} else if !res.IsSuccess() {
 				c.g.log.Info("BYE refused", zap.String("call", c.id), zap.String("leg", d.t.name), zap.Int("status", res.StatusCode))
 			}
-		}()
+		})
 	}
 	wg.Wait()
 }
@@ -400,13 +409,26 @@ func (c *call) end(e ending) {
 	}
 	g.mu.Unlock()
 	now := time.Now()
-	g.reg.update(c.id, func(ci *CallInfo) {
-		ci.State, ci.Outcome, ci.End = StateEnded, outcome, now
-	})
+	func() {
+		// The registry's OnEnd subscribers (payment capture) run in
+		// there: a panic of theirs must not keep the call from ending.
+		defer func() {
+			if v := recover(); v != nil {
+				g.fault("call_ended_subscriber", c.id, v)
+			}
+		}()
+		g.reg.update(c.id, func(ci *CallInfo) {
+			ci.State, ci.Outcome, ci.End = StateEnded, outcome, now
+		})
+	}()
 	g.metrics.ended(outcome)
 	result := audit.Success
 	if e.outcome != audit.ReasonCompleted {
 		result = audit.Info
+	}
+	if isFault(e.outcome) {
+		result = audit.Failure
+		g.record(audit.Record{CallID: c.id, Event: audit.EventCallFailed, Outcome: audit.Failure, Reason: e.outcome, Trunk: e.trunk, Method: e.method, Status: e.status})
 	}
 	g.record(audit.Record{CallID: c.id, Event: audit.EventSIPCallEnded, Outcome: result, Reason: e.outcome, Trunk: e.trunk, Method: e.method, Status: e.status})
 	g.log.Info("call ended", zap.String("call", c.id), zap.String("outcome", outcome), zap.String("trunk", e.trunk), zap.String("method", e.method), zap.Int("status", e.status))

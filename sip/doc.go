@@ -264,6 +264,32 @@
 // A late offer cannot go to browser agents (the codec must be known
 // before one answers): 488, or the fallback.
 //
+// # Faults
+//
+// One fault, one call (DESIGN.md invariant 8). A panic in a sipgo
+// handler is recovered there: the request gets 500 when it has no final
+// answer yet, and the call whose dialog it is in (Call-ID and both tags)
+// is ended; a request in no call's dialog ends nothing. A panic while a
+// call's INVITE runs (ringing, failing over, being answered) answers the
+// caller 500, CANCELs the callee's INVITE while it is pending, or BYEs
+// the legs already answered. A panic in one of a call's own goroutines
+// or timers (its media watcher, session timers, reliable 18x, PRACK,
+// transfer, failover timer) ends that call. Each ends as a hang-up by
+// the gateway does, BYE on both legs once answered, with a call.failed
+// record before its sip.call_ended, both with reason sip_fault, and
+// tonevault_sip_faults_total{where} counts it; the log has where and the
+// stack, never the panic's value. A media session that ends with
+// media.ErrFault (its packets panicked; nothing of it is forwarded any
+// more) or media.ErrRingFailed (its io_uring ring failed) ends the call
+// the same way, with reason media_fault or ring_failed. The other calls
+// and the listeners go on. A panic in the goroutines that end a call or
+// a dialog already (a BYE, a CANCEL, an abandoned INVITE's answers) is
+// logged only. Tests inject faults through an unexported hook
+// (testFault); nothing in the configuration or on the network reaches
+// it. Not covered: a panic while a call's lock is held leaves it held,
+// and whoever then waits for that call waits for good (the process and
+// the other calls go on).
+//
 // # Limits
 //
 // Not supported: DTLS-SRTP; NAPTR (SRV is looked up for the target's

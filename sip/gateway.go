@@ -148,7 +148,7 @@ func (g *Gateway) Start() {
 	g.platform.serve()
 	for _, t := range []*trunk{g.carrier, g.platform} {
 		if t.cfg.ProbeInterval > 0 && t.cfg.Target != "" {
-			go t.probe(t.stop, g.log, g.metrics)
+			g.goQuiet("probe", "", func() { t.probe(t.stop, g.log, g.metrics) })
 		}
 	}
 	g.ready.Store(true)
@@ -211,7 +211,7 @@ func (g *Gateway) Close(ctx context.Context) error {
 	}
 	g.mu.Unlock()
 	for _, c := range calls {
-		go c.hangup(audit.ReasonShutdown) // g.wg waits for each call's end
+		c.goCall("shutdown", func() { c.hangup(audit.ReasonShutdown) }) // g.wg waits for each call's end
 	}
 	done := make(chan struct{})
 	go func() { g.wg.Wait(); close(done) }()
@@ -275,6 +275,7 @@ func (g *Gateway) record(r audit.Record) {
 func (g *Gateway) handle(t *trunk) {
 	guard := func(h func(*trunk, *sip.Request, sip.ServerTransaction)) func(*sip.Request, sip.ServerTransaction) {
 		return func(req *sip.Request, tx sip.ServerTransaction) {
+			defer g.recoverRequest(t, req, tx)
 			a, ok := t.allowed(req.Source())
 			if !ok {
 				g.refuse(t, a, req, tx)
@@ -286,6 +287,9 @@ func (g *Gateway) handle(t *trunk) {
 					_ = tx.Respond(sip.NewResponseFromRequest(req, 400, "Bad Request", nil))
 				}
 				return
+			}
+			if id := req.CallID(); id != nil {
+				runTestFault("request", req.Method, id.Value())
 			}
 			g.limit(t, a, req, tx, h)
 		}

@@ -640,6 +640,8 @@ func TestGatewayHangsUp(t *testing.T) {
 	}{
 		{"media timeout", func(_ *testGW, s *fakeSession) { s.err = media.ErrMediaTimeout; close(s.done) }, "media_timeout"},
 		{"max duration", func(_ *testGW, s *fakeSession) { s.err = media.ErrMaxDuration; close(s.done) }, "max_duration"},
+		{"media fault", func(_ *testGW, s *fakeSession) { s.err = media.ErrFault; close(s.done) }, "media_fault"},
+		{"ring failed", func(_ *testGW, s *fakeSession) { s.err = media.ErrRingFailed; close(s.done) }, "ring_failed"},
 		{"shutdown", func(tg *testGW, _ *fakeSession) {
 			go tg.g.Close(context.Background())
 		}, "shutdown"},
@@ -667,6 +669,13 @@ func TestGatewayHangsUp(t *testing.T) {
 					}
 					if recs := tg.audit.find(audit.EventSIPCallEnded); len(recs) != 1 || string(recs[0].Reason) != tt.wantOutcome || recs[0].Trunk != "" {
 						t.Errorf("sip.call_ended records %+v, want reason %s", recs, tt.wantOutcome)
+					}
+					// A fault of the call's media is a failed call.
+					failed := tg.audit.find(audit.EventCallFailed)
+					if fault := isFault(audit.Reason(tt.wantOutcome)); fault && (len(failed) != 1 || string(failed[0].Reason) != tt.wantOutcome || failed[0].Outcome != audit.Failure || failed[0].CallID != calls[0].ID) {
+						t.Errorf("call.failed records %+v, want one with reason %s", failed, tt.wantOutcome)
+					} else if !fault && len(failed) != 0 {
+						t.Errorf("call.failed records %+v for a call that did not fail", failed)
 					}
 					break
 				}

@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/tonevault/tonevault/audit"
+	"github.com/tonevault/tonevault/internal/panics"
 	"github.com/tonevault/tonevault/media"
 )
 
@@ -92,6 +93,29 @@ func mapFailure(code int, reason string) (int, string) {
 
 // newCall handles an INVITE that starts a call on trunk in.
 func (g *Gateway) newCall(in *trunk, req *sip.Request, tx sip.ServerTransaction) {
+	// A panic while the call is set up (runInvite recovers its own):
+	// the caller gets 500, the media session is freed, and a call
+	// already registered ends with call.failed.
+	var c *call
+	registered := false
+	defer func() {
+		v := recover()
+		if v == nil {
+			return
+		}
+		id := ""
+		if c != nil {
+			id = c.id
+		}
+		g.fault("setup", id, v)
+		_ = tx.Respond(sip.NewResponseFromRequest(req, 500, "Server Internal Error", nil))
+		switch {
+		case registered: // not answered: runInvite recovers from there on
+			c.end(ending{outcome: audit.ReasonSIPFault, trunk: in.name, method: string(sip.INVITE)})
+		case c != nil && c.sess != nil:
+			c.sess.Close()
+		}
+	}()
 	out := g.other(in)
 	ind := uasDialog(in, req)
 	ind.localName = req.To().DisplayName
@@ -137,7 +161,7 @@ func (g *Gateway) newCall(in *trunk, req *sip.Request, tx sip.ServerTransaction)
 	target := uris[0]
 	_ = tx.Respond(sip.NewResponseFromRequest(req, 100, "Trying", nil))
 
-	c := &call{g: g, id: newCallID(), in: in.leg, abort: make(chan audit.Reason, 1), done: make(chan struct{})}
+	c = &call{g: g, id: newCallID(), in: in.leg, abort: make(chan audit.Reason, 1), done: make(chan struct{})}
 	for i := range c.origins {
 		c.origins[i] = Origin{SessionID: uint64(time.Now().UnixNano()&0x7fff_ffff) + uint64(i), Version: 1}
 	}
@@ -237,6 +261,7 @@ func (g *Gateway) newCall(in *trunk, req *sip.Request, tx sip.ServerTransaction)
 	}
 	g.calls[ind.callID], g.calls[outd.callID] = c, c
 	g.wg.Add(1)
+	registered = true
 	g.mu.Unlock()
 	g.reg.add(info)
 	g.metrics.started()
@@ -244,7 +269,7 @@ func (g *Gateway) newCall(in *trunk, req *sip.Request, tx sip.ServerTransaction)
 	g.record(audit.Record{Actor: "sip:" + hostOf(req.Source()), Origin: req.Source(), CallID: c.id, Event: audit.EventSIPCallStarted, Outcome: audit.Success,
 		Trunk: in.name})
 	g.log.Info("call started", zap.String("call", c.id), zap.String("in", in.name), zap.String("out", out.name))
-	go c.watch()
+	c.goCall("watch", c.watch)
 	if pool != "" {
 		c.runAgents(pool, req, tx, o, uris)
 		return
@@ -321,12 +346,43 @@ func (c *call) runInvite(inReq *sip.Request, inTx sip.ServerTransaction, o *outb
 		}
 		cancelSent = true
 		creq := cancelFor(cur.req)
-		go func() {
+		g.goQuiet("cancel", c.id, func() {
 			ctx, cancel := context.WithTimeout(context.Background(), 64*sip.T1)
 			defer cancel()
 			_, _ = outd.do(ctx, creq)
-		}()
+		})
 	}
+	// A panic from here on, the answer included: the caller gets 500
+	// (unless it has its final answer), the callee a CANCEL while its
+	// INVITE is pending, every confirmed leg a BYE, and the call ends
+	// with call.failed. The deferred cleanup above still ends the
+	// transaction.
+	defer func() {
+		v := recover()
+		if v == nil {
+			return
+		}
+		g.fault("invite", c.id, v)
+		defer func() {
+			if v := recover(); v != nil {
+				g.log.Error("sip: panic ending a call after a fault; the call may not be ended",
+					append([]zap.Field{zap.String("call", c.id)}, panics.Fields(v)...)...)
+			}
+		}()
+		_ = inTx.Respond(ind.respond(inReq, 500, "Server Internal Error", nil, ""))
+		c.mu.Lock()
+		answered := c.answered
+		c.mu.Unlock()
+		switch {
+		case answered:
+			c.bye(-1)
+		case keep: // the callee answered, the caller not yet
+			c.bye(int(c.in))
+		case o.cur != nil:
+			sendCancel()
+		}
+		c.end(ending{outcome: audit.ReasonSIPFault, method: string(sip.INVITE)})
+	}()
 	// stop stops the call before it is answered; it reports true when
 	// the call is finished (nothing came back yet: the destination is
 	// abandoned, and what it answers later is cancelled or ended).
@@ -366,6 +422,7 @@ func (c *call) runInvite(inReq *sip.Request, inTx sip.ServerTransaction, o *outb
 		select {
 		case res := <-cur.tx.Responses():
 			cur.answered(res)
+			runTestFault("invite", sip.INVITE, inReq.CallID().Value())
 			switch {
 			case res.StatusCode == 100:
 				continue

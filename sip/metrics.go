@@ -18,6 +18,7 @@ type Metrics struct {
 	targets  *prometheus.GaugeVec
 	expiredN *prometheus.CounterVec
 	transfer *prometheus.CounterVec
+	faults   *prometheus.CounterVec
 }
 
 // NewMetrics registers the metrics with reg:
@@ -36,6 +37,9 @@ type Metrics struct {
 //	tonevault_sip_sessions_expired_total{trunk}  calls ended by a leg's session timer
 //	tonevault_sip_transfers_total{outcome}  REFERs carried out, by outcome
 //	    (transferred, or the new leg's failure)
+//	tonevault_sip_faults_total{where}       panics recovered: in a request's handler
+//	    (handler), a call's INVITE (invite, setup) or one of its goroutines
+//	    and timers (by what it was); each ended its call only
 func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	m := &Metrics{
 		active: prometheus.NewGauge(prometheus.GaugeOpts{
@@ -68,8 +72,11 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		transfer: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tonevault_sip_transfers_total", Help: "REFERs the gateway carried out, by outcome: transferred, or why the new leg failed.",
 		}, []string{"outcome"}),
+		faults: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tonevault_sip_faults_total", Help: "Panics recovered in the SIP B2BUA, by where: each ended the call it belonged to (call.failed, sip_fault) and no other.",
+		}, []string{"where"}),
 	}
-	for _, c := range []prometheus.Collector{m.active, m.calls, m.refusedN, m.digits, m.stopped, m.limitedN, m.failover, m.targets, m.expiredN, m.transfer} {
+	for _, c := range []prometheus.Collector{m.active, m.calls, m.refusedN, m.digits, m.stopped, m.limitedN, m.failover, m.targets, m.expiredN, m.transfer, m.faults} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -127,6 +134,12 @@ func (m *Metrics) expired(trunk string) {
 func (m *Metrics) transferred(outcome string) {
 	if m != nil {
 		m.transfer.WithLabelValues(outcome).Inc()
+	}
+}
+
+func (m *Metrics) fault(where string) {
+	if m != nil {
+		m.faults.WithLabelValues(where).Inc()
 	}
 }
 

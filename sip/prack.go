@@ -70,7 +70,7 @@ func (c *call) sendReliable(res *sip.Response) {
 	setHeader(res, "Require", "100rel")
 	setHeader(res, "RSeq", strconv.FormatUint(uint64(p.rseq), 10))
 	_ = tx.Respond(res)
-	go c.retransmitReliable(tx, p)
+	c.goCall("reliable_18x", func() { c.retransmitReliable(tx, p) })
 }
 
 // retransmitReliable sends p again at T1, doubling, until its PRACK; none
@@ -192,7 +192,7 @@ func rseqOf(res *sip.Response) (uint32, bool) {
 func (c *call) sendPRACK(d *dialog, rseq, inviteSeq uint32) {
 	req := d.request(sip.PRACK, 0)
 	req.AppendHeader(sip.NewHeader("RAck", strconv.FormatUint(uint64(rseq), 10)+" "+strconv.FormatUint(uint64(inviteSeq), 10)+" INVITE"))
-	go func() {
+	c.goCall("prack", func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 32*sip.T1)
 		defer cancel()
 		if res, err := d.do(ctx, req); err != nil {
@@ -200,5 +200,5 @@ func (c *call) sendPRACK(d *dialog, rseq, inviteSeq uint32) {
 		} else if !res.IsSuccess() {
 			c.g.log.Info("PRACK refused", zap.String("call", c.id), zap.Int("status", res.StatusCode))
 		}
-	}()
+	})
 }

@@ -194,6 +194,7 @@ func (c *call) armTimer(leg media.Leg, wait time.Duration, refresh bool) {
 	lt.gen++
 	gen := lt.gen
 	lt.timer = time.AfterFunc(wait, func() {
+		defer c.recoverGo("session_timer")
 		c.mu.Lock()
 		stale := lt.gen != gen || c.ended
 		c.mu.Unlock()

@@ -128,7 +128,8 @@ func (c *call) refer(req *sip.Request, tx sip.ServerTransaction) {
 	}
 	_ = tx.Respond(d.respond(req, 202, "Accepted", nil, ""))
 	g.log.Info("transfer", zap.String("call", c.id), zap.Bool("attended", replaces != ""))
-	go c.runTransfer(d, target, replaces, headerValue(req, "Referred-By"))
+	referredBy := headerValue(req, "Referred-By")
+	c.goCall("transfer", func() { c.runTransfer(d, target, replaces, referredBy) })
 }
 
 // notifyRefer tells the transferor on d how the new leg went, as a
@@ -229,11 +230,11 @@ func (c *call) runTransfer(old *dialog, target sip.Uri, replaces, referredBy str
 	if err := c.completeTransfer(nd, offer, answer, keys, origin, res, o.se); err != nil {
 		keys.wipe()
 		g.log.Info("transfer target's answer refused", zap.String("call", c.id), zap.Error(err))
-		go func() {
+		g.goQuiet("bye", c.id, func() {
 			ctx, cancel := context.WithTimeout(context.Background(), 32*sip.T1)
 			defer cancel()
 			_, _ = nd.do(ctx, nd.request(sip.BYE, 0))
-		}()
+		})
 		c.transferFailed(old, 488, "Not Acceptable Here", err)
 		return
 	}
@@ -263,15 +264,16 @@ func (c *call) placeLeg(ctx context.Context, o *outbound) (*sip.Response, *acker
 			return
 		}
 		creq := cancelFor(cur.req)
-		go func() {
+		c.g.goQuiet("cancel", c.id, func() {
 			ctx, cancel := context.WithTimeout(context.Background(), 64*sip.T1)
 			defer cancel()
 			_, _ = o.d.do(ctx, creq)
-		}()
+		})
 		// What comes after the CANCEL (487, or a 2xx that crossed it)
 		// is dealt with as for an abandoned INVITE.
 		cur.stop()
-		go o.drain(cur, true)
+		abandoned := cur
+		c.g.goQuiet("drain", c.id, func() { o.drain(abandoned, true) })
 	}
 	for {
 		select {

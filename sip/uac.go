@@ -125,16 +125,19 @@ func (o *outbound) send(ctx context.Context, dst dest) (*attempt, error) {
 	}
 	a := &attempt{o: o, dest: dst, req: req, tx: tx, giveUp: make(chan struct{}), forks: map[string]*fork{}}
 	a.stopWatch = stopWatch
-	a.timer = time.AfterFunc(d.t.failoverTimeout(), func() { a.fail(false) })
+	a.timer = time.AfterFunc(d.t.failoverTimeout(), func() {
+		defer o.c.recoverGo("failover_timer")
+		a.fail(false)
+	})
 	if unreachable != nil {
-		go func() {
+		o.c.goCall("unreachable", func() {
 			select {
 			case <-unreachable:
 				a.fail(true)
 			case <-a.giveUp:
 			case <-tx.Done():
 			}
-		}()
+		})
 	}
 	return a, nil
 }
@@ -214,7 +217,7 @@ func (o *outbound) abandon(a *attempt) {
 		a.tx.Terminate()
 		return
 	}
-	go o.drain(a, false)
+	o.c.g.goQuiet("drain", o.c.id, func() { o.drain(a, false) })
 }
 
 // drain answers what an abandoned INVITE still gets: CANCEL for a
@@ -229,11 +232,11 @@ func (o *outbound) drain(a *attempt, cancelled bool) {
 			case res.IsProvisional():
 				if !cancelled {
 					cancelled = true
-					go func() {
+					o.c.g.goQuiet("cancel", o.c.id, func() {
 						ctx, cancel := context.WithTimeout(context.Background(), 64*sip.T1)
 						defer cancel()
 						_, _ = o.d.do(ctx, cancelFor(a.req))
-					}()
+					})
 				}
 			case res.IsSuccess():
 				o.stray(a.tx, a.req, res)
@@ -259,11 +262,11 @@ func (o *outbound) stray(tx sip.ClientTransaction, req *sip.Request, res *sip.Re
 	sd.mu.Unlock()
 	newAcker(tx, sd, seq).send(nil)
 	o.c.g.log.Info("2xx from a dialog not taken: ACK and BYE", zap.String("call", o.c.id))
-	go func() {
+	o.c.g.goQuiet("bye", o.c.id, func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 32*sip.T1)
 		defer cancel()
 		_, _ = sd.do(ctx, sd.request(sip.BYE, 0))
-	}()
+	})
 }
 
 // provisional takes an 18x of the current attempt: its early dialog is

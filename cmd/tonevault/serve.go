@@ -224,7 +224,10 @@ func serveUntil(ctx, hurry context.Context, args []string, stdout, stderr io.Wri
 	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "tonevault_store_payment_write_errors_total",
 		Help: "Payment records the store did not take (the payment went on; its record lags until the next write).",
-	}, func() float64 { return float64(pay.journal.Errors()) }))
+	}, func() float64 { return float64(pay.journal.Errors()) }), prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "tonevault_capture_faults_total",
+		Help: "Panics recovered in a payment's handling (a key press, its timers, the call's end) or an API request on it; each failed that payment alone.",
+	}, func() float64 { return float64(pay.mgr.Faults()) }))
 	fds, err := fileBudget(cfg)
 	if err != nil {
 		gw.Close(context.Background())
@@ -261,6 +264,12 @@ func serveUntil(ctx, hurry context.Context, args []string, stdout, stderr io.Wri
 	// CleanPaths outermost: no mux gets to redirect a path that is not
 	// clean (with the client's credentials following).
 	srv := cfg.HTTP.Server(api.CleanPaths(mux))
+	// What net/http logs itself (a panic in a handler outside the API,
+	// which recovers its own; TLS handshake errors) goes through the
+	// operational log, card numbers masked, not to stderr raw.
+	if l, err := zap.NewStdLogAt(log.Named("http"), zap.WarnLevel); err == nil {
+		srv.ErrorLog = l
+	}
 	// Shutdown waits for requests to end; event streams would not.
 	srv.RegisterOnShutdown(pay.api.EndStreams)
 	httpErr := make(chan error, 1)

@@ -142,6 +142,11 @@ func TestServe(t *testing.T) {
 	if code != 200 || !strings.Contains(metrics, "tonevault_sip_active_calls 0") {
 		t.Errorf("/metrics = %d, without tonevault_sip_active_calls 0", code)
 	}
+	for _, m := range []string{`tonevault_media_faults_total{scope="session"} 0`, `tonevault_media_faults_total{scope="ring"} 0`, "tonevault_capture_faults_total 0"} {
+		if !strings.Contains(metrics, m) {
+			t.Errorf("/metrics without %s", m)
+		}
+	}
 
 	// The API and the widget share the HTTP listener.
 	for _, tc := range []struct {
