@@ -136,9 +136,9 @@
 //	authorization.reversed   psp_timeout, psp_connection_lost, psp_bad_response; stan
 //	session.ended            state, and the reason: approved, an authorization result's code,
 //	                         attempts_exhausted, not_configured, cancelled, call_ended,
-//	                         session_timeout, shutdown, tokenization_failed, audit_unavailable,
-//	                         transferred, capture_fault, api_fault (a panic handling the session:
-//	                         it failed and its card data was wiped)
+//	                         session_timeout, gateway_restarted, shutdown, tokenization_failed,
+//	                         audit_unavailable, transferred, capture_fault, api_fault (a panic
+//	                         handling the session: it failed and its card data was wiped)
 //
 // Any event may carry unlisted: a code from outside ToneVault (a payment
 // processor, an acquirer) that the list does not name.

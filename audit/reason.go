@@ -215,6 +215,8 @@ const (
 	ReasonCallEnded Reason = "call_ended"
 	// ReasonSessionTimeout: the session outlived its timeout.
 	ReasonSessionTimeout Reason = "session_timeout"
+	// ReasonGatewayRestarted: the session was live when its gateway stopped without ending it (a crash, kill -9); the next start ended it, its call and card data having gone with the process.
+	ReasonGatewayRestarted Reason = "gateway_restarted"
 	// ReasonAuditUnavailable: the audit trail could not be written, so the payment stopped and its card data was wiped (no trail, no capture).
 	ReasonAuditUnavailable Reason = "audit_unavailable"
 	// ReasonTokenizationFailed: session.ended, tokenization.result: Vault refused to tokenize the card.
@@ -300,7 +302,7 @@ var reasons = []Reason{
 	ReasonUnknownPayloadType, ReasonOversize, ReasonShortHeader, ReasonBadVersion, ReasonBadCSRCCount, ReasonBadExtension, ReasonBadPadding,
 	ReasonLuhn, ReasonLength, ReasonBrandNotAccepted, ReasonUnknownBrand, ReasonMonth, ReasonExpired, ReasonTimeout,
 	ReasonFieldRefused, ReasonFieldReset, ReasonSessionRestarted, ReasonSessionEnded,
-	ReasonApproved, ReasonAttemptsExhausted, ReasonNotConfigured, ReasonCallEnded, ReasonSessionTimeout, ReasonAuditUnavailable,
+	ReasonApproved, ReasonAttemptsExhausted, ReasonNotConfigured, ReasonCallEnded, ReasonSessionTimeout, ReasonGatewayRestarted, ReasonAuditUnavailable,
 	ReasonTokenizationFailed, ReasonAuthorizationFailed, ReasonInvalidResult, ReasonCaptureFault, ReasonAPIFault,
 	ReasonUnavailable,
 	ReasonReferToIssuer, ReasonInvalidMerchant, ReasonPickUpCard, ReasonDoNotHonour, ReasonInvalidTransaction,

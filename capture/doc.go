@@ -94,7 +94,8 @@
 // event of an outcome in the same transaction. Digits are never written,
 // only the masked View. A gateway that starts again after a crash ends
 // the sessions it left live (Journal.EndInterrupted): failed, reason
-// gateway_restarted.
+// gateway_restarted, with a session.ended record in the trail
+// (JournalOptions.Audit).
 //
 // # Time
 //

@@ -11,6 +11,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/tonevault/tonevault/audit"
 	"github.com/tonevault/tonevault/store"
 )
 
@@ -20,7 +21,7 @@ import (
 // gateway gives it to its own live payments when it starts again
 // (Journal.EndInterrupted). An authorization that was in flight is
 // reversed by psp, which wrote the reversal ahead of the request.
-const ReasonGatewayRestarted = "gateway_restarted"
+const ReasonGatewayRestarted = string(audit.ReasonGatewayRestarted)
 
 // MOTO is what an authorization was sent with to mark it a telephone
 // order, in its brand's terms (ISO 8583 fields 22, 25, 60, 61): kept
@@ -55,6 +56,7 @@ type Journal struct {
 	node    string
 	corr    func(callID string) map[string]string
 	events  func(View) []store.OutboxEvent
+	audit   AuditSink
 	log     *zap.Logger
 	timeout time.Duration
 	errors  atomic.Uint64
@@ -72,6 +74,9 @@ type JournalOptions struct {
 	// transaction (store.UpsertPayment): the API's, for final views.
 	// Optional.
 	Events func(View) []store.OutboxEvent
+	// Audit is told of each payment EndInterrupted ends (session.ended,
+	// gateway_restarted), as of any payment that ends. Optional.
+	Audit  AuditSink
 	Logger *zap.Logger
 	// Timeout bounds one write (default 5s).
 	Timeout time.Duration
@@ -79,7 +84,7 @@ type JournalOptions struct {
 
 // NewJournal returns a Journal writing to st.
 func NewJournal(st *store.Store, o JournalOptions) *Journal {
-	j := &Journal{st: st, node: o.Node, corr: o.Correlation, events: o.Events, log: o.Logger, timeout: o.Timeout}
+	j := &Journal{st: st, node: o.Node, corr: o.Correlation, events: o.Events, audit: o.Audit, log: o.Logger, timeout: o.Timeout}
 	if j.log == nil {
 		j.log = zap.NewNop()
 	}
@@ -280,7 +285,8 @@ func (j *Journal) List(ctx context.Context, q store.PaymentQuery) ([]View, strin
 
 // EndInterrupted ends, failed with reason gateway_restarted, the payments
 // this gateway (JournalOptions.Node; every payment when "") left live
-// when it stopped without ending them, and returns them as they are now.
+// when it stopped without ending them, writes their session.ended to the
+// trail (JournalOptions.Audit), and returns them as they are now.
 // Call it once at start, before the first session: a payment another
 // gateway is taking is not this one's to end. Each gets its webhook
 // events (JournalOptions.Events) as any payment that ends.
@@ -304,11 +310,25 @@ func (j *Journal) EndInterrupted(ctx context.Context, now time.Time) ([]View, er
 			if err := j.Save(ctx, v); err != nil {
 				return ended, err
 			}
+			j.auditEnded(ctx, v)
 			ended = append(ended, v)
 		}
 		if page.Next == "" {
 			return ended, nil
 		}
 		q.Cursor = page.Next
+	}
+}
+
+// auditEnded writes the session.ended record of a payment that ended with
+// its gateway: its trail stopped at what the dead process last wrote.
+func (j *Journal) auditEnded(ctx context.Context, v View) {
+	if j.audit == nil {
+		return
+	}
+	r := audit.Record{Actor: actorSystem, Event: audit.EventSessionEnded, Outcome: audit.Failure,
+		CallID: v.CallID, PaymentID: v.ID, State: string(v.State), Reason: audit.ReasonGatewayRestarted}
+	if _, err := j.audit.Append(ctx, r); err != nil {
+		j.log.Error("audit record not written", zap.String("payment_id", v.ID), zap.Error(err))
 	}
 }

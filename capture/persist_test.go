@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tonevault/tonevault/audit"
 	"github.com/tonevault/tonevault/store"
 )
 
@@ -167,8 +168,9 @@ func assertFilesHoldNo(t *testing.T, path string, values ...string) {
 
 // TestJournalEndInterrupted: the payments a gateway left live when it
 // died end failed (gateway_restarted) when it starts again, with their
-// masked progress, a new version and their webhook event; another
-// gateway's live payments and ended payments are left alone.
+// masked progress, a new version, their webhook event and their
+// session.ended record in the trail; another gateway's live payments and
+// ended payments are left alone.
 func TestJournalEndInterrupted(t *testing.T) {
 	st, _ := openStore(t)
 	evs := &eventLog{}
@@ -185,7 +187,8 @@ func TestJournalEndInterrupted(t *testing.T) {
 	before := stored(t, st, live.ID())
 
 	// gw-a "crashed": its sessions are gone with it. It starts again.
-	j := NewJournal(st, JournalOptions{Node: "gw-a", Events: evs.events})
+	trail := newRecSink(t)
+	j := NewJournal(st, JournalOptions{Node: "gw-a", Events: evs.events, Audit: trail})
 	now := t0.Add(time.Hour)
 	got, err := j.EndInterrupted(context.Background(), now)
 	if err != nil {
@@ -217,6 +220,11 @@ func TestJournalEndInterrupted(t *testing.T) {
 	}
 	if again, err := j.EndInterrupted(context.Background(), now); err != nil || len(again) != 0 {
 		t.Errorf("a second sweep ended %d, %v", len(again), err)
+	}
+	if recs := trail.records(); len(recs) != 1 || recs[0].Event != audit.EventSessionEnded || recs[0].PaymentID != live.ID() ||
+		recs[0].CallID != "call-1" || recs[0].Reason != audit.ReasonGatewayRestarted || recs[0].Outcome != audit.Failure ||
+		recs[0].State != string(StateFailed) {
+		t.Errorf("audit records of the sweeps: %+v; want one session.ended gateway_restarted for %s", recs, live.ID())
 	}
 }
 

@@ -168,6 +168,8 @@
 //
 //	card 4000000000000119, or amount 99999   never answered
 //	card 4000000000000127                    connection closed, no answer
+//	card 4000000000000135                    answered with a frame that is not ISO 8583
+//	card 4000000000000143                    answered 0110/0210 without field 39
 //	amount ending in 0202 (10202, ...)       answered after --slow-delay (default 3s)
 //	field 22 not starting 01, 25 not 08;
 //	  Visa without 01 in field 60 positions

@@ -134,11 +134,21 @@ func handleParsed(m sip.Message) {
 	_ = out.String()
 }
 
-// TestTorture feeds the RFC 4475 torture messages through sipgo's parser
-// and the gateway's handling: no panic, and the valid ones parse.
+// TestTorture feeds the RFC 4475 torture messages (all 49 of section 3,
+// one file each, named as the RFC names them, and an INFO of ours) through sipgo's parser and
+// the gateway's handling: no panic, and the valid ones parse. mpart01's
+// second body part is a stand-in of the RFC's length (553 octets in all,
+// NULs included): the RFC prints that signature's octets only in its
+// archive. novelsc (an absoluteURI of an unknown scheme, which RFC 3261
+// allows) is refused by sipgo's URI parser: the request is dropped
+// where the RFC would answer 416, which is as closed as it gets.
 func TestTorture(t *testing.T) {
 	valid := map[string]bool{"wsinv.sip": true, "esc01.sip": true, "escnull.sip": true, "lwsdisp.sip": true,
 		"semiuri.sip": true, "noreason.sip": true, "zeromf.sip": true, "cparam01.sip": true, "info-dtmf.sip": true,
+		"esc02.sip": true, "longreq.sip": true, "transports.sip": true, "mpart01.sip": true, "badbranch.sip": true,
+		"unkscm.sip": true, "unksm2.sip": true, "bext01.sip": true, "invut.sip": true, "regaut01.sip": true,
+		"bcast.sip": true, "cparam02.sip": true, "regescrt.sip": true, "sdp01.sip": true, "inv2543.sip": true,
+		"intmeth.sip": true, "unreason.sip": true, "dblreq.sip": true,
 		// testdata/carrier
 		"nortel-info.sip": true, "cisco-notify.sip": true, "kpml-notify.sip": true, "cseq-method.sip": true,
 		"unknown-body.sip": true, "late-offer.sip": true, "sipi-invite.sip": true}
@@ -197,7 +207,10 @@ func FuzzDigitBody(f *testing.F) {
 			if reports != nil {
 				t.Fatal("reports with an error")
 			}
-			if len(body) >= 8 && strings.Contains(err.Error(), string(body)) {
+			// What must not be quoted is card data: a body of eight bytes
+			// or more with digits in it. "multipar" is in the error's own
+			// words ("multipart without boundary"), not a quote.
+			if len(body) >= 8 && digitCount(body) >= 4 && strings.Contains(err.Error(), string(body)) {
 				t.Fatalf("error %q quotes the body", err)
 			}
 			return
@@ -246,4 +259,14 @@ func FuzzSessionBody(f *testing.F) {
 			t.Fatalf("isup part %q %q came back as %q %q", s.isup.raw, s.isup.body, back.isup.raw, back.isup.body)
 		}
 	})
+}
+
+func digitCount(b []byte) int {
+	n := 0
+	for _, c := range b {
+		if c >= '0' && c <= '9' {
+			n++
+		}
+	}
+	return n
 }

@@ -143,6 +143,7 @@ func startPayments(cfg configs.Config, gw *sip.Gateway, trail *audit.Queue, proc
 			return c.Correlation
 		},
 		Events: api.WebhookEvents(cfg.API, log),
+		Audit:  trail,
 		Logger: log.Named("capture"),
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), storeOpenTimeout)

@@ -18,6 +18,8 @@ var (
 	cardExpired    = []byte("4000000000000069") // 54 expired card
 	cardNoAnswer   = []byte("4000000000000119") // never answered
 	cardDisconnect = []byte("4000000000000127") // connection closed
+	cardGarbage    = []byte("4000000000000135") // answered with bytes that are not ISO 8583
+	cardNoCode     = []byte("4000000000000143") // answered 0110/0210 without field 39
 )
 
 // Amount rules (minor units).
@@ -36,17 +38,24 @@ const (
 	vAnswer verdict = iota
 	vNoAnswer
 	vDisconnect
+	vGarbage
+	vNoCode
 )
 
 // decide applies the documented rules in order: no answer, disconnect,
-// invalid card (14), declined card (05), expired (54), insufficient funds
-// (51), approved (00). slow says to answer late.
+// garbage, no response code, invalid card (14), declined card (05),
+// expired (54), insufficient funds (51), approved (00). slow says to
+// answer late.
 func decide(pan, yymm []byte, amount, limit int64, now time.Time) (v verdict, code string, slow bool) {
 	switch {
 	case bytes.Equal(pan, cardNoAnswer) || amount == amountNoAnswer:
 		return vNoAnswer, "", false
 	case bytes.Equal(pan, cardDisconnect):
 		return vDisconnect, "", false
+	case bytes.Equal(pan, cardGarbage):
+		return vGarbage, "", false
+	case bytes.Equal(pan, cardNoCode):
+		return vNoCode, "", false
 	}
 	slow = amount%10000 == slowSuffix
 	switch {
@@ -158,6 +167,10 @@ const Rules = `Test-card rules, applied in this order to 0100 (authorization) an
   card 4000000000000119, or amount 99999    never answered (exercises timeouts
                                             and reversals)
   card 4000000000000127                     connection closed, no answer
+  card 4000000000000135                     answered with a frame that is not
+                                            ISO 8583 (a garbled answer)
+  card 4000000000000143                     answered 0110/0210 without a
+                                            response code (field 39)
   amount ending in 0202 (e.g. 10202)        answered after --slow-delay, by the
                                             rules below
   field 22 not starting 01, field 25 not 08;

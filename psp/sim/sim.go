@@ -41,6 +41,9 @@ type Stats struct {
 	NoAnswer    int64 `json:"no_answer"`
 	Slow        int64 `json:"slow"`
 	Disconnects int64 `json:"disconnects"`
+	// Garbled counts the 0100/0200 answered with garbage or without a
+	// response code, on purpose (cards 4000000000000135 and ...143).
+	Garbled     int64 `json:"garbled"`
 	SignOns     int64 `json:"sign_ons"`
 	Echoes      int64 `json:"echoes"`
 	Reversals   int64 `json:"reversals"`
@@ -314,6 +317,17 @@ func (s *Server) authorize(m *iso8583.Message, mti string) ([]byte, time.Duratio
 		s.count(func(st *Stats) { st.Disconnects++ })
 		s.logf("%s -> disconnect", line)
 		return nil, 0, Disconnect
+	case vGarbage:
+		s.count(func(st *Stats) { st.Garbled++ })
+		s.logf("%s -> garbage", line)
+		// Framed, so the stream stays readable: the acquirer's software
+		// sent something, just not a message. A fresh slice: the caller
+		// wipes what it sends.
+		return []byte("0110\x00\xffnot an ISO 8583 message\r\n"), 0, Reply
+	case vNoCode:
+		s.count(func(st *Stats) { st.Garbled++ })
+		s.logf("%s -> answer without a response code", line)
+		return s.answer(m, mti[:2]+"1"+mti[3:], "", "", 3, 4, 7, 11, 12, 13, 37, 41, 42, 49)
 	}
 	auth := ""
 	if code == "00" {
@@ -374,8 +388,9 @@ func (s *Server) reversal(m *iso8583.Message, mti string) ([]byte, time.Duration
 	return s.answer(m, mti[:2]+"1"+mti[3:], code, "", 3, 4, 7, 11, 37, 41, 42, 49, 90)
 }
 
-// answer builds a response copying the listed fields from the request.
-// Card data fields are never copied back.
+// answer builds a response copying the listed fields from the request,
+// with response code code ("" for none). Card data fields are never
+// copied back.
 func (s *Server) answer(m *iso8583.Message, mti, code, auth string, copyFields ...int) ([]byte, time.Duration, Action) {
 	r := iso8583.NewMessage(psp.Spec)
 	r.MTI(mti)
@@ -386,7 +401,9 @@ func (s *Server) answer(m *iso8583.Message, mti, code, auth string, copyFields .
 			}
 		}
 	}
-	_ = r.Field(39, code)
+	if code != "" {
+		_ = r.Field(39, code)
+	}
 	if auth != "" {
 		_ = r.Field(38, auth)
 	}

@@ -42,6 +42,9 @@ func TestDecide(t *testing.T) {
 		{"4000000000000119", "3012", 1000, vNoAnswer, "", false},
 		{"4111111111111111", "3012", 99999, vNoAnswer, "", false},
 		{"4000000000000127", "3012", 1000, vDisconnect, "", false},
+		{"4000000000000135", "3012", 1000, vGarbage, "", false},
+		{"4000000000000143", "3012", 1000, vNoCode, "", false},
+		{"4000000000000135", "3012", 10202, vGarbage, "", false},
 		{"4111111111111111", "3012", 10202, vAnswer, "00", true},
 		{"4000000000000002", "3012", 20202, vAnswer, "05", true},
 	} {
@@ -129,6 +132,21 @@ func TestHandle(t *testing.T) {
 	if _, _, act := s.Handle([]byte("garbage")); act != NoReply {
 		t.Errorf("garbage: %v", act)
 	}
+	// The garbage card gets a reply that is not a message; the no-code
+	// card a well-formed 0110 that lacks field 39.
+	if reply, _, act := s.Handle(request(t, "0100", "4000000000000135", 1000)); act != Reply || len(reply) == 0 {
+		t.Errorf("garbage card: %v %q", act, reply)
+	} else if _, err := psp.Unpack(reply); err == nil {
+		t.Errorf("garbage card: the reply unpacks")
+	}
+	if reply, _, act := s.Handle(request(t, "0100", "4000000000000143", 1000)); act != Reply {
+		t.Errorf("no-code card: %v", act)
+	} else if m, err := psp.Unpack(reply); err != nil {
+		t.Errorf("no-code card: %v", err)
+	} else if mti, _ := m.GetMTI(); mti != "0110" || m.GetField(39) != nil {
+		rc, _ := m.GetString(39)
+		t.Errorf("no-code card: %s with field 39 %q, want 0110 without it", mti, rc)
+	}
 
 	// A reversal of the 0200 above is acknowledged 00, of an unknown one 25.
 	rev := func(orig string) string {
@@ -152,7 +170,7 @@ func TestHandle(t *testing.T) {
 		t.Errorf("reversal of an unknown original: %s", rc)
 	}
 	st := s.Stats()
-	if st.Reversals != 2 || fmt.Sprint(st.ReversedSTANs) != "[000042 000077]" || st.BadMessages != 1 || st.Disconnects != 1 {
+	if st.Reversals != 2 || fmt.Sprint(st.ReversedSTANs) != "[000042 000077]" || st.BadMessages != 1 || st.Disconnects != 1 || st.Garbled != 2 {
 		t.Errorf("stats %+v", st)
 	}
 	out := log.String()
@@ -234,7 +252,8 @@ func TestStateFile(t *testing.T) {
 type lockedBuffer = testutil.SyncBuffer
 
 // FuzzHandle feeds arbitrary messages to the simulator's logic: no panic,
-// replies unpack, and a PAN it was sent never appears in its log.
+// replies unpack (but the garbage card's, by design), and a PAN it was
+// sent never appears in its log.
 func FuzzHandle(f *testing.F) {
 	for _, tc := range []struct {
 		mti, pan string
@@ -255,7 +274,7 @@ func FuzzHandle(f *testing.F) {
 			}
 		}
 		reply, _, act := s.Handle(raw)
-		if act == Reply {
+		if act == Reply && !bytes.Equal(pan, cardGarbage) {
 			if _, err := psp.Unpack(reply); err != nil {
 				t.Fatalf("reply does not unpack: %v", err)
 			}

@@ -13,7 +13,12 @@
 // the running gateway's memory with gdb's gcore after its payments ended
 // and searches the dump (coredump_test.go); a copy it finds is located in
 // the gateway's memory (heap object, goroutine stack, freed stack) by gdb
-// and shown with the card data masked (coremap_test.go).
+// and shown with the card data masked (coremap_test.go). Others break a
+// part in the middle of a payment and check that nothing is lost: the
+// audit trail's disk or signer (auditfail_test.go), Vault stopped, sealed
+// or killed, the acquirer dropping the connection or answering garbage,
+// the gateway killed mid-call and mid-authorization (faults_test.go,
+// reversal_test.go, restart_test.go).
 //
 // Run: TONEVAULT_REQUIRE_TOOLS=1 go test -count=1 -v ./test/e2e
 //

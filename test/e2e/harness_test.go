@@ -95,6 +95,7 @@ func (r *recorder) sources(t *testing.T) map[string]string {
 type stackOptions struct {
 	persistentVault bool
 	pspTimeout      time.Duration // default 2s
+	pspSlowDelay    time.Duration // how late psp-sim answers an amount ending in 0202; default sim's
 	pspLeaseMargin  time.Duration // psp.lease_margin; default psp's
 	media           string        // extra keys under media: (indented YAML lines)
 	auditDir        string        // where the trail lives (default: the stack's directory)
@@ -136,7 +137,7 @@ func newStack(t *testing.T, o stackOptions) *stack {
 	roleID, secretFile := vaultSetup(t, s)
 
 	var err error
-	s.sim, err = sim.Listen("127.0.0.1:0", sim.Config{Log: s.rec.writer("psp-sim log")})
+	s.sim, err = sim.Listen("127.0.0.1:0", sim.Config{Log: s.rec.writer("psp-sim log"), SlowDelay: o.pspSlowDelay})
 	if err != nil {
 		t.Fatal(err)
 	}

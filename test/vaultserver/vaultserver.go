@@ -138,6 +138,44 @@ func (s *Server) Stop() {
 	_ = logf.Close()
 }
 
+// Kill ends the server with SIGKILL, as a crash or the OOM killer would:
+// nothing is flushed and nothing is sealed on the way out. Restart
+// brings it back (a persistent server with its data, unsealed again).
+func (s *Server) Kill() {
+	s.mu.Lock()
+	cmd, done, logf := s.cmd, s.done, s.log
+	s.cmd, s.done, s.log = nil, nil, nil
+	s.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	_ = cmd.Process.Kill()
+	<-done
+	_ = logf.Close()
+}
+
+// Seal seals a running persistent server, as an operator's "vault
+// operator seal" would: it keeps listening and answers 503 to every
+// request but health and unseal until Unseal.
+func (s *Server) Seal() {
+	s.t.Helper()
+	if !s.opts.Persistent {
+		s.t.Fatal("vaultserver: Seal needs a persistent server (a dev server cannot be unsealed again)")
+	}
+	if err := s.Client.Sys().Seal(); err != nil {
+		s.t.Fatalf("vaultserver: seal: %v", err)
+	}
+}
+
+// Unseal unseals a persistent server sealed by Seal and waits until it
+// is active.
+func (s *Server) Unseal() {
+	s.t.Helper()
+	if err := s.unseal(); err != nil {
+		s.t.Fatalf("vaultserver: %v\n%s", err, s.Log())
+	}
+}
+
 // Restart stops the server and starts it again on the same address. A
 // persistent server is unsealed again and keeps its data; a dev server
 // comes back empty with the same root token.

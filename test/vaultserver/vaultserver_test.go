@@ -43,3 +43,34 @@ func TestPersistentServer(t *testing.T) {
 }
 
 var apiMountKV = api.MountInput{Type: "kv"}
+
+// TestSealAndKill: a sealed server refuses reads until unsealed; a killed
+// one is gone at once and comes back from Restart with its data.
+func TestSealAndKill(t *testing.T) {
+	s := StartWith(t, Options{Persistent: true})
+	if err := s.Client.Sys().Mount("kv", &apiMountKV); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Client.Logical().Write("kv/x", map[string]any{"k": "v"}); err != nil {
+		t.Fatal(err)
+	}
+	s.Seal()
+	if h, err := s.Client.Sys().Health(); err != nil || !h.Sealed {
+		t.Fatalf("health after Seal: %+v %v, want sealed", h, err)
+	}
+	if _, err := s.Client.Logical().Read("kv/x"); err == nil {
+		t.Fatal("a sealed server answered a read")
+	}
+	s.Unseal()
+	if got, err := s.Client.Logical().Read("kv/x"); err != nil || got == nil || got.Data["k"] != "v" {
+		t.Fatalf("after Unseal: %v %v", got, err)
+	}
+	s.Kill()
+	if _, err := s.Client.Sys().Health(); err == nil {
+		t.Fatal("server answers after Kill")
+	}
+	s.Restart()
+	if got, err := s.Client.Logical().Read("kv/x"); err != nil || got == nil || got.Data["k"] != "v" {
+		t.Fatalf("after Kill and Restart: %v %v, want the data back", got, err)
+	}
+}
