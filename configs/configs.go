@@ -21,6 +21,7 @@ import (
 	"github.com/tonevault/tonevault/api"
 	"github.com/tonevault/tonevault/audit"
 	"github.com/tonevault/tonevault/capture"
+	"github.com/tonevault/tonevault/cluster"
 	"github.com/tonevault/tonevault/internal/oplog"
 	"github.com/tonevault/tonevault/media"
 	"github.com/tonevault/tonevault/psp"
@@ -46,6 +47,7 @@ type Config struct {
 	Vault   tokenize.Config `yaml:"vault"`   // tokenization
 	PSP     psp.Config      `yaml:"psp"`     // the acquirer connection
 	Store   store.Config    `yaml:"store"`   // the database
+	Cluster cluster.Config  `yaml:"cluster"` // several gateways as one
 }
 
 // Defaults is every package's DefaultConfig: what the embedded
@@ -62,6 +64,7 @@ func Defaults() Config {
 		Vault:   tokenize.DefaultConfig(),
 		PSP:     psp.DefaultConfig(),
 		Store:   store.DefaultConfig(),
+		Cluster: cluster.DefaultConfig(),
 	}
 }
 
@@ -101,7 +104,7 @@ func Parse(data []byte, name string) (Config, error) {
 
 // Validate checks every section, then what sections must agree on.
 func (c Config) Validate() error {
-	for _, v := range []interface{ Validate() error }{c.SIP, c.Media, c.HTTP, c.Log, c.Audit, c.Capture, c.API, c.Vault, c.PSP, c.Store} {
+	for _, v := range []interface{ Validate() error }{c.SIP, c.Media, c.HTTP, c.Log, c.Audit, c.Capture, c.API, c.Vault, c.PSP, c.Store, c.Cluster} {
 		if err := v.Validate(); err != nil {
 			return err
 		}
@@ -111,6 +114,11 @@ func (c Config) Validate() error {
 	// valid card.
 	if c.API.MaskStyle != "" && c.Capture.MaskStyle != "" && c.API.MaskStyle != c.Capture.MaskStyle {
 		return fmt.Errorf("api.mask_style %q and capture.mask_style %q differ: set both to the same style", c.API.MaskStyle, c.Capture.MaskStyle)
+	}
+	// Nodes share payments, revocations and reversals: one SQLite file
+	// per gateway cannot.
+	if c.Cluster.Enabled() && c.Store.Driver != store.DriverPostgres {
+		return fmt.Errorf("cluster.node %q: a cluster shares its store: set store.driver to postgres", c.Cluster.Node)
 	}
 	return nil
 }

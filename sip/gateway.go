@@ -30,11 +30,16 @@ type Options struct {
 	Metrics  *Metrics     // nil: not measured
 	Log      *zap.Logger  // nil: no logging
 	SIPLog   *slog.Logger // sipgo's own logging, message contents withheld; nil: discarded
+	// Node names this gateway in its call ids (c-NODE-...), so that any
+	// node of a cluster tells which holds a call (cluster.CallNode); ""
+	// for a gateway alone.
+	Node string
 }
 
 // Gateway is the B2BUA: two trunks, the calls between them.
 type Gateway struct {
 	cfg     Config
+	node    string // Options.Node
 	relay   MediaRelay
 	reg     *Registry
 	audit   AuditSink
@@ -97,7 +102,7 @@ func New(cfg Config, opts Options) (*Gateway, error) {
 		return nil, err
 	}
 	cfg.Limits = cfg.Limits.WithDefaults()
-	g := &Gateway{cfg: cfg, relay: opts.Relay, reg: opts.Registry, audit: opts.Audit, metrics: opts.Metrics, log: opts.Log, calls: map[string]*call{},
+	g := &Gateway{cfg: cfg, node: opts.Node, relay: opts.Relay, reg: opts.Registry, audit: opts.Audit, metrics: opts.Metrics, log: opts.Log, calls: map[string]*call{},
 		sources: newSources(cfg.Limits)}
 	if g.reg == nil {
 		g.reg = NewRegistry(0)
