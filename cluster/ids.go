@@ -19,3 +19,6 @@ func CallNode(id string) string {
 	}
 	return node
 }
+
+// CallNode is the package's CallNode, for api.Cluster.
+func (p *Peers) CallNode(id string) string { return CallNode(id) }
