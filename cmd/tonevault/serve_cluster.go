@@ -26,11 +26,11 @@ type clusterNode struct {
 	cfg      cluster.Config
 	peers    *cluster.Peers
 	takeover func(ctx context.Context, node string) error // set by serve
-	srv   *http.Server
-	ln    net.Listener
-	log   *zap.Logger
-	stop  context.CancelFunc
-	ctx   context.Context
+	srv      *http.Server
+	ln       net.Listener
+	log      *zap.Logger
+	stop     context.CancelFunc
+	ctx      context.Context
 }
 
 // startCluster loads the node's TLS and prepares its peers; the probes

@@ -3,9 +3,9 @@ package main
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
-	"path/filepath"
 	"testing"
 	"time"
 
