@@ -20,7 +20,7 @@ type Config struct {
 	// moves to the node that is active (see follower). Empty: Address
 	// alone.
 	Addresses []string `yaml:"addresses"`
-	Auth    Auth   `yaml:"auth"`
+	Auth      Auth     `yaml:"auth"`
 	// CAFile is a PEM file of CA certificates to verify Vault's TLS
 	// certificate with. Empty: the system roots.
 	CAFile string `yaml:"ca_file"`
