@@ -1,7 +1,9 @@
 // Package vaultserver starts a real HashiCorp Vault server on a loopback
 // port for tests: a dev server (in-memory, unsealed, known root token) or a
 // persistent one (raft storage in a temporary directory, initialised and
-// unsealed here) that keeps its data across Stop and Restart.
+// unsealed here) that keeps its data across Stop and Restart, or an HA
+// cluster of such servers (StartCluster: Raft, one active node, the
+// others standbys, any of them killed with SIGKILL and restarted).
 // (The minimal server build has inmem and raft storage, not file: the
 // persistent server is a one-node raft cluster.)
 //
@@ -49,6 +51,9 @@ type Options struct {
 	// with one unseal key: data survives Stop and Restart. The zero value
 	// starts a dev server, whose storage is lost on Stop.
 	Persistent bool
+	// nodeID and joins make a node of a raft cluster (StartCluster).
+	nodeID string
+	joins  []string
 }
 
 // Server is a running (or stopped) Vault server.
@@ -243,10 +248,21 @@ func (s *Server) writeConfig(listen string) (string, error) {
 		return "", err
 	}
 	cluster := net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port+1))
+	nodeID := s.opts.nodeID
+	if nodeID == "" {
+		nodeID = "tonevault-test"
+	}
+	var joins strings.Builder
+	for _, j := range s.opts.joins {
+		fmt.Fprintf(&joins, "  retry_join {\n    leader_api_addr = %q\n  }\n", j)
+	}
+	// performance_multiplier 1: Raft's tight timings, so that a killed
+	// active node is replaced within seconds rather than tens of them.
 	cfg := fmt.Sprintf(`storage "raft" {
   path    = %q
-  node_id = "tonevault-test"
-}
+  node_id = %q
+  performance_multiplier = 1
+%s}
 listener "tcp" {
   address         = %q
   cluster_address = %q
@@ -256,7 +272,7 @@ api_addr      = "http://%s"
 cluster_addr  = "http://%s"
 disable_mlock = true
 ui            = false
-`, storage, listen, cluster, listen, cluster)
+`, storage, nodeID, joins.String(), listen, cluster, listen, cluster)
 	path := filepath.Join(s.dir, "vault.hcl")
 	return path, os.WriteFile(path, []byte(cfg), 0o600)
 }
