@@ -164,6 +164,23 @@ func (s *Server) start() error {
 	if err != nil {
 		return err
 	}
+	return s.startAt(port)
+}
+
+// Restart stops the server with a fast shutdown (every client's session
+// is cut, as in a database restart or failover) and starts it again on
+// the same address with the same data.
+func (s *Server) Restart() error {
+	_, p, _ := net.SplitHostPort(s.Addr)
+	port, err := strconv.Atoi(p)
+	if err != nil {
+		return err
+	}
+	s.stopProcess()
+	return s.startAt(port)
+}
+
+func (s *Server) startAt(port int) error {
 	s.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	cmd := s.command("postgres", "-D", s.data(), "-p", strconv.Itoa(port),
 		"-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories=",
