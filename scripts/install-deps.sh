@@ -14,6 +14,9 @@
 #            (the gateway's default database, SQLite, needs nothing)
 #   memory   gdb, whose gcore dumps a running gateway for the test that
 #            searches its memory for card data
+#   cluster  Kamailio, the SIP load balancer in front of a cluster's
+#            nodes (test/cluster and make cluster start it as their own
+#            process; the package's system service is not used)
 #   all      every group
 #
 # Idempotent and fast when everything is present: it only asks dpkg what is
@@ -29,9 +32,10 @@ group_packages() {
 	browser) echo "chromium" ;;
 	store) echo "postgresql" ;;
 	memory) echo "gdb" ;;
-	all) echo "$(group_packages dtmf) $(group_packages sip) $(group_packages browser) $(group_packages store) $(group_packages memory)" ;;
+	cluster) echo "kamailio" ;;
+	all) echo "$(group_packages dtmf) $(group_packages sip) $(group_packages browser) $(group_packages store) $(group_packages memory) $(group_packages cluster)" ;;
 	*)
-		echo "install-deps: unknown group '$1' (known: dtmf sip browser store memory all)" >&2
+		echo "install-deps: unknown group '$1' (known: dtmf sip browser store memory cluster all)" >&2
 		return 1
 		;;
 	esac
@@ -43,7 +47,7 @@ for arg in "$@"; do
 	case "$arg" in
 	--list) list_only=1 ;;
 	-h | --help)
-		sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'
+		sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'
 		exit 0
 		;;
 	*) groups+=("$arg") ;;
