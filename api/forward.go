@@ -30,8 +30,10 @@ type Cluster interface {
 
 // PaymentNode says which node holds a payment that is live: "" when it
 // is this node's, ended, or unknown, which this node answers itself
-// (from the store when it is not in memory).
-type PaymentNode func(ctx context.Context, id string) string
+// (from the store when it is not in memory). An error (the store does
+// not answer) is a 503: answering here could act on a payment another
+// node holds.
+type PaymentNode func(ctx context.Context, id string) (string, error)
 
 // Forwarder sends a call's and a payment's commands to the node of the
 // cluster that holds them, so that the API works on any node: the CRM
@@ -115,7 +117,14 @@ func (f *Forwarder) owner(w http.ResponseWriter, r *http.Request) (node string, 
 	case len(parts) >= 3 && parts[0] == "v1" && parts[1] == "calls":
 		return f.cluster.CallNode(parts[2]), true
 	case len(parts) >= 3 && parts[0] == "v1" && parts[1] == "payments" && f.payNode != nil:
-		return f.payNode(r.Context(), parts[2]), true
+		node, err := f.payNode(r.Context(), parts[2])
+		if err != nil {
+			f.log.Warn("cannot tell which node holds a payment", zap.Error(err))
+			w.Header().Set("Retry-After", "1")
+			writeProblem(w, r, http.StatusServiceUnavailable, "unavailable", "the gateway's database is unavailable; try again")
+			return "", false
+		}
+		return node, true
 	case len(parts) == 2 && parts[0] == "v1" && parts[1] == "widget-tokens" && r.Method == http.MethodPost:
 		// A widget token is minted where its call is known; the body
 		// names the call.

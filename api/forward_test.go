@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -53,14 +54,17 @@ func twoNodes(t *testing.T) (a, b *testEnv, front *httptest.Server, peerB *httpt
 	b = newEnv(t, testConfig(), Deps{WidgetSecret: secret, Calls: fakeCalls{callB: {ID: callB, State: "answered", Caller: "+447700900002"}}})
 	peerB = httptest.NewServer(PeerHandler(b.srv))
 	t.Cleanup(peerB.Close)
-	payNode := func(_ context.Context, id string) string {
+	payNode := func(_ context.Context, id string) (string, error) {
+		if id == "pay_unknowable" {
+			return "", errors.New("store down")
+		}
 		if _, ok := a.pay.Get(id); ok {
-			return ""
+			return "", nil
 		}
 		if _, ok := b.pay.Get(id); ok {
-			return "b"
+			return "b", nil
 		}
-		return ""
+		return "", nil
 	}
 	fw := NewForwarder(a.srv, fakeCluster{self: "a", peers: map[string]string{"b": peerB.URL}}, payNode, 0, nil)
 	front = httptest.NewServer(fw)
@@ -195,6 +199,16 @@ func TestForwardOwnerDown(t *testing.T) {
 	problem(t, a.do(t, "POST", "/v1/payments/"+v.ID+"/cancel", testKey, "{}"), http.StatusServiceUnavailable)
 	if s, _ := b.pay.Get(v.ID); s.View().State.Final() {
 		t.Fatal("b's payment changed")
+	}
+}
+
+func TestForwardStoreDown(t *testing.T) {
+	a, _, _, _ := twoNodes(t)
+	// Which node holds it cannot be told: not answered here as if it
+	// were this node's.
+	p := problem(t, a.do(t, "POST", "/v1/payments/pay_unknowable/cancel", testKey, "{}"), http.StatusServiceUnavailable)
+	if !strings.Contains(p.Detail, "database") {
+		t.Errorf("detail %q", p.Detail)
 	}
 }
 

@@ -122,20 +122,24 @@ func endPaymentsOf(ctx context.Context, st *store.Store, node string, events fun
 
 // paymentNode is where the API finds which node holds a payment: this
 // one when it is in memory; otherwise the node the store names while the
-// payment is live. An ended payment, or a store that does not answer,
-// is answered here.
+// payment is live. An ended or unknown payment is answered here.
 func paymentNode(mgr *capture.Manager, st *store.Store) api.PaymentNode {
-	return func(ctx context.Context, id string) string {
+	return func(ctx context.Context, id string) (string, error) {
 		if _, ok := mgr.Get(id); ok {
-			return ""
+			return "", nil
 		}
 		ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		defer cancel()
 		p, err := st.GetPayment(ctx, id)
-		if err != nil || p.Final {
-			return ""
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			return "", nil
+		case err != nil:
+			return "", err
+		case p.Final:
+			return "", nil
 		}
-		return p.Node
+		return p.Node, nil
 	}
 }
 

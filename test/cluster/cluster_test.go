@@ -231,12 +231,6 @@ func TestCluster(t *testing.T) {
 			t.Fatal(err)
 		}
 		res := p.submit(apis[1])
-		for i := 0; res.code == http.StatusServiceUnavailable && i < 20; i++ {
-			// The store's pool reconnects on its own; a retryable
-			// answer meanwhile is fine.
-			time.Sleep(250 * time.Millisecond)
-			res = p.submit(apis[1])
-		}
 		if !approved(res) {
 			t.Fatalf("submit after the restart: %d %s", res.code, res.body)
 		}

@@ -164,11 +164,16 @@ type rig struct {
 	nodes   []*node
 	kam     *proc
 	kamAddr string // host:port, UDP
+	opts    rigOptions
 }
 
 // rigOptions tune the nodes.
 type rigOptions struct {
 	pspTimeout time.Duration // psp.timeout of every node
+	nodes      int           // how many nodes (default 3)
+	dispatch   int           // how many of them Kamailio sends calls to (default all)
+	sqlite     bool          // one node alone on SQLite: no cluster section (benchmarks)
+	logLevel   string        // log.level (default info)
 }
 
 var nodeNames = []string{"gw1", "gw2", "gw3"}
@@ -195,8 +200,19 @@ func newRig(t *testing.T, o rigOptions) *rig {
 	agentPort := freePort(t, "udp")
 	r.agent = startProc(t, "sipp agent", exec.Command("sipp", "-sn", "uas", "-i", "127.0.0.1", "-p", strconv.Itoa(agentPort), "-mi", "127.0.0.1", "-nostdin"))
 
+	if o.nodes == 0 {
+		o.nodes = len(nodeNames)
+	}
+	if o.dispatch == 0 {
+		o.dispatch = o.nodes
+	}
+	if o.logLevel == "" {
+		o.logLevel = "info"
+	}
+	names := nodeNames[:o.nodes]
+	r.opts = o
 	certs := filepath.Join(r.dir, "certs")
-	if err := cluster.DevCerts(certs, nodeNames, time.Hour); err != nil {
+	if err := cluster.DevCerts(certs, names, time.Hour); err != nil {
 		t.Fatal(err)
 	}
 	widgetSecret := filepath.Join(r.dir, "widget.key")
@@ -204,18 +220,36 @@ func newRig(t *testing.T, o rigOptions) *rig {
 		t.Fatal(err)
 	}
 	peerPorts := map[string]int{}
-	for _, n := range nodeNames {
+	for _, n := range names {
 		peerPorts[n] = freePort(t, "tcp")
 	}
 	if o.pspTimeout == 0 {
 		o.pspTimeout = 3 * time.Second
 	}
-	for _, name := range nodeNames {
+	for _, name := range names {
 		var peers strings.Builder
-		for _, p := range nodeNames {
+		for _, p := range names {
 			if p != name {
 				fmt.Fprintf(&peers, "    - {name: %s, addr: 127.0.0.1:%d}\n", p, peerPorts[p])
 			}
+		}
+		storeAndCluster := fmt.Sprintf(`store:
+  driver: postgres
+  postgres:
+    url: %s
+cluster:
+  node: %s
+  listen: 127.0.0.1:%d
+  peers: %s
+%s  cert_file: %s
+  key_file: %s
+  ca_file: %s
+  probe_interval: 500ms
+  dead_after: 2s
+`, u, name, peerPorts[name], map[bool]string{true: "[]", false: ""}[peers.Len() == 0], peers.String(),
+			filepath.Join(certs, name+".pem"), filepath.Join(certs, name+".key"), filepath.Join(certs, "ca.pem"))
+		if o.sqlite {
+			storeAndCluster = fmt.Sprintf("store:\n  sqlite:\n    path: %s\n", filepath.Join(r.dir, name+".db"))
 		}
 		cfg := fmt.Sprintf(`sip:
   trunks:
@@ -238,7 +272,7 @@ media:
 http:
   listen: 127.0.0.1:0
 log:
-  level: info
+  level: %s
 audit:
   path: %s
 api:
@@ -264,23 +298,9 @@ psp:
   timeout: %s
   lease_margin: 1s
   state_dir: ""
-store:
-  driver: postgres
-  postgres:
-    url: %s
-cluster:
-  node: %s
-  listen: 127.0.0.1:%d
-  peers:
-%s  cert_file: %s
-  key_file: %s
-  ca_file: %s
-  probe_interval: 500ms
-  dead_after: 2s
-`, agentPort, filepath.Join(r.dir, name+"-audit.jsonl"), api.HashKey(apiKey), widgetSecret,
+%s`, agentPort, o.logLevel, filepath.Join(r.dir, name+"-audit.jsonl"), api.HashKey(apiKey), widgetSecret,
 			r.vault.Nodes[active].Addr, strings.Join(r.vault.Addrs(), ", "), roleID, secretFile,
-			r.sim.Addr(), o.pspTimeout, u, name, peerPorts[name], peers.String(),
-			filepath.Join(certs, name+".pem"), filepath.Join(certs, name+".key"), filepath.Join(certs, "ca.pem"))
+			r.sim.Addr(), o.pspTimeout, storeAndCluster)
 		path := filepath.Join(r.dir, name+".yaml")
 		if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 			t.Fatal(err)
@@ -299,7 +319,7 @@ cluster:
 	if t.Failed() {
 		t.FailNow()
 	}
-	r.startKamailio()
+	r.startKamailio(o.dispatch)
 	return r
 }
 
@@ -329,7 +349,11 @@ func (r *rig) startNode(n *node) {
 	t := r.t
 	n.proc = startProc(t, "node "+n.name, exec.Command(tvBin, "serve", "--config", n.cfg))
 	deadline := time.Now().Add(60 * time.Second)
-	for !strings.Contains(n.proc.out.String(), "\ncluster ") {
+	ready := "\ncluster "
+	if r.opts.sqlite {
+		ready = "\nhttp "
+	}
+	for !strings.Contains(n.proc.out.String(), ready) {
 		if n.proc.exited() || time.Now().After(deadline) {
 			t.Errorf("node %s did not start:\n%s", n.name, tail(n.proc.out.String(), 4000))
 			return
@@ -350,10 +374,10 @@ func (r *rig) startNode(n *node) {
 // startKamailio writes the dispatcher list of the nodes and starts
 // Kamailio with configs/kamailio/kamailio.cfg on a free UDP port, then
 // waits until its probes have found every node.
-func (r *rig) startKamailio() {
+func (r *rig) startKamailio(dispatch int) {
 	t := r.t
 	var list strings.Builder
-	for _, n := range r.nodes {
+	for _, n := range r.nodes[:dispatch] {
 		fmt.Fprintf(&list, "1 sip:%s\n", n.carrier)
 	}
 	ds := filepath.Join(r.dir, "dispatcher.list")
@@ -440,7 +464,25 @@ type reply struct {
 	body []byte
 }
 
+// do sends a request; a 503 is tried again, as a CRM honouring
+// Retry-After would (a PostgreSQL restart costs each node's pooled
+// connections one failed statement each).
 func (c *client) do(method, path, body string, hdr ...string) reply {
+	c.t.Helper()
+	var r reply
+	for i := range 20 {
+		if r = c.once(method, path, body, hdr...); r.code != http.StatusServiceUnavailable {
+			if i > 0 {
+				c.t.Logf("%s %s: %d after %d answers 503", method, path, r.code, i)
+			}
+			return r
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	return r
+}
+
+func (c *client) once(method, path, body string, hdr ...string) reply {
 	c.t.Helper()
 	var rd io.Reader
 	if body != "" {
