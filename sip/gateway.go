@@ -281,6 +281,16 @@ func (g *Gateway) handle(t *trunk) {
 		_ = tx.Respond(sip.NewResponseFromRequest(req, 481, "Call/Transaction Does Not Exist", nil))
 	}))
 	t.srv.OnOptions(guard(func(t *trunk, req *sip.Request, tx sip.ServerTransaction) {
+		g.mu.Lock()
+		draining := g.draining || g.closing
+		g.mu.Unlock()
+		if draining {
+			// A load balancer's probe: take this node out while it
+			// drains (a rolling restart), rather than have each new
+			// call refused and sent on.
+			_ = tx.Respond(sip.NewResponseFromRequest(req, 503, "Service Unavailable", nil))
+			return
+		}
 		res := sip.NewResponseFromRequest(req, 200, "OK", nil)
 		res.AppendHeader(sip.NewHeader("Allow", t.allow()))
 		res.AppendHeader(sip.NewHeader("Accept", acceptTypes))
