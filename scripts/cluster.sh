@@ -115,7 +115,7 @@ for i in 1 2 3; do
 storage "raft" {
   path    = "$state/vault/$i"
   node_id = "vault-$i"
-  performance_multiplier = 1
+  performance_multiplier = 2
 $join
 }
 listener "tcp" {

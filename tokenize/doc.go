@@ -67,8 +67,8 @@
 // Config.Addresses: after a try that found Vault unavailable, the client
 // asks every address's sys/health and moves to the active node (200), or
 // to a standby (429) while an election is on, before its next try. With
-// enough retries a call rides out the death of the active node (about 2 s
-// on loopback). A retried tokenization gives the same token, and the
+// enough retries a call rides out the death of the active node (2 to 4 s
+// on loopback in test/cluster). A retried tokenization gives the same token, and the
 // acquirer is only asked once a token is in hand, so a payment is never
 // authorized twice for it.
 //

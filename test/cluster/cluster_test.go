@@ -113,7 +113,9 @@ func TestCluster(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			ok, failed = r.sipp("load", 200, 100, 4*time.Second)
+			// 50 calls a second for 4 s, each held 5 s: all 200 up at
+			// once at the end.
+			ok, failed = r.sipp("load", 200, 50, 5*time.Second)
 		}()
 		before := r.sim.Stats().Approved
 		var pays []*payCall
@@ -182,8 +184,11 @@ func TestCluster(t *testing.T) {
 		killed := time.Now()
 		t.Logf("killed %s with payment %s authorizing", vnode.name, p.payment)
 
-		// Kamailio probes every second: after that, no new call fails.
-		time.Sleep(3 * time.Second)
+		// Kamailio probes every second and takes a node out after two
+		// probes unanswered (each waits 2 s): after that no new call
+		// fails (and none before either: a call sent to the dead node
+		// goes to the next after 2 s without an answer).
+		time.Sleep(5 * time.Second)
 		ok, failed := r.sipp("after-kill", 60, 30, time.Second)
 		if ok != 60 || failed != 0 {
 			t.Errorf("after the probe interval: %d successful, %d failed; want 60 and 0", ok, failed)

@@ -101,7 +101,8 @@ func startProc(t *testing.T, name string, cmd *exec.Cmd) *proc {
 	t.Helper()
 	p := &proc{name: name, cmd: cmd, out: &testutil.SyncBuffer{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.out, p.out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Pdeathsig: a test killed or timed out takes its processes with it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("%s: %v", name, err)
 	}
@@ -190,7 +191,7 @@ func newRig(t *testing.T, o rigOptions) *rig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	roleID, secretFile := r.vaultSetup(r.vault.Nodes[active].Addr)
+	roleID, secretFile := r.vaultSetup()
 	r.sim, err = sim.Listen("127.0.0.1:0", sim.Config{Log: io.Discard})
 	if err != nil {
 		t.Fatal(err)
@@ -198,7 +199,7 @@ func newRig(t *testing.T, o rigOptions) *rig {
 	t.Cleanup(func() { r.sim.Close() })
 
 	agentPort := freePort(t, "udp")
-	r.agent = startProc(t, "sipp agent", exec.Command("sipp", "-sn", "uas", "-i", "127.0.0.1", "-p", strconv.Itoa(agentPort), "-mi", "127.0.0.1", "-nostdin"))
+	r.agent = startProc(t, "sipp agent", exec.Command("sipp", "-sf", agentScenario(t), "-i", "127.0.0.1", "-p", strconv.Itoa(agentPort), "-mi", "127.0.0.1", "-nostdin"))
 
 	if o.nodes == 0 {
 		o.nodes = len(nodeNames)
@@ -325,17 +326,32 @@ psp:
 
 // vaultSetup runs `tonevault vault setup` on the active Vault node, as an
 // operator would, and returns the AppRole credentials it wrote.
-func (r *rig) vaultSetup(addr string) (roleID, secretFile string) {
+//
+// On a machine loaded enough to starve Raft's timers, the leader can
+// step down in the middle ("leadership lost while committing log"):
+// setup is idempotent, so it is run again on the new active node.
+func (r *rig) vaultSetup() (roleID, secretFile string) {
 	t := r.t
-	cfg := filepath.Join(r.dir, "vault-setup.yaml")
-	if err := os.WriteFile(cfg, []byte("vault:\n  address: "+addr+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
 	out := filepath.Join(r.dir, "approle")
-	cmd := exec.Command(tvBin, "vault", "setup", "--config", cfg, "--out", out)
-	cmd.Env = append(os.Environ(), "VAULT_TOKEN="+r.vault.RootToken)
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("tonevault vault setup: %v\n%s", err, b)
+	for attempt := 1; ; attempt++ {
+		active, err := r.vault.WaitActive(30 * time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg := filepath.Join(r.dir, "vault-setup.yaml")
+		if err := os.WriteFile(cfg, []byte("vault:\n  address: "+r.vault.Nodes[active].Addr+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command(tvBin, "vault", "setup", "--config", cfg, "--out", out)
+		cmd.Env = append(os.Environ(), "VAULT_TOKEN="+r.vault.RootToken)
+		b, err := cmd.CombinedOutput()
+		if err == nil {
+			break
+		}
+		if attempt == 3 || !strings.Contains(string(b), "vault unavailable") {
+			t.Fatalf("tonevault vault setup: %v\n%s", err, b)
+		}
+		t.Logf("tonevault vault setup, attempt %d: %s", attempt, b)
 	}
 	id, err := os.ReadFile(filepath.Join(out, "role-id"))
 	if err != nil {
@@ -412,7 +428,11 @@ func (r *rig) sipp(name string, n, rate int, hold time.Duration) (ok, failed int
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command("sipp", "-sn", "uac", r.kamAddr, "-i", "127.0.0.1", "-p", strconv.Itoa(freePort(t, "udp")), "-mi", "127.0.0.1",
+	scenario, err := filepath.Abs("testdata/caller.xml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("sipp", "-sf", scenario, "-s", "pay", r.kamAddr, "-i", "127.0.0.1", "-p", strconv.Itoa(freePort(t, "udp")), "-mi", "127.0.0.1",
 		"-r", strconv.Itoa(rate), "-m", strconv.Itoa(n), "-l", strconv.Itoa(n), "-d", strconv.Itoa(int(hold/time.Millisecond)),
 		"-nostdin", "-trace_stat", "-fd", "1", "-trace_err", "-timeout", "120s", "-timeout_error", "-recv_timeout", "20000")
 	cmd.Dir = dir
@@ -578,3 +598,12 @@ func noCardIn(t *testing.T, what string, text []byte, secrets ...string) {
 }
 
 func decode(b []byte, v any) error { return json.Unmarshal(b, v) }
+
+// agentScenario is testdata/agent.xml, absolute: SIPp runs elsewhere.
+func agentScenario(t *testing.T) string {
+	p, err := filepath.Abs("testdata/agent.xml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}

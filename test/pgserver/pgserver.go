@@ -146,7 +146,9 @@ func (s *Server) command(name string, args ...string) *exec.Cmd {
 	// The server's user may not be able to enter the test's directory.
 	cmd.Dir = s.Dir
 	cmd.Env = append(cleanEnv(), "LC_ALL=C", "TZ=UTC")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: s.cred, Setpgid: true}
+	// Pdeathsig: a test process that dies without its cleanups (killed,
+	// timed out) takes its server with it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: s.cred, Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	return cmd
 }
 
