@@ -115,7 +115,7 @@ for i in 1 2 3; do
 storage "raft" {
   path    = "$state/vault/$i"
   node_id = "vault-$i"
-  performance_multiplier = 2
+  performance_multiplier = 5
 $join
 }
 listener "tcp" {
@@ -223,8 +223,8 @@ vault:
     method: approle
     role_id: $role_id
     secret_id_file: $state/vault/approle/secret-id
-  retries: 8
-  backoff: 200ms
+  retries: 10                       # with backoff 500ms: rides out an election (5-10 s)
+  backoff: 500ms
 psp:
   state_dir: ""
 store:

@@ -30,7 +30,7 @@ func TestHAFollowsActiveNode(t *testing.T) {
 	}
 	e.cfg.Auth.TokenFile = e.policyTokenFile(t, 0)
 	// Election takes a few seconds: enough tries to outlast it.
-	e.cfg.Retries, e.cfg.Backoff = 8, 200*time.Millisecond
+	e.cfg.Retries, e.cfg.Backoff = MaxRetries, 500*time.Millisecond
 	alone := e.gateway(t, e.cfg)
 	ha := e.cfg
 	ha.Addresses = c.Addrs()

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -292,8 +293,8 @@ vault:
     role_id: %s
     secret_id_file: %s
   timeout: 2s
-  retries: 8
-  backoff: 200ms
+  retries: 10
+  backoff: 500ms
 psp:
   addrs: [%s]
   timeout: %s
@@ -348,7 +349,7 @@ func (r *rig) vaultSetup() (roleID, secretFile string) {
 		if err == nil {
 			break
 		}
-		if attempt == 3 || !strings.Contains(string(b), "vault unavailable") {
+		if attempt == 5 || !strings.Contains(string(b), "vault unavailable") {
 			t.Fatalf("tonevault vault setup: %v\n%s", err, b)
 		}
 		t.Logf("tonevault vault setup, attempt %d: %s", attempt, b)
@@ -462,7 +463,7 @@ func (r *rig) sipp(name string, n, rate int, hold time.Duration) (ok, failed int
 		errs, _ := filepath.Glob(filepath.Join(dir, "*_errors.log"))
 		for _, e := range errs {
 			b, _ := os.ReadFile(e)
-			t.Logf("sipp %s errors (tail):\n%s", name, tail(string(b), 2000))
+			t.Logf("sipp %s failures by kind: %v", name, failureKinds(b))
 		}
 	}
 	return ok, failed
@@ -606,4 +607,22 @@ func agentScenario(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return p
+}
+
+var (
+	unexpectedRE = regexp.MustCompile(`while (expecting '\d+'|pausing) \(index \d+\), received 'SIP/2.0 (\d+ [^\r\n']*)`)
+	timeoutRE    = regexp.MustCompile(`receive timeout on message [^:]*:(\d+)`)
+)
+
+// failureKinds counts SIPp's failed calls by what went wrong: the
+// unexpected answer and what was awaited, or a receive timeout.
+func failureKinds(log []byte) map[string]int {
+	out := map[string]int{}
+	for _, m := range unexpectedRE.FindAllSubmatch(log, -1) {
+		out[string(m[2])+" "+string(m[1])]++
+	}
+	for _, m := range timeoutRE.FindAllSubmatch(log, -1) {
+		out["timeout at message "+string(m[1])]++
+	}
+	return out
 }
