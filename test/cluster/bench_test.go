@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -24,10 +25,12 @@ func needBench(t *testing.T) {
 // and to three, each call held 1 s.
 func TestBenchCallRate(t *testing.T) {
 	needBench(t)
-	for _, dispatch := range []int{1, 3} {
+	// TONEVAULT_CLUSTER_BENCH_NODES="3" and _RATES="200 300" narrow it.
+	nodes, rates := ints(os.Getenv(envBench+"_NODES"), 1, 3), ints(os.Getenv(envBench+"_RATES"), 50, 100, 200, 300)
+	for _, dispatch := range nodes {
 		t.Run(fmt.Sprintf("%d nodes", dispatch), func(t *testing.T) {
 			r := newRig(t, rigOptions{dispatch: dispatch, logLevel: "warn"})
-			for _, rate := range []int{50, 100, 200, 300} {
+			for _, rate := range rates {
 				start := time.Now()
 				ok, failed := r.sipp(fmt.Sprintf("rate-%d", rate), rate*20, rate, time.Second)
 				t.Logf("BENCH calls through Kamailio to %d node(s): asked %d/s for 20 s: %d successful, %d failed, %.0f calls/s over %v",
@@ -123,4 +126,19 @@ func TestBenchPaymentRate(t *testing.T) {
 				name, n, took.Round(time.Millisecond), float64(n)/took.Seconds(), lat[n/2].Round(time.Millisecond), lat[n*99/100].Round(time.Millisecond))
 		})
 	}
+}
+
+// ints parses a space-separated list, or returns def when s is empty.
+func ints(s string, def ...int) []int {
+	if s == "" {
+		return def
+	}
+	var out []int
+	for _, f := range strings.Fields(s) {
+		n, err := strconv.Atoi(f)
+		if err == nil {
+			out = append(out, n)
+		}
+	}
+	return out
 }
