@@ -10,7 +10,7 @@ STATICCHECK_VERSION := v0.8.2
 STATICCHECK := $(BIN)/staticcheck-$(STATICCHECK_VERSION)/staticcheck
 FUZZTIME ?= 20s
 
-.PHONY: all build run demo test e2e test-unit bench bench-rtpengine load cps lint fuzz fuzz-long deps tools clean
+.PHONY: all build run cluster demo test e2e test-unit bench bench-rtpengine load cps lint fuzz fuzz-long deps tools clean
 
 all: build
 
@@ -27,6 +27,14 @@ $(TONEVAULT): FORCE
 run: build
 	scripts/install-deps.sh sip
 	scripts/run.sh $(TONEVAULT)
+
+# The gateway as a cluster on loopback: PostgreSQL, three Vault servers
+# (Raft), three nodes behind Kamailio, psp-sim, a SIPp agent and a
+# webhook receiver; prints how to use it. State in .cluster/. Ctrl-C
+# stops everything.
+cluster: build
+	scripts/install-deps.sh sip store cluster
+	scripts/cluster.sh $(TONEVAULT)
 
 # The DTMF engine on a generated call recording: scan, mask, scan again.
 demo: build
@@ -98,7 +106,7 @@ fuzz-long:
 	GO=$(GO) scripts/fuzz.sh 10m
 
 deps:
-	scripts/install-deps.sh dtmf sip browser store memory
+	scripts/install-deps.sh dtmf sip browser store memory cluster
 
 # The reference SpanDSP detector, and Vault's server for the tokenization
 # tests (built from the Go module proxy once, then cached outside the tree:

@@ -32,6 +32,12 @@
 // GET /v1/payments lists a call's payments, by call id or correlation
 // header, a page at a time.
 //
+// In a cluster (package cluster) the gateway serves the API through a
+// Forwarder: a call's commands go to the node its id names, a payment's
+// to the node the store says holds it, over HTTP with mutual TLS to the
+// peer's listener (PeerHandler), where the client's own credential is
+// checked as on any request; GET /v1/calls merges every node's calls.
+//
 // Errors are RFC 9457 problem documents (application/problem+json).
 // Request bodies are strict JSON: one object, no unknown fields, at most
 // Config.MaxBodyBytes, Content-Type application/json.

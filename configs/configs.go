@@ -23,6 +23,7 @@ import (
 	"github.com/tonevault/tonevault/api"
 	"github.com/tonevault/tonevault/audit"
 	"github.com/tonevault/tonevault/capture"
+	"github.com/tonevault/tonevault/cluster"
 	"github.com/tonevault/tonevault/internal/oplog"
 	"github.com/tonevault/tonevault/media"
 	"github.com/tonevault/tonevault/media/webrtc"
@@ -51,6 +52,7 @@ type Config struct {
 	Store   store.Config    `yaml:"store"`   // the database
 	Agents  agents.Config   `yaml:"agents"`  // pools of browser agents
 	WebRTC  webrtc.Config   `yaml:"webrtc"`  // browser agents' media
+	Cluster cluster.Config  `yaml:"cluster"` // several gateways as one
 }
 
 // Defaults is every package's DefaultConfig: what the embedded
@@ -69,6 +71,7 @@ func Defaults() Config {
 		Store:   store.DefaultConfig(),
 		Agents:  agents.DefaultConfig(),
 		WebRTC:  webrtc.DefaultConfig(),
+		Cluster: cluster.DefaultConfig(),
 	}
 }
 
@@ -108,7 +111,7 @@ func Parse(data []byte, name string) (Config, error) {
 
 // Validate checks every section, then what sections must agree on.
 func (c Config) Validate() error {
-	for _, v := range []interface{ Validate() error }{c.SIP, c.Media, c.HTTP, c.Log, c.Audit, c.Capture, c.API, c.Vault, c.PSP, c.Store, c.Agents, c.WebRTC} {
+	for _, v := range []interface{ Validate() error }{c.SIP, c.Media, c.HTTP, c.Log, c.Audit, c.Capture, c.API, c.Vault, c.PSP, c.Store, c.Agents, c.WebRTC, c.Cluster} {
 		if err := v.Validate(); err != nil {
 			return err
 		}
@@ -126,6 +129,11 @@ func (c Config) Validate() error {
 				return fmt.Errorf("%s: no pool %q in agents.pools", t, name)
 			}
 		}
+	}
+	// Nodes share payments, revocations and reversals: one SQLite file
+	// per gateway cannot.
+	if c.Cluster.Enabled() && c.Store.Driver != store.DriverPostgres {
+		return fmt.Errorf("cluster.node %q: a cluster shares its store: set store.driver to postgres", c.Cluster.Node)
 	}
 	return nil
 }

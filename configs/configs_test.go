@@ -139,6 +139,13 @@ func TestParse(t *testing.T) {
 				t.Errorf("%+v", c.Store)
 			}
 		}},
+		{name: "cluster on sqlite", yaml: "cluster:\n  node: gw1\n  listen: 127.0.0.1:9443\n  cert_file: a\n  key_file: b\n  ca_file: c\n", wantErr: "store.driver to postgres"},
+		{name: "cluster node", yaml: "store:\n  driver: postgres\n  postgres:\n    url: postgres://tv@db.example/tv\ncluster:\n  node: gw1\n  listen: 127.0.0.1:9443\n  peers: [{name: gw2, addr: 127.0.0.1:9444}]\n  cert_file: a\n  key_file: b\n  ca_file: c\n", check: func(t *testing.T, c Config) {
+			if c.Cluster.Node != "gw1" || len(c.Cluster.Peers) != 1 || c.Cluster.Peers[0].Addr != "127.0.0.1:9444" || c.Cluster.DeadAfter != 5*time.Second {
+				t.Errorf("%+v", c.Cluster)
+			}
+		}},
+		{name: "cluster peer key", yaml: "cluster:\n  peers: [{name: gw2, adr: x}]\n", wantErr: "cluster.peers[0].adr (line 2): unknown key"},
 		{name: "no psp", yaml: "psp:\n  addrs: []\n  state_dir: \"\"\n", check: func(t *testing.T, c Config) {
 			if len(c.PSP.Addrs) != 0 {
 				t.Errorf("addrs %v", c.PSP.Addrs)

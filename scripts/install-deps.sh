@@ -17,6 +17,9 @@
 #   rtpengine  Debian's rtpengine-daemon, the relay make bench-rtpengine
 #            compares with (the daemon only, run in userspace: not the
 #            metapackage, which builds a kernel module). Not in all.
+#   cluster  Kamailio, the SIP load balancer in front of a cluster's
+#            nodes (test/cluster and make cluster start it as their own
+#            process; the package's system service is not used)
 #   all      every group but rtpengine
 #
 # Idempotent and fast when everything is present: it only asks dpkg what is
@@ -33,9 +36,10 @@ group_packages() {
 	store) echo "postgresql" ;;
 	memory) echo "gdb" ;;
 	rtpengine) echo "rtpengine-daemon" ;;
-	all) echo "$(group_packages dtmf) $(group_packages sip) $(group_packages browser) $(group_packages store) $(group_packages memory)" ;;
+	cluster) echo "kamailio" ;;
+	all) echo "$(group_packages dtmf) $(group_packages sip) $(group_packages browser) $(group_packages store) $(group_packages memory) $(group_packages cluster)" ;;
 	*)
-		echo "install-deps: unknown group '$1' (known: dtmf sip browser store memory rtpengine all)" >&2
+		echo "install-deps: unknown group '$1' (known: dtmf sip browser store memory cluster rtpengine all)" >&2
 		return 1
 		;;
 	esac

@@ -34,11 +34,16 @@ type Options struct {
 	// Agents are the pools of browser agents that targets "agents:NAME"
 	// name (nil: none may be named).
 	Agents AgentPools
+	// Node names this gateway in its call ids (c-NODE-...), so that any
+	// node of a cluster tells which holds a call (cluster.CallNode); ""
+	// for a gateway alone.
+	Node string
 }
 
 // Gateway is the B2BUA: two trunks, the calls between them.
 type Gateway struct {
 	cfg     Config
+	node    string // Options.Node
 	relay   MediaRelay
 	reg     *Registry
 	audit   AuditSink
@@ -112,7 +117,7 @@ func New(cfg Config, opts Options) (*Gateway, error) {
 	if cfg.Transfer.Capture == "" {
 		cfg.Transfer.Capture = CaptureCancel
 	}
-	g := &Gateway{cfg: cfg, relay: opts.Relay, reg: opts.Registry, audit: opts.Audit, metrics: opts.Metrics, log: opts.Log, calls: map[string]*call{},
+	g := &Gateway{cfg: cfg, node: opts.Node, relay: opts.Relay, reg: opts.Registry, audit: opts.Audit, metrics: opts.Metrics, log: opts.Log, calls: map[string]*call{},
 		sources: newSources(cfg.Limits)}
 	if g.reg == nil {
 		g.reg = NewRegistry(0)
@@ -308,6 +313,16 @@ func (g *Gateway) handle(t *trunk) {
 		_ = tx.Respond(sip.NewResponseFromRequest(req, 481, "Call/Transaction Does Not Exist", nil))
 	}))
 	t.srv.OnOptions(guard(func(t *trunk, req *sip.Request, tx sip.ServerTransaction) {
+		g.mu.Lock()
+		draining := g.draining || g.closing
+		g.mu.Unlock()
+		if draining {
+			// A load balancer's probe: take this node out while it
+			// drains (a rolling restart), rather than have each new
+			// call refused and sent on.
+			_ = tx.Respond(sip.NewResponseFromRequest(req, 503, "Service Unavailable", nil))
+			return
+		}
 		res := sip.NewResponseFromRequest(req, 200, "OK", nil)
 		res.AppendHeader(sip.NewHeader("Allow", t.allow()))
 		res.AppendHeader(sip.NewHeader("Accept", acceptTypes))

@@ -161,7 +161,7 @@ func (g *Gateway) newCall(in *trunk, req *sip.Request, tx sip.ServerTransaction)
 	target := uris[0]
 	_ = tx.Respond(sip.NewResponseFromRequest(req, 100, "Trying", nil))
 
-	c = &call{g: g, id: newCallID(), in: in.leg, abort: make(chan audit.Reason, 1), done: make(chan struct{})}
+	c = &call{g: g, id: newCallID(g.node), in: in.leg, abort: make(chan audit.Reason, 1), done: make(chan struct{})}
 	for i := range c.origins {
 		c.origins[i] = Origin{SessionID: uint64(time.Now().UnixNano()&0x7fff_ffff) + uint64(i), Version: 1}
 	}

@@ -120,9 +120,16 @@ func TestCallCaps(t *testing.T) {
 	establish(t, tg, a, agent, "cap-a3")
 }
 
+// optionsProbe is an OPTIONS outside a dialog, as a load balancer probes.
+func optionsProbe(from *peer, to netip.AddrPort, callID string) string {
+	return fmt.Sprintf("OPTIONS sip:%s SIP/2.0\r\nVia: SIP/2.0/UDP %s;branch=z9hG4bK-%s\r\nFrom: <sip:lb@%s>;tag=lb1\r\nTo: <sip:%s>\r\nCall-ID: %s\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+		to, from.addr(), callID, from.addr(), to, callID)
+}
+
 // TestDrain: draining refuses new calls with 503 (no Retry-After: go
-// elsewhere), reports not ready, and ends when the last call does; a
-// drain cut short leaves the calls to Close.
+// elsewhere) and load balancers' OPTIONS probes with 503, reports not
+// ready, and ends when the last call does; a drain cut short leaves the
+// calls to Close.
 func TestDrain(t *testing.T) {
 	agent, cust, late := newPeer(t), newPeer(t), newPeerAt(t, "127.0.0.2")
 	tg := startLimitedGW(t, agent.addr(), Limits{})
@@ -136,6 +143,9 @@ func TestDrain(t *testing.T) {
 	if r := late.readResponse(503); r.GetHeader("Retry-After") != nil {
 		t.Error("Retry-After while draining")
 	}
+	// A load balancer's probe says so too (Kamailio takes the node out).
+	late.send(tg.carrier, optionsProbe(late, tg.carrier, "drain-probe"))
+	late.readResponse(503)
 	select {
 	case n := <-left:
 		t.Fatalf("Drain returned (%d left) with a call up", n)

@@ -87,7 +87,8 @@ func NewRegistry(keepEnded int) *Registry {
 var idEncoding = base32.StdEncoding.WithPadding(base32.NoPadding)
 
 // newCallID returns a fresh gateway call id: "c-" and 80 random bits in
-// lowercase base32 (16 characters).
+// lowercase base32 (16 characters); with a node name, "c-NODE-" and the
+// same.
 //
 // An id is an audit.ValidID, which never holds 12 digits in a row; base32
 // spells one with 12 of its digits 2-7 in a row about once in 10^8 ids
@@ -95,11 +96,15 @@ var idEncoding = base32.StdEncoding.WithPadding(base32.NoPadding)
 // which masks runs of 12 to 19 digits that pass the Luhn check, never
 // masks a call id logged as a field (without the redraw it would, about
 // once in 10^9 ids).
-func newCallID() string {
+func newCallID(node string) string {
+	prefix := "c-"
+	if node != "" {
+		prefix += node + "-"
+	}
 	for {
 		var b [10]byte
 		_, _ = rand.Read(b[:])
-		if id := "c-" + strings.ToLower(idEncoding.EncodeToString(b[:])); audit.ValidID(id) {
+		if id := prefix + strings.ToLower(idEncoding.EncodeToString(b[:])); audit.ValidID(id) {
 			return id
 		}
 	}

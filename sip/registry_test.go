@@ -144,11 +144,21 @@ func TestRegistryConcurrent(t *testing.T) {
 	}
 }
 
+func TestNewCallIDNamesNode(t *testing.T) {
+	for range 100 {
+		id := newCallID("gw-2")
+		body, ok := strings.CutPrefix(id, "c-gw-2-")
+		if !ok || len(body) != 16 || strings.Trim(body, "abcdefghijklmnopqrstuvwxyz234567") != "" || !audit.ValidID(id) {
+			t.Fatalf("bad id %q", id)
+		}
+	}
+}
+
 func TestNewCallID(t *testing.T) {
 	seen := map[string]bool{}
 	digitRun := 0
 	for range 1000 {
-		id := newCallID()
+		id := newCallID("")
 		body, ok := strings.CutPrefix(id, "c-")
 		if !ok || len(body) != 16 || strings.Trim(body, "abcdefghijklmnopqrstuvwxyz234567") != "" || !audit.ValidID(id) || seen[id] {
 			t.Fatalf("bad or repeated id %q", id)

@@ -15,7 +15,12 @@ type Config struct {
 	// Address of the Vault server. Default http://127.0.0.1:8200 (the dev
 	// server); production uses https.
 	Address string `yaml:"address"`
-	Auth    Auth   `yaml:"auth"`
+	// Addresses are every node of an HA cluster (integrated storage):
+	// the gateway starts at Address and, whenever Vault is unavailable,
+	// moves to the node that is active (see follower). Empty: Address
+	// alone.
+	Addresses []string `yaml:"addresses"`
+	Auth      Auth     `yaml:"auth"`
 	// CAFile is a PEM file of CA certificates to verify Vault's TLS
 	// certificate with. Empty: the system roots.
 	CAFile string `yaml:"ca_file"`
@@ -119,6 +124,12 @@ func (c Config) Validate() error {
 	u, err := url.Parse(c.Address)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return fmt.Errorf("tokenize: vault.address %q: want http(s)://host:port", c.Address)
+	}
+	for i, a := range c.Addresses {
+		u, err := url.Parse(a)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") {
+			return fmt.Errorf("tokenize: vault.addresses[%d] %q: want http(s)://host:port", i, a)
+		}
 	}
 	if c.Insecure {
 		return errors.New("tokenize: vault.insecure is set: skipping TLS verification is refused; give vault.ca_file instead")

@@ -63,6 +63,16 @@
 // ever written to disk as a fallback. Error texts name the operation and
 // Vault's status, never card data.
 //
+// A Vault HA cluster (integrated storage) is given whole in
+// Config.Addresses: after a try that found Vault unavailable, the client
+// asks every address's sys/health and moves to the active node (200), or
+// to a standby (429) while an election is on, before its next try. With
+// enough retries (Config.Retries, Backoff) a call rides out the election
+// that follows the death of the active node (5 to 10 s with Raft's
+// default timings). A retried tokenization gives the same token, and the
+// acquirer is only asked once a token is in hand, so a payment is never
+// authorized twice for it.
+//
 // # Authentication
 //
 // Token (dev: a token file or VAULT_TOKEN) or AppRole (production: role id

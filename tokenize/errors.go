@@ -39,6 +39,10 @@ type retryPolicy struct {
 	retries int
 	backoff time.Duration
 	observe func(op string, took time.Duration, err error) // Options.Observe, or nil
+	// unavailable, if set, is called after a try that found Vault
+	// unavailable, before the next: the HA follower moves to the active
+	// node there.
+	unavailable func(ctx context.Context)
 }
 
 // do runs f until it succeeds, fails with an error that retrying cannot
@@ -65,6 +69,9 @@ func (p retryPolicy) do(ctx context.Context, op string, f func(ctx context.Conte
 		last = err
 		if !errors.Is(last, ErrUnavailable) || ctx.Err() != nil {
 			return backoff.Permanent(last)
+		}
+		if p.unavailable != nil {
+			p.unavailable(ctx)
 		}
 		return last
 	}

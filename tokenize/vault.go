@@ -73,6 +73,9 @@ func New(ctx context.Context, cfg Config, opts Options) (*Vault, error) {
 	if v.log == nil {
 		v.log = zap.NewNop()
 	}
+	if len(cfg.Addresses) > 0 {
+		v.retry.unavailable = newFollower(cfg.Addresses, client, client.CloneConfig().HttpClient, v.log).unavailable
+	}
 	if v.now == nil {
 		v.now = time.Now
 	}

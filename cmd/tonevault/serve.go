@@ -182,6 +182,12 @@ func serveUntil(ctx, hurry context.Context, args []string, stdout, stderr io.Wri
 		}
 	}
 
+	cn, err := startCluster(cfg, reg, log)
+	if err != nil {
+		fmt.Fprintf(stderr, "tonevault serve: %v\n", err)
+		return 2
+	}
+	defer cn.close()
 	metrics, err := sip.NewMetrics(reg)
 	if err != nil {
 		fmt.Fprintf(stderr, "tonevault serve: %v\n", err)
@@ -208,7 +214,7 @@ func serveUntil(ctx, hurry context.Context, args []string, stdout, stderr io.Wri
 	defer stopAgents()
 	gw, err := sip.New(cfg.SIP, sip.Options{
 		Relay: sip.AdaptRelay(relay), Registry: calls, Audit: aq, Metrics: metrics,
-		Log: log.Named("sip"), SIPLog: sipLog, Agents: desk,
+		Log: log.Named("sip"), SIPLog: sipLog, Agents: desk, Node: cfg.Cluster.Node,
 	})
 	if err != nil {
 		fmt.Fprintf(stderr, "tonevault serve: %v\n", err)
@@ -254,7 +260,7 @@ func serveUntil(ctx, hurry context.Context, args []string, stdout, stderr io.Wri
 	// The API routes its own paths and answers every other one (404/405
 	// as problem+json), so that the mux never redirects: "/v1" would get
 	// a redirect to the "/v1/" subtree otherwise.
-	mux.Handle("/", pay.api)
+	mux.Handle("/", cn.front(pay, be.store, cfg, log))
 	if cfg.HTTP.Pprof {
 		log.Warn("profiler on /debug/pprof/ (http.pprof): heap profiles can hold card data; loopback only")
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
@@ -281,6 +287,7 @@ func serveUntil(ctx, hurry context.Context, args []string, stdout, stderr io.Wri
 		httpErr <- srv.Serve(httpLn)
 	}()
 	gw.Start()
+	cn.listen(stdout, httpMux(reg, gw, aq), pay, be.store, cfg, log)
 
 	for _, t := range []struct {
 		name string

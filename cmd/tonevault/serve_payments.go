@@ -137,7 +137,7 @@ type payments struct {
 func startPayments(cfg configs.Config, gw *sip.Gateway, trail *audit.Queue, proc capture.Processor, st *store.Store, desk api.Agents, log *zap.Logger) (*payments, error) {
 	reg := gw.Registry()
 	journal := capture.NewJournal(st, capture.JournalOptions{
-		Node: storeNode(cfg.Store),
+		Node: storeNode(cfg),
 		Correlation: func(callID string) map[string]string {
 			c, _ := reg.Get(callID)
 			return c.Correlation
@@ -194,13 +194,17 @@ func startPayments(cfg configs.Config, gw *sip.Gateway, trail *audit.Queue, proc
 	return p, nil
 }
 
-// storeNode names this gateway in the store's payments: none with SQLite
-// (one gateway per file: every live payment there is this one's); the
-// host name with PostgreSQL, so that a gateway restarting ends its own
-// payments and not those its peers are taking. Give each gateway of a
-// cluster a stable host name (a StatefulSet's, say).
-func storeNode(c store.Config) string {
-	if c.Driver != store.DriverPostgres {
+// storeNode names this gateway in the store's payments, so that a
+// gateway restarting ends its own payments and not those its peers are
+// taking: cluster.node when set (the name its call ids carry, and its
+// peers know it by); otherwise none with SQLite (one gateway per file:
+// every live payment there is this one's) and the host name with
+// PostgreSQL. Either must be stable across restarts.
+func storeNode(cfg configs.Config) string {
+	if cfg.Cluster.Node != "" {
+		return cfg.Cluster.Node
+	}
+	if cfg.Store.Driver != store.DriverPostgres {
 		return ""
 	}
 	h, err := os.Hostname()

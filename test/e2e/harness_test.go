@@ -18,6 +18,8 @@ import (
 	"github.com/tonevault/tonevault/internal/testutil"
 	"github.com/tonevault/tonevault/psp/sim"
 	"github.com/tonevault/tonevault/sip/caller/callertest"
+	"github.com/tonevault/tonevault/store"
+	"github.com/tonevault/tonevault/test/pgserver"
 	"github.com/tonevault/tonevault/test/vaultserver"
 )
 
@@ -110,6 +112,9 @@ type stackOptions struct {
 	// agent), e.g. "agents:e2e"; extra are more top-level sections.
 	platform string
 	extra    string
+	// postgres puts the store in a PostgreSQL database of its own (a
+	// server of the test's, test/pgserver) instead of SQLite.
+	postgres bool
 }
 
 // stack is one complete deployment: Vault, acquirer, agent, gateway.
@@ -124,6 +129,10 @@ type stack struct {
 	cfg   string
 	// webhookSecret signs the webhooks (stackOptions.webhook).
 	webhookSecret []byte
+	// pg and pgDB are the store's PostgreSQL server and database
+	// (stackOptions.postgres); nil for SQLite.
+	pg   *pgserver.Server
+	pgDB string
 }
 
 // newStack starts everything and stops it at the end of the test.
@@ -164,6 +173,13 @@ func newStack(t *testing.T, o stackOptions) *stack {
 		}
 		webhook = fmt.Sprintf("  webhook:\n    url: %s\n    secret_file: %s\n    max_attempts: 1000\n", o.webhook, secretFile)
 	}
+	storeCfg := fmt.Sprintf("store:\n  sqlite:\n    path: %s\n", s.storePath())
+	if o.postgres {
+		s.pg = pgserver.Start(t)
+		u := s.pg.NewDatabase(t)
+		s.pgDB = u[strings.LastIndexByte(u, '/')+1 : strings.IndexByte(u, '?')]
+		storeCfg = fmt.Sprintf("store:\n  driver: postgres\n  postgres:\n    url: %s\n", u)
+	}
 	s.cfg = filepath.Join(s.dir, "tonevault.yaml")
 	cfg := fmt.Sprintf(`sip:
   trunks:
@@ -200,14 +216,11 @@ psp:
   addrs: [%s]
   timeout: %s
   state_dir: %s
-%sstore:
-  sqlite:
-    path: %s
-  outbox:
+%s%s  outbox:
     backoff: 200ms
     max_backoff: 1s
 %s`, o.platform, o.media, trail, o.audit, api.HashKey(apiKey), webhook, s.vault.Addr, roleID, secretFile,
-		s.sim.Addr(), o.pspTimeout, filepath.Join(s.dir, "psp"), leaseMargin, s.storePath(), o.extra)
+		s.sim.Addr(), o.pspTimeout, filepath.Join(s.dir, "psp"), leaseMargin, storeCfg, o.extra)
 	if err := os.WriteFile(s.cfg, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -223,6 +236,23 @@ psp:
 // storePath is the gateway's SQLite store: the reversal queue and the
 // STAN counter.
 func (s *stack) storePath() string { return filepath.Join(s.dir, "tonevault.db") }
+
+// openStore opens the gateway's store, SQLite or PostgreSQL, for the
+// test to read; it closes with the test.
+func (s *stack) openStore(t *testing.T) *store.Store {
+	t.Helper()
+	cfg := store.DefaultConfig()
+	cfg.SQLite.Path = s.storePath()
+	if s.pg != nil {
+		cfg.Driver, cfg.Postgres.URL = store.DriverPostgres, s.pg.URL(s.pgDB)
+	}
+	st, err := store.Open(ctxFor(t, 30*time.Second), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
+}
 
 // vaultSetup runs `tonevault vault setup` with the root token, as an
 // operator would, and returns the AppRole credentials it wrote.

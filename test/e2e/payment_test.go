@@ -401,13 +401,7 @@ func TestReversalSurvivesRestart(t *testing.T) {
 // reversal queue.
 func (s *stack) queuedReversals(t *testing.T) []store.Reversal {
 	t.Helper()
-	cfg := store.DefaultConfig()
-	cfg.SQLite.Path = s.storePath()
-	st, err := store.Open(ctxFor(t, 30*time.Second), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := s.openStore(t)
 	rs, err := st.ListReversals(ctxFor(t, 30*time.Second))
 	if err != nil {
 		t.Fatal(err)

@@ -100,8 +100,20 @@ func (h *hookReceiver) event(paymentID string) (id string, body []byte, acked bo
 // Neither the store nor anything else holds a card number.
 func TestRestartKeepsPayments(t *testing.T) {
 	t.Parallel()
+	testRestartKeepsPayments(t, false)
+}
+
+// TestRestartKeepsPaymentsPostgres is TestRestartKeepsPayments with the
+// store in PostgreSQL: a cluster's store, which a restarted node finds
+// as it left it, by its node name.
+func TestRestartKeepsPaymentsPostgres(t *testing.T) {
+	t.Parallel()
+	testRestartKeepsPayments(t, true)
+}
+
+func testRestartKeepsPayments(t *testing.T, postgres bool) {
 	hooks, url := newHookReceiver(t)
-	s := newStack(t, stackOptions{webhook: url})
+	s := newStack(t, stackOptions{webhook: url, postgres: postgres})
 	hooks.attach(s)
 	const interaction = "crm-case-1414"
 	call := s.dial(t, caller.Header{Name: "X-Interaction-ID", Value: interaction})
@@ -242,13 +254,7 @@ func TestRestartKeepsPayments(t *testing.T) {
 // storedPayment opens the stopped gateway's store and reads a payment.
 func (s *stack) storedPayment(t *testing.T, id string) store.Payment {
 	t.Helper()
-	cfg := store.DefaultConfig()
-	cfg.SQLite.Path = s.storePath()
-	st, err := store.Open(ctxFor(t, 30*time.Second), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := s.openStore(t)
 	p, err := st.GetPayment(ctxFor(t, 30*time.Second), id)
 	if err != nil {
 		t.Fatalf("payment %s in the store: %v", id, err)

@@ -23,8 +23,19 @@ import (
 // with the original's STAN.
 func TestReversalAfterKill(t *testing.T) {
 	t.Parallel()
+	testReversalAfterKill(t, false)
+}
+
+// TestReversalAfterKillPostgres is TestReversalAfterKill with the store,
+// and so the reversal written ahead, in PostgreSQL.
+func TestReversalAfterKillPostgres(t *testing.T) {
+	t.Parallel()
+	testReversalAfterKill(t, true)
+}
+
+func testReversalAfterKill(t *testing.T, postgres bool) {
 	c := visaNoAnswer
-	s := newStack(t, stackOptions{pspTimeout: 10 * time.Second, pspLeaseMargin: time.Second})
+	s := newStack(t, stackOptions{pspTimeout: 10 * time.Second, pspLeaseMargin: time.Second, postgres: postgres})
 	_, v, _ := s.captureCard(t, c, caller.RFC4733)
 
 	// The submit waits for the acquirer, which never answers this card:
@@ -86,9 +97,23 @@ func (g *gateway) kill(t *testing.T) {
 	<-g.done
 }
 
-// assertStoreHoldsNo searches the SQLite store's files for pan.
+// assertStoreHoldsNo searches the SQLite store's files, or a pg_dump of
+// the PostgreSQL database, for pan.
 func assertStoreHoldsNo(t *testing.T, s *stack, pan string) {
 	t.Helper()
+	if s.pg != nil {
+		dump, err := s.pg.Dump(s.pgDB)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Contains(dump, []byte("CREATE TABLE")) {
+			t.Fatal("the dump holds no table: nothing was searched")
+		}
+		if bytes.Contains(dump, []byte(pan)) {
+			t.Error("the PostgreSQL store (pg_dump) holds the card number")
+		}
+		return
+	}
 	found := 0
 	for _, suffix := range []string{"", "-wal", "-shm"} {
 		b, err := os.ReadFile(s.storePath() + suffix)

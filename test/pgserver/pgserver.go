@@ -146,7 +146,9 @@ func (s *Server) command(name string, args ...string) *exec.Cmd {
 	// The server's user may not be able to enter the test's directory.
 	cmd.Dir = s.Dir
 	cmd.Env = append(cleanEnv(), "LC_ALL=C", "TZ=UTC")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: s.cred, Setpgid: true}
+	// Pdeathsig: a test process that dies without its cleanups (killed,
+	// timed out) takes its server with it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: s.cred, Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	return cmd
 }
 
@@ -164,6 +166,23 @@ func (s *Server) start() error {
 	if err != nil {
 		return err
 	}
+	return s.startAt(port)
+}
+
+// Restart stops the server with a fast shutdown (every client's session
+// is cut, as in a database restart or failover) and starts it again on
+// the same address with the same data.
+func (s *Server) Restart() error {
+	_, p, _ := net.SplitHostPort(s.Addr)
+	port, err := strconv.Atoi(p)
+	if err != nil {
+		return err
+	}
+	s.stopProcess()
+	return s.startAt(port)
+}
+
+func (s *Server) startAt(port int) error {
 	s.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	cmd := s.command("postgres", "-D", s.data(), "-p", strconv.Itoa(port),
 		"-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories=",

@@ -1,7 +1,9 @@
 // Package vaultserver starts a real HashiCorp Vault server on a loopback
 // port for tests: a dev server (in-memory, unsealed, known root token) or a
 // persistent one (raft storage in a temporary directory, initialised and
-// unsealed here) that keeps its data across Stop and Restart.
+// unsealed here) that keeps its data across Stop and Restart, or an HA
+// cluster of such servers (StartCluster: Raft, one active node, the
+// others standbys, any of them killed with SIGKILL and restarted).
 // (The minimal server build has inmem and raft storage, not file: the
 // persistent server is a one-node raft cluster.)
 //
@@ -49,6 +51,9 @@ type Options struct {
 	// with one unseal key: data survives Stop and Restart. The zero value
 	// starts a dev server, whose storage is lost on Stop.
 	Persistent bool
+	// nodeID and joins make a node of a raft cluster (StartCluster).
+	nodeID string
+	joins  []string
 }
 
 // Server is a running (or stopped) Vault server.
@@ -226,6 +231,9 @@ func (s *Server) start() error {
 		return err
 	}
 	cmd := exec.Command(s.bin, args...)
+	// A test process that dies without its cleanups (killed, timed out)
+	// takes its servers with it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// The server must not pick up a developer's Vault settings.
 	cmd.Env = append(cleanEnv(), "HOME="+s.dir, "VAULT_LOG_LEVEL=warn")
@@ -281,10 +289,23 @@ func (s *Server) writeConfig(listen string) (string, error) {
 		return "", err
 	}
 	cluster := net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port+1))
+	nodeID := s.opts.nodeID
+	if nodeID == "" {
+		nodeID = "tonevault-test"
+	}
+	var joins strings.Builder
+	for _, j := range s.opts.joins {
+		fmt.Fprintf(&joins, "  retry_join {\n    leader_api_addr = %q\n  }\n", j)
+	}
+	// performance_multiplier 5, Vault's default for production: a killed
+	// active node is replaced in 5 to 10 s. Tighter timings (1 or 2)
+	// replace it in 1 to 4 s, but make the leader step down whenever a
+	// loaded machine starves its timers for a second.
 	cfg := fmt.Sprintf(`storage "raft" {
   path    = %q
-  node_id = "tonevault-test"
-}
+  node_id = %q
+  performance_multiplier = 5
+%s}
 listener "tcp" {
   address         = %q
   cluster_address = %q
@@ -294,7 +315,7 @@ api_addr      = "http://%s"
 cluster_addr  = "http://%s"
 disable_mlock = true
 ui            = false
-`, storage, listen, cluster, listen, cluster)
+`, storage, nodeID, joins.String(), listen, cluster, listen, cluster)
 	path := filepath.Join(s.dir, "vault.hcl")
 	return path, os.WriteFile(path, []byte(cfg), 0o600)
 }
