@@ -82,7 +82,14 @@ func TestBaresip(t *testing.T) {
 					t.Errorf("baresip sent %d key presses, want %d", got, len(baresipDigits))
 				}
 			} else {
-				time.Sleep(tones)
+				// The tones take this long once baresip plays them; on a
+				// loaded machine its audio starts late, so wait for the
+				// digits (for at most 5 s more; the microphone plays 10 s) before
+				// hanging up.
+				deadline := time.Now().Add(tones + 5*time.Second)
+				for len(gw.digitString()) < len(baresipDigits) && time.Now().Before(deadline) {
+					time.Sleep(50 * time.Millisecond)
+				}
 			}
 			time.Sleep(300 * time.Millisecond)
 			if strings.Contains(b.output(), "terminated") {
