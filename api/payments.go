@@ -38,7 +38,7 @@ func validatePayment(q *capture.PaymentRequest) error {
 	case q.Amount <= 0:
 		return errors.New("amount must be a positive integer in the currency's minor unit")
 	case q.Amount > maxAmount:
-		return errors.New("amount must be at most 999999999999")
+		return errors.New("amount must have at most 12 digits (minor units: ISO 8583 field 4)")
 	case !validCurrency(q.Currency):
 		return errors.New("currency must be an active ISO 4217 alpha-3 code in upper case, e.g. GBP")
 	case !utf8.ValidString(q.MerchantRef) || utf8.RuneCountInString(q.MerchantRef) > 64:

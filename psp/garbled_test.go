@@ -73,7 +73,10 @@ func fakeAcquirer(t *testing.T, answer func(req *iso8583.Message) []byte) string
 func connectTo(t *testing.T, addr string, log *syncBuffer) *psp.ISO {
 	t.Helper()
 	c, err := psp.NewISO(psp.Config{
-		Addrs: []string{addr}, Timeout: 500 * time.Millisecond, Terminal: "T1", Merchant: "M1",
+		// The answers never match: each request times out. Long enough
+		// that a loaded machine still writes the reversal ahead and sends
+		// within it (the test is about what comes back).
+		Addrs: []string{addr}, Timeout: 2 * time.Second, Terminal: "T1", Merchant: "M1",
 		Logger: rawLogger(log), ReversalBackoff: 50 * time.Millisecond,
 	}, testStore(t))
 	if err != nil {

@@ -414,7 +414,7 @@ func validate(r *Request) (mti, cur string, err error) {
 		return "", "", bad("CVV must be 3 or 4 digits")
 	}
 	if r.Amount <= 0 || r.Amount > 999999999999 {
-		return "", "", bad("amount must be 1 to 999999999999 minor units")
+		return "", "", bad("amount must be positive and have at most 12 digits (minor units)")
 	}
 	cur, ok = CurrencyNumeric(r.Currency)
 	if !ok {

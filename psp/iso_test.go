@@ -289,7 +289,13 @@ func TestUnavailable(t *testing.T) {
 }
 
 func TestConcurrentAuthorize(t *testing.T) {
-	e := newEnv(t, sim.Config{}, func(c *psp.Config) { c.Addrs = []string{c.Addrs[0], c.Addrs[0], c.Addrs[0], c.Addrs[0]} })
+	e := newEnv(t, sim.Config{}, func(c *psp.Config) {
+		c.Addrs = []string{c.Addrs[0], c.Addrs[0], c.Addrs[0], c.Addrs[0]}
+		// 400 reversals written ahead (an fsync each) before their
+		// requests leave: on a loaded machine the last wait longer than
+		// the default 5 s, which this test is not about.
+		c.Timeout = 60 * time.Second
+	})
 	eventually(t, "4 connections signed on", func() bool { return e.sim.Stats().SignOns >= 4 })
 	const n = 400
 	var wg sync.WaitGroup
