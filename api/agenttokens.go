@@ -5,7 +5,6 @@ import (
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
@@ -118,53 +117,18 @@ func (s *tokenSigner) agentIDTag(b binding, rnd []byte) []byte {
 // (signature, expiry, a lifetime within ttl, the key still configured,
 // not revoked) and returns its principal.
 func (s *tokenSigner) verifyAgent(ctx context.Context, tok string, ttl time.Duration) (principal, error) {
-	if !strings.HasPrefix(tok, agentPrefix) || len(tok) > 2048 {
-		return principal{}, errTokenInvalid
-	}
-	dot := strings.LastIndexByte(tok, '.')
-	if dot <= len(agentPrefix) {
-		return principal{}, errTokenInvalid
-	}
-	body, sig64 := tok[:dot], tok[dot+1:]
-	sig, err := base64.RawURLEncoding.DecodeString(sig64)
-	if err != nil || !hmac.Equal(sig, s.mac(body)) {
-		return principal{}, errTokenInvalid
-	}
-	payload, err := base64.RawURLEncoding.DecodeString(body[len(agentPrefix):])
-	if err != nil || len(payload) < tokenFixed+1 {
-		return principal{}, errTokenInvalid
-	}
-	id := payload[:tokenIDLen]
-	iat := time.Unix(int64(binary.BigEndian.Uint64(payload[tokenIDLen:])), 0)
-	exp := time.Unix(int64(binary.BigEndian.Uint64(payload[tokenIDLen+8:])), 0)
-	var b binding
-	copy(b[:], payload[tokenIDLen+16:])
-	rest := payload[tokenFixed-1:]
-	n := int(rest[0])
-	if len(rest) < 1+n+1 {
-		return principal{}, errTokenInvalid
-	}
-	key := string(rest[1 : 1+n])
-	rest = rest[1+n:]
-	m := int(rest[0])
-	if len(rest) < 1+m {
-		return principal{}, errTokenInvalid
-	}
-	agentID, pools := string(rest[1:1+m]), string(rest[1+m:])
-	now := s.now()
-	if !now.Before(exp) || exp.Sub(iat) > ttl || iat.After(now.Add(tokenSkew)) {
-		return principal{}, errTokenExpired
-	}
-	if want, ok := s.keys.binding(key); !ok || subtle.ConstantTimeCompare(want[:], b[:]) != 1 {
-		return principal{}, errTokenKeyRemoved
-	}
-	p := principal{key: key, tokenID: agentTokenID(id), agent: agentID, pools: strings.Split(pools, ","), expires: exp}
-	revoked, err := s.st.TokenRevoked(ctx, p.tokenID)
+	id, exp, key, rest, err := s.open(tok, agentPrefix, ttl)
 	if err != nil {
-		return principal{}, fmt.Errorf("%w: %w", errTokenUnchecked, err)
+		return principal{}, err
 	}
-	if revoked {
-		return principal{}, errTokenRevoked
+	if len(rest) == 0 || len(rest) < 1+int(rest[0]) {
+		return principal{}, errTokenInvalid
+	}
+	m := int(rest[0])
+	agentID, pools := string(rest[1:1+m]), string(rest[1+m:])
+	p := principal{key: key, tokenID: agentTokenID(id), agent: agentID, pools: strings.Split(pools, ","), expires: exp}
+	if err := s.checkRevoked(ctx, p.tokenID); err != nil {
+		return principal{}, err
 	}
 	return p, nil
 }

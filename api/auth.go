@@ -236,54 +236,77 @@ var (
 	errTokenUnchecked = errors.New("widget token revocation not checked")
 )
 
-// verify returns the token's principal if its signature is good, it has
-// not expired, its lifetime is within the configured one (a token minted
-// under a longer TTL, by an older configuration, is refused), the key
-// that minted it is still configured with the same hash, and it was not
-// revoked.
+// verify returns the token's principal if open accepts it, it holds a
+// call id and it was not revoked.
 func (s *tokenSigner) verify(ctx context.Context, tok string) (principal, error) {
-	if !strings.HasPrefix(tok, widgetPrefix) || len(tok) > 2048 {
+	id, _, key, rest, err := s.open(tok, widgetPrefix, s.ttl)
+	if err != nil {
+		return principal{}, err
+	}
+	if len(rest) == 0 {
 		return principal{}, errTokenInvalid
 	}
+	p := principal{key: key, callID: string(rest), tokenID: tokenIDString(id)}
+	if err := s.checkRevoked(ctx, p.tokenID); err != nil {
+		return principal{}, err
+	}
+	return p, nil
+}
+
+// open checks what widget and agent tokens share: the prefix, the
+// signature, a lifetime within ttl (a token minted under a longer TTL, by
+// an older configuration, is refused) that has not run out, and the key
+// that minted it, still configured with the same hash. It returns the
+// token's id, expiry and key, and the payload's fields after the key.
+func (s *tokenSigner) open(tok, prefix string, ttl time.Duration) (id []byte, exp time.Time, key string, rest []byte, err error) {
+	fail := func(err error) ([]byte, time.Time, string, []byte, error) { return nil, time.Time{}, "", nil, err }
+	if !strings.HasPrefix(tok, prefix) || len(tok) > 2048 {
+		return fail(errTokenInvalid)
+	}
 	dot := strings.LastIndexByte(tok, '.')
-	if dot <= len(widgetPrefix) {
-		return principal{}, errTokenInvalid
+	if dot <= len(prefix) {
+		return fail(errTokenInvalid)
 	}
 	body, sig64 := tok[:dot], tok[dot+1:]
 	sig, err := base64.RawURLEncoding.DecodeString(sig64)
 	if err != nil || !hmac.Equal(sig, s.mac(body)) {
-		return principal{}, errTokenInvalid
+		return fail(errTokenInvalid)
 	}
-	payload, err := base64.RawURLEncoding.DecodeString(body[len(widgetPrefix):])
+	payload, err := base64.RawURLEncoding.DecodeString(body[len(prefix):])
 	if err != nil || len(payload) < tokenFixed {
-		return principal{}, errTokenInvalid
+		return fail(errTokenInvalid)
 	}
-	id := payload[:tokenIDLen]
+	id = payload[:tokenIDLen]
 	iat := time.Unix(int64(binary.BigEndian.Uint64(payload[tokenIDLen:])), 0)
-	exp := time.Unix(int64(binary.BigEndian.Uint64(payload[tokenIDLen+8:])), 0)
+	exp = time.Unix(int64(binary.BigEndian.Uint64(payload[tokenIDLen+8:])), 0)
 	var b binding
 	copy(b[:], payload[tokenIDLen+16:])
 	n := int(payload[tokenFixed-1])
-	if len(payload) < tokenFixed+n+1 {
-		return principal{}, errTokenInvalid
+	if len(payload) < tokenFixed+n {
+		return fail(errTokenInvalid)
 	}
-	key, callID := string(payload[tokenFixed:tokenFixed+n]), string(payload[tokenFixed+n:])
+	key, rest = string(payload[tokenFixed:tokenFixed+n]), payload[tokenFixed+n:]
 	now := s.now()
-	if !now.Before(exp) || exp.Sub(iat) > s.ttl || iat.After(now.Add(tokenSkew)) {
-		return principal{}, errTokenExpired
+	if !now.Before(exp) || exp.Sub(iat) > ttl || iat.After(now.Add(tokenSkew)) {
+		return fail(errTokenExpired)
 	}
 	if want, ok := s.keys.binding(key); !ok || subtle.ConstantTimeCompare(want[:], b[:]) != 1 {
-		return principal{}, errTokenKeyRemoved
+		return fail(errTokenKeyRemoved)
 	}
-	p := principal{key: key, callID: callID, tokenID: tokenIDString(id)}
-	revoked, err := s.st.TokenRevoked(ctx, p.tokenID)
+	return id, exp, key, rest, nil
+}
+
+// checkRevoked refuses a revoked token, and any token while the store
+// cannot say.
+func (s *tokenSigner) checkRevoked(ctx context.Context, tokenID string) error {
+	revoked, err := s.st.TokenRevoked(ctx, tokenID)
 	if err != nil {
-		return principal{}, fmt.Errorf("%w: %w", errTokenUnchecked, err)
+		return fmt.Errorf("%w: %w", errTokenUnchecked, err)
 	}
 	if revoked {
-		return principal{}, errTokenRevoked
+		return errTokenRevoked
 	}
-	return p, nil
+	return nil
 }
 
 // revoke refuses the token with id from now on, if key minted it: false
