@@ -58,21 +58,16 @@ func (s *Server) authenticateAgent(w http.ResponseWriter, r *http.Request, rt ro
 		return principal{}, false
 	}
 	p, err := s.tokens.verifyAgent(r.Context(), cred, s.cfg.AgentTokenTTL)
-	switch {
-	case err == nil:
+	if err == nil {
 		return p, true
-	case errors.Is(err, errTokenExpired):
-		return fail(audit.ReasonExpiredToken)
-	case errors.Is(err, errTokenRevoked):
-		return fail(audit.ReasonRevokedToken)
-	case errors.Is(err, errTokenKeyRemoved):
-		return fail(audit.ReasonTokenKeyRemoved)
-	case errors.Is(err, errTokenUnchecked):
+	}
+	reason, checked := tokenRefusal(err)
+	if !checked {
 		w.Header().Set("Retry-After", "5")
 		writeProblem(w, r, http.StatusServiceUnavailable, "unavailable", "agent tokens cannot be checked right now; try again")
 		return principal{}, false
 	}
-	return fail(audit.ReasonInvalidToken)
+	return fail(reason)
 }
 
 // agentsOr404 answers 404 on a gateway without browser agents.

@@ -379,23 +379,17 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request, rt route) 
 			return principal{}, false
 		}
 		p, err := s.tokens.verify(r.Context(), cred)
-		switch {
-		case err == nil:
+		if err == nil {
 			return p, true
-		case errors.Is(err, errTokenExpired):
-			return fail(audit.ReasonExpiredToken)
-		case errors.Is(err, errTokenRevoked):
-			return fail(audit.ReasonRevokedToken)
-		case errors.Is(err, errTokenKeyRemoved):
-			return fail(audit.ReasonTokenKeyRemoved)
-		case errors.Is(err, errTokenUnchecked):
+		}
+		reason, checked := tokenRefusal(err)
+		if !checked {
 			// Not the client's fault: no refusal to audit.
 			w.Header().Set("Retry-After", "5")
 			writeProblem(w, r, http.StatusServiceUnavailable, "unavailable", "widget tokens cannot be checked right now; try again")
 			return principal{}, false
-		default:
-			return fail(audit.ReasonInvalidToken)
 		}
+		return fail(reason)
 	}
 	if fromQuery {
 		// An API key in a URL would end up in access logs and histories.
@@ -483,4 +477,21 @@ func (s *Server) housekeeping() {
 			s.log.Warn("store housekeeping failed; tried again later", zap.Error(err))
 		}
 	}
+}
+
+// tokenRefusal is the audit reason for refusing a token that verify or
+// verifyAgent turned down; checked is false when the store could not say
+// whether it was revoked, which is not the client's fault.
+func tokenRefusal(err error) (reason audit.Reason, checked bool) {
+	switch {
+	case errors.Is(err, errTokenExpired):
+		return audit.ReasonExpiredToken, true
+	case errors.Is(err, errTokenRevoked):
+		return audit.ReasonRevokedToken, true
+	case errors.Is(err, errTokenKeyRemoved):
+		return audit.ReasonTokenKeyRemoved, true
+	case errors.Is(err, errTokenUnchecked):
+		return "", false
+	}
+	return audit.ReasonInvalidToken, true
 }
