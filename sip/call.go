@@ -50,6 +50,8 @@ type call struct {
 	identity   []sip.Header           // what a leg made on the platform trunk says of the caller
 	transfer   *transfer              // a REFER being carried out
 	retired    []*dialog              // platform dialogs a transfer replaced: BYE still answered
+	meta       callMeta               // what a recording's metadata says of the call
+	rec        *recording             // the call's SIPREC session, once started
 }
 
 // ackWait is a 2xx to an INVITE received on a leg, waiting for its ACK:
@@ -392,6 +394,12 @@ func (c *call) end(e ending) {
 	c.mu.Unlock()
 
 	c.sess.Close()
+	c.mu.Lock()
+	rec := c.rec
+	c.mu.Unlock()
+	if rec != nil {
+		rec.stop(e.outcome)
+	}
 	c.mu.Lock()
 	for l := range c.keys {
 		c.keys[l].wipe()
