@@ -1,9 +1,11 @@
 package sip
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/netip"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +15,7 @@ import (
 	"github.com/tonevault/tonevault/audit"
 	"github.com/tonevault/tonevault/media"
 	"github.com/tonevault/tonevault/siprec"
+	"github.com/tonevault/tonevault/siprec/srs"
 )
 
 // srsAnswer is a recording server's answer: both streams recvonly.
@@ -180,8 +183,9 @@ func TestRecordingFailures(t *testing.T) {
 		srs        func(t *testing.T, tg *testGW, srs *peer)
 		reason     audit.Reason
 		status     int
-		notStarted bool // the recording never started: no INVITE to answer
+		down       bool // nothing listens where the recorder should be
 	}{
+		{name: "recorder down", down: true, reason: audit.ReasonRecorderUnreachable},
 		{name: "refused", reason: audit.ReasonRecorderRejected, status: 488, srs: func(t *testing.T, tg *testGW, srs *peer) {
 			inv := srs.readRequest(sip.INVITE)
 			srs.respond(tg.plat, inv, 488, "Not Acceptable Here", "", "")
@@ -213,7 +217,7 @@ func TestRecordingFailures(t *testing.T) {
 				inv.Contact().Address.String(), srs.addr(), inv.To().Value(), inv.From().Value(), inv.CallID().Value()))
 			srs.readResponse(200)
 		}},
-		{name: "fork", forkErr: errors.New("media: no ports left"), reason: audit.ReasonRecordingForkFailed, notStarted: true},
+		{name: "fork", forkErr: errors.New("media: no ports left"), reason: audit.ReasonRecordingForkFailed},
 	}
 	for _, c := range cases {
 		for _, required := range []bool{false, true} {
@@ -223,6 +227,9 @@ func TestRecordingFailures(t *testing.T) {
 					r.Required = required // ProbeInterval 0: taken as up
 				})
 				tg.relay.recordErr = c.forkErr
+				if c.down {
+					srs.conn.Close() // ICMP port unreachable
+				}
 				cust := newPeer(t)
 				id := "recfail-" + strings.ReplaceAll(c.name, " ", "-")
 				toTag := establishWith(t, tg, cust, agent, id, "")
@@ -356,5 +363,75 @@ func TestRecordingConfigValidate(t *testing.T) {
 	}
 	if d := DefaultConfig().Trunks.Carrier.Recording; d.SRS != "" || d.Required || d.Timeout != DefaultRecordingTimeout || d.ProbeInterval != DefaultRecorderProbe {
 		t.Errorf("default recording %+v", d)
+	}
+}
+
+// TestRecordingWithSRS: the gateway's recording session against the
+// recording server of siprec/srs (the one behind `tonevault srs`): it
+// takes the INVITE, answers both streams and, on the BYE that ends the
+// call, writes the recording with the metadata; a call still up when
+// the gateway stops gets its BYE too.
+func TestRecordingWithSRS(t *testing.T) {
+	dir := t.TempDir()
+	server, err := srs.Start(srs.Config{Listen: netip.MustParseAddrPort("127.0.0.1:0"), Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer server.Close()
+	agent := newPeer(t)
+	tg := startRecordingGW(t, agent, server.URI(), nil)
+	cust := newPeer(t)
+	toTag := establishWith(t, tg, cust, agent, "srs-1", "X-Interaction-ID: ix-srs-1\n")
+	waitRecords(t, tg, audit.EventRecordingStarted, 1)
+	remotes, _ := tg.relay.session(0).recording().state()
+	if len(remotes) != 1 || remotes[0][0].Addr.Port() == 0 || remotes[0][1].Addr.Port() == 0 || remotes[0][0].Addr == remotes[0][1].Addr {
+		t.Fatalf("fork's remotes from the server's answer: %+v", remotes)
+	}
+	hangUp(t, tg, cust, agent, "srs-1", toTag, 9)
+	waitRecords(t, tg, audit.EventRecordingEnded, 1)
+	deadline := time.Now().Add(5 * time.Second)
+	for len(server.Recordings()) == 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	recs := server.Recordings()
+	if len(recs) != 1 {
+		t.Fatalf("server wrote %d recordings", len(recs))
+	}
+	meta, err := os.ReadFile(recs[0].Metadata)
+	if err != nil {
+		t.Fatal(err)
+	}
+	md, err := siprec.ParseMetadata(meta)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := md.CorrelationValue("X-Interaction-ID"); v != "ix-srs-1" {
+		t.Errorf("metadata correlation %q", v)
+	}
+
+	// A second call, still up when the gateway stops.
+	establishWith(t, tg, cust, agent, "srs-2", "")
+	waitRecords(t, tg, audit.EventRecordingStarted, 2)
+	go func() { // the legs' BYEs
+		for _, p := range []*peer{cust, agent} {
+			bye := p.readRequest(sip.BYE)
+			to := tg.carrier
+			if p == agent {
+				to = tg.plat
+			}
+			p.respond(to, bye, 200, "OK", "", "")
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := tg.g.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(server.Recordings()); n != 2 {
+		t.Errorf("after the gateway stopped the server has %d recordings, want 2 (the second ended by the gateway's BYE)", n)
+	}
+	ended := tg.audit.find(audit.EventRecordingEnded)
+	if len(ended) != 2 || ended[1].Reason != audit.ReasonShutdown {
+		t.Errorf("recording.ended %+v, want the second with reason shutdown", ended)
 	}
 }
