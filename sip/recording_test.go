@@ -178,12 +178,12 @@ func TestRecordingWithheldCaller(t *testing.T) {
 // on both legs.
 func TestRecordingFailures(t *testing.T) {
 	cases := []struct {
-		name       string
-		forkErr    error
-		srs        func(t *testing.T, tg *testGW, srs *peer)
-		reason     audit.Reason
-		status     int
-		down       bool // nothing listens where the recorder should be
+		name    string
+		forkErr error
+		srs     func(t *testing.T, tg *testGW, srs *peer)
+		reason  audit.Reason
+		status  int
+		down    bool // nothing listens where the recorder should be
 	}{
 		{name: "recorder down", down: true, reason: audit.ReasonRecorderUnreachable},
 		{name: "refused", reason: audit.ReasonRecorderRejected, status: 488, srs: func(t *testing.T, tg *testGW, srs *peer) {
