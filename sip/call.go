@@ -143,6 +143,10 @@ func (c *call) turn(from, to media.Leg, body []byte, offer bool) ([]byte, error)
 	c.lastSDP[to] = out
 	c.prevRemote[from], c.remote[from] = c.remote[from], st
 	c.keepRecv(from, body)
+	if !offer && c.rec != nil {
+		// An answer settles the call's streams: the recording follows.
+		c.rec.mediaChanged(c.remote)
+	}
 	return out, nil
 }
 
@@ -166,6 +170,9 @@ func (c *call) takeAnswer(from media.Leg, body []byte) error {
 	c.keys[from].cur = st.SRTP
 	c.prevRemote[from], c.remote[from] = c.remote[from], st
 	c.keepRecv(from, body)
+	if c.rec != nil {
+		c.rec.mediaChanged(c.remote)
+	}
 	return nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -24,7 +25,9 @@ import (
 // multipart body of two sendonly streams (a=label 1, the customer's as
 // the platform gets it, masked; 2, the agent's) and the RFC 7865
 // metadata. The server's answer says where the fork sends; a BYE ends
-// the session when the call ends. The recorder never gets what the
+// the session when the call ends. An answer that changes the call's
+// payload types (a re-INVITE or UPDATE to another codec) re-offers the
+// recording with them. The recorder never gets what the
 // agent would not: the fork copies the masked stream.
 //
 // A recording that fails (no answer in recording.timeout, a refusal, an
@@ -148,10 +151,14 @@ type recording struct {
 	rc *recorder
 	d  *dialog
 
+	reMu sync.Mutex // one re-offer at a time
+
 	mu      sync.Mutex
 	fork    MediaRecording
 	up      bool // the server accepted: a BYE ends it
 	stopped bool // ended or failed: nothing more to do
+	formats []siprec.Format // the payload types offered
+	origin  siprec.Origin   // the o= line of the last offer
 }
 
 // errNoStreams: the server's answer takes neither stream.
@@ -189,11 +196,11 @@ func (c *call) record() {
 	r.fork = fork
 	r.mu.Unlock()
 
-	cust, agent := fork.Local()
-	offer := siprec.WriteSDP(siprec.Origin{User: "tonevault", SessionID: uint64(time.Now().UnixNano() & 0x7fff_ffff), Version: 1}, []siprec.MediaStream{
-		{Label: siprec.LabelCustomer, Addr: cust, Direction: "sendonly", Formats: formats},
-		{Label: siprec.LabelAgent, Addr: agent, Direction: "sendonly", Formats: formats},
-	})
+	r.mu.Lock()
+	r.formats = formats
+	r.origin = siprec.Origin{User: "tonevault", SessionID: uint64(time.Now().UnixNano() & 0x7fff_ffff), Version: 1}
+	offer := r.offer(fork, formats)
+	r.mu.Unlock()
 	meta, err := siprec.NewMetadata(c.metadata(), time.Now()).Marshal()
 	if err != nil {
 		r.fail(audit.ReasonRecordingForkFailed, 0, err)
@@ -237,6 +244,103 @@ func (c *call) record() {
 	r.fail(reason, 0, err)
 }
 
+// offer is the recording session's SDP: both streams sendonly from the
+// fork's ports. Caller holds r.mu.
+func (r *recording) offer(fork MediaRecording, formats []siprec.Format) []byte {
+	cust, agent := fork.Local()
+	return siprec.WriteSDP(r.origin, []siprec.MediaStream{
+		{Label: siprec.LabelCustomer, Addr: cust, Direction: "sendonly", Formats: formats},
+		{Label: siprec.LabelAgent, Addr: agent, Direction: "sendonly", Formats: formats},
+	})
+}
+
+// srcContact marks req's Contact as an SRC's (RFC 7866 6.1.1).
+func srcContact(req *sip.Request) {
+	if ct, ok := req.GetHeader("Contact").(*sip.ContactHeader); ok {
+		if ct.Params == nil {
+			ct.Params = sip.NewParams()
+		}
+		ct.Params.Add("+sip.src", "")
+	}
+}
+
+// mediaChanged is told that an offer or answer changed the call's
+// streams: when the payload types the recording was offered are no
+// longer the call's (a re-INVITE or UPDATE changed the codec), the
+// server gets a new offer. Caller holds c.mu.
+func (r *recording) mediaChanged(remote [2]media.Stream) {
+	formats := recordingFormats(remote)
+	r.mu.Lock()
+	changed := r.up && !r.stopped && !slices.Equal(formats, r.formats)
+	r.mu.Unlock()
+	if changed {
+		r.c.goCall("recording_reoffer", r.reoffer)
+	}
+}
+
+// reoffer sends the server a re-INVITE with the call's payload types
+// now, and takes its answer. A server that refuses it, or does not
+// answer, fails the recording: what it would record is not what it
+// agreed to.
+func (r *recording) reoffer() {
+	r.reMu.Lock()
+	defer r.reMu.Unlock()
+	c, g, d := r.c, r.c.g, r.d
+	c.mu.Lock()
+	formats := recordingFormats(c.remote)
+	c.mu.Unlock()
+	r.mu.Lock()
+	if !r.up || r.stopped || slices.Equal(formats, r.formats) {
+		r.mu.Unlock()
+		return
+	}
+	r.origin.Version++
+	r.formats = formats
+	offer := r.offer(r.fork, formats)
+	fork := r.fork
+	r.mu.Unlock()
+	req := d.request(sip.INVITE, 0)
+	srcContact(req)
+	req.AppendHeader(sip.NewHeader("Require", "siprec"))
+	req.AppendHeader(sip.NewHeader("User-Agent", g.cfg.UserAgent))
+	setBody(req, offer, "application/sdp")
+	ctx, cancel := context.WithTimeout(context.Background(), r.rc.cfg.Timeout)
+	defer cancel()
+	tx, res, err := d.send(ctx, req)
+	switch {
+	case err != nil && ctx.Err() != nil:
+		if tx != nil {
+			tx.Terminate()
+		}
+		r.byeServer()
+		r.fail(audit.ReasonRecorderTimeout, 0, err)
+		return
+	case err != nil:
+		if tx != nil {
+			tx.Terminate()
+		}
+		r.fail(audit.ReasonRecorderUnreachable, 0, err)
+		return
+	case !res.IsSuccess():
+		tx.Terminate()
+		r.byeServer()
+		r.fail(audit.ReasonRecorderRejected, res.StatusCode, nil)
+		return
+	}
+	d.refreshTarget(res)
+	newAcker(tx, d, req.CSeq().SeqNo).send(nil)
+	cust, agent, err := answerStreams(res)
+	if err == nil {
+		err = fork.SetRemote(cust, agent)
+	}
+	if err != nil {
+		r.byeServer()
+		r.fail(audit.ReasonRecorderBadAnswer, res.StatusCode, err)
+		return
+	}
+	g.log.Info("recording re-offered", zap.String("call", c.id))
+}
+
 // invite sends the recording session's INVITE to dst and waits for its
 // final response, until ctx ends. Without a response it says why.
 func (r *recording) invite(ctx context.Context, dst dest, body []byte, ctype string) (*sip.Response, sip.ClientTransaction, audit.Reason, error) {
@@ -245,13 +349,7 @@ func (r *recording) invite(ctx context.Context, dst dest, body []byte, ctype str
 	d.transport = dst.transport
 	d.mu.Unlock()
 	req := d.request(sip.INVITE, 0)
-	if ct, ok := req.GetHeader("Contact").(*sip.ContactHeader); ok {
-		// RFC 7866 6.1.1: the SRC says it is one.
-		if ct.Params == nil {
-			ct.Params = sip.NewParams()
-		}
-		ct.Params.Add("+sip.src", "")
-	}
+	srcContact(req)
 	req.AppendHeader(sip.NewHeader("Require", "siprec"))
 	req.AppendHeader(sip.NewHeader("Accept", "application/sdp"))
 	req.AppendHeader(sip.NewHeader("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS"))

@@ -435,3 +435,67 @@ func TestRecordingWithSRS(t *testing.T) {
 		t.Errorf("recording.ended %+v, want the second with reason shutdown", ended)
 	}
 }
+
+// TestRecordingReoffer: an UPDATE that changes the call's codec gets
+// the recorder a re-INVITE with the new one; one that changes nothing
+// of it does not.
+func TestRecordingReoffer(t *testing.T) {
+	agent, srs := newPeer(t), newPeer(t)
+	tg := startRecordingGW(t, agent, "sip:srs@"+srs.addr(), nil)
+	cust := newPeer(t)
+	toTag := establishWith(t, tg, cust, agent, "reoffer-1", "")
+	inv := srs.readRequest(sip.INVITE)
+	srs.respond(tg.plat, inv, 200, "OK", "", srsAnswer(40000, 40002))
+	srs.readRequest(sip.ACK)
+	waitRecords(t, tg, audit.EventRecordingStarted, 1)
+
+	update := func(n int, sdp string) {
+		sdp = strings.ReplaceAll(strings.TrimLeft(sdp, "\n"), "\n", "\r\n")
+		cust.send(tg.carrier, fmt.Sprintf("UPDATE sip:tonevault@%s SIP/2.0\nVia: SIP/2.0/UDP %s;branch=z9hG4bK-upd%d\nFrom: \"Jane\" <sip:441234567890@example.com>;tag=cust1\nTo: %s\nCall-ID: reoffer-1\nCSeq: %d UPDATE\nContact: <sip:customer@%s>\nMax-Forwards: 70\nContent-Type: application/sdp\nContent-Length: %d\n\n", tg.carrier, cust.addr(), n, toTag, 4+n, cust.addr(), len(sdp))+sdp)
+		au := agent.readRequest(sip.UPDATE)
+		agent.respond(tg.plat, au, 200, "OK", "", "v=0\no=a 1 2 IN IP4 10.2.2.2\ns=-\nc=IN IP4 10.2.2.2\nt=0 0\n"+agentMedia(au))
+		cust.readResponse(200)
+	}
+	// The same codecs at another port: nothing for the recorder.
+	update(1, strings.Replace(customerSDP, "m=audio 7000", "m=audio 7010", 1))
+	// PCMA now.
+	update(2, strings.Replace(strings.Replace(customerSDP, "RTP/AVP 0 101", "RTP/AVP 8 101", 1), "a=rtpmap:0 PCMU/8000", "a=rtpmap:8 PCMA/8000", 1))
+	re := srs.readRequest(sip.INVITE)
+	if re.CallID().Value() != inv.CallID().Value() || re.CSeq().SeqNo <= inv.CSeq().SeqNo {
+		t.Errorf("re-INVITE %s/%d is not in the recording dialog after %d", re.CallID().Value(), re.CSeq().SeqNo, inv.CSeq().SeqNo)
+	}
+	streams, err := siprec.ReadSDP(re.Body())
+	if err != nil || len(streams) != 2 || streams[0].Formats[0].Name != "PCMA" || streams[1].Formats[0].Name != "PCMA" {
+		t.Fatalf("re-offer %v:\n%s", err, re.Body())
+	}
+	if !strings.Contains(string(re.Body()), "o=tonevault ") || !strings.Contains(string(re.Body()), " 2 IN IP4") {
+		t.Errorf("re-offer's o= line is not the next version:\n%s", re.Body())
+	}
+	srs.respond(tg.plat, re, 200, "OK", "", strings.ReplaceAll(srsAnswer(40010, 40012), "RTP/AVP 0 101", "RTP/AVP 8 101"))
+	srs.readRequest(sip.ACK)
+	deadline := time.Now().Add(5 * time.Second)
+	var remotes [][2]media.Stream
+	for len(remotes) < 2 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+		remotes, _ = tg.relay.session(0).recording().state()
+	}
+	if len(remotes) != 2 || remotes[1][0].Addr.Port() != 40010 || remotes[1][0].PayloadTypes[0].Codec != media.PCMA {
+		t.Errorf("fork's remotes after the re-offer: %+v", remotes)
+	}
+	hangUp(t, tg, cust, agent, "reoffer-1", toTag, 20)
+	bye := srs.readRequest(sip.BYE)
+	srs.respond(tg.plat, bye, 200, "OK", "", "")
+	waitRecords(t, tg, audit.EventRecordingEnded, 1)
+	if n := len(tg.audit.find(audit.EventRecordingFailed)); n != 0 {
+		t.Errorf("%d recording.failed records", n)
+	}
+}
+
+// agentMedia is the agent's answer's m= section to an offer: its first
+// audio format.
+func agentMedia(offer *sip.Request) string {
+	if strings.Contains(string(offer.Body()), "RTP/AVP 8") {
+		return "m=audio 8000 RTP/AVP 8 101\na=rtpmap:8 PCMA/8000\na=rtpmap:101 telephone-event/8000\n"
+	}
+	return "m=audio 8002 RTP/AVP 0 101\na=rtpmap:101 telephone-event/8000\n"
+}
