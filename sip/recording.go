@@ -155,8 +155,8 @@ type recording struct {
 
 	mu      sync.Mutex
 	fork    MediaRecording
-	up      bool // the server accepted: a BYE ends it
-	stopped bool // ended or failed: nothing more to do
+	up      bool            // the server accepted: a BYE ends it
+	stopped bool            // ended or failed: nothing more to do
 	formats []siprec.Format // the payload types offered
 	origin  siprec.Origin   // the o= line of the last offer
 }
