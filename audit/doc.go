@@ -103,7 +103,8 @@
 //	sip.call_started         call_id, trunk (the call came in on it, and leaves on the other)
 //	sip.call_ended           the call's outcome: completed, busy, declined, cancelled, not_found,
 //	                         no_answer, not_acceptable, rejected, failed, media_timeout,
-//	                         max_duration, no_ack, shutdown, bye, session_expired, agent_gone, or a fault
+//	                         max_duration, no_ack, shutdown, bye, session_expired, agent_gone,
+//	                         recording_failed, or a fault
 //	                         (media_fault, ring_failed, sip_fault; a call.failed comes first);
 //	                         trunk, method, status when known
 //	call.failed              media_fault, ring_failed, sip_fault: a fault ended this call (BYE on
@@ -118,6 +119,12 @@
 //	agent.call_answered      call_id (actor: the agent)
 //	agent.answer_failed      bad_sdp, ice_failed, dtls_failed; call_id
 //	agent.call_ended         agent_hangup, agent_gone, or the call's outcome; call_id
+//	recording.started        call_id, trunk (the recording left through it), status
+//	recording.failed         recorder_timeout, recorder_rejected, recorder_unreachable,
+//	                         recorder_bad_answer, recorder_bye, recording_fork_failed; call_id,
+//	                         trunk, status when the recorder answered; or recording_unavailable:
+//	                         a call refused (503, no call_id; trunk: the one it came in on)
+//	recording.ended          the call's outcome; call_id
 //	masking.failed           unknown_payload_type, oversize, short_header, bad_version,
 //	                         bad_csrc_count, bad_extension, bad_padding
 //	session.started          (ids, actor)

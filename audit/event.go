@@ -99,6 +99,21 @@ const (
 	// the same reason (media_fault, ring_failed, sip_fault). Other calls
 	// went on (DESIGN.md invariant 8).
 	EventCallFailed Event = "call.failed"
+	// EventRecordingStarted: the call's recording server (SIPREC, RFC
+	// 7866) accepted its recording session (trunk: the one it left
+	// through; status: its answer). What it gets is masked.
+	EventRecordingStarted Event = "recording.started"
+	// EventRecordingFailed: a call's recording could not start or
+	// stopped (reason: recorder_timeout, recorder_rejected with status,
+	// recorder_unreachable, recorder_bad_answer, recorder_bye,
+	// recording_fork_failed), or a call was refused because its trunk
+	// requires recording and the recorder is down (reason
+	// recording_unavailable, status 503, no call_id). The call goes on
+	// unless its trunk's recording.required says otherwise.
+	EventRecordingFailed Event = "recording.failed"
+	// EventRecordingEnded: a call's recording session ended with the call
+	// (reason: the call's outcome).
+	EventRecordingEnded Event = "recording.ended"
 	// EventMaskingFailed: a stream could not be inspected during capture
 	// and that direction was muted (fail closed, DESIGN.md invariant 5);
 	// reason says what could not be inspected.
@@ -148,6 +163,7 @@ var events = []Event{
 	EventSIPPeerRefused, EventSIPCallStarted, EventSIPCallEnded, EventSIPCallTransferred, EventCallFailed,
 	EventAgentTokenIssued, EventAgentTokenRevoked, EventAgentSignedIn, EventAgentSignedOut,
 	EventAgentCallAnswered, EventAgentAnswerFailed, EventAgentCallEnded,
+	EventRecordingStarted, EventRecordingFailed, EventRecordingEnded,
 	EventMaskingFailed,
 	EventSessionStarted, EventSessionRestarted, EventSessionEnded,
 	EventFieldCompleted, EventFieldReset, EventFieldFailed,

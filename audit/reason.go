@@ -141,6 +141,27 @@ const (
 	ReasonAgentGone Reason = "agent_gone"
 )
 
+// Recording (SIPREC): recording.failed, and sip.call_ended of a call
+// ended because its recording failed (recording.required).
+const (
+	// ReasonRecorderTimeout: the recording server did not answer the recording session's INVITE in time.
+	ReasonRecorderTimeout Reason = "recorder_timeout"
+	// ReasonRecorderRejected: the recording server refused the recording session (status: its answer).
+	ReasonRecorderRejected Reason = "recorder_rejected"
+	// ReasonRecorderUnreachable: the recording server could not be reached (no route, connection refused, ICMP unreachable, a name that does not resolve).
+	ReasonRecorderUnreachable Reason = "recorder_unreachable"
+	// ReasonRecorderBadAnswer: the recording server's answer had no usable SDP for the two streams.
+	ReasonRecorderBadAnswer Reason = "recorder_bad_answer"
+	// ReasonRecorderBye: the recording server ended the recording session while the call went on.
+	ReasonRecorderBye Reason = "recorder_bye"
+	// ReasonRecordingForkFailed: the relay could not open the call's recording fork (no ports left, or a relay without one).
+	ReasonRecordingForkFailed Reason = "recording_fork_failed"
+	// ReasonRecordingUnavailable: a new call was refused with 503: its trunk requires recording and the recording server is down.
+	ReasonRecordingUnavailable Reason = "recording_unavailable"
+	// ReasonRecordingFailed: sip.call_ended: the call's trunk requires recording and its recording failed; the gateway hung up both legs.
+	ReasonRecordingFailed Reason = "recording_failed"
+)
+
 // call.failed, and the sip.call_ended that follows it: the fault that
 // ended the call. Its audio was dropped, never forwarded unmasked.
 const (
@@ -298,6 +319,8 @@ var reasons = []Reason{
 	ReasonRejected, ReasonFailed, ReasonMediaTimeout, ReasonMaxDuration, ReasonNoACK, ReasonShutdown, ReasonBye,
 	ReasonSessionExpired, ReasonTransferred,
 	ReasonBadSDP, ReasonICEFailed, ReasonDTLSFailed, ReasonAgentHangup, ReasonAgentGone,
+	ReasonRecorderTimeout, ReasonRecorderRejected, ReasonRecorderUnreachable, ReasonRecorderBadAnswer, ReasonRecorderBye,
+	ReasonRecordingForkFailed, ReasonRecordingUnavailable, ReasonRecordingFailed,
 	ReasonMediaFault, ReasonRingFailed, ReasonSIPFault,
 	ReasonUnknownPayloadType, ReasonOversize, ReasonShortHeader, ReasonBadVersion, ReasonBadCSRCCount, ReasonBadExtension, ReasonBadPadding,
 	ReasonLuhn, ReasonLength, ReasonBrandNotAccepted, ReasonUnknownBrand, ReasonMonth, ReasonExpired, ReasonTimeout,

@@ -35,7 +35,7 @@ func BenchmarkCarrierPacket(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		p := pkts[i%len(pkts)]
 		putRTPHeader(p, false, 0, uint16(i), uint32(i*160), 7)
-		res := s.carrierPacket(p, fuzzPeer, now, out, digits[:0])
+		res := s.carrierPacket(p, fuzzPeer, now, out, digits[:0], nil)
 		if res.n != len(p) {
 			b.Fatalf("sent %d bytes", res.n)
 		}
@@ -161,7 +161,7 @@ func BenchmarkCarrierPacketSRTP(b *testing.B) {
 					b.StartTimer()
 					c0 = cpuNanos()
 				}
-				res := s.carrierPacket(pkts[k], fuzzPeer, now, out, digits[:0])
+				res := s.carrierPacket(pkts[k], fuzzPeer, now, out, digits[:0], nil)
 				if res.n <= rtpHeaderLen+160 {
 					b.Fatalf("sent %d bytes", res.n)
 				}

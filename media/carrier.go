@@ -106,8 +106,10 @@ type carrierResult struct {
 // carrierPacket is the whole carrier→platform decision for one datagram:
 // source check, parse, inspect, mask or replace, rewrite. It writes the
 // packet to send into out (MaxPacket bytes) and appends fresh digits to
-// digits. It does not allocate except when the codec changes.
-func (s *Session) carrierPacket(pkt []byte, from netip.AddrPort, now time.Time, out []byte, digits []Digit) carrierResult {
+// digits. It does not allocate except when the codec changes. What is
+// sent, before the platform leg's SRTP, is copied into fk for the
+// recording fork's customer stream (fk may be nil: no fork).
+func (s *Session) carrierPacket(pkt []byte, from netip.AddrPort, now time.Time, out []byte, digits []Digit, fk *forkOut) carrierResult {
 	res := carrierResult{digits: digits}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -176,11 +178,18 @@ func (s *Session) carrierPacket(pkt []byte, from netip.AddrPort, now time.Time, 
 		res.arrived = time.Time{}
 		return res
 	}
+	if n > 0 {
+		// Masked: the recorder hears what the agent hears, never more.
+		s.forkCopy(fk, streamCustomer, out[:n])
+	}
 	if lc := s.legs[Platform].crypto; lc != nil && n > 0 {
 		enc, eo := lc.encryptRTP(out[:n])
 		if eo != outcomeNone {
 			s.count(toPlatform, eo)
 			res.arrived = time.Time{}
+			if fk != nil {
+				fk.n = 0 // not relayed, not recorded
+			}
 			return res
 		}
 		if &enc[0] != &out[0] {
@@ -188,6 +197,9 @@ func (s *Session) carrierPacket(pkt []byte, from netip.AddrPort, now time.Time, 
 			if len(enc) > cap(out) {
 				s.count(toPlatform, dropSRTPProtect)
 				res.arrived = time.Time{}
+				if fk != nil {
+					fk.n = 0
+				}
 				return res
 			}
 			copy(out[:cap(out)], enc)

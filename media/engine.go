@@ -32,6 +32,11 @@ type ioEngine interface {
 	// stop returns once no packet of s is being handled or will be; the
 	// caller closes the sockets afterwards.
 	stop(s *Session)
+	// startFork readies a recording fork of a started session for
+	// sending; stopFork returns once no send of it is in flight, and the
+	// caller closes its sockets afterwards.
+	startFork(r *Recording) error
+	stopFork(r *Recording)
 	close()
 }
 
@@ -62,6 +67,12 @@ type loopsEngine struct{}
 func (loopsEngine) name() string { return IOGoroutines }
 func (loopsEngine) raw() bool    { return false }
 func (loopsEngine) close()       {}
+
+// A fork's sends go from the loops' goroutines, its sockets are never
+// read: nothing to start, and a send racing its Close fails on the
+// closed conn.
+func (loopsEngine) startFork(*Recording) error { return nil }
+func (loopsEngine) stopFork(*Recording)        {}
 
 func (loopsEngine) start(s *Session) {
 	s.wg.Add(4)

@@ -44,7 +44,7 @@ func FuzzCarrierPacket(f *testing.F) {
 	out := make([]byte, MaxPacket)
 	start := time.Now()
 	f.Fuzz(func(t *testing.T, pkt []byte) {
-		res := s.carrierPacket(pkt, fuzzPeer, start.Add(time.Duration(len(pkt))*time.Millisecond), out, nil)
+		res := s.carrierPacket(pkt, fuzzPeer, start.Add(time.Duration(len(pkt))*time.Millisecond), out, nil, nil)
 		if res.n == 0 {
 			return
 		}

@@ -85,7 +85,22 @@ type metrics struct {
 	delay   prometheus.Histogram
 	active  prometheus.Gauge
 	faults  [2]prometheus.Counter // by faultScope
+
+	forkPackets [2][numForkResults]prometheus.Counter // by forkStream
+	forks       prometheus.Gauge
 }
+
+// forkResult is what became of one packet copied for a recording fork.
+type forkResult uint8
+
+const (
+	forkSent      forkResult = iota // handed to the kernel toward the SRS
+	forkSendError                   // the send failed (the SRS's address unreachable, a full buffer)
+	forkFault                       // fork code panicked: the packet and the fork were dropped
+	numForkResults
+)
+
+var forkResultLabels = [numForkResults]string{"sent", "send_error", "fault"}
 
 // faultScope is what a fault ended: one session, or a ring and its
 // sessions.
@@ -119,14 +134,27 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		Name: "tonevault_media_faults_total",
 		Help: "Faults in the media relay, by scope: session (a panic relaying one call's packets; that call was ended) or ring (an io_uring ring failed; its calls were ended and the ring retired).",
 	}, []string{"scope"})
+	forkPackets := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tonevault_recording_packets_total",
+		Help: "RTP packets copied to SIPREC recording forks, by stream (customer: the masked carrier audio the platform got; agent: what the carrier got) and result (sent, send_error, fault). A fork's failures never affect its call.",
+	}, []string{"stream", "result"})
+	forks := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "tonevault_recordings",
+		Help: "SIPREC recording forks open.",
+	})
 	if reg != nil {
-		for _, c := range []prometheus.Collector{packets, digits, delay, active, faults} {
+		for _, c := range []prometheus.Collector{packets, digits, delay, active, faults, forkPackets, forks} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}
 		}
 	}
-	m := &metrics{delay: delay, active: active}
+	m := &metrics{delay: delay, active: active, forks: forks}
+	for st := range m.forkPackets {
+		for res := range m.forkPackets[st] {
+			m.forkPackets[st][res] = forkPackets.WithLabelValues(forkStreamLabels[st], forkResultLabels[res])
+		}
+	}
 	m.faults[faultSession] = faults.WithLabelValues("session")
 	m.faults[faultRing] = faults.WithLabelValues("ring")
 	for d := range m.packets {

@@ -64,8 +64,8 @@ func (s sock) close() {
 }
 
 // listen binds ip:port (0: the kernel picks) and says which port it got.
-func (p *portPool) listen(port int) (sock, int, error) {
-	if p.raw != nil && p.raw() {
+func (p *portPool) listen(port int, raw bool) (sock, int, error) {
+	if raw {
 		return listenRaw(p.ip, port)
 	}
 	c, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(p.ip, uint16(port))))
@@ -75,11 +75,18 @@ func (p *portPool) listen(port int) (sock, int, error) {
 	return sock{conn: c}, c.LocalAddr().(*net.UDPAddr).Port, nil
 }
 
-// get binds a free pair. Pairs that fail to bind (another process holds
-// one of the ports) go back to the end of the queue and the next is tried.
+// get binds a free pair, of the kind the engine asks for now (raw).
 func (p *portPool) get() (pair, error) {
+	return p.getAs(p.raw != nil && p.raw())
+}
+
+// getAs binds a free pair: bare descriptors for the io_uring engine
+// (raw), else *net.UDPConn. Pairs that fail to bind (another process
+// holds one of the ports) go back to the end of the queue and the next
+// is tried.
+func (p *portPool) getAs(raw bool) (pair, error) {
 	if p.ephemeral {
-		return p.getEphemeral()
+		return p.getEphemeral(raw)
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -87,7 +94,7 @@ func (p *portPool) get() (pair, error) {
 	for tries := len(p.free); tries > 0; tries-- {
 		port := p.free[0]
 		p.free = p.free[1:]
-		pr, err := p.bind(port)
+		pr, err := p.bind(port, raw)
 		if err == nil {
 			p.used++
 			return pr, nil
@@ -103,10 +110,10 @@ func (p *portPool) get() (pair, error) {
 
 // getEphemeral lets the kernel pick the RTP port and retries until it is
 // even and the next one is free too.
-func (p *portPool) getEphemeral() (pair, error) {
+func (p *portPool) getEphemeral(raw bool) (pair, error) {
 	var lastErr error
 	for range 64 {
-		rtp, port, err := p.listen(0)
+		rtp, port, err := p.listen(0, raw)
 		if err != nil {
 			return pair{}, fmt.Errorf("media: bind %v: %w", p.ip, err)
 		}
@@ -114,7 +121,7 @@ func (p *portPool) getEphemeral() (pair, error) {
 			rtp.close()
 			continue
 		}
-		rtcp, _, err := p.listen(port + 1)
+		rtcp, _, err := p.listen(port+1, raw)
 		if err != nil {
 			rtp.close()
 			lastErr = err
@@ -128,12 +135,12 @@ func (p *portPool) getEphemeral() (pair, error) {
 	return pair{}, fmt.Errorf("%w: no even ephemeral port with a free odd neighbour on %v: %v", ErrPortsExhausted, p.ip, lastErr)
 }
 
-func (p *portPool) bind(port int) (pair, error) {
-	rtp, _, err := p.listen(port)
+func (p *portPool) bind(port int, raw bool) (pair, error) {
+	rtp, _, err := p.listen(port, raw)
 	if err != nil {
 		return pair{}, err
 	}
-	rtcp, _, err := p.listen(port + 1)
+	rtcp, _, err := p.listen(port+1, raw)
 	if err != nil {
 		rtp.close()
 		return pair{}, err

@@ -37,6 +37,7 @@ type Session struct {
 	digits  int
 	armed   bool // both legs signalled: the media timeout runs
 	closed  bool
+	rec     *Recording // the recording fork, if any
 
 	lastRTP atomic.Int64 // relay nanos of the last RTP accepted from either leg
 	faulted atomic.Bool  // its handling panicked, or its ring failed: every packet is dropped
@@ -354,6 +355,12 @@ func (s *Session) Close() Stats {
 			s.maxTimer.Stop()
 		}
 		s.r.io.stop(s)
+		s.mu.Lock()
+		rec := s.rec
+		s.mu.Unlock()
+		if rec != nil {
+			rec.Close()
+		}
 		func() {
 			defer s.recoverFault("close")
 			s.deliver(s.closeState())
@@ -536,6 +543,7 @@ func (s *Session) loop(leg Leg, rtcp bool) {
 	// Room past MaxPacket for what SRTP adds toward an SRTP peer.
 	out := make([]byte, MaxPacket, recvBuf)
 	digits := make([]Digit, 0, 8)
+	fk := forkOut{buf: make([]byte, MaxPacket)}
 	for {
 		n, from, err := conn.ReadFromUDPAddrPort(in)
 		if err != nil {
@@ -546,8 +554,11 @@ func (s *Session) loop(leg Leg, rtcp bool) {
 		}
 		var pkt []byte
 		var dst netip.AddrPort
-		if pkt, dst, digits = s.relay(leg, rtcp, in[:n], unmap(from), out, digits); pkt != nil {
+		if pkt, dst, digits = s.relay(leg, rtcp, in[:n], unmap(from), out, digits, &fk); pkt != nil {
 			send.WriteToUDPAddrPort(pkt, dst)
+		}
+		if fk.n > 0 {
+			fk.rec.sendConn(&fk)
 		}
 	}
 }
@@ -557,16 +568,20 @@ func (s *Session) loop(leg Leg, rtcp bool) {
 // where to. Carrier RTP is inspected and rewritten into out (MaxPacket
 // bytes); everything else leaves as it came, so the result may alias in.
 // Digits the packet completes are delivered before relay returns; digits
-// is scratch space for them, handed back for reuse.
+// is scratch space for them, handed back for reuse. A copy of an RTP
+// packet for the session's recording fork is left in fk (fk.n 0: none);
+// the engine sends it after the packet.
 //
 // A panic in there (the masker, the sink) is a fault of this session
 // alone: the packet is dropped, the session with it (ErrFault), and the
 // engine's thread goes on with the other calls.
-func (s *Session) relay(leg Leg, rtcp bool, in []byte, from netip.AddrPort, out []byte, digits []Digit) (pkt []byte, dst netip.AddrPort, ds []Digit) {
+func (s *Session) relay(leg Leg, rtcp bool, in []byte, from netip.AddrPort, out []byte, digits []Digit, fk *forkOut) (pkt []byte, dst netip.AddrPort, ds []Digit) {
+	fk.n = 0
 	defer func() {
 		if v := recover(); v != nil {
 			s.fault("packet", v)
 			pkt, dst, ds = nil, netip.AddrPort{}, digits[:0]
+			fk.n = 0 // the recorder gets nothing the platform does not
 		}
 	}()
 	if s.faulted.Load() {
@@ -582,10 +597,10 @@ func (s *Session) relay(leg Leg, rtcp bool, in []byte, from netip.AddrPort, out 
 		pkt, dst := s.rtcpPacket(leg, 1-leg, dir, in, from, out)
 		return pkt, dst, digits
 	case leg == Platform:
-		pkt, dst := s.platformPacket(in, from, out)
+		pkt, dst := s.platformPacket(in, from, out, fk)
 		return pkt, dst, digits
 	}
-	res := s.carrierPacket(in, from, time.Now(), out, digits[:0])
+	res := s.carrierPacket(in, from, time.Now(), out, digits[:0], fk)
 	if len(res.digits) > 0 {
 		s.deliver(res.digits)
 	}
@@ -602,8 +617,10 @@ func (s *Session) relay(leg Leg, rtcp bool, in []byte, from netip.AddrPort, out 
 // carrier with only the address rewritten, or, when either leg has SRTP,
 // authenticated and decrypted with the platform's keys and protected
 // with the carrier leg's own. A packet that fails authentication is
-// dropped. The result is in or out.
-func (s *Session) platformPacket(in []byte, from netip.AddrPort, out []byte) ([]byte, netip.AddrPort) {
+// dropped. The result is in or out. The recording fork's agent stream
+// gets the packet as relayed, before the carrier leg's SRTP (fk may be
+// nil: no fork).
+func (s *Session) platformPacket(in []byte, from netip.AddrPort, out []byte, fk *forkOut) ([]byte, netip.AddrPort) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !s.legs[Platform].acceptRTP(from) {
@@ -628,9 +645,13 @@ func (s *Session) platformPacket(in []byte, from netip.AddrPort, out []byte) ([]
 		s.count(toCarrier, o)
 		return nil, dst
 	}
+	s.forkCopy(fk, streamAgent, pkt)
 	if lc := s.legs[Carrier].crypto; lc != nil {
 		if pkt, o = lc.encryptRTP(out[:copy(out, pkt)]); o != outcomeNone {
 			s.count(toCarrier, o)
+			if fk != nil {
+				fk.n = 0 // not relayed, not recorded
+			}
 			return nil, netip.AddrPort{}
 		}
 	}

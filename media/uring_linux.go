@@ -251,6 +251,33 @@ func (e *uringEngine) stop(s *Session) {
 	r.load.Add(-1)
 }
 
+// startFork puts a fork's sockets on its session's ring, as send-only
+// slots: they are never read.
+func (e *uringEngine) startFork(rec *Recording) error {
+	r, _ := rec.s.ring.(*ring)
+	if r == nil {
+		return e.loops.startFork(rec)
+	}
+	done := make(chan struct{})
+	r.post(ringCmd{fork: rec, done: done}) // a failed ring closes done at once
+	<-done
+	if !rec.onRing {
+		return ErrRingFailed
+	}
+	return nil
+}
+
+func (e *uringEngine) stopFork(rec *Recording) {
+	r, _ := rec.s.ring.(*ring)
+	if r == nil || !rec.onRing {
+		e.loops.stopFork(rec)
+		return
+	}
+	done := make(chan struct{})
+	r.post(ringCmd{unfork: rec, done: done})
+	<-done
+}
+
 func (e *uringEngine) close() {
 	for _, r := range e.rings {
 		done := make(chan struct{})
@@ -260,9 +287,10 @@ func (e *uringEngine) close() {
 }
 
 type ringCmd struct {
-	start, stop *Session
-	quit        bool
-	done        chan struct{}
+	start, stop  *Session
+	fork, unfork *Recording
+	quit         bool
+	done         chan struct{}
 }
 
 // usock is one socket on a ring, with what the kernel reads while its
@@ -278,6 +306,11 @@ type usock struct {
 	recvOn   bool
 	sendOn   bool
 	stopping bool
+
+	// A recording fork's socket: it only sends, and its sends' results
+	// are counted as the fork's.
+	rec    *Recording
+	stream forkStream
 
 	rmsg unix.Msghdr
 	from [nameRoom]byte // rmsg's name: multishot writes the buffer's instead
@@ -309,8 +342,11 @@ type ring struct {
 	slots    []*usock
 	free     []int
 	sessions map[*Session]*ringSession
+	forks    map[*Recording]*ringFork
 
 	scratch [MaxPacket]byte
+	fk      forkOut // the copy for a recording fork of the packet in hand
+	fkBuf   [MaxPacket]byte
 	digits  []Digit
 	quit    *ringCmd
 
@@ -325,10 +361,18 @@ type ringSession struct {
 	done  chan struct{}
 }
 
+// ringFork is a recording fork's two sending slots and who waits for
+// its stop.
+type ringFork struct {
+	slots [2]int
+	done  chan struct{}
+}
+
 // newRing sets a ring up on the thread that will drive it: a ring with
 // a single issuer belongs to the thread that created it.
 func newRing(e *uringEngine, id int) (*ring, error) {
-	r := &ring{e: e, id: id, fd: -1, efd: -1, sessions: make(map[*Session]*ringSession)}
+	r := &ring{e: e, id: id, fd: -1, efd: -1, sessions: make(map[*Session]*ringSession), forks: make(map[*Recording]*ringFork)}
+	r.fk.buf = r.fkBuf[:]
 	started := make(chan error)
 	go r.loop(started)
 	if err := <-started; err != nil {
@@ -621,7 +665,7 @@ func (r *ring) run() (ok bool) {
 	for {
 		r.enter(1)
 		r.reap()
-		if r.quit != nil && len(r.sessions) == 0 {
+		if r.quit != nil && len(r.sessions) == 0 && len(r.forks) == 0 {
 			return true
 		}
 	}
@@ -646,6 +690,9 @@ func (r *ring) fail(v any) {
 	for s, rs := range r.sessions {
 		victims = append(victims, s)
 		dones = append(dones, rs.done)
+	}
+	for _, rf := range r.forks {
+		dones = append(dones, rf.done)
 	}
 	// The batch being run when it failed, and what came since.
 	for _, c := range append(r.running, late...) {
@@ -722,6 +769,13 @@ func (r *ring) complete(i, op int, res int32, flags uint32) {
 	switch op {
 	case udSend:
 		u.sendOn = false
+		if u.rec != nil {
+			u.rec.count(u.stream, res >= 0)
+			if u.stopping {
+				r.maybeForkStopped(u.rec)
+			}
+			return
+		}
 	case udRecv:
 		more := flags&cqeFMore != 0
 		if !more {
@@ -760,11 +814,19 @@ func (r *ring) commands() {
 			r.startSession(c.start)
 		case c.stop != nil:
 			r.stopSession(c.stop, c.done)
+		case c.fork != nil:
+			r.startFork(c.fork)
+			close(c.done)
+		case c.unfork != nil:
+			r.stopFork(c.unfork, c.done)
 		case c.quit:
 			c := c
 			r.quit = &c
 			for s := range r.sessions {
 				r.stopSession(s, nil)
+			}
+			for rec := range r.forks {
+				r.stopFork(rec, nil)
 			}
 		}
 	}
@@ -804,6 +866,65 @@ func (r *ring) startSession(s *Session) {
 	r.sessions[s] = rs
 	for _, i := range rs.slots {
 		r.armRecv(i)
+	}
+}
+
+// startFork gives a fork's two RTP sockets a slot each, for sends; the
+// RTCP sockets only hold their ports.
+func (r *ring) startFork(rec *Recording) {
+	if r.quit != nil {
+		return
+	}
+	rf := &ringFork{}
+	for st := range rec.pairs {
+		u := &usock{s: rec.s, fd: rec.pairs[st].rtp.fd, rec: rec, stream: forkStream(st)}
+		i := r.slot()
+		u.self, u.peer = i, -1
+		r.slots[i] = u
+		rf.slots[st] = i
+		rec.slots[st] = i
+	}
+	r.forks[rec] = rf
+	rec.onRing = true
+}
+
+func (r *ring) stopFork(rec *Recording, done chan struct{}) {
+	rf := r.forks[rec]
+	if rf == nil {
+		if done != nil {
+			close(done)
+		}
+		return
+	}
+	if done != nil {
+		rf.done = done
+	}
+	for _, i := range rf.slots {
+		r.slots[i].stopping = true
+	}
+	r.maybeForkStopped(rec)
+}
+
+// maybeForkStopped frees a stopping fork's slots once no send of it is
+// in flight, and lets its Close go on.
+func (r *ring) maybeForkStopped(rec *Recording) {
+	rf := r.forks[rec]
+	if rf == nil {
+		return
+	}
+	for _, i := range rf.slots {
+		if r.slots[i].sendOn {
+			return
+		}
+	}
+	for st, i := range rf.slots {
+		r.slots[i] = nil
+		r.free = append(r.free, i)
+		rec.slots[st] = -1
+	}
+	delete(r.forks, rec)
+	if rf.done != nil {
+		close(rf.done)
 	}
 }
 
@@ -883,7 +1004,7 @@ func (r *ring) packet(u *usock, in []byte, from netip.AddrPort) {
 	}
 	var pkt []byte
 	var dst netip.AddrPort
-	pkt, dst, r.digits = u.s.relay(u.leg, u.rtcp, in, from, buf[:MaxPacket], r.digits)
+	pkt, dst, r.digits = u.s.relay(u.leg, u.rtcp, in, from, buf[:MaxPacket], r.digits, &r.fk)
 	if pkt == nil {
 		return
 	}
@@ -893,6 +1014,46 @@ func (r *ring) packet(u *usock, in []byte, from netip.AddrPort) {
 		pkt = buf[:copy(buf, pkt)]
 	}
 	r.send(out, pkt, dst)
+	if r.fk.n > 0 {
+		r.forkSend(&r.fk)
+	}
+}
+
+// forkSend queues the copy in fk from its fork's socket, or sends it at
+// once while that socket's previous send is in flight. A panic here is
+// the fork's: it closes the fork, not the ring; a failing ring is not
+// the fork's and goes on failing.
+func (r *ring) forkSend(fk *forkOut) {
+	rec := fk.rec
+	defer func() {
+		if v := recover(); v != nil {
+			if _, ok := v.(enterError); ok {
+				panic(v)
+			}
+			rec.fault("send", fk.stream, v)
+		}
+	}()
+	if rec.faulted.Load() {
+		return
+	}
+	runTestForkFault("send")
+	i := rec.slots[fk.stream]
+	if i < 0 {
+		return
+	}
+	out := r.slots[i]
+	if out.stopping {
+		return
+	}
+	b := fk.buf[:fk.n]
+	if out.sendOn {
+		to, tl := sockaddrOf(fk.dst)
+		_, _, errno := unix.Syscall6(unix.SYS_SENDTO, uintptr(out.fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)),
+			unix.MSG_DONTWAIT, uintptr(unsafe.Pointer(&to[0])), uintptr(tl))
+		rec.count(fk.stream, errno == 0)
+		return
+	}
+	r.send(out, out.sbuf[:copy(out.sbuf[:], b)], fk.dst)
 }
 
 func (r *ring) send(out *usock, b []byte, dst netip.AddrPort) {
@@ -987,3 +1148,5 @@ func listenRaw(ip netip.Addr, port int) (sock, int, error) {
 }
 
 func closeFD(fd int) { unix.Close(fd) }
+
+func setRecvBufFD(fd, n int) { unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, n) }

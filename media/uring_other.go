@@ -16,3 +16,5 @@ func newUringEngine(*zap.Logger, *metrics) (ioEngine, error) { return nil, errNo
 func listenRaw(netip.Addr, int) (sock, int, error) { return sock{}, 0, errNoUring }
 
 func closeFD(int) {}
+
+func setRecvBufFD(int, int) {}

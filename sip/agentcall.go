@@ -212,6 +212,7 @@ func (c *call) answerAgent(inReq *sip.Request, inTx sip.ServerTransaction, leg a
 	})
 	leg.Answered()
 	g.log.Info("call answered by a browser agent", zap.String("call", c.id), zap.String("agent", leg.Agent()))
+	c.goCall("recording", c.record)
 	c.retransmit(c.in, inTx, out, w, nil)
 }
 

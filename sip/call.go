@@ -50,6 +50,8 @@ type call struct {
 	identity   []sip.Header           // what a leg made on the platform trunk says of the caller
 	transfer   *transfer              // a REFER being carried out
 	retired    []*dialog              // platform dialogs a transfer replaced: BYE still answered
+	meta       callMeta               // what a recording's metadata says of the call
+	rec        *recording             // the call's SIPREC session, once started
 }
 
 // ackWait is a 2xx to an INVITE received on a leg, waiting for its ACK:
@@ -141,6 +143,10 @@ func (c *call) turn(from, to media.Leg, body []byte, offer bool) ([]byte, error)
 	c.lastSDP[to] = out
 	c.prevRemote[from], c.remote[from] = c.remote[from], st
 	c.keepRecv(from, body)
+	if !offer && c.rec != nil {
+		// An answer settles the call's streams: the recording follows.
+		c.rec.mediaChanged(c.remote)
+	}
 	return out, nil
 }
 
@@ -164,6 +170,9 @@ func (c *call) takeAnswer(from media.Leg, body []byte) error {
 	c.keys[from].cur = st.SRTP
 	c.prevRemote[from], c.remote[from] = c.remote[from], st
 	c.keepRecv(from, body)
+	if c.rec != nil {
+		c.rec.mediaChanged(c.remote)
+	}
 	return nil
 }
 
@@ -392,6 +401,12 @@ func (c *call) end(e ending) {
 	c.mu.Unlock()
 
 	c.sess.Close()
+	c.mu.Lock()
+	rec := c.rec
+	c.mu.Unlock()
+	if rec != nil {
+		rec.stop(e.outcome)
+	}
 	c.mu.Lock()
 	for l := range c.keys {
 		c.keys[l].wipe()

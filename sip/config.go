@@ -6,6 +6,8 @@ import (
 	"net/netip"
 	"strings"
 	"time"
+
+	"github.com/emiago/sipgo/sip"
 )
 
 // Config is the B2BUA's part of the configuration, the "sip:" section of
@@ -103,7 +105,45 @@ type TrunkConfig struct {
 	// default), optional or required. Each side is settled on its own:
 	// SRTP and plain RTP mix across the two.
 	SRTP SRTPPolicy `yaml:"srtp"`
+	// Recording records the calls that come in on this trunk with a
+	// SIPREC recording server (RFC 7866).
+	Recording RecordingConfig `yaml:"recording"`
 }
+
+// RecordingConfig is a trunk's "recording:": the gateway as SIPREC
+// client (SRC). Once a call that came in on the trunk is answered, the
+// gateway opens a recording session of its own with the recording
+// server (SRS), through the platform trunk: an INVITE with Require:
+// siprec, two sendonly streams (the customer's, masked, and the
+// agent's) and the RFC 7865 metadata. A recording that fails never
+// touches the call, unless Required.
+type RecordingConfig struct {
+	// SRS is the recording server's SIP URI ("" records nothing), e.g.
+	// "sip:srs@10.0.0.9:5060" or "sip:srs@rec.example.net;transport=tcp";
+	// a host name is looked up as the trunk targets are. Its requests
+	// (a BYE) come in on the platform trunk: its allow list must hold
+	// the server's address.
+	SRS string `yaml:"srs"`
+	// Required refuses new calls (503) while the recording server is
+	// down (OPTIONS every ProbeInterval), and ends a call whose
+	// recording fails (BYE on both legs): for sites that must record
+	// every call. False (the default): calls go on unrecorded, and the
+	// failure is audited.
+	Required bool `yaml:"required"`
+	// Timeout is how long the recording server may take to answer the
+	// recording session's INVITE (default 2s).
+	Timeout time.Duration `yaml:"timeout"`
+	// ProbeInterval sends the recording server OPTIONS this often
+	// (default 5s; 0s: never, and Required takes it as up). No answer
+	// within Timeout, an unreachable server or 503 is down.
+	ProbeInterval time.Duration `yaml:"probe_interval"`
+}
+
+// Defaults of RecordingConfig.
+const (
+	DefaultRecordingTimeout = 2 * time.Second
+	DefaultRecorderProbe    = 5 * time.Second
+)
 
 // SessionTimerConfig is "sip.session_timer" (RFC 4028). Each leg
 // negotiates its own interval and refresher with its peer: a peer that
@@ -210,6 +250,8 @@ const DefaultRingTimeout = 3 * time.Minute
 // Kubernetes gives a pod between SIGTERM and SIGKILL by default.
 const DefaultDrainTimeout = 20 * time.Second
 
+var defaultRecording = RecordingConfig{Timeout: DefaultRecordingTimeout, ProbeInterval: DefaultRecorderProbe}
+
 // DefaultConfig is the default configuration of DESIGN.md: the carrier
 // side on 127.0.0.1:5060, the platform side on 127.0.0.1:5070 sending new
 // calls to sip:agent@127.0.0.1:5090, both open to loopback only.
@@ -219,10 +261,10 @@ func DefaultConfig() Config {
 		Trunks: Trunks{
 			Carrier: TrunkConfig{Listen: netip.MustParseAddrPort("127.0.0.1:5060"), Transports: []string{"udp", "tcp"},
 				Allow: loopback, Target: "sip:{user}@127.0.0.1:5080", SRTP: SRTPOff,
-				TLS: TLSConfig{Port: 5061, MinVersion: "1.2"}, FailoverTimeout: defaultFailover},
+				TLS: TLSConfig{Port: 5061, MinVersion: "1.2"}, FailoverTimeout: defaultFailover, Recording: defaultRecording},
 			Platform: TrunkConfig{Listen: netip.MustParseAddrPort("127.0.0.1:5070"), Transports: []string{"udp", "tcp"},
 				Allow: loopback, Target: "sip:agent@127.0.0.1:5090", SRTP: SRTPOff,
-				TLS: TLSConfig{Port: 5071, MinVersion: "1.2"}, FailoverTimeout: defaultFailover},
+				TLS: TLSConfig{Port: 5071, MinVersion: "1.2"}, FailoverTimeout: defaultFailover, Recording: defaultRecording},
 		},
 		RejectUninspectable: true,
 		CorrelationHeaders:  DefaultCorrelationHeaders,
@@ -243,6 +285,16 @@ func (c Config) Validate() error {
 	}{{"sip.trunks.carrier", c.Trunks.Carrier}, {"sip.trunks.platform", c.Trunks.Platform}} {
 		if err := t.t.validate(t.key); err != nil {
 			return err
+		}
+	}
+	for _, t := range []struct {
+		key string
+		r   RecordingConfig
+	}{{"sip.trunks.carrier.recording.srs", c.Trunks.Carrier.Recording}, {"sip.trunks.platform.recording.srs", c.Trunks.Platform.Recording}} {
+		var u sip.Uri
+		if t.r.SRS != "" && sip.ParseUri(t.r.SRS, &u) == nil && transportFor(u) == "TLS" && !c.Trunks.Platform.hasTLS() {
+			// The recording session leaves through the platform trunk.
+			return fmt.Errorf("%s: TLS, and sip.trunks.platform.transports has no tls", t.key)
 		}
 	}
 	if c.RingTimeout < 0 {
@@ -288,6 +340,40 @@ func (c Config) Validate() error {
 		}
 	}
 	return nil
+}
+
+func (r RecordingConfig) validate(key string) error {
+	switch {
+	case r.Timeout < 0:
+		return fmt.Errorf("%s.timeout: negative", key)
+	case r.ProbeInterval < 0:
+		return fmt.Errorf("%s.probe_interval: negative", key)
+	case r.SRS == "" && r.Required:
+		return fmt.Errorf("%s.required: no srs to record with", key)
+	case r.SRS == "":
+		return nil
+	}
+	var u sip.Uri
+	if err := sip.ParseUri(r.SRS, &u); err != nil || (u.Scheme != "sip" && u.Scheme != "sips") || u.Host == "" {
+		return fmt.Errorf("%s.srs: %q is not a sip: or sips: URI", key, r.SRS)
+	}
+	if strings.Contains(r.SRS, "{user}") {
+		return fmt.Errorf("%s.srs: {user} has no meaning here", key)
+	}
+	switch transportFor(u) {
+	case "UDP", "TCP", "TLS":
+	default:
+		return fmt.Errorf("%s.srs: transport %q: want udp, tcp or tls", key, transportFor(u))
+	}
+	return nil
+}
+
+// withDefaults is r with its zero timeout set.
+func (r RecordingConfig) withDefaults() RecordingConfig {
+	if r.Timeout <= 0 {
+		r.Timeout = DefaultRecordingTimeout
+	}
+	return r
 }
 
 func (s SessionTimerConfig) validate() error {
@@ -360,6 +446,9 @@ func (t TrunkConfig) validate(key string) error {
 	}
 	if len(t.Failover) > 0 && t.Target == "" {
 		return fmt.Errorf("%s.failover: no target before it", key)
+	}
+	if err := t.Recording.validate(key + ".recording"); err != nil {
+		return err
 	}
 	targets := []struct {
 		key, uri string

@@ -264,6 +264,22 @@
 // A late offer cannot go to browser agents (the codec must be known
 // before one answers): 488, or the fallback.
 //
+// # Recording (SIPREC)
+//
+// A trunk with recording.srs (RecordingConfig) has its calls recorded:
+// the gateway is the SIPREC client (RFC 7866). Once a call is answered,
+// the call's media session opens its recording fork
+// (MediaSession.Record) and the gateway a dialog of its own with the
+// recording server, through the platform trunk, offering the fork's two
+// streams (the customer's, masked, and the agent's) with the RFC 7865
+// metadata of package siprec; a BYE ends it with the call, and an answer
+// that changes the call's codec re-offers it. A recording that fails is
+// audited (recording.failed) and leaves the call alone, unless
+// recording.required: then new calls get 503 while the server's OPTIONS
+// probe says it is down, and a call whose recording fails is ended.
+// Requests the server sends in its dialog (its BYE) come in on the
+// platform trunk and are matched as a call's are.
+//
 // # Faults
 //
 // One fault, one call (DESIGN.md invariant 8). A panic in a sipgo

@@ -62,6 +62,9 @@ type Gateway struct {
 	refusals refusals
 	sources  *sources
 
+	recorders  [2]*recorder          // by the leg of the trunk whose calls they record
+	recordings map[string]*recording // SIPREC sessions by SIP Call-ID (under mu)
+
 	agents     AgentPools
 	agentCalls sync.Map  // call id → agents.Leg: the calls a browser agent answered
 	agentEnds  sync.Once // the registry tells the agents' legs how their calls ended
@@ -118,7 +121,7 @@ func New(cfg Config, opts Options) (*Gateway, error) {
 		cfg.Transfer.Capture = CaptureCancel
 	}
 	g := &Gateway{cfg: cfg, node: opts.Node, relay: opts.Relay, reg: opts.Registry, audit: opts.Audit, metrics: opts.Metrics, log: opts.Log, calls: map[string]*call{},
-		sources: newSources(cfg.Limits)}
+		sources: newSources(cfg.Limits), recordings: map[string]*recording{}}
 	if g.reg == nil {
 		g.reg = NewRegistry(0)
 	}
@@ -143,6 +146,13 @@ func New(cfg Config, opts Options) (*Gateway, error) {
 	}
 	for _, t := range []*trunk{g.carrier, g.platform} {
 		g.handle(t)
+		// Recording sessions leave through the platform trunk, where the
+		// recorder is.
+		if g.recorders[t.leg], err = newRecorder(t.cfg.Recording, t, g.platform, g.log, g.metrics); err != nil {
+			g.carrier.close()
+			g.platform.close()
+			return nil, fmt.Errorf("sip: sip.trunks.%s.recording.srs: %w", t.name, err)
+		}
 	}
 	return g, nil
 }
@@ -154,6 +164,11 @@ func (g *Gateway) Start() {
 	for _, t := range []*trunk{g.carrier, g.platform} {
 		if t.cfg.ProbeInterval > 0 && t.cfg.Target != "" {
 			g.goQuiet("probe", "", func() { t.probe(t.stop, g.log, g.metrics) })
+		}
+	}
+	for _, r := range g.recorders {
+		if r != nil && r.cfg.ProbeInterval > 0 {
+			g.goQuiet("recorder_probe", "", func() { r.probe(r.via.stop) })
 		}
 	}
 	g.ready.Store(true)

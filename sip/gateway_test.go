@@ -28,15 +28,16 @@ import (
 // fakeRelay hands out sessions with fixed local addresses and records
 // what the gateway tells them.
 type fakeRelay struct {
-	mu       sync.Mutex
-	sessions []*fakeSession
+	mu        sync.Mutex
+	sessions  []*fakeSession
+	recordErr error // every session's Record fails with it, when set
 }
 
 func (r *fakeRelay) Open(callID string) (MediaSession, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	n := len(r.sessions)
-	s := &fakeSession{callID: callID, done: make(chan struct{})}
+	s := &fakeSession{callID: callID, done: make(chan struct{}), recordErr: r.recordErr}
 	s.local[media.Carrier] = netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(30000+4*n))
 	s.local[media.Platform] = netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(30002+4*n))
 	r.sessions = append(r.sessions, s)
@@ -58,11 +59,13 @@ type fakeSession struct {
 	done   chan struct{}
 	err    error
 
-	mu      sync.Mutex
-	remote  [2][]media.Stream
-	digits  []dtmf.Digit
-	capture bool
-	closed  bool
+	mu        sync.Mutex
+	remote    [2][]media.Stream
+	digits    []dtmf.Digit
+	capture   bool
+	closed    bool
+	recordErr error          // what Record returns, when set
+	rec       *fakeRecording // the fork Record opened
 }
 
 func (s *fakeSession) Local(l media.Leg) netip.AddrPort { return s.local[l] }
@@ -82,6 +85,51 @@ func (s *fakeSession) SetCapture(on bool) {
 	defer s.mu.Unlock()
 	s.capture = on
 }
+func (s *fakeSession) Record() (MediaRecording, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.recordErr != nil {
+		return nil, s.recordErr
+	}
+	p := s.local[media.Carrier].Port() + 100
+	s.rec = &fakeRecording{cust: netip.AddrPortFrom(s.local[0].Addr(), p), agent: netip.AddrPortFrom(s.local[0].Addr(), p+2)}
+	return s.rec, nil
+}
+
+// recording is the fork Record opened, nil before.
+func (s *fakeSession) recording() *fakeRecording {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.rec
+}
+
+// fakeRecording is a recording fork that records what it is told.
+type fakeRecording struct {
+	cust, agent netip.AddrPort
+
+	mu      sync.Mutex
+	remotes [][2]media.Stream
+	closed  bool
+}
+
+func (r *fakeRecording) Local() (customer, agent netip.AddrPort) { return r.cust, r.agent }
+func (r *fakeRecording) SetRemote(customer, agent media.Stream) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.remotes = append(r.remotes, [2]media.Stream{customer, agent})
+	return nil
+}
+func (r *fakeRecording) Close() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.closed = true
+}
+func (r *fakeRecording) state() (remotes [][2]media.Stream, closed bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([][2]media.Stream(nil), r.remotes...), r.closed
+}
+
 func (s *fakeSession) Done() <-chan struct{} { return s.done }
 func (s *fakeSession) Err() error            { return s.err }
 func (s *fakeSession) Close() {

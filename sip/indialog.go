@@ -75,6 +75,10 @@ func (g *Gateway) onInDialog(t *trunk, req *sip.Request, tx sip.ServerTransactio
 	}
 	c, d, leg, ok := g.find(t, req)
 	if !ok {
+		if r := g.recordingOf(t, req); r != nil && r.d.acceptSeq(req) {
+			r.onRequest(req, tx)
+			return
+		}
 		_ = tx.Respond(sip.NewResponseFromRequest(req, 481, "Call/Transaction Does Not Exist", nil))
 		return
 	}

@@ -159,6 +159,9 @@ func (g *Gateway) newCall(in *trunk, req *sip.Request, tx sip.ServerTransaction)
 		return
 	}
 	target := uris[0]
+	if g.refuseUnrecorded(in, req, reject) {
+		return
+	}
 	_ = tx.Respond(sip.NewResponseFromRequest(req, 100, "Trying", nil))
 
 	c = &call{g: g, id: newCallID(g.node), in: in.leg, abort: make(chan audit.Reason, 1), done: make(chan struct{})}
@@ -252,6 +255,7 @@ func (g *Gateway) newCall(in *trunk, req *sip.Request, tx sip.ServerTransaction)
 		return LegInfo{Trunk: d.t.name, CallID: d.callID, LocalTag: d.localTag, RemoteTag: d.remoteTag}
 	}
 	info.Carrier, info.Platform = legInfo(c.legs[0]), legInfo(c.legs[1])
+	c.meta = newCallMeta(req, info.Correlation, g.cfg.CorrelationHeaders)
 	g.mu.Lock()
 	if g.closing {
 		g.mu.Unlock()
@@ -725,6 +729,7 @@ func (c *call) answer(inReq *sip.Request, inTx sip.ServerTransaction, o *outboun
 		c.legInfo(ci)
 	})
 	g.log.Info("call answered", zap.String("call", c.id))
+	c.goCall("recording", c.record)
 	c.retransmit(c.in, inTx, resp, w, nil)
 }
 
@@ -778,6 +783,7 @@ func (c *call) answerLate(inReq *sip.Request, inTx sip.ServerTransaction, res *s
 		c.legInfo(ci)
 	})
 	g.log.Info("call answered (late offer)", zap.String("call", c.id))
+	c.goCall("recording", c.record)
 	ack := c.retransmit(c.in, inTx, resp, w, func() { acker.send(nil) })
 	if ack == nil {
 		acker.send(nil)

@@ -19,6 +19,8 @@ type Metrics struct {
 	expiredN *prometheus.CounterVec
 	transfer *prometheus.CounterVec
 	faults   *prometheus.CounterVec
+	records  *prometheus.CounterVec
+	recUp    *prometheus.GaugeVec
 }
 
 // NewMetrics registers the metrics with reg:
@@ -40,6 +42,10 @@ type Metrics struct {
 //	tonevault_sip_faults_total{where}       panics recovered: in a request's handler
 //	    (handler), a call's INVITE (invite, setup) or one of its goroutines
 //	    and timers (by what it was); each ended its call only
+//	tonevault_sip_recordings_total{result}  SIPREC sessions: started, ended, or why one
+//	    failed (the recording.failed reasons; recording_unavailable: a call refused)
+//	tonevault_sip_recorder_up{trunk}         1 when the trunk's recording server answered
+//	    the last OPTIONS probe
 func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	m := &Metrics{
 		active: prometheus.NewGauge(prometheus.GaugeOpts{
@@ -75,8 +81,14 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		faults: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tonevault_sip_faults_total", Help: "Panics recovered in the SIP B2BUA, by where: each ended the call it belonged to (call.failed, sip_fault) and no other.",
 		}, []string{"where"}),
+		records: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tonevault_sip_recordings_total", Help: "SIPREC recording sessions: started, ended, or why one failed (recorder_timeout, recorder_rejected, recorder_unreachable, recorder_bad_answer, recorder_bye, recording_fork_failed; recording_unavailable: a call refused because recording is required and the recorder is down).",
+		}, []string{"result"}),
+		recUp: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "tonevault_sip_recorder_up", Help: "1 when the recording server of the trunk's calls answered the last OPTIONS probe, 0 when not (recording.probe_interval).",
+		}, []string{"trunk"}),
 	}
-	for _, c := range []prometheus.Collector{m.active, m.calls, m.refusedN, m.digits, m.stopped, m.limitedN, m.failover, m.targets, m.expiredN, m.transfer, m.faults} {
+	for _, c := range []prometheus.Collector{m.active, m.calls, m.refusedN, m.digits, m.stopped, m.limitedN, m.failover, m.targets, m.expiredN, m.transfer, m.faults, m.records, m.recUp} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -140,6 +152,22 @@ func (m *Metrics) transferred(outcome string) {
 func (m *Metrics) fault(where string) {
 	if m != nil {
 		m.faults.WithLabelValues(where).Inc()
+	}
+}
+
+func (m *Metrics) recording(result string) {
+	if m != nil {
+		m.records.WithLabelValues(result).Inc()
+	}
+}
+
+func (m *Metrics) recorderUp(trunk string, up bool) {
+	if m != nil {
+		v := 0.0
+		if up {
+			v = 1
+		}
+		m.recUp.WithLabelValues(trunk).Set(v)
 	}
 }
 

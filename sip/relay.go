@@ -31,7 +31,23 @@ type MediaSession interface {
 	// Done is closed on media timeout or maximum duration; Err says which.
 	Done() <-chan struct{}
 	Err() error
-	// Close frees the ports; idempotent.
+	// Record opens the call's SIPREC fork (see MediaRecording).
+	Record() (MediaRecording, error)
+	// Close frees the ports, the fork's too; idempotent.
+	Close()
+}
+
+// MediaRecording is a call's recording fork, as media.Recording: a copy
+// of what the relay forwards on each leg, sent as plain RTP to a
+// recording server. The customer stream is what goes to the platform
+// (masked), the agent stream what goes to the carrier.
+type MediaRecording interface {
+	// Local is where each stream is sent from: the ports of the SDP
+	// offered to the recording server.
+	Local() (customer, agent netip.AddrPort)
+	// SetRemote says where the server takes each stream (its answer).
+	SetRemote(customer, agent media.Stream) error
+	// Close stops the fork; idempotent. The call goes on.
 	Close()
 }
 
@@ -52,3 +68,13 @@ func (a relayAdapter) Open(callID string) (MediaSession, error) {
 type sessionAdapter struct{ *media.Session }
 
 func (s sessionAdapter) Close() { s.Session.Close() }
+
+// Record returns the fork as a MediaRecording, never a nil pointer in
+// an interface.
+func (s sessionAdapter) Record() (MediaRecording, error) {
+	r, err := s.Session.Record()
+	if err != nil {
+		return nil, err
+	}
+	return r, nil
+}

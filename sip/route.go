@@ -299,8 +299,10 @@ func (t *trunk) probeOnce(log *zap.Logger, m *Metrics) {
 
 // ping sends one OPTIONS to d and reports whether d answered (503 is
 // not an answer: the server is there but takes nothing).
-func (t *trunk) ping(d dest) bool {
-	wait := t.failoverTimeout()
+func (t *trunk) ping(d dest) bool { return t.pingWithin(d, t.failoverTimeout()) }
+
+// pingWithin is ping with its own wait for the answer.
+func (t *trunk) pingWithin(d dest, wait time.Duration) bool {
 	req := sip.NewRequest(sip.OPTIONS, d.uri)
 	from := &sip.FromHeader{Address: sip.Uri{Scheme: "sip", User: "tonevault", Host: t.addr.Addr().String(), Port: int(t.addr.Port())}, Params: sip.NewParams()}
 	from.Params.Add("tag", sip.GenerateTagN(16))

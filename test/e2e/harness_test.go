@@ -112,6 +112,9 @@ type stackOptions struct {
 	// agent), e.g. "agents:e2e"; extra are more top-level sections.
 	platform string
 	extra    string
+	// carrier are more keys under sip.trunks.carrier (indented YAML
+	// lines), e.g. its recording.
+	carrier string
 	// postgres puts the store in a PostgreSQL database of its own (a
 	// server of the test's, test/pgserver) instead of SQLite.
 	postgres bool
@@ -185,7 +188,7 @@ func newStack(t *testing.T, o stackOptions) *stack {
   trunks:
     carrier:
       listen: 127.0.0.1:0
-    platform:
+%s    platform:
       listen: 127.0.0.1:0
       target: %q
   ring_timeout: 30s
@@ -219,7 +222,7 @@ psp:
 %s%s  outbox:
     backoff: 200ms
     max_backoff: 1s
-%s`, o.platform, o.media, trail, o.audit, api.HashKey(apiKey), webhook, s.vault.Addr, roleID, secretFile,
+%s`, o.carrier, o.platform, o.media, trail, o.audit, api.HashKey(apiKey), webhook, s.vault.Addr, roleID, secretFile,
 		s.sim.Addr(), o.pspTimeout, filepath.Join(s.dir, "psp"), leaseMargin, storeCfg, o.extra)
 	if err := os.WriteFile(s.cfg, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
