@@ -55,7 +55,7 @@ func forkCount(t *testing.T, reg *prometheus.Registry, stream, result string) fl
 }
 
 // gauge reads the series of name with labels from reg, counter or gauge.
-func gauge(t *testing.T, reg *prometheus.Registry, name string, labels map[string]string) float64 {
+func gauge(t testing.TB, reg *prometheus.Registry, name string, labels map[string]string) float64 {
 	t.Helper()
 	mfs, err := reg.Gather()
 	if err != nil {
@@ -513,5 +513,41 @@ func TestRecordingFailures(t *testing.T) {
 				t.Fatalf("a new fork after the fault does not send: %v", err)
 			}
 		})
+	}
+}
+
+// TestRecordingNoAllocs: a packet each way through a recording call,
+// fork copies and sends included, allocates nothing, on either engine
+// (AllocsPerRun counts every goroutine's allocations, the relay's too).
+func TestRecordingNoAllocs(t *testing.T) {
+	e := newEnv(t, nil)
+	sinks := newSRS(t)
+	e.record(sinks)
+	cpkt := rtpPkt(0, 0, 0, 7, false, encode(toneSignal("", 0, 0, 0, 0)[:160], PCMU))
+	ppkt := rtpPkt(0, 0, 0, 8, false, make([]byte, 160))
+	buf := make([]byte, recvBuf)
+	var seq uint16
+	read := func(c *net.UDPConn) {
+		c.SetReadDeadline(time.Now().Add(wait))
+		if _, _, err := c.ReadFromUDPAddrPort(buf); err != nil {
+			t.Fatal(err)
+		}
+	}
+	step := func() {
+		seq++
+		putRTPHeader(cpkt, false, 0, seq, uint32(seq)*160, 7)
+		putRTPHeader(ppkt, false, 0, seq, uint32(seq)*160, 8)
+		e.carrier.WriteToUDPAddrPort(cpkt, e.sess.Local(Carrier))
+		read(e.platform)
+		read(sinks.customer)
+		e.platform.WriteToUDPAddrPort(ppkt, e.sess.Local(Platform))
+		read(e.carrier)
+		read(sinks.agent)
+	}
+	for range 50 {
+		step() // the masker's and the sockets' first-use allocations
+	}
+	if n := testing.AllocsPerRun(200, step); n != 0 {
+		t.Errorf("%v allocations per packet pair with a fork", n)
 	}
 }
