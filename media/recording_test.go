@@ -551,3 +551,29 @@ func TestRecordingNoAllocs(t *testing.T) {
 		t.Errorf("%v allocations per packet pair with a fork", n)
 	}
 }
+
+// TestRecordingIgnoresSRS: what the recorder sends to the fork's ports
+// (RTCP, or anything) goes nowhere: neither leg gets it, and the call
+// and the fork go on.
+func TestRecordingIgnoresSRS(t *testing.T) {
+	e := newEnv(t, nil)
+	sinks := newSRS(t)
+	rec := e.record(sinks)
+	c, a := rec.Local()
+	junk := rtpPkt(0, 9, 9, 9, false, make([]byte, 160))
+	for _, dst := range []netip.AddrPort{c, a, netip.AddrPortFrom(c.Addr(), c.Port()+1), netip.AddrPortFrom(a.Addr(), a.Port()+1)} {
+		for _, from := range []*net.UDPConn{sinks.customer, sinks.agent, e.carrier, e.platform} {
+			if _, err := from.WriteToUDPAddrPort(junk, dst); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	expectNothing(t, e.carrier)
+	expectNothing(t, e.platform)
+	g := e.toPlatform(rtpPkt(0, 1, 160, 1, false, make([]byte, 160)))
+	f, err := recv(sinks.customer, wait)
+	if err != nil || !bytes.Equal(f.raw, g.raw) {
+		t.Fatalf("after the recorder's packets: recorder got % x (%v), platform % x", f.raw, err, g.raw)
+	}
+	expectNothing(t, sinks.agent)
+}
