@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/tonevault/tonevault/media/sdes"
 )
 
@@ -46,8 +48,22 @@ func BenchmarkCarrierPacket(b *testing.B) {
 // carrier peer → relay → platform peer, in lock-step, so it measures the
 // relay's path including two syscalls and a goroutine wake-up (and the
 // peers' own send and receive).
-func BenchmarkRelayLoopback(b *testing.B) {
-	r, err := NewRelay(testConfig(), Options{})
+func BenchmarkRelayLoopback(b *testing.B) { relayLoopback(b, false) }
+
+// BenchmarkRelayFork is BenchmarkRelayLoopback without and with a
+// recording fork: with it, each carrier packet is also copied (masked)
+// and sent from the fork's customer socket to an SRS socket. The SRS
+// socket is never read, as another process's would not be by this one:
+// once its buffer is full the kernel drops what arrives, after the
+// relay's send has been paid for.
+func BenchmarkRelayFork(b *testing.B) {
+	b.Run("fork=off", func(b *testing.B) { relayLoopback(b, false) })
+	b.Run("fork=on", func(b *testing.B) { relayLoopback(b, true) })
+}
+
+func relayLoopback(b *testing.B, fork bool) {
+	reg := prometheus.NewRegistry()
+	r, err := NewRelay(testConfig(), Options{Registerer: reg})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -60,6 +76,16 @@ func BenchmarkRelayLoopback(b *testing.B) {
 	e.carrier, e.platform = benchListen(b), benchListen(b)
 	s.SetRemote(Carrier, Stream{Addr: addrOf(e.carrier), PayloadTypes: g711PTs})
 	s.SetRemote(Platform, Stream{Addr: addrOf(e.platform), PayloadTypes: g711PTs})
+	if fork {
+		rec, err := s.Record()
+		if err != nil {
+			b.Fatal(err)
+		}
+		srs := benchListen(b)
+		if err := rec.SetRemote(Stream{Addr: addrOf(srs)}, Stream{Addr: addrOf(srs)}); err != nil {
+			b.Fatal(err)
+		}
+	}
 	payload := encode(toneSignal("", 0, 0, 0, 0)[:160], PCMU)
 	pkt := rtpPkt(0, 0, 0, 7, false, payload)
 	buf := make([]byte, recvBuf)
@@ -75,6 +101,63 @@ func BenchmarkRelayLoopback(b *testing.B) {
 		e.platform.SetReadDeadline(time.Now().Add(2 * time.Second))
 		if _, _, err := e.platform.ReadFromUDPAddrPort(buf); err != nil {
 			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	if fork {
+		// The fork's sends complete after the platform's packet arrives.
+		sent := func() float64 {
+			return gauge(b, reg, "tonevault_recording_packets_total", map[string]string{"stream": "customer", "result": "sent"})
+		}
+		for range 200 {
+			if sent() >= float64(b.N) {
+				break
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		if n := sent(); n != float64(b.N) {
+			b.Fatalf("the fork sent %v packets of %d", n, b.N)
+		}
+	}
+}
+
+// BenchmarkCarrierPacketFork is BenchmarkCarrierPacket with a recording
+// fork: the masked packet is also copied for the fork's customer stream.
+// Its difference to BenchmarkCarrierPacket is the copy's cost; the send
+// is the engine's (BenchmarkRelayFork).
+func BenchmarkCarrierPacketFork(b *testing.B) {
+	s := fuzzSession(b)
+	rec, err := s.Record()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := rec.SetRemote(Stream{Addr: netip.MustParseAddrPort("127.0.0.1:4004")}, Stream{}); err != nil {
+		b.Fatal(err)
+	}
+	pcm := toneSignal("", 0, 0, 0, 0)
+	for i := range pcm {
+		pcm[i] *= 200
+	}
+	raw := encode(pcm[:1600], PCMU)
+	pkts := make([][]byte, 10)
+	out := make([]byte, MaxPacket)
+	fk := forkOut{buf: make([]byte, MaxPacket)}
+	digits := make([]Digit, 0, 8)
+	for i := range pkts {
+		pkts[i] = rtpPkt(0, 0, 0, 7, false, raw[i*160:(i+1)*160])
+	}
+	now := time.Now()
+	b.ReportAllocs()
+	b.SetBytes(160)
+	defer reportCPU(b)()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		p := pkts[i%len(pkts)]
+		putRTPHeader(p, false, 0, uint16(i), uint32(i*160), 7)
+		fk.n = 0
+		res := s.carrierPacket(p, fuzzPeer, now, out, digits[:0], &fk)
+		if res.n != len(p) || fk.n != res.n {
+			b.Fatalf("sent %d bytes, copied %d", res.n, fk.n)
 		}
 	}
 }

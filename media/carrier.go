@@ -178,7 +178,7 @@ func (s *Session) carrierPacket(pkt []byte, from netip.AddrPort, now time.Time, 
 		res.arrived = time.Time{}
 		return res
 	}
-	if n > 0 {
+	if n > 0 && s.rec != nil {
 		// Masked: the recorder hears what the agent hears, never more.
 		s.forkCopy(fk, streamCustomer, out[:n])
 	}

@@ -132,6 +132,35 @@
 // address, so the browser is fed from what this direction sends, after
 // the masker, and from nothing else. The relay needs no change for it.
 //
+// # Recording (SIPREC)
+//
+// Session.Record opens a call's recording fork (RFC 7866: ToneVault is
+// the recording client, package sip signals the recording session): two
+// RTP/RTCP pairs from the same range, whose addresses (Recording.Local)
+// go into the SDP offered to the recording server. Recording.SetRemote
+// takes its answer; a stream it does not receive (port 0, 0.0.0.0,
+// sendonly, inactive) is not sent, and nothing is sent before it. The
+// customer stream is a copy of each packet exactly as the platform leg
+// gets it, taken after the masker: a tone replaced, an event replaced or
+// dropped toward the platform is recorded replaced or not at all, never
+// as it came (DESIGN.md invariant 5 holds for the recorder as for the
+// agent). The agent stream is each packet as the carrier leg gets it.
+// The copies are taken before the SRTP of either leg and leave as plain
+// RTP with their payload type, sequence number, timestamp and SSRC; the
+// fork sends no RTCP and never reads its sockets (their receive buffers
+// are as small as the kernel allows), so nothing the recorder sends
+// reaches anyone.
+//
+// The copy is made under the session's lock into a buffer of the
+// engine's thread and sent after the packet itself: from the fork's
+// socket by the loop's goroutine, or queued on the session's ring like
+// the relay's own sends (the fork's sockets are bare descriptors there
+// too). Nothing is allocated per packet. A fork never affects its call:
+// a send error is counted and forgotten, and a panic in fork code (the
+// copy, the send) is recovered there, counted, and closes the fork
+// alone. Recording.Close, and Session.Close, wait for the engine to be
+// done with the fork's sockets before they close and the ports go back.
+//
 // # Media timeout and hold
 //
 // Once both legs are signalled (so not while the platform rings), and
@@ -152,7 +181,10 @@
 // tonevault_mask_delay_seconds (arrival of the packet that brought an
 // output packet's first sample to that packet leaving), and
 // tonevault_media_sessions, tonevault_media_faults_total{scope} (session,
-// ring; see Faults). Registered on Options.Registerer only.
+// ring; see Faults), and for recording forks
+// tonevault_recording_packets_total{stream,result} (stream customer or
+// agent; result sent, send_error or fault) and tonevault_recordings.
+// Registered on Options.Registerer only.
 //
 // # Concurrency and cost
 //

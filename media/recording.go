@@ -179,6 +179,8 @@ func (rl *Relay) forkDest(st Stream) (netip.AddrPort, error) {
 }
 
 // Close stops the fork and frees its ports; idempotent. The call goes on.
+// It waits for the relay's thread to let go of the fork's sockets, so,
+// like Session.Close, it is not for the DigitSink to call.
 func (r *Recording) Close() {
 	r.closeOnce.Do(func() {
 		s := r.s

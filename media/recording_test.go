@@ -55,7 +55,7 @@ func forkCount(t *testing.T, reg *prometheus.Registry, stream, result string) fl
 }
 
 // gauge reads the series of name with labels from reg, counter or gauge.
-func gauge(t *testing.T, reg *prometheus.Registry, name string, labels map[string]string) float64 {
+func gauge(t testing.TB, reg *prometheus.Registry, name string, labels map[string]string) float64 {
 	t.Helper()
 	mfs, err := reg.Gather()
 	if err != nil {
@@ -514,4 +514,66 @@ func TestRecordingFailures(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestRecordingNoAllocs: a packet each way through a recording call,
+// fork copies and sends included, allocates nothing, on either engine
+// (AllocsPerRun counts every goroutine's allocations, the relay's too).
+func TestRecordingNoAllocs(t *testing.T) {
+	e := newEnv(t, nil)
+	sinks := newSRS(t)
+	e.record(sinks)
+	cpkt := rtpPkt(0, 0, 0, 7, false, encode(toneSignal("", 0, 0, 0, 0)[:160], PCMU))
+	ppkt := rtpPkt(0, 0, 0, 8, false, make([]byte, 160))
+	buf := make([]byte, recvBuf)
+	var seq uint16
+	read := func(c *net.UDPConn) {
+		c.SetReadDeadline(time.Now().Add(wait))
+		if _, _, err := c.ReadFromUDPAddrPort(buf); err != nil {
+			t.Fatal(err)
+		}
+	}
+	step := func() {
+		seq++
+		putRTPHeader(cpkt, false, 0, seq, uint32(seq)*160, 7)
+		putRTPHeader(ppkt, false, 0, seq, uint32(seq)*160, 8)
+		e.carrier.WriteToUDPAddrPort(cpkt, e.sess.Local(Carrier))
+		read(e.platform)
+		read(sinks.customer)
+		e.platform.WriteToUDPAddrPort(ppkt, e.sess.Local(Platform))
+		read(e.carrier)
+		read(sinks.agent)
+	}
+	for range 50 {
+		step() // the masker's and the sockets' first-use allocations
+	}
+	if n := testing.AllocsPerRun(200, step); n != 0 {
+		t.Errorf("%v allocations per packet pair with a fork", n)
+	}
+}
+
+// TestRecordingIgnoresSRS: what the recorder sends to the fork's ports
+// (RTCP, or anything) goes nowhere: neither leg gets it, and the call
+// and the fork go on.
+func TestRecordingIgnoresSRS(t *testing.T) {
+	e := newEnv(t, nil)
+	sinks := newSRS(t)
+	rec := e.record(sinks)
+	c, a := rec.Local()
+	junk := rtpPkt(0, 9, 9, 9, false, make([]byte, 160))
+	for _, dst := range []netip.AddrPort{c, a, netip.AddrPortFrom(c.Addr(), c.Port()+1), netip.AddrPortFrom(a.Addr(), a.Port()+1)} {
+		for _, from := range []*net.UDPConn{sinks.customer, sinks.agent, e.carrier, e.platform} {
+			if _, err := from.WriteToUDPAddrPort(junk, dst); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	expectNothing(t, e.carrier)
+	expectNothing(t, e.platform)
+	g := e.toPlatform(rtpPkt(0, 1, 160, 1, false, make([]byte, 160)))
+	f, err := recv(sinks.customer, wait)
+	if err != nil || !bytes.Equal(f.raw, g.raw) {
+		t.Fatalf("after the recorder's packets: recorder got % x (%v), platform % x", f.raw, err, g.raw)
+	}
+	expectNothing(t, sinks.agent)
 }

@@ -543,7 +543,10 @@ func (s *Session) loop(leg Leg, rtcp bool) {
 	// Room past MaxPacket for what SRTP adds toward an SRTP peer.
 	out := make([]byte, MaxPacket, recvBuf)
 	digits := make([]Digit, 0, 8)
-	fk := forkOut{buf: make([]byte, MaxPacket)}
+	var fk forkOut
+	if !rtcp {
+		fk.buf = make([]byte, MaxPacket) // RTCP is not recorded
+	}
 	for {
 		n, from, err := conn.ReadFromUDPAddrPort(in)
 		if err != nil {
@@ -645,7 +648,9 @@ func (s *Session) platformPacket(in []byte, from netip.AddrPort, out []byte, fk 
 		s.count(toCarrier, o)
 		return nil, dst
 	}
-	s.forkCopy(fk, streamAgent, pkt)
+	if s.rec != nil {
+		s.forkCopy(fk, streamAgent, pkt)
+	}
 	if lc := s.legs[Carrier].crypto; lc != nil {
 		if pkt, o = lc.encryptRTP(out[:copy(out, pkt)]); o != outcomeNone {
 			s.count(toCarrier, o)

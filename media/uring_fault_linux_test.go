@@ -1,6 +1,7 @@
 package media
 
 import (
+	"bytes"
 	"errors"
 	"os"
 	"testing"
@@ -173,4 +174,47 @@ func TestSessionMovesToGoroutines(t *testing.T) {
 	var seq uint16
 	var ts uint32
 	n.masksDigits(t, "12", &seq, &ts) // sent to the ports the session advertises
+}
+
+// TestRingFailureWithFork: a ring that fails under a recording call ends
+// the call as any other (ErrRingFailed); the fork's Close and the
+// session's return, and every port comes back. A fork on the session
+// that was moved to the ring left records there.
+func TestRingFailureWithFork(t *testing.T) {
+	e := newRingEnv(t, 2, 1)
+	sinks := newSRS(t)
+	rec := e.record(sinks)
+	if !rec.onRing {
+		t.Fatal("the fork of a session on a ring is not on the ring")
+	}
+	e.toPlatform(rtpPkt(0, 1, 160, 1, false, make([]byte, 160)))
+	if _, err := recv(sinks.customer, wait); err != nil {
+		t.Fatal(err)
+	}
+	other := e.another(t, "call-2")
+	if ringOf(other.sess) == ringOf(e.sess) {
+		t.Fatal("both calls on one ring")
+	}
+	failRing(t, ringOf(e.sess), unix.EFAULT)
+	e.send(e.carrier, Carrier, rtpPkt(0, 2, 320, 1, false, make([]byte, 160)))
+	if err := waitDone(t, e.sess); !errors.Is(err, ErrRingFailed) {
+		t.Fatalf("Err %v, want ErrRingFailed", err)
+	}
+	rec.Close()
+	e.sess.Close()
+
+	// The call on the other ring records on.
+	orec := other.record(sinks)
+	if !orec.onRing {
+		t.Fatal("the other call's fork is not on its ring")
+	}
+	g := other.toPlatform(rtpPkt(0, 1, 160, 2, false, make([]byte, 160)))
+	f, err := recv(sinks.customer, wait)
+	if err != nil || !bytes.Equal(f.raw, g.raw) {
+		t.Fatalf("the other ring's fork: % x (%v), want % x", f.raw, err, g.raw)
+	}
+	other.sess.Close()
+	if n := e.relay.ports.inUse(); n != 0 {
+		t.Errorf("%d pairs in use after both calls closed", n)
+	}
 }

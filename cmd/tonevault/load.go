@@ -64,6 +64,11 @@ Options:
   --srtp              SDES-SRTP (AES_CM_128_HMAC_SHA1_80) on both legs of
                       every call: the relay authenticates, decrypts, masks
                       and protects again each packet (tonevault relay only)
+  --record            open a SIPREC recording fork on every call (tonevault
+                      relay only): the relay also sends each call's masked
+                      customer stream and its agent stream, as plain RTP, to
+                      two sockets of the generator that count them; compare
+                      "relay CPU per call" with a run without it
   --in-process        run the relay in this process (no CPU split)
   --help              show this help
 `
@@ -79,6 +84,7 @@ func loadCmd(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.Relay, "relay", loadtest.RelayTonevault, "")
 	fs.StringVar(&o.IO, "io", media.IOAuto, "")
 	fs.BoolVar(&o.SRTP, "srtp", false, "")
+	fs.BoolVar(&o.Record, "record", false, "")
 	fs.StringVar(&o.RtpengineProfile, "rtpengine-profile", loadtest.RtpenginePass, "")
 	fs.StringVar(&o.Rtpengine, "rtpengine", "", "")
 	inProcess := fs.Bool("in-process", false, "")
@@ -114,7 +120,7 @@ func loadCmd(args []string, stdout, stderr io.Writer) int {
 		}
 		o.Child = func() *exec.Cmd {
 			return exec.Command(exe, "load", "--relay-only", "--relay", o.Relay, "--io", o.IO,
-				"--calls", strconv.Itoa(o.Calls), "--lookahead", o.LookAhead.String(), "--srtp="+strconv.FormatBool(o.SRTP))
+				"--calls", strconv.Itoa(o.Calls), "--lookahead", o.LookAhead.String(), "--srtp="+strconv.FormatBool(o.SRTP), "--record="+strconv.FormatBool(o.Record))
 		}
 	}
 	res, err := loadtest.Run(o, stderr)

@@ -16,6 +16,7 @@ func TestLoadFlags(t *testing.T) {
 		{"--relay", "kernel"},
 		{"--io", "epoll"},
 		{"--relay", "rtpengine", "--rtpengine-profile", "random"},
+		{"--relay", "bare", "--record"},
 	} {
 		var out, errb bytes.Buffer
 		if code := run(append([]string{"load"}, args...), &out, &errb); code != 2 {
@@ -24,7 +25,7 @@ func TestLoadFlags(t *testing.T) {
 	}
 	var out bytes.Buffer
 	if run([]string{"load", "--help"}, &out, &out) != 0 || !strings.Contains(out.String(), "--digits-every") ||
-		!strings.Contains(out.String(), "--rtpengine-profile") {
+		!strings.Contains(out.String(), "--rtpengine-profile") || !strings.Contains(out.String(), "--record") {
 		t.Error("help")
 	}
 }

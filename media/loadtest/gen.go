@@ -164,6 +164,33 @@ type generator struct {
 	res        *Result
 	wg         sync.WaitGroup
 	encC, encP *genCrypto // --srtp: the customers' and the agents' keys (the sender's)
+	srs        *genSide   // --record: the recorder, customer stream on conns[0], agent on conns[1]
+}
+
+// record counts what reaches one of the recorder's sockets, and of it
+// the packets that are plain RTP carrying a stamp at off.
+func (g *generator) record(pc *ipv4.PacketConn, off int, count, stamped *atomic.Int64) {
+	defer g.wg.Done()
+	ms := make([]ipv4.Message, 64)
+	for i := range ms {
+		ms[i].Buffers = [][]byte{make([]byte, 2048)}
+	}
+	for {
+		n, err := pc.ReadBatch(ms, 0)
+		if errors.Is(err, net.ErrClosed) {
+			return
+		}
+		if err != nil {
+			continue
+		}
+		count.Add(int64(n))
+		for _, m := range ms[:n] {
+			b := m.Buffers[0][:m.N]
+			if len(b) >= 12+off+stampLen && b[0] == 0x80 && b[12+off] == stampMagic && b[13+off] == 0 {
+				stamped.Add(1)
+			}
+		}
+	}
 }
 
 // receive counts packets on a generator socket and measures two delays:

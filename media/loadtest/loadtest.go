@@ -33,6 +33,10 @@ type Options struct {
 	// (AES_CM_128_HMAC_SHA1_80): the relay authenticates and decrypts
 	// each packet, masks, and protects it again with the other leg's key.
 	SRTP bool
+	// Record opens a SIPREC recording fork on every call (tonevault
+	// relay only): the relay also sends each call's customer and agent
+	// streams to two sockets of the generator, which count what arrives.
+	Record bool
 	// RtpengineProfile is RtpenginePass or RtpengineMask ("" is pass);
 	// Rtpengine the daemon's binary ("" is rtpengine on PATH).
 	RtpengineProfile, Rtpengine string
@@ -58,6 +62,9 @@ func (o Options) Validate() error {
 	if o.SRTP && o.Relay != "" && o.Relay != RelayTonevault {
 		return fmt.Errorf("--srtp: only the tonevault relay speaks SRTP, not %s", o.Relay)
 	}
+	if o.Record && o.Relay != "" && o.Relay != RelayTonevault {
+		return fmt.Errorf("--record: only the tonevault relay records, not %s", o.Relay)
+	}
 	if p := o.RtpengineProfile; p != "" && p != RtpenginePass && p != RtpengineMask {
 		return fmt.Errorf("--rtpengine-profile %q: want %s or %s", p, RtpenginePass, RtpengineMask)
 	}
@@ -75,7 +82,9 @@ type Result struct {
 	genCPU           time.Duration
 	cpuWindowPackets int64
 	digitsSent       atomic.Int64
-	srtpFail         atomic.Int64 // relayed packets the generator could not authenticate
+	srtpFail         atomic.Int64    // relayed packets the generator could not authenticate
+	recorded         [2]atomic.Int64 // --record: packets at the recorder's sockets, customer and agent
+	recordedStamped  [2]atomic.Int64 // of which plain RTP with the generator's stamp readable
 	digitsSeen       int64
 	maxLag           time.Duration // how late the sender's worst slot went out
 	cpuOK            bool
@@ -149,6 +158,14 @@ func Run(o Options, logw io.Writer) (*Result, error) {
 	}
 	defer g.platform.close()
 	res.kernelStamps = g.carrier.kts[0] && g.platform.kts[0]
+	var srs [2]netip.AddrPort // --record: the recorder's sockets, customer and agent
+	if o.Record {
+		if g.srs, err = newGenSide(); err != nil {
+			return nil, err
+		}
+		defer g.srs.close()
+		srs = [2]netip.AddrPort{localPort(g.srs.conns[0]), localPort(g.srs.conns[1])}
+	}
 	g.calls = make([]*loadCall, o.Calls)
 	for i := range g.calls {
 		g.calls[i] = newLoadCall(i)
@@ -173,6 +190,9 @@ func Run(o Options, logw io.Writer) (*Result, error) {
 		h, err := newRelayHost(o)
 		if err != nil {
 			return nil, err
+		}
+		if tv, ok := h.(*tonevaultHost); ok {
+			tv.srs = srs
 		}
 		for _, c := range g.calls {
 			cl, pl, err := h.open(peers(c))
@@ -209,7 +229,11 @@ func Run(o Options, logw io.Writer) (*Result, error) {
 		res.io = strings.TrimSpace(strings.TrimPrefix(line, "io "))
 		for _, c := range g.calls {
 			cp, pp := peers(c)
-			fmt.Fprintf(stdin, "%v %v\n", cp, pp)
+			if o.Record {
+				fmt.Fprintf(stdin, "%v %v %v %v\n", cp, pp, srs[0], srs[1])
+			} else {
+				fmt.Fprintf(stdin, "%v %v\n", cp, pp)
+			}
 			line, err := rd.ReadString('\n')
 			if err != nil {
 				return fail(fmt.Errorf("relay child: %v", err))
@@ -251,6 +275,13 @@ func Run(o Options, logw io.Writer) (*Result, error) {
 		go g.receive(g.platform.pcs[i], g.platform.kts[i], g.outOff, &res.recv[0], res.lat[0], res.own[0], decP)
 		go g.receive(g.carrier.pcs[i], g.carrier.kts[i], 0, &res.recv[1], res.lat[1], res.own[1], decC)
 	}
+	if o.Record {
+		// The recorder: plain RTP, stamps where the platform and the
+		// carrier find them.
+		g.wg.Add(2)
+		go g.record(g.srs.pcs[0], g.outOff, &res.recorded[0], &res.recordedStamped[0])
+		go g.record(g.srs.pcs[1], 0, &res.recorded[1], &res.recordedStamped[1])
+	}
 
 	// The sender: one goroutine on a 1 ms schedule. A late wake-up sends
 	// every slot that came due since, so the rate holds even when the
@@ -285,6 +316,9 @@ func Run(o Options, logw io.Writer) (*Result, error) {
 	res.relayCPU, res.genCPU = cpu1-cpu0, gen1-gen0
 	g.carrier.close()
 	g.platform.close()
+	if g.srs != nil {
+		g.srs.close()
+	}
 	g.wg.Wait()
 	n, err := finish()
 	if err != nil {
@@ -348,6 +382,9 @@ func (r *Result) Print(w io.Writer, o Options) {
 	if relay == RelayRtpengine {
 		fmt.Fprintf(w, ": %s", r.io)
 	}
+	if o.Record {
+		fmt.Fprint(w, ", a SIPREC recording fork on every call")
+	}
 	fmt.Fprint(w, "\n\n")
 	tw := func(k, v string) { fmt.Fprintf(w, "  %-34s %s\n", k, v) }
 	sent := [2]int64{r.sent[0].Load(), r.sent[1].Load()}
@@ -358,6 +395,9 @@ func (r *Result) Print(w io.Writer, o Options) {
 		tw("relay CPU per packet", fmt.Sprintf("%.2f µs (%v CPU for %d packets; %.0f%% of one core)",
 			float64(r.relayCPU.Microseconds())/float64(r.cpuWindowPackets), r.relayCPU.Round(time.Millisecond), r.cpuWindowPackets,
 			100*r.relayCPU.Seconds()/o.Duration.Seconds()))
+		tw("relay CPU per call", fmt.Sprintf("%.3f%% of one core (%.2f ms CPU per second of call)",
+			100*r.relayCPU.Seconds()/o.Duration.Seconds()/float64(o.Calls),
+			1000*r.relayCPU.Seconds()/o.Duration.Seconds()/float64(o.Calls)))
 	} else {
 		tw("relay CPU per packet", "n/a (relay in process)")
 	}
@@ -394,6 +434,12 @@ func (r *Result) Print(w io.Writer, o Options) {
 	if relay == RelayTonevault {
 		tw("expected look-ahead quantisation", fmt.Sprintf("%v (whole packets the stamped sample waits; the relay's own cost is latency minus this)", r.expectedLat))
 		tw("digits pressed / reported", fmt.Sprintf("%d / %d", r.digitsSent.Load(), r.digitsSeen))
+	}
+	if o.Record {
+		for d, name := range [2]string{"customer", "agent"} {
+			tw("recorded "+name+" stream", fmt.Sprintf("%d packets (%d relayed to the %s), %d with the stamp readable in plain RTP",
+				r.recorded[d].Load(), recv[d], [2]string{"platform", "carrier"}[d], r.recordedStamped[d].Load()))
+		}
 	}
 	if o.SRTP {
 		tw("relayed packets not authenticating", fmt.Sprintf("%d (at the generator)", r.srtpFail.Load()))

@@ -192,3 +192,55 @@ func TestRunSRTP(t *testing.T) {
 		t.Error("--srtp accepted with the bare relay")
 	}
 }
+
+// TestRunRecord: with --record every call's fork sends the recorder what
+// the relay forwards each way, as plain RTP (with --srtp too: the stamps
+// are readable), in the relay child and in this process; and the report
+// says so.
+func TestRunRecord(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		child, srtp bool
+	}{{"child", true, false}, {"in-process/srtp", false, true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := Options{Calls: 10, Duration: 1500 * time.Millisecond, DigitsEvery: 600 * time.Millisecond, LookAhead: 30 * time.Millisecond,
+				Relay: RelayTonevault, Record: true, SRTP: tc.srtp}
+			if tc.child {
+				o.Child = func() *exec.Cmd {
+					cmd := exec.Command(os.Args[0], "-test.run=^$")
+					cmd.Env = append(os.Environ(), childEnv+"="+o.Relay)
+					return cmd
+				}
+			}
+			var log bytes.Buffer
+			res, err := Run(o, &log)
+			if err != nil {
+				t.Fatal(err, log.String())
+			}
+			var out bytes.Buffer
+			res.Print(&out, o)
+			t.Log("\n" + out.String())
+			for d := range 2 {
+				recv, rec, stamped := res.recv[d].Load(), res.recorded[d].Load(), res.recordedStamped[d].Load()
+				if recv == 0 || rec < recv*99/100 || rec > recv {
+					t.Errorf("stream %d: %d relayed, %d recorded", d, recv, rec)
+				}
+				if stamped < rec/2 {
+					t.Errorf("stream %d: %d of %d recorded packets carry a readable stamp", d, stamped, rec)
+				}
+			}
+			if !strings.Contains(out.String(), "recorded customer stream") {
+				t.Error("the report does not show the recording")
+			}
+			if tc.child && !strings.Contains(out.String(), "relay CPU per call") {
+				t.Error("no CPU per call in the report")
+			}
+			if res.digitsSeen == 0 || res.digitsSeen != res.digitsSent.Load() {
+				t.Errorf("digits pressed %d, reported %d", res.digitsSent.Load(), res.digitsSeen)
+			}
+		})
+	}
+	if err := (Options{Calls: 1, Duration: time.Second, Record: true, Relay: RelayBatched}).Validate(); err == nil || !strings.Contains(err.Error(), "--record") {
+		t.Errorf("--record with the batched relay: %v", err)
+	}
+}

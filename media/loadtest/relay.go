@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -75,6 +76,9 @@ type tonevaultHost struct {
 	digits *digitCount
 	n      int
 	srtp   bool
+	// srs, when valid, is where each call's recording fork sends its
+	// customer and agent streams (--record).
+	srs [2]netip.AddrPort
 }
 
 func newTonevaultHost(o Options) (*tonevaultHost, error) {
@@ -102,6 +106,15 @@ func (h *tonevaultHost) open(cp, pp netip.AddrPort) (netip.AddrPort, netip.AddrP
 	}
 	if err := s.SetRemote(media.Platform, media.Stream{Addr: pp, PayloadTypes: loadPTs, SRTP: ps}); err != nil {
 		return netip.AddrPort{}, netip.AddrPort{}, err
+	}
+	if h.srs[0].IsValid() {
+		rec, err := s.Record()
+		if err != nil {
+			return netip.AddrPort{}, netip.AddrPort{}, err
+		}
+		if err := rec.SetRemote(media.Stream{Addr: h.srs[0], Direction: "recvonly"}, media.Stream{Addr: h.srs[1], Direction: "recvonly"}); err != nil {
+			return netip.AddrPort{}, netip.AddrPort{}, err
+		}
 	}
 	return s.Local(media.Carrier), s.Local(media.Platform), nil
 }
@@ -253,9 +266,11 @@ func (h *batchedHost) close() int64 {
 }
 
 // ServeRelay is 'load --relay-only': the relay side of a load run. It
-// first says "io ENGINE", then opens one call per line "carrierPeer platformPeer" (addresses) and
-// answers "toCarrier toPlatform"; "run" ends the set-up, and the end of
-// its input ends the run, answered by "digits N".
+// first says "io ENGINE", then opens one call per line "carrierPeer
+// platformPeer [customerRecorder agentRecorder]" (addresses; the last
+// two with --record, tonevault relay only) and answers "toCarrier
+// toPlatform"; "run" ends the set-up, and the end of its input ends the
+// run, answered by "digits N".
 func ServeRelay(o Options, in io.Reader, out io.Writer) error {
 	h, err := newRelayHost(o)
 	if err != nil {
@@ -270,16 +285,30 @@ func ServeRelay(o Options, in io.Reader, out io.Writer) error {
 		if line == "run" {
 			break
 		}
-		var a, b string
-		if _, err := fmt.Sscan(line, &a, &b); err != nil {
+		f := strings.Fields(line)
+		if len(f) != 2 && len(f) != 4 {
 			h.close()
 			return fmt.Errorf("bad line %q", line)
 		}
-		cp, err1 := netip.ParseAddrPort(a)
-		pp, err2 := netip.ParseAddrPort(b)
-		if err := errors.Join(err1, err2); err != nil {
+		var addrs [4]netip.AddrPort
+		var errs []error
+		for i, a := range f {
+			var err error
+			addrs[i], err = netip.ParseAddrPort(a)
+			errs = append(errs, err)
+		}
+		if err := errors.Join(errs...); err != nil {
 			h.close()
 			return fmt.Errorf("bad line %q: %v", line, err)
+		}
+		cp, pp := addrs[0], addrs[1]
+		if len(f) == 4 {
+			tv, ok := h.(*tonevaultHost)
+			if !ok {
+				h.close()
+				return fmt.Errorf("bad line %q: only the tonevault relay records", line)
+			}
+			tv.srs = [2]netip.AddrPort{addrs[2], addrs[3]}
 		}
 		c, p, err := h.open(cp, pp)
 		if err != nil {
