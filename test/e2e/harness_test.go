@@ -316,8 +316,20 @@ func startGateway(t *testing.T, cfg, trail string, rec *recorder) *gateway {
 			g.cmd.Process.Kill()
 			<-g.done
 		}
-		if t.Failed() && os.Getenv(envDebug) == "1" {
+		switch {
+		case !t.Failed():
+		case os.Getenv(envDebug) == "1":
 			t.Logf("gateway run %d stderr (tail):\n%s", n, tail(g.stderr.String(), 8000))
+		default:
+			// What went wrong is in the warnings and errors (the log holds
+			// no card data: every test searches it).
+			var warn strings.Builder
+			for l := range strings.SplitSeq(g.stderr.String(), "\n") {
+				if strings.Contains(l, `"level":"warn"`) || strings.Contains(l, `"level":"error"`) {
+					warn.WriteString(l + "\n")
+				}
+			}
+			t.Logf("gateway run %d warnings and errors (tail; %s=1 for the whole log):\n%s", n, envDebug, tail(warn.String(), 6000))
 		}
 	})
 	deadline := time.After(30 * time.Second)
