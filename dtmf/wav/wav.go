@@ -464,6 +464,9 @@ func (a *Audio) Put(c, from int, samples []int16) error {
 	if from < 0 || from+len(samples) > a.Frames() {
 		return fmt.Errorf("wav: frames [%d, %d) out of range (%d frames)", from, from+len(samples), a.Frames())
 	}
+	if len(samples) == 0 {
+		return nil // an empty file's channels: there is no byte to slice from
+	}
 	ba := f.BlockAlign()
 	switch f.Encoding {
 	case PCM:

@@ -506,8 +506,7 @@ func (s *Server) write(ss *session, why string) error {
 			EventPackets: st.events, OtherPackets: st.other, DroppedPackets: st.dropped, PayloadTypes: st.payloads})
 		st.mu.Unlock()
 	}
-	// At least one frame: dtmf/wav does not take an empty channel.
-	n := max(len(chans[0]), len(chans[1]), 1)
+	n := max(len(chans[0]), len(chans[1]))
 	for i := range chans { // silence where a stream had nothing
 		chans[i] = append(chans[i], make([]int16, n-len(chans[i]))...)
 	}
