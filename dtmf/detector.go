@@ -25,6 +25,10 @@ const (
 	longSubs = 10                // sub-blocks per long window, kept as a ring
 	longLen  = subLen * longSubs // long window, samples (40 ms); nulls every 25 Hz
 	maxRun   = 256               // windows kept per press for the duration estimate (~1 s)
+	// batchSubs is how many whole sub-blocks are filtered at once: a
+	// 20 ms packet's five, rounded up to the three the filters take a
+	// pass.
+	batchSubs = 6
 )
 
 var toneHz = [8]float64{697, 770, 852, 941, 1209, 1336, 1477, 1633}
@@ -230,9 +234,15 @@ type Detector struct {
 	th  thresholds
 
 	s1, s2 [8]float64 // Goertzel state of the sub-block being filled
-	fbuf   [subLen]float64
 	energy float64
 	fill   int
+
+	// Whole sub-blocks are filtered together, then judged one by one: the
+	// filters of different sub-blocks are independent chains the
+	// processor overlaps, where one sub-block's wait on its own additions.
+	xbuf [batchSubs * subLen]float64
+	bst  [batchSubs][2][8]float64 // each sub-block's final (s1, s2)
+	ben  [batchSubs]float64       // and its energy
 
 	// The last longSubs sub-blocks, a ring by nsub: the 12 ms window is
 	// the newest three, the long window all of them.
@@ -313,11 +323,23 @@ const suspectWins = 2
 // out, returning the extended slice.
 func (d *Detector) Process(pcm []int16, out []Event) []Event {
 	for len(pcm) > 0 {
+		if d.fill == 0 && len(pcm) >= subLen {
+			k := min(len(pcm)/subLen, batchSubs)
+			for j := range k {
+				d.ben[j] = toFloat(d.xbuf[j*subLen:(j+1)*subLen], pcm[j*subLen:(j+1)*subLen])
+			}
+			goertzel8Subs(&d.xbuf, &d.bst, k)
+			for j := range k {
+				out = d.endSub(&d.bst[j], d.ben[j], out)
+			}
+			pcm = pcm[k*subLen:]
+			continue
+		}
 		n := min(subLen-d.fill, len(pcm))
-		d.filter(pcm[:n])
+		d.run(d.xbuf[:n], toFloat(d.xbuf[:n], pcm[:n]))
 		pcm = pcm[n:]
 		if d.fill == subLen {
-			out = d.endSub(out)
+			out = d.endSub(&[2][8]float64{d.s1, d.s2}, d.energy, out)
 		}
 	}
 	return out
@@ -331,22 +353,32 @@ func (d *Detector) Flush(out []Event) []Event {
 	return out
 }
 
-// filter runs the eight Goertzel filters over samples of one sub-block,
-// four at a time so that their states stay in the sixteen float registers.
-func (d *Detector) filter(pcm []int16) {
-	// Converted once, the samples feed the filters from memory operands;
-	// four filters a pass keep every state in a register.
-	buf := d.fbuf[:len(pcm)]
-	e := 0.0
+// toFloat converts pcm into dst, as long, and returns its energy: a sum
+// of squared integers, exact in any order.
+func toFloat(dst []float64, pcm []int16) float64 {
+	dst = dst[:len(pcm)]
+	var e int64
 	for i, v := range pcm {
-		x := float64(v)
-		buf[i] = x
-		e += x * x
+		dst[i] = float64(v)
+		e += int64(v) * int64(v)
 	}
-	d.run(buf, e)
+	return float64(e)
 }
 
-// run feeds converted samples of one sub-block, of energy e, to the filters.
+// g711ToFloat decodes in into dst, as long, by table, and returns its
+// energy.
+func g711ToFloat(dst []float64, in []byte, t *g711Table) float64 {
+	dst = dst[:len(in)]
+	var e int64
+	for i, b := range in {
+		dst[i] = t.f[b]
+		e += t.sq[b]
+	}
+	return float64(e)
+}
+
+// run feeds converted samples of part of a sub-block, of energy e, to the
+// filters.
 func (d *Detector) run(buf []float64, e float64) {
 	d.energy += e
 	goertzel8(buf, &d.s1, &d.s2, &goertzel.coef)
@@ -354,29 +386,32 @@ func (d *Detector) run(buf []float64, e float64) {
 }
 
 // processG711 is Process for G.711 bytes, decoded by table straight to the
-// filters' input: the masker's path. Unlike Process it takes at most up to
-// the next sub-block boundary.
-func (d *Detector) processG711(in []byte, table *[256]float64, out []Event) []Event {
-	d.energy += goertzel8G711(in, table, &d.s1, &d.s2, &goertzel.coef)
-	d.fill += len(in)
+// filters' input: the masker's path. It takes at most up to the next
+// sub-block boundary.
+func (d *Detector) processG711(in []byte, t *g711Table, out []Event) []Event {
+	d.run(d.xbuf[:len(in)], g711ToFloat(d.xbuf[:len(in)], in, t))
 	if d.fill == subLen {
-		out = d.endSub(out)
+		out = d.endSub(&[2][8]float64{d.s1, d.s2}, d.energy, out)
 	}
 	return out
 }
 
-// goertzel8G711Go decodes in by table, runs the filters over it and returns
-// its energy.
-func goertzel8G711Go(in []byte, table *[256]float64, s1, s2, c *[8]float64) float64 {
-	var buf [subLen]float64
-	e := 0.0
-	for i, b := range in {
-		x := table[b]
-		buf[i] = x
-		e += x * x
+// filterG711 filters k whole sub-blocks of G.711 bytes, in, starting at a
+// sub-block boundary; endSub then takes their results in order.
+func (d *Detector) filterG711(in []byte, k int, t *g711Table) {
+	for j := range k {
+		d.ben[j] = g711ToFloat(d.xbuf[j*subLen:(j+1)*subLen], in[j*subLen:(j+1)*subLen], t)
 	}
-	goertzel8Go(buf[:len(in)], s1, s2, c)
-	return e
+	goertzel8Subs(&d.xbuf, &d.bst, k)
+}
+
+// goertzel8SubsGo runs the filters, from rest, over each of the first k
+// sub-blocks of x.
+func goertzel8SubsGo(x *[batchSubs * subLen]float64, s *[batchSubs][2][8]float64, k int) {
+	for j := range k {
+		s[j] = [2][8]float64{}
+		goertzel8Go(x[j*subLen:(j+1)*subLen], &s[j][0], &s[j][1], &goertzel.coef)
+	}
 }
 
 // goertzel8Go runs the eight filters over x, four at a time so that their
@@ -414,14 +449,15 @@ func goertzel4(x []float64, s1, s2 *[4]float64, c *[4]float64) {
 	*s2 = [4]float64{b0, b1, b2, b3}
 }
 
-// endSub stores the finished sub-block's spectrum and, once three are
-// there, analyses the window they make.
-func (d *Detector) endSub(out []Event) []Event {
+// endSub stores the finished sub-block's spectrum, from its filters' state
+// st and its energy, and, once three are there, analyses the window they
+// make.
+func (d *Detector) endSub(st *[2][8]float64, energy float64, out []Event) []Event {
 	slot := d.nsub % longSubs
 	// The sub-block in this slot leaves the long window.
 	sx, sp, ref := &d.subX[slot], &d.subP[slot], &goertzel.ref[d.nsub%phases]
 	for k := range 8 {
-		a, b, s1, s2 := ref[k][0], ref[k][1], d.s1[k], d.s2[k]
+		a, b, s1, s2 := ref[k][0], ref[k][1], st[0][k], st[1][k]
 		z := complex(real(a)*s1-real(b)*s2, imag(a)*s1-imag(b)*s2)
 		d.longY[k] += z - sx[k]
 		sx[k] = z
@@ -429,8 +465,8 @@ func (d *Detector) endSub(out []Event) []Event {
 	}
 	// Energies are sums of squared integers, exact in a float64, so the
 	// long window's sum can slide without drifting.
-	d.longE += d.energy - d.subE[slot]
-	d.subE[slot] = d.energy
+	d.longE += energy - d.subE[slot]
+	d.subE[slot] = energy
 	d.s1, d.s2, d.energy, d.fill = [8]float64{}, [8]float64{}, 0, 0
 	d.nsub++
 	d.win = [winSubs]int{d.win[1], d.win[2], int(slot)}

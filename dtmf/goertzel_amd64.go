@@ -15,13 +15,20 @@ func goertzel8(x []float64, s1, s2, c *[8]float64) {
 	goertzel8SSE2(x, s1, s2, c)
 }
 
-// goertzel8G711 decodes in by table, runs the filters over it and returns
-// its energy, as goertzel8G711Go does.
-func goertzel8G711(in []byte, table *[256]float64, s1, s2, c *[8]float64) float64 {
-	if useAVX {
-		return goertzel8G711AVX(in, table, s1, s2, c)
+// goertzel8Subs runs the filters from rest over each of the first k
+// sub-blocks of x, as goertzel8SubsGo does. With AVX three sub-blocks
+// share a pass; the ones past k it computes too, and they are ignored.
+func goertzel8Subs(x *[batchSubs * subLen]float64, s *[batchSubs][2][8]float64, k int) {
+	if !useAVX {
+		for j := range k {
+			s[j] = [2][8]float64{}
+			goertzel8SSE2(x[j*subLen:(j+1)*subLen], &s[j][0], &s[j][1], &goertzel.coef)
+		}
+		return
 	}
-	return goertzel8G711SSE2(in, table, s1, s2, c)
+	for j := 0; j < k; j += 3 {
+		goertzel8x3AVX((*[3 * subLen]float64)(x[j*subLen:]), (*[3][2][8]float64)(s[j:]), &goertzel.coef)
+	}
 }
 
 //go:noescape
@@ -31,7 +38,4 @@ func goertzel8SSE2(x []float64, s1, s2, c *[8]float64)
 func goertzel8AVX(x []float64, s1, s2, c *[8]float64)
 
 //go:noescape
-func goertzel8G711SSE2(in []byte, table *[256]float64, s1, s2, c *[8]float64) (energy float64)
-
-//go:noescape
-func goertzel8G711AVX(in []byte, table *[256]float64, s1, s2, c *[8]float64) (energy float64)
+func goertzel8x3AVX(x *[3 * subLen]float64, s *[3][2][8]float64, c *[8]float64)

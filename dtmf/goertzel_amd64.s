@@ -119,99 +119,6 @@ done:
 	MOVUPD X7, 48(BX)
 	RET
 
-// STEP advances one pair of filters by the sample in X12: b = c*a - b + x,
-// in goertzel8's order of operations.
-#define STEP(a, b, c) \
-	MOVAPD a, X13; \
-	MULPD  c, X13; \
-	SUBPD  b, X13; \
-	ADDPD  X12, X13; \
-	MOVAPD X13, b
-
-// LOAD decodes the G.711 byte at off(SI) through the table at DI into both
-// halves of X12 and adds its square to the energy in X15.
-#define LOAD(off) \
-	MOVBQZX  off(SI), R8; \
-	MOVSD    (DI)(R8*8), X12; \
-	MOVSD    X12, X14; \
-	MULSD    X14, X14; \
-	ADDSD    X14, X15; \
-	UNPCKLPD X12, X12
-
-// func goertzel8G711SSE2(in []byte, table *[256]float64, s1, s2, c *[8]float64) (energy float64)
-//
-// goertzel8 fed with G.711 bytes decoded by table, returning the samples'
-// energy summed in order: the same results as goertzel8G711Go, to the bit.
-TEXT ·goertzel8G711SSE2(SB), NOSPLIT, $0-64
-	MOVQ in_base+0(FP), SI
-	MOVQ in_len+8(FP), CX
-	MOVQ table+24(FP), DI
-	MOVQ s1+32(FP), AX
-	MOVQ s2+40(FP), BX
-	MOVQ c+48(FP), DX
-	MOVUPD 0(AX), X0
-	MOVUPD 16(AX), X1
-	MOVUPD 32(AX), X2
-	MOVUPD 48(AX), X3
-	MOVUPD 0(BX), X4
-	MOVUPD 16(BX), X5
-	MOVUPD 32(BX), X6
-	MOVUPD 48(BX), X7
-	MOVUPD 0(DX), X8
-	MOVUPD 16(DX), X9
-	MOVUPD 32(DX), X10
-	MOVUPD 48(DX), X11
-	XORPS  X15, X15
-
-g711pair:
-	CMPQ CX, $2
-	JLT  g711tail
-	LOAD(0)
-	STEP(X0, X4, X8)
-	STEP(X1, X5, X9)
-	STEP(X2, X6, X10)
-	STEP(X3, X7, X11)
-	LOAD(1)
-	STEP(X4, X0, X8)
-	STEP(X5, X1, X9)
-	STEP(X6, X2, X10)
-	STEP(X7, X3, X11)
-	ADDQ $2, SI
-	SUBQ $2, CX
-	JMP  g711pair
-
-g711tail:
-	CMPQ CX, $0
-	JEQ  g711done
-	// One sample left: step into b, then swap a and b.
-	LOAD(0)
-	STEP(X0, X4, X8)
-	STEP(X1, X5, X9)
-	STEP(X2, X6, X10)
-	STEP(X3, X7, X11)
-	MOVUPD X4, 0(AX)
-	MOVUPD X5, 16(AX)
-	MOVUPD X6, 32(AX)
-	MOVUPD X7, 48(AX)
-	MOVUPD X0, 0(BX)
-	MOVUPD X1, 16(BX)
-	MOVUPD X2, 32(BX)
-	MOVUPD X3, 48(BX)
-	MOVSD  X15, energy+56(FP)
-	RET
-
-g711done:
-	MOVUPD X0, 0(AX)
-	MOVUPD X1, 16(AX)
-	MOVUPD X2, 32(AX)
-	MOVUPD X3, 48(AX)
-	MOVUPD X4, 0(BX)
-	MOVUPD X5, 16(BX)
-	MOVUPD X6, 32(BX)
-	MOVUPD X7, 48(BX)
-	MOVSD  X15, energy+56(FP)
-	RET
-
 // The AVX versions: four filters a register, three-operand instructions,
 // no moves; the same operations in the same order, so the same bits.
 
@@ -273,57 +180,68 @@ avxdone:
 	VZEROUPPER
 	RET
 
-// VLOAD decodes the byte at off(SI) through the table at DI into all four
-// lanes of Y6 and adds its square to the energy in X8.
-#define VLOAD(off) \
-	MOVBQZX      off(SI), R8; \
-	VBROADCASTSD (DI)(R8*8), Y6; \
-	VMULSD       X6, X6, X9; \
-	VADDSD       X9, X8, X8
+// XSTEP: b = c*a - b + x for four filters of one sub-block, x in Y12.
+#define XSTEP(a, b, c) \
+	VMULPD a, c, Y13; \
+	VSUBPD b, Y13, Y13; \
+	VADDPD Y12, Y13, b
 
-// func goertzel8G711AVX(in []byte, table *[256]float64, s1, s2, c *[8]float64) (energy float64)
-TEXT ·goertzel8G711AVX(SB), NOSPLIT, $0-64
-	MOVQ in_base+0(FP), SI
-	MOVQ in_len+8(FP), CX
-	MOVQ table+24(FP), DI
-	MOVQ s1+32(FP), AX
-	MOVQ s2+40(FP), BX
-	MOVQ c+48(FP), DX
-	VLOADSTATE
-	VXORPD X8, X8, X8
+// XSUB advances the eight filters of the sub-block at off(SI): into b
+// (Y-registers blo, bhi) from a (alo, ahi).
+#define XSUB(off, alo, ahi, blo, bhi) \
+	VBROADCASTSD off(SI), Y12; \
+	XSTEP(alo, blo, Y14); \
+	XSTEP(ahi, bhi, Y15)
 
-avxg711pair:
-	CMPQ CX, $2
-	JLT  avxg711tail
-	VLOAD(0)
-	VSTEP(Y0, Y2, Y4)
-	VSTEP(Y1, Y3, Y5)
-	VLOAD(1)
-	VSTEP(Y2, Y0, Y4)
-	VSTEP(Y3, Y1, Y5)
-	ADDQ $2, SI
-	SUBQ $2, CX
-	JMP  avxg711pair
+// func goertzel8x3AVX(x *[3 * subLen]float64, s *[3][2][8]float64, c *[8]float64)
+//
+// goertzel8AVX from rest over three sub-blocks at once: each one's filters
+// wait on their own last step, so three run in the time of one. Each keeps
+// goertzel8Go's order of operations, so the results are the same bits.
+TEXT ·goertzel8x3AVX(SB), NOSPLIT, $0-24
+	MOVQ x+0(FP), SI
+	MOVQ s+8(FP), DI
+	MOVQ c+16(FP), DX
+	VMOVUPD 0(DX), Y14
+	VMOVUPD 32(DX), Y15
+	VXORPD Y0, Y0, Y0
+	VXORPD Y1, Y1, Y1
+	VXORPD Y2, Y2, Y2
+	VXORPD Y3, Y3, Y3
+	VXORPD Y4, Y4, Y4
+	VXORPD Y5, Y5, Y5
+	VXORPD Y6, Y6, Y6
+	VXORPD Y7, Y7, Y7
+	VXORPD Y8, Y8, Y8
+	VXORPD Y9, Y9, Y9
+	VXORPD Y10, Y10, Y10
+	VXORPD Y11, Y11, Y11
+	MOVQ $16, CX // sample pairs in a sub-block
 
-avxg711tail:
-	CMPQ CX, $0
-	JEQ  avxg711done
-	VLOAD(0)
-	VSTEP(Y0, Y2, Y4)
-	VSTEP(Y1, Y3, Y5)
-	VMOVUPD Y2, 0(AX)
-	VMOVUPD Y3, 32(AX)
-	VMOVUPD Y0, 0(BX)
-	VMOVUPD Y1, 32(BX)
-	VMOVSD  X8, energy+56(FP)
-	VZEROUPPER
-	RET
+x3pair:
+	// Sub-blocks are 32 samples, 256 bytes, apart.
+	XSUB(0, Y0, Y1, Y2, Y3)
+	XSUB(256, Y4, Y5, Y6, Y7)
+	XSUB(512, Y8, Y9, Y10, Y11)
+	XSUB(8, Y2, Y3, Y0, Y1)
+	XSUB(264, Y6, Y7, Y4, Y5)
+	XSUB(520, Y10, Y11, Y8, Y9)
+	ADDQ $16, SI
+	DECQ CX
+	JNZ  x3pair
 
-avxg711done:
-	VMOVUPD Y0, 0(AX)
-	VMOVUPD Y1, 32(AX)
-	VMOVUPD Y2, 0(BX)
-	VMOVUPD Y3, 32(BX)
-	VMOVSD  X8, energy+56(FP)
+	// An even count: a holds s1, b s2.
+	VMOVUPD Y0, 0(DI)
+	VMOVUPD Y1, 32(DI)
+	VMOVUPD Y2, 64(DI)
+	VMOVUPD Y3, 96(DI)
+	VMOVUPD Y4, 128(DI)
+	VMOVUPD Y5, 160(DI)
+	VMOVUPD Y6, 192(DI)
+	VMOVUPD Y7, 224(DI)
+	VMOVUPD Y8, 256(DI)
+	VMOVUPD Y9, 288(DI)
+	VMOVUPD Y10, 320(DI)
+	VMOVUPD Y11, 352(DI)
 	VZEROUPPER
 	RET
