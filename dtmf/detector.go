@@ -695,22 +695,28 @@ func (d *Detector) recombine(amp2 *[8]float64, a, b int) (bin int, amp, df float
 }
 
 // best returns the index of the largest of four values and the second
-// largest value: the strongest tone of a group, and the next.
+// largest value: the strongest tone of a group, and the next. The values
+// are powers, never negative, so their bits order as they do: compared as
+// integers, the choices compile to conditional moves, where the float
+// comparisons branched and speech mispredicted them.
 func best(v *[4]float64) (int, float64) {
+	u0, u1 := math.Float64bits(v[0]), math.Float64bits(v[1])
+	u2, u3 := math.Float64bits(v[2]), math.Float64bits(v[3])
 	// Two pairs, then their winners: the runner-up is the larger of the
 	// final loser and the winner's own pair partner.
-	i, a, a2 := 0, v[0], v[1]
-	if v[1] > v[0] {
-		i, a, a2 = 1, v[1], v[0]
+	i, a, a2 := 0, u0, u1
+	if u1 > u0 {
+		i, a, a2 = 1, u1, u0
 	}
-	j, b, b2 := 2, v[2], v[3]
-	if v[3] > v[2] {
-		j, b, b2 = 3, v[3], v[2]
+	j, b, b2 := 2, u2, u3
+	if u3 > u2 {
+		j, b, b2 = 3, u3, u2
 	}
+	k, r := i, max(b, a2)
 	if b > a {
-		return j, max(a, b2)
+		k, r = j, max(a, b2)
 	}
-	return i, max(b, a2)
+	return k, math.Float64frombits(r)
 }
 
 // offsetHz turns a one-hop phase advance into a frequency offset.

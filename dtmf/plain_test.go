@@ -2,6 +2,7 @@ package dtmf
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"testing"
 
@@ -182,5 +183,51 @@ func TestMaskerMatchesPlain(t *testing.T) {
 				})
 			}
 		}
+	}
+}
+
+// bestPlain is best as first written, with float comparisons.
+func bestPlain(v *[4]float64) (int, float64) {
+	i, a, a2 := 0, v[0], v[1]
+	if v[1] > v[0] {
+		i, a, a2 = 1, v[1], v[0]
+	}
+	j, b, b2 := 2, v[2], v[3]
+	if v[3] > v[2] {
+		j, b, b2 = 3, v[3], v[2]
+	}
+	if b > a {
+		return j, max(a, b2)
+	}
+	return i, max(b, a2)
+}
+
+// TestBestMatchesPlain: best picks as the float comparisons do, ties,
+// zeros, subnormals and huge powers included.
+func TestBestMatchesPlain(t *testing.T) {
+	r := rand.New(rand.NewPCG(11, 12))
+	pick := []float64{0, 5e-324, 1e-300, 0.5, 1, 1, 2, 3e7, 1e300, math.MaxFloat64}
+	check := func(v [4]float64) {
+		i, x := best(&v)
+		j, y := bestPlain(&v)
+		if i != j || x != y {
+			t.Fatalf("best(%v) = %d, %v; want %d, %v", v, i, x, j, y)
+		}
+	}
+	// Every arrangement of four picked values, repeats included.
+	for n := range len(pick) * len(pick) * len(pick) * len(pick) {
+		var v [4]float64
+		for k := range v {
+			v[k] = pick[n%len(pick)]
+			n /= len(pick)
+		}
+		check(v)
+	}
+	for range 100000 {
+		var v [4]float64
+		for k := range v {
+			v[k] = r.ExpFloat64() * math.Pow(10, float64(r.IntN(20)))
+		}
+		check(v)
 	}
 }
