@@ -53,16 +53,17 @@ const phases = SampleRate / subLen
 // goertzel holds the per-frequency constants, computed once.
 var goertzel = func() (g struct {
 	coef [8]float64 // 2cos(ω)
-	// ref[j%phases][k] turns sub-block j's Goertzel state (s1, s2), real,
-	// into z_j: z_j = ref[0]·s1 − ref[1]·s2, ref = e^{-iωMj}·e^{-iω(M-1)}·(1, e^{-iω}).
-	ref [phases][8][2]complex128
+	// ref[j%phases][·][k] turns sub-block j's Goertzel state (s1, s2),
+	// real, into z_j: z_j = ref[0][k]·s1 − ref[1][k]·s2,
+	// ref[·][k] = e^{-iωMj}·e^{-iω(M-1)}·(1, e^{-iω}).
+	ref [phases][2][8]complex128
 }) {
 	for k, f := range toneHz {
 		w := 2 * math.Pi * f / SampleRate
 		g.coef[k] = 2 * math.Cos(w)
 		for j := range phases {
 			r := cmplx.Exp(complex(0, -w*float64(subLen*j+subLen-1)))
-			g.ref[j][k] = [2]complex128{r, r * cmplx.Exp(complex(0, -w))}
+			g.ref[j][0][k], g.ref[j][1][k] = r, r*cmplx.Exp(complex(0, -w))
 		}
 	}
 	return
@@ -455,14 +456,7 @@ func goertzel4(x []float64, s1, s2 *[4]float64, c *[4]float64) {
 func (d *Detector) endSub(st *[2][8]float64, energy float64, out []Event) []Event {
 	slot := d.nsub % longSubs
 	// The sub-block in this slot leaves the long window.
-	sx, sp, ref := &d.subX[slot], &d.subP[slot], &goertzel.ref[d.nsub%phases]
-	for k := range 8 {
-		a, b, s1, s2 := ref[k][0], ref[k][1], st[0][k], st[1][k]
-		z := complex(real(a)*s1-real(b)*s2, imag(a)*s1-imag(b)*s2)
-		d.longY[k] += z - sx[k]
-		sx[k] = z
-		sp[k] = real(z)*real(z) + imag(z)*imag(z)
-	}
+	project(st, &goertzel.ref[d.nsub%phases], &d.subX[slot], &d.subP[slot], &d.longY)
 	// Energies are sums of squared integers, exact in a float64, so the
 	// long window's sum can slide without drifting.
 	d.longE += energy - d.subE[slot]
@@ -494,6 +488,19 @@ func (d *Detector) endSub(st *[2][8]float64, energy float64, out []Event) []Even
 	}
 	d.last = w
 	return d.track(&w, out)
+}
+
+// projectGo turns a sub-block's filter state st into its DFT sx, referenced
+// to the stream's start by ref, and the powers sp, and slides the long
+// window's DFT y: the sub-block that sx held leaves it, the new one joins.
+func projectGo(st *[2][8]float64, ref *[2][8]complex128, sx *[8]complex128, sp *[8]float64, y *[8]complex128) {
+	for k := range 8 {
+		a, b, s1, s2 := ref[0][k], ref[1][k], st[0][k], st[1][k]
+		z := complex(real(a)*s1-real(b)*s2, imag(a)*s1-imag(b)*s2)
+		y[k] += z - sx[k]
+		sx[k] = z
+		sp[k] = real(z)*real(z) + imag(z)*imag(z)
+	}
 }
 
 // judgeLong judges the long window for masking: a pair that holds a good

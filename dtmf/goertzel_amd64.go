@@ -31,6 +31,18 @@ func goertzel8Subs(x *[batchSubs * subLen]float64, s *[batchSubs][2][8]float64, 
 	}
 }
 
+// project is projectGo, with AVX two filters an instruction.
+func project(st *[2][8]float64, ref *[2][8]complex128, sx *[8]complex128, sp *[8]float64, y *[8]complex128) {
+	if useAVX {
+		projectAVX(st, ref, sx, sp, y)
+		return
+	}
+	projectGo(st, ref, sx, sp, y)
+}
+
+//go:noescape
+func projectAVX(st *[2][8]float64, ref *[2][8]complex128, sx *[8]complex128, sp *[8]float64, y *[8]complex128)
+
 //go:noescape
 func goertzel8SSE2(x []float64, s1, s2, c *[8]float64)
 

@@ -245,3 +245,42 @@ x3pair:
 	VMOVUPD Y11, 352(DI)
 	VZEROUPPER
 	RET
+
+// PAIR projects filters k and k+1: s1 and s2 at s1o and s2o(AX), their
+// a and b at ao and bo(BX), z at zo of sx (CX) and y (DI), power at po(DX).
+#define PAIR(s1o, s2o, ao, bo, zo, po) \
+	VBROADCASTSD s1o(AX), Y0; \
+	VBROADCASTSD s1o+8(AX), Y1; \
+	VBLENDPD     $12, Y1, Y0, Y0; \
+	VBROADCASTSD s2o(AX), Y1; \
+	VBROADCASTSD s2o+8(AX), Y2; \
+	VBLENDPD     $12, Y2, Y1, Y1; \
+	VMULPD       ao(BX), Y0, Y0; \
+	VMULPD       bo(BX), Y1, Y1; \
+	VSUBPD       Y1, Y0, Y0; \
+	VSUBPD       zo(CX), Y0, Y1; \
+	VADDPD       zo(DI), Y1, Y1; \
+	VMOVUPD      Y1, zo(DI); \
+	VMOVUPD      Y0, zo(CX); \
+	VMULPD       Y0, Y0, Y0; \
+	VHADDPD      Y0, Y0, Y0; \
+	VEXTRACTF128 $1, Y0, X1; \
+	VUNPCKLPD    X1, X0, X0; \
+	VMOVUPD      X0, po(DX)
+
+// func projectAVX(st *[2][8]float64, ref *[2][8]complex128, sx *[8]complex128, sp *[8]float64, y *[8]complex128)
+//
+// projectGo two filters a register: the same operations on the same
+// operands, so the same bits.
+TEXT ·projectAVX(SB), NOSPLIT, $0-40
+	MOVQ st+0(FP), AX
+	MOVQ ref+8(FP), BX
+	MOVQ sx+16(FP), CX
+	MOVQ sp+24(FP), DX
+	MOVQ y+32(FP), DI
+	PAIR(0, 64, 0, 128, 0, 0)
+	PAIR(16, 80, 32, 160, 32, 16)
+	PAIR(32, 96, 64, 192, 64, 32)
+	PAIR(48, 112, 96, 224, 96, 48)
+	VZEROUPPER
+	RET

@@ -72,3 +72,35 @@ func TestGoertzelAssembly(t *testing.T) {
 		}
 	}
 }
+
+// plainly runs f with the assembly switched off, so that the Go versions
+// run: the plain reference of plain_test.go.
+func plainly(f func()) {
+	defer func(v bool) { useAVX = v }(useAVX)
+	useAVX = false
+	f()
+}
+
+// TestProjectAssembly: projectAVX gives projectGo's results to the bit.
+func TestProjectAssembly(t *testing.T) {
+	if !useAVX {
+		t.Skip("no AVX on this processor")
+	}
+	r := rand.New(rand.NewPCG(13, 14))
+	for j := range phases {
+		var st [2][8]float64
+		var sx, y [8]complex128
+		for k := range 8 {
+			st[0][k], st[1][k] = r.NormFloat64()*1e6, r.NormFloat64()*1e6
+			sx[k] = complex(r.NormFloat64()*1e7, r.NormFloat64()*1e7)
+			y[k] = complex(r.NormFloat64()*1e8, r.NormFloat64()*1e8)
+		}
+		sx2, y2 := sx, y
+		var sp, sp2 [8]float64
+		projectAVX(&st, &goertzel.ref[j], &sx, &sp, &y)
+		projectGo(&st, &goertzel.ref[j], &sx2, &sp2, &y2)
+		if sx != sx2 || sp != sp2 || y != y2 {
+			t.Fatalf("phase %d: %v %v %v, want %v %v %v", j, sx, sp, y, sx2, sp2, y2)
+		}
+	}
+}
