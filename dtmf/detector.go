@@ -254,6 +254,7 @@ type Detector struct {
 	win  [winSubs]int // the 12 ms window's slots, oldest first
 
 	longY   [8]complex128 // the long window's DFT
+	longP   [8]float64    // its powers
 	longE   float64       // and its energy
 	longRun int           // consecutive long windows holding the same pair
 	longLo  int
@@ -456,7 +457,7 @@ func goertzel4(x []float64, s1, s2 *[4]float64, c *[4]float64) {
 func (d *Detector) endSub(st *[2][8]float64, energy float64, out []Event) []Event {
 	slot := d.nsub % longSubs
 	// The sub-block in this slot leaves the long window.
-	project(st, &goertzel.ref[d.nsub%phases], &d.subX[slot], &d.subP[slot], &d.longY)
+	project(st, &goertzel.ref[d.nsub%phases], &d.subX[slot], &d.subP[slot], &d.longY, &d.longP)
 	// Energies are sums of squared integers, exact in a float64, so the
 	// long window's sum can slide without drifting.
 	d.longE += energy - d.subE[slot]
@@ -492,14 +493,27 @@ func (d *Detector) endSub(st *[2][8]float64, energy float64, out []Event) []Even
 
 // projectGo turns a sub-block's filter state st into its DFT sx, referenced
 // to the stream's start by ref, and the powers sp, and slides the long
-// window's DFT y: the sub-block that sx held leaves it, the new one joins.
-func projectGo(st *[2][8]float64, ref *[2][8]complex128, sx *[8]complex128, sp *[8]float64, y *[8]complex128) {
+// window's DFT y, of powers yp: the sub-block that sx held leaves it, the
+// new one joins.
+func projectGo(st *[2][8]float64, ref *[2][8]complex128, sx *[8]complex128, sp *[8]float64, y *[8]complex128, yp *[8]float64) {
 	for k := range 8 {
 		a, b, s1, s2 := ref[0][k], ref[1][k], st[0][k], st[1][k]
 		z := complex(real(a)*s1-real(b)*s2, imag(a)*s1-imag(b)*s2)
 		y[k] += z - sx[k]
 		sx[k] = z
 		sp[k] = real(z)*real(z) + imag(z)*imag(z)
+		yp[k] = real(y[k])*real(y[k]) + imag(y[k])*imag(y[k])
+	}
+}
+
+// sum3Go sums the three sub-blocks' DFTs s into the 12 ms window's, x,
+// of squared amplitudes amp2, and their powers p into broad.
+func sum3Go(s *[3]*[8]complex128, p *[3]*[8]float64, x *[8]complex128, amp2, broad *[8]float64) {
+	for k := range 8 {
+		v := s[0][k] + s[1][k] + s[2][k]
+		x[k] = v
+		amp2[k] = (real(v)*real(v) + imag(v)*imag(v)) * (4.0 / (winLen * winLen))
+		broad[k] = p[0][k] + p[1][k] + p[2][k]
 	}
 }
 
@@ -508,11 +522,7 @@ func projectGo(st *[2][8]float64, ref *[2][8]complex128, sx *[8]complex128, sp *
 // speech or music does when 40 ms of it are heard at once.
 func (d *Detector) judgeLong() {
 	e := d.longE
-	var p [8]float64 // |Y|²: a tone of amplitude A gives (A·longLen/2)²
-	for k := range d.longY {
-		y := d.longY[k]
-		p[k] = real(y)*real(y) + imag(y)*imag(y)
-	}
+	p := &d.longP // |Y|²: a tone of amplitude A gives (A·longLen/2)²
 	lo, lo2 := best((*[4]float64)(p[0:4]))
 	hi, hi2 := best((*[4]float64)(p[4:8]))
 	hi += 4
@@ -535,15 +545,11 @@ func (d *Detector) judgeLong() {
 // analyse combines the last three sub-blocks into one window and judges it.
 func (d *Detector) analyse(w *window) {
 	var X [8]complex128
-	var amp2 [8]float64
+	var amp2, broad [8]float64
 	s0, s1, s2 := d.win[0], d.win[1], d.win[2]
 	e := d.subE[s0] + d.subE[s1] + d.subE[s2]
 	so, sm, sn := &d.subX[s0], &d.subX[s1], &d.subX[s2]
-	for k := range 8 {
-		x := so[k] + sm[k] + sn[k]
-		X[k] = x
-		amp2[k] = (real(x)*real(x) + imag(x)*imag(x)) * (4.0 / (winLen * winLen))
-	}
+	sum3(&[3]*[8]complex128{so, sm, sn}, &[3]*[8]float64{&d.subP[s0], &d.subP[s1], &d.subP[s2]}, &X, &amp2, &broad)
 	// The previous window, one hop earlier, is still in the ring.
 	havePrev := d.nsub > winSubs
 	lo, lo2 := best((*[4]float64)(amp2[0:4]))
@@ -558,7 +564,7 @@ func (d *Detector) analyse(w *window) {
 	if !havePrev || e == 0 {
 		return
 	}
-	d.suspect(w, &amp2, e)
+	d.suspect(w, &amp2, &broad, e)
 	th := &d.th
 	// The offset correction raises a tone by 6 dB for one 3.2 % off (and
 	// a press averaging 2.8 % or more is rejected): windows that cannot
@@ -598,13 +604,8 @@ func (d *Detector) analyse(w *window) {
 // measured from its phase advance between them, and the three
 // sub-blocks are recombined at that frequency: the window's response is
 // then centred on the tone wherever it lies within ±125 Hz.
-func (d *Detector) suspect(w *window, amp2 *[8]float64, e float64) {
+func (d *Detector) suspect(w *window, amp2, broad *[8]float64, e float64) {
 	th := &d.th
-	var broad [8]float64
-	p0, p1, p2 := &d.subP[d.win[0]], &d.subP[d.win[1]], &d.subP[d.win[2]]
-	for k := range 8 {
-		broad[k] = p0[k] + p1[k] + p2[k]
-	}
 	// Coherent recombination gives at most three times the broad power
 	// (Cauchy-Schwarz), less the sub-block's own loss off-bin.
 	const bound = 3 * 4.0 / (winLen * winLen) / 0.6

@@ -32,16 +32,28 @@ func goertzel8Subs(x *[batchSubs * subLen]float64, s *[batchSubs][2][8]float64, 
 }
 
 // project is projectGo, with AVX two filters an instruction.
-func project(st *[2][8]float64, ref *[2][8]complex128, sx *[8]complex128, sp *[8]float64, y *[8]complex128) {
+func project(st *[2][8]float64, ref *[2][8]complex128, sx *[8]complex128, sp *[8]float64, y *[8]complex128, yp *[8]float64) {
 	if useAVX {
-		projectAVX(st, ref, sx, sp, y)
+		projectAVX(st, ref, sx, sp, y, yp)
 		return
 	}
-	projectGo(st, ref, sx, sp, y)
+	projectGo(st, ref, sx, sp, y, yp)
+}
+
+// sum3 is sum3Go, with AVX two filters an instruction.
+func sum3(s *[3]*[8]complex128, p *[3]*[8]float64, x *[8]complex128, amp2, broad *[8]float64) {
+	if useAVX {
+		sum3AVX(s, p, 4.0/(winLen*winLen), x, amp2, broad)
+		return
+	}
+	sum3Go(s, p, x, amp2, broad)
 }
 
 //go:noescape
-func projectAVX(st *[2][8]float64, ref *[2][8]complex128, sx *[8]complex128, sp *[8]float64, y *[8]complex128)
+func projectAVX(st *[2][8]float64, ref *[2][8]complex128, sx *[8]complex128, sp *[8]float64, y *[8]complex128, yp *[8]float64)
+
+//go:noescape
+func sum3AVX(s *[3]*[8]complex128, p *[3]*[8]float64, scale float64, x *[8]complex128, amp2, broad *[8]float64)
 
 //go:noescape
 func goertzel8SSE2(x []float64, s1, s2, c *[8]float64)

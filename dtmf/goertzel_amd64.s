@@ -246,8 +246,18 @@ x3pair:
 	VZEROUPPER
 	RET
 
+// POWERS stores |z|² of the two complex numbers in Y-register z, whose
+// lower half is x, at dst: re²+im², as in Go. It clobbers Y2 and z.
+#define POWERS(z, x, dst) \
+	VMULPD       z, z, z; \
+	VHADDPD      z, z, z; \
+	VEXTRACTF128 $1, z, X2; \
+	VUNPCKLPD    X2, x, x; \
+	VMOVUPD      x, dst
+
 // PAIR projects filters k and k+1: s1 and s2 at s1o and s2o(AX), their
-// a and b at ao and bo(BX), z at zo of sx (CX) and y (DI), power at po(DX).
+// a and b at ao and bo(BX), z at zo of sx (CX) and y (DI), powers at po
+// of sp (DX) and yp (R8).
 #define PAIR(s1o, s2o, ao, bo, zo, po) \
 	VBROADCASTSD s1o(AX), Y0; \
 	VBROADCASTSD s1o+8(AX), Y1; \
@@ -262,25 +272,70 @@ x3pair:
 	VADDPD       zo(DI), Y1, Y1; \
 	VMOVUPD      Y1, zo(DI); \
 	VMOVUPD      Y0, zo(CX); \
-	VMULPD       Y0, Y0, Y0; \
-	VHADDPD      Y0, Y0, Y0; \
-	VEXTRACTF128 $1, Y0, X1; \
-	VUNPCKLPD    X1, X0, X0; \
-	VMOVUPD      X0, po(DX)
+	POWERS(Y1, X1, po(R8)); \
+	POWERS(Y0, X0, po(DX))
 
-// func projectAVX(st *[2][8]float64, ref *[2][8]complex128, sx *[8]complex128, sp *[8]float64, y *[8]complex128)
+
+// func projectAVX(st *[2][8]float64, ref *[2][8]complex128, sx *[8]complex128, sp *[8]float64, y *[8]complex128, yp *[8]float64)
 //
 // projectGo two filters a register: the same operations on the same
 // operands, so the same bits.
-TEXT ·projectAVX(SB), NOSPLIT, $0-40
+TEXT ·projectAVX(SB), NOSPLIT, $0-48
 	MOVQ st+0(FP), AX
 	MOVQ ref+8(FP), BX
 	MOVQ sx+16(FP), CX
 	MOVQ sp+24(FP), DX
 	MOVQ y+32(FP), DI
+	MOVQ yp+40(FP), R8
 	PAIR(0, 64, 0, 128, 0, 0)
 	PAIR(16, 80, 32, 160, 32, 16)
 	PAIR(32, 96, 64, 192, 64, 32)
 	PAIR(48, 112, 96, 224, 96, 48)
+	VZEROUPPER
+	RET
+
+// SUM3 adds filters k and k+1 of the three sub-blocks at zo and stores the
+// window's DFT at zo(DI) and its powers, scaled by X3, at po(DX).
+#define SUM3(zo, po) \
+	VMOVUPD zo(AX), Y0; \
+	VADDPD  zo(BX), Y0, Y0; \
+	VADDPD  zo(CX), Y0, Y0; \
+	VMOVUPD Y0, zo(DI); \
+	VMULPD       Y0, Y0, Y0; \
+	VHADDPD      Y0, Y0, Y0; \
+	VEXTRACTF128 $1, Y0, X2; \
+	VUNPCKLPD    X2, X0, X0; \
+	VMULPD       X3, X0, X0; \
+	VMOVUPD      X0, po(DX)
+
+// BROAD adds four powers of the three sub-blocks at off into broad (R11).
+#define BROAD(off) \
+	VMOVUPD off(R8), Y0; \
+	VADDPD  off(R9), Y0, Y0; \
+	VADDPD  off(R10), Y0, Y0; \
+	VMOVUPD Y0, off(R11)
+
+// func sum3AVX(s *[3]*[8]complex128, p *[3]*[8]float64, scale float64, x *[8]complex128, amp2, broad *[8]float64)
+//
+// sum3Go two filters a register: the same operations, the same bits.
+TEXT ·sum3AVX(SB), NOSPLIT, $0-48
+	MOVQ s+0(FP), SI
+	MOVQ 0(SI), AX
+	MOVQ 8(SI), BX
+	MOVQ 16(SI), CX
+	MOVQ p+8(FP), SI
+	MOVQ 0(SI), R8
+	MOVQ 8(SI), R9
+	MOVQ 16(SI), R10
+	VMOVDDUP scale+16(FP), X3
+	MOVQ x+24(FP), DI
+	MOVQ amp2+32(FP), DX
+	MOVQ broad+40(FP), R11
+	SUM3(0, 0)
+	SUM3(32, 16)
+	SUM3(64, 32)
+	SUM3(96, 48)
+	BROAD(0)
+	BROAD(32)
 	VZEROUPPER
 	RET

@@ -90,6 +90,7 @@ func TestProjectAssembly(t *testing.T) {
 	for j := range phases {
 		var st [2][8]float64
 		var sx, y [8]complex128
+		var yp, yp2 [8]float64
 		for k := range 8 {
 			st[0][k], st[1][k] = r.NormFloat64()*1e6, r.NormFloat64()*1e6
 			sx[k] = complex(r.NormFloat64()*1e7, r.NormFloat64()*1e7)
@@ -97,10 +98,36 @@ func TestProjectAssembly(t *testing.T) {
 		}
 		sx2, y2 := sx, y
 		var sp, sp2 [8]float64
-		projectAVX(&st, &goertzel.ref[j], &sx, &sp, &y)
-		projectGo(&st, &goertzel.ref[j], &sx2, &sp2, &y2)
-		if sx != sx2 || sp != sp2 || y != y2 {
-			t.Fatalf("phase %d: %v %v %v, want %v %v %v", j, sx, sp, y, sx2, sp2, y2)
+		projectAVX(&st, &goertzel.ref[j], &sx, &sp, &y, &yp)
+		projectGo(&st, &goertzel.ref[j], &sx2, &sp2, &y2, &yp2)
+		if sx != sx2 || sp != sp2 || y != y2 || yp != yp2 {
+			t.Fatalf("phase %d: %v %v %v %v, want %v %v %v %v", j, sx, sp, y, yp, sx2, sp2, y2, yp2)
+		}
+	}
+}
+
+// TestSum3Assembly: sum3AVX gives sum3Go's results to the bit.
+func TestSum3Assembly(t *testing.T) {
+	if !useAVX {
+		t.Skip("no AVX on this processor")
+	}
+	r := rand.New(rand.NewPCG(15, 16))
+	for range 1000 {
+		var s [3][8]complex128
+		var p [3][8]float64
+		for j := range 3 {
+			for k := range 8 {
+				s[j][k] = complex(r.NormFloat64()*1e6, r.NormFloat64()*1e6)
+				p[j][k] = r.ExpFloat64() * 1e12
+			}
+		}
+		ps, pp := &[3]*[8]complex128{&s[0], &s[1], &s[2]}, &[3]*[8]float64{&p[0], &p[1], &p[2]}
+		var x, x2 [8]complex128
+		var a, a2, b, b2 [8]float64
+		sum3AVX(ps, pp, 4.0/(winLen*winLen), &x, &a, &b)
+		sum3Go(ps, pp, &x2, &a2, &b2)
+		if x != x2 || a != a2 || b != b2 {
+			t.Fatalf("%v %v %v, want %v %v %v", x, a, b, x2, a2, b2)
 		}
 	}
 }

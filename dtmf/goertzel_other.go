@@ -8,6 +8,10 @@ func goertzel8Subs(x *[batchSubs * subLen]float64, s *[batchSubs][2][8]float64, 
 	goertzel8SubsGo(x, s, k)
 }
 
-func project(st *[2][8]float64, ref *[2][8]complex128, sx *[8]complex128, sp *[8]float64, y *[8]complex128) {
-	projectGo(st, ref, sx, sp, y)
+func project(st *[2][8]float64, ref *[2][8]complex128, sx *[8]complex128, sp *[8]float64, y *[8]complex128, yp *[8]float64) {
+	projectGo(st, ref, sx, sp, y, yp)
+}
+
+func sum3(s *[3]*[8]complex128, p *[3]*[8]float64, x *[8]complex128, amp2, broad *[8]float64) {
+	sum3Go(s, p, x, amp2, broad)
 }
