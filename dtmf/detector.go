@@ -244,6 +244,7 @@ type Detector struct {
 	xbuf [batchSubs * subLen]float64
 	bst  [batchSubs][2][8]float64 // each sub-block's final (s1, s2)
 	ben  [batchSubs]float64       // and its energy
+	gbuf [batchSubs * subLen]byte // G.711 input, for the assembly's reads past k
 
 	// The last longSubs sub-blocks, a ring by nsub: the 12 ms window is
 	// the newest three, the long window all of them.
@@ -401,6 +402,9 @@ func (d *Detector) processG711(in []byte, t *g711Table, out []Event) []Event {
 // filterG711 filters k whole sub-blocks of G.711 bytes, in, starting at a
 // sub-block boundary; endSub then takes their results in order.
 func (d *Detector) filterG711(in []byte, k int, t *g711Table) {
+	if goertzel8SubsG711(in, k, t, &d.gbuf, &d.bst, &d.ben) {
+		return
+	}
 	for j := range k {
 		d.ben[j] = g711ToFloat(d.xbuf[j*subLen:(j+1)*subLen], in[j*subLen:(j+1)*subLen], t)
 	}

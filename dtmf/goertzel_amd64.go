@@ -31,6 +31,24 @@ func goertzel8Subs(x *[batchSubs * subLen]float64, s *[batchSubs][2][8]float64, 
 	}
 }
 
+// goertzel8SubsG711 is filterG711 with AVX: the first k sub-blocks of
+// G.711 bytes in decoded by table as the filters take them, three a pass,
+// and their energies. It reports false, having done nothing, without AVX.
+func goertzel8SubsG711(in []byte, k int, t *g711Table, buf *[batchSubs * subLen]byte, s *[batchSubs][2][8]float64, e *[batchSubs]float64) bool {
+	if !useAVX {
+		return false
+	}
+	copy(buf[:], in[:k*subLen])
+	var ei [3]int64
+	for j := 0; j < k; j += 3 {
+		goertzel8x3G711AVX((*[3 * subLen]byte)(buf[j*subLen:]), t, (*[3][2][8]float64)(s[j:]), &ei, &goertzel.coef)
+		for i := range min(3, k-j) {
+			e[j+i] = float64(ei[i])
+		}
+	}
+	return true
+}
+
 // project is projectGo, with AVX two filters an instruction.
 func project(st *[2][8]float64, ref *[2][8]complex128, sx *[8]complex128, sp *[8]float64, y *[8]complex128, yp *[8]float64) {
 	if useAVX {
@@ -60,6 +78,9 @@ func goertzel8SSE2(x []float64, s1, s2, c *[8]float64)
 
 //go:noescape
 func goertzel8AVX(x []float64, s1, s2, c *[8]float64)
+
+//go:noescape
+func goertzel8x3G711AVX(in *[3 * subLen]byte, t *g711Table, s *[3][2][8]float64, e *[3]int64, c *[8]float64)
 
 //go:noescape
 func goertzel8x3AVX(x *[3 * subLen]float64, s *[3][2][8]float64, c *[8]float64)

@@ -246,6 +246,74 @@ x3pair:
 	VZEROUPPER
 	RET
 
+// GSUB is XSUB for G.711: the byte at off(SI) decoded through the table
+// at DI, its square added to the energy in register e.
+#define GSUB(off, e, alo, ahi, blo, bhi) \
+	MOVBQZX      off(SI), R9; \
+	VBROADCASTSD (DI)(R9*8), Y12; \
+	ADDQ         2048(DI)(R9*8), e; \
+	XSTEP(alo, blo, Y14); \
+	XSTEP(ahi, bhi, Y15)
+
+// func goertzel8x3G711AVX(in *[3 * subLen]byte, t *g711Table, s *[3][2][8]float64, e *[3]int64, c *[8]float64)
+//
+// goertzel8x3AVX fed with G.711 bytes decoded by the table's samples (t.f,
+// at 0), returning each sub-block's energy from its squares (t.sq, at 2048).
+TEXT ·goertzel8x3G711AVX(SB), NOSPLIT, $0-40
+	MOVQ in+0(FP), SI
+	MOVQ t+8(FP), DI
+	MOVQ s+16(FP), R11
+	MOVQ c+32(FP), DX
+	VMOVUPD 0(DX), Y14
+	VMOVUPD 32(DX), Y15
+	VXORPD Y0, Y0, Y0
+	VXORPD Y1, Y1, Y1
+	VXORPD Y2, Y2, Y2
+	VXORPD Y3, Y3, Y3
+	VXORPD Y4, Y4, Y4
+	VXORPD Y5, Y5, Y5
+	VXORPD Y6, Y6, Y6
+	VXORPD Y7, Y7, Y7
+	VXORPD Y8, Y8, Y8
+	VXORPD Y9, Y9, Y9
+	VXORPD Y10, Y10, Y10
+	VXORPD Y11, Y11, Y11
+	XORQ R10, R10
+	XORQ R12, R12
+	XORQ R13, R13
+	MOVQ $16, CX
+
+g3pair:
+	// Sub-blocks are 32 bytes apart.
+	GSUB(0, R10, Y0, Y1, Y2, Y3)
+	GSUB(32, R12, Y4, Y5, Y6, Y7)
+	GSUB(64, R13, Y8, Y9, Y10, Y11)
+	GSUB(1, R10, Y2, Y3, Y0, Y1)
+	GSUB(33, R12, Y6, Y7, Y4, Y5)
+	GSUB(65, R13, Y10, Y11, Y8, Y9)
+	ADDQ $2, SI
+	DECQ CX
+	JNZ  g3pair
+
+	VMOVUPD Y0, 0(R11)
+	VMOVUPD Y1, 32(R11)
+	VMOVUPD Y2, 64(R11)
+	VMOVUPD Y3, 96(R11)
+	VMOVUPD Y4, 128(R11)
+	VMOVUPD Y5, 160(R11)
+	VMOVUPD Y6, 192(R11)
+	VMOVUPD Y7, 224(R11)
+	VMOVUPD Y8, 256(R11)
+	VMOVUPD Y9, 288(R11)
+	VMOVUPD Y10, 320(R11)
+	VMOVUPD Y11, 352(R11)
+	MOVQ e+24(FP), AX
+	MOVQ R10, 0(AX)
+	MOVQ R12, 8(AX)
+	MOVQ R13, 16(AX)
+	VZEROUPPER
+	RET
+
 // POWERS stores |z|² of the two complex numbers in Y-register z, whose
 // lower half is x, at dst: re²+im², as in Go. It clobbers Y2 and z.
 #define POWERS(z, x, dst) \

@@ -131,3 +131,32 @@ func TestSum3Assembly(t *testing.T) {
 		}
 	}
 }
+
+// TestGoertzelG711Assembly: the G.711 filters give the Go filters' results
+// on the decoded samples, and the samples' energy, to the bit.
+func TestGoertzelG711Assembly(t *testing.T) {
+	if !useAVX {
+		t.Skip("no AVX on this processor")
+	}
+	r := rand.New(rand.NewPCG(17, 18))
+	for _, table := range []*g711Table{&ulaw, &alaw} {
+		for range 100 {
+			var in [3 * subLen]byte
+			for i := range in {
+				in[i] = byte(r.Uint32())
+			}
+			var got [3][2][8]float64
+			var e [3]int64
+			goertzel8x3G711AVX(&in, table, &got, &e, &goertzel.coef)
+			for j := range 3 {
+				var x [subLen]float64
+				want := g711ToFloat(x[:], in[j*subLen:(j+1)*subLen], table)
+				var s1, s2 [8]float64
+				goertzel8Go(x[:], &s1, &s2, &goertzel.coef)
+				if got[j] != [2][8]float64{s1, s2} || float64(e[j]) != want {
+					t.Fatalf("sub-block %d: %v %v, want %v %v %v", j, got[j], e[j], s1, s2, want)
+				}
+			}
+		}
+	}
+}
