@@ -290,17 +290,24 @@ func (m *Masker) sendG711(out []byte) {
 		ringCopy(out, m.raw[:], t0)
 		return
 	}
-	for i := range out {
-		t := t0 + int64(i)
-		switch {
-		case t < 0:
-			out[i] = m.encode(0)
-		case m.masked(t):
-			out[i] = m.maskRaw[t%int64(len(m.maskRaw))]
-		default:
-			out[i] = m.raw[t&(ringLen-1)]
-		}
+	// Before the stream's first sample, silence, not counted; then the
+	// input, the span's part masked.
+	end, t := t0+int64(n), t0
+	for ; t < 0 && t < end; t++ {
+		out[t-t0] = m.encode(0)
 	}
+	a, b := end, end
+	if m.spanSet {
+		a = min(max(m.span.Start, t), end)
+		b = min(max(m.span.End, a), end)
+	}
+	ringCopy(out[t-t0:a-t0], m.raw[:], t)
+	for i, j := a-t0, a%int64(len(m.maskRaw)); i < b-t0; j = 0 {
+		i += int64(copy(out[i:b-t0], m.maskRaw[j:]))
+	}
+	ringCopy(out[b-t0:], m.raw[:], b)
+	m.stats.Samples += end - t
+	m.stats.Masked += b - a
 }
 
 func (m *Masker) encode(v int16) byte {

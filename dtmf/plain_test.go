@@ -117,6 +117,9 @@ func plainInputs(codec Codec) map[string][]byte {
 		loud[i] = byte(r.Uint32())
 		quiet[i] = int16(r.IntN(9) - 4)
 	}
+	var first signal // a press from the first sample on
+	first.tone(toneSpec{digit: '5', onMs: 80, offMs: 100, lowDB: -8, highDB: -8})
+	in["press at the first sample"] = enc(le(first.pcm))
 	in["random bytes"] = loud
 	in["quiet noise"] = enc(le(quiet))
 	return in
