@@ -329,7 +329,7 @@ func (d *Detector) Process(pcm []int16, out []Event) []Event {
 		if d.fill == 0 && len(pcm) >= subLen {
 			k := min(len(pcm)/subLen, batchSubs)
 			for j := range k {
-				d.ben[j] = toFloat(d.xbuf[j*subLen:(j+1)*subLen], pcm[j*subLen:(j+1)*subLen])
+				d.ben[j] = toFloatSub((*[subLen]float64)(d.xbuf[j*subLen:]), (*[subLen]int16)(pcm[j*subLen:]))
 			}
 			goertzel8Subs(&d.xbuf, &d.bst, k)
 			for j := range k {

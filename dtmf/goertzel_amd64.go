@@ -49,6 +49,14 @@ func goertzel8SubsG711(in []byte, k int, t *g711Table, buf *[batchSubs * subLen]
 	return true
 }
 
+// toFloatSub is toFloat for a whole sub-block.
+func toFloatSub(dst *[subLen]float64, src *[subLen]int16) float64 {
+	if useAVX {
+		return toFloatAVX(dst, src)
+	}
+	return toFloat(dst[:], src[:])
+}
+
 // project is projectGo, with AVX two filters an instruction.
 func project(st *[2][8]float64, ref *[2][8]complex128, sx *[8]complex128, sp *[8]float64, y *[8]complex128, yp *[8]float64) {
 	if useAVX {
@@ -66,6 +74,9 @@ func sum3(s *[3]*[8]complex128, p *[3]*[8]float64, x *[8]complex128, amp2, broad
 	}
 	sum3Go(s, p, x, amp2, broad)
 }
+
+//go:noescape
+func toFloatAVX(dst *[subLen]float64, src *[subLen]int16) (energy float64)
 
 //go:noescape
 func projectAVX(st *[2][8]float64, ref *[2][8]complex128, sx *[8]complex128, sp *[8]float64, y *[8]complex128, yp *[8]float64)

@@ -407,3 +407,36 @@ TEXT ·sum3AVX(SB), NOSPLIT, $0-48
 	BROAD(32)
 	VZEROUPPER
 	RET
+
+// CONV4 converts the four samples at off(SI) to float64 at 4*off(DI) and
+// adds their squares to Y2.
+#define CONV4(off) \
+	VPMOVSXWD off(SI), X0; \
+	VCVTDQ2PD X0, Y0; \
+	VMOVUPD   Y0, (4*off)(DI); \
+	VMULPD    Y0, Y0, Y1; \
+	VADDPD    Y1, Y2, Y2
+
+// func toFloatAVX(dst *[subLen]float64, src *[subLen]int16) (energy float64)
+//
+// toFloat for a whole sub-block, four samples an instruction. The squares
+// and their sums are integers below 2^53, exact in any order, so the
+// energy is toFloat's to the bit.
+TEXT ·toFloatAVX(SB), NOSPLIT, $0-24
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	VXORPD Y2, Y2, Y2
+	CONV4(0)
+	CONV4(8)
+	CONV4(16)
+	CONV4(24)
+	CONV4(32)
+	CONV4(40)
+	CONV4(48)
+	CONV4(56)
+	VEXTRACTF128 $1, Y2, X1
+	VADDPD       X1, X2, X2
+	VHADDPD      X2, X2, X2
+	VMOVSD       X2, energy+16(FP)
+	VZEROUPPER
+	RET

@@ -1,6 +1,7 @@
 package dtmf
 
 import (
+	"math"
 	"math/rand/v2"
 	"testing"
 
@@ -157,6 +158,32 @@ func TestGoertzelG711Assembly(t *testing.T) {
 					t.Fatalf("sub-block %d: %v %v, want %v %v %v", j, got[j], e[j], s1, s2, want)
 				}
 			}
+		}
+	}
+}
+
+// TestToFloatAssembly: toFloatAVX converts and sums as toFloat does.
+func TestToFloatAssembly(t *testing.T) {
+	if !useAVX {
+		t.Skip("no AVX on this processor")
+	}
+	r := rand.New(rand.NewPCG(19, 20))
+	for n := range 1000 {
+		var src [subLen]int16
+		for i := range src {
+			switch n % 3 {
+			case 0:
+				src[i] = int16(r.Uint32())
+			case 1: // the extremes: -32768² twice overflows 32 bits
+				src[i] = []int16{math.MinInt16, math.MaxInt16, 0, -1}[r.IntN(4)]
+			default:
+				src[i] = math.MinInt16
+			}
+		}
+		var got, want [subLen]float64
+		eg, ew := toFloatAVX(&got, &src), toFloat(want[:], src[:])
+		if got != want || eg != ew {
+			t.Fatalf("%v: %v %v, want %v %v", src, got, eg, want, ew)
 		}
 	}
 }

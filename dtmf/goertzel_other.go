@@ -19,3 +19,5 @@ func sum3(s *[3]*[8]complex128, p *[3]*[8]float64, x *[8]complex128, amp2, broad
 func goertzel8SubsG711([]byte, int, *g711Table, *[batchSubs * subLen]byte, *[batchSubs][2][8]float64, *[batchSubs]float64) bool {
 	return false
 }
+
+func toFloatSub(dst *[subLen]float64, src *[subLen]int16) float64 { return toFloat(dst[:], src[:]) }
