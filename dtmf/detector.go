@@ -240,7 +240,8 @@ type Detector struct {
 
 	// Whole sub-blocks are filtered together, then judged one by one: the
 	// filters of different sub-blocks are independent chains the
-	// processor overlaps, where one sub-block's wait on its own additions.
+	// processor overlaps, where one sub-block's filters wait on their own
+	// last step at every sample.
 	xbuf [batchSubs * subLen]float64
 	bst  [batchSubs][2][8]float64 // each sub-block's final (s1, s2)
 	ben  [batchSubs]float64       // and its energy

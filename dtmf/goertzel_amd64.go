@@ -4,7 +4,9 @@ import "golang.org/x/sys/cpu"
 
 // The filters in assembly (goertzel_amd64.s): with AVX four filters an
 // instruction, else SSE2, which every amd64 processor has, two. Both give
-// goertzel8Go's results to the bit.
+// goertzel8Go's results to the bit. The other per-sub-block steps have AVX
+// versions too, each the same operations as its Go version (so the same
+// bits), and fall back to it without AVX.
 var useAVX = cpu.X86.HasAVX
 
 func goertzel8(x []float64, s1, s2, c *[8]float64) {
