@@ -528,9 +528,7 @@ func sum3Go(s *[3]*[8]complex128, p *[3]*[8]float64, x *[8]complex128, amp2, bro
 func (d *Detector) judgeLong() {
 	e := d.longE
 	p := &d.longP // |Y|²: a tone of amplitude A gives (A·longLen/2)²
-	lo, lo2 := best((*[4]float64)(p[0:4]))
-	hi, hi2 := best((*[4]float64)(p[4:8]))
-	hi += 4
+	lo, lo2, hi, hi2 := best2(p)
 	th := &d.th
 	const toAmp2 = 4.0 / (longLen * longLen)
 	if e == 0 || (p[lo]+p[hi])*toAmp2*(longLen/2) < th.longShare*e ||
@@ -557,9 +555,7 @@ func (d *Detector) analyse(w *window) {
 	sum3(&[3]*[8]complex128{so, sm, sn}, &[3]*[8]float64{&d.subP[s0], &d.subP[s1], &d.subP[s2]}, &X, &amp2, &broad)
 	// The previous window, one hop earlier, is still in the ring.
 	havePrev := d.nsub > winSubs
-	lo, lo2 := best((*[4]float64)(amp2[0:4]))
-	hi, hi2 := best((*[4]float64)(amp2[4:8]))
-	hi += 4
+	lo, lo2, hi, hi2 := best2(&amp2)
 	w.lo, w.hi = lo, hi
 	w.slo, w.shi = lo, hi
 	w.raw = [2]float64{amp2[lo], amp2[hi]}
@@ -614,9 +610,7 @@ func (d *Detector) suspect(w *window, amp2, broad *[8]float64, e float64) {
 	// Coherent recombination gives at most three times the broad power
 	// (Cauchy-Schwarz), less the sub-block's own loss off-bin.
 	const bound = 3 * 4.0 / (winLen * winLen) / 0.6
-	blo, _ := best((*[4]float64)(broad[0:4]))
-	bhi, _ := best((*[4]float64)(broad[4:8]))
-	bhi += 4
+	blo, _, bhi, _ := best2(broad)
 	if (broad[blo]+broad[bhi])*bound*(winLen/2) < th.suspectPurity*e || min(broad[blo], broad[bhi])*bound < th.suspectAmp2 {
 		return
 	}
@@ -707,14 +701,20 @@ func (d *Detector) recombine(amp2 *[8]float64, a, b int) (bin int, amp, df float
 	return
 }
 
-// best returns the index of the largest of four values and the second
-// largest value: the strongest tone of a group, and the next. The values
-// are powers, never negative, so their bits order as they do: compared as
-// integers, the choices compile to conditional moves, where the float
-// comparisons branched and speech mispredicted them.
-func best(v *[4]float64) (int, float64) {
-	u0, u1 := math.Float64bits(v[0]), math.Float64bits(v[1])
-	u2, u3 := math.Float64bits(v[2]), math.Float64bits(v[3])
+// best2 returns, for the low group v[0:4] and the high group v[4:8], the
+// index of the strongest tone and the power of the next: lo in 0-3, hi in
+// 4-7. The values are powers, never negative, so their bits order as they
+// do: compared as integers, the choices compile to conditional moves,
+// where the float comparisons branched and speech mispredicted them.
+func best2(v *[8]float64) (lo int, lo2 float64, hi int, hi2 float64) {
+	b := func(i int) uint64 { return math.Float64bits(v[i]) }
+	lo, l2 := bestBits(b(0), b(1), b(2), b(3))
+	hi, h2 := bestBits(b(4), b(5), b(6), b(7))
+	return lo, math.Float64frombits(l2), hi + 4, math.Float64frombits(h2)
+}
+
+// bestBits is best2 for one group, on the values' bits.
+func bestBits(u0, u1, u2, u3 uint64) (int, uint64) {
 	// Two pairs, then their winners: the runner-up is the larger of the
 	// final loser and the winner's own pair partner.
 	i, a, a2 := 0, u0, u1
@@ -729,7 +729,7 @@ func best(v *[4]float64) (int, float64) {
 	if b > a {
 		k, r = j, max(a, b2)
 	}
-	return k, math.Float64frombits(r)
+	return k, r
 }
 
 // offsetHz turns a one-hop phase advance into a frequency offset.

@@ -190,7 +190,8 @@ func TestMaskerMatchesPlain(t *testing.T) {
 	}
 }
 
-// bestPlain is best as first written, with float comparisons.
+// bestPlain is one group of best2 as first written, with float
+// comparisons.
 func bestPlain(v *[4]float64) (int, float64) {
 	i, a, a2 := 0, v[0], v[1]
 	if v[1] > v[0] {
@@ -206,16 +207,25 @@ func bestPlain(v *[4]float64) (int, float64) {
 	return i, max(b, a2)
 }
 
-// TestBestMatchesPlain: best picks as the float comparisons do, ties,
+// TestBestMatchesPlain: best2 picks as the float comparisons do, ties,
 // zeros, subnormals and huge powers included.
 func TestBestMatchesPlain(t *testing.T) {
 	r := rand.New(rand.NewPCG(11, 12))
 	pick := []float64{0, 5e-324, 1e-300, 0.5, 1, 1, 2, 3e7, 1e300, math.MaxFloat64}
 	check := func(v [4]float64) {
-		i, x := best(&v)
+		// Each group in turn, the other one random.
+		var w [8]float64
+		for k := range w {
+			w[k] = r.ExpFloat64()
+		}
 		j, y := bestPlain(&v)
-		if i != j || x != y {
-			t.Fatalf("best(%v) = %d, %v; want %d, %v", v, i, x, j, y)
+		copy(w[:4], v[:])
+		if i, x, _, _ := best2(&w); i != j || x != y {
+			t.Fatalf("best2(%v) low = %d, %v; want %d, %v", w, i, x, j, y)
+		}
+		copy(w[4:], v[:])
+		if _, _, i, x := best2(&w); i != j+4 || x != y {
+			t.Fatalf("best2(%v) high = %d, %v; want %d, %v", w, i, x, j+4, y)
 		}
 	}
 	// Every arrangement of four picked values, repeats included.
