@@ -255,6 +255,10 @@ type Detector struct {
 	nsub int64
 	win  [winSubs]int // the 12 ms window's slots, oldest first
 
+	// The 12 ms window's DFT, squared amplitudes and wide-bin powers.
+	wx            [8]complex128
+	wamp2, wbroad [8]float64
+
 	longY   [8]complex128 // the long window's DFT
 	longP   [8]float64    // its powers
 	longE   float64       // and its energy
@@ -343,7 +347,7 @@ func (d *Detector) Process(pcm []int16, out []Event) []Event {
 		d.run(d.xbuf[:n], toFloat(d.xbuf[:n], pcm[:n]))
 		pcm = pcm[n:]
 		if d.fill == subLen {
-			out = d.endSub(&[2][8]float64{d.s1, d.s2}, d.energy, out)
+			out = d.endPart(out)
 		}
 	}
 	return out
@@ -395,8 +399,16 @@ func (d *Detector) run(buf []float64, e float64) {
 func (d *Detector) processG711(in []byte, t *g711Table, out []Event) []Event {
 	d.run(d.xbuf[:len(in)], g711ToFloat(d.xbuf[:len(in)], in, t))
 	if d.fill == subLen {
-		out = d.endSub(&[2][8]float64{d.s1, d.s2}, d.energy, out)
+		out = d.endPart(out)
 	}
+	return out
+}
+
+// endPart ends a sub-block filled in parts and clears the filters for the
+// next; whole sub-blocks never touch them.
+func (d *Detector) endPart(out []Event) []Event {
+	out = d.endSub(&[2][8]float64{d.s1, d.s2}, d.energy, out)
+	d.s1, d.s2, d.energy, d.fill = [8]float64{}, [8]float64{}, 0, 0
 	return out
 }
 
@@ -467,7 +479,6 @@ func (d *Detector) endSub(st *[2][8]float64, energy float64, out []Event) []Even
 	// long window's sum can slide without drifting.
 	d.longE += energy - d.subE[slot]
 	d.subE[slot] = energy
-	d.s1, d.s2, d.energy, d.fill = [8]float64{}, [8]float64{}, 0, 0
 	d.nsub++
 	d.win = [winSubs]int{d.win[1], d.win[2], int(slot)}
 	if d.nsub >= longSubs {
@@ -547,15 +558,15 @@ func (d *Detector) judgeLong() {
 
 // analyse combines the last three sub-blocks into one window and judges it.
 func (d *Detector) analyse(w *window) {
-	var X [8]complex128
-	var amp2, broad [8]float64
+	// In the detector, not on the stack, which would clear them first.
+	X, amp2, broad := &d.wx, &d.wamp2, &d.wbroad
 	s0, s1, s2 := d.win[0], d.win[1], d.win[2]
 	e := d.subE[s0] + d.subE[s1] + d.subE[s2]
 	so, sm, sn := &d.subX[s0], &d.subX[s1], &d.subX[s2]
-	sum3(&[3]*[8]complex128{so, sm, sn}, &[3]*[8]float64{&d.subP[s0], &d.subP[s1], &d.subP[s2]}, &X, &amp2, &broad)
+	sum3(&[3]*[8]complex128{so, sm, sn}, &[3]*[8]float64{&d.subP[s0], &d.subP[s1], &d.subP[s2]}, X, amp2, broad)
 	// The previous window, one hop earlier, is still in the ring.
 	havePrev := d.nsub > winSubs
-	lo, lo2, hi, hi2 := best2(&amp2)
+	lo, lo2, hi, hi2 := best2(amp2)
 	w.lo, w.hi = lo, hi
 	w.slo, w.shi = lo, hi
 	w.raw = [2]float64{amp2[lo], amp2[hi]}
@@ -565,7 +576,7 @@ func (d *Detector) analyse(w *window) {
 	if !havePrev || e == 0 {
 		return
 	}
-	d.suspect(w, &amp2, &broad, e)
+	d.suspect(w, amp2, broad, e)
 	th := &d.th
 	// The offset correction raises a tone by 6 dB for one 3.2 % off (and
 	// a press averaging 2.8 % or more is rejected): windows that cannot

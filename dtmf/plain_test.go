@@ -27,6 +27,7 @@ func plainFeed(d *Detector, x []float64, out []Event) []Event {
 	d.fill += len(x)
 	if d.fill == subLen {
 		out = d.endSub(&[2][8]float64{d.s1, d.s2}, d.energy, out)
+		d.s1, d.s2, d.energy, d.fill = [8]float64{}, [8]float64{}, 0, 0
 	}
 	return out
 }
