@@ -510,25 +510,28 @@ func (d *Detector) endSub(st *[2][8]float64, energy float64, out []Event) []Even
 // projectGo turns a sub-block's filter state st into its DFT sx, referenced
 // to the stream's start by ref, and the powers sp, and slides the long
 // window's DFT y, of powers yp: the sub-block that sx held leaves it, the
-// new one joins.
+// new one joins. The conversions round every product, so that no build
+// fuses a multiplication and an addition (GOAMD64=v3 would): the results
+// are the assembly's, and the default build's, everywhere.
 func projectGo(st *[2][8]float64, ref *[2][8]complex128, sx *[8]complex128, sp *[8]float64, y *[8]complex128, yp *[8]float64) {
 	for k := range 8 {
 		a, b, s1, s2 := ref[0][k], ref[1][k], st[0][k], st[1][k]
-		z := complex(real(a)*s1-real(b)*s2, imag(a)*s1-imag(b)*s2)
+		z := complex(float64(real(a)*s1)-float64(real(b)*s2), float64(imag(a)*s1)-float64(imag(b)*s2))
 		y[k] += z - sx[k]
 		sx[k] = z
-		sp[k] = real(z)*real(z) + imag(z)*imag(z)
-		yp[k] = real(y[k])*real(y[k]) + imag(y[k])*imag(y[k])
+		sp[k] = float64(real(z)*real(z)) + float64(imag(z)*imag(z))
+		yp[k] = float64(real(y[k])*real(y[k])) + float64(imag(y[k])*imag(y[k]))
 	}
 }
 
 // sum3Go sums the three sub-blocks' DFTs s into the 12 ms window's, x,
-// of squared amplitudes amp2, and their powers p into broad.
+// of squared amplitudes amp2, and their powers p into broad; unfused, as
+// projectGo.
 func sum3Go(s *[3]*[8]complex128, p *[3]*[8]float64, x *[8]complex128, amp2, broad *[8]float64) {
 	for k := range 8 {
 		v := s[0][k] + s[1][k] + s[2][k]
 		x[k] = v
-		amp2[k] = (real(v)*real(v) + imag(v)*imag(v)) * (4.0 / (winLen * winLen))
+		amp2[k] = (float64(real(v)*real(v)) + float64(imag(v)*imag(v))) * (4.0 / (winLen * winLen))
 		broad[k] = p[0][k] + p[1][k] + p[2][k]
 	}
 }
