@@ -25,6 +25,10 @@ const (
 	longSubs = 10                // sub-blocks per long window, kept as a ring
 	longLen  = subLen * longSubs // long window, samples (40 ms); nulls every 25 Hz
 	maxRun   = 256               // windows kept per press for the duration estimate (~1 s)
+	// batchSubs is how many whole sub-blocks are filtered at once: a
+	// 20 ms packet's five, rounded up to the three the filters take a
+	// pass.
+	batchSubs = 6
 )
 
 var toneHz = [8]float64{697, 770, 852, 941, 1209, 1336, 1477, 1633}
@@ -49,16 +53,17 @@ const phases = SampleRate / subLen
 // goertzel holds the per-frequency constants, computed once.
 var goertzel = func() (g struct {
 	coef [8]float64 // 2cos(ω)
-	// ref[j%phases][k] turns sub-block j's Goertzel state (s1, s2), real,
-	// into z_j: z_j = ref[0]·s1 − ref[1]·s2, ref = e^{-iωMj}·e^{-iω(M-1)}·(1, e^{-iω}).
-	ref [phases][8][2]complex128
+	// ref[j%phases][·][k] turns sub-block j's Goertzel state (s1, s2),
+	// real, into z_j: z_j = ref[0][k]·s1 − ref[1][k]·s2,
+	// ref[·][k] = e^{-iωMj}·e^{-iω(M-1)}·(1, e^{-iω}).
+	ref [phases][2][8]complex128
 }) {
 	for k, f := range toneHz {
 		w := 2 * math.Pi * f / SampleRate
 		g.coef[k] = 2 * math.Cos(w)
 		for j := range phases {
 			r := cmplx.Exp(complex(0, -w*float64(subLen*j+subLen-1)))
-			g.ref[j][k] = [2]complex128{r, r * cmplx.Exp(complex(0, -w))}
+			g.ref[j][0][k], g.ref[j][1][k] = r, r*cmplx.Exp(complex(0, -w))
 		}
 	}
 	return
@@ -230,9 +235,17 @@ type Detector struct {
 	th  thresholds
 
 	s1, s2 [8]float64 // Goertzel state of the sub-block being filled
-	fbuf   [subLen]float64
 	energy float64
 	fill   int
+
+	// Whole sub-blocks are filtered together, then judged one by one: the
+	// filters of different sub-blocks are independent chains the
+	// processor overlaps, where one sub-block's filters wait on their own
+	// last step at every sample.
+	xbuf [batchSubs * subLen]float64
+	bst  [batchSubs][2][8]float64 // each sub-block's final (s1, s2)
+	ben  [batchSubs]float64       // and its energy
+	gbuf [batchSubs * subLen]byte // G.711 input, for the assembly's reads past k
 
 	// The last longSubs sub-blocks, a ring by nsub: the 12 ms window is
 	// the newest three, the long window all of them.
@@ -242,7 +255,12 @@ type Detector struct {
 	nsub int64
 	win  [winSubs]int // the 12 ms window's slots, oldest first
 
+	// The 12 ms window's DFT, squared amplitudes and wide-bin powers.
+	wx            [8]complex128
+	wamp2, wbroad [8]float64
+
 	longY   [8]complex128 // the long window's DFT
+	longP   [8]float64    // its powers
 	longE   float64       // and its energy
 	longRun int           // consecutive long windows holding the same pair
 	longLo  int
@@ -313,11 +331,23 @@ const suspectWins = 2
 // out, returning the extended slice.
 func (d *Detector) Process(pcm []int16, out []Event) []Event {
 	for len(pcm) > 0 {
+		if d.fill == 0 && len(pcm) >= subLen {
+			k := min(len(pcm)/subLen, batchSubs)
+			for j := range k {
+				d.ben[j] = toFloatSub((*[subLen]float64)(d.xbuf[j*subLen:]), (*[subLen]int16)(pcm[j*subLen:]))
+			}
+			goertzel8Subs(&d.xbuf, &d.bst, k)
+			for j := range k {
+				out = d.endSub(&d.bst[j], d.ben[j], out)
+			}
+			pcm = pcm[k*subLen:]
+			continue
+		}
 		n := min(subLen-d.fill, len(pcm))
-		d.filter(pcm[:n])
+		d.run(d.xbuf[:n], toFloat(d.xbuf[:n], pcm[:n]))
 		pcm = pcm[n:]
 		if d.fill == subLen {
-			out = d.endSub(out)
+			out = d.endPart(out)
 		}
 	}
 	return out
@@ -331,22 +361,32 @@ func (d *Detector) Flush(out []Event) []Event {
 	return out
 }
 
-// filter runs the eight Goertzel filters over samples of one sub-block,
-// four at a time so that their states stay in the sixteen float registers.
-func (d *Detector) filter(pcm []int16) {
-	// Converted once, the samples feed the filters from memory operands;
-	// four filters a pass keep every state in a register.
-	buf := d.fbuf[:len(pcm)]
-	e := 0.0
+// toFloat converts pcm into dst, as long, and returns its energy: a sum
+// of squared integers, exact in any order.
+func toFloat(dst []float64, pcm []int16) float64 {
+	dst = dst[:len(pcm)]
+	var e int64
 	for i, v := range pcm {
-		x := float64(v)
-		buf[i] = x
-		e += x * x
+		dst[i] = float64(v)
+		e += int64(v) * int64(v)
 	}
-	d.run(buf, e)
+	return float64(e)
 }
 
-// run feeds converted samples of one sub-block, of energy e, to the filters.
+// g711ToFloat decodes in into dst, as long, by table, and returns its
+// energy.
+func g711ToFloat(dst []float64, in []byte, t *g711Table) float64 {
+	dst = dst[:len(in)]
+	var e int64
+	for i, b := range in {
+		dst[i] = t.f[b]
+		e += t.sq[b]
+	}
+	return float64(e)
+}
+
+// run feeds converted samples of part of a sub-block, of energy e, to the
+// filters.
 func (d *Detector) run(buf []float64, e float64) {
 	d.energy += e
 	goertzel8(buf, &d.s1, &d.s2, &goertzel.coef)
@@ -354,29 +394,43 @@ func (d *Detector) run(buf []float64, e float64) {
 }
 
 // processG711 is Process for G.711 bytes, decoded by table straight to the
-// filters' input: the masker's path. Unlike Process it takes at most up to
-// the next sub-block boundary.
-func (d *Detector) processG711(in []byte, table *[256]float64, out []Event) []Event {
-	d.energy += goertzel8G711(in, table, &d.s1, &d.s2, &goertzel.coef)
-	d.fill += len(in)
+// filters' input: the masker's path. It takes at most up to the next
+// sub-block boundary.
+func (d *Detector) processG711(in []byte, t *g711Table, out []Event) []Event {
+	d.run(d.xbuf[:len(in)], g711ToFloat(d.xbuf[:len(in)], in, t))
 	if d.fill == subLen {
-		out = d.endSub(out)
+		out = d.endPart(out)
 	}
 	return out
 }
 
-// goertzel8G711Go decodes in by table, runs the filters over it and returns
-// its energy.
-func goertzel8G711Go(in []byte, table *[256]float64, s1, s2, c *[8]float64) float64 {
-	var buf [subLen]float64
-	e := 0.0
-	for i, b := range in {
-		x := table[b]
-		buf[i] = x
-		e += x * x
+// endPart ends a sub-block filled in parts and clears the filters for the
+// next; whole sub-blocks never touch them.
+func (d *Detector) endPart(out []Event) []Event {
+	out = d.endSub(&[2][8]float64{d.s1, d.s2}, d.energy, out)
+	d.s1, d.s2, d.energy, d.fill = [8]float64{}, [8]float64{}, 0, 0
+	return out
+}
+
+// filterG711 filters k whole sub-blocks of G.711 bytes, in, starting at a
+// sub-block boundary; endSub then takes their results in order.
+func (d *Detector) filterG711(in []byte, k int, t *g711Table) {
+	if goertzel8SubsG711(in, k, t, &d.gbuf, &d.bst, &d.ben) {
+		return
 	}
-	goertzel8Go(buf[:len(in)], s1, s2, c)
-	return e
+	for j := range k {
+		d.ben[j] = g711ToFloat(d.xbuf[j*subLen:(j+1)*subLen], in[j*subLen:(j+1)*subLen], t)
+	}
+	goertzel8Subs(&d.xbuf, &d.bst, k)
+}
+
+// goertzel8SubsGo runs the filters, from rest, over each of the first k
+// sub-blocks of x.
+func goertzel8SubsGo(x *[batchSubs * subLen]float64, s *[batchSubs][2][8]float64, k int) {
+	for j := range k {
+		s[j] = [2][8]float64{}
+		goertzel8Go(x[j*subLen:(j+1)*subLen], &s[j][0], &s[j][1], &goertzel.coef)
+	}
 }
 
 // goertzel8Go runs the eight filters over x, four at a time so that their
@@ -414,24 +468,17 @@ func goertzel4(x []float64, s1, s2 *[4]float64, c *[4]float64) {
 	*s2 = [4]float64{b0, b1, b2, b3}
 }
 
-// endSub stores the finished sub-block's spectrum and, once three are
-// there, analyses the window they make.
-func (d *Detector) endSub(out []Event) []Event {
+// endSub stores the finished sub-block's spectrum, from its filters' state
+// st and its energy, and, once three are there, analyses the window they
+// make.
+func (d *Detector) endSub(st *[2][8]float64, energy float64, out []Event) []Event {
 	slot := d.nsub % longSubs
 	// The sub-block in this slot leaves the long window.
-	sx, sp, ref := &d.subX[slot], &d.subP[slot], &goertzel.ref[d.nsub%phases]
-	for k := range 8 {
-		a, b, s1, s2 := ref[k][0], ref[k][1], d.s1[k], d.s2[k]
-		z := complex(real(a)*s1-real(b)*s2, imag(a)*s1-imag(b)*s2)
-		d.longY[k] += z - sx[k]
-		sx[k] = z
-		sp[k] = real(z)*real(z) + imag(z)*imag(z)
-	}
+	project(st, &goertzel.ref[d.nsub%phases], &d.subX[slot], &d.subP[slot], &d.longY, &d.longP)
 	// Energies are sums of squared integers, exact in a float64, so the
 	// long window's sum can slide without drifting.
-	d.longE += d.energy - d.subE[slot]
-	d.subE[slot] = d.energy
-	d.s1, d.s2, d.energy, d.fill = [8]float64{}, [8]float64{}, 0, 0
+	d.longE += energy - d.subE[slot]
+	d.subE[slot] = energy
 	d.nsub++
 	d.win = [winSubs]int{d.win[1], d.win[2], int(slot)}
 	if d.nsub >= longSubs {
@@ -460,19 +507,42 @@ func (d *Detector) endSub(out []Event) []Event {
 	return d.track(&w, out)
 }
 
+// projectGo turns a sub-block's filter state st into its DFT sx, referenced
+// to the stream's start by ref, and the powers sp, and slides the long
+// window's DFT y, of powers yp: the sub-block that sx held leaves it, the
+// new one joins. The conversions round every product, so that no build
+// fuses a multiplication and an addition (GOAMD64=v3 would): the results
+// are the assembly's, and the default build's, everywhere.
+func projectGo(st *[2][8]float64, ref *[2][8]complex128, sx *[8]complex128, sp *[8]float64, y *[8]complex128, yp *[8]float64) {
+	for k := range 8 {
+		a, b, s1, s2 := ref[0][k], ref[1][k], st[0][k], st[1][k]
+		z := complex(float64(real(a)*s1)-float64(real(b)*s2), float64(imag(a)*s1)-float64(imag(b)*s2))
+		y[k] += z - sx[k]
+		sx[k] = z
+		sp[k] = float64(real(z)*real(z)) + float64(imag(z)*imag(z))
+		yp[k] = float64(real(y[k])*real(y[k])) + float64(imag(y[k])*imag(y[k]))
+	}
+}
+
+// sum3Go sums the three sub-blocks' DFTs s into the 12 ms window's, x,
+// of squared amplitudes amp2, and their powers p into broad; unfused, as
+// projectGo.
+func sum3Go(s *[3]*[8]complex128, p *[3]*[8]float64, x *[8]complex128, amp2, broad *[8]float64) {
+	for k := range 8 {
+		v := s[0][k] + s[1][k] + s[2][k]
+		x[k] = v
+		amp2[k] = (float64(real(v)*real(v)) + float64(imag(v)*imag(v))) * (4.0 / (winLen * winLen))
+		broad[k] = p[0][k] + p[1][k] + p[2][k]
+	}
+}
+
 // judgeLong judges the long window for masking: a pair that holds a good
 // share of the energy and stands out in its group, as a tone buried in
 // speech or music does when 40 ms of it are heard at once.
 func (d *Detector) judgeLong() {
 	e := d.longE
-	var p [8]float64 // |Y|²: a tone of amplitude A gives (A·longLen/2)²
-	for k := range d.longY {
-		y := d.longY[k]
-		p[k] = real(y)*real(y) + imag(y)*imag(y)
-	}
-	lo, lo2 := best((*[4]float64)(p[0:4]))
-	hi, hi2 := best((*[4]float64)(p[4:8]))
-	hi += 4
+	p := &d.longP // |Y|²: a tone of amplitude A gives (A·longLen/2)²
+	lo, lo2, hi, hi2 := best2(p)
 	th := &d.th
 	const toAmp2 = 4.0 / (longLen * longLen)
 	if e == 0 || (p[lo]+p[hi])*toAmp2*(longLen/2) < th.longShare*e ||
@@ -491,21 +561,15 @@ func (d *Detector) judgeLong() {
 
 // analyse combines the last three sub-blocks into one window and judges it.
 func (d *Detector) analyse(w *window) {
-	var X [8]complex128
-	var amp2 [8]float64
+	// In the detector, not on the stack, which would clear them first.
+	X, amp2, broad := &d.wx, &d.wamp2, &d.wbroad
 	s0, s1, s2 := d.win[0], d.win[1], d.win[2]
 	e := d.subE[s0] + d.subE[s1] + d.subE[s2]
 	so, sm, sn := &d.subX[s0], &d.subX[s1], &d.subX[s2]
-	for k := range 8 {
-		x := so[k] + sm[k] + sn[k]
-		X[k] = x
-		amp2[k] = (real(x)*real(x) + imag(x)*imag(x)) * (4.0 / (winLen * winLen))
-	}
+	sum3(&[3]*[8]complex128{so, sm, sn}, &[3]*[8]float64{&d.subP[s0], &d.subP[s1], &d.subP[s2]}, X, amp2, broad)
 	// The previous window, one hop earlier, is still in the ring.
 	havePrev := d.nsub > winSubs
-	lo, lo2 := best((*[4]float64)(amp2[0:4]))
-	hi, hi2 := best((*[4]float64)(amp2[4:8]))
-	hi += 4
+	lo, lo2, hi, hi2 := best2(amp2)
 	w.lo, w.hi = lo, hi
 	w.slo, w.shi = lo, hi
 	w.raw = [2]float64{amp2[lo], amp2[hi]}
@@ -515,7 +579,7 @@ func (d *Detector) analyse(w *window) {
 	if !havePrev || e == 0 {
 		return
 	}
-	d.suspect(w, &amp2, e)
+	d.suspect(w, amp2, broad, e)
 	th := &d.th
 	// The offset correction raises a tone by 6 dB for one 3.2 % off (and
 	// a press averaging 2.8 % or more is rejected): windows that cannot
@@ -555,19 +619,12 @@ func (d *Detector) analyse(w *window) {
 // measured from its phase advance between them, and the three
 // sub-blocks are recombined at that frequency: the window's response is
 // then centred on the tone wherever it lies within ±125 Hz.
-func (d *Detector) suspect(w *window, amp2 *[8]float64, e float64) {
+func (d *Detector) suspect(w *window, amp2, broad *[8]float64, e float64) {
 	th := &d.th
-	var broad [8]float64
-	p0, p1, p2 := &d.subP[d.win[0]], &d.subP[d.win[1]], &d.subP[d.win[2]]
-	for k := range 8 {
-		broad[k] = p0[k] + p1[k] + p2[k]
-	}
 	// Coherent recombination gives at most three times the broad power
 	// (Cauchy-Schwarz), less the sub-block's own loss off-bin.
 	const bound = 3 * 4.0 / (winLen * winLen) / 0.6
-	blo, _ := best((*[4]float64)(broad[0:4]))
-	bhi, _ := best((*[4]float64)(broad[4:8]))
-	bhi += 4
+	blo, _, bhi, _ := best2(broad)
 	if (broad[blo]+broad[bhi])*bound*(winLen/2) < th.suspectPurity*e || min(broad[blo], broad[bhi])*bound < th.suspectAmp2 {
 		return
 	}
@@ -658,23 +715,35 @@ func (d *Detector) recombine(amp2 *[8]float64, a, b int) (bin int, amp, df float
 	return
 }
 
-// best returns the index of the largest of four values and the second
-// largest value: the strongest tone of a group, and the next.
-func best(v *[4]float64) (int, float64) {
+// best2 returns, for the low group v[0:4] and the high group v[4:8], the
+// index of the strongest tone and the power of the next: lo in 0-3, hi in
+// 4-7. The values are powers, never negative, so their bits order as they
+// do: compared as integers, the choices compile to conditional moves,
+// where the float comparisons branched and speech mispredicted them.
+func best2(v *[8]float64) (lo int, lo2 float64, hi int, hi2 float64) {
+	b := func(i int) uint64 { return math.Float64bits(v[i]) }
+	lo, l2 := bestBits(b(0), b(1), b(2), b(3))
+	hi, h2 := bestBits(b(4), b(5), b(6), b(7))
+	return lo, math.Float64frombits(l2), hi + 4, math.Float64frombits(h2)
+}
+
+// bestBits is best2 for one group, on the values' bits.
+func bestBits(u0, u1, u2, u3 uint64) (int, uint64) {
 	// Two pairs, then their winners: the runner-up is the larger of the
 	// final loser and the winner's own pair partner.
-	i, a, a2 := 0, v[0], v[1]
-	if v[1] > v[0] {
-		i, a, a2 = 1, v[1], v[0]
+	i, a, a2 := 0, u0, u1
+	if u1 > u0 {
+		i, a, a2 = 1, u1, u0
 	}
-	j, b, b2 := 2, v[2], v[3]
-	if v[3] > v[2] {
-		j, b, b2 = 3, v[3], v[2]
+	j, b, b2 := 2, u2, u3
+	if u3 > u2 {
+		j, b, b2 = 3, u3, u2
 	}
+	k, r := i, max(b, a2)
 	if b > a {
-		return j, max(a, b2)
+		k, r = j, max(a, b2)
 	}
-	return i, max(b, a2)
+	return k, r
 }
 
 // offsetHz turns a one-hop phase advance into a frequency offset.

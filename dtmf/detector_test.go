@@ -5,6 +5,8 @@ import (
 	"math/rand/v2"
 	"strings"
 	"testing"
+
+	"github.com/zaf/g711"
 )
 
 const ms = SampleRate / 1000
@@ -269,25 +271,71 @@ func TestGoertzel8(t *testing.T) {
 	}
 }
 
-// TestGoertzel8G711: the same for the G.711 path, energy included.
-func TestGoertzel8G711(t *testing.T) {
+// TestGoertzel8Subs: the filters run over several sub-blocks at once give
+// the Go filters' results, sub-block by sub-block from rest, to the bit.
+func TestGoertzel8Subs(t *testing.T) {
 	r := rand.New(rand.NewPCG(5, 6))
-	for _, table := range []*[256]float64{&ulawFloat, &alawFloat} {
-		for n := range subLen + 1 {
-			in := make([]byte, n)
-			for i := range in {
-				in[i] = byte(r.Uint32())
+	for _, c := range []struct {
+		name string
+		gen  func(i int) int16
+	}{
+		{"random", func(int) int16 { return int16(r.Uint32()) }},
+		{"full scale", func(i int) int16 { return []int16{math.MaxInt16, math.MinInt16}[i%2] }},
+		{"min", func(int) int16 { return math.MinInt16 }},
+		{"quiet", func(int) int16 { return int16(r.IntN(3) - 1) }},
+		{"silence", func(int) int16 { return 0 }},
+	} {
+		for k := 1; k <= batchSubs; k++ {
+			var x [batchSubs * subLen]float64
+			for i := range x {
+				x[i] = float64(c.gen(i))
 			}
-			var a1, a2, b1, b2 [8]float64
-			for k := range 8 {
-				a1[k] = r.NormFloat64() * 1e4
-				a2[k] = r.NormFloat64() * 1e4
+			var got, want [batchSubs][2][8]float64
+			for j := range got {
+				// Garbage to start from: every sub-block starts at rest.
+				for i := range 8 {
+					got[j][0][i], got[j][1][i] = r.NormFloat64(), r.NormFloat64()
+				}
 			}
-			b1, b2 = a1, a2
-			ea := goertzel8G711(in, table, &a1, &a2, &goertzel.coef)
-			eb := goertzel8G711Go(in, table, &b1, &b2, &goertzel.coef)
-			if a1 != b1 || a2 != b2 || ea != eb {
-				t.Fatalf("%d samples: %v %v %v, want %v %v %v", n, a1, a2, ea, b1, b2, eb)
+			goertzel8Subs(&x, &got, k)
+			goertzel8SubsGo(&x, &want, k)
+			for j := range k {
+				if got[j] != want[j] {
+					t.Fatalf("%s, %d sub-blocks: sub-block %d %v, want %v", c.name, k, j, got[j], want[j])
+				}
+			}
+		}
+	}
+}
+
+// TestG711ToFloat: the tables decode as the G.711 library does, and the
+// energy is the plain sum of squares.
+func TestG711ToFloat(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		table  *g711Table
+		decode func(byte) int16
+	}{
+		{"µ-law", &ulaw, g711.DecodeUlawFrame},
+		{"A-law", &alaw, g711.DecodeAlawFrame},
+	} {
+		in := make([]byte, 256)
+		for i := range in {
+			in[i] = byte(i)
+		}
+		for n := range len(in) + 1 {
+			var x [256]float64
+			e := g711ToFloat(x[:n], in[:n], c.table)
+			want := 0.0
+			for i, b := range in[:n] {
+				v := float64(c.decode(b))
+				if x[i] != v {
+					t.Fatalf("%s: byte %#x decoded to %v, want %v", c.name, b, x[i], v)
+				}
+				want += v * v
+			}
+			if e != want {
+				t.Fatalf("%s, %d bytes: energy %v, want %v", c.name, n, e, want)
 			}
 		}
 	}

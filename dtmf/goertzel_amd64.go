@@ -4,7 +4,9 @@ import "golang.org/x/sys/cpu"
 
 // The filters in assembly (goertzel_amd64.s): with AVX four filters an
 // instruction, else SSE2, which every amd64 processor has, two. Both give
-// goertzel8Go's results to the bit.
+// goertzel8Go's results to the bit. The other per-sub-block steps have AVX
+// versions too, each the same operations as its Go version (so the same
+// bits), and fall back to it without AVX.
 var useAVX = cpu.X86.HasAVX
 
 func goertzel8(x []float64, s1, s2, c *[8]float64) {
@@ -15,14 +17,74 @@ func goertzel8(x []float64, s1, s2, c *[8]float64) {
 	goertzel8SSE2(x, s1, s2, c)
 }
 
-// goertzel8G711 decodes in by table, runs the filters over it and returns
-// its energy, as goertzel8G711Go does.
-func goertzel8G711(in []byte, table *[256]float64, s1, s2, c *[8]float64) float64 {
-	if useAVX {
-		return goertzel8G711AVX(in, table, s1, s2, c)
+// goertzel8Subs runs the filters from rest over each of the first k
+// sub-blocks of x, as goertzel8SubsGo does. With AVX three sub-blocks
+// share a pass; the ones past k it computes too, and they are ignored.
+func goertzel8Subs(x *[batchSubs * subLen]float64, s *[batchSubs][2][8]float64, k int) {
+	if !useAVX {
+		for j := range k {
+			s[j] = [2][8]float64{}
+			goertzel8SSE2(x[j*subLen:(j+1)*subLen], &s[j][0], &s[j][1], &goertzel.coef)
+		}
+		return
 	}
-	return goertzel8G711SSE2(in, table, s1, s2, c)
+	for j := 0; j < k; j += 3 {
+		goertzel8x3AVX((*[3 * subLen]float64)(x[j*subLen:]), (*[3][2][8]float64)(s[j:]), &goertzel.coef)
+	}
 }
+
+// goertzel8SubsG711 is filterG711 with AVX: the first k sub-blocks of
+// G.711 bytes in decoded by table as the filters take them, three a pass,
+// and their energies. It reports false, having done nothing, without AVX.
+func goertzel8SubsG711(in []byte, k int, t *g711Table, buf *[batchSubs * subLen]byte, s *[batchSubs][2][8]float64, e *[batchSubs]float64) bool {
+	if !useAVX {
+		return false
+	}
+	copy(buf[:], in[:k*subLen])
+	var ei [3]int64
+	for j := 0; j < k; j += 3 {
+		goertzel8x3G711AVX((*[3 * subLen]byte)(buf[j*subLen:]), t, (*[3][2][8]float64)(s[j:]), &ei, &goertzel.coef)
+		for i := range min(3, k-j) {
+			e[j+i] = float64(ei[i])
+		}
+	}
+	return true
+}
+
+// toFloatSub is toFloat for a whole sub-block.
+func toFloatSub(dst *[subLen]float64, src *[subLen]int16) float64 {
+	if useAVX {
+		return toFloatAVX(dst, src)
+	}
+	return toFloat(dst[:], src[:])
+}
+
+// project is projectGo, with AVX two filters an instruction.
+func project(st *[2][8]float64, ref *[2][8]complex128, sx *[8]complex128, sp *[8]float64, y *[8]complex128, yp *[8]float64) {
+	if useAVX {
+		projectAVX(st, ref, sx, sp, y, yp)
+		return
+	}
+	projectGo(st, ref, sx, sp, y, yp)
+}
+
+// sum3 is sum3Go, with AVX two filters an instruction.
+func sum3(s *[3]*[8]complex128, p *[3]*[8]float64, x *[8]complex128, amp2, broad *[8]float64) {
+	if useAVX {
+		sum3AVX(s, p, 4.0/(winLen*winLen), x, amp2, broad)
+		return
+	}
+	sum3Go(s, p, x, amp2, broad)
+}
+
+//go:noescape
+func toFloatAVX(dst *[subLen]float64, src *[subLen]int16) (energy float64)
+
+//go:noescape
+func projectAVX(st *[2][8]float64, ref *[2][8]complex128, sx *[8]complex128, sp *[8]float64, y *[8]complex128, yp *[8]float64)
+
+//go:noescape
+func sum3AVX(s *[3]*[8]complex128, p *[3]*[8]float64, scale float64, x *[8]complex128, amp2, broad *[8]float64)
 
 //go:noescape
 func goertzel8SSE2(x []float64, s1, s2, c *[8]float64)
@@ -31,7 +93,7 @@ func goertzel8SSE2(x []float64, s1, s2, c *[8]float64)
 func goertzel8AVX(x []float64, s1, s2, c *[8]float64)
 
 //go:noescape
-func goertzel8G711SSE2(in []byte, table *[256]float64, s1, s2, c *[8]float64) (energy float64)
+func goertzel8x3G711AVX(in *[3 * subLen]byte, t *g711Table, s *[3][2][8]float64, e *[3]int64, c *[8]float64)
 
 //go:noescape
-func goertzel8G711AVX(in []byte, table *[256]float64, s1, s2, c *[8]float64) (energy float64)
+func goertzel8x3AVX(x *[3 * subLen]float64, s *[3][2][8]float64, c *[8]float64)

@@ -4,6 +4,20 @@ package dtmf
 
 func goertzel8(x []float64, s1, s2, c *[8]float64) { goertzel8Go(x, s1, s2, c) }
 
-func goertzel8G711(in []byte, table *[256]float64, s1, s2, c *[8]float64) float64 {
-	return goertzel8G711Go(in, table, s1, s2, c)
+func goertzel8Subs(x *[batchSubs * subLen]float64, s *[batchSubs][2][8]float64, k int) {
+	goertzel8SubsGo(x, s, k)
 }
+
+func project(st *[2][8]float64, ref *[2][8]complex128, sx *[8]complex128, sp *[8]float64, y *[8]complex128, yp *[8]float64) {
+	projectGo(st, ref, sx, sp, y, yp)
+}
+
+func sum3(s *[3]*[8]complex128, p *[3]*[8]float64, x *[8]complex128, amp2, broad *[8]float64) {
+	sum3Go(s, p, x, amp2, broad)
+}
+
+func goertzel8SubsG711([]byte, int, *g711Table, *[batchSubs * subLen]byte, *[batchSubs][2][8]float64, *[batchSubs]float64) bool {
+	return false
+}
+
+func toFloatSub(dst *[subLen]float64, src *[subLen]int16) float64 { return toFloat(dst[:], src[:]) }

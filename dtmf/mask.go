@@ -251,33 +251,63 @@ func (m *Masker) G711(in, out []byte, events []Event) []Event {
 	if (m.codec != PCMU && m.codec != PCMA) || len(out) < len(in) {
 		panic(errCodec)
 	}
-	table := &ulawFloat
+	table := &ulaw
 	if m.codec == PCMA {
-		table = &alawFloat
+		table = &alaw
 	}
+	d := m.det
 	for len(in) > 0 {
-		n := min(subLen-m.det.fill, len(in))
-		ringPut(m.raw[:], in[:n], m.in)
-		events = m.det.processG711(in[:n], table, events)
-		events = m.decide(n, events)
-		if t0 := m.in - int64(n) - m.delay; m.clear(t0, n) {
-			ringCopy(out[:n], m.raw[:], t0)
-		} else {
-			for i := range n {
-				t := t0 + int64(i)
-				switch {
-				case t < 0:
-					out[i] = m.encode(0)
-				case m.masked(t):
-					out[i] = m.maskRaw[t%int64(len(m.maskRaw))]
-				default:
-					out[i] = m.raw[t&(ringLen-1)]
-				}
+		if d.fill == 0 && len(in) >= subLen {
+			// Whole sub-blocks: filtered together, then judged and sent
+			// one by one, as if they had come one at a time.
+			k := min(len(in)/subLen, batchSubs)
+			d.filterG711(in, k, table)
+			for j := range k {
+				ringPut(m.raw[:], in[:subLen], m.in)
+				events = d.endSub(&d.bst[j], d.ben[j], events)
+				events = m.decide(subLen, events)
+				m.sendG711(out[:subLen])
+				in, out = in[subLen:], out[subLen:]
 			}
+			continue
 		}
+		n := min(subLen-d.fill, len(in))
+		ringPut(m.raw[:], in[:n], m.in)
+		events = d.processG711(in[:n], table, events)
+		events = m.decide(n, events)
+		m.sendG711(out[:n])
 		in, out = in[n:], out[n:]
 	}
 	return events
+}
+
+// sendG711 writes the len(out) bytes that leave now, those taken in
+// Delay() samples ago, masked where a span covers them.
+func (m *Masker) sendG711(out []byte) {
+	n := len(out)
+	t0 := m.in - int64(n) - m.delay
+	if m.clear(t0, n) {
+		ringCopy(out, m.raw[:], t0)
+		return
+	}
+	// Before the stream's first sample, silence, not counted; then the
+	// input, the span's part masked.
+	end, t := t0+int64(n), t0
+	for ; t < 0 && t < end; t++ {
+		out[t-t0] = m.encode(0)
+	}
+	a, b := end, end
+	if m.spanSet {
+		a = min(max(m.span.Start, t), end)
+		b = min(max(m.span.End, a), end)
+	}
+	ringCopy(out[t-t0:a-t0], m.raw[:], t)
+	for i, j := a-t0, a%int64(len(m.maskRaw)); i < b-t0; j = 0 {
+		i += int64(copy(out[i:b-t0], m.maskRaw[j:]))
+	}
+	ringCopy(out[b-t0:], m.raw[:], b)
+	m.stats.Samples += end - t
+	m.stats.Masked += b - a
 }
 
 func (m *Masker) encode(v int16) byte {
@@ -442,10 +472,17 @@ var ulawTable, alawTable = func() (u, a [256]int16) {
 	return
 }()
 
-// The same as float64: the detector's input, with no int16 stage.
-var ulawFloat, alawFloat = func() (u, a [256]float64) {
+// g711Table decodes G.711 straight to the detector's input.
+type g711Table struct {
+	f  [256]float64 // the sample
+	sq [256]int64   // its square, for the energy
+}
+
+var ulaw, alaw = func() (u, a g711Table) {
 	for i := range 256 {
-		u[i], a[i] = float64(ulawTable[i]), float64(alawTable[i])
+		x, y := int64(ulawTable[i]), int64(alawTable[i])
+		u.f[i], u.sq[i] = float64(x), x*x
+		a.f[i], a.sq[i] = float64(y), y*y
 	}
 	return
 }()
