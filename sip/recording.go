@@ -194,9 +194,6 @@ func (c *call) record() {
 		return
 	}
 	r.fork = fork
-	r.mu.Unlock()
-
-	r.mu.Lock()
 	r.formats = formats
 	r.origin = siprec.Origin{User: "tonevault", SessionID: uint64(time.Now().UnixNano() & 0x7fff_ffff), Version: 1}
 	offer := r.offer(fork, formats)
