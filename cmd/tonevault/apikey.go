@@ -45,17 +45,8 @@ func apiKey(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs.SetOutput(io.Discard)
 	name := fs.String("name", "", "")
 	hash := fs.Bool("hash", false, "")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprint(stdout, apiKeyUsage)
-			return 0
-		}
-		fmt.Fprintf(stderr, "tonevault api-key: %v\n\n%s", err, apiKeyUsage)
-		return 2
-	}
-	if fs.NArg() != 0 {
-		fmt.Fprintf(stderr, "tonevault api-key: unexpected argument %q\n\n%s", fs.Arg(0), apiKeyUsage)
-		return 2
+	if code, ok := parseOptions(fs, "api-key", apiKeyUsage, args, stdout, stderr); !ok {
+		return code
 	}
 	if *hash {
 		line, err := bufio.NewReader(io.LimitReader(stdin, 4096)).ReadString('\n')

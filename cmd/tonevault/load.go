@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -89,17 +88,8 @@ func loadCmd(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.Rtpengine, "rtpengine", "", "")
 	inProcess := fs.Bool("in-process", false, "")
 	relayOnly := fs.Bool("relay-only", false, "")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			io.WriteString(stdout, loadUsage)
-			return 0
-		}
-		fmt.Fprintf(stderr, "tonevault load: %v\n\n%s", err, loadUsage)
-		return 2
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "tonevault load: unexpected argument %q\n\n%s", fs.Arg(0), loadUsage)
-		return 2
+	if code, ok := parseOptions(fs, "load", loadUsage, args, stdout, stderr); !ok {
+		return code
 	}
 	if err := o.Validate(); err != nil {
 		fmt.Fprintf(stderr, "tonevault load: %v\n", err)

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -49,17 +48,8 @@ func loadWebRTCCmd(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.IO, "io", media.IOAuto, "")
 	inProcess := fs.Bool("in-process", false, "")
 	serve := fs.Bool("serve", false, "")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			io.WriteString(stdout, loadWebRTCUsage)
-			return 0
-		}
-		fmt.Fprintf(stderr, "tonevault load-webrtc: %v\n\n%s", err, loadWebRTCUsage)
-		return 2
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "tonevault load-webrtc: unexpected argument %q\n\n%s", fs.Arg(0), loadWebRTCUsage)
-		return 2
+	if code, ok := parseOptions(fs, "load-webrtc", loadWebRTCUsage, args, stdout, stderr); !ok {
+		return code
 	}
 	if err := o.Validate(); err != nil {
 		fmt.Fprintf(stderr, "tonevault load-webrtc: %v\n", err)

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -86,15 +85,8 @@ func pspSim(ctx context.Context, args []string, stdout, stderr io.Writer, ready 
 		fmt.Fprintf(stderr, "tonevault psp-sim: %s\nRun 'tonevault psp-sim --help' for details.\n", fmt.Sprintf(format, a...))
 		return 2
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			io.WriteString(stdout, pspSimUsage)
-			return 0
-		}
-		return usageErr("%v", err)
-	}
-	if fs.NArg() > 0 {
-		return usageErr("unexpected argument %q", fs.Arg(0))
+	if code, ok := parseOptions(fs, "psp-sim", pspSimUsage, args, stdout, stderr); !ok {
+		return code
 	}
 	h, err := psp.ParseHeader(*header)
 	if err != nil {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -107,17 +106,8 @@ func serveUntil(ctx, hurry context.Context, args []string, stdout, stderr io.Wri
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	cfgPath := fs.String("config", "", "")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			io.WriteString(stdout, serveUsage)
-			return 0
-		}
-		fmt.Fprintf(stderr, "tonevault serve: %v\nRun 'tonevault serve --help' for details.\n", err)
-		return 2
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "tonevault serve: unexpected argument %q\nRun 'tonevault serve --help' for details.\n", fs.Arg(0))
-		return 2
+	if code, ok := parseOptions(fs, "serve", serveUsage, args, stdout, stderr); !ok {
+		return code
 	}
 	cfg, err := configs.Load(*cfgPath)
 	if err != nil {

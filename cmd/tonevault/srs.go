@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -82,15 +81,8 @@ func srsCommand(ctx context.Context, args []string, stdout, stderr io.Writer, re
 		fmt.Fprintf(stderr, "tonevault srs: %s\nRun 'tonevault srs --help' for details.\n", fmt.Sprintf(format, a...))
 		return 2
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			io.WriteString(stdout, srsUsage)
-			return 0
-		}
-		return usageErr("%v", err)
-	}
-	if fs.NArg() > 0 {
-		return usageErr("unexpected argument %q", fs.Arg(0))
+	if code, ok := parseOptions(fs, "srs", srsUsage, args, stdout, stderr); !ok {
+		return code
 	}
 	addr, err := netip.ParseAddrPort(*listen)
 	if err != nil || addr.Addr().IsUnspecified() {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -55,17 +54,8 @@ func vaultSetup(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(io.Discard)
 	cfgPath := fs.String("config", "", "")
 	out := fs.String("out", ".", "")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			io.WriteString(stdout, vaultSetupUsage)
-			return 0
-		}
-		fmt.Fprintf(stderr, "tonevault vault setup: %v\nRun 'tonevault vault setup --help' for details.\n", err)
-		return 2
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "tonevault vault setup: unexpected argument %q\n", fs.Arg(0))
-		return 2
+	if code, ok := parseOptions(fs, "vault setup", vaultSetupUsage, args, stdout, stderr); !ok {
+		return code
 	}
 	cfg, err := configs.Load(*cfgPath)
 	if err != nil {

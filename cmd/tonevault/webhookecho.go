@@ -83,15 +83,8 @@ func webhookEcho(ctx context.Context, args []string, stdout, stderr io.Writer, r
 		fmt.Fprintf(stderr, "tonevault webhook-echo: %s\nRun 'tonevault webhook-echo --help' for details.\n", fmt.Sprintf(format, a...))
 		return 2
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			io.WriteString(stdout, webhookEchoUsage)
-			return 0
-		}
-		return usageErr("%v", err)
-	}
-	if fs.NArg() > 0 {
-		return usageErr("unexpected argument %q", fs.Arg(0))
+	if code, ok := parseOptions(fs, "webhook-echo", webhookEchoUsage, args, stdout, stderr); !ok {
+		return code
 	}
 	if *secretFile == "" {
 		return usageErr("--secret-file is required: the file the gateway's api.webhook.secret_file names")
