@@ -27,30 +27,8 @@ state="$root/.cluster"
 mkdir -p "$state/logs"
 cd "$state"
 
-step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
-fail() {
-	echo "cluster: $*" >&2
-	exit 1
-}
-
-pids=()
-bg() { # command... (in its own session, out of Ctrl-C's reach)
-	setsid "$@" &
-	pids+=($!)
-}
-cleanup() {
-	trap - INT TERM HUP EXIT
-	if ((${#pids[@]})); then
-		echo
-		echo "cluster: stopping ${#pids[@]} processes"
-		for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
-			kill -TERM "${pids[$i]}" 2>/dev/null || true
-			wait "${pids[$i]}" 2>/dev/null || true
-		done
-	fi
-}
-trap 'cleanup; exit 130' INT TERM HUP
-trap cleanup EXIT
+name=cluster
+. "$root/scripts/procs.sh"
 
 for p in 5060 5090 8081 8082 8083 8099 8200 8201 8210 8211 8220 8221 8583 9441 9442 9443 15432; do
 	if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then

@@ -18,36 +18,8 @@ state="$root/.run"
 mkdir -p "$state/logs"
 cd "$state"
 
-step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
-fail() {
-	echo "run: $*" >&2
-	exit 1
-}
-
-# Each process runs in its own session (bg), out of the terminal's reach:
-# Ctrl-C reaches this script alone, which stops them in order. Were they
-# to get it too, the SIPp agent would be gone before serve's BYE to it,
-# and serve would wait out its shutdown timeout.
-pids=()
-bg() { # command... (started in the background; its pid joins pids)
-	setsid "$@" &
-	pids+=($!)
-}
-cleanup() {
-	trap - INT TERM HUP EXIT
-	if ((${#pids[@]})); then
-		echo
-		echo "run: stopping ${#pids[@]} processes"
-		# serve first (it ends its calls with BYE and checkpoints the audit
-		# trail), then the rest.
-		for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
-			kill -TERM "${pids[$i]}" 2>/dev/null || true
-			wait "${pids[$i]}" 2>/dev/null || true
-		done
-	fi
-}
-trap 'cleanup; exit 130' INT TERM HUP
-trap cleanup EXIT
+name=run
+. "$root/scripts/procs.sh"
 
 # Everything on the default ports must be free: a second `make run`, or a
 # stray process, would take calls or payments meant for this one.
