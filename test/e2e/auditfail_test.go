@@ -95,20 +95,7 @@ func (s *stack) payAfterRecovery(t *testing.T, call *caller.Call, callID string,
 	pay := s.api.startPayment(t, callID, "order-after")
 	typeCard(t, call, c.keys(), caller.RFC4733)
 	s.api.waitState(t, pay.ID, 30*time.Second, "complete")
-	var v view
-	waitFor(t, "an approval", 60*time.Second, func() bool {
-		r := s.api.submit(t, pay.ID)
-		if r.code == 503 {
-			time.Sleep(500 * time.Millisecond)
-			return false
-		}
-		v = decodeView(t, r, 200)
-		return true
-	})
-	if v.State != "approved" || v.Result == nil || v.Result.AuthCode == "" {
-		t.Fatalf("payment after recovery: %s %+v", v.State, v.Result)
-	}
-	return v
+	return s.submitUntilApproved(t, pay.ID, "after recovery", 60*time.Second)
 }
 
 // checkTrail: the payment that was live ended with audit_unavailable in

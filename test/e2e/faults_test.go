@@ -204,26 +204,7 @@ func TestVaultFailsDuringSubmit(t *testing.T) {
 			}
 
 			tc.up(s.vault)
-			var final view
-			waitFor(t, "an approval once Vault is back", 90*time.Second, func() bool {
-				r := s.api.submit(t, second.ID)
-				switch r.code {
-				case 200:
-					final = decodeView(t, r, 200)
-					return true
-				case 503:
-					if r.header.Get("Content-Type") != "application/problem+json" {
-						t.Fatalf("503 without problem+json: %s", r.body)
-					}
-					time.Sleep(500 * time.Millisecond)
-					return false
-				}
-				t.Fatalf("submit once Vault is back: %d %s", r.code, r.body)
-				return false
-			})
-			if final.State != "approved" || final.Result == nil || final.Result.AuthCode == "" {
-				t.Fatalf("once Vault is back: %s %+v", final.State, final.Result)
-			}
+			final := s.submitUntilApproved(t, second.ID, "once Vault is back", 90*time.Second)
 			checkToken(t, final.Result.Token, c)
 			if st := s.sim.Stats(); st.Approved != 2 || st.Declined+st.NoAnswer != 0 {
 				t.Errorf("acquirer %+v: want one approval per payment", st)

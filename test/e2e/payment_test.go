@@ -268,26 +268,7 @@ func TestVaultDownThenBack(t *testing.T) {
 	s.vault.Restart()
 	// The gateway's Vault client may need a moment to reconnect: every
 	// answer until then must be the same clean 503.
-	var final view
-	waitFor(t, "an approval after Vault came back", 60*time.Second, func() bool {
-		r := s.api.submit(t, v.ID)
-		switch r.code {
-		case 200:
-			final = decodeView(t, r, 200)
-			return true
-		case 503:
-			if r.header.Get("Content-Type") != "application/problem+json" {
-				t.Fatalf("503 without problem+json: %s", r.body)
-			}
-			time.Sleep(500 * time.Millisecond)
-			return false
-		}
-		t.Fatalf("submit after Vault restart: %d %s", r.code, r.body)
-		return false
-	})
-	if final.State != "approved" || final.Result == nil || final.Result.AuthCode == "" {
-		t.Fatalf("after Vault came back: state %q result %+v", final.State, final.Result)
-	}
+	final := s.submitUntilApproved(t, v.ID, "after Vault came back", 60*time.Second)
 	checkToken(t, final.Result.Token, c)
 	s.hangup(t, call)
 	recs := s.finish(t)
@@ -436,4 +417,32 @@ func TestReversalAudited(t *testing.T) {
 		tok = v.Result.Token
 	}
 	assertNoLeaks(t, s.rec, visaNoAnswer, tok, v.field("card_number").Masked)
+}
+
+// submitUntilApproved submits payment id again as an agent would while
+// the answer is a 503 problem (Vault or the trail not back yet), for at
+// most within, and requires the approval that must come then.
+func (s *stack) submitUntilApproved(t *testing.T, id, when string, within time.Duration) view {
+	t.Helper()
+	var final view
+	waitFor(t, "an approval "+when, within, func() bool {
+		r := s.api.submit(t, id)
+		switch r.code {
+		case 200:
+			final = decodeView(t, r, 200)
+			return true
+		case 503:
+			if r.header.Get("Content-Type") != "application/problem+json" {
+				t.Fatalf("503 without problem+json: %s", r.body)
+			}
+			time.Sleep(500 * time.Millisecond)
+			return false
+		}
+		t.Fatalf("submit %s: %d %s", when, r.code, r.body)
+		return false
+	})
+	if final.State != "approved" || final.Result == nil || final.Result.AuthCode == "" {
+		t.Fatalf("%s: state %q result %+v", when, final.State, final.Result)
+	}
+	return final
 }
