@@ -186,11 +186,16 @@ func (c *call) reoffer(leg media.Leg, req *sip.Request, tx sip.ServerTransaction
 		_ = tx.Respond(d.respond(req, 491, "Request Pending", nil, ""))
 		return
 	}
-	defer func() {
-		c.mu.Lock()
-		c.pending = false
-		c.mu.Unlock()
-	}()
+	released := false
+	release := func() { // once: a later offer may hold pending by then
+		if !released {
+			released = true
+			c.mu.Lock()
+			c.pending = false
+			c.mu.Unlock()
+		}
+	}
+	defer release()
 	if min := c.timerOffered(leg, req); min > 0 {
 		refuse422(d, req, tx, min)
 		return
@@ -274,6 +279,10 @@ func (c *call) reoffer(leg media.Leg, req *sip.Request, tx sip.ServerTransaction
 	c.timerAnswer(leg, resp)
 	resp.AppendHeader(sip.NewHeader("Supported", supportedTags))
 	if !isInvite {
+		// An UPDATE's offer/answer is over once its 2xx is sent (RFC
+		// 3311): the peer may send the next one at once, which must not
+		// find this one still pending (491).
+		release()
 		_ = tx.Respond(resp)
 		c.timerRestart(leg)
 		return
