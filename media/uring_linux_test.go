@@ -1,9 +1,13 @@
 package media
 
 import (
-	"go.uber.org/zap"
+	"fmt"
+	"net"
+	"net/netip"
 	"runtime"
 	"testing"
+
+	"go.uber.org/zap"
 )
 
 // TestRingCount: a ring per P, at most 4.
@@ -86,5 +90,39 @@ func TestRingLoadFollowsSessions(t *testing.T) {
 	}
 	if n := total(); n != 0 {
 		t.Errorf("%d sessions counted on the rings after every Close", n)
+	}
+}
+
+// TestRingFixedFiles: a ring's sockets go through its table of fixed
+// files, a slot freed by one call serves the next, and a closed call's
+// ports can be bound again: the table lets go of a socket before it is
+// closed.
+func TestRingFixedFiles(t *testing.T) {
+	e := newRingEnv(t, 1, perRing)
+	if ringOf(e.sess).nFixed == 0 {
+		t.Skip("this kernel refuses a table of fixed files")
+	}
+	for round := range 3 {
+		for seq := range uint16(3) {
+			e.toPlatform(rtpPkt(0, seq, uint32(seq)*160, 0xCA11, false, make([]byte, 160)))
+			e.exchange(e.platform, Platform, rtpPkt(0, seq, uint32(seq)*160, 0xA6E7, false, make([]byte, 160)))
+		}
+		ports := []netip.AddrPort{e.sess.Local(Carrier), e.sess.Local(Platform)}
+		e.sess.Close()
+		for _, p := range ports {
+			for _, port := range []uint16{p.Port(), p.Port() + 1} { // RTP and RTCP
+				c, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(p.Addr(), port)))
+				if err != nil {
+					t.Fatalf("round %d: port %d still held after Close: %v", round, port, err)
+				}
+				c.Close()
+			}
+		}
+		var err error
+		if e.sess, err = e.relay.Open(fmt.Sprintf("call-%d", round+2)); err != nil {
+			t.Fatal(err)
+		}
+		e.setRemote(Carrier, e.carrier, "sendrecv")
+		e.setRemote(Platform, e.platform, "sendrecv")
 	}
 }
