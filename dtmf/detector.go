@@ -254,6 +254,9 @@ type Detector struct {
 	subE [longSubs]float64
 	nsub int64
 	win  [winSubs]int // the 12 ms window's slots, oldest first
+	// The next sub-block's slot in the ring and row of goertzel.ref:
+	// nsub modulo longSubs and phases, kept as counters.
+	slot, phase int
 
 	// The 12 ms window's DFT, squared amplitudes and wide-bin powers.
 	wx            [8]complex128
@@ -308,13 +311,15 @@ func (d *Detector) suspectLong() bool { return d.longRun >= longWins }
 func (d *Detector) onset() int64 {
 	lo, hi := d.last.slo, d.last.shi
 	var rlo, rhi float64
-	for j := int64(1); j <= winSubs; j++ {
-		s := (d.nsub - j) % longSubs
+	for _, s := range d.win {
 		rlo, rhi = max(rlo, d.subP[s][lo]), max(rhi, d.subP[s][hi])
 	}
-	first := d.nsub - winSubs
+	first, s := d.nsub-winSubs, d.win[0]
 	for first > 0 && first > d.nsub-longSubs {
-		s := (first - 1) % longSubs
+		// The ring's slots run backwards from the window's first.
+		if s--; s < 0 {
+			s = longSubs - 1
+		}
 		if d.subP[s][lo]*16 < rlo || d.subP[s][hi]*16 < rhi {
 			break
 		}
@@ -472,27 +477,37 @@ func goertzel4(x []float64, s1, s2 *[4]float64, c *[4]float64) {
 // st and its energy, and, once three are there, analyses the window they
 // make.
 func (d *Detector) endSub(st *[2][8]float64, energy float64, out []Event) []Event {
-	slot := d.nsub % longSubs
+	slot := d.slot
 	// The sub-block in this slot leaves the long window.
-	project(st, &goertzel.ref[d.nsub%phases], &d.subX[slot], &d.subP[slot], &d.longY, &d.longP)
+	project(st, &goertzel.ref[d.phase], &d.subX[slot], &d.subP[slot], &d.longY, &d.longP)
 	// Energies are sums of squared integers, exact in a float64, so the
 	// long window's sum can slide without drifting.
 	d.longE += energy - d.subE[slot]
 	d.subE[slot] = energy
 	d.nsub++
-	d.win = [winSubs]int{d.win[1], d.win[2], int(slot)}
+	d.win = [winSubs]int{d.win[1], d.win[2], slot}
+	if d.slot++; d.slot == longSubs {
+		d.slot = 0
+	}
+	if d.phase++; d.phase == phases {
+		d.phase = 0
+	}
 	if d.nsub >= longSubs {
 		d.judgeLong()
 	}
 	if d.nsub < winSubs {
 		return out
 	}
-	var w window
-	d.analyse(&w)
+	// The window is analysed in place of the last one, of which only the
+	// frequencies are still needed.
+	flo, fhi := d.last.flo, d.last.fhi
+	w := &d.last
+	*w = window{}
+	d.analyse(w)
 	switch {
 	case !w.suspect:
 		d.suspectRun = 0
-	case d.suspectRun > 0 && (math.Abs(w.flo-d.last.flo) > d.th.stable || math.Abs(w.fhi-d.last.fhi) > d.th.stable):
+	case d.suspectRun > 0 && (math.Abs(w.flo-flo) > d.th.stable || math.Abs(w.fhi-fhi) > d.th.stable):
 		d.suspectRun = 1
 	default:
 		d.suspectRun++
@@ -503,8 +518,7 @@ func (d *Detector) endSub(st *[2][8]float64, energy float64, out []Event) []Even
 	if w.suspect && w.purity >= 0.9 {
 		d.suspectRun = max(d.suspectRun, suspectWins)
 	}
-	d.last = w
-	return d.track(&w, out)
+	return d.track(w, out)
 }
 
 // projectGo turns a sub-block's filter state st into its DFT sx, referenced
@@ -587,8 +601,14 @@ func (d *Detector) analyse(w *window) {
 	if raw := amp2[lo] + amp2[hi]; raw*4*(winLen/2) < th.purity*e || min(amp2[lo], amp2[hi])*4 < th.minAmp2 {
 		return
 	}
-	// Each tone's frequency offset from the phase advance over one hop.
-	sp := &d.subX[(d.nsub-winSubs-1)%longSubs]
+	// Each tone must stand out in its group, whatever its offset: most
+	// speech that passed the gate above stops here, before the phases.
+	if amp2[lo] < th.dominance*lo2 || amp2[hi] < th.dominance*hi2 {
+		return
+	}
+	// Each tone's frequency offset from the phase advance over one hop:
+	// the sub-block before the window's first is the slot before it.
+	sp := &d.subX[(s0+longSubs-1)%longSubs]
 	zlo := X[lo] * cmplx.Conj(sp[lo]+so[lo]+sm[lo])
 	zhi := X[hi] * cmplx.Conj(sp[hi]+so[hi]+sm[hi])
 	dflo, dfhi := offsetHz(zlo), offsetHz(zhi)
@@ -597,7 +617,6 @@ func (d *Detector) analyse(w *window) {
 	purity := (alo + ahi) * (winLen / 2) / e
 	if alo >= th.minAmp2 && ahi >= th.minAmp2 && purity >= th.purity &&
 		ahi <= alo*th.twistHi && alo <= ahi*th.twistLo &&
-		amp2[lo] >= th.dominance*lo2 && amp2[hi] >= th.dominance*hi2 &&
 		// Per window only gross errors: the press's average offset
 		// decides against the configured limit.
 		math.Abs(dflo) <= 0.05*toneHz[lo] && math.Abs(dfhi) <= 0.05*toneHz[hi] {
