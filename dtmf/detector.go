@@ -258,12 +258,16 @@ type Detector struct {
 	// nsub modulo longSubs and phases, kept as counters.
 	slot, phase int
 
-	// The 12 ms window's DFT, squared amplitudes and wide-bin powers.
-	wx            [8]complex128
-	wamp2, wbroad [8]float64
+	// The 12 ms window's DFT, squared amplitudes and wide-bin powers,
+	// and the strongest of those.
+	wx             [8]complex128
+	wamp2, wbroad  [8]float64
+	ampPk, broadPk pick
+	tones          tones // the suspect pair's candidates
 
 	longY   [8]complex128 // the long window's DFT
 	longP   [8]float64    // its powers
+	longPk  pick          // and their strongest
 	longE   float64       // and its energy
 	longRun int           // consecutive long windows holding the same pair
 	longLo  int
@@ -479,7 +483,7 @@ func goertzel4(x []float64, s1, s2 *[4]float64, c *[4]float64) {
 func (d *Detector) endSub(st *[2][8]float64, energy float64, out []Event) []Event {
 	slot := d.slot
 	// The sub-block in this slot leaves the long window.
-	project(st, &goertzel.ref[d.phase], &d.subX[slot], &d.subP[slot], &d.longY, &d.longP)
+	project(st, &goertzel.ref[d.phase], &d.subX[slot], &d.subP[slot], &d.longY, &d.longP, &d.longPk)
 	// Energies are sums of squared integers, exact in a float64, so the
 	// long window's sum can slide without drifting.
 	d.longE += energy - d.subE[slot]
@@ -524,10 +528,11 @@ func (d *Detector) endSub(st *[2][8]float64, energy float64, out []Event) []Even
 // projectGo turns a sub-block's filter state st into its DFT sx, referenced
 // to the stream's start by ref, and the powers sp, and slides the long
 // window's DFT y, of powers yp: the sub-block that sx held leaves it, the
-// new one joins. The conversions round every product, so that no build
-// fuses a multiplication and an addition (GOAMD64=v3 would): the results
-// are the assembly's, and the default build's, everywhere.
-func projectGo(st *[2][8]float64, ref *[2][8]complex128, sx *[8]complex128, sp *[8]float64, y *[8]complex128, yp *[8]float64) {
+// new one joins; pk gets yp's strongest tones. The conversions round every
+// product, so that no build fuses a multiplication and an addition
+// (GOAMD64=v3 would): the results are the assembly's, and the default
+// build's, everywhere.
+func projectGo(st *[2][8]float64, ref *[2][8]complex128, sx *[8]complex128, sp *[8]float64, y *[8]complex128, yp *[8]float64, pk *pick) {
 	for k := range 8 {
 		a, b, s1, s2 := ref[0][k], ref[1][k], st[0][k], st[1][k]
 		z := complex(float64(real(a)*s1)-float64(real(b)*s2), float64(imag(a)*s1)-float64(imag(b)*s2))
@@ -536,18 +541,35 @@ func projectGo(st *[2][8]float64, ref *[2][8]complex128, sx *[8]complex128, sp *
 		sp[k] = float64(real(z)*real(z)) + float64(imag(z)*imag(z))
 		yp[k] = float64(real(y[k])*real(y[k])) + float64(imag(y[k])*imag(y[k]))
 	}
+	pickGo(yp, pk)
 }
 
-// sum3Go sums the three sub-blocks' DFTs s into the 12 ms window's, x,
-// of squared amplitudes amp2, and their powers p into broad; unfused, as
-// projectGo.
-func sum3Go(s *[3]*[8]complex128, p *[3]*[8]float64, x *[8]complex128, amp2, broad *[8]float64) {
+// sum3Go sums the DFTs of the three sub-blocks in slots win into the
+// 12 ms window's, x, of squared amplitudes amp2, and their powers into
+// broad; unfused, as projectGo. pa and pb get amp2's and broad's
+// strongest tones.
+func sum3Go(subX *[longSubs][8]complex128, subP *[longSubs][8]float64, win *[winSubs]int, x *[8]complex128, amp2, broad *[8]float64, pa, pb *pick) {
+	s0, s1, s2 := win[0], win[1], win[2]
 	for k := range 8 {
-		v := s[0][k] + s[1][k] + s[2][k]
+		v := subX[s0][k] + subX[s1][k] + subX[s2][k]
 		x[k] = v
 		amp2[k] = (float64(real(v)*real(v)) + float64(imag(v)*imag(v))) * (4.0 / (winLen * winLen))
-		broad[k] = p[0][k] + p[1][k] + p[2][k]
+		broad[k] = subP[s0][k] + subP[s1][k] + subP[s2][k]
 	}
+	pickGo(amp2, pa)
+	pickGo(broad, pb)
+}
+
+// pick is best2's answer for eight powers v, with the winners' powers.
+type pick struct {
+	lo, hi   int     // the strongest of each group
+	lo1, hi1 float64 // v[lo], v[hi]
+	lo2, hi2 float64 // the strongest of the other three
+}
+
+func pickGo(v *[8]float64, p *pick) {
+	lo, lo2, hi, hi2 := best2(v)
+	*p = pick{lo, hi, v[lo], v[hi], lo2, hi2}
 }
 
 // judgeLong judges the long window for masking: a pair that holds a good
@@ -555,14 +577,16 @@ func sum3Go(s *[3]*[8]complex128, p *[3]*[8]float64, x *[8]complex128, amp2, bro
 // speech or music does when 40 ms of it are heard at once.
 func (d *Detector) judgeLong() {
 	e := d.longE
-	p := &d.longP // |Y|²: a tone of amplitude A gives (A·longLen/2)²
-	lo, lo2, hi, hi2 := best2(p)
+	// Of the powers |Y|² (a tone of amplitude A gives (A·longLen/2)²),
+	// the strongest of each group.
+	pk := &d.longPk
+	lo, hi, plo, phi := pk.lo, pk.hi, pk.lo1, pk.hi1
 	th := &d.th
 	const toAmp2 = 4.0 / (longLen * longLen)
-	if e == 0 || (p[lo]+p[hi])*toAmp2*(longLen/2) < th.longShare*e ||
-		p[lo] < th.longDom*lo2 || p[hi] < th.longDom*hi2 ||
-		p[hi] > th.suspectTwist*p[lo] || p[lo] > th.suspectTwist*p[hi] ||
-		min(p[lo], p[hi])*toAmp2 < th.suspectAmp2 {
+	if e == 0 || (plo+phi)*toAmp2*(longLen/2) < th.longShare*e ||
+		plo < th.longDom*pk.lo2 || phi < th.longDom*pk.hi2 ||
+		phi > th.suspectTwist*plo || plo > th.suspectTwist*phi ||
+		min(plo, phi)*toAmp2 < th.suspectAmp2 {
 		d.longRun = 0
 		return
 	}
@@ -579,11 +603,12 @@ func (d *Detector) analyse(w *window) {
 	X, amp2, broad := &d.wx, &d.wamp2, &d.wbroad
 	s0, s1, s2 := d.win[0], d.win[1], d.win[2]
 	e := d.subE[s0] + d.subE[s1] + d.subE[s2]
-	so, sm, sn := &d.subX[s0], &d.subX[s1], &d.subX[s2]
-	sum3(&[3]*[8]complex128{so, sm, sn}, &[3]*[8]float64{&d.subP[s0], &d.subP[s1], &d.subP[s2]}, X, amp2, broad)
+	so, sm := &d.subX[s0], &d.subX[s1]
+	sum3(&d.subX, &d.subP, &d.win, X, amp2, broad, &d.ampPk, &d.broadPk)
 	// The previous window, one hop earlier, is still in the ring.
 	havePrev := d.nsub > winSubs
-	lo, lo2, hi, hi2 := best2(amp2)
+	pk := &d.ampPk
+	lo, lo2, hi, hi2 := pk.lo, pk.lo2, pk.hi, pk.hi2
 	w.lo, w.hi = lo, hi
 	w.slo, w.shi = lo, hi
 	w.raw = [2]float64{amp2[lo], amp2[hi]}
@@ -643,14 +668,15 @@ func (d *Detector) suspect(w *window, amp2, broad *[8]float64, e float64) {
 	// Coherent recombination gives at most three times the broad power
 	// (Cauchy-Schwarz), less the sub-block's own loss off-bin.
 	const bound = 3 * 4.0 / (winLen * winLen) / 0.6
-	blo, _, bhi, _ := best2(broad)
-	if (broad[blo]+broad[bhi])*bound*(winLen/2) < th.suspectPurity*e || min(broad[blo], broad[bhi])*bound < th.suspectAmp2 {
+	pk := &d.broadPk
+	blo, bhi, plo, phi := pk.lo, pk.hi, pk.lo1, pk.hi1 // plo = broad[blo]
+	if (plo+phi)*bound*(winLen/2) < th.suspectPurity*e || min(plo, phi)*bound < th.suspectAmp2 {
 		return
 	}
 	// A single tone leaks into the other group's wide bins 14 dB down or
 	// more; the twist limit on the wide bins keeps whistles and hold-music
 	// notes from passing for a pair.
-	if broad[bhi] > broad[blo]*th.suspectTwist || broad[blo] > broad[bhi]*th.suspectTwist {
+	if phi > plo*th.suspectTwist || plo > phi*th.suspectTwist {
 		return
 	}
 	// The same bound, tighter, for the bins recombine will try: most
@@ -662,8 +688,10 @@ func (d *Detector) suspect(w *window, amp2, broad *[8]float64, e float64) {
 	}
 	// The wide bins cannot tell neighbours 73 Hz apart, the narrow ones
 	// lose tones in their nulls: try the best of each.
-	lo, alo, dflo := d.recombine(amp2, blo, w.lo)
-	hi, ahi, dfhi := d.recombine(amp2, bhi, w.hi)
+	k := [4]int{blo, w.lo, bhi, w.hi}
+	measure4(&d.subX, &d.win, amp2, &k, &d.tones)
+	lo, alo, dflo := recombine(&d.tones, &k, 0)
+	hi, ahi, dfhi := recombine(&d.tones, &k, 2)
 	purity := (alo + ahi) * (winLen / 2) / e
 	// The same goes for the pair: a lone tone can recombine in the other
 	// group's bin 250 Hz away, the two measured frequencies then differing
@@ -693,43 +721,77 @@ func (d *Detector) cohere(k int) float64 {
 // least.
 var aliasTwist = dbRatio(-9)
 
-// recombine measures the tone near bin a (and near bin b, when it differs)
-// from its phase advance between windows, and returns the bin whose tone
-// is stronger with its squared amplitude and frequency offset.
-func (d *Detector) recombine(amp2 *[8]float64, a, b int) (bin int, amp, df float64) {
-	z0, z1, z2 := &d.subX[d.win[0]], &d.subX[d.win[1]], &d.subX[d.win[2]]
-	for i, k := range [2]int{a, b} {
-		if i == 1 && a == b {
-			break
+// tones holds the measures of four bins (measureGo): lane l's squared
+// amplitude and frequency offset, and in bit l of ok whether it holds a
+// tone at all.
+type tones struct {
+	p, f [4]float64
+	ok   int
+}
+
+// measure4Go is measureGo at each of the four bins k, one a lane of t.
+func measure4Go(subX *[longSubs][8]complex128, win *[winSubs]int, amp2 *[8]float64, k *[4]int, t *tones) {
+	t.ok = 0
+	for l, b := range k {
+		p, f, ok := measureGo(subX, win, amp2, b)
+		t.p[l], t.f[l] = p, f
+		if ok {
+			t.ok |= 1 << l
 		}
-		// The phase advance between sub-blocks, whose wide bins keep a
-		// tone anywhere within ±125 Hz; the window's own bin has a null
-		// 83 Hz off, where its phase is noise.
-		z := z1[k]*cmplx.Conj(z0[k]) + z2[k]*cmplx.Conj(z1[k])
-		az := math.Sqrt(real(z)*real(z) + imag(z)*imag(z))
-		if az == 0 {
-			continue
-		}
-		f := offsetHz(z)
-		if math.Abs(f) > 0.07*toneHz[k] {
-			continue
-		}
-		// Undo the advance between sub-blocks: the window at f.
-		u := complex(real(z)/az, -imag(z)/az)
-		x := z0[k] + u*(z1[k]+u*z2[k])
-		r := response(f)
-		p := (real(x)*real(x) + imag(x)*imag(x)) * (4.0 / (winLen * winLen)) / r.sub
-		// The phase advance over one hop cannot tell f from f±250 Hz, so
-		// a tone 250 Hz away (a whistle in the other group, a harmonic)
-		// recombines as if it were here. The window's own bin tells them
-		// apart: a tone really at f shows there with the window's response
-		// to f, one 250 Hz away about 10 dB weaker.
-		if amp2[k] < 0.25*p*r.win {
-			continue
-		}
-		if p > amp {
-			bin, amp, df = k, p, f
-		}
+	}
+}
+
+// measureGo measures the tone near bin k of the window in slots win from
+// its phase advance between sub-blocks: its squared amplitude p and
+// frequency offset f, or ok false when the bin holds no such tone.
+func measureGo(subX *[longSubs][8]complex128, win *[winSubs]int, amp2 *[8]float64, k int) (p, f float64, ok bool) {
+	z0, z1, z2 := &subX[win[0]], &subX[win[1]], &subX[win[2]]
+	// The phase advance between sub-blocks, whose wide bins keep a tone
+	// anywhere within ±125 Hz; the window's own bin has a null 83 Hz off,
+	// where its phase is noise.
+	z := z1[k]*cmplx.Conj(z0[k]) + z2[k]*cmplx.Conj(z1[k])
+	az := math.Sqrt(real(z)*real(z) + imag(z)*imag(z))
+	if az == 0 {
+		return 0, 0, false
+	}
+	f = offsetHz(z)
+	if math.Abs(f) > toneLim[k] {
+		return 0, 0, false
+	}
+	// Undo the advance between sub-blocks: the window at f.
+	u := complex(real(z)/az, -imag(z)/az)
+	x := z0[k] + u*(z1[k]+u*z2[k])
+	r := response(f)
+	p = (real(x)*real(x) + imag(x)*imag(x)) * (4.0 / (winLen * winLen)) / r.sub
+	// The phase advance over one hop cannot tell f from f±250 Hz, so a
+	// tone 250 Hz away (a whistle in the other group, a harmonic)
+	// recombines as if it were here. The window's own bin tells them
+	// apart: a tone really at f shows there with the window's response to
+	// f, one 250 Hz away about 10 dB weaker.
+	if amp2[k] < 0.25*p*r.win {
+		return 0, 0, false
+	}
+	return p, f, true
+}
+
+// toneLim is the largest offset measured, 7 % of each tone.
+var toneLim = func() (l [8]float64) {
+	for k, f := range toneHz {
+		l[k] = 0.07 * f
+	}
+	return
+}()
+
+// recombine returns, of the tones measured in lanes l and l+1 of t (bins
+// k[l] and k[l+1], the second ignored when the same), the stronger's bin,
+// squared amplitude and frequency offset; all zero when neither holds
+// one.
+func recombine(t *tones, k *[4]int, l int) (bin int, amp, df float64) {
+	if t.ok>>l&1 != 0 && t.p[l] > amp {
+		bin, amp, df = k[l], t.p[l], t.f[l]
+	}
+	if l++; k[l] != k[l-1] && t.ok>>l&1 != 0 && t.p[l] > amp {
+		bin, amp, df = k[l], t.p[l], t.f[l]
 	}
 	return
 }
@@ -824,9 +886,11 @@ var respTable = func() (t [gainSteps + 1]resp) {
 	return
 }()
 
-func response(df float64) resp {
+func response(df float64) resp { return respTable[respIndex(df)] }
+
+func respIndex(df float64) int {
 	i := int(math.Round(df/gainStep)) + gainSteps/2
-	return respTable[min(max(i, 0), gainSteps)]
+	return min(max(i, 0), gainSteps)
 }
 
 // track follows presses across windows: a press is a run of valid windows

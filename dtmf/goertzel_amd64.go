@@ -59,32 +59,49 @@ func toFloatSub(dst *[subLen]float64, src *[subLen]int16) float64 {
 	return toFloat(dst[:], src[:])
 }
 
-// project is projectGo, with AVX two filters an instruction.
-func project(st *[2][8]float64, ref *[2][8]complex128, sx *[8]complex128, sp *[8]float64, y *[8]complex128, yp *[8]float64) {
+// project is projectGo, with AVX two filters an instruction and the
+// strongest tones picked four a time.
+func project(st *[2][8]float64, ref *[2][8]complex128, sx *[8]complex128, sp *[8]float64, y *[8]complex128, yp *[8]float64, pk *pick) {
 	if useAVX {
-		projectAVX(st, ref, sx, sp, y, yp)
+		projectAVX(st, ref, sx, sp, y, yp, pk)
 		return
 	}
-	projectGo(st, ref, sx, sp, y, yp)
+	projectGo(st, ref, sx, sp, y, yp, pk)
 }
 
-// sum3 is sum3Go, with AVX two filters an instruction.
-func sum3(s *[3]*[8]complex128, p *[3]*[8]float64, x *[8]complex128, amp2, broad *[8]float64) {
+// sum3 is sum3Go, with AVX two filters an instruction and the strongest
+// tones picked four a time.
+func sum3(subX *[longSubs][8]complex128, subP *[longSubs][8]float64, win *[winSubs]int, x *[8]complex128, amp2, broad *[8]float64, pa, pb *pick) {
 	if useAVX {
-		sum3AVX(s, p, 4.0/(winLen*winLen), x, amp2, broad)
+		sum3AVX(subX, subP, win, 4.0/(winLen*winLen), x, amp2, broad, pa, pb)
 		return
 	}
-	sum3Go(s, p, x, amp2, broad)
+	sum3Go(subX, subP, win, x, amp2, broad, pa, pb)
 }
+
+// measure4 is measure4Go, with AVX the four bins at once.
+func measure4(subX *[longSubs][8]complex128, win *[winSubs]int, amp2 *[8]float64, k *[4]int, t *tones) {
+	if useAVX {
+		measureAVX(subX, win, amp2, k, t)
+		return
+	}
+	measure4Go(subX, win, amp2, k, t)
+}
+
+//go:noescape
+func measureAVX(subX *[longSubs][8]complex128, win *[winSubs]int, amp2 *[8]float64, k *[4]int, t *tones)
+
+//go:noescape
+func respIndexAVX(f *[4]float64, i *[4]int32)
 
 //go:noescape
 func toFloatAVX(dst *[subLen]float64, src *[subLen]int16) (energy float64)
 
 //go:noescape
-func projectAVX(st *[2][8]float64, ref *[2][8]complex128, sx *[8]complex128, sp *[8]float64, y *[8]complex128, yp *[8]float64)
+func projectAVX(st *[2][8]float64, ref *[2][8]complex128, sx *[8]complex128, sp *[8]float64, y *[8]complex128, yp *[8]float64, pk *pick)
 
 //go:noescape
-func sum3AVX(s *[3]*[8]complex128, p *[3]*[8]float64, scale float64, x *[8]complex128, amp2, broad *[8]float64)
+func sum3AVX(subX *[longSubs][8]complex128, subP *[longSubs][8]float64, win *[winSubs]int, scale float64, x *[8]complex128, amp2, broad *[8]float64, pa, pb *pick)
 
 //go:noescape
 func goertzel8SSE2(x []float64, s1, s2, c *[8]float64)

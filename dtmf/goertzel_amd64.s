@@ -325,8 +325,8 @@ g3pair:
 
 // PAIR projects filters k and k+1: s1 and s2 at s1o and s2o(AX), their
 // a and b at ao and bo(BX), z at zo of sx (CX) and y (DI), powers at po
-// of sp (DX) and yp (R8).
-#define PAIR(s1o, s2o, ao, bo, zo, po) \
+// of sp (DX) and yp (R8), which it also leaves in keep.
+#define PAIR(s1o, s2o, ao, bo, zo, po, keep) \
 	VBROADCASTSD s1o(AX), Y0; \
 	VBROADCASTSD s1o+8(AX), Y1; \
 	VBLENDPD     $12, Y1, Y0, Y0; \
@@ -341,30 +341,91 @@ g3pair:
 	VMOVUPD      Y1, zo(DI); \
 	VMOVUPD      Y0, zo(CX); \
 	POWERS(Y1, X1, po(R8)); \
+	VMOVAPD      X1, keep; \
 	POWERS(Y0, X0, po(DX))
 
+// MAX4 leaves the largest of v's four powers in every lane of m, through
+// t. The powers are never negative nor NaN, so VMAXPD's answer is the
+// larger, as Go's comparison of their bits.
+#define MAX4(v, t, m) \
+	VPERM2F128 $1, v, v, t; \
+	VMAXPD     t, v, m; \
+	VPERMILPD  $5, m, t; \
+	VMAXPD     t, m, m
 
-// func projectAVX(st *[2][8]float64, ref *[2][8]complex128, sx *[8]complex128, sp *[8]float64, y *[8]complex128, yp *[8]float64)
+// BEST4 is best2 for the group of four powers in v, of first index add:
+// at ioff(R11) the index of the strongest (the first of equals, as the
+// pairwise comparisons pick it), at voff(R11) its power, at soff(R11) the
+// largest of the other three. The runner-up is taken with the winner's
+// lane cleared (to zero, which no power is below), so a tie gives the
+// tied power, as in Go. It clobbers R12, t and u; R13 holds lane<>.
+#define BEST4(v, t, u, xt, xu, add, ioff, voff, soff) \
+	MAX4(v, u, t); \
+	VCMPPD     $0, t, v, u; \
+	VMOVMSKPD  u, R12; \
+	BSFQ       R12, R12; \
+	VMOVSD     xt, voff(R11); \
+	SHLQ       $5, R12; \
+	VMOVUPD    (R13)(R12*1), u; \
+	VANDNPD    v, u, u; \
+	SHRQ       $5, R12; \
+	ADDQ       $add, R12; \
+	MOVQ       R12, ioff(R11); \
+	MAX4(u, t, u); \
+	VMOVSD     xu, soff(R11)
+
+// lane<>[i] has the bits of lane i set: BEST4 clears the winner with it.
+DATA lane<>+0(SB)/8, $-1
+DATA lane<>+8(SB)/8, $0
+DATA lane<>+16(SB)/8, $0
+DATA lane<>+24(SB)/8, $0
+DATA lane<>+32(SB)/8, $0
+DATA lane<>+40(SB)/8, $-1
+DATA lane<>+48(SB)/8, $0
+DATA lane<>+56(SB)/8, $0
+DATA lane<>+64(SB)/8, $0
+DATA lane<>+72(SB)/8, $0
+DATA lane<>+80(SB)/8, $-1
+DATA lane<>+88(SB)/8, $0
+DATA lane<>+96(SB)/8, $0
+DATA lane<>+104(SB)/8, $0
+DATA lane<>+112(SB)/8, $0
+DATA lane<>+120(SB)/8, $-1
+GLOBL lane<>(SB), RODATA|NOPTR, $128
+
+// BEST8 is best2 of the eight powers whose halves are in lo and hi,
+// into the pick at R11.
+#define BEST8(lo, hi) \
+	LEAQ  lane<>(SB), R13; \
+	BEST4(lo, Y8, Y9, X8, X9, 0, 0, 16, 32); \
+	BEST4(hi, Y8, Y9, X8, X9, 4, 8, 24, 40)
+
+// func projectAVX(st *[2][8]float64, ref *[2][8]complex128, sx *[8]complex128, sp *[8]float64, y *[8]complex128, yp *[8]float64, pk *pick)
 //
 // projectGo two filters a register: the same operations on the same
-// operands, so the same bits.
-TEXT ·projectAVX(SB), NOSPLIT, $0-48
+// operands, so the same bits; then pickGo of yp.
+TEXT ·projectAVX(SB), NOSPLIT, $0-56
 	MOVQ st+0(FP), AX
 	MOVQ ref+8(FP), BX
 	MOVQ sx+16(FP), CX
 	MOVQ sp+24(FP), DX
 	MOVQ y+32(FP), DI
 	MOVQ yp+40(FP), R8
-	PAIR(0, 64, 0, 128, 0, 0)
-	PAIR(16, 80, 32, 160, 32, 16)
-	PAIR(32, 96, 64, 192, 64, 32)
-	PAIR(48, 112, 96, 224, 96, 48)
+	MOVQ pk+48(FP), R11
+	PAIR(0, 64, 0, 128, 0, 0, X4)
+	PAIR(16, 80, 32, 160, 32, 16, X5)
+	PAIR(32, 96, 64, 192, 64, 32, X6)
+	PAIR(48, 112, 96, 224, 96, 48, X7)
+	VINSERTF128 $1, X5, Y4, Y4
+	VINSERTF128 $1, X7, Y6, Y6
+	BEST8(Y4, Y6)
 	VZEROUPPER
 	RET
 
 // SUM3 adds filters k and k+1 of the three sub-blocks at zo and stores the
-// window's DFT at zo(DI) and its powers, scaled by X3, at po(DX).
-#define SUM3(zo, po) \
+// window's DFT at zo(DI) and its powers, scaled by X3, at po(DX), leaving
+// them in keep.
+#define SUM3(zo, po, keep) \
 	VMOVUPD zo(AX), Y0; \
 	VADDPD  zo(BX), Y0, Y0; \
 	VADDPD  zo(CX), Y0, Y0; \
@@ -373,38 +434,60 @@ TEXT ·projectAVX(SB), NOSPLIT, $0-48
 	VHADDPD      Y0, Y0, Y0; \
 	VEXTRACTF128 $1, Y0, X2; \
 	VUNPCKLPD    X2, X0, X0; \
-	VMULPD       X3, X0, X0; \
-	VMOVUPD      X0, po(DX)
+	VMULPD       X3, X0, keep; \
+	VMOVUPD      keep, po(DX)
 
-// BROAD adds four powers of the three sub-blocks at off into broad (R11).
-#define BROAD(off) \
-	VMOVUPD off(R8), Y0; \
-	VADDPD  off(R9), Y0, Y0; \
-	VADDPD  off(R10), Y0, Y0; \
-	VMOVUPD Y0, off(R11)
+// BROAD adds four powers of the three sub-blocks at off into broad (R10),
+// leaving them in sum.
+#define BROAD(off, sum) \
+	VMOVUPD off(R8), sum; \
+	VADDPD  off(R9), sum, sum; \
+	VADDPD  off(SI), sum, sum; \
+	VMOVUPD sum, off(R10)
 
-// func sum3AVX(s *[3]*[8]complex128, p *[3]*[8]float64, scale float64, x *[8]complex128, amp2, broad *[8]float64)
+// func sum3AVX(subX *[longSubs][8]complex128, subP *[longSubs][8]float64, win *[winSubs]int, scale float64, x *[8]complex128, amp2, broad *[8]float64, pa, pb *pick)
 //
-// sum3Go two filters a register: the same operations, the same bits.
-TEXT ·sum3AVX(SB), NOSPLIT, $0-48
-	MOVQ s+0(FP), SI
-	MOVQ 0(SI), AX
-	MOVQ 8(SI), BX
-	MOVQ 16(SI), CX
-	MOVQ p+8(FP), SI
+// sum3Go two filters a register: the same operations, the same bits; then
+// pickGo of amp2 and broad.
+TEXT ·sum3AVX(SB), NOSPLIT, $0-72
+	MOVQ win+16(FP), SI
 	MOVQ 0(SI), R8
 	MOVQ 8(SI), R9
 	MOVQ 16(SI), R10
-	VMOVDDUP scale+16(FP), X3
-	MOVQ x+24(FP), DI
-	MOVQ amp2+32(FP), DX
-	MOVQ broad+40(FP), R11
-	SUM3(0, 0)
-	SUM3(32, 16)
-	SUM3(64, 32)
-	SUM3(96, 48)
-	BROAD(0)
-	BROAD(32)
+	// Sub-block j's DFT is 128 bytes into subX, its powers 64 into subP.
+	MOVQ subX+0(FP), SI
+	MOVQ R8, AX
+	SHLQ $7, AX
+	ADDQ SI, AX
+	MOVQ R9, BX
+	SHLQ $7, BX
+	ADDQ SI, BX
+	MOVQ R10, CX
+	SHLQ $7, CX
+	ADDQ SI, CX
+	MOVQ subP+8(FP), SI
+	SHLQ $6, R8
+	ADDQ SI, R8
+	SHLQ $6, R9
+	ADDQ SI, R9
+	SHLQ $6, R10
+	ADDQ R10, SI
+	VMOVDDUP scale+24(FP), X3
+	MOVQ x+32(FP), DI
+	MOVQ amp2+40(FP), DX
+	MOVQ broad+48(FP), R10
+	SUM3(0, 0, X4)
+	SUM3(32, 16, X5)
+	SUM3(64, 32, X6)
+	SUM3(96, 48, X7)
+	BROAD(0, Y10)
+	BROAD(32, Y11)
+	VINSERTF128 $1, X5, Y4, Y4
+	VINSERTF128 $1, X7, Y6, Y6
+	MOVQ pa+56(FP), R11
+	BEST8(Y4, Y6)
+	MOVQ pb+64(FP), R11
+	BEST8(Y10, Y11)
 	VZEROUPPER
 	RET
 
@@ -438,5 +521,259 @@ TEXT ·toFloatAVX(SB), NOSPLIT, $0-24
 	VADDPD       X1, X2, X2
 	VHADDPD      X2, X2, X2
 	VMOVSD       X2, energy+16(FP)
+	VZEROUPPER
+	RET
+
+// Constants of measureAVX: measureGo's, to the bit.
+DATA meas<>+0(SB)/8, $0x8000000000000000   // sign bit
+DATA meas<>+8(SB)/8, $0xbf709afce86ada61   // atan2's coefficients: -0.0040540580
+DATA meas<>+16(SB)/8, $0x3f9662ca3afc494a  // 0.0218612288
+DATA meas<>+24(SB)/8, $0x3faca03878a529dc  // 0.0559098861
+DATA meas<>+32(SB)/8, $0x3fb8aefbe8169fed  // 0.0964200441
+DATA meas<>+40(SB)/8, $0x3fc1cd8c5acdc925  // 0.1390853351
+DATA meas<>+48(SB)/8, $0x3fc98814b6ba498f  // 0.1994653599
+DATA meas<>+56(SB)/8, $0x3fd554c37c49b02b  // 0.3332985605
+DATA meas<>+64(SB)/8, $0x3ff921fb54442d18  // π/2
+DATA meas<>+72(SB)/8, $0x400921fb54442d18  // π
+DATA meas<>+80(SB)/8, $0x40bf400000000000  // SampleRate
+DATA meas<>+88(SB)/8, $0x406921fb54442d18  // 2π·hop
+DATA meas<>+96(SB)/8, $0x3fcf400000000000  // gainStep
+DATA meas<>+104(SB)/8, $0x3f3c71c71c71c71c // 4/winLen²
+DATA meas<>+112(SB)/8, $0x3fd0000000000000 // 0.25
+DATA meas<>+120(SB)/8, $0x3fe0000000000000 // 0.5
+DATA meas<>+128(SB)/8, $0x3ff0000000000000 // 1
+DATA meas<>+136(SB)/4, $512                // gainSteps/2, int32
+DATA meas<>+140(SB)/4, $1024               // gainSteps, int32
+GLOBL meas<>(SB), RODATA|NOPTR, $144
+
+// GATHERZ loads the four lanes' z at base: real parts into re, imaginary
+// into im (lower half xim), through t (xt). AX, BX, CX and DX hold the
+// lanes' byte offsets.
+#define GATHERZ(base, re, im, xim, t, xt) \
+	VMOVUPD     (base)(AX*1), xt; \
+	VINSERTF128 $1, (base)(CX*1), t, t; \
+	VMOVUPD     (base)(BX*1), xim; \
+	VINSERTF128 $1, (base)(DX*1), im, im; \
+	VUNPCKLPD   im, t, re; \
+	VUNPCKHPD   im, t, im
+
+// GATHER8 loads the four lanes' float64 at base into v (xv), through xt;
+// AX to DX hold the lanes' byte offsets.
+#define GATHER8(base, v, xv, xt) \
+	VMOVSD      (base)(AX*1), xv; \
+	VMOVHPD     (base)(BX*1), xv, xv; \
+	VMOVSD      (base)(CX*1), xt; \
+	VMOVHPD     (base)(DX*1), xt, xt; \
+	VINSERTF128 $1, xt, v, v
+
+// POLY is one step of atan2's polynomial in Y13, s in Y12: t = t*s op c.
+#define POLY(op, c) \
+	VMULPD       Y12, Y13, Y13; \
+	VBROADCASTSD meas<>+c(SB), Y14; \
+	op           Y14, Y13, Y13
+
+// RESPIDX is respIndex of the four offsets in f, into xt, through q, t,
+// u, v and xu; Y15 holds the sign bit. math.Round is the truncation and,
+// when the fraction left (exact) is a half or more, a step away from
+// zero.
+#define RESPIDX(f, q, t, u, v, xt, xu) \
+	VBROADCASTSD meas<>+96(SB), q; \
+	VDIVPD       q, f, q; \
+	VROUNDPD     $3, q, t; \
+	VSUBPD       t, q, u; \
+	VANDNPD      u, Y15, u; \
+	VBROADCASTSD meas<>+120(SB), v; \
+	VCMPPD       $13, v, u, u; \
+	VBROADCASTSD meas<>+128(SB), v; \
+	VANDPD       v, u, u; \
+	VANDPD       Y15, q, q; \
+	VORPD        q, u, u; \
+	VADDPD       u, t, t; \
+	VCVTTPD2DQY  t, xt; \
+	VBROADCASTSS meas<>+136(SB), xu; \
+	VPADDD       xu, xt, xt; \
+	VPXOR        xu, xu, xu; \
+	VPMAXSD      xu, xt, xt; \
+	VBROADCASTSS meas<>+140(SB), xu; \
+	VPMINSD      xu, xt, xt
+
+// func respIndexAVX(f *[4]float64, i *[4]int32)
+//
+// RESPIDX alone, for its test.
+TEXT ·respIndexAVX(SB), NOSPLIT, $0-16
+	MOVQ f+0(FP), AX
+	VMOVUPD (AX), Y13
+	VBROADCASTSD meas<>+0(SB), Y15
+	RESPIDX(Y13, Y4, Y5, Y6, Y0, X5, X6)
+	MOVQ i+8(FP), AX
+	VMOVDQU X5, (AX)
+	VZEROUPPER
+	RET
+
+// func measureAVX(subX *[longSubs][8]complex128, win *[winSubs]int, amp2 *[8]float64, k *[4]int, t *tones)
+//
+// measureGo at four bins at once, one a lane: the same operations in the
+// same order (complex products as Go computes them, atan2's branches as
+// blends, math.Round as truncation and a step away from zero), so the
+// same bits in every lane that holds a tone. A lane that does not may
+// hold anything but its bit in t.ok.
+TEXT ·measureAVX(SB), NOSPLIT, $0-40
+	MOVQ win+8(FP), SI
+	MOVQ 0(SI), R8
+	MOVQ 8(SI), R9
+	MOVQ 16(SI), R10
+	// Sub-block j's DFT is 128 bytes into subX.
+	MOVQ subX+0(FP), SI
+	SHLQ $7, R8
+	ADDQ SI, R8
+	SHLQ $7, R9
+	ADDQ SI, R9
+	SHLQ $7, R10
+	ADDQ SI, R10
+	MOVQ k+24(FP), SI
+	MOVQ 0(SI), AX
+	MOVQ 8(SI), BX
+	MOVQ 16(SI), CX
+	MOVQ 24(SI), DX
+	SHLQ $4, AX
+	SHLQ $4, BX
+	SHLQ $4, CX
+	SHLQ $4, DX
+	GATHERZ(R8, Y0, Y1, X1, Y6, X6)   // z0
+	GATHERZ(R9, Y2, Y3, X3, Y6, X6)   // z1
+	GATHERZ(R10, Y4, Y5, X5, Y6, X6)  // z2
+	VBROADCASTSD meas<>+0(SB), Y15
+
+	// z = z1·conj(z0) + z2·conj(z1), conj(z) = (re, n) with n = -im.
+	VXORPD Y15, Y1, Y6 // n0
+	VXORPD Y15, Y3, Y7 // n1
+	VMULPD Y0, Y2, Y8  // r1·r0
+	VMULPD Y6, Y3, Y9  // i1·n0
+	VSUBPD Y9, Y8, Y8
+	VMULPD Y6, Y2, Y9  // r1·n0
+	VMULPD Y0, Y3, Y10 // i1·r0
+	VADDPD Y10, Y9, Y9
+	VMULPD Y2, Y4, Y10 // r2·r1
+	VMULPD Y7, Y5, Y11 // i2·n1
+	VSUBPD Y11, Y10, Y10
+	VMULPD Y7, Y4, Y11 // r2·n1
+	VMULPD Y2, Y5, Y12 // i2·r1
+	VADDPD Y12, Y11, Y11
+	VADDPD Y10, Y8, Y8 // zr
+	VADDPD Y11, Y9, Y9 // zi
+
+	// az = |z|; a lane with az = 0 holds no tone.
+	VMULPD  Y8, Y8, Y10
+	VMULPD  Y9, Y9, Y11
+	VADDPD  Y11, Y10, Y10
+	VSQRTPD Y10, Y10
+	VXORPD  Y14, Y14, Y14
+	VCMPPD  $4, Y14, Y10, Y11 // az != 0
+	VMOVMSKPD Y11, R12
+
+	// atan2(zi, zr).
+	VANDNPD Y8, Y15, Y6  // ax
+	VANDNPD Y9, Y15, Y7  // ay
+	VMINPD  Y7, Y6, Y11
+	VMAXPD  Y7, Y6, Y12
+	VDIVPD  Y12, Y11, Y11 // a
+	VMULPD  Y11, Y11, Y12 // s
+	VBROADCASTSD meas<>+8(SB), Y13
+	VMULPD       Y12, Y13, Y13
+	VBROADCASTSD meas<>+16(SB), Y14
+	VADDPD       Y14, Y13, Y13
+	POLY(VSUBPD, 24)
+	POLY(VADDPD, 32)
+	POLY(VSUBPD, 40)
+	POLY(VADDPD, 48)
+	POLY(VSUBPD, 56)
+	VMULPD Y12, Y13, Y13
+	VMULPD Y11, Y13, Y13
+	VADDPD Y11, Y13, Y13 // r
+	VCMPPD $1, Y7, Y6, Y11 // ay > ax
+	VBROADCASTSD meas<>+64(SB), Y12
+	VSUBPD    Y13, Y12, Y12
+	VBLENDVPD Y11, Y12, Y13, Y13
+	VXORPD    Y14, Y14, Y14
+	VCMPPD    $1, Y14, Y8, Y11 // zr < 0
+	VBROADCASTSD meas<>+72(SB), Y12
+	VSUBPD    Y13, Y12, Y12
+	VBLENDVPD Y11, Y12, Y13, Y13
+	VCMPPD    $1, Y14, Y9, Y11 // zi < 0
+	VANDPD    Y15, Y11, Y11
+	VXORPD    Y11, Y13, Y13
+	// f = atan2·SampleRate/(2π·hop)
+	VBROADCASTSD meas<>+80(SB), Y12
+	VMULPD       Y12, Y13, Y13
+	VBROADCASTSD meas<>+88(SB), Y12
+	VDIVPD       Y12, Y13, Y13
+	MOVQ amp2+16(FP), DI
+	MOVQ t+32(FP), SI
+	VMOVUPD Y13, 32(SI)
+
+	// |f| > toneLim[k]: no tone. The float64 tables want the bins ×8.
+	SHRQ $1, AX
+	SHRQ $1, BX
+	SHRQ $1, CX
+	SHRQ $1, DX
+	LEAQ ·toneLim(SB), R11
+	GATHER8(R11, Y11, X11, X12)
+	VANDNPD   Y13, Y15, Y12
+	VCMPPD    $1, Y12, Y11, Y11
+	VMOVMSKPD Y11, R13
+	NOTQ      R13
+	ANDQ      R13, R12
+	GATHER8(DI, Y7, X7, X12) // amp2[k]
+
+	// u = conj(z)/az, x = z0 + u·(z1 + u·z2).
+	VDIVPD Y10, Y8, Y8  // ur
+	VXORPD Y15, Y9, Y9
+	VDIVPD Y10, Y9, Y9  // ui
+	VMULPD Y8, Y4, Y6   // r2·ur
+	VMULPD Y9, Y5, Y10  // i2·ui
+	VSUBPD Y10, Y6, Y6
+	VMULPD Y8, Y5, Y10  // i2·ur
+	VMULPD Y9, Y4, Y11  // r2·ui
+	VADDPD Y11, Y10, Y10
+	VADDPD Y2, Y6, Y6   // t2r
+	VADDPD Y3, Y10, Y10 // t2i
+	VMULPD Y8, Y6, Y2   // t2r·ur
+	VMULPD Y9, Y10, Y3  // t2i·ui
+	VSUBPD Y3, Y2, Y2
+	VMULPD Y8, Y10, Y3  // t2i·ur
+	VMULPD Y9, Y6, Y4   // t2r·ui
+	VADDPD Y4, Y3, Y3
+	VADDPD Y0, Y2, Y2   // xr
+	VADDPD Y1, Y3, Y3   // xi
+	VMULPD Y2, Y2, Y2
+	VMULPD Y3, Y3, Y3
+	VADDPD Y3, Y2, Y2
+	VBROADCASTSD meas<>+104(SB), Y4
+	VMULPD Y4, Y2, Y2 // |x|²·4/winLen²
+
+	// response(f): i = round(f/gainStep) + gainSteps/2 within the table.
+	RESPIDX(Y13, Y4, Y5, Y6, Y0, X5, X6)
+	VMOVD    X5, AX
+	VPEXTRD  $1, X5, BX
+	VPEXTRD  $2, X5, CX
+	VPEXTRD  $3, X5, DX
+	SHLQ     $4, AX
+	SHLQ     $4, BX
+	SHLQ     $4, CX
+	SHLQ     $4, DX
+	LEAQ     ·respTable(SB), R11
+	GATHERZ(R11, Y0, Y1, X1, Y6, X6) // win, sub
+
+	// p = |x|²·4/winLen²/sub; amp2[k] < 0.25·p·win: no tone.
+	VDIVPD    Y1, Y2, Y2
+	VMOVUPD   Y2, 0(SI)
+	VBROADCASTSD meas<>+112(SB), Y3
+	VMULPD    Y2, Y3, Y3
+	VMULPD    Y0, Y3, Y3
+	VCMPPD    $1, Y3, Y7, Y3
+	VMOVMSKPD Y3, R13
+	NOTQ      R13
+	ANDQ      R13, R12
+	MOVQ      R12, 64(SI)
 	VZEROUPPER
 	RET

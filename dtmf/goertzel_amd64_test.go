@@ -99,10 +99,11 @@ func TestProjectAssembly(t *testing.T) {
 		}
 		sx2, y2 := sx, y
 		var sp, sp2 [8]float64
-		projectAVX(&st, &goertzel.ref[j], &sx, &sp, &y, &yp)
-		projectGo(&st, &goertzel.ref[j], &sx2, &sp2, &y2, &yp2)
-		if sx != sx2 || sp != sp2 || y != y2 || yp != yp2 {
-			t.Fatalf("phase %d: %v %v %v %v, want %v %v %v %v", j, sx, sp, y, yp, sx2, sp2, y2, yp2)
+		var pk, pk2 pick
+		projectAVX(&st, &goertzel.ref[j], &sx, &sp, &y, &yp, &pk)
+		projectGo(&st, &goertzel.ref[j], &sx2, &sp2, &y2, &yp2, &pk2)
+		if sx != sx2 || sp != sp2 || y != y2 || yp != yp2 || pk != pk2 {
+			t.Fatalf("phase %d: %v %v %v %v %v, want %v %v %v %v %v", j, sx, sp, y, yp, pk, sx2, sp2, y2, yp2, pk2)
 		}
 	}
 }
@@ -113,23 +114,40 @@ func TestSum3Assembly(t *testing.T) {
 		t.Skip("no AVX on this processor")
 	}
 	r := rand.New(rand.NewPCG(15, 16))
-	for range 1000 {
-		var s [3][8]complex128
-		var p [3][8]float64
-		for j := range 3 {
-			for k := range 8 {
-				s[j][k] = complex(r.NormFloat64()*1e6, r.NormFloat64()*1e6)
-				p[j][k] = r.ExpFloat64() * 1e12
-			}
-		}
-		ps, pp := &[3]*[8]complex128{&s[0], &s[1], &s[2]}, &[3]*[8]float64{&p[0], &p[1], &p[2]}
+	var subX [longSubs][8]complex128
+	var subP [longSubs][8]float64
+	check := func(win [winSubs]int) {
+		t.Helper()
 		var x, x2 [8]complex128
 		var a, a2, b, b2 [8]float64
-		sum3AVX(ps, pp, 4.0/(winLen*winLen), &x, &a, &b)
-		sum3Go(ps, pp, &x2, &a2, &b2)
-		if x != x2 || a != a2 || b != b2 {
-			t.Fatalf("%v %v %v, want %v %v %v", x, a, b, x2, a2, b2)
+		var pa, pa2, pb, pb2 pick
+		sum3AVX(&subX, &subP, &win, 4.0/(winLen*winLen), &x, &a, &b, &pa, &pb)
+		sum3Go(&subX, &subP, &win, &x2, &a2, &b2, &pa2, &pb2)
+		if x != x2 || a != a2 || b != b2 || pa != pa2 || pb != pb2 {
+			t.Fatalf("slots %v: %v %v %v %v %v, want %v %v %v %v %v", win, x, a, b, pa, pb, x2, a2, b2, pa2, pb2)
 		}
+	}
+	for n := range 1000 {
+		for j := range longSubs {
+			for k := range 8 {
+				subX[j][k] = complex(r.NormFloat64()*1e6, r.NormFloat64()*1e6)
+				subP[j][k] = r.ExpFloat64() * 1e12
+			}
+		}
+		check([winSubs]int{n % longSubs, (n + 1) % longSubs, (n + 7) % longSubs})
+	}
+	// The picks of every arrangement of four chosen powers in either
+	// group, as broad (the other two sub-blocks' powers zero), ties,
+	// zeros, subnormals and the largest powers included.
+	subP = [longSubs][8]float64{}
+	pick := []float64{0, 5e-324, 1e-300, 0.5, 1, 1, 2, 3e7, 1e300, math.MaxFloat64}
+	for n := range len(pick) * len(pick) * len(pick) * len(pick) {
+		for k := range 4 {
+			v := pick[n%len(pick)]
+			subP[9][k], subP[9][7-k] = v, v
+			n /= len(pick)
+		}
+		check([winSubs]int{2, 9, 5})
 	}
 }
 
@@ -184,6 +202,114 @@ func TestToFloatAssembly(t *testing.T) {
 		eg, ew := toFloatAVX(&got, &src), toFloat(want[:], src[:])
 		if got != want || eg != ew {
 			t.Fatalf("%v: %v %v, want %v %v", src, got, eg, want, ew)
+		}
+	}
+}
+
+// TestMeasureAssembly: measureAVX measures each lane as measureGo does, to
+// the bit, on tones at every offset, noisy, silent and random bins.
+func TestMeasureAssembly(t *testing.T) {
+	if !useAVX {
+		t.Skip("no AVX on this processor")
+	}
+	r := rand.New(rand.NewPCG(21, 22))
+	var subX [longSubs][8]complex128
+	var amp2 [8]float64
+	held := 0
+	for n := range 20000 {
+		win := [winSubs]int{r.IntN(longSubs), r.IntN(longSubs), r.IntN(longSubs)}
+		for j := range longSubs {
+			for k := range 8 {
+				subX[j][k] = complex(r.NormFloat64(), r.NormFloat64())
+			}
+		}
+		for k := range 8 {
+			// A tone advancing θ a sub-block, under noise of relative
+			// level eps: none, slight, heavy, or all noise.
+			a, th, ph := math.Pow(10, r.Float64()*12-3), (r.Float64()*2-1)*math.Pi, r.Float64()*2*math.Pi
+			if n%7 == 0 {
+				th = 0
+			}
+			eps := []float64{0, 1e-3, 0.3, 3}[r.IntN(4)]
+			var sum complex128
+			for j, s := range win {
+				z := complex(a*math.Cos(ph+float64(j)*th), a*math.Sin(ph+float64(j)*th))
+				z += complex(r.NormFloat64()*a*eps, r.NormFloat64()*a*eps)
+				if n%11 == 0 && k == 3 {
+					z = 0 // silence: no phase
+				}
+				subX[s][k] = z
+				sum += z
+			}
+			amp2[k] = (real(sum)*real(sum) + imag(sum)*imag(sum)) * (4.0 / (winLen * winLen)) * r.Float64() * 2
+		}
+		k := [4]int{r.IntN(4), r.IntN(4), 4 + r.IntN(4), 4 + r.IntN(4)}
+		if n%5 == 0 {
+			k[1] = k[0]
+		}
+		check := func() {
+			t.Helper()
+			var got, want tones
+			measureAVX(&subX, &win, &amp2, &k, &got)
+			measure4Go(&subX, &win, &amp2, &k, &want)
+			if got.ok != want.ok {
+				t.Fatalf("bins %v: tones in lanes %04b, want %04b (%v, want %v)", k, got.ok, want.ok, got, want)
+			}
+			for l := range 4 {
+				if want.ok>>l&1 != 0 {
+					held++
+					if math.Float64bits(got.p[l]) != math.Float64bits(want.p[l]) || math.Float64bits(got.f[l]) != math.Float64bits(want.f[l]) {
+						t.Fatalf("bins %v, lane %d: %v %v, want %v %v", k, l, got.p[l], got.f[l], want.p[l], want.f[l])
+					}
+				}
+			}
+		}
+		check()
+		// Each bin's power in the window exactly at the limit of the
+		// alias test, then a step below it.
+		for _, b := range k {
+			if p, f, ok := measureGo(&subX, &win, &amp2, b); ok || p != 0 {
+				amp2[b] = 0.25 * p * response(f).win
+			}
+		}
+		check()
+		for _, b := range k {
+			amp2[b] = math.Nextafter(amp2[b], 0)
+		}
+		check()
+	}
+	if held < 10000 {
+		t.Fatalf("only %d lanes held a tone: the comparison saw too few", held)
+	}
+}
+
+// TestRespIndexAssembly: the assembly's response index is respIndex's,
+// halves (rounded away from zero), the clamps at both ends and random
+// offsets included.
+func TestRespIndexAssembly(t *testing.T) {
+	if !useAVX {
+		t.Skip("no AVX on this processor")
+	}
+	var fs []float64
+	for n := -600; n <= 600; n++ {
+		h := (float64(n) + 0.5) * gainStep
+		fs = append(fs, float64(n)*gainStep, h, math.Nextafter(h, 0), math.Nextafter(h, 1000), -h)
+	}
+	r := rand.New(rand.NewPCG(23, 24))
+	for range 10000 {
+		fs = append(fs, (r.Float64()*2-1)*300)
+	}
+	fs = append(fs, 0, math.Copysign(0, -1), 5e-324, -5e-324, 1e-300)
+	for len(fs)%4 != 0 {
+		fs = append(fs, 0)
+	}
+	for i := 0; i < len(fs); i += 4 {
+		var got [4]int32
+		respIndexAVX((*[4]float64)(fs[i:]), &got)
+		for l, f := range fs[i : i+4] {
+			if want := respIndex(f); int(got[l]) != want {
+				t.Fatalf("offset %v Hz: index %d, want %d", f, got[l], want)
+			}
 		}
 	}
 }

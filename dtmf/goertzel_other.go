@@ -8,12 +8,12 @@ func goertzel8Subs(x *[batchSubs * subLen]float64, s *[batchSubs][2][8]float64, 
 	goertzel8SubsGo(x, s, k)
 }
 
-func project(st *[2][8]float64, ref *[2][8]complex128, sx *[8]complex128, sp *[8]float64, y *[8]complex128, yp *[8]float64) {
-	projectGo(st, ref, sx, sp, y, yp)
+func project(st *[2][8]float64, ref *[2][8]complex128, sx *[8]complex128, sp *[8]float64, y *[8]complex128, yp *[8]float64, pk *pick) {
+	projectGo(st, ref, sx, sp, y, yp, pk)
 }
 
-func sum3(s *[3]*[8]complex128, p *[3]*[8]float64, x *[8]complex128, amp2, broad *[8]float64) {
-	sum3Go(s, p, x, amp2, broad)
+func sum3(subX *[longSubs][8]complex128, subP *[longSubs][8]float64, win *[winSubs]int, x *[8]complex128, amp2, broad *[8]float64, pa, pb *pick) {
+	sum3Go(subX, subP, win, x, amp2, broad, pa, pb)
 }
 
 func goertzel8SubsG711([]byte, int, *g711Table, *[batchSubs * subLen]byte, *[batchSubs][2][8]float64, *[batchSubs]float64) bool {
@@ -21,3 +21,7 @@ func goertzel8SubsG711([]byte, int, *g711Table, *[batchSubs * subLen]byte, *[bat
 }
 
 func toFloatSub(dst *[subLen]float64, src *[subLen]int16) float64 { return toFloat(dst[:], src[:]) }
+
+func measure4(subX *[longSubs][8]complex128, win *[winSubs]int, amp2 *[8]float64, k *[4]int, t *tones) {
+	measure4Go(subX, win, amp2, k, t)
+}

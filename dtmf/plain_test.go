@@ -80,7 +80,7 @@ func plainMaskG711(m *Masker, in, out []byte, events []Event) []Event {
 // sameState compares two detectors' state, less the scratch buffers.
 func sameState(a, b *Detector) bool {
 	x, y := *a, *b
-	x.xbuf, x.bst, x.ben, x.gbuf = y.xbuf, y.bst, y.ben, y.gbuf
+	x.xbuf, x.bst, x.ben, x.gbuf, x.tones = y.xbuf, y.bst, y.ben, y.gbuf, y.tones
 	return x == y
 }
 
