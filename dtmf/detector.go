@@ -342,10 +342,7 @@ func (d *Detector) Process(pcm []int16, out []Event) []Event {
 	for len(pcm) > 0 {
 		if d.fill == 0 && len(pcm) >= subLen {
 			k := min(len(pcm)/subLen, batchSubs)
-			for j := range k {
-				d.ben[j] = toFloatSub((*[subLen]float64)(d.xbuf[j*subLen:]), (*[subLen]int16)(pcm[j*subLen:]))
-			}
-			goertzel8Subs(&d.xbuf, &d.bst, k)
+			d.filterPCM(pcm, k)
 			for j := range k {
 				out = d.endSub(&d.bst[j], d.ben[j], out)
 			}
@@ -419,6 +416,21 @@ func (d *Detector) endPart(out []Event) []Event {
 	out = d.endSub(&[2][8]float64{d.s1, d.s2}, d.energy, out)
 	d.s1, d.s2, d.energy, d.fill = [8]float64{}, [8]float64{}, 0, 0
 	return out
+}
+
+// filterPCM filters k whole sub-blocks of pcm, starting at a sub-block
+// boundary; endSub then takes their results in order.
+func (d *Detector) filterPCM(pcm []int16, k int) {
+	toFloats(&d.xbuf, pcm[:k*subLen], &d.ben)
+	goertzel8Subs(&d.xbuf, &d.bst, k)
+}
+
+// toFloatsGo converts each whole sub-block of src (at most batchSubs)
+// into dst, with its energy in e.
+func toFloatsGo(dst *[batchSubs * subLen]float64, src []int16, e *[batchSubs]float64) {
+	for j := range len(src) / subLen {
+		e[j] = toFloat(dst[j*subLen:(j+1)*subLen], src[j*subLen:(j+1)*subLen])
+	}
 }
 
 // filterG711 filters k whole sub-blocks of G.711 bytes, in, starting at a

@@ -51,12 +51,13 @@ func goertzel8SubsG711(in []byte, k int, t *g711Table, buf *[batchSubs * subLen]
 	return true
 }
 
-// toFloatSub is toFloat for a whole sub-block.
-func toFloatSub(dst *[subLen]float64, src *[subLen]int16) float64 {
+// toFloats is toFloatsGo, with AVX four samples an instruction.
+func toFloats(dst *[batchSubs * subLen]float64, src []int16, e *[batchSubs]float64) {
 	if useAVX {
-		return toFloatAVX(dst, src)
+		toFloatsAVX(dst, src, e)
+		return
 	}
-	return toFloat(dst[:], src[:])
+	toFloatsGo(dst, src, e)
 }
 
 // project is projectGo, with AVX two filters an instruction and the
@@ -95,7 +96,7 @@ func measureAVX(subX *[longSubs][8]complex128, win *[winSubs]int, amp2 *[8]float
 func respIndexAVX(f *[4]float64, i *[4]int32)
 
 //go:noescape
-func toFloatAVX(dst *[subLen]float64, src *[subLen]int16) (energy float64)
+func toFloatsAVX(dst *[batchSubs * subLen]float64, src []int16, e *[batchSubs]float64)
 
 //go:noescape
 func projectAVX(st *[2][8]float64, ref *[2][8]complex128, sx *[8]complex128, sp *[8]float64, y *[8]complex128, yp *[8]float64, pk *pick)

@@ -500,14 +500,20 @@ TEXT ·sum3AVX(SB), NOSPLIT, $0-72
 	VMULPD    Y0, Y0, Y1; \
 	VADDPD    Y1, Y2, Y2
 
-// func toFloatAVX(dst *[subLen]float64, src *[subLen]int16) (energy float64)
+// func toFloatsAVX(dst *[batchSubs * subLen]float64, src []int16, e *[batchSubs]float64)
 //
-// toFloat for a whole sub-block, four samples an instruction. The squares
-// and their sums are integers below 2^53, exact in any order, so the
-// energy is toFloat's to the bit.
-TEXT ·toFloatAVX(SB), NOSPLIT, $0-24
+// toFloat for each whole sub-block of src (len(src)/subLen of them, at
+// least one), four samples an instruction. The squares and their sums are
+// integers below 2^53, exact in any order, so each energy is toFloat's to
+// the bit.
+TEXT ·toFloatsAVX(SB), NOSPLIT, $0-40
 	MOVQ dst+0(FP), DI
-	MOVQ src+8(FP), SI
+	MOVQ src_base+8(FP), SI
+	MOVQ src_len+16(FP), CX
+	MOVQ e+32(FP), DX
+	SHRQ $5, CX
+
+tfsub:
 	VXORPD Y2, Y2, Y2
 	CONV4(0)
 	CONV4(8)
@@ -520,7 +526,12 @@ TEXT ·toFloatAVX(SB), NOSPLIT, $0-24
 	VEXTRACTF128 $1, Y2, X1
 	VADDPD       X1, X2, X2
 	VHADDPD      X2, X2, X2
-	VMOVSD       X2, energy+16(FP)
+	VMOVSD       X2, (DX)
+	ADDQ $64, SI
+	ADDQ $256, DI
+	ADDQ $8, DX
+	DECQ CX
+	JNZ  tfsub
 	VZEROUPPER
 	RET
 

@@ -180,14 +180,15 @@ func TestGoertzelG711Assembly(t *testing.T) {
 	}
 }
 
-// TestToFloatAssembly: toFloatAVX converts and sums as toFloat does.
+// TestToFloatAssembly: toFloatsAVX converts and sums as toFloatsGo does,
+// one to batchSubs sub-blocks.
 func TestToFloatAssembly(t *testing.T) {
 	if !useAVX {
 		t.Skip("no AVX on this processor")
 	}
 	r := rand.New(rand.NewPCG(19, 20))
 	for n := range 1000 {
-		var src [subLen]int16
+		var src [batchSubs * subLen]int16
 		for i := range src {
 			switch n % 3 {
 			case 0:
@@ -198,10 +199,13 @@ func TestToFloatAssembly(t *testing.T) {
 				src[i] = math.MinInt16
 			}
 		}
-		var got, want [subLen]float64
-		eg, ew := toFloatAVX(&got, &src), toFloat(want[:], src[:])
+		k := 1 + n%batchSubs
+		var got, want [batchSubs * subLen]float64
+		var eg, ew [batchSubs]float64
+		toFloatsAVX(&got, src[:k*subLen], &eg)
+		toFloatsGo(&want, src[:k*subLen], &ew)
 		if got != want || eg != ew {
-			t.Fatalf("%v: %v %v, want %v %v", src, got, eg, want, ew)
+			t.Fatalf("%d sub-blocks of %v: %v %v, want %v %v", k, src, got, eg, want, ew)
 		}
 	}
 }

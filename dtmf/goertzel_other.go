@@ -20,7 +20,9 @@ func goertzel8SubsG711([]byte, int, *g711Table, *[batchSubs * subLen]byte, *[bat
 	return false
 }
 
-func toFloatSub(dst *[subLen]float64, src *[subLen]int16) float64 { return toFloat(dst[:], src[:]) }
+func toFloats(dst *[batchSubs * subLen]float64, src []int16, e *[batchSubs]float64) {
+	toFloatsGo(dst, src, e)
+}
 
 func measure4(subX *[longSubs][8]complex128, win *[winSubs]int, amp2 *[8]float64, k *[4]int, t *tones) {
 	measure4Go(subX, win, amp2, k, t)
