@@ -313,21 +313,28 @@ func (d *Detector) suspectLong() bool { return d.longRun >= longWins }
 // sixteenth (-12 dB) of their power in that window or more: where the tone
 // began, to within a sub-block, however late the window was judged.
 func (d *Detector) onset() int64 {
-	lo, hi := d.last.slo, d.last.shi
+	// The bins are below 8: the mask only spares the checks.
+	lo, hi := d.last.slo&7, d.last.shi&7
+	// Powers are never NaN: the comparisons are max.
 	var rlo, rhi float64
 	for _, s := range d.win {
-		rlo, rhi = max(rlo, d.subP[s][lo]), max(rhi, d.subP[s][hi])
+		p := &d.subP[s]
+		if p[lo] > rlo {
+			rlo = p[lo]
+		}
+		if p[hi] > rhi {
+			rhi = p[hi]
+		}
 	}
 	first, s := d.nsub-winSubs, d.win[0]
-	for first > 0 && first > d.nsub-longSubs {
+	for stop := max(d.nsub-longSubs, 0); first > stop; first-- {
 		// The ring's slots run backwards from the window's first.
 		if s--; s < 0 {
 			s = longSubs - 1
 		}
-		if d.subP[s][lo]*16 < rlo || d.subP[s][hi]*16 < rhi {
+		if p := &d.subP[s]; p[lo]*16 < rlo || p[hi]*16 < rhi {
 			break
 		}
-		first--
 	}
 	return first * subLen
 }
@@ -646,11 +653,12 @@ func (d *Detector) analyse(w *window) {
 	// Each tone's frequency offset from the phase advance over one hop:
 	// the sub-block before the window's first is the slot before it.
 	sp := &d.subX[(s0+longSubs-1)%longSubs]
-	zlo := X[lo] * cmplx.Conj(sp[lo]+so[lo]+sm[lo])
-	zhi := X[hi] * cmplx.Conj(sp[hi]+so[hi]+sm[hi])
-	dflo, dfhi := offsetHz(zlo), offsetHz(zhi)
-	alo := amp2[lo] / gain2(dflo)
-	ahi := amp2[hi] / gain2(dfhi)
+	z := [2]complex128{X[lo] * cmplx.Conj(sp[lo]+so[lo]+sm[lo]), X[hi] * cmplx.Conj(sp[hi]+so[hi]+sm[hi])}
+	var df, g [2]float64
+	offsets(&z, &df, &g)
+	dflo, dfhi := df[0], df[1]
+	alo := amp2[lo] / g[0]
+	ahi := amp2[hi] / g[1]
 	purity := (alo + ahi) * (winLen / 2) / e
 	if alo >= th.minAmp2 && ahi >= th.minAmp2 && purity >= th.purity &&
 		ahi <= alo*th.twistHi && alo <= ahi*th.twistLo &&
@@ -659,7 +667,7 @@ func (d *Detector) analyse(w *window) {
 		math.Abs(dflo) <= 0.05*toneHz[lo] && math.Abs(dfhi) <= 0.05*toneHz[hi] {
 		w.digit = keypad[lo][hi-4]
 		w.power = alo + ahi
-		w.zlo, w.zhi = zlo, zhi
+		w.zlo, w.zhi = z[0], z[1]
 	}
 }
 
@@ -865,6 +873,15 @@ func atan2(y, x float64) float64 {
 		r = -r
 	}
 	return r
+}
+
+// offsetsGo turns the phase advances z of two tones into their
+// frequency offsets df and the window's power response g to them.
+func offsetsGo(z *[2]complex128, df, g *[2]float64) {
+	for i, v := range z {
+		df[i] = offsetHz(v)
+		g[i] = gain2(df[i])
+	}
 }
 
 // gain2 is the window's power response to a tone df Hz off its bin,

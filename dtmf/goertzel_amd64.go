@@ -92,6 +92,18 @@ func measure4(subX *[longSubs][8]complex128, win *[winSubs]int, amp2 *[8]float64
 //go:noescape
 func measureAVX(subX *[longSubs][8]complex128, win *[winSubs]int, amp2 *[8]float64, k *[4]int, t *tones)
 
+// offsets is offsetsGo, with AVX the two tones at once.
+func offsets(z *[2]complex128, df, g *[2]float64) {
+	if useAVX {
+		offsetsAVX(z, df, g)
+		return
+	}
+	offsetsGo(z, df, g)
+}
+
+//go:noescape
+func offsetsAVX(z *[2]complex128, df, gain *[2]float64)
+
 //go:noescape
 func respIndexAVX(f *[4]float64, i *[4]int32)
 

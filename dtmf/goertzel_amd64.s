@@ -555,7 +555,8 @@ DATA meas<>+120(SB)/8, $0x3fe0000000000000 // 0.5
 DATA meas<>+128(SB)/8, $0x3ff0000000000000 // 1
 DATA meas<>+136(SB)/4, $512                // gainSteps/2, int32
 DATA meas<>+140(SB)/4, $1024               // gainSteps, int32
-GLOBL meas<>(SB), RODATA|NOPTR, $144
+DATA meas<>+144(SB)/8, $0x3fb999999999999a // 0.1, gain2's floor
+GLOBL meas<>(SB), RODATA|NOPTR, $152
 
 // GATHERZ loads the four lanes' z at base: real parts into re, imaginary
 // into im (lower half xim), through t (xt). AX, BX, CX and DX hold the
@@ -583,6 +584,48 @@ GLOBL meas<>(SB), RODATA|NOPTR, $144
 	VBROADCASTSD meas<>+c(SB), Y14; \
 	op           Y14, Y13, Y13
 
+// ATAN2 is offsetHz of the four z in Y8 (real) and Y9 (imaginary), into
+// Y13: atan2's branches as blends, in its order (0 for z = 0); Y15
+// holds the sign bit. It clobbers Y6, Y7, Y11, Y12 and Y14.
+#define ATAN2 \
+	VANDNPD      Y8, Y15, Y6; \
+	VANDNPD      Y9, Y15, Y7; \
+	VMINPD       Y7, Y6, Y11; \
+	VMAXPD       Y7, Y6, Y12; \
+	VDIVPD       Y12, Y11, Y11; \
+	VMULPD       Y11, Y11, Y12; \
+	VBROADCASTSD meas<>+8(SB), Y13; \
+	VMULPD       Y12, Y13, Y13; \
+	VBROADCASTSD meas<>+16(SB), Y14; \
+	VADDPD       Y14, Y13, Y13; \
+	POLY(VSUBPD, 24); \
+	POLY(VADDPD, 32); \
+	POLY(VSUBPD, 40); \
+	POLY(VADDPD, 48); \
+	POLY(VSUBPD, 56); \
+	VMULPD       Y12, Y13, Y13; \
+	VMULPD       Y11, Y13, Y13; \
+	VADDPD       Y11, Y13, Y13; \
+	VCMPPD       $1, Y7, Y6, Y11; \
+	VBROADCASTSD meas<>+64(SB), Y12; \
+	VSUBPD       Y13, Y12, Y12; \
+	VBLENDVPD    Y11, Y12, Y13, Y13; \
+	VXORPD       Y14, Y14, Y14; \
+	VCMPPD       $1, Y14, Y8, Y11; \
+	VBROADCASTSD meas<>+72(SB), Y12; \
+	VSUBPD       Y13, Y12, Y12; \
+	VBLENDVPD    Y11, Y12, Y13, Y13; \
+	VCMPPD       $1, Y14, Y9, Y11; \
+	VANDPD       Y15, Y11, Y11; \
+	VXORPD       Y11, Y13, Y13; \
+	VMAXPD       Y7, Y6, Y11; \
+	VCMPPD       $0, Y14, Y11, Y11; \
+	VANDNPD      Y13, Y11, Y13; \
+	VBROADCASTSD meas<>+80(SB), Y12; \
+	VMULPD       Y12, Y13, Y13; \
+	VBROADCASTSD meas<>+88(SB), Y12; \
+	VDIVPD       Y12, Y13, Y13
+
 // RESPIDX is respIndex of the four offsets in f, into xt, through q, t,
 // u, v and xu; Y15 holds the sign bit. math.Round is the truncation and,
 // when the fraction left (exact) is a half or more, a step away from
@@ -607,6 +650,34 @@ GLOBL meas<>(SB), RODATA|NOPTR, $144
 	VPMAXSD      xu, xt, xt; \
 	VBROADCASTSS meas<>+140(SB), xu; \
 	VPMINSD      xu, xt, xt
+
+// func offsetsAVX(z *[2]complex128, df, gain *[2]float64)
+//
+// offsetsGo two tones a register: offsetHz by ATAN2, gain2 by RESPIDX.
+TEXT ·offsetsAVX(SB), NOSPLIT, $0-24
+	MOVQ z+0(FP), AX
+	VMOVUPD   0(AX), X0
+	VMOVUPD   16(AX), X1
+	VUNPCKLPD X1, X0, X8
+	VUNPCKHPD X1, X0, X9
+	VBROADCASTSD meas<>+0(SB), Y15
+	ATAN2
+	MOVQ df+8(FP), AX
+	VMOVUPD X13, (AX)
+	RESPIDX(Y13, Y4, Y5, Y6, Y0, X5, X6)
+	VMOVD   X5, AX
+	VPEXTRD $1, X5, BX
+	SHLQ    $4, AX
+	SHLQ    $4, BX
+	LEAQ    ·respTable(SB), R11
+	VMOVSD  (R11)(AX*1), X0
+	VMOVHPD (R11)(BX*1), X0, X0
+	VMOVDDUP meas<>+144(SB), X1
+	VMAXPD  X1, X0, X0
+	MOVQ    gain+16(FP), AX
+	VMOVUPD X0, (AX)
+	VZEROUPPER
+	RET
 
 // func respIndexAVX(f *[4]float64, i *[4]int32)
 //
@@ -682,42 +753,7 @@ TEXT ·measureAVX(SB), NOSPLIT, $0-40
 	VCMPPD  $4, Y14, Y10, Y11 // az != 0
 	VMOVMSKPD Y11, R12
 
-	// atan2(zi, zr).
-	VANDNPD Y8, Y15, Y6  // ax
-	VANDNPD Y9, Y15, Y7  // ay
-	VMINPD  Y7, Y6, Y11
-	VMAXPD  Y7, Y6, Y12
-	VDIVPD  Y12, Y11, Y11 // a
-	VMULPD  Y11, Y11, Y12 // s
-	VBROADCASTSD meas<>+8(SB), Y13
-	VMULPD       Y12, Y13, Y13
-	VBROADCASTSD meas<>+16(SB), Y14
-	VADDPD       Y14, Y13, Y13
-	POLY(VSUBPD, 24)
-	POLY(VADDPD, 32)
-	POLY(VSUBPD, 40)
-	POLY(VADDPD, 48)
-	POLY(VSUBPD, 56)
-	VMULPD Y12, Y13, Y13
-	VMULPD Y11, Y13, Y13
-	VADDPD Y11, Y13, Y13 // r
-	VCMPPD $1, Y7, Y6, Y11 // ay > ax
-	VBROADCASTSD meas<>+64(SB), Y12
-	VSUBPD    Y13, Y12, Y12
-	VBLENDVPD Y11, Y12, Y13, Y13
-	VXORPD    Y14, Y14, Y14
-	VCMPPD    $1, Y14, Y8, Y11 // zr < 0
-	VBROADCASTSD meas<>+72(SB), Y12
-	VSUBPD    Y13, Y12, Y12
-	VBLENDVPD Y11, Y12, Y13, Y13
-	VCMPPD    $1, Y14, Y9, Y11 // zi < 0
-	VANDPD    Y15, Y11, Y11
-	VXORPD    Y11, Y13, Y13
-	// f = atan2·SampleRate/(2π·hop)
-	VBROADCASTSD meas<>+80(SB), Y12
-	VMULPD       Y12, Y13, Y13
-	VBROADCASTSD meas<>+88(SB), Y12
-	VDIVPD       Y12, Y13, Y13
+	ATAN2
 	MOVQ amp2+16(FP), DI
 	MOVQ t+32(FP), SI
 	VMOVUPD Y13, 32(SI)

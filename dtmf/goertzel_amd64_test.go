@@ -317,3 +317,36 @@ func TestRespIndexAssembly(t *testing.T) {
 		}
 	}
 }
+
+// TestOffsetsAssembly: offsetsAVX gives offsetsGo's offsets and gains to
+// the bit, in every quadrant, on the axes (either zero), at zero and at
+// equal parts.
+func TestOffsetsAssembly(t *testing.T) {
+	if !useAVX {
+		t.Skip("no AVX on this processor")
+	}
+	r := rand.New(rand.NewPCG(25, 26))
+	neg0 := math.Copysign(0, -1)
+	parts := []float64{0, neg0, 1, -1, 3e-9, -7e12, 5e-324}
+	var zs []complex128
+	for _, a := range parts {
+		for _, b := range parts {
+			zs = append(zs, complex(a, b))
+		}
+	}
+	for range 20000 {
+		a := math.Pow(10, r.Float64()*30-10)
+		zs = append(zs, complex(a*r.NormFloat64(), a*r.NormFloat64()))
+	}
+	for i := 0; i+1 < len(zs); i++ {
+		z := [2]complex128{zs[i], zs[len(zs)-1-i]}
+		var df, g, df2, g2 [2]float64
+		offsetsAVX(&z, &df, &g)
+		offsetsGo(&z, &df2, &g2)
+		for l := range 2 {
+			if math.Float64bits(df[l]) != math.Float64bits(df2[l]) || math.Float64bits(g[l]) != math.Float64bits(g2[l]) {
+				t.Fatalf("z %v: offset %v, gain %v; want %v, %v", z[l], df[l], g[l], df2[l], g2[l])
+			}
+		}
+	}
+}

@@ -27,3 +27,5 @@ func toFloats(dst *[batchSubs * subLen]float64, src []int16, e *[batchSubs]float
 func measure4(subX *[longSubs][8]complex128, win *[winSubs]int, amp2 *[8]float64, k *[4]int, t *tones) {
 	measure4Go(subX, win, amp2, k, t)
 }
+
+func offsets(z *[2]complex128, df, g *[2]float64) { offsetsGo(z, df, g) }

@@ -1,6 +1,7 @@
 package dtmf
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
@@ -310,7 +311,13 @@ func (m *Masker) G711(in, out []byte, events []Event) []Event {
 func (m *Masker) sendSub(out *[subLen]byte) {
 	t0 := m.in - subLen - m.delay
 	if j := int(t0 & (ringLen - 1)); j <= ringLen-subLen && m.clear(t0, subLen) {
-		*out = [subLen]byte(m.raw[j:])
+		// Eight bytes a move: an array copy would call memmove, as out
+		// might overlap the ring.
+		r, le := (*[subLen]byte)(m.raw[j:]), binary.LittleEndian
+		le.PutUint64(out[0:], le.Uint64(r[0:]))
+		le.PutUint64(out[8:], le.Uint64(r[8:]))
+		le.PutUint64(out[16:], le.Uint64(r[16:]))
+		le.PutUint64(out[24:], le.Uint64(r[24:]))
 		return
 	}
 	m.sendG711(out[:])
