@@ -245,7 +245,6 @@ type Detector struct {
 	xbuf [batchSubs * subLen]float64
 	bst  [batchSubs][2][8]float64 // each sub-block's final (s1, s2)
 	ben  [batchSubs]float64       // and its energy
-	gbuf [batchSubs * subLen]byte // G.711 input, for the assembly's reads past k
 
 	// The last longSubs sub-blocks, a ring by nsub: the 12 ms window is
 	// the newest three, the long window all of them.
@@ -443,7 +442,7 @@ func toFloatsGo(dst *[batchSubs * subLen]float64, src []int16, e *[batchSubs]flo
 // filterG711 filters k whole sub-blocks of G.711 bytes, in, starting at a
 // sub-block boundary; endSub then takes their results in order.
 func (d *Detector) filterG711(in []byte, k int, t *g711Table) {
-	if goertzel8SubsG711(in, k, t, &d.gbuf, &d.bst, &d.ben) {
+	if goertzel8SubsG711(in[:k*subLen], t, &d.bst, &d.ben) {
 		return
 	}
 	for j := range k {
@@ -501,14 +500,15 @@ func goertzel4(x []float64, s1, s2 *[4]float64, c *[4]float64) {
 // make.
 func (d *Detector) endSub(st *[2][8]float64, energy float64, out []Event) []Event {
 	slot := d.slot
-	// The sub-block in this slot leaves the long window.
-	project(st, &goertzel.ref[d.phase], &d.subX[slot], &d.subP[slot], &d.longY, &d.longP, &d.longPk)
+	d.win = [winSubs]int{d.win[1], d.win[2], slot}
+	// The sub-block in this slot leaves the long window; the 12 ms window
+	// ends with the new one.
+	spectra(d, st, &goertzel.ref[d.phase])
 	// Energies are sums of squared integers, exact in a float64, so the
 	// long window's sum can slide without drifting.
 	d.longE += energy - d.subE[slot]
 	d.subE[slot] = energy
 	d.nsub++
-	d.win = [winSubs]int{d.win[1], d.win[2], slot}
 	if d.slot++; d.slot == longSubs {
 		d.slot = 0
 	}
@@ -561,6 +561,14 @@ func projectGo(st *[2][8]float64, ref *[2][8]complex128, sx *[8]complex128, sp *
 		yp[k] = float64(real(y[k])*real(y[k])) + float64(imag(y[k])*imag(y[k]))
 	}
 	pickGo(yp, pk)
+}
+
+// spectraGo takes a sub-block's filter state st into d's ring at d.slot
+// (projectGo, with ref its row of goertzel.ref), then sums the window of
+// the sub-blocks in slots d.win (sum3Go).
+func spectraGo(d *Detector, st *[2][8]float64, ref *[2][8]complex128) {
+	projectGo(st, ref, &d.subX[d.slot], &d.subP[d.slot], &d.longY, &d.longP, &d.longPk)
+	sum3Go(&d.subX, &d.subP, &d.win, &d.wx, &d.wamp2, &d.wbroad, &d.ampPk, &d.broadPk)
 }
 
 // sum3Go sums the DFTs of the three sub-blocks in slots win into the
@@ -623,7 +631,7 @@ func (d *Detector) analyse(w *window) {
 	s0, s1, s2 := d.win[0], d.win[1], d.win[2]
 	e := d.subE[s0] + d.subE[s1] + d.subE[s2]
 	so, sm := &d.subX[s0], &d.subX[s1]
-	sum3(&d.subX, &d.subP, &d.win, X, amp2, broad, &d.ampPk, &d.broadPk)
+	// spectra has summed the window.
 	// The previous window, one hop earlier, is still in the ring.
 	havePrev := d.nsub > winSubs
 	pk := &d.ampPk

@@ -1,4 +1,5 @@
 #include "textflag.h"
+#include "go_asm.h"
 
 // func goertzel8SSE2(x []float64, s1, s2, c *[8]float64)
 //
@@ -193,17 +194,22 @@ avxdone:
 	XSTEP(alo, blo, Y14); \
 	XSTEP(ahi, bhi, Y15)
 
-// func goertzel8x3AVX(x *[3 * subLen]float64, s *[3][2][8]float64, c *[8]float64)
+// func goertzel8SubsAVX(x *[batchSubs * subLen]float64, s *[batchSubs][2][8]float64, k int, c *[8]float64)
 //
-// goertzel8AVX from rest over three sub-blocks at once: each one's filters
-// wait on their own last step, so three run in the time of one. Each keeps
-// goertzel8Go's order of operations, so the results are the same bits.
-TEXT ·goertzel8x3AVX(SB), NOSPLIT, $0-24
+// goertzel8AVX from rest over each of the first k sub-blocks of x, three at
+// once: each one's filters wait on their own last step, so three run in
+// the time of one. Each keeps goertzel8Go's order of operations, so the
+// results are the same bits. Past k, to the pass's end, the results are
+// of whatever x holds there.
+TEXT ·goertzel8SubsAVX(SB), NOSPLIT, $0-32
 	MOVQ x+0(FP), SI
 	MOVQ s+8(FP), DI
-	MOVQ c+16(FP), DX
+	MOVQ k+16(FP), BX
+	MOVQ c+24(FP), DX
 	VMOVUPD 0(DX), Y14
 	VMOVUPD 32(DX), Y15
+
+x3pass:
 	VXORPD Y0, Y0, Y0
 	VXORPD Y1, Y1, Y1
 	VXORPD Y2, Y2, Y2
@@ -243,29 +249,50 @@ x3pair:
 	VMOVUPD Y9, 288(DI)
 	VMOVUPD Y10, 320(DI)
 	VMOVUPD Y11, 352(DI)
+	ADDQ $512, SI // to the next pass's first sample
+	ADDQ $384, DI
+	SUBQ $3, BX
+	JGT  x3pass
 	VZEROUPPER
 	RET
 
-// GSUB is XSUB for G.711: the byte at off(SI) decoded through the table
-// at DI, its square added to the energy in register e.
-#define GSUB(off, e, alo, ahi, blo, bhi) \
-	MOVBQZX      off(SI), R9; \
+// GSUB is XSUB for G.711: the byte at addr decoded through the table at
+// DI, its square added to the energy in register e.
+#define GSUB(addr, e, alo, ahi, blo, bhi) \
+	MOVBQZX      addr, R9; \
 	VBROADCASTSD (DI)(R9*8), Y12; \
 	ADDQ         2048(DI)(R9*8), e; \
 	XSTEP(alo, blo, Y14); \
 	XSTEP(ahi, bhi, Y15)
 
-// func goertzel8x3G711AVX(in *[3 * subLen]byte, t *g711Table, s *[3][2][8]float64, e *[3]int64, c *[8]float64)
+// func goertzel8SubsG711AVX(in []byte, t *g711Table, s *[batchSubs][2][8]float64, e *[batchSubs]float64, c *[8]float64)
 //
-// goertzel8x3AVX fed with G.711 bytes decoded by the table's samples (t.f,
-// at 0), returning each sub-block's energy from its squares (t.sq, at 2048).
-TEXT ·goertzel8x3G711AVX(SB), NOSPLIT, $0-40
-	MOVQ in+0(FP), SI
-	MOVQ t+8(FP), DI
-	MOVQ s+16(FP), R11
-	MOVQ c+32(FP), DX
-	VMOVUPD 0(DX), Y14
-	VMOVUPD 32(DX), Y15
+// goertzel8SubsAVX fed with the len(in)/subLen (one to batchSubs) whole
+// sub-blocks of G.711 bytes in, decoded by the table's samples (t.f, at
+// 0), and each sub-block's energy from its squares (t.sq, at 2048). A pass
+// short of three sub-blocks reads the first again for the others (into
+// s and e past the last), so it reads nothing past in.
+TEXT ·goertzel8SubsG711AVX(SB), NOSPLIT, $0-56
+	MOVQ in_base+0(FP), SI
+	MOVQ in_len+8(FP), DX
+	SHRQ $5, DX // sub-blocks left
+	MOVQ t+24(FP), DI
+	MOVQ s+32(FP), R11
+	MOVQ e+40(FP), AX
+	MOVQ c+48(FP), BX
+	VMOVUPD 0(BX), Y14
+	VMOVUPD 32(BX), Y15
+
+g3pass:
+	// The pass's second and third sub-blocks are BX and R8 bytes after
+	// its first, or none when there are fewer left.
+	MOVQ    $32, BX
+	MOVQ    $64, R8
+	XORQ    R9, R9
+	CMPQ    DX, $2
+	CMOVQLT R9, BX
+	CMPQ    DX, $3
+	CMOVQLT R9, R8
 	VXORPD Y0, Y0, Y0
 	VXORPD Y1, Y1, Y1
 	VXORPD Y2, Y2, Y2
@@ -284,13 +311,12 @@ TEXT ·goertzel8x3G711AVX(SB), NOSPLIT, $0-40
 	MOVQ $16, CX
 
 g3pair:
-	// Sub-blocks are 32 bytes apart.
-	GSUB(0, R10, Y0, Y1, Y2, Y3)
-	GSUB(32, R12, Y4, Y5, Y6, Y7)
-	GSUB(64, R13, Y8, Y9, Y10, Y11)
-	GSUB(1, R10, Y2, Y3, Y0, Y1)
-	GSUB(33, R12, Y6, Y7, Y4, Y5)
-	GSUB(65, R13, Y10, Y11, Y8, Y9)
+	GSUB(0(SI), R10, Y0, Y1, Y2, Y3)
+	GSUB(0(SI)(BX*1), R12, Y4, Y5, Y6, Y7)
+	GSUB(0(SI)(R8*1), R13, Y8, Y9, Y10, Y11)
+	GSUB(1(SI), R10, Y2, Y3, Y0, Y1)
+	GSUB(1(SI)(BX*1), R12, Y6, Y7, Y4, Y5)
+	GSUB(1(SI)(R8*1), R13, Y10, Y11, Y8, Y9)
 	ADDQ $2, SI
 	DECQ CX
 	JNZ  g3pair
@@ -307,10 +333,18 @@ g3pair:
 	VMOVUPD Y9, 288(R11)
 	VMOVUPD Y10, 320(R11)
 	VMOVUPD Y11, 352(R11)
-	MOVQ e+24(FP), AX
-	MOVQ R10, 0(AX)
-	MOVQ R12, 8(AX)
-	MOVQ R13, 16(AX)
+	// The energies, integers below 2^53, exact as float64.
+	VCVTSI2SDQ R10, X0, X0
+	VMOVSD    X0, 0(AX)
+	VCVTSI2SDQ R12, X0, X0
+	VMOVSD    X0, 8(AX)
+	VCVTSI2SDQ R13, X0, X0
+	VMOVSD    X0, 16(AX)
+	ADDQ $64, SI // to the next pass's first byte
+	ADDQ $384, R11
+	ADDQ $24, AX
+	SUBQ $3, DX
+	JGT  g3pass
 	VZEROUPPER
 	RET
 
@@ -400,28 +434,6 @@ GLOBL lane<>(SB), RODATA|NOPTR, $128
 	BEST4(lo, Y8, Y9, X8, X9, 0, 0, 16, 32); \
 	BEST4(hi, Y8, Y9, X8, X9, 4, 8, 24, 40)
 
-// func projectAVX(st *[2][8]float64, ref *[2][8]complex128, sx *[8]complex128, sp *[8]float64, y *[8]complex128, yp *[8]float64, pk *pick)
-//
-// projectGo two filters a register: the same operations on the same
-// operands, so the same bits; then pickGo of yp.
-TEXT ·projectAVX(SB), NOSPLIT, $0-56
-	MOVQ st+0(FP), AX
-	MOVQ ref+8(FP), BX
-	MOVQ sx+16(FP), CX
-	MOVQ sp+24(FP), DX
-	MOVQ y+32(FP), DI
-	MOVQ yp+40(FP), R8
-	MOVQ pk+48(FP), R11
-	PAIR(0, 64, 0, 128, 0, 0, X4)
-	PAIR(16, 80, 32, 160, 32, 16, X5)
-	PAIR(32, 96, 64, 192, 64, 32, X6)
-	PAIR(48, 112, 96, 224, 96, 48, X7)
-	VINSERTF128 $1, X5, Y4, Y4
-	VINSERTF128 $1, X7, Y6, Y6
-	BEST8(Y4, Y6)
-	VZEROUPPER
-	RET
-
 // SUM3 adds filters k and k+1 of the three sub-blocks at zo and stores the
 // window's DFT at zo(DI) and its powers, scaled by X3, at po(DX), leaving
 // them in keep.
@@ -437,45 +449,67 @@ TEXT ·projectAVX(SB), NOSPLIT, $0-56
 	VMULPD       X3, X0, keep; \
 	VMOVUPD      keep, po(DX)
 
-// BROAD adds four powers of the three sub-blocks at off into broad (R10),
+// BROAD adds four powers of the three sub-blocks at off into broad (R11),
 // leaving them in sum.
 #define BROAD(off, sum) \
 	VMOVUPD off(R8), sum; \
 	VADDPD  off(R9), sum, sum; \
 	VADDPD  off(SI), sum, sum; \
-	VMOVUPD sum, off(R10)
+	VMOVUPD sum, off(R11)
 
-// func sum3AVX(subX *[longSubs][8]complex128, subP *[longSubs][8]float64, win *[winSubs]int, scale float64, x *[8]complex128, amp2, broad *[8]float64, pa, pb *pick)
+// func spectraAVX(d *Detector, st *[2][8]float64, ref *[2][8]complex128)
 //
-// sum3Go two filters a register: the same operations, the same bits; then
-// pickGo of amp2 and broad.
-TEXT ·sum3AVX(SB), NOSPLIT, $0-72
-	MOVQ win+16(FP), SI
-	MOVQ 0(SI), R8
-	MOVQ 8(SI), R9
-	MOVQ 16(SI), R10
-	// Sub-block j's DFT is 128 bytes into subX, its powers 64 into subP.
-	MOVQ subX+0(FP), SI
-	MOVQ R8, AX
-	SHLQ $7, AX
-	ADDQ SI, AX
-	MOVQ R9, BX
-	SHLQ $7, BX
-	ADDQ SI, BX
-	MOVQ R10, CX
+// spectraGo, one call a sub-block: projectGo two filters a register, then
+// sum3Go, the same operations on the same operands, so the same bits, and
+// pickGo of the long window's powers, the window's squared amplitudes and
+// its wide-bin powers. go_asm.h gives the Detector's layout.
+TEXT ·spectraAVX(SB), NOSPLIT, $0-24
+	MOVQ d+0(FP), R10
+	MOVQ st+8(FP), AX
+	MOVQ ref+16(FP), BX
+	// The slot's DFT is 128 bytes a slot into subX, its powers 64 into
+	// subP.
+	MOVQ Detector_slot(R10), R9
+	MOVQ R9, CX
 	SHLQ $7, CX
-	ADDQ SI, CX
-	MOVQ subP+8(FP), SI
+	LEAQ Detector_subX(R10)(CX*1), CX
+	MOVQ R9, DX
+	SHLQ $6, DX
+	LEAQ Detector_subP(R10)(DX*1), DX
+	LEAQ Detector_longY(R10), DI
+	LEAQ Detector_longP(R10), R8
+	LEAQ Detector_longPk(R10), R11
+	PAIR(0, 64, 0, 128, 0, 0, X4)
+	PAIR(16, 80, 32, 160, 32, 16, X5)
+	PAIR(32, 96, 64, 192, 64, 32, X6)
+	PAIR(48, 112, 96, 224, 96, 48, X7)
+	VINSERTF128 $1, X5, Y4, Y4
+	VINSERTF128 $1, X7, Y6, Y6
+	BEST8(Y4, Y6)
+
+	// The window of the sub-blocks in slots win.
+	MOVQ Detector_win(R10), AX
+	MOVQ Detector_win+8(R10), BX
+	MOVQ Detector_win+16(R10), CX
+	MOVQ AX, R8
 	SHLQ $6, R8
-	ADDQ SI, R8
+	LEAQ Detector_subP(R10)(R8*1), R8
+	MOVQ BX, R9
 	SHLQ $6, R9
-	ADDQ SI, R9
-	SHLQ $6, R10
-	ADDQ R10, SI
-	VMOVDDUP scale+24(FP), X3
-	MOVQ x+32(FP), DI
-	MOVQ amp2+40(FP), DX
-	MOVQ broad+48(FP), R10
+	LEAQ Detector_subP(R10)(R9*1), R9
+	MOVQ CX, SI
+	SHLQ $6, SI
+	LEAQ Detector_subP(R10)(SI*1), SI
+	SHLQ $7, AX
+	LEAQ Detector_subX(R10)(AX*1), AX
+	SHLQ $7, BX
+	LEAQ Detector_subX(R10)(BX*1), BX
+	SHLQ $7, CX
+	LEAQ Detector_subX(R10)(CX*1), CX
+	VMOVDDUP meas<>+104(SB), X3 // 4/winLen²
+	LEAQ Detector_wx(R10), DI
+	LEAQ Detector_wamp2(R10), DX
+	LEAQ Detector_wbroad(R10), R11
 	SUM3(0, 0, X4)
 	SUM3(32, 16, X5)
 	SUM3(64, 32, X6)
@@ -484,9 +518,9 @@ TEXT ·sum3AVX(SB), NOSPLIT, $0-72
 	BROAD(32, Y11)
 	VINSERTF128 $1, X5, Y4, Y4
 	VINSERTF128 $1, X7, Y6, Y6
-	MOVQ pa+56(FP), R11
+	LEAQ Detector_ampPk(R10), R11
 	BEST8(Y4, Y6)
-	MOVQ pb+64(FP), R11
+	LEAQ Detector_broadPk(R10), R11
 	BEST8(Y10, Y11)
 	VZEROUPPER
 	RET

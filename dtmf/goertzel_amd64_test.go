@@ -57,18 +57,19 @@ func TestGoertzelAssembly(t *testing.T) {
 	if !cpu.X86.HasAVX {
 		return
 	}
-	for range 100 {
-		var x [3 * subLen]float64
+	for n := range 120 {
+		var x [batchSubs * subLen]float64
 		for i := range x {
 			x[i] = float64(int16(r.Uint32()))
 		}
-		var got [3][2][8]float64
-		goertzel8x3AVX(&x, &got, &goertzel.coef)
-		for j := range 3 {
+		var got [batchSubs][2][8]float64
+		k := 1 + n%batchSubs
+		goertzel8SubsAVX(&x, &got, k, &goertzel.coef)
+		for j := range k {
 			var s1, s2 [8]float64
 			goertzel8Go(x[j*subLen:(j+1)*subLen], &s1, &s2, &goertzel.coef)
 			if got[j] != [2][8]float64{s1, s2} {
-				t.Fatalf("AVX, three sub-blocks: sub-block %d %v, want %v %v", j, got[j], s1, s2)
+				t.Fatalf("AVX, %d sub-blocks: sub-block %d %v, want %v %v", k, j, got[j], s1, s2)
 			}
 		}
 	}
@@ -82,98 +83,86 @@ func plainly(f func()) {
 	f()
 }
 
-// TestProjectAssembly: projectAVX gives projectGo's results to the bit.
-func TestProjectAssembly(t *testing.T) {
+// TestSpectraAssembly: spectraAVX gives spectraGo's results to the bit:
+// the slot's DFT and powers, the long window's, the 12 ms window's and
+// the strongest tones of each.
+func TestSpectraAssembly(t *testing.T) {
 	if !useAVX {
 		t.Skip("no AVX on this processor")
 	}
 	r := rand.New(rand.NewPCG(13, 14))
-	for j := range phases {
-		var st [2][8]float64
-		var sx, y [8]complex128
-		var yp, yp2 [8]float64
-		for k := range 8 {
-			st[0][k], st[1][k] = r.NormFloat64()*1e6, r.NormFloat64()*1e6
-			sx[k] = complex(r.NormFloat64()*1e7, r.NormFloat64()*1e7)
-			y[k] = complex(r.NormFloat64()*1e8, r.NormFloat64()*1e8)
-		}
-		sx2, y2 := sx, y
-		var sp, sp2 [8]float64
-		var pk, pk2 pick
-		projectAVX(&st, &goertzel.ref[j], &sx, &sp, &y, &yp, &pk)
-		projectGo(&st, &goertzel.ref[j], &sx2, &sp2, &y2, &yp2, &pk2)
-		if sx != sx2 || sp != sp2 || y != y2 || yp != yp2 || pk != pk2 {
-			t.Fatalf("phase %d: %v %v %v %v %v, want %v %v %v %v %v", j, sx, sp, y, yp, pk, sx2, sp2, y2, yp2, pk2)
-		}
-	}
-}
-
-// TestSum3Assembly: sum3AVX gives sum3Go's results to the bit.
-func TestSum3Assembly(t *testing.T) {
-	if !useAVX {
-		t.Skip("no AVX on this processor")
-	}
-	r := rand.New(rand.NewPCG(15, 16))
-	var subX [longSubs][8]complex128
-	var subP [longSubs][8]float64
-	check := func(win [winSubs]int) {
+	check := func(d *Detector, st *[2][8]float64, ref *[2][8]complex128) {
 		t.Helper()
-		var x, x2 [8]complex128
-		var a, a2, b, b2 [8]float64
-		var pa, pa2, pb, pb2 pick
-		sum3AVX(&subX, &subP, &win, 4.0/(winLen*winLen), &x, &a, &b, &pa, &pb)
-		sum3Go(&subX, &subP, &win, &x2, &a2, &b2, &pa2, &pb2)
-		if x != x2 || a != a2 || b != b2 || pa != pa2 || pb != pb2 {
-			t.Fatalf("slots %v: %v %v %v %v %v, want %v %v %v %v %v", win, x, a, b, pa, pb, x2, a2, b2, pa2, pb2)
+		g := *d
+		spectraAVX(&g, st, ref)
+		spectraGo(d, st, ref)
+		if g.subX != d.subX || g.subP != d.subP || g.longY != d.longY || g.longP != d.longP || g.longPk != d.longPk ||
+			g.wx != d.wx || g.wamp2 != d.wamp2 || g.wbroad != d.wbroad || g.ampPk != d.ampPk || g.broadPk != d.broadPk {
+			t.Fatalf("slot %d, window %v: %v %v %v %v %v, want %v %v %v %v %v", d.slot, d.win,
+				g.longP, g.longPk, g.wamp2, g.ampPk, g.broadPk, d.longP, d.longPk, d.wamp2, d.ampPk, d.broadPk)
 		}
 	}
-	for n := range 1000 {
+	d := new(Detector)
+	for n := range 2000 {
+		var st [2][8]float64
 		for j := range longSubs {
 			for k := range 8 {
-				subX[j][k] = complex(r.NormFloat64()*1e6, r.NormFloat64()*1e6)
-				subP[j][k] = r.ExpFloat64() * 1e12
+				d.subX[j][k] = complex(r.NormFloat64()*1e6, r.NormFloat64()*1e6)
+				d.subP[j][k] = r.ExpFloat64() * 1e12
 			}
 		}
-		check([winSubs]int{n % longSubs, (n + 1) % longSubs, (n + 7) % longSubs})
+		for k := range 8 {
+			st[0][k], st[1][k] = r.NormFloat64()*1e6, r.NormFloat64()*1e6
+			d.longY[k] = complex(r.NormFloat64()*1e8, r.NormFloat64()*1e8)
+		}
+		d.slot = n % longSubs
+		d.win = [winSubs]int{(n + 8) % longSubs, (n + 9) % longSubs, d.slot}
+		if n%3 == 0 {
+			d.win = [winSubs]int{r.IntN(longSubs), r.IntN(longSubs), r.IntN(longSubs)}
+		}
+		check(d, &st, &goertzel.ref[n%phases])
 	}
 	// The picks of every arrangement of four chosen powers in either
-	// group, as broad (the other two sub-blocks' powers zero), ties,
-	// zeros, subnormals and the largest powers included.
-	subP = [longSubs][8]float64{}
+	// group, as the wide bins (the other sub-blocks' powers, and the new
+	// one's, zero), ties, zeros, subnormals and the largest powers
+	// included.
+	*d = Detector{slot: 4, win: [winSubs]int{2, 9, 4}}
 	pick := []float64{0, 5e-324, 1e-300, 0.5, 1, 1, 2, 3e7, 1e300, math.MaxFloat64}
 	for n := range len(pick) * len(pick) * len(pick) * len(pick) {
 		for k := range 4 {
 			v := pick[n%len(pick)]
-			subP[9][k], subP[9][7-k] = v, v
+			d.subP[9][k], d.subP[9][7-k] = v, v
 			n /= len(pick)
 		}
-		check([winSubs]int{2, 9, 5})
+		check(d, &[2][8]float64{}, &goertzel.ref[0])
 	}
 }
 
 // TestGoertzelG711Assembly: the G.711 filters give the Go filters' results
-// on the decoded samples, and the samples' energy, to the bit.
+// on the decoded samples, and the samples' energy, to the bit, for one to
+// batchSubs sub-blocks.
 func TestGoertzelG711Assembly(t *testing.T) {
 	if !useAVX {
 		t.Skip("no AVX on this processor")
 	}
 	r := rand.New(rand.NewPCG(17, 18))
 	for _, table := range []*g711Table{&ulaw, &alaw} {
-		for range 100 {
-			var in [3 * subLen]byte
+		for n := range 120 {
+			k := 1 + n%batchSubs
+			in := make([]byte, k*subLen)
 			for i := range in {
 				in[i] = byte(r.Uint32())
 			}
-			var got [3][2][8]float64
-			var e [3]int64
-			goertzel8x3G711AVX(&in, table, &got, &e, &goertzel.coef)
-			for j := range 3 {
+			var got [batchSubs][2][8]float64
+			var e [batchSubs]float64
+			goertzel8SubsG711AVX(in, table, &got, &e, &goertzel.coef)
+			for j := range k {
 				var x [subLen]float64
 				want := g711ToFloat(x[:], in[j*subLen:(j+1)*subLen], table)
 				var s1, s2 [8]float64
 				goertzel8Go(x[:], &s1, &s2, &goertzel.coef)
-				if got[j] != [2][8]float64{s1, s2} || float64(e[j]) != want {
-					t.Fatalf("sub-block %d: %v %v, want %v %v %v", j, got[j], e[j], s1, s2, want)
+				if got[j] != [2][8]float64{s1, s2} || e[j] != want {
+					t.Fatalf("%d sub-blocks: sub-block %d %v %v, want %v %v %v", k, j, got[j], e[j], s1, s2, want)
 				}
 			}
 		}

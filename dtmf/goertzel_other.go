@@ -8,15 +8,9 @@ func goertzel8Subs(x *[batchSubs * subLen]float64, s *[batchSubs][2][8]float64, 
 	goertzel8SubsGo(x, s, k)
 }
 
-func project(st *[2][8]float64, ref *[2][8]complex128, sx *[8]complex128, sp *[8]float64, y *[8]complex128, yp *[8]float64, pk *pick) {
-	projectGo(st, ref, sx, sp, y, yp, pk)
-}
+func spectra(d *Detector, st *[2][8]float64, ref *[2][8]complex128) { spectraGo(d, st, ref) }
 
-func sum3(subX *[longSubs][8]complex128, subP *[longSubs][8]float64, win *[winSubs]int, x *[8]complex128, amp2, broad *[8]float64, pa, pb *pick) {
-	sum3Go(subX, subP, win, x, amp2, broad, pa, pb)
-}
-
-func goertzel8SubsG711([]byte, int, *g711Table, *[batchSubs * subLen]byte, *[batchSubs][2][8]float64, *[batchSubs]float64) bool {
+func goertzel8SubsG711([]byte, *g711Table, *[batchSubs][2][8]float64, *[batchSubs]float64) bool {
 	return false
 }
 

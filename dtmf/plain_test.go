@@ -100,7 +100,7 @@ func plainMaskPCM(m *Masker, in, out []int16, events []Event) []Event {
 // sameState compares two detectors' state, less the scratch buffers.
 func sameState(a, b *Detector) bool {
 	x, y := *a, *b
-	x.xbuf, x.bst, x.ben, x.gbuf, x.tones = y.xbuf, y.bst, y.ben, y.gbuf, y.tones
+	x.xbuf, x.bst, x.ben, x.tones = y.xbuf, y.bst, y.ben, y.tones
 	return x == y
 }
 
