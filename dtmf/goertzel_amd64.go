@@ -19,8 +19,7 @@ func goertzel8(x []float64, s1, s2, c *[8]float64) {
 
 // goertzel8Subs runs the filters from rest over each of the first k
 // sub-blocks of x, as goertzel8SubsGo does. With AVX three sub-blocks
-// share a pass; the ones past k, to the pass's end, it computes too, and
-// they are ignored.
+// share a pass.
 func goertzel8Subs(x *[batchSubs * subLen]float64, s *[batchSubs][2][8]float64, k int) {
 	if !useAVX {
 		for j := range k {

@@ -194,13 +194,28 @@ avxdone:
 	XSTEP(alo, blo, Y14); \
 	XSTEP(ahi, bhi, Y15)
 
+// ZERO4 and STORE4 clear and store one sub-block's filters: s1 in a0 and
+// a1, s2 in b0 and b1 (an even count of samples leaves s1 in a), at off of
+// register base.
+#define ZERO4(a0, a1, b0, b1) \
+	VXORPD a0, a0, a0; \
+	VXORPD a1, a1, a1; \
+	VXORPD b0, b0, b0; \
+	VXORPD b1, b1, b1
+
+#define STORE4(a0, a1, b0, b1, base, off) \
+	VMOVUPD a0, off(base); \
+	VMOVUPD a1, off+32(base); \
+	VMOVUPD b0, off+64(base); \
+	VMOVUPD b1, off+96(base)
+
 // func goertzel8SubsAVX(x *[batchSubs * subLen]float64, s *[batchSubs][2][8]float64, k int, c *[8]float64)
 //
 // goertzel8AVX from rest over each of the first k sub-blocks of x, three at
 // once: each one's filters wait on their own last step, so three run in
 // the time of one. Each keeps goertzel8Go's order of operations, so the
-// results are the same bits. Past k, to the pass's end, the results are
-// of whatever x holds there.
+// results are the same bits. A last pass of one or two sub-blocks takes
+// those only.
 TEXT ·goertzel8SubsAVX(SB), NOSPLIT, $0-32
 	MOVQ x+0(FP), SI
 	MOVQ s+8(FP), DI
@@ -210,18 +225,12 @@ TEXT ·goertzel8SubsAVX(SB), NOSPLIT, $0-32
 	VMOVUPD 32(DX), Y15
 
 x3pass:
-	VXORPD Y0, Y0, Y0
-	VXORPD Y1, Y1, Y1
-	VXORPD Y2, Y2, Y2
-	VXORPD Y3, Y3, Y3
-	VXORPD Y4, Y4, Y4
-	VXORPD Y5, Y5, Y5
-	VXORPD Y6, Y6, Y6
-	VXORPD Y7, Y7, Y7
-	VXORPD Y8, Y8, Y8
-	VXORPD Y9, Y9, Y9
-	VXORPD Y10, Y10, Y10
-	VXORPD Y11, Y11, Y11
+	CMPQ BX, $2
+	JLT  x1pass
+	JEQ  x2pass
+	ZERO4(Y0, Y1, Y2, Y3)
+	ZERO4(Y4, Y5, Y6, Y7)
+	ZERO4(Y8, Y9, Y10, Y11)
 	MOVQ $16, CX // sample pairs in a sub-block
 
 x3pair:
@@ -235,20 +244,9 @@ x3pair:
 	ADDQ $16, SI
 	DECQ CX
 	JNZ  x3pair
-
-	// An even count: a holds s1, b s2.
-	VMOVUPD Y0, 0(DI)
-	VMOVUPD Y1, 32(DI)
-	VMOVUPD Y2, 64(DI)
-	VMOVUPD Y3, 96(DI)
-	VMOVUPD Y4, 128(DI)
-	VMOVUPD Y5, 160(DI)
-	VMOVUPD Y6, 192(DI)
-	VMOVUPD Y7, 224(DI)
-	VMOVUPD Y8, 256(DI)
-	VMOVUPD Y9, 288(DI)
-	VMOVUPD Y10, 320(DI)
-	VMOVUPD Y11, 352(DI)
+	STORE4(Y0, Y1, Y2, Y3, DI, 0)
+	STORE4(Y4, Y5, Y6, Y7, DI, 128)
+	STORE4(Y8, Y9, Y10, Y11, DI, 256)
 	ADDQ $512, SI // to the next pass's first sample
 	ADDQ $384, DI
 	SUBQ $3, BX
@@ -256,22 +254,59 @@ x3pair:
 	VZEROUPPER
 	RET
 
-// GSUB is XSUB for G.711: the byte at addr decoded through the table at
+x2pass:
+	ZERO4(Y0, Y1, Y2, Y3)
+	ZERO4(Y4, Y5, Y6, Y7)
+	MOVQ $16, CX
+
+x2pair:
+	XSUB(0, Y0, Y1, Y2, Y3)
+	XSUB(256, Y4, Y5, Y6, Y7)
+	XSUB(8, Y2, Y3, Y0, Y1)
+	XSUB(264, Y6, Y7, Y4, Y5)
+	ADDQ $16, SI
+	DECQ CX
+	JNZ  x2pair
+	STORE4(Y0, Y1, Y2, Y3, DI, 0)
+	STORE4(Y4, Y5, Y6, Y7, DI, 128)
+	VZEROUPPER
+	RET
+
+x1pass:
+	ZERO4(Y0, Y1, Y2, Y3)
+	MOVQ $16, CX
+
+x1pair:
+	XSUB(0, Y0, Y1, Y2, Y3)
+	XSUB(8, Y2, Y3, Y0, Y1)
+	ADDQ $16, SI
+	DECQ CX
+	JNZ  x1pair
+	STORE4(Y0, Y1, Y2, Y3, DI, 0)
+	VZEROUPPER
+	RET
+
+// GSUB is XSUB for G.711: the byte at off(SI) decoded through the table at
 // DI, its square added to the energy in register e.
-#define GSUB(addr, e, alo, ahi, blo, bhi) \
-	MOVBQZX      addr, R9; \
+#define GSUB(off, e, alo, ahi, blo, bhi) \
+	MOVBQZX      off(SI), R9; \
 	VBROADCASTSD (DI)(R9*8), Y12; \
 	ADDQ         2048(DI)(R9*8), e; \
 	XSTEP(alo, blo, Y14); \
 	XSTEP(ahi, bhi, Y15)
 
+// ENERGY stores a sub-block's energy, an integer below 2^53 in register e,
+// as a float64 (exact) at off(AX).
+#define ENERGY(e, off) \
+	VCVTSI2SDQ e, X0, X0; \
+	VMOVSD     X0, off(AX)
+
 // func goertzel8SubsG711AVX(in []byte, t *g711Table, s *[batchSubs][2][8]float64, e *[batchSubs]float64, c *[8]float64)
 //
 // goertzel8SubsAVX fed with the len(in)/subLen (one to batchSubs) whole
 // sub-blocks of G.711 bytes in, decoded by the table's samples (t.f, at
-// 0), and each sub-block's energy from its squares (t.sq, at 2048). A pass
-// short of three sub-blocks reads the first again for the others (into
-// s and e past the last), so it reads nothing past in.
+// 0), and each sub-block's energy from its squares (t.sq, at 2048). It
+// reads nothing past in.
 TEXT ·goertzel8SubsG711AVX(SB), NOSPLIT, $0-56
 	MOVQ in_base+0(FP), SI
 	MOVQ in_len+8(FP), DX
@@ -284,67 +319,77 @@ TEXT ·goertzel8SubsG711AVX(SB), NOSPLIT, $0-56
 	VMOVUPD 32(BX), Y15
 
 g3pass:
-	// The pass's second and third sub-blocks are BX and R8 bytes after
-	// its first, or none when there are fewer left.
-	MOVQ    $32, BX
-	MOVQ    $64, R8
-	XORQ    R9, R9
-	CMPQ    DX, $2
-	CMOVQLT R9, BX
-	CMPQ    DX, $3
-	CMOVQLT R9, R8
-	VXORPD Y0, Y0, Y0
-	VXORPD Y1, Y1, Y1
-	VXORPD Y2, Y2, Y2
-	VXORPD Y3, Y3, Y3
-	VXORPD Y4, Y4, Y4
-	VXORPD Y5, Y5, Y5
-	VXORPD Y6, Y6, Y6
-	VXORPD Y7, Y7, Y7
-	VXORPD Y8, Y8, Y8
-	VXORPD Y9, Y9, Y9
-	VXORPD Y10, Y10, Y10
-	VXORPD Y11, Y11, Y11
+	CMPQ DX, $2
+	JLT  g1pass
+	JEQ  g2pass
+	ZERO4(Y0, Y1, Y2, Y3)
+	ZERO4(Y4, Y5, Y6, Y7)
+	ZERO4(Y8, Y9, Y10, Y11)
 	XORQ R10, R10
 	XORQ R12, R12
 	XORQ R13, R13
 	MOVQ $16, CX
 
 g3pair:
-	GSUB(0(SI), R10, Y0, Y1, Y2, Y3)
-	GSUB(0(SI)(BX*1), R12, Y4, Y5, Y6, Y7)
-	GSUB(0(SI)(R8*1), R13, Y8, Y9, Y10, Y11)
-	GSUB(1(SI), R10, Y2, Y3, Y0, Y1)
-	GSUB(1(SI)(BX*1), R12, Y6, Y7, Y4, Y5)
-	GSUB(1(SI)(R8*1), R13, Y10, Y11, Y8, Y9)
+	// Sub-blocks are 32 bytes apart.
+	GSUB(0, R10, Y0, Y1, Y2, Y3)
+	GSUB(32, R12, Y4, Y5, Y6, Y7)
+	GSUB(64, R13, Y8, Y9, Y10, Y11)
+	GSUB(1, R10, Y2, Y3, Y0, Y1)
+	GSUB(33, R12, Y6, Y7, Y4, Y5)
+	GSUB(65, R13, Y10, Y11, Y8, Y9)
 	ADDQ $2, SI
 	DECQ CX
 	JNZ  g3pair
-
-	VMOVUPD Y0, 0(R11)
-	VMOVUPD Y1, 32(R11)
-	VMOVUPD Y2, 64(R11)
-	VMOVUPD Y3, 96(R11)
-	VMOVUPD Y4, 128(R11)
-	VMOVUPD Y5, 160(R11)
-	VMOVUPD Y6, 192(R11)
-	VMOVUPD Y7, 224(R11)
-	VMOVUPD Y8, 256(R11)
-	VMOVUPD Y9, 288(R11)
-	VMOVUPD Y10, 320(R11)
-	VMOVUPD Y11, 352(R11)
-	// The energies, integers below 2^53, exact as float64.
-	VCVTSI2SDQ R10, X0, X0
-	VMOVSD    X0, 0(AX)
-	VCVTSI2SDQ R12, X0, X0
-	VMOVSD    X0, 8(AX)
-	VCVTSI2SDQ R13, X0, X0
-	VMOVSD    X0, 16(AX)
+	STORE4(Y0, Y1, Y2, Y3, R11, 0)
+	STORE4(Y4, Y5, Y6, Y7, R11, 128)
+	STORE4(Y8, Y9, Y10, Y11, R11, 256)
+	ENERGY(R10, 0)
+	ENERGY(R12, 8)
+	ENERGY(R13, 16)
 	ADDQ $64, SI // to the next pass's first byte
 	ADDQ $384, R11
 	ADDQ $24, AX
 	SUBQ $3, DX
 	JGT  g3pass
+	VZEROUPPER
+	RET
+
+g2pass:
+	ZERO4(Y0, Y1, Y2, Y3)
+	ZERO4(Y4, Y5, Y6, Y7)
+	XORQ R10, R10
+	XORQ R12, R12
+	MOVQ $16, CX
+
+g2pair:
+	GSUB(0, R10, Y0, Y1, Y2, Y3)
+	GSUB(32, R12, Y4, Y5, Y6, Y7)
+	GSUB(1, R10, Y2, Y3, Y0, Y1)
+	GSUB(33, R12, Y6, Y7, Y4, Y5)
+	ADDQ $2, SI
+	DECQ CX
+	JNZ  g2pair
+	STORE4(Y0, Y1, Y2, Y3, R11, 0)
+	STORE4(Y4, Y5, Y6, Y7, R11, 128)
+	ENERGY(R10, 0)
+	ENERGY(R12, 8)
+	VZEROUPPER
+	RET
+
+g1pass:
+	ZERO4(Y0, Y1, Y2, Y3)
+	XORQ R10, R10
+	MOVQ $16, CX
+
+g1pair:
+	GSUB(0, R10, Y0, Y1, Y2, Y3)
+	GSUB(1, R10, Y2, Y3, Y0, Y1)
+	ADDQ $2, SI
+	DECQ CX
+	JNZ  g1pair
+	STORE4(Y0, Y1, Y2, Y3, R11, 0)
+	ENERGY(R10, 0)
 	VZEROUPPER
 	RET
 
