@@ -393,35 +393,44 @@ g1pair:
 	VZEROUPPER
 	RET
 
-// POWERS stores |z|² of the two complex numbers in Y-register z, whose
-// lower half is x, at dst: re²+im², as in Go. It clobbers Y2 and z.
-#define POWERS(z, x, dst) \
-	VMULPD       z, z, z; \
-	VHADDPD      z, z, z; \
-	VEXTRACTF128 $1, z, X2; \
-	VUNPCKLPD    X2, x, x; \
-	VMOVUPD      x, dst
+// POWERS4 leaves in dst |z|² of the four complex numbers in a (filters
+// k and k+1) and b (k+2 and k+3), in order: re²+im², as in Go. It
+// clobbers a, b and t.
+#define POWERS4(a, b, t, dst) \
+	VMULPD     a, a, a; \
+	VMULPD     b, b, b; \
+	VHADDPD    b, a, dst; \
+	VPERMILPD  $5, dst, t; \
+	VPERM2F128 $1, t, t, t; \
+	VBLENDPD   $6, t, dst, dst
 
-// PAIR projects filters k and k+1: s1 and s2 at s1o and s2o(AX), their
-// a and b at ao and bo(BX), z at zo of sx (CX) and y (DI), powers at po
-// of sp (DX) and yp (R8), which it also leaves in keep.
-#define PAIR(s1o, s2o, ao, bo, zo, po, keep) \
-	VBROADCASTSD s1o(AX), Y0; \
-	VBROADCASTSD s1o+8(AX), Y1; \
-	VBLENDPD     $12, Y1, Y0, Y0; \
-	VBROADCASTSD s2o(AX), Y1; \
-	VBROADCASTSD s2o+8(AX), Y2; \
-	VBLENDPD     $12, Y2, Y1, Y1; \
-	VMULPD       ao(BX), Y0, Y0; \
-	VMULPD       bo(BX), Y1, Y1; \
-	VSUBPD       Y1, Y0, Y0; \
-	VSUBPD       zo(CX), Y0, Y1; \
-	VADDPD       zo(DI), Y1, Y1; \
-	VMOVUPD      Y1, zo(DI); \
-	VMOVUPD      Y0, zo(CX); \
-	POWERS(Y1, X1, po(R8)); \
-	VMOVAPD      X1, keep; \
-	POWERS(Y0, X0, po(DX))
+// DUP2 loads the two float64 at off(base) as [v0, v0, v1, v1] into dst.
+#define DUP2(off, base, dst) \
+	VBROADCASTF128 off(base), dst; \
+	VPERMILPD      $12, dst, dst
+
+// PROJ projects filters k and k+1: s1 and s2 at s1o and s2o(AX), their a
+// and b at ao and bo(BX), z at zo of sx (CX) and y (DI), left in z and yv.
+#define PROJ(s1o, s2o, ao, bo, zo, z, yv) \
+	DUP2(s1o, AX, z); \
+	DUP2(s2o, AX, yv); \
+	VMULPD  ao(BX), z, z; \
+	VMULPD  bo(BX), yv, yv; \
+	VSUBPD  yv, z, z; \
+	VSUBPD  zo(CX), z, yv; \
+	VADDPD  zo(DI), yv, yv; \
+	VMOVUPD yv, zo(DI); \
+	VMOVUPD z, zo(CX)
+
+// QUAD is PROJ of filters k to k+3 and their powers, at po of sp (DX) and
+// yp (R8); it leaves yp's in keep.
+#define QUAD(s1o, s2o, ao, bo, zo, po, keep) \
+	PROJ(s1o, s2o, ao, bo, zo, Y0, Y1); \
+	PROJ(s1o+16, s2o+16, ao+32, bo+32, zo+32, Y2, Y3); \
+	POWERS4(Y1, Y3, Y8, keep); \
+	VMOVUPD keep, po(R8); \
+	POWERS4(Y0, Y2, Y8, Y9); \
+	VMOVUPD Y9, po(DX)
 
 // MAX4 leaves the largest of v's four powers in every lane of m, through
 // t. The powers are never negative nor NaN, so VMAXPD's answer is the
@@ -479,20 +488,21 @@ GLOBL lane<>(SB), RODATA|NOPTR, $128
 	BEST4(lo, Y8, Y9, X8, X9, 0, 0, 16, 32); \
 	BEST4(hi, Y8, Y9, X8, X9, 4, 8, 24, 40)
 
-// SUM3 adds filters k and k+1 of the three sub-blocks at zo and stores the
-// window's DFT at zo(DI) and its powers, scaled by X3, at po(DX), leaving
+// SUM4 adds filters k to k+3 of the three sub-blocks at zo and stores the
+// window's DFT at zo(DI) and its powers, scaled by Y3, at po(DX), leaving
 // them in keep.
-#define SUM3(zo, po, keep) \
+#define SUM4(zo, po, keep) \
 	VMOVUPD zo(AX), Y0; \
 	VADDPD  zo(BX), Y0, Y0; \
 	VADDPD  zo(CX), Y0, Y0; \
 	VMOVUPD Y0, zo(DI); \
-	VMULPD       Y0, Y0, Y0; \
-	VHADDPD      Y0, Y0, Y0; \
-	VEXTRACTF128 $1, Y0, X2; \
-	VUNPCKLPD    X2, X0, X0; \
-	VMULPD       X3, X0, keep; \
-	VMOVUPD      keep, po(DX)
+	VMOVUPD zo+32(AX), Y1; \
+	VADDPD  zo+32(BX), Y1, Y1; \
+	VADDPD  zo+32(CX), Y1, Y1; \
+	VMOVUPD Y1, zo+32(DI); \
+	POWERS4(Y0, Y1, Y8, keep); \
+	VMULPD  Y3, keep, keep; \
+	VMOVUPD keep, po(DX)
 
 // BROAD adds four powers of the three sub-blocks at off into broad (R11),
 // leaving them in sum.
@@ -504,8 +514,9 @@ GLOBL lane<>(SB), RODATA|NOPTR, $128
 
 // func spectraAVX(d *Detector, st *[2][8]float64, ref *[2][8]complex128)
 //
-// spectraGo, one call a sub-block: projectGo two filters a register, then
-// sum3Go, the same operations on the same operands, so the same bits, and
+// spectraGo, one call a sub-block: projectGo two filters a register (the
+// powers four), then sum3Go, the same operations on the same operands, so
+// the same bits, and
 // pickGo of the long window's powers, the window's squared amplitudes and
 // its wide-bin powers. go_asm.h gives the Detector's layout.
 TEXT ·spectraAVX(SB), NOSPLIT, $0-24
@@ -524,12 +535,8 @@ TEXT ·spectraAVX(SB), NOSPLIT, $0-24
 	LEAQ Detector_longY(R10), DI
 	LEAQ Detector_longP(R10), R8
 	LEAQ Detector_longPk(R10), R11
-	PAIR(0, 64, 0, 128, 0, 0, X4)
-	PAIR(16, 80, 32, 160, 32, 16, X5)
-	PAIR(32, 96, 64, 192, 64, 32, X6)
-	PAIR(48, 112, 96, 224, 96, 48, X7)
-	VINSERTF128 $1, X5, Y4, Y4
-	VINSERTF128 $1, X7, Y6, Y6
+	QUAD(0, 64, 0, 128, 0, 0, Y4)
+	QUAD(32, 96, 64, 192, 64, 32, Y6)
 	BEST8(Y4, Y6)
 
 	// The window of the sub-blocks in slots win.
@@ -551,18 +558,14 @@ TEXT ·spectraAVX(SB), NOSPLIT, $0-24
 	LEAQ Detector_subX(R10)(BX*1), BX
 	SHLQ $7, CX
 	LEAQ Detector_subX(R10)(CX*1), CX
-	VMOVDDUP meas<>+104(SB), X3 // 4/winLen²
+	VBROADCASTSD meas<>+104(SB), Y3 // 4/winLen²
 	LEAQ Detector_wx(R10), DI
 	LEAQ Detector_wamp2(R10), DX
 	LEAQ Detector_wbroad(R10), R11
-	SUM3(0, 0, X4)
-	SUM3(32, 16, X5)
-	SUM3(64, 32, X6)
-	SUM3(96, 48, X7)
+	SUM4(0, 0, Y4)
+	SUM4(64, 32, Y6)
 	BROAD(0, Y10)
 	BROAD(32, Y11)
-	VINSERTF128 $1, X5, Y4, Y4
-	VINSERTF128 $1, X7, Y6, Y6
 	LEAQ Detector_ampPk(R10), R11
 	BEST8(Y4, Y6)
 	LEAQ Detector_broadPk(R10), R11
