@@ -541,6 +541,9 @@ func (d *Detector) endSub(st *[2][8]float64, energy float64, out []Event) []Even
 	if w.suspect && w.purity >= 0.9 {
 		d.suspectRun = max(d.suspectRun, suspectWins)
 	}
+	if !d.cur.active && w.digit == 0 {
+		return out // no press, none starting: track would do nothing
+	}
 	return d.track(w, out)
 }
 
@@ -626,23 +629,24 @@ func (d *Detector) judgeLong() {
 
 // analyse combines the last three sub-blocks into one window and judges it.
 func (d *Detector) analyse(w *window) {
-	// In the detector, not on the stack, which would clear them first.
+	// spectra has summed the window: its DFT, squared amplitudes and
+	// wide-bin powers, in the detector, not on the stack, which would
+	// clear them first, and the strongest of each group with its power
+	// (a1[0] = amp2[lo]).
 	X, amp2, broad := &d.wx, &d.wamp2, &d.wbroad
-	s0, s1, s2 := d.win[0], d.win[1], d.win[2]
-	e := d.subE[s0] + d.subE[s1] + d.subE[s2]
-	so, sm := &d.subX[s0], &d.subX[s1]
-	// spectra has summed the window.
-	// The previous window, one hop earlier, is still in the ring.
-	havePrev := d.nsub > winSubs
 	pk := &d.ampPk
-	lo, lo2, hi, hi2 := pk.lo, pk.lo2, pk.hi, pk.hi2
+	lo, hi := pk.lo, pk.hi
+	a1 := [2]float64{pk.lo1, pk.hi1}
 	w.lo, w.hi = lo, hi
 	w.slo, w.shi = lo, hi
-	w.raw = [2]float64{amp2[lo], amp2[hi]}
+	w.raw = a1
 	if p := &d.cur; p.active {
 		w.held = amp2[p.lo]*4 >= p.plo && amp2[p.hi]*4 >= p.phi
 	}
-	if !havePrev || e == 0 {
+	s0, s1, s2 := d.win[0], d.win[1], d.win[2]
+	e := d.subE[s0] + d.subE[s1] + d.subE[s2]
+	// The previous window, one hop earlier, is still in the ring.
+	if d.nsub <= winSubs || e == 0 {
 		return
 	}
 	d.suspect(w, amp2, broad, e)
@@ -650,23 +654,23 @@ func (d *Detector) analyse(w *window) {
 	// The offset correction raises a tone by 6 dB for one 3.2 % off (and
 	// a press averaging 2.8 % or more is rejected): windows that cannot
 	// pass even so (silence, most speech) stop here.
-	if raw := amp2[lo] + amp2[hi]; raw*4*(winLen/2) < th.purity*e || min(amp2[lo], amp2[hi])*4 < th.minAmp2 {
+	if raw := a1[0] + a1[1]; raw*4*(winLen/2) < th.purity*e || min(a1[0], a1[1])*4 < th.minAmp2 {
 		return
 	}
 	// Each tone must stand out in its group, whatever its offset: most
 	// speech that passed the gate above stops here, before the phases.
-	if amp2[lo] < th.dominance*lo2 || amp2[hi] < th.dominance*hi2 {
+	if a1[0] < th.dominance*pk.lo2 || a1[1] < th.dominance*pk.hi2 {
 		return
 	}
 	// Each tone's frequency offset from the phase advance over one hop:
 	// the sub-block before the window's first is the slot before it.
-	sp := &d.subX[(s0+longSubs-1)%longSubs]
+	sp, so, sm := &d.subX[(s0+longSubs-1)%longSubs], &d.subX[s0], &d.subX[s1]
 	z := [2]complex128{X[lo] * cmplx.Conj(sp[lo]+so[lo]+sm[lo]), X[hi] * cmplx.Conj(sp[hi]+so[hi]+sm[hi])}
 	var df, g [2]float64
 	offsets(&z, &df, &g)
 	dflo, dfhi := df[0], df[1]
-	alo := amp2[lo] / g[0]
-	ahi := amp2[hi] / g[1]
+	alo := a1[0] / g[0]
+	ahi := a1[1] / g[1]
 	purity := (alo + ahi) * (winLen / 2) / e
 	if alo >= th.minAmp2 && ahi >= th.minAmp2 && purity >= th.purity &&
 		ahi <= alo*th.twistHi && alo <= ahi*th.twistLo &&
