@@ -633,7 +633,7 @@ func (d *Detector) analyse(w *window) {
 	// wide-bin powers, in the detector, not on the stack, which would
 	// clear them first, and the strongest of each group with its power
 	// (a1[0] = amp2[lo]).
-	X, amp2, broad := &d.wx, &d.wamp2, &d.wbroad
+	X, amp2 := &d.wx, &d.wamp2
 	pk := &d.ampPk
 	lo, hi := pk.lo, pk.hi
 	a1 := [2]float64{pk.lo1, pk.hi1}
@@ -649,7 +649,7 @@ func (d *Detector) analyse(w *window) {
 	if d.nsub <= winSubs || e == 0 {
 		return
 	}
-	d.suspect(w, amp2, broad, e)
+	d.suspect(w, amp2, e)
 	th := &d.th
 	// The offset correction raises a tone by 6 dB for one 3.2 % off (and
 	// a press averaging 2.8 % or more is rejected): windows that cannot
@@ -695,13 +695,13 @@ func (d *Detector) analyse(w *window) {
 // measured from its phase advance between them, and the three
 // sub-blocks are recombined at that frequency: the window's response is
 // then centred on the tone wherever it lies within ±125 Hz.
-func (d *Detector) suspect(w *window, amp2, broad *[8]float64, e float64) {
+func (d *Detector) suspect(w *window, amp2 *[8]float64, e float64) {
 	th := &d.th
 	// Coherent recombination gives at most three times the broad power
 	// (Cauchy-Schwarz), less the sub-block's own loss off-bin.
 	const bound = 3 * 4.0 / (winLen * winLen) / 0.6
 	pk := &d.broadPk
-	blo, bhi, plo, phi := pk.lo, pk.hi, pk.lo1, pk.hi1 // plo = broad[blo]
+	blo, bhi, plo, phi := pk.lo, pk.hi, pk.lo1, pk.hi1 // plo = d.wbroad[blo]
 	if (plo+phi)*bound*(winLen/2) < th.suspectPurity*e || min(plo, phi)*bound < th.suspectAmp2 {
 		return
 	}
