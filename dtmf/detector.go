@@ -245,7 +245,6 @@ type Detector struct {
 	xbuf [batchSubs * subLen]float64
 	bst  [batchSubs][2][8]float64 // each sub-block's final (s1, s2)
 	ben  [batchSubs]float64       // and its energy
-	gbuf [batchSubs * subLen]byte // G.711 input, for the assembly's reads past k
 
 	// The last longSubs sub-blocks, a ring by nsub: the 12 ms window is
 	// the newest three, the long window all of them.
@@ -254,13 +253,20 @@ type Detector struct {
 	subE [longSubs]float64
 	nsub int64
 	win  [winSubs]int // the 12 ms window's slots, oldest first
+	// The next sub-block's slot in the ring and row of goertzel.ref:
+	// nsub modulo longSubs and phases, kept as counters.
+	slot, phase int
 
-	// The 12 ms window's DFT, squared amplitudes and wide-bin powers.
-	wx            [8]complex128
-	wamp2, wbroad [8]float64
+	// The 12 ms window's DFT, squared amplitudes and wide-bin powers,
+	// and the strongest of those.
+	wx             [8]complex128
+	wamp2, wbroad  [8]float64
+	ampPk, broadPk pick
+	tones          tones // the suspect pair's candidates
 
 	longY   [8]complex128 // the long window's DFT
 	longP   [8]float64    // its powers
+	longPk  pick          // and their strongest
 	longE   float64       // and its energy
 	longRun int           // consecutive long windows holding the same pair
 	longLo  int
@@ -306,19 +312,28 @@ func (d *Detector) suspectLong() bool { return d.longRun >= longWins }
 // sixteenth (-12 dB) of their power in that window or more: where the tone
 // began, to within a sub-block, however late the window was judged.
 func (d *Detector) onset() int64 {
-	lo, hi := d.last.slo, d.last.shi
+	// The bins are below 8: the mask only spares the checks.
+	lo, hi := d.last.slo&7, d.last.shi&7
+	// Powers are never NaN: the comparisons are max.
 	var rlo, rhi float64
-	for j := int64(1); j <= winSubs; j++ {
-		s := (d.nsub - j) % longSubs
-		rlo, rhi = max(rlo, d.subP[s][lo]), max(rhi, d.subP[s][hi])
+	for _, s := range d.win {
+		p := &d.subP[s]
+		if p[lo] > rlo {
+			rlo = p[lo]
+		}
+		if p[hi] > rhi {
+			rhi = p[hi]
+		}
 	}
-	first := d.nsub - winSubs
-	for first > 0 && first > d.nsub-longSubs {
-		s := (first - 1) % longSubs
-		if d.subP[s][lo]*16 < rlo || d.subP[s][hi]*16 < rhi {
+	first, s := d.nsub-winSubs, d.win[0]
+	for stop := max(d.nsub-longSubs, 0); first > stop; first-- {
+		// The ring's slots run backwards from the window's first.
+		if s--; s < 0 {
+			s = longSubs - 1
+		}
+		if p := &d.subP[s]; p[lo]*16 < rlo || p[hi]*16 < rhi {
 			break
 		}
-		first--
 	}
 	return first * subLen
 }
@@ -333,10 +348,7 @@ func (d *Detector) Process(pcm []int16, out []Event) []Event {
 	for len(pcm) > 0 {
 		if d.fill == 0 && len(pcm) >= subLen {
 			k := min(len(pcm)/subLen, batchSubs)
-			for j := range k {
-				d.ben[j] = toFloatSub((*[subLen]float64)(d.xbuf[j*subLen:]), (*[subLen]int16)(pcm[j*subLen:]))
-			}
-			goertzel8Subs(&d.xbuf, &d.bst, k)
+			d.filterPCM(pcm, k)
 			for j := range k {
 				out = d.endSub(&d.bst[j], d.ben[j], out)
 			}
@@ -412,10 +424,25 @@ func (d *Detector) endPart(out []Event) []Event {
 	return out
 }
 
+// filterPCM filters k whole sub-blocks of pcm, starting at a sub-block
+// boundary; endSub then takes their results in order.
+func (d *Detector) filterPCM(pcm []int16, k int) {
+	toFloats(&d.xbuf, pcm[:k*subLen], &d.ben)
+	goertzel8Subs(&d.xbuf, &d.bst, k)
+}
+
+// toFloatsGo converts each whole sub-block of src (at most batchSubs)
+// into dst, with its energy in e.
+func toFloatsGo(dst *[batchSubs * subLen]float64, src []int16, e *[batchSubs]float64) {
+	for j := range len(src) / subLen {
+		e[j] = toFloat(dst[j*subLen:(j+1)*subLen], src[j*subLen:(j+1)*subLen])
+	}
+}
+
 // filterG711 filters k whole sub-blocks of G.711 bytes, in, starting at a
 // sub-block boundary; endSub then takes their results in order.
 func (d *Detector) filterG711(in []byte, k int, t *g711Table) {
-	if goertzel8SubsG711(in, k, t, &d.gbuf, &d.bst, &d.ben) {
+	if goertzel8SubsG711(in[:k*subLen], t, &d.bst, &d.ben) {
 		return
 	}
 	for j := range k {
@@ -472,27 +499,38 @@ func goertzel4(x []float64, s1, s2 *[4]float64, c *[4]float64) {
 // st and its energy, and, once three are there, analyses the window they
 // make.
 func (d *Detector) endSub(st *[2][8]float64, energy float64, out []Event) []Event {
-	slot := d.nsub % longSubs
-	// The sub-block in this slot leaves the long window.
-	project(st, &goertzel.ref[d.nsub%phases], &d.subX[slot], &d.subP[slot], &d.longY, &d.longP)
+	slot := d.slot
+	d.win = [winSubs]int{d.win[1], d.win[2], slot}
+	// The sub-block in this slot leaves the long window; the 12 ms window
+	// ends with the new one.
+	spectra(d, st, &goertzel.ref[d.phase])
 	// Energies are sums of squared integers, exact in a float64, so the
 	// long window's sum can slide without drifting.
 	d.longE += energy - d.subE[slot]
 	d.subE[slot] = energy
 	d.nsub++
-	d.win = [winSubs]int{d.win[1], d.win[2], int(slot)}
+	if d.slot++; d.slot == longSubs {
+		d.slot = 0
+	}
+	if d.phase++; d.phase == phases {
+		d.phase = 0
+	}
 	if d.nsub >= longSubs {
 		d.judgeLong()
 	}
 	if d.nsub < winSubs {
 		return out
 	}
-	var w window
-	d.analyse(&w)
+	// The window is analysed in place of the last one, of which only the
+	// frequencies are still needed.
+	flo, fhi := d.last.flo, d.last.fhi
+	w := &d.last
+	*w = window{}
+	d.analyse(w)
 	switch {
 	case !w.suspect:
 		d.suspectRun = 0
-	case d.suspectRun > 0 && (math.Abs(w.flo-d.last.flo) > d.th.stable || math.Abs(w.fhi-d.last.fhi) > d.th.stable):
+	case d.suspectRun > 0 && (math.Abs(w.flo-flo) > d.th.stable || math.Abs(w.fhi-fhi) > d.th.stable):
 		d.suspectRun = 1
 	default:
 		d.suspectRun++
@@ -503,17 +541,20 @@ func (d *Detector) endSub(st *[2][8]float64, energy float64, out []Event) []Even
 	if w.suspect && w.purity >= 0.9 {
 		d.suspectRun = max(d.suspectRun, suspectWins)
 	}
-	d.last = w
-	return d.track(&w, out)
+	if !d.cur.active && w.digit == 0 {
+		return out // no press, none starting: track would do nothing
+	}
+	return d.track(w, out)
 }
 
 // projectGo turns a sub-block's filter state st into its DFT sx, referenced
 // to the stream's start by ref, and the powers sp, and slides the long
 // window's DFT y, of powers yp: the sub-block that sx held leaves it, the
-// new one joins. The conversions round every product, so that no build
-// fuses a multiplication and an addition (GOAMD64=v3 would): the results
-// are the assembly's, and the default build's, everywhere.
-func projectGo(st *[2][8]float64, ref *[2][8]complex128, sx *[8]complex128, sp *[8]float64, y *[8]complex128, yp *[8]float64) {
+// new one joins; pk gets yp's strongest tones. The conversions round every
+// product, so that no build fuses a multiplication and an addition
+// (GOAMD64=v3 would): the results are the assembly's, and the default
+// build's, everywhere.
+func projectGo(st *[2][8]float64, ref *[2][8]complex128, sx *[8]complex128, sp *[8]float64, y *[8]complex128, yp *[8]float64, pk *pick) {
 	for k := range 8 {
 		a, b, s1, s2 := ref[0][k], ref[1][k], st[0][k], st[1][k]
 		z := complex(float64(real(a)*s1)-float64(real(b)*s2), float64(imag(a)*s1)-float64(imag(b)*s2))
@@ -522,18 +563,43 @@ func projectGo(st *[2][8]float64, ref *[2][8]complex128, sx *[8]complex128, sp *
 		sp[k] = float64(real(z)*real(z)) + float64(imag(z)*imag(z))
 		yp[k] = float64(real(y[k])*real(y[k])) + float64(imag(y[k])*imag(y[k]))
 	}
+	pickGo(yp, pk)
 }
 
-// sum3Go sums the three sub-blocks' DFTs s into the 12 ms window's, x,
-// of squared amplitudes amp2, and their powers p into broad; unfused, as
-// projectGo.
-func sum3Go(s *[3]*[8]complex128, p *[3]*[8]float64, x *[8]complex128, amp2, broad *[8]float64) {
+// spectraGo takes a sub-block's filter state st into d's ring at d.slot
+// (projectGo, with ref its row of goertzel.ref), then sums the window of
+// the sub-blocks in slots d.win (sum3Go).
+func spectraGo(d *Detector, st *[2][8]float64, ref *[2][8]complex128) {
+	projectGo(st, ref, &d.subX[d.slot], &d.subP[d.slot], &d.longY, &d.longP, &d.longPk)
+	sum3Go(&d.subX, &d.subP, &d.win, &d.wx, &d.wamp2, &d.wbroad, &d.ampPk, &d.broadPk)
+}
+
+// sum3Go sums the DFTs of the three sub-blocks in slots win into the
+// 12 ms window's, x, of squared amplitudes amp2, and their powers into
+// broad; unfused, as projectGo. pa and pb get amp2's and broad's
+// strongest tones.
+func sum3Go(subX *[longSubs][8]complex128, subP *[longSubs][8]float64, win *[winSubs]int, x *[8]complex128, amp2, broad *[8]float64, pa, pb *pick) {
+	s0, s1, s2 := win[0], win[1], win[2]
 	for k := range 8 {
-		v := s[0][k] + s[1][k] + s[2][k]
+		v := subX[s0][k] + subX[s1][k] + subX[s2][k]
 		x[k] = v
 		amp2[k] = (float64(real(v)*real(v)) + float64(imag(v)*imag(v))) * (4.0 / (winLen * winLen))
-		broad[k] = p[0][k] + p[1][k] + p[2][k]
+		broad[k] = subP[s0][k] + subP[s1][k] + subP[s2][k]
 	}
+	pickGo(amp2, pa)
+	pickGo(broad, pb)
+}
+
+// pick is best2's answer for eight powers v, with the winners' powers.
+type pick struct {
+	lo, hi   int     // the strongest of each group
+	lo1, hi1 float64 // v[lo], v[hi]
+	lo2, hi2 float64 // the strongest of the other three
+}
+
+func pickGo(v *[8]float64, p *pick) {
+	lo, lo2, hi, hi2 := best2(v)
+	*p = pick{lo, hi, v[lo], v[hi], lo2, hi2}
 }
 
 // judgeLong judges the long window for masking: a pair that holds a good
@@ -541,14 +607,16 @@ func sum3Go(s *[3]*[8]complex128, p *[3]*[8]float64, x *[8]complex128, amp2, bro
 // speech or music does when 40 ms of it are heard at once.
 func (d *Detector) judgeLong() {
 	e := d.longE
-	p := &d.longP // |Y|²: a tone of amplitude A gives (A·longLen/2)²
-	lo, lo2, hi, hi2 := best2(p)
+	// Of the powers |Y|² (a tone of amplitude A gives (A·longLen/2)²),
+	// the strongest of each group.
+	pk := &d.longPk
+	lo, hi, plo, phi := pk.lo, pk.hi, pk.lo1, pk.hi1
 	th := &d.th
 	const toAmp2 = 4.0 / (longLen * longLen)
-	if e == 0 || (p[lo]+p[hi])*toAmp2*(longLen/2) < th.longShare*e ||
-		p[lo] < th.longDom*lo2 || p[hi] < th.longDom*hi2 ||
-		p[hi] > th.suspectTwist*p[lo] || p[lo] > th.suspectTwist*p[hi] ||
-		min(p[lo], p[hi])*toAmp2 < th.suspectAmp2 {
+	if e == 0 || (plo+phi)*toAmp2*(longLen/2) < th.longShare*e ||
+		plo < th.longDom*pk.lo2 || phi < th.longDom*pk.hi2 ||
+		phi > th.suspectTwist*plo || plo > th.suspectTwist*phi ||
+		min(plo, phi)*toAmp2 < th.suspectAmp2 {
 		d.longRun = 0
 		return
 	}
@@ -561,49 +629,57 @@ func (d *Detector) judgeLong() {
 
 // analyse combines the last three sub-blocks into one window and judges it.
 func (d *Detector) analyse(w *window) {
-	// In the detector, not on the stack, which would clear them first.
-	X, amp2, broad := &d.wx, &d.wamp2, &d.wbroad
-	s0, s1, s2 := d.win[0], d.win[1], d.win[2]
-	e := d.subE[s0] + d.subE[s1] + d.subE[s2]
-	so, sm, sn := &d.subX[s0], &d.subX[s1], &d.subX[s2]
-	sum3(&[3]*[8]complex128{so, sm, sn}, &[3]*[8]float64{&d.subP[s0], &d.subP[s1], &d.subP[s2]}, X, amp2, broad)
-	// The previous window, one hop earlier, is still in the ring.
-	havePrev := d.nsub > winSubs
-	lo, lo2, hi, hi2 := best2(amp2)
+	// spectra has summed the window: its DFT, squared amplitudes and
+	// wide-bin powers, in the detector, not on the stack, which would
+	// clear them first, and the strongest of each group with its power
+	// (a1[0] = amp2[lo]).
+	X, amp2 := &d.wx, &d.wamp2
+	pk := &d.ampPk
+	lo, hi := pk.lo, pk.hi
+	a1 := [2]float64{pk.lo1, pk.hi1}
 	w.lo, w.hi = lo, hi
 	w.slo, w.shi = lo, hi
-	w.raw = [2]float64{amp2[lo], amp2[hi]}
+	w.raw = a1
 	if p := &d.cur; p.active {
 		w.held = amp2[p.lo]*4 >= p.plo && amp2[p.hi]*4 >= p.phi
 	}
-	if !havePrev || e == 0 {
+	s0, s1, s2 := d.win[0], d.win[1], d.win[2]
+	e := d.subE[s0] + d.subE[s1] + d.subE[s2]
+	// The previous window, one hop earlier, is still in the ring.
+	if d.nsub <= winSubs || e == 0 {
 		return
 	}
-	d.suspect(w, amp2, broad, e)
+	d.suspect(w, amp2, e)
 	th := &d.th
 	// The offset correction raises a tone by 6 dB for one 3.2 % off (and
 	// a press averaging 2.8 % or more is rejected): windows that cannot
 	// pass even so (silence, most speech) stop here.
-	if raw := amp2[lo] + amp2[hi]; raw*4*(winLen/2) < th.purity*e || min(amp2[lo], amp2[hi])*4 < th.minAmp2 {
+	if raw := a1[0] + a1[1]; raw*4*(winLen/2) < th.purity*e || min(a1[0], a1[1])*4 < th.minAmp2 {
 		return
 	}
-	// Each tone's frequency offset from the phase advance over one hop.
-	sp := &d.subX[(d.nsub-winSubs-1)%longSubs]
-	zlo := X[lo] * cmplx.Conj(sp[lo]+so[lo]+sm[lo])
-	zhi := X[hi] * cmplx.Conj(sp[hi]+so[hi]+sm[hi])
-	dflo, dfhi := offsetHz(zlo), offsetHz(zhi)
-	alo := amp2[lo] / gain2(dflo)
-	ahi := amp2[hi] / gain2(dfhi)
+	// Each tone must stand out in its group, whatever its offset: most
+	// speech that passed the gate above stops here, before the phases.
+	if a1[0] < th.dominance*pk.lo2 || a1[1] < th.dominance*pk.hi2 {
+		return
+	}
+	// Each tone's frequency offset from the phase advance over one hop:
+	// the sub-block before the window's first is the slot before it.
+	sp, so, sm := &d.subX[(s0+longSubs-1)%longSubs], &d.subX[s0], &d.subX[s1]
+	z := [2]complex128{X[lo] * cmplx.Conj(sp[lo]+so[lo]+sm[lo]), X[hi] * cmplx.Conj(sp[hi]+so[hi]+sm[hi])}
+	var df, g [2]float64
+	offsets(&z, &df, &g)
+	dflo, dfhi := df[0], df[1]
+	alo := a1[0] / g[0]
+	ahi := a1[1] / g[1]
 	purity := (alo + ahi) * (winLen / 2) / e
 	if alo >= th.minAmp2 && ahi >= th.minAmp2 && purity >= th.purity &&
 		ahi <= alo*th.twistHi && alo <= ahi*th.twistLo &&
-		amp2[lo] >= th.dominance*lo2 && amp2[hi] >= th.dominance*hi2 &&
 		// Per window only gross errors: the press's average offset
 		// decides against the configured limit.
 		math.Abs(dflo) <= 0.05*toneHz[lo] && math.Abs(dfhi) <= 0.05*toneHz[hi] {
 		w.digit = keypad[lo][hi-4]
 		w.power = alo + ahi
-		w.zlo, w.zhi = zlo, zhi
+		w.zlo, w.zhi = z[0], z[1]
 	}
 }
 
@@ -619,19 +695,20 @@ func (d *Detector) analyse(w *window) {
 // measured from its phase advance between them, and the three
 // sub-blocks are recombined at that frequency: the window's response is
 // then centred on the tone wherever it lies within ±125 Hz.
-func (d *Detector) suspect(w *window, amp2, broad *[8]float64, e float64) {
+func (d *Detector) suspect(w *window, amp2 *[8]float64, e float64) {
 	th := &d.th
 	// Coherent recombination gives at most three times the broad power
 	// (Cauchy-Schwarz), less the sub-block's own loss off-bin.
 	const bound = 3 * 4.0 / (winLen * winLen) / 0.6
-	blo, _, bhi, _ := best2(broad)
-	if (broad[blo]+broad[bhi])*bound*(winLen/2) < th.suspectPurity*e || min(broad[blo], broad[bhi])*bound < th.suspectAmp2 {
+	pk := &d.broadPk
+	blo, bhi, plo, phi := pk.lo, pk.hi, pk.lo1, pk.hi1 // plo = d.wbroad[blo]
+	if (plo+phi)*bound*(winLen/2) < th.suspectPurity*e || min(plo, phi)*bound < th.suspectAmp2 {
 		return
 	}
 	// A single tone leaks into the other group's wide bins 14 dB down or
 	// more; the twist limit on the wide bins keeps whistles and hold-music
 	// notes from passing for a pair.
-	if broad[bhi] > broad[blo]*th.suspectTwist || broad[blo] > broad[bhi]*th.suspectTwist {
+	if phi > plo*th.suspectTwist || plo > phi*th.suspectTwist {
 		return
 	}
 	// The same bound, tighter, for the bins recombine will try: most
@@ -643,8 +720,10 @@ func (d *Detector) suspect(w *window, amp2, broad *[8]float64, e float64) {
 	}
 	// The wide bins cannot tell neighbours 73 Hz apart, the narrow ones
 	// lose tones in their nulls: try the best of each.
-	lo, alo, dflo := d.recombine(amp2, blo, w.lo)
-	hi, ahi, dfhi := d.recombine(amp2, bhi, w.hi)
+	k := [4]int{blo, w.lo, bhi, w.hi}
+	measure4(&d.subX, &d.win, amp2, &k, &d.tones)
+	lo, alo, dflo := recombine(&d.tones, &k, 0)
+	hi, ahi, dfhi := recombine(&d.tones, &k, 2)
 	purity := (alo + ahi) * (winLen / 2) / e
 	// The same goes for the pair: a lone tone can recombine in the other
 	// group's bin 250 Hz away, the two measured frequencies then differing
@@ -674,43 +753,77 @@ func (d *Detector) cohere(k int) float64 {
 // least.
 var aliasTwist = dbRatio(-9)
 
-// recombine measures the tone near bin a (and near bin b, when it differs)
-// from its phase advance between windows, and returns the bin whose tone
-// is stronger with its squared amplitude and frequency offset.
-func (d *Detector) recombine(amp2 *[8]float64, a, b int) (bin int, amp, df float64) {
-	z0, z1, z2 := &d.subX[d.win[0]], &d.subX[d.win[1]], &d.subX[d.win[2]]
-	for i, k := range [2]int{a, b} {
-		if i == 1 && a == b {
-			break
+// tones holds the measures of four bins (measureGo): lane l's squared
+// amplitude and frequency offset, and in bit l of ok whether it holds a
+// tone at all.
+type tones struct {
+	p, f [4]float64
+	ok   int
+}
+
+// measure4Go is measureGo at each of the four bins k, one a lane of t.
+func measure4Go(subX *[longSubs][8]complex128, win *[winSubs]int, amp2 *[8]float64, k *[4]int, t *tones) {
+	t.ok = 0
+	for l, b := range k {
+		p, f, ok := measureGo(subX, win, amp2, b)
+		t.p[l], t.f[l] = p, f
+		if ok {
+			t.ok |= 1 << l
 		}
-		// The phase advance between sub-blocks, whose wide bins keep a
-		// tone anywhere within ±125 Hz; the window's own bin has a null
-		// 83 Hz off, where its phase is noise.
-		z := z1[k]*cmplx.Conj(z0[k]) + z2[k]*cmplx.Conj(z1[k])
-		az := math.Sqrt(real(z)*real(z) + imag(z)*imag(z))
-		if az == 0 {
-			continue
-		}
-		f := offsetHz(z)
-		if math.Abs(f) > 0.07*toneHz[k] {
-			continue
-		}
-		// Undo the advance between sub-blocks: the window at f.
-		u := complex(real(z)/az, -imag(z)/az)
-		x := z0[k] + u*(z1[k]+u*z2[k])
-		r := response(f)
-		p := (real(x)*real(x) + imag(x)*imag(x)) * (4.0 / (winLen * winLen)) / r.sub
-		// The phase advance over one hop cannot tell f from f±250 Hz, so
-		// a tone 250 Hz away (a whistle in the other group, a harmonic)
-		// recombines as if it were here. The window's own bin tells them
-		// apart: a tone really at f shows there with the window's response
-		// to f, one 250 Hz away about 10 dB weaker.
-		if amp2[k] < 0.25*p*r.win {
-			continue
-		}
-		if p > amp {
-			bin, amp, df = k, p, f
-		}
+	}
+}
+
+// measureGo measures the tone near bin k of the window in slots win from
+// its phase advance between sub-blocks: its squared amplitude p and
+// frequency offset f, or ok false when the bin holds no such tone.
+func measureGo(subX *[longSubs][8]complex128, win *[winSubs]int, amp2 *[8]float64, k int) (p, f float64, ok bool) {
+	z0, z1, z2 := &subX[win[0]], &subX[win[1]], &subX[win[2]]
+	// The phase advance between sub-blocks, whose wide bins keep a tone
+	// anywhere within ±125 Hz; the window's own bin has a null 83 Hz off,
+	// where its phase is noise.
+	z := z1[k]*cmplx.Conj(z0[k]) + z2[k]*cmplx.Conj(z1[k])
+	az := math.Sqrt(real(z)*real(z) + imag(z)*imag(z))
+	if az == 0 {
+		return 0, 0, false
+	}
+	f = offsetHz(z)
+	if math.Abs(f) > toneLim[k] {
+		return 0, 0, false
+	}
+	// Undo the advance between sub-blocks: the window at f.
+	u := complex(real(z)/az, -imag(z)/az)
+	x := z0[k] + u*(z1[k]+u*z2[k])
+	r := response(f)
+	p = (real(x)*real(x) + imag(x)*imag(x)) * (4.0 / (winLen * winLen)) / r.sub
+	// The phase advance over one hop cannot tell f from f±250 Hz, so a
+	// tone 250 Hz away (a whistle in the other group, a harmonic)
+	// recombines as if it were here. The window's own bin tells them
+	// apart: a tone really at f shows there with the window's response to
+	// f, one 250 Hz away about 10 dB weaker.
+	if amp2[k] < 0.25*p*r.win {
+		return 0, 0, false
+	}
+	return p, f, true
+}
+
+// toneLim is the largest offset measured, 7 % of each tone.
+var toneLim = func() (l [8]float64) {
+	for k, f := range toneHz {
+		l[k] = 0.07 * f
+	}
+	return
+}()
+
+// recombine returns, of the tones measured in lanes l and l+1 of t (bins
+// k[l] and k[l+1], the second ignored when the same), the stronger's bin,
+// squared amplitude and frequency offset; all zero when neither holds
+// one.
+func recombine(t *tones, k *[4]int, l int) (bin int, amp, df float64) {
+	if t.ok>>l&1 != 0 && t.p[l] > amp {
+		bin, amp, df = k[l], t.p[l], t.f[l]
+	}
+	if l++; k[l] != k[l-1] && t.ok>>l&1 != 0 && t.p[l] > amp {
+		bin, amp, df = k[l], t.p[l], t.f[l]
 	}
 	return
 }
@@ -774,6 +887,15 @@ func atan2(y, x float64) float64 {
 	return r
 }
 
+// offsetsGo turns the phase advances z of two tones into their
+// frequency offsets df and the window's power response g to them.
+func offsetsGo(z *[2]complex128, df, g *[2]float64) {
+	for i, v := range z {
+		df[i] = offsetHz(v)
+		g[i] = gain2(df[i])
+	}
+}
+
 // gain2 is the window's power response to a tone df Hz off its bin,
 // floored so noise cannot inflate a weak bin by more than 10 dB.
 func gain2(df float64) float64 { return max(response(df).win, 0.1) }
@@ -805,9 +927,11 @@ var respTable = func() (t [gainSteps + 1]resp) {
 	return
 }()
 
-func response(df float64) resp {
+func response(df float64) resp { return respTable[respIndex(df)] }
+
+func respIndex(df float64) int {
 	i := int(math.Round(df/gainStep)) + gainSteps/2
-	return respTable[min(max(i, 0), gainSteps)]
+	return min(max(i, 0), gainSteps)
 }
 
 // track follows presses across windows: a press is a run of valid windows

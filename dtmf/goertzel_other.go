@@ -8,16 +8,18 @@ func goertzel8Subs(x *[batchSubs * subLen]float64, s *[batchSubs][2][8]float64, 
 	goertzel8SubsGo(x, s, k)
 }
 
-func project(st *[2][8]float64, ref *[2][8]complex128, sx *[8]complex128, sp *[8]float64, y *[8]complex128, yp *[8]float64) {
-	projectGo(st, ref, sx, sp, y, yp)
-}
+func spectra(d *Detector, st *[2][8]float64, ref *[2][8]complex128) { spectraGo(d, st, ref) }
 
-func sum3(s *[3]*[8]complex128, p *[3]*[8]float64, x *[8]complex128, amp2, broad *[8]float64) {
-	sum3Go(s, p, x, amp2, broad)
-}
-
-func goertzel8SubsG711([]byte, int, *g711Table, *[batchSubs * subLen]byte, *[batchSubs][2][8]float64, *[batchSubs]float64) bool {
+func goertzel8SubsG711([]byte, *g711Table, *[batchSubs][2][8]float64, *[batchSubs]float64) bool {
 	return false
 }
 
-func toFloatSub(dst *[subLen]float64, src *[subLen]int16) float64 { return toFloat(dst[:], src[:]) }
+func toFloats(dst *[batchSubs * subLen]float64, src []int16, e *[batchSubs]float64) {
+	toFloatsGo(dst, src, e)
+}
+
+func measure4(subX *[longSubs][8]complex128, win *[winSubs]int, amp2 *[8]float64, k *[4]int, t *tones) {
+	measure4Go(subX, win, amp2, k, t)
+}
+
+func offsets(z *[2]complex128, df, g *[2]float64) { offsetsGo(z, df, g) }

@@ -1,6 +1,7 @@
 package dtmf
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
@@ -226,23 +227,44 @@ func (m *Masker) PCM(in, out []int16, events []Event) []Event {
 	if m.codec != Linear16 || len(out) < len(in) {
 		panic(errCodec)
 	}
+	d := m.det
 	for len(in) > 0 {
-		n := min(subLen-m.det.fill, len(in))
-		for i, v := range in[:n] {
-			m.lin[(m.in+int64(i))&(ringLen-1)] = v
-		}
-		events = m.det.Process(in[:n], events)
-		events = m.decide(n, events)
-		if t0 := m.in - int64(n) - m.delay; m.clear(t0, n) {
-			ringCopy(out[:n], m.lin[:], t0)
-		} else {
-			for i := range n {
-				out[i] = m.outLinear(t0 + int64(i))
+		if d.fill == 0 && len(in) >= subLen {
+			// Whole sub-blocks: filtered together, then judged and sent
+			// one by one, as G711 does. The ring holds the look-ahead
+			// and a batch, so the batch goes in at once.
+			k := min(len(in)/subLen, batchSubs)
+			d.filterPCM(in, k)
+			ringPut(m.lin[:], in[:k*subLen], m.in)
+			for j := range k {
+				events = d.endSub(&d.bst[j], d.ben[j], events)
+				m.decide(subLen)
+				m.sendLinear(out[j*subLen : (j+1)*subLen])
 			}
+			in, out = in[k*subLen:], out[k*subLen:]
+			continue
 		}
+		n := min(subLen-d.fill, len(in))
+		ringPut(m.lin[:], in[:n], m.in)
+		events = d.Process(in[:n], events)
+		m.decide(n)
+		m.sendLinear(out[:n])
 		in, out = in[n:], out[n:]
 	}
 	return events
+}
+
+// sendLinear writes the len(out) samples that leave now, those taken in
+// Delay() samples ago, masked where a span covers them.
+func (m *Masker) sendLinear(out []int16) {
+	n := len(out)
+	if t0 := m.in - int64(n) - m.delay; m.clear(t0, n) {
+		ringCopy(out, m.lin[:], t0)
+	} else {
+		for i := range n {
+			out[i] = m.outLinear(t0 + int64(i))
+		}
+	}
 }
 
 // G711 masks G.711 bytes (codec PCMU or PCMA); unmasked bytes pass
@@ -259,26 +281,46 @@ func (m *Masker) G711(in, out []byte, events []Event) []Event {
 	for len(in) > 0 {
 		if d.fill == 0 && len(in) >= subLen {
 			// Whole sub-blocks: filtered together, then judged and sent
-			// one by one, as if they had come one at a time.
+			// one by one, as if they had come one at a time. The ring
+			// holds the look-ahead (at most 1600 samples) and a batch,
+			// so the batch goes in at once.
 			k := min(len(in)/subLen, batchSubs)
 			d.filterG711(in, k, table)
+			ringPut(m.raw[:], in[:k*subLen], m.in)
 			for j := range k {
-				ringPut(m.raw[:], in[:subLen], m.in)
 				events = d.endSub(&d.bst[j], d.ben[j], events)
-				events = m.decide(subLen, events)
-				m.sendG711(out[:subLen])
-				in, out = in[subLen:], out[subLen:]
+				m.decide(subLen)
+				m.sendSub((*[subLen]byte)(out[j*subLen:]))
 			}
+			in, out = in[k*subLen:], out[k*subLen:]
 			continue
 		}
 		n := min(subLen-d.fill, len(in))
 		ringPut(m.raw[:], in[:n], m.in)
 		events = d.processG711(in[:n], table, events)
-		events = m.decide(n, events)
+		m.decide(n)
 		m.sendG711(out[:n])
 		in, out = in[n:], out[n:]
 	}
 	return events
+}
+
+// sendSub is sendG711 for a whole sub-block, which mostly passes
+// unchanged: then, unless the ring's end splits it, one copy of fixed
+// size.
+func (m *Masker) sendSub(out *[subLen]byte) {
+	t0 := m.in - subLen - m.delay
+	if j := int(t0 & (ringLen - 1)); j <= ringLen-subLen && m.clear(t0, subLen) {
+		// Eight bytes a move: an array copy would call memmove, as out
+		// might overlap the ring.
+		r, le := (*[subLen]byte)(m.raw[j:]), binary.LittleEndian
+		le.PutUint64(out[0:], le.Uint64(r[0:]))
+		le.PutUint64(out[8:], le.Uint64(r[8:]))
+		le.PutUint64(out[16:], le.Uint64(r[16:]))
+		le.PutUint64(out[24:], le.Uint64(r[24:]))
+		return
+	}
+	m.sendG711(out[:])
 }
 
 // sendG711 writes the len(out) bytes that leave now, those taken in
@@ -329,12 +371,16 @@ func (m *Masker) outLinear(t int64) int16 {
 
 // decide counts n samples fed to the detector (at most up to the next
 // sub-block boundary) and opens or extends the mask span on suspicion.
-func (m *Masker) decide(n int, events []Event) []Event {
-	d := m.det
+func (m *Masker) decide(n int) {
 	m.in += int64(n)
-	if d.fill != 0 || d.nsub < winSubs {
-		return events
+	if d := m.det; d.fill == 0 && d.nsub >= winSubs && (d.suspectShort() || d.suspectLong()) {
+		m.suspect()
 	}
+}
+
+// suspect opens or extends the mask span for what the detector suspects.
+func (m *Masker) suspect() {
+	d := m.det
 	// Either way the span runs to the current window's end plus two hops,
 	// for a tail too short to raise suspicion itself.
 	outPos, end := m.in-m.delay, m.in+2*hop
@@ -352,7 +398,6 @@ func (m *Masker) decide(n int, events []Event) []Event {
 		// it left before is too weak against the speech to be read.
 		m.open(max(m.in-longLen, outPos), end)
 	}
-	return events
 }
 
 // open masks [start, end), merging with the current span: spans closer
@@ -379,7 +424,7 @@ func (m *Masker) clear(t0 int64, n int) bool {
 }
 
 // ringPut copies src into ring from index t on.
-func ringPut(ring, src []byte, t int64) {
+func ringPut[T int16 | byte](ring, src []T, t int64) {
 	j := int(t & int64(len(ring)-1))
 	if k := copy(ring[j:], src); k < len(src) {
 		copy(ring, src[k:])

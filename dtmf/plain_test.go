@@ -59,7 +59,7 @@ func plainMaskG711(m *Masker, in, out []byte, events []Event) []Event {
 			x[i] = float64(decode(b))
 		}
 		events = plainFeed(m.det, x, events)
-		events = m.decide(n, events)
+		m.decide(n)
 		t0 := m.in - int64(n) - m.delay
 		for i := range n {
 			t := t0 + int64(i)
@@ -77,10 +77,30 @@ func plainMaskG711(m *Masker, in, out []byte, events []Event) []Event {
 	return events
 }
 
+// plainMaskPCM is Masker.PCM the plain way.
+func plainMaskPCM(m *Masker, in, out []int16, events []Event) []Event {
+	for len(in) > 0 {
+		n := min(subLen-m.det.fill, len(in))
+		x := make([]float64, n)
+		for i, v := range in[:n] {
+			m.lin[(m.in+int64(i))&(ringLen-1)] = v
+			x[i] = float64(v)
+		}
+		events = plainFeed(m.det, x, events)
+		m.decide(n)
+		t0 := m.in - int64(n) - m.delay
+		for i := range n {
+			out[i] = m.outLinear(t0 + int64(i))
+		}
+		in, out = in[n:], out[n:]
+	}
+	return events
+}
+
 // sameState compares two detectors' state, less the scratch buffers.
 func sameState(a, b *Detector) bool {
 	x, y := *a, *b
-	x.xbuf, x.bst, x.ben, x.gbuf = y.xbuf, y.bst, y.ben, y.gbuf
+	x.xbuf, x.bst, x.ben, x.tones = y.xbuf, y.bst, y.ben, y.tones
 	return x == y
 }
 
@@ -187,6 +207,35 @@ func TestMaskerMatchesPlain(t *testing.T) {
 					}
 				})
 			}
+		}
+	}
+}
+
+func TestMaskerPCMMatchesPlain(t *testing.T) {
+	for name, in := range plainInputs(PCMU) {
+		pcm := make([]int16, len(in))
+		DecodeG711(pcm, in, PCMU)
+		for cut, size := range chunkings() {
+			t.Run(fmt.Sprintf("%s, %s", name, cut), func(t *testing.T) {
+				r := rand.New(rand.NewPCG(1, 2))
+				m, _ := NewMasker(MaskConfig{}, Linear16)
+				p, _ := NewMasker(MaskConfig{}, Linear16)
+				got, want := make([]int16, len(pcm)), make([]int16, len(pcm))
+				var gotEv, wantEv []Event
+				for i := 0; i < len(pcm); {
+					j := min(i+size(r), len(pcm))
+					gotEv = m.PCM(pcm[i:j], got[i:j], gotEv)
+					plainly(func() { wantEv = plainMaskPCM(p, pcm[i:j], want[i:j], wantEv) })
+					if fmt.Sprint(got[i:j]) != fmt.Sprint(want[i:j]) || fmt.Sprint(gotEv) != fmt.Sprint(wantEv) ||
+						m.span != p.span || m.stats != p.stats || !sameState(m.det, p.det) {
+						t.Fatalf("samples %d-%d: the masker differs from the plain one", i, j)
+					}
+					i = j
+				}
+				if name == "presses and voice" && p.stats.Masked == 0 {
+					t.Fatal("nothing masked: the comparison saw no tone")
+				}
+			})
 		}
 	}
 }
