@@ -201,15 +201,16 @@
 // poller never sees. IOGoroutines (the fallback when io_uring_setup is
 // refused: seccomp, kernel.io_uring_disabled, a kernel before 6.3,
 // non-Linux) reads each socket in its own goroutine into a reused buffer.
-// On a 2-core VM io_uring costs less CPU per packet than the goroutines
-// from 50 calls up, 1.3–1.5 times the batched-syscall floor at 500 calls
-// and 1.5–2 times at 1000 (BENCHMARKS.md). Either way the DigitSink runs on the
+// On a 2-core VM io_uring costs about half the goroutines' CPU per packet
+// at 50 calls, 1.2–1.4 times the batched-syscall floor at 500 calls and
+// 1.3–1.4 times at 1000 (BENCHMARKS.md). Either way the DigitSink runs on the
 // relaying thread and must not block: with io_uring a slow sink holds up
 // every call on its ring.
 //
 // A session's state is behind one mutex, taken once per packet and by the
 // SIP-side methods. The carrier path does not allocate per packet (except
-// at a codec change); its CPU is mostly the masker's detector.
+// at a codec change). Most of its CPU is the kernel's receive and send;
+// the masker's detector is about a tenth (perf at 500 calls).
 //
 // # Faults
 //
