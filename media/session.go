@@ -557,7 +557,7 @@ func (s *Session) loop(leg Leg, rtcp bool) {
 		}
 		var pkt []byte
 		var dst netip.AddrPort
-		if pkt, dst, digits = s.relay(leg, rtcp, in[:n], unmap(from), out, digits, &fk); pkt != nil {
+		if pkt, dst, digits = s.relay(leg, rtcp, in[:n], unmap(from), time.Now(), out, digits, &fk); pkt != nil {
 			send.WriteToUDPAddrPort(pkt, dst)
 		}
 		if fk.n > 0 {
@@ -578,7 +578,7 @@ func (s *Session) loop(leg Leg, rtcp bool) {
 // A panic in there (the masker, the sink) is a fault of this session
 // alone: the packet is dropped, the session with it (ErrFault), and the
 // engine's thread goes on with the other calls.
-func (s *Session) relay(leg Leg, rtcp bool, in []byte, from netip.AddrPort, out []byte, digits []Digit, fk *forkOut) (pkt []byte, dst netip.AddrPort, ds []Digit) {
+func (s *Session) relay(leg Leg, rtcp bool, in []byte, from netip.AddrPort, now time.Time, out []byte, digits []Digit, fk *forkOut) (pkt []byte, dst netip.AddrPort, ds []Digit) {
 	fk.n = 0
 	defer func() {
 		if v := recover(); v != nil {
@@ -600,10 +600,10 @@ func (s *Session) relay(leg Leg, rtcp bool, in []byte, from netip.AddrPort, out 
 		pkt, dst := s.rtcpPacket(leg, 1-leg, dir, in, from, out)
 		return pkt, dst, digits
 	case leg == Platform:
-		pkt, dst := s.platformPacket(in, from, out, fk)
+		pkt, dst := s.platformPacket(in, from, now, out, fk)
 		return pkt, dst, digits
 	}
-	res := s.carrierPacket(in, from, time.Now(), out, digits[:0], fk)
+	res := s.carrierPacket(in, from, now, out, digits[:0], fk)
 	if len(res.digits) > 0 {
 		s.deliver(res.digits)
 	}
@@ -611,7 +611,7 @@ func (s *Session) relay(leg Leg, rtcp bool, in []byte, from netip.AddrPort, out 
 		return nil, netip.AddrPort{}, res.digits[:0]
 	}
 	if !res.arrived.IsZero() {
-		s.r.m.delay.Observe(time.Since(res.arrived).Seconds())
+		s.r.m.delay.Observe(now.Sub(res.arrived).Seconds())
 	}
 	return out[:res.n], res.dst, res.digits[:0]
 }
@@ -623,7 +623,7 @@ func (s *Session) relay(leg Leg, rtcp bool, in []byte, from netip.AddrPort, out 
 // dropped. The result is in or out. The recording fork's agent stream
 // gets the packet as relayed, before the carrier leg's SRTP (fk may be
 // nil: no fork).
-func (s *Session) platformPacket(in []byte, from netip.AddrPort, out []byte, fk *forkOut) ([]byte, netip.AddrPort) {
+func (s *Session) platformPacket(in []byte, from netip.AddrPort, now time.Time, out []byte, fk *forkOut) ([]byte, netip.AddrPort) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !s.legs[Platform].acceptRTP(from) {
@@ -642,7 +642,7 @@ func (s *Session) platformPacket(in []byte, from netip.AddrPort, out []byte, fk 
 		s.count(toCarrier, dropOversize)
 		return nil, netip.AddrPort{}
 	}
-	s.lastRTP.Store(s.r.nanos(time.Now()))
+	s.lastRTP.Store(s.r.nanos(now))
 	dst, o := s.legs[Carrier].rtpDest()
 	if o != outcomeNone {
 		s.count(toCarrier, o)

@@ -384,6 +384,7 @@ type ring struct {
 	fkBuf   [MaxPacket]byte
 	digits  []Digit
 	quit    *ringCmd
+	now     time.Time // when the batch being reaped was taken
 
 	pbufRing []byte // the provided-buffer ring's entries
 	bufs     []byte // nBufs buffers of bufLen bytes
@@ -755,10 +756,14 @@ func (r *ring) run() (ok bool) {
 	yielded := time.Now()
 	for {
 		r.enter(1)
+		// One clock read a batch: the packets of a batch came in
+		// together, and are timed (lastRTP, digits, the mask delay)
+		// to well under a millisecond.
+		r.now = time.Now()
 		r.reap()
-		if now := time.Now(); now.Sub(yielded) > yieldEvery {
+		if r.now.Sub(yielded) > yieldEvery {
 			runtime.Gosched()
-			yielded = now
+			yielded = r.now
 		}
 		if r.quit != nil && len(r.sessions) == 0 && len(r.forks) == 0 {
 			return true
@@ -1103,7 +1108,7 @@ func (r *ring) packet(u *usock, in []byte, from netip.AddrPort) {
 	}
 	var pkt []byte
 	var dst netip.AddrPort
-	pkt, dst, r.digits = u.s.relay(u.leg, u.rtcp, in, from, buf[:MaxPacket], r.digits, &r.fk)
+	pkt, dst, r.digits = u.s.relay(u.leg, u.rtcp, in, from, r.now, buf[:MaxPacket], r.digits, &r.fk)
 	if pkt == nil {
 		return
 	}
