@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/zaf/g711"
@@ -187,24 +188,7 @@ func TestMaskerMatchesPlain(t *testing.T) {
 		for name, in := range plainInputs(codec) {
 			for cut, size := range chunkings() {
 				t.Run(fmt.Sprintf("codec %d, %s, %s", codec, name, cut), func(t *testing.T) {
-					r := rand.New(rand.NewPCG(1, 2))
-					m, _ := NewMasker(MaskConfig{}, codec)
-					p, _ := NewMasker(MaskConfig{}, codec)
-					got, want := make([]byte, len(in)), make([]byte, len(in))
-					var gotEv, wantEv []Event
-					for i := 0; i < len(in); {
-						j := min(i+size(r), len(in))
-						gotEv = m.G711(in[i:j], got[i:j], gotEv)
-						plainly(func() { wantEv = plainMaskG711(p, in[i:j], want[i:j], wantEv) })
-						if string(got[i:j]) != string(want[i:j]) || fmt.Sprint(gotEv) != fmt.Sprint(wantEv) ||
-							m.span != p.span || m.stats != p.stats || !sameState(m.det, p.det) {
-							t.Fatalf("bytes %d-%d: the masker differs from the plain one", i, j)
-						}
-						i = j
-					}
-					if name == "presses and voice" && p.stats.Masked == 0 {
-						t.Fatal("nothing masked: the comparison saw no tone")
-					}
+					matchPlain(t, codec, in, size, name == "presses and voice", (*Masker).G711, plainMaskG711)
 				})
 			}
 		}
@@ -217,26 +201,36 @@ func TestMaskerPCMMatchesPlain(t *testing.T) {
 		DecodeG711(pcm, in, PCMU)
 		for cut, size := range chunkings() {
 			t.Run(fmt.Sprintf("%s, %s", name, cut), func(t *testing.T) {
-				r := rand.New(rand.NewPCG(1, 2))
-				m, _ := NewMasker(MaskConfig{}, Linear16)
-				p, _ := NewMasker(MaskConfig{}, Linear16)
-				got, want := make([]int16, len(pcm)), make([]int16, len(pcm))
-				var gotEv, wantEv []Event
-				for i := 0; i < len(pcm); {
-					j := min(i+size(r), len(pcm))
-					gotEv = m.PCM(pcm[i:j], got[i:j], gotEv)
-					plainly(func() { wantEv = plainMaskPCM(p, pcm[i:j], want[i:j], wantEv) })
-					if fmt.Sprint(got[i:j]) != fmt.Sprint(want[i:j]) || fmt.Sprint(gotEv) != fmt.Sprint(wantEv) ||
-						m.span != p.span || m.stats != p.stats || !sameState(m.det, p.det) {
-						t.Fatalf("samples %d-%d: the masker differs from the plain one", i, j)
-					}
-					i = j
-				}
-				if name == "presses and voice" && p.stats.Masked == 0 {
-					t.Fatal("nothing masked: the comparison saw no tone")
-				}
+				matchPlain(t, Linear16, pcm, size, name == "presses and voice", (*Masker).PCM, plainMaskPCM)
 			})
 		}
+	}
+}
+
+// matchPlain feeds in, cut by size, to a masker through step and to
+// another through the plain way, and requires the same output, events,
+// counts and detector state after every piece; with tones, that some
+// audio was masked, so that the comparison saw one.
+func matchPlain[T byte | int16](t *testing.T, codec Codec, in []T, size func(*rand.Rand) int, tones bool,
+	step, plain func(m *Masker, in, out []T, events []Event) []Event) {
+	t.Helper()
+	r := rand.New(rand.NewPCG(1, 2))
+	m, _ := NewMasker(MaskConfig{}, codec)
+	p, _ := NewMasker(MaskConfig{}, codec)
+	got, want := make([]T, len(in)), make([]T, len(in))
+	var gotEv, wantEv []Event
+	for i := 0; i < len(in); {
+		j := min(i+size(r), len(in))
+		gotEv = step(m, in[i:j], got[i:j], gotEv)
+		plainly(func() { wantEv = plain(p, in[i:j], want[i:j], wantEv) })
+		if !slices.Equal(got[i:j], want[i:j]) || fmt.Sprint(gotEv) != fmt.Sprint(wantEv) ||
+			m.span != p.span || m.stats != p.stats || !sameState(m.det, p.det) {
+			t.Fatalf("samples %d-%d: the masker differs from the plain one", i, j)
+		}
+		i = j
+	}
+	if tones && p.stats.Masked == 0 {
+		t.Fatal("nothing masked: the comparison saw no tone")
 	}
 }
 
