@@ -202,8 +202,8 @@
 // refused: seccomp, kernel.io_uring_disabled, a kernel before 6.3,
 // non-Linux) reads each socket in its own goroutine into a reused buffer.
 // On a 2-core VM io_uring costs about half the goroutines' CPU per packet
-// at 50 calls, 1.2–1.4 times the batched-syscall floor at 500 calls and
-// 1.3–1.4 times at 1000 (BENCHMARKS.md). Either way the DigitSink runs on the
+// at 50 calls and 1.1–1.4 times the batched-syscall floor at 500 and 1000
+// (BENCHMARKS.md). Either way the DigitSink runs on the
 // relaying thread and must not block: with io_uring a slow sink holds up
 // every call on its ring.
 //

@@ -732,9 +732,6 @@ func (r *ring) loop(started chan<- error) {
 	}
 }
 
-// run drives the ring until it is told to quit and its sessions have
-// stopped (true), or until it fails (false): io_uring_enter refused, or a
-// panic on its thread that no session's own handling recovered.
 // yieldEvery is how often a busy ring's goroutine goes through the
 // scheduler. It never does otherwise: it only loops between io_uring_enter
 // and its completions. The runtime's sysmon takes such a goroutine for one
@@ -746,6 +743,9 @@ func (r *ring) loop(started chan<- error) {
 // fall from 5.8 % to 1.2 % of the relay's samples (BENCHMARKS.md).
 const yieldEvery = 5 * time.Millisecond
 
+// run drives the ring until it is told to quit and its sessions have
+// stopped (true), or until it fails (false): io_uring_enter refused, or a
+// panic on its thread that no session's own handling recovered.
 func (r *ring) run() (ok bool) {
 	defer func() {
 		if v := recover(); v != nil {
