@@ -85,3 +85,30 @@ func BenchmarkDetectPacket(b *testing.B) {
 		i += 160
 	}
 }
+
+// BenchmarkMaskPCM is the same on linear samples (Masker.PCM, for callers
+// that decode the audio themselves; the relay masks G.711 as it comes):
+// 160 samples a packet.
+func BenchmarkMaskPCM(b *testing.B) {
+	for name, raw := range map[string][]byte{"presses": benchSignal(), "voice": voiceSignal()} {
+		b.Run(name, func(b *testing.B) {
+			pcm := make([]int16, len(raw))
+			DecodeG711(pcm, raw, PCMU)
+			m, err := NewMasker(MaskConfig{}, Linear16)
+			if err != nil {
+				b.Fatal(err)
+			}
+			out := make([]int16, 160)
+			evs := make([]Event, 0, 8)
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				if i+160 > len(pcm) {
+					i = 0
+				}
+				evs = m.PCM(pcm[i:i+160], out, evs[:0])
+				i += 160
+			}
+		})
+	}
+}
