@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/zaf/g711"
 )
@@ -188,9 +189,27 @@ func TestMaskerMatchesPlain(t *testing.T) {
 		for name, in := range plainInputs(codec) {
 			for cut, size := range chunkings() {
 				t.Run(fmt.Sprintf("codec %d, %s, %s", codec, name, cut), func(t *testing.T) {
-					matchPlain(t, codec, in, size, name == "presses and voice", (*Masker).G711, plainMaskG711)
+					matchPlain(t, MaskConfig{}, codec, in, size, name == "presses and voice", (*Masker).G711, plainMaskG711)
 				})
 			}
+		}
+	}
+}
+
+// TestMaskerMatchesPlainLongLookAhead: at the longest look-ahead the ring
+// holds it and a batch of sub-blocks (the batch goes in before any of it
+// leaves).
+func TestMaskerMatchesPlainLongLookAhead(t *testing.T) {
+	cfg := MaskConfig{LookAhead: 200 * time.Millisecond}
+	for name, in := range plainInputs(PCMU) {
+		pcm := make([]int16, len(in))
+		DecodeG711(pcm, in, PCMU)
+		for cut, size := range chunkings() {
+			t.Run(fmt.Sprintf("%s, %s", name, cut), func(t *testing.T) {
+				tones := name == "presses and voice"
+				matchPlain(t, cfg, PCMU, in, size, tones, (*Masker).G711, plainMaskG711)
+				matchPlain(t, cfg, Linear16, pcm, size, tones, (*Masker).PCM, plainMaskPCM)
+			})
 		}
 	}
 }
@@ -201,7 +220,7 @@ func TestMaskerPCMMatchesPlain(t *testing.T) {
 		DecodeG711(pcm, in, PCMU)
 		for cut, size := range chunkings() {
 			t.Run(fmt.Sprintf("%s, %s", name, cut), func(t *testing.T) {
-				matchPlain(t, Linear16, pcm, size, name == "presses and voice", (*Masker).PCM, plainMaskPCM)
+				matchPlain(t, MaskConfig{}, Linear16, pcm, size, name == "presses and voice", (*Masker).PCM, plainMaskPCM)
 			})
 		}
 	}
@@ -211,12 +230,15 @@ func TestMaskerPCMMatchesPlain(t *testing.T) {
 // another through the plain way, and requires the same output, events,
 // counts and detector state after every piece; with tones, that some
 // audio was masked, so that the comparison saw one.
-func matchPlain[T byte | int16](t *testing.T, codec Codec, in []T, size func(*rand.Rand) int, tones bool,
+func matchPlain[T byte | int16](t *testing.T, cfg MaskConfig, codec Codec, in []T, size func(*rand.Rand) int, tones bool,
 	step, plain func(m *Masker, in, out []T, events []Event) []Event) {
 	t.Helper()
 	r := rand.New(rand.NewPCG(1, 2))
-	m, _ := NewMasker(MaskConfig{}, codec)
-	p, _ := NewMasker(MaskConfig{}, codec)
+	m, err := NewMasker(cfg, codec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, _ := NewMasker(cfg, codec)
 	got, want := make([]T, len(in)), make([]T, len(in))
 	var gotEv, wantEv []Event
 	for i := 0; i < len(in); {
