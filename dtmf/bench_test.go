@@ -45,25 +45,50 @@ func voiceSignal() []byte {
 // 20 ms G.711 packet (160 bytes) of the customer's audio, on audio that is
 // half key presses (the worst case) and on voice.
 func BenchmarkMaskPacket(b *testing.B) {
-	b.Run("presses", func(b *testing.B) { benchMask(b, benchSignal()) })
-	b.Run("voice", func(b *testing.B) { benchMask(b, voiceSignal()) })
+	for _, name := range []string{"presses", "voice"} {
+		b.Run(name, func(b *testing.B) {
+			b.SetBytes(160)
+			benchMask(b, PCMU, benchInput(name), (*Masker).G711)
+		})
+	}
 }
 
-func benchMask(b *testing.B, in []byte) {
-	m, err := NewMasker(MaskConfig{}, PCMU)
+// BenchmarkMaskPCM is the same on linear samples (Masker.PCM, for callers
+// that decode the audio themselves; the relay masks G.711 as it comes):
+// 160 samples a packet.
+func BenchmarkMaskPCM(b *testing.B) {
+	for _, name := range []string{"presses", "voice"} {
+		b.Run(name, func(b *testing.B) {
+			raw := benchInput(name)
+			pcm := make([]int16, len(raw))
+			DecodeG711(pcm, raw, PCMU)
+			benchMask(b, Linear16, pcm, (*Masker).PCM)
+		})
+	}
+}
+
+func benchInput(name string) []byte {
+	if name == "voice" {
+		return voiceSignal()
+	}
+	return benchSignal()
+}
+
+// benchMask masks in 160 samples at a time through step, round and round.
+func benchMask[T byte | int16](b *testing.B, codec Codec, in []T, step func(m *Masker, in, out []T, events []Event) []Event) {
+	m, err := NewMasker(MaskConfig{}, codec)
 	if err != nil {
 		b.Fatal(err)
 	}
-	out := make([]byte, 160)
+	out := make([]T, 160)
 	evs := make([]Event, 0, 8)
 	b.ReportAllocs()
-	b.SetBytes(160)
 	i := 0
 	for b.Loop() {
 		if i+160 > len(in) {
 			i = 0
 		}
-		evs = m.G711(in[i:i+160], out, evs[:0])
+		evs = step(m, in[i:i+160], out, evs[:0])
 		i += 160
 	}
 }
@@ -83,32 +108,5 @@ func BenchmarkDetectPacket(b *testing.B) {
 		}
 		evs = d.Process(pcm[i:i+160], evs[:0])
 		i += 160
-	}
-}
-
-// BenchmarkMaskPCM is the same on linear samples (Masker.PCM, for callers
-// that decode the audio themselves; the relay masks G.711 as it comes):
-// 160 samples a packet.
-func BenchmarkMaskPCM(b *testing.B) {
-	for name, raw := range map[string][]byte{"presses": benchSignal(), "voice": voiceSignal()} {
-		b.Run(name, func(b *testing.B) {
-			pcm := make([]int16, len(raw))
-			DecodeG711(pcm, raw, PCMU)
-			m, err := NewMasker(MaskConfig{}, Linear16)
-			if err != nil {
-				b.Fatal(err)
-			}
-			out := make([]int16, 160)
-			evs := make([]Event, 0, 8)
-			b.ReportAllocs()
-			i := 0
-			for b.Loop() {
-				if i+160 > len(pcm) {
-					i = 0
-				}
-				evs = m.PCM(pcm[i:i+160], out, evs[:0])
-				i += 160
-			}
-		})
 	}
 }
