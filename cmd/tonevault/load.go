@@ -34,6 +34,11 @@ Each call sends on its own 1 ms slot of the 20 ms interval; the generator
 plays all customers and agents from two sockets per side with sendmmsg and
 recvmmsg, to leave the relay as much of the machine as it can.
 
+Beside the latency it reports how long the relay's and the generator's
+threads waited for a CPU while runnable (/proc/PID/task/*/schedstat) and
+the CPUs' steal time (/proc/stat): on a shared or virtual machine the
+tail follows these more than the relay's own work.
+
 Options:
   --calls N           concurrent calls (default 100)
   --duration D        how long to send (default 10s), after a 1s warm-up

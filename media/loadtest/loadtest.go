@@ -87,6 +87,7 @@ type Result struct {
 	recordedStamped  [2]atomic.Int64 // of which plain RTP with the generator's stamp readable
 	digitsSeen       int64
 	maxLag           time.Duration // how late the sender's worst slot went out
+	sched            schedWindow   // waiting for a CPU in the window (sched.go)
 	cpuOK            bool
 	kernelStamps     bool   // latency from SO_TIMESTAMPNS, not the receiver's clock
 	io               string // the engine the relay ran on
@@ -294,6 +295,7 @@ func Run(o Options, logw io.Writer) (*Result, error) {
 		pm[i] = make([]ipv4.Message, 0, o.Calls/slots+1)
 	}
 	var cpu0, gen0 time.Duration
+	var sched0 schedSample
 	var sentAtStart int64
 	for k := 0; k < total; k++ {
 		due := start.Add(time.Duration(k) * time.Millisecond)
@@ -305,12 +307,14 @@ func Run(o Options, logw io.Writer) (*Result, error) {
 		if k == int(warm/time.Millisecond) {
 			cpu0, res.cpuOK = procCPU(childPID)
 			gen0 = selfCPU()
+			sched0 = takeSched(childPID)
 			sentAtStart = res.sent[0].Load() + res.sent[1].Load()
 		}
 		g.sendSlot(k, &cm, &pm)
 	}
 	cpu1, _ := procCPU(childPID)
 	gen1 := selfCPU()
+	res.sched = windowOf(sched0, takeSched(childPID))
 	res.cpuWindowPackets = res.sent[0].Load() + res.sent[1].Load() - sentAtStart
 	time.Sleep(500 * time.Millisecond) // let the last packets land
 	res.relayCPU, res.genCPU = cpu1-cpu0, gen1-gen0
@@ -402,6 +406,11 @@ func (r *Result) Print(w io.Writer, o Options) {
 		tw("relay CPU per packet", "n/a (relay in process)")
 	}
 	tw("generator CPU per packet", fmt.Sprintf("%.2f µs", float64(r.genCPU.Microseconds())/float64(max(r.cpuWindowPackets, 1))))
+	cpu := r.relayCPU
+	if !r.cpuOK {
+		cpu = 0
+	}
+	tw("time waiting for a CPU", r.sched.text(cpu)+" (runnable, not running; steal: the hypervisor's)")
 	tw("sender's worst lag", fmt.Sprintf("%v (how late its latest 1 ms slot went out)", r.maxLag.Round(10*time.Microsecond)))
 	names := [2]string{"carrier→platform (masked)", "platform→carrier"}
 	if relay != RelayTonevault {
