@@ -14,7 +14,8 @@ import (
 
 // DefaultConfig is the relay's configuration from DESIGN.md: loopback,
 // ports 20000-29999, the dtmf package's look-ahead, a beep as mask, every
-// digit masked, a 60 s media timeout and no limit on call length.
+// digit masked, a 60 s media timeout, no limit on call length, and the
+// rings' threads on the kernel's default scheduling.
 func DefaultConfig() Config {
 	return Config{
 		BindIP:       netip.AddrFrom4([4]byte{127, 0, 0, 1}),
@@ -25,6 +26,8 @@ func DefaultConfig() Config {
 		Policy:       Always,
 		MediaTimeout: 60 * time.Second,
 		IO:           IOAuto,
+		// RingPriority 0: the kernel's default, which needs no privilege.
+		RingScheduling: SchedOther,
 	}
 }
 
@@ -64,10 +67,20 @@ func (c Config) Validate() error {
 	default:
 		return fmt.Errorf("media.io: %q: want %s, %s or %s", c.IO, IOAuto, IOUring, IOGoroutines)
 	}
+	if err := c.ringSched().validate(); err != nil {
+		return err
+	}
+	if c.IO == IOGoroutines && !c.ringSched().isDefault() {
+		return fmt.Errorf("media.ring_scheduling, media.ring_priority: %s %d applies to the io_uring rings' threads, and media.io is %s", c.ringSched().policy(), c.RingPriority, IOGoroutines)
+	}
 	if c.MaxDuration < 0 {
 		return fmt.Errorf("media.max_duration: %v is negative (0: unlimited)", c.MaxDuration)
 	}
 	return nil
+}
+
+func (c Config) ringSched() ringSched {
+	return ringSched{c.RingScheduling, c.RingPriority}
 }
 
 func (c Config) maskConfig() dtmf.MaskConfig {

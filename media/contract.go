@@ -119,4 +119,12 @@ type Config struct {
 	MediaTimeout time.Duration `yaml:"media_timeout"` // no RTP from either leg this long → Session.Done
 	MaxDuration  time.Duration `yaml:"max_duration"`  // 0: unlimited
 	IO           string        `yaml:"io"`            // IOAuto (""), IOUring or IOGoroutines
+	// RingScheduling and RingPriority are the CPU scheduling of the
+	// io_uring rings' threads: SchedOther ("") with RingPriority a nice
+	// value (-20 to 19), or SchedFIFO or SchedRR with RingPriority a
+	// real-time priority (1 to 99). Raising it shortens the latency tail
+	// on a busy machine at a CPU cost (BENCHMARKS.md); anything above the
+	// default needs CAP_SYS_NICE or a raised RLIMIT_NICE / RLIMIT_RTPRIO.
+	RingScheduling string `yaml:"ring_scheduling"`
+	RingPriority   int    `yaml:"ring_priority"`
 }

@@ -1,6 +1,7 @@
 package media
 
 import (
+	"errors"
 	"fmt"
 
 	"go.uber.org/zap"
@@ -19,6 +20,55 @@ const (
 	// (BENCHMARKS.md).
 	IOGoroutines = "goroutines"
 )
+
+// The rings' threads' scheduling policies (Config.RingScheduling,
+// media.ring_scheduling in the YAML).
+const (
+	// SchedOther is the kernel's default policy; RingPriority is a nice
+	// value, -20 (most CPU) to 19, 0 by default.
+	SchedOther = "other"
+	// SchedFIFO and SchedRR are real-time: a ring thread woken by a
+	// packet runs before any thread of the default policy, and
+	// RingPriority (1 to 99) orders it among real-time threads. A ring
+	// thread blocks whenever it has nothing to relay, and the kernel
+	// keeps 5 % of each CPU for other threads (kernel.sched_rt_runtime_us).
+	SchedFIFO = "fifo"
+	SchedRR   = "rr"
+)
+
+// ringSched is a ring thread's scheduling, as configured.
+type ringSched struct {
+	sched string
+	prio  int
+}
+
+func (s ringSched) policy() string {
+	if s.sched == "" {
+		return SchedOther
+	}
+	return s.sched
+}
+
+func (s ringSched) isDefault() bool { return s.policy() == SchedOther && s.prio == 0 }
+
+func (s ringSched) validate() error {
+	switch s.policy() {
+	case SchedOther:
+		if s.prio < -20 || s.prio > 19 {
+			return fmt.Errorf("media.ring_priority: %d: with ring_scheduling %s it is a nice value, -20 to 19", s.prio, SchedOther)
+		}
+	case SchedFIFO, SchedRR:
+		if s.prio < 1 || s.prio > 99 {
+			return fmt.Errorf("media.ring_priority: %d: with ring_scheduling %s it is a real-time priority, 1 to 99", s.prio, s.sched)
+		}
+	default:
+		return fmt.Errorf("media.ring_scheduling: %q: want %s, %s or %s", s.sched, SchedOther, SchedFIFO, SchedRR)
+	}
+	return nil
+}
+
+// errRingSched is a ring thread refused its configured scheduling.
+var errRingSched = errors.New("media: the io_uring ring thread's scheduling was refused")
 
 // ioEngine moves packets between a session's sockets and its packet
 // functions (carrierPacket, platformPacket, rtcpPacket).
@@ -40,19 +90,28 @@ type ioEngine interface {
 	close()
 }
 
-func newEngine(mode string, log *zap.Logger, m *metrics) (ioEngine, error) {
+func newEngine(mode string, sc ringSched, log *zap.Logger, m *metrics) (ioEngine, error) {
 	switch mode {
 	case IOGoroutines:
 		return loopsEngine{}, nil
 	case IOUring:
-		return newUringEngine(log, m)
+		return newUringEngine(sc, log, m)
 	case "", IOAuto:
-		e, err := newUringEngine(log, m)
+		e, err := newUringEngine(sc, log, m)
+		if errors.Is(err, errRingSched) {
+			// Asked for and refused: relaying on goroutines instead
+			// would drop the setting without a word.
+			return nil, err
+		}
 		if err != nil {
 			// Seccomp (Docker's default profile), kernel.io_uring_disabled
 			// or an old kernel: the goroutines carry the same traffic at
 			// a higher CPU cost.
-			log.Info("media: io_uring unavailable, relaying with goroutines", zap.Error(err))
+			if !sc.isDefault() {
+				log.Warn("media: io_uring unavailable, relaying with goroutines; media.ring_scheduling and media.ring_priority are not applied", zap.Error(err))
+			} else {
+				log.Info("media: io_uring unavailable, relaying with goroutines", zap.Error(err))
+			}
 			return loopsEngine{}, nil
 		}
 		return e, nil

@@ -29,7 +29,7 @@ func TestEngine(t *testing.T) {
 	case runtime.GOOS != "linux":
 		want = IOGoroutines
 	default:
-		e, err := newUringEngine(zap.NewNop(), testMetrics(t))
+		e, err := newUringEngine(ringSched{}, zap.NewNop(), testMetrics(t))
 		if err != nil {
 			t.Skipf("io_uring unavailable here (%v): the tests run on goroutines", err)
 		}

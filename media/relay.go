@@ -51,7 +51,7 @@ func NewRelay(cfg Config, opts Options) (*Relay, error) {
 	if err != nil {
 		return nil, fmt.Errorf("media: %w", err)
 	}
-	io, err := newEngine(cfg.IO, log, m)
+	io, err := newEngine(cfg.IO, cfg.ringSched(), log, m)
 	if err != nil {
 		return nil, err
 	}

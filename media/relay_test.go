@@ -32,6 +32,13 @@ func TestConfigValidate(t *testing.T) {
 		{"bad policy", func(c *Config) { c.Policy = 7 }, "policy"},
 		{"negative timeout", func(c *Config) { c.MediaTimeout = -time.Second }, "media_timeout"},
 		{"negative max", func(c *Config) { c.MaxDuration = -time.Second }, "max_duration"},
+		{"ring threads niced", func(c *Config) { c.RingPriority = 5 }, ""},
+		{"ring nice below -20", func(c *Config) { c.RingPriority = -21 }, "ring_priority"},
+		{"ring nice above 19", func(c *Config) { c.RingScheduling, c.RingPriority = SchedOther, 20 }, "ring_priority"},
+		{"fifo without a priority", func(c *Config) { c.RingScheduling = SchedFIFO }, "ring_priority"},
+		{"rr above 99", func(c *Config) { c.RingScheduling, c.RingPriority = SchedRR, 100 }, "ring_priority"},
+		{"unknown scheduling", func(c *Config) { c.RingScheduling, c.RingPriority = "deadline", 1 }, "ring_scheduling"},
+		{"ring scheduling on goroutines", func(c *Config) { c.IO, c.RingPriority = IOGoroutines, 5 }, "media.io"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := DefaultConfig()

@@ -24,7 +24,7 @@ func newRingEnv(t *testing.T, n int, per int32) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eng, err := newUringEngineN(n, zap.NewNop(), m)
+	eng, err := newUringEngineN(n, ringSched{}, zap.NewNop(), m)
 	if err != nil {
 		t.Skipf("io_uring unavailable here: %v", err)
 	}

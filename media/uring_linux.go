@@ -171,6 +171,7 @@ type bufReg struct {
 type uringEngine struct {
 	rings   []*ring
 	perRing int32 // perRing, but tests spread sessions across rings with fewer
+	sched   ringSched
 	loops   loopsEngine
 	log     *zap.Logger
 	m       *metrics
@@ -185,12 +186,12 @@ type uringEngine struct {
 // second ring bought no latency (BENCHMARKS.md).
 const perRing = 500
 
-func newUringEngine(log *zap.Logger, m *metrics) (ioEngine, error) {
-	return newUringEngineN(min(max(runtime.GOMAXPROCS(0), 1), 4), log, m)
+func newUringEngine(sc ringSched, log *zap.Logger, m *metrics) (ioEngine, error) {
+	return newUringEngineN(min(max(runtime.GOMAXPROCS(0), 1), 4), sc, log, m)
 }
 
-func newUringEngineN(n int, log *zap.Logger, m *metrics) (*uringEngine, error) {
-	e := &uringEngine{perRing: perRing, log: log, m: m}
+func newUringEngineN(n int, sc ringSched, log *zap.Logger, m *metrics) (*uringEngine, error) {
+	e := &uringEngine{perRing: perRing, sched: sc, log: log, m: m}
 	for i := range n {
 		r, err := newRing(e, i)
 		if err != nil {
@@ -385,6 +386,7 @@ type ring struct {
 	digits  []Digit
 	quit    *ringCmd
 	now     time.Time // when the batch being reaped was taken
+	tid     int       // the ring's thread, set before newRing returns
 
 	pbufRing []byte // the provided-buffer ring's entries
 	bufs     []byte // nBufs buffers of bufLen bytes
@@ -709,6 +711,13 @@ func (r *ring) armRecv(i int) {
 func (r *ring) loop(started chan<- error) {
 	// Single issuer: every submission from this one thread.
 	runtime.LockOSThread()
+	r.tid = unix.Gettid()
+	// The thread ends with this goroutine (it never unlocks), so its
+	// scheduling goes nowhere else.
+	if err := r.e.sched.apply(); err != nil {
+		started <- err
+		return
+	}
 	if err := r.setup(); err != nil {
 		started <- err
 		return
@@ -730,6 +739,32 @@ func (r *ring) loop(started chan<- error) {
 			close(c.done)
 		}
 	}
+}
+
+// apply sets the calling thread's scheduling, and keeps it from the
+// threads it may start (SCHED_FLAG_RESET_ON_FORK). The default is left
+// alone: the thread has it already, and the call needs no privilege.
+func (s ringSched) apply() error {
+	if s.isDefault() {
+		return nil
+	}
+	a := unix.SchedAttr{Size: unix.SizeofSchedAttr, Flags: unix.SCHED_FLAG_RESET_ON_FORK}
+	switch s.policy() {
+	case SchedFIFO:
+		a.Policy, a.Priority = unix.SCHED_FIFO, uint32(s.prio)
+	case SchedRR:
+		a.Policy, a.Priority = unix.SCHED_RR, uint32(s.prio)
+	default:
+		a.Policy, a.Nice = unix.SCHED_NORMAL, int32(s.prio)
+	}
+	if err := unix.SchedSetAttr(0, &a, 0); err != nil {
+		hint := ""
+		if errors.Is(err, unix.EPERM) {
+			hint = " (it needs CAP_SYS_NICE, e.g. systemd's AmbientCapabilities=CAP_SYS_NICE, or a raised RLIMIT_NICE or RLIMIT_RTPRIO; or leave both keys out)"
+		}
+		return fmt.Errorf("%w: media.ring_scheduling %s, media.ring_priority %d: %v%s", errRingSched, s.policy(), s.prio, err, hint)
+	}
+	return nil
 }
 
 // yieldEvery is how often a busy ring's goroutine goes through the

@@ -12,7 +12,7 @@ import (
 
 // TestRingCount: a ring per P, at most 4.
 func TestRingCount(t *testing.T) {
-	probe, err := newUringEngine(zap.NewNop(), testMetrics(t))
+	probe, err := newUringEngine(ringSched{}, zap.NewNop(), testMetrics(t))
 	if err != nil {
 		t.Skipf("io_uring unavailable here: %v", err)
 	}
@@ -20,7 +20,7 @@ func TestRingCount(t *testing.T) {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
 	for _, tc := range []struct{ procs, rings int }{{1, 1}, {2, 2}, {3, 3}, {5, 4}, {16, 4}} {
 		runtime.GOMAXPROCS(tc.procs)
-		e, err := newUringEngine(zap.NewNop(), testMetrics(t))
+		e, err := newUringEngine(ringSched{}, zap.NewNop(), testMetrics(t))
 		if err != nil {
 			t.Fatal(err)
 		}

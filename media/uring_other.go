@@ -11,7 +11,7 @@ import (
 
 var errNoUring = errors.New("io_uring is Linux only")
 
-func newUringEngine(*zap.Logger, *metrics) (ioEngine, error) { return nil, errNoUring }
+func newUringEngine(ringSched, *zap.Logger, *metrics) (ioEngine, error) { return nil, errNoUring }
 
 func listenRaw(netip.Addr, int) (sock, int, error) { return sock{}, 0, errNoUring }
 

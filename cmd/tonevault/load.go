@@ -65,6 +65,11 @@ Options:
                       scripts/install-deps.sh rtpengine installs it)
   --io MODE           the tonevault relay's packet engine: auto (default),
                       io_uring or goroutines (media.io in the config)
+  --ring-scheduling P --ring-priority N
+                      the io_uring rings' threads' scheduling
+                      (media.ring_scheduling, media.ring_priority): other
+                      (default) with a nice value, or fifo or rr with a
+                      real-time priority 1-99 (needs CAP_SYS_NICE)
   --srtp              SDES-SRTP (AES_CM_128_HMAC_SHA1_80) on both legs of
                       every call: the relay authenticates, decrypts, masks
                       and protects again each packet (tonevault relay only)
@@ -87,6 +92,8 @@ func loadCmd(args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&o.LookAhead, "lookahead", dtmf.DefaultLookAhead, "")
 	fs.StringVar(&o.Relay, "relay", loadtest.RelayTonevault, "")
 	fs.StringVar(&o.IO, "io", media.IOAuto, "")
+	fs.StringVar(&o.RingScheduling, "ring-scheduling", media.SchedOther, "")
+	fs.IntVar(&o.RingPriority, "ring-priority", 0, "")
 	fs.BoolVar(&o.SRTP, "srtp", false, "")
 	fs.BoolVar(&o.Record, "record", false, "")
 	fs.StringVar(&o.RtpengineProfile, "rtpengine-profile", loadtest.RtpenginePass, "")
@@ -115,7 +122,8 @@ func loadCmd(args []string, stdout, stderr io.Writer) int {
 		}
 		o.Child = func() *exec.Cmd {
 			return exec.Command(exe, "load", "--relay-only", "--relay", o.Relay, "--io", o.IO,
-				"--calls", strconv.Itoa(o.Calls), "--lookahead", o.LookAhead.String(), "--srtp="+strconv.FormatBool(o.SRTP), "--record="+strconv.FormatBool(o.Record))
+				"--calls", strconv.Itoa(o.Calls), "--lookahead", o.LookAhead.String(), "--srtp="+strconv.FormatBool(o.SRTP), "--record="+strconv.FormatBool(o.Record),
+				"--ring-scheduling", o.RingScheduling, "--ring-priority", strconv.Itoa(o.RingPriority))
 		}
 	}
 	res, err := loadtest.Run(o, stderr)

@@ -29,6 +29,10 @@ type Options struct {
 	LookAhead   time.Duration // the masker's look-ahead
 	Relay       string        // one of RelayKinds; "" is RelayTonevault
 	IO          string        // the tonevault relay's engine (media.io): auto, io_uring or goroutines
+	// RingScheduling and RingPriority are the rings' threads' scheduling
+	// (media.ring_scheduling, media.ring_priority).
+	RingScheduling string
+	RingPriority   int
 	// SRTP puts both legs of every call under SDES-SRTP
 	// (AES_CM_128_HMAC_SHA1_80): the relay authenticates and decrypts
 	// each packet, masks, and protects it again with the other leg's key.

@@ -60,6 +60,7 @@ func relayConfig(o Options) media.Config {
 	cfg.LookAhead = o.LookAhead
 	cfg.MediaTimeout = 0
 	cfg.IO = o.IO
+	cfg.RingScheduling, cfg.RingPriority = o.RingScheduling, o.RingPriority
 	return cfg
 }
 
