@@ -83,8 +83,9 @@ func startServeProcess(t *testing.T, cfgPath string, nofile int) *serveProc {
 }
 
 // abuseConfig writes a configuration for these tests: ports chosen by the
-// kernel, new calls to agent, HMAC-signed audit, no Vault or PSP, and the
-// given sip: lines (indented under sip:).
+// kernel, new calls to agent, HMAC-signed audit, no Vault or PSP, the
+// store in the test's directory (not the package's), and the given sip:
+// lines (indented under sip:).
 func abuseConfig(t *testing.T, agent, sipExtra string) (cfgPath, trail string) {
 	t.Helper()
 	dir := t.TempDir()
@@ -115,7 +116,10 @@ api:
 psp:
   addrs: []
   state_dir: %s
-`, agent, sipExtra, trail, api.HashKey(serveTestKey), filepath.Join(dir, "psp"))
+store:
+  sqlite:
+    path: %s
+`, agent, sipExtra, trail, api.HashKey(serveTestKey), filepath.Join(dir, "psp"), filepath.Join(dir, "tonevault.db"))
 	cfgPath = filepath.Join(dir, "tonevault.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
