@@ -229,6 +229,8 @@ func TestServeUsage(t *testing.T) {
 	os.WriteFile(bad, []byte("sip:\n  trunks:\n    carrier:\n      lissten: x\n"), 0o600)
 	badIO := filepath.Join(dir, "bad-io.yaml")
 	os.WriteFile(badIO, []byte("media:\n  io: epoll\n"), 0o600)
+	badSched := filepath.Join(dir, "bad-sched.yaml")
+	os.WriteFile(badSched, []byte("media:\n  ring_scheduling: fifo\n"), 0o600)
 	tests := []struct {
 		name     string
 		args     []string
@@ -241,6 +243,7 @@ func TestServeUsage(t *testing.T) {
 		{"missing file", []string{"--config", filepath.Join(dir, "none.yaml")}, 2, "no such file"},
 		{"unknown key", []string{"--config", bad}, 2, "sip.trunks.carrier.lissten (line 4): unknown key"},
 		{"unknown relay engine", []string{"--config", badIO}, 2, "media.io"},
+		{"real time without a priority", []string{"--config", badSched}, 2, "media.ring_priority: 0: with ring_scheduling fifo it is a real-time priority, 1 to 99"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
