@@ -203,7 +203,11 @@
 // non-Linux) reads each socket in its own goroutine into a reused buffer.
 // On a 2-core VM io_uring costs about half the goroutines' CPU per packet
 // at 50 calls and 1.1–1.4 times the batched-syscall floor at 500 and 1000
-// (BENCHMARKS.md). Either way the DigitSink runs on the
+// (BENCHMARKS.md). Config.RingScheduling and RingPriority set the ring
+// threads' CPU scheduling (a nice value, or real time): a ring thread
+// waiting behind other threads holds every call's packets, so raising it
+// shortens the latency tail on a busy machine, at more CPU per packet as
+// batches get smaller. Either way the DigitSink runs on the
 // relaying thread and must not block: with io_uring a slow sink holds up
 // every call on its ring.
 //
