@@ -337,30 +337,44 @@ func selfSigned(t *testing.T) (certPEM, keyPEM []byte, pool *x509.CertPool) {
 		pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), pool
 }
 
-// TestServeMediaIO: media.io reaches the relay (the log says which engine
-// it runs on).
+// TestServeMediaIO: media.io reaches the relay, and on io_uring so do the
+// rings' scheduling keys (the log's "media relay ready" says which).
 func TestServeMediaIO(t *testing.T) {
-	cfgPath, _ := testConfig(t)
-	b, err := os.ReadFile(cfgPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b = bytes.Replace(b, []byte("  level: warn\n"), []byte("  level: info\n"), 1)
-	b = bytes.Replace(b, []byte("media:\n"), []byte("media:\n  io: goroutines\n"), 1)
-	if err := os.WriteFile(cfgPath, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var stdout, stderr syncBuffer
-	done := make(chan int, 1)
-	go func() { done <- serveContext(ctx, []string{"--config", cfgPath}, &stdout, &stderr) }()
-	listeners(t, &stdout, done)
-	cancel()
-	if code := <-done; code != 0 {
-		t.Fatalf("serve exit %d; stderr:\n%s", code, stderr.String())
-	}
-	if !strings.Contains(stderr.String(), `"msg":"media relay ready","io":"goroutines"`) {
-		t.Errorf("the relay did not run on goroutines; stderr:\n%s", stderr.String())
+	for _, tc := range []struct {
+		name, media, want string
+	}{
+		{"goroutines", "  io: goroutines\n", `"msg":"media relay ready","io":"goroutines"`},
+		// A higher nice value needs no privilege.
+		{"io_uring niced", "  io: auto\n  ring_priority: 3\n", `"io":"io_uring","port_min":0,"port_max":0,"ring_scheduling":"other","ring_priority":3`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfgPath, _ := testConfig(t)
+			b, err := os.ReadFile(cfgPath)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b = bytes.Replace(b, []byte("  level: warn\n"), []byte("  level: info\n"), 1)
+			b = bytes.Replace(b, []byte("media:\n"), []byte("media:\n"+tc.media), 1)
+			if err := os.WriteFile(cfgPath, b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			var stdout, stderr syncBuffer
+			done := make(chan int, 1)
+			go func() { done <- serveContext(ctx, []string{"--config", cfgPath}, &stdout, &stderr) }()
+			listeners(t, &stdout, done)
+			cancel()
+			if code := <-done; code != 0 {
+				t.Fatalf("serve exit %d; stderr:\n%s", code, stderr.String())
+			}
+			log := stderr.String()
+			if tc.name != "goroutines" && strings.Contains(log, `"msg":"media relay ready","io":"goroutines"`) {
+				t.Skip("io_uring unavailable here")
+			}
+			if !strings.Contains(log, tc.want) {
+				t.Errorf("the log does not say %s; stderr:\n%s", tc.want, log)
+			}
+		})
 	}
 }
