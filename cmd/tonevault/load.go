@@ -78,6 +78,9 @@ Options:
                       customer stream and its agent stream, as plain RTP, to
                       two sockets of the generator that count them; compare
                       "relay CPU per call" with a run without it
+  --pin               the generator on the first CPU, the relay's process
+                      on the others: neither waits behind the other's
+                      threads for a CPU (needs 2 CPUs; not --in-process)
   --in-process        run the relay in this process (no CPU split)
   --help              show this help
 `
@@ -98,6 +101,7 @@ func loadCmd(args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&o.Record, "record", false, "")
 	fs.StringVar(&o.RtpengineProfile, "rtpengine-profile", loadtest.RtpenginePass, "")
 	fs.StringVar(&o.Rtpengine, "rtpengine", "", "")
+	fs.BoolVar(&o.Pin, "pin", false, "")
 	inProcess := fs.Bool("in-process", false, "")
 	relayOnly := fs.Bool("relay-only", false, "")
 	if code, ok := parseOptions(fs, "load", loadUsage, args, stdout, stderr); !ok {

@@ -33,6 +33,10 @@ type Options struct {
 	// (media.ring_scheduling, media.ring_priority).
 	RingScheduling string
 	RingPriority   int
+	// Pin puts the generator on the first CPU this process may use and
+	// the relay's process (the child, or rtpengine) on the others, so
+	// that neither waits behind the other's threads for a CPU.
+	Pin bool
 	// SRTP puts both legs of every call under SDES-SRTP
 	// (AES_CM_128_HMAC_SHA1_80): the relay authenticates and decrypts
 	// each packet, masks, and protects it again with the other leg's key.
@@ -72,6 +76,15 @@ func (o Options) Validate() error {
 	if p := o.RtpengineProfile; p != "" && p != RtpenginePass && p != RtpengineMask {
 		return fmt.Errorf("--rtpengine-profile %q: want %s or %s", p, RtpenginePass, RtpengineMask)
 	}
+	if o.Pin {
+		cpus, err := onlineCPUs()
+		if err != nil {
+			return err
+		}
+		if len(cpus) < 2 {
+			return fmt.Errorf("--pin: %d CPU to run on; it needs 2 or more", len(cpus))
+		}
+	}
 	// --io and --lookahead, as the relay will see them.
 	return relayConfig(o).Validate()
 }
@@ -91,6 +104,7 @@ type Result struct {
 	recordedStamped  [2]atomic.Int64 // of which plain RTP with the generator's stamp readable
 	digitsSeen       int64
 	maxLag           time.Duration // how late the sender's worst slot went out
+	pinned           [2][]int      // --pin: the generator's CPUs, the relay's
 	sched            schedWindow   // waiting for a CPU in the window (sched.go)
 	cpuOK            bool
 	kernelStamps     bool   // latency from SO_TIMESTAMPNS, not the receiver's clock
@@ -267,6 +281,13 @@ func Run(o Options, logw io.Writer) (*Result, error) {
 		}
 	}
 
+	if o.Pin {
+		if err := res.pin(childPID); err != nil {
+			finish()
+			return nil, err
+		}
+	}
+
 	start := time.Now()
 	g.startNanos = start.UnixNano()
 	// Receivers: the platform side gets masked carrier audio, the carrier
@@ -336,6 +357,29 @@ func Run(o Options, logw io.Writer) (*Result, error) {
 	return res, nil
 }
 
+// pin puts this process (the generator) on its first CPU and the relay
+// on the rest.
+func (r *Result) pin(relayPID int) error {
+	if relayPID == 0 {
+		return errors.New("--pin: the relay runs in this process (--in-process); it needs one of its own")
+	}
+	cpus, err := onlineCPUs()
+	if err != nil {
+		return fmt.Errorf("--pin: %w", err)
+	}
+	if len(cpus) < 2 {
+		return fmt.Errorf("--pin: %d CPU to run on; it needs 2 or more", len(cpus))
+	}
+	r.pinned = [2][]int{cpus[:1], cpus[1:]}
+	if err := pinProcess(relayPID, r.pinned[1]); err != nil {
+		return fmt.Errorf("--pin: the relay: %w", err)
+	}
+	if err := pinProcess(os.Getpid(), r.pinned[0]); err != nil {
+		return fmt.Errorf("--pin: the generator: %w", err)
+	}
+	return nil
+}
+
 // toneBytes is 100 ms of the digit 5 at -10 dBm0 per tone, µ-law.
 func toneBytes() []byte {
 	pcm := make([]int16, 800)
@@ -392,6 +436,9 @@ func (r *Result) Print(w io.Writer, o Options) {
 	}
 	if o.Record {
 		fmt.Fprint(w, ", a SIPREC recording fork on every call")
+	}
+	if r.pinned[0] != nil {
+		fmt.Fprintf(w, ", the generator on CPU %v and the relay on CPU %v", r.pinned[0], r.pinned[1])
 	}
 	fmt.Fprint(w, "\n\n")
 	tw := func(k, v string) { fmt.Fprintf(w, "  %-34s %s\n", k, v) }

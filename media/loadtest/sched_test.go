@@ -1,10 +1,18 @@
 package loadtest
 
 import (
+	"bytes"
+	"fmt"
+	"io"
 	"os"
+	"os/exec"
 	"runtime"
+	"slices"
+	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 func TestParseSchedstat(t *testing.T) {
@@ -85,5 +93,57 @@ func TestReadWaits(t *testing.T) {
 	}
 	if _, ok := readSteal(); !ok {
 		t.Error("readSteal: /proc/stat has no steal field")
+	}
+}
+
+// TestRunPinned: --pin puts the generator on its first CPU and the relay
+// child on the others, and says so; without a child it is refused.
+func TestRunPinned(t *testing.T) {
+	cpus, err := onlineCPUs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cpus) < 2 {
+		t.Skipf("%d CPU", len(cpus))
+	}
+	defer func() {
+		// Give this process its CPUs back for the tests after this one.
+		if err := pinProcess(os.Getpid(), cpus); err != nil {
+			t.Fatal(err)
+		}
+	}()
+	o := Options{Calls: 10, Duration: time.Second, LookAhead: 30 * time.Millisecond, Relay: RelayTonevault, Pin: true}
+	o.Child = func() *exec.Cmd {
+		cmd := exec.Command(os.Args[0], "-test.run=^$")
+		cmd.Env = append(os.Environ(), childEnv+"="+o.Relay)
+		return cmd
+	}
+	var log bytes.Buffer
+	res, err := Run(o, &log)
+	if err != nil {
+		t.Fatal(err, log.String())
+	}
+	if !slices.Equal(res.pinned[0], cpus[:1]) || !slices.Equal(res.pinned[1], cpus[1:]) {
+		t.Errorf("pinned %v, want %v and %v", res.pinned, cpus[:1], cpus[1:])
+	}
+	var set unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &set); err != nil {
+		t.Fatal(err)
+	}
+	if set.Count() != 1 || !set.IsSet(cpus[0]) {
+		t.Errorf("the generator's thread may run on %d CPUs, want CPU %d alone", set.Count(), cpus[0])
+	}
+	var out bytes.Buffer
+	res.Print(&out, o)
+	if want := fmt.Sprintf("the generator on CPU %v and the relay on CPU %v", cpus[:1], cpus[1:]); !strings.Contains(out.String(), want) {
+		t.Errorf("the report does not say %q:\n%s", want, out.String())
+	}
+	if res.recv[0].Load() == 0 || res.recv[1].Load() == 0 {
+		t.Errorf("nothing relayed: %d, %d", res.recv[0].Load(), res.recv[1].Load())
+	}
+
+	o.Child = nil
+	if _, err := Run(o, io.Discard); err == nil || !strings.Contains(err.Error(), "--in-process") {
+		t.Errorf("--pin with the relay in process: %v", err)
 	}
 }
