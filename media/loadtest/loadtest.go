@@ -77,12 +77,8 @@ func (o Options) Validate() error {
 		return fmt.Errorf("--rtpengine-profile %q: want %s or %s", p, RtpenginePass, RtpengineMask)
 	}
 	if o.Pin {
-		cpus, err := onlineCPUs()
-		if err != nil {
+		if _, err := pinCPUs(); err != nil {
 			return err
-		}
-		if len(cpus) < 2 {
-			return fmt.Errorf("--pin: %d CPU to run on; it needs 2 or more", len(cpus))
 		}
 	}
 	// --io and --lookahead, as the relay will see them.
@@ -363,12 +359,9 @@ func (r *Result) pin(relayPID int) error {
 	if relayPID == 0 {
 		return errors.New("--pin: the relay runs in this process (--in-process); it needs one of its own")
 	}
-	cpus, err := onlineCPUs()
+	cpus, err := pinCPUs()
 	if err != nil {
-		return fmt.Errorf("--pin: %w", err)
-	}
-	if len(cpus) < 2 {
-		return fmt.Errorf("--pin: %d CPU to run on; it needs 2 or more", len(cpus))
+		return err
 	}
 	r.pinned = [2][]int{cpus[:1], cpus[1:]}
 	if err := pinProcess(relayPID, r.pinned[1]); err != nil {

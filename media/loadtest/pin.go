@@ -46,3 +46,15 @@ func onlineCPUs() ([]int, error) {
 	}
 	return cpus, nil
 }
+
+// pinCPUs are the CPUs --pin shares out: two or more.
+func pinCPUs() ([]int, error) {
+	cpus, err := onlineCPUs()
+	if err != nil {
+		return nil, fmt.Errorf("--pin: %w", err)
+	}
+	if len(cpus) < 2 {
+		return nil, fmt.Errorf("--pin: %d CPU to run on; it needs 2 or more", len(cpus))
+	}
+	return cpus, nil
+}

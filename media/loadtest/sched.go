@@ -11,7 +11,7 @@ import (
 	"time"
 )
 
-// A relay's latency tail on a shared or virtual machine is mostly time
+// A relay's latency tail on a shared or virtual machine is largely time
 // its threads spent runnable but not running: a relay thread that waits
 // for a CPU holds every packet it was woken for. The kernel counts that
 // wait per thread (/proc/PID/task/TID/schedstat, its second field) and
