@@ -30,16 +30,22 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
+// testChild runs this test binary as the relay child (TestMain), as
+// 'tonevault load --relay-only' is run.
+func testChild(relay string) func() *exec.Cmd {
+	return func() *exec.Cmd {
+		cmd := exec.Command(os.Args[0], "-test.run=^$")
+		cmd.Env = append(os.Environ(), childEnv+"="+relay)
+		return cmd
+	}
+}
+
 // TestLoadChild runs the relay in a child process, as 'tonevault load'
 // does: the set-up protocol works both ways, and the relay's CPU time is
 // measured apart from the generator's.
 func TestLoadChild(t *testing.T) {
 	o := Options{Calls: 10, Duration: time.Second, DigitsEvery: 400 * time.Millisecond, LookAhead: 30 * time.Millisecond, Relay: RelayTonevault}
-	o.Child = func() *exec.Cmd {
-		cmd := exec.Command(os.Args[0], "-test.run=^$")
-		cmd.Env = append(os.Environ(), childEnv+"="+o.Relay)
-		return cmd
-	}
+	o.Child = testChild(o.Relay)
 	var log bytes.Buffer
 	res, err := Run(o, &log)
 	if err != nil {
@@ -206,11 +212,7 @@ func TestRunRecord(t *testing.T) {
 			o := Options{Calls: 10, Duration: 1500 * time.Millisecond, DigitsEvery: 600 * time.Millisecond, LookAhead: 30 * time.Millisecond,
 				Relay: RelayTonevault, Record: true, SRTP: tc.srtp}
 			if tc.child {
-				o.Child = func() *exec.Cmd {
-					cmd := exec.Command(os.Args[0], "-test.run=^$")
-					cmd.Env = append(os.Environ(), childEnv+"="+o.Relay)
-					return cmd
-				}
+				o.Child = testChild(o.Relay)
 			}
 			var log bytes.Buffer
 			res, err := Run(o, &log)

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"runtime"
 	"slices"
 	"strings"
@@ -113,11 +112,7 @@ func TestRunPinned(t *testing.T) {
 		}
 	}()
 	o := Options{Calls: 10, Duration: time.Second, LookAhead: 30 * time.Millisecond, Relay: RelayTonevault, Pin: true}
-	o.Child = func() *exec.Cmd {
-		cmd := exec.Command(os.Args[0], "-test.run=^$")
-		cmd.Env = append(os.Environ(), childEnv+"="+o.Relay)
-		return cmd
-	}
+	o.Child = testChild(o.Relay)
 	var log bytes.Buffer
 	res, err := Run(o, &log)
 	if err != nil {
