@@ -110,6 +110,23 @@ func listeners(t *testing.T, out *syncBuffer, done <-chan int) map[string]string
 	}
 }
 
+// serveOnce runs serve on cfgPath until its listeners are up, stops it,
+// and returns its log; an exit other than 0 fails the test.
+func serveOnce(t *testing.T, cfgPath string) string {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var stdout, stderr syncBuffer
+	done := make(chan int, 1)
+	go func() { done <- serveContext(ctx, []string{"--config", cfgPath}, &stdout, &stderr) }()
+	listeners(t, &stdout, done)
+	cancel()
+	if code := <-done; code != 0 {
+		t.Fatalf("serve exit %d; stderr:\n%s", code, stderr.String())
+	}
+	return stderr.String()
+}
+
 func get(t *testing.T, url string) (int, string) {
 	t.Helper()
 	res, err := http.Get(url)
@@ -358,17 +375,7 @@ func TestServeMediaIO(t *testing.T) {
 			if err := os.WriteFile(cfgPath, b, 0o600); err != nil {
 				t.Fatal(err)
 			}
-			ctx, cancel := context.WithCancel(context.Background())
-			defer cancel()
-			var stdout, stderr syncBuffer
-			done := make(chan int, 1)
-			go func() { done <- serveContext(ctx, []string{"--config", cfgPath}, &stdout, &stderr) }()
-			listeners(t, &stdout, done)
-			cancel()
-			if code := <-done; code != 0 {
-				t.Fatalf("serve exit %d; stderr:\n%s", code, stderr.String())
-			}
-			log := stderr.String()
+			log := serveOnce(t, cfgPath)
 			if tc.name != "goroutines" && strings.Contains(log, `"msg":"media relay ready","io":"goroutines"`) {
 				t.Skip("io_uring unavailable here")
 			}

@@ -78,16 +78,7 @@ func TestServeAuditSignedByVault(t *testing.T) {
 	cfgPath, trail := testConfigWith(t, dir, out.String(), "vault")
 	// The gateway logs in with its AppRole, not the root token.
 	t.Setenv("VAULT_TOKEN", "")
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var stdout, stderr syncBuffer
-	done := make(chan int, 1)
-	go func() { done <- serveContext(ctx, []string{"--config", cfgPath}, &stdout, &stderr) }()
-	listeners(t, &stdout, done)
-	cancel()
-	if code := <-done; code != 0 {
-		t.Fatalf("serve exit %d; stderr:\n%s", code, stderr.String())
-	}
+	serveOnce(t, cfgPath)
 
 	t.Setenv("VAULT_ADDR", srv.Addr)
 	t.Setenv("VAULT_TOKEN", srv.RootToken)
