@@ -71,13 +71,16 @@ func (c Config) Validate() error {
 		return err
 	}
 	if c.IO == IOGoroutines && !c.ringSched().isDefault() {
-		return fmt.Errorf("media.ring_scheduling, media.ring_priority: %s %d applies to the io_uring rings' threads, and media.io is %s", c.ringSched().policy(), c.RingPriority, IOGoroutines)
+		return fmt.Errorf("media.ring_scheduling, media.ring_priority: %s %d applies to the io_uring rings' threads, and media.io is %s", c.RingPolicy(), c.RingPriority, IOGoroutines)
 	}
 	if c.MaxDuration < 0 {
 		return fmt.Errorf("media.max_duration: %v is negative (0: unlimited)", c.MaxDuration)
 	}
 	return nil
 }
+
+// RingPolicy is RingScheduling as applied: SchedOther when it is empty.
+func (c Config) RingPolicy() string { return c.ringSched().policy() }
 
 func (c Config) ringSched() ringSched {
 	return ringSched{c.RingScheduling, c.RingPriority}

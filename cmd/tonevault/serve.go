@@ -197,11 +197,7 @@ func serveUntil(ctx, hurry context.Context, args []string, stdout, stderr io.Wri
 	defer relay.Close()
 	ready := []zap.Field{zap.String("io", relay.IO()), zap.Int("port_min", cfg.Media.PortMin), zap.Int("port_max", cfg.Media.PortMax)}
 	if relay.IO() == media.IOUring {
-		sched := cfg.Media.RingScheduling
-		if sched == "" {
-			sched = media.SchedOther
-		}
-		ready = append(ready, zap.String("ring_scheduling", sched), zap.Int("ring_priority", cfg.Media.RingPriority))
+		ready = append(ready, zap.String("ring_scheduling", cfg.Media.RingPolicy()), zap.Int("ring_priority", cfg.Media.RingPriority))
 	}
 	log.Info("media relay ready", ready...)
 	desk, stopAgents, err := startAgents(cfg, reg, aq, log) // serve_agents.go
