@@ -47,18 +47,32 @@ func (f finding) String() string { return fmt.Sprintf("%s at byte %d: %s", f.sou
 var (
 	word     = regexp.MustCompile(`[0-9A-Za-z]+`)
 	digitRun = regexp.MustCompile(`[0-9]+`)
+	uuid     = regexp.MustCompile(`\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b`)
 )
 
 // digitRuns returns the positions of text's maximal digit runs, except
 // inside machine words: an alphanumeric word of 16 or more characters
 // with a letter (a hash such as the config.loaded record's digest, a
-// signature, an id, base64), or a digit run of 32 or more (the all-zero
-// hash that starts the audit chain). Their digits are random, so any short
-// number turns up in them by chance; card data encoded that way is
-// searched for separately.
+// signature, an id, base64), a digit run of 32 or more (the all-zero
+// hash that starts the audit chain), or a UUID (Vault's role ids and
+// request ids, whose dashes cut them into words too short for the first
+// rule). Their digits are random, so any short number turns up in them by
+// chance; card data encoded that way is searched for separately.
 func digitRuns(text string) [][2]int {
+	ids := uuid.FindAllStringIndex(text, -1)
+	inID := func(i int) bool {
+		for _, id := range ids {
+			if i >= id[0] && i < id[1] {
+				return true
+			}
+		}
+		return false
+	}
 	var out [][2]int
 	for _, w := range word.FindAllStringIndex(text, -1) {
+		if inID(w[0]) {
+			continue
+		}
 		s := text[w[0]:w[1]]
 		hasLetter := strings.Trim(s, "0123456789") != ""
 		if len(s) >= 16 && hasLetter || len(s) >= 32 && !hasLetter {
@@ -216,6 +230,9 @@ func TestFindLeaks(t *testing.T) {
 		{"a config digest holds the CVV digits", `"reason":"file","digest":"ff88800be9a737bd9380bd62b85b4bd5210bb579151fc5a901fe06e9fed3be3d","prev"`, nil, nil},
 		{"a config digest holds the expiry and long digit runs", `"digest":"41230a901234567890123e9a7a7bd9380bd62b85b4bd5210bb579151fc5a90"`, nil, nil},
 		{"a CVV beside a digest", `"digest":"ff88800be9a7a7bd9380bd62b85b4bd5210bb579151fc5a901fe06e9fed3be3d" cvv 737`, nil, []string{"the security code"}},
+		{"a Vault role id holds the CVV digits", "    role_id: 3f9ab737-0c1d-4e2f-8a9b-1c2d3e4f5a6b\n", nil, nil},
+		{"a CVV beside a Vault request id", `"request_id":"3f9ab7a7-0c1d-4e2f-8a9b-1c2d3e4f5a6b" cvv 737`, nil, []string{"the security code"}},
+		{"a CVV in a UUID-shaped run that is not one", `3f9ab737-0c1d-4e2f`, nil, []string{"the security code"}},
 		{"ids as the gateway makes them", `"call_id":"c-7f3a6ek2qzm4tbw5","payment_id":"pay_k5bq737m7rt3vhn4wzc6yd2j"`, nil, nil},
 		{"timestamps hold expiry and CVV digits", `2026-12-30T12:30:07.737Z took 737.5ms seq=17371230 t=1230.25`, nil, nil},
 		{"masked card number", `card 411111******1111 and 4111 11** **** 1111`, nil, nil},
