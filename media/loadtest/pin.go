@@ -16,20 +16,32 @@ func pinProcess(pid int, cpus []int) error {
 	for _, c := range cpus {
 		set.Set(c)
 	}
-	ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	tids, err := threadIDs(pid)
 	if err != nil {
 		return err
 	}
-	for _, e := range ents {
-		tid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
+	for _, tid := range tids {
 		if err := unix.SchedSetaffinity(tid, &set); err != nil && err != unix.ESRCH {
 			return fmt.Errorf("thread %d of %d: %w", tid, pid, err)
 		}
 	}
 	return nil
+}
+
+// threadIDs lists the threads of process pid (/proc/PID/task); a thread
+// may end before the caller gets to it.
+func threadIDs(pid int) ([]int, error) {
+	ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		return nil, err
+	}
+	tids := make([]int, 0, len(ents))
+	for _, e := range ents {
+		if tid, err := strconv.Atoi(e.Name()); err == nil {
+			tids = append(tids, tid)
+		}
+	}
+	return tids, nil
 }
 
 // onlineCPUs are the CPUs this process may run on, in order.

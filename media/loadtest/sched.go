@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -28,18 +27,13 @@ func readWaits(pid int) (schedWaits, bool) {
 	if pid <= 0 {
 		return nil, false
 	}
-	dir := fmt.Sprintf("/proc/%d/task", pid)
-	ents, err := os.ReadDir(dir)
+	tids, err := threadIDs(pid)
 	if err != nil {
 		return nil, false
 	}
-	w := make(schedWaits, len(ents))
-	for _, e := range ents {
-		tid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join(dir, e.Name(), "schedstat"))
+	w := make(schedWaits, len(tids))
+	for _, tid := range tids {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/schedstat", pid, tid))
 		if err != nil {
 			continue // the thread ended between the listing and the read
 		}
